@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what wharf's build, demo and tests need on a fresh Debian machine (as root, or
+# with sudo): Debian packages and rustup targets. Installs only what is missing.
+set -euo pipefail
+packages=(skopeo umoci busybox-static containerd runc crun docker-registry file tar gzip)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing: ${missing[*]}"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+installed=$(rustup target list --installed)
+for t in wasm32-wasip1 wasm32-wasip2; do
+    grep -qx "$t" <<<"$installed" || rustup target add "$t"
+done

@@ -1,0 +1,105 @@
+//! Command-line types: one file per command. Flags are parsed here and turned into the
+//! library's validated types; the library never sees clap.
+
+mod format;
+mod images;
+mod inspect;
+mod load;
+mod package;
+mod rmi;
+mod save;
+mod system;
+mod tag;
+mod unpack;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use wharf::image::Store;
+use wharf::paths::Roots;
+
+/// Docker's exit code when the tool itself fails.
+pub const EXIT_WHARF_FAILED: u8 = 125;
+
+/// wharf runs OCI images holding Linux root filesystems or WebAssembly.
+#[derive(Debug, Parser)]
+#[command(name = "wharf", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Root directory of wharf's state (images, layers, containers).
+    #[arg(long, global = true, env = "WHARF_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Log filter (error, warn, info, debug, trace, or tracing directives).
+    #[arg(long, global = true, env = "WHARF_LOG", default_value = "warn")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List images.
+    Images(images::Args),
+    /// Remove images.
+    Rmi(rmi::Args),
+    /// Show an image's manifest, config and how it would run.
+    Inspect(inspect::Args),
+    /// Give an image another name.
+    Tag(tag::Args),
+    /// Load images from an OCI layout, oci-archive or docker-archive.
+    Load(load::Args),
+    /// Save images to an oci-archive or docker-archive.
+    Save(save::Args),
+    /// Wrap a .wasm file as an OCI image.
+    Package(package::Args),
+    /// Unpack an image's layers (into the shared layer cache, and optionally a directory).
+    Unpack(unpack::Args),
+    /// Store maintenance.
+    System(system::Args),
+}
+
+/// Set up `tracing` on stderr.
+pub fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// Run the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let roots = cli.root.map_or_else(Roots::default_for_host, Roots::new);
+    let ctx = Context_ { roots };
+    match cli.command {
+        Command::Images(a) => images::run(&ctx, a),
+        Command::Rmi(a) => rmi::run(&ctx, a),
+        Command::Inspect(a) => inspect::run(&ctx, a),
+        Command::Tag(a) => tag::run(&ctx, a),
+        Command::Load(a) => load::run(&ctx, a),
+        Command::Save(a) => save::run(&ctx, a),
+        Command::Package(a) => package::run(&ctx, a),
+        Command::Unpack(a) => unpack::run(&ctx, a),
+        Command::System(a) => system::run(&ctx, a),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What every command gets.
+pub struct Context_ {
+    pub roots: Roots,
+}
+
+impl Context_ {
+    pub fn store(&self) -> anyhow::Result<Store> {
+        Store::open(&self.roots).with_context(|| {
+            format!(
+                "opening the image store under {}",
+                self.roots.data().display()
+            )
+        })
+    }
+}

@@ -1,0 +1,24 @@
+//! `wharf tag`: give an image another name.
+
+use anyhow::Context;
+use wharf::image::Reference;
+
+use super::Context_;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The image to name.
+    source: String,
+    /// The new name (`name[:tag]`).
+    target: String,
+}
+
+pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    let target = Reference::parse(&args.target).context("parsing the target name")?;
+    if target.digest().is_some() {
+        anyhow::bail!("cannot tag with a digest reference: {}", args.target);
+    }
+    store.tag(&args.source, &target)?;
+    Ok(())
+}

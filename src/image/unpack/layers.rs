@@ -1,0 +1,133 @@
+//! The shared cache of unpacked layers: `layers/<diff id hex>/root` plus `layer.json`, made
+//! once per diff id, verified against the image config, and renamed into place whole.
+
+use std::fs;
+use std::path::PathBuf;
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use oci_spec::image::ImageManifest;
+use serde::{Deserialize, Serialize};
+
+use super::{UnpackError, UnpackOptions, WhiteoutFormat, apply_layer};
+use crate::image::content::ImageConfig;
+use crate::image::store::{Store, StoreError, io_err, remove_tree, write_atomic};
+use crate::image::{blob, media};
+
+/// An unpacked layer ready to be used as an overlay lower directory.
+#[derive(Debug, Clone)]
+pub struct LayerDir {
+    pub diff_id: String,
+    /// The layer's content.
+    pub root: PathBuf,
+    pub whiteouts: WhiteoutFormat,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LayerMeta {
+    diff_id: String,
+    whiteouts: WhiteoutFormat,
+    size: u64,
+    entries: u64,
+}
+
+fn store_err(e: StoreError) -> UnpackError {
+    UnpackError::Store(Box::new(e))
+}
+
+/// Make sure every tar layer of the image is unpacked; return their directories, lowest
+/// first. The caller should hold the store lock shared, so garbage collection waits.
+pub fn ensure_layers(
+    store: &Store,
+    manifest: &ImageManifest,
+    config: &ImageConfig,
+    opts: &UnpackOptions,
+) -> Result<Vec<LayerDir>, UnpackError> {
+    let tar_layers: Vec<_> = manifest
+        .layers()
+        .iter()
+        .filter(|l| media::is_tar_layer(l.media_type().as_ref()))
+        .collect();
+    let diff_ids = config.diff_ids();
+    if tar_layers.len() != diff_ids.len() {
+        return Err(UnpackError::DiffIdCount {
+            layers: tar_layers.len(),
+            diff_ids: diff_ids.len(),
+        });
+    }
+    let mut out = Vec::with_capacity(tar_layers.len());
+    for (layer, diff_id) in tar_layers.into_iter().zip(diff_ids) {
+        let diff = blob::parse_sha256(diff_id).map_err(|e| store_err(e.into()))?;
+        let hex = blob::sha256_hex(&diff).map_err(|e| store_err(e.into()))?;
+        let dir = store.layers_dir().join(hex);
+        let meta_path = dir.join("layer.json");
+        if let Ok(bytes) = fs::read(&meta_path)
+            && let Ok(meta) = serde_json::from_slice::<LayerMeta>(&bytes)
+        {
+            out.push(LayerDir {
+                diff_id: diff_id.clone(),
+                root: dir.join("root"),
+                whiteouts: meta.whiteouts,
+            });
+            continue;
+        }
+        let staging = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempdir_in(store.layers_dir())
+            .map_err(|e| store_err(io_err(store.layers_dir())(e)))?;
+        let root_path = staging.path().join("root");
+        fs::create_dir(&root_path).map_err(|e| store_err(io_err(&root_path)(e)))?;
+        let root = Dir::open_ambient_dir(&root_path, ambient_authority())
+            .map_err(|e| store_err(io_err(&root_path)(e)))?;
+        let blob = store.open_blob(layer.digest()).map_err(store_err)?;
+        let result = apply_layer(std::io::Read::take(blob, layer.size()), &root, opts);
+        let report = match result {
+            Ok(r) => r,
+            Err(e) => {
+                discard(staging);
+                return Err(e);
+            }
+        };
+        if report.diff_id.to_string() != *diff_id {
+            discard(staging);
+            return Err(UnpackError::DiffIdMismatch {
+                layer: layer.digest().to_string(),
+                expected: diff_id.clone(),
+                actual: report.diff_id.to_string(),
+            });
+        }
+        let meta = LayerMeta {
+            diff_id: diff_id.clone(),
+            whiteouts: opts.whiteouts,
+            size: report.size,
+            entries: report.entries,
+        };
+        write_atomic(
+            store.tmp_dir(),
+            &staging.path().join("layer.json"),
+            &serde_json::to_vec(&meta).expect("layer meta serialises"),
+        )
+        .map_err(store_err)?;
+        let staged = staging.keep();
+        if let Err(e) = fs::rename(&staged, &dir) {
+            // Someone else finished the same layer first: use theirs.
+            let _ = remove_tree(&staged);
+            if !meta_path.exists() {
+                return Err(store_err(io_err(&dir)(e)));
+            }
+        }
+        out.push(LayerDir {
+            diff_id: diff_id.clone(),
+            root: dir.join("root"),
+            whiteouts: opts.whiteouts,
+        });
+    }
+    Ok(out)
+}
+
+fn discard(staging: tempfile::TempDir) {
+    let path = staging.keep();
+    if let Err(e) = remove_tree(&path) {
+        tracing::warn!(path = %path.display(), error = %e, "could not remove unpack staging dir");
+    }
+}

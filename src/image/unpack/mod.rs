@@ -1,0 +1,602 @@
+//! Layer unpacking: applying one tar layer (plain, gzip or zstd) to its own directory.
+//!
+//! Each layer is unpacked once, into a directory of its own keyed by its diff id, and shared
+//! by every container of every image that has it. Whiteouts are kept in the layer directory,
+//! as overlayfs expects them (a 0:0 character device, the `trusted.overlay.opaque` xattr) when
+//! wharf may create those, or as the tar's own `.wh.` marker files otherwise; `flatten`
+//! applies either kind when layers are copied into one directory.
+//!
+//! Containment is the point of this module: no entry, symlink, hardlink, whiteout or implied
+//! directory can create, change or delete anything outside the layer directory. Names are
+//! clamped into the root, parents are resolved inside it (see `resolve`), and every change is
+//! made through a directory handle and a single file name, never a joined path.
+
+mod flatten;
+mod layers;
+mod resolve;
+
+use std::ffi::{OsStr, OsString};
+use std::io::{self, BufRead, BufReader, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cap_std::fs::{Dir, OpenOptions};
+use oci_spec::image::Digest;
+
+pub use flatten::flatten;
+pub use layers::{LayerDir, ensure_layers};
+pub use resolve::{normalize, resolve_dir};
+
+use super::blob::HashingReader;
+use crate::sys;
+
+/// Why a layer could not be unpacked.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("layer entry {name:?}: {reason}")]
+    BadName { name: String, reason: String },
+    #[error("layer entry {name:?}: refusing a {kind} at the root of the layer")]
+    RootEntry { name: String, kind: String },
+    #[error("layer entry {name:?}: invalid whiteout")]
+    BadWhiteout { name: String },
+    #[error("layer entry {name:?}: unsupported tar entry type {kind:?}")]
+    UnsupportedEntry { name: String, kind: String },
+    #[error("layer entry {name:?}: device number {major}:{minor} out of range")]
+    BadDevice {
+        name: String,
+        major: u32,
+        minor: u32,
+    },
+    #[error("layer entry {name:?}: hardlink target {target:?} {reason}")]
+    BadHardlink {
+        name: String,
+        target: String,
+        reason: String,
+    },
+    #[error("resolving {path} inside the layer: a path component is not a directory")]
+    NotADirectory { path: String },
+    #[error("resolving {path} inside the layer: too many levels of symlinks")]
+    SymlinkLoop { path: String },
+    #[error("resolving {path} inside the layer: {source}")]
+    Resolve {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("layer entry {name:?}: {source}")]
+    Entry {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("layer expands to more than {limit} bytes (decompression bomb?)")]
+    TooLarge { limit: u64 },
+    #[error("layer has more than {limit} entries")]
+    TooManyEntries { limit: u64 },
+    #[error("reading layer: {0}")]
+    Read(#[source] io::Error),
+    #[error(
+        "layer {layer}: uncompressed content hashes to {actual}, the config's diff id is {expected}"
+    )]
+    DiffIdMismatch {
+        layer: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("image has {layers} layers but its config lists {diff_ids} diff ids")]
+    DiffIdCount { layers: usize, diff_ids: usize },
+    #[error(transparent)]
+    Store(#[from] Box<crate::image::StoreError>),
+}
+
+/// Caps against decompression bombs.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Uncompressed bytes in one layer.
+    pub max_bytes: u64,
+    /// Entries in one layer.
+    pub max_entries: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 32 << 30,
+            max_entries: 2_000_000,
+        }
+    }
+}
+
+/// How whiteouts are represented in an unpacked layer directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhiteoutFormat {
+    /// overlayfs: 0:0 character devices and the `trusted.overlay.opaque` xattr.
+    Overlay,
+    /// The tar's own `.wh.NAME` and `.wh..wh..opq` marker files.
+    Files,
+}
+
+impl WhiteoutFormat {
+    /// Overlay where this process may make whiteout devices, files otherwise.
+    pub fn for_host() -> Self {
+        if sys::can_mknod() {
+            WhiteoutFormat::Overlay
+        } else {
+            WhiteoutFormat::Files
+        }
+    }
+}
+
+/// How to unpack.
+#[derive(Debug, Clone, Copy)]
+pub struct UnpackOptions {
+    pub limits: Limits,
+    pub whiteouts: WhiteoutFormat,
+    /// chown entries and create device nodes (root only).
+    pub privileged: bool,
+}
+
+impl Default for UnpackOptions {
+    fn default() -> Self {
+        UnpackOptions {
+            limits: Limits::default(),
+            whiteouts: WhiteoutFormat::for_host(),
+            privileged: sys::is_root(),
+        }
+    }
+}
+
+/// What unpacking one layer found.
+#[derive(Debug, Clone)]
+pub struct UnpackReport {
+    /// sha256 of the uncompressed tar stream.
+    pub diff_id: Digest,
+    /// Uncompressed size.
+    pub size: u64,
+    pub entries: u64,
+    /// Device nodes not created for lack of privilege.
+    pub skipped_devices: u64,
+}
+
+/// Wrap `r` in the decompressor its first bytes call for (gzip, zstd, or none).
+pub fn decompress<'a>(r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    let mut r = BufReader::with_capacity(256 * 1024, r);
+    let head = r.fill_buf()?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(r)))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let mut d = zstd::stream::read::Decoder::with_buffer(r)?;
+        // Refuse frames that ask for more than a 128 MiB window.
+        d.window_log_max(27)?;
+        Ok(Box::new(d))
+    } else {
+        Ok(Box::new(r))
+    }
+}
+
+/// A reader that fails once more than `limit` bytes pass, and says so through `tripped`.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    tripped: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            self.tripped.store(true, Ordering::Relaxed);
+            return Err(io::Error::other("size limit exceeded"));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Unpack the (possibly compressed) layer tar `r` into `root`.
+pub fn apply_layer(
+    r: impl Read,
+    root: &Dir,
+    opts: &UnpackOptions,
+) -> Result<UnpackReport, UnpackError> {
+    let tripped = Arc::new(AtomicBool::new(false));
+    let capped = Capped {
+        inner: decompress(r).map_err(UnpackError::Read)?,
+        left: opts.limits.max_bytes,
+        tripped: tripped.clone(),
+    };
+    let mut hashing = HashingReader::new(capped);
+    let over = |e: UnpackError| {
+        if tripped.load(Ordering::Relaxed) {
+            UnpackError::TooLarge {
+                limit: opts.limits.max_bytes,
+            }
+        } else {
+            e
+        }
+    };
+    let mut state = Unpacker {
+        root,
+        opts,
+        dirs: Vec::new(),
+        cache: None,
+        entries: 0,
+        skipped_devices: 0,
+    };
+    {
+        let mut archive = tar::Archive::new(&mut hashing);
+        let entries = archive.entries().map_err(UnpackError::Read).map_err(over)?;
+        for entry in entries {
+            let entry = entry.map_err(UnpackError::Read).map_err(over)?;
+            state.entries += 1;
+            if state.entries > opts.limits.max_entries {
+                return Err(UnpackError::TooManyEntries {
+                    limit: opts.limits.max_entries,
+                });
+            }
+            state.entry(entry).map_err(over)?;
+        }
+    }
+    let (diff_id, size) = hashing.finish().map_err(UnpackError::Read).map_err(over)?;
+    state.finish_dirs()?;
+    Ok(UnpackReport {
+        diff_id,
+        size,
+        entries: state.entries,
+        skipped_devices: state.skipped_devices,
+    })
+}
+
+/// Ownership, mode and times, applied to directories after all entries are in (so a
+/// read-only directory does not block its own content).
+struct DirMeta {
+    comps: Vec<OsString>,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: i64,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+struct Unpacker<'a> {
+    root: &'a Dir,
+    opts: &'a UnpackOptions,
+    dirs: Vec<DirMeta>,
+    /// The last parent directory resolved, valid until something is removed or a symlink made.
+    cache: Option<(Vec<OsString>, Dir)>,
+    entries: u64,
+    skipped_devices: u64,
+}
+
+impl Unpacker<'_> {
+    fn parent(&mut self, comps: &[OsString]) -> Result<Dir, UnpackError> {
+        if let Some((cached, dir)) = &self.cache
+            && cached.as_slice() == comps
+        {
+            return dir.try_clone().map_err(|source| UnpackError::Resolve {
+                path: resolve::display(comps),
+                source,
+            });
+        }
+        let dir = resolve_dir(self.root, comps, true)?;
+        self.cache = Some((
+            comps.to_vec(),
+            dir.try_clone().map_err(|source| UnpackError::Resolve {
+                path: resolve::display(comps),
+                source,
+            })?,
+        ));
+        Ok(dir)
+    }
+
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), UnpackError> {
+        let raw_name = entry.path_bytes().into_owned();
+        let name = String::from_utf8_lossy(&raw_name).into_owned();
+        let kind = entry.header().entry_type();
+        let comps = normalize(&raw_name)?;
+        let entry_err = |source: io::Error| UnpackError::Entry {
+            name: name.clone(),
+            source,
+        };
+        let header = entry.header().clone();
+        let mode = header.mode().map_err(entry_err)?;
+        // Empty numeric fields read as 0, as Go's archive/tar (and so Docker) reads them.
+        let uid = header.uid().unwrap_or(0) as u32;
+        let gid = header.gid().unwrap_or(0) as u32;
+        let mtime = header.mtime().unwrap_or(0) as i64;
+        let xattrs = read_xattrs(&mut entry).map_err(entry_err)?;
+
+        let Some((base, parent_comps)) = comps.split_last() else {
+            // The entry names the root itself: only a directory may, and only its metadata.
+            if kind.is_dir() {
+                self.dirs.push(DirMeta {
+                    comps: vec![],
+                    mode,
+                    uid,
+                    gid,
+                    mtime,
+                    xattrs,
+                });
+                return Ok(());
+            }
+            return Err(UnpackError::RootEntry {
+                name,
+                kind: format!("{kind:?}"),
+            });
+        };
+        let base_str = base.to_string_lossy();
+        if let Some(target) = base_str.strip_prefix(".wh.") {
+            return self.whiteout(&name, parent_comps, base, target);
+        }
+
+        let parent = self.parent(parent_comps)?;
+        let existing = parent.symlink_metadata(base).ok();
+        use tar::EntryType as T;
+        match kind {
+            T::Directory => {
+                if let Some(m) = existing {
+                    if !m.is_dir() {
+                        parent.remove_file(base).map_err(entry_err)?;
+                        parent.create_dir(base).map_err(entry_err)?;
+                        self.cache = None;
+                    }
+                } else {
+                    parent.create_dir(base).map_err(entry_err)?;
+                }
+                self.dirs.push(DirMeta {
+                    comps: comps.clone(),
+                    mode,
+                    uid,
+                    gid,
+                    mtime,
+                    xattrs,
+                });
+            }
+            T::Regular | T::Continuous | T::GNUSparse => {
+                if existing.is_some() {
+                    resolve::remove_entry(&parent, base).map_err(entry_err)?;
+                    self.cache = None;
+                }
+                let mut opts = OpenOptions::new();
+                opts.write(true).create_new(true);
+                let mut file = parent.open_with(base, &opts).map_err(entry_err)?;
+                io::copy(&mut entry, &mut file).map_err(UnpackError::Read)?;
+                if self.opts.privileged {
+                    sys::fchown(&file, uid, gid).map_err(entry_err)?;
+                }
+                sys::fchmod(&file, mode).map_err(entry_err)?;
+                for (k, v) in &xattrs {
+                    set_xattr_lenient(&file, k, v);
+                }
+                sys::set_mtime_fd(&file, mtime).map_err(entry_err)?;
+            }
+            T::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| UnpackError::BadName {
+                        name: name.clone(),
+                        reason: "symlink without a target".into(),
+                    })?
+                    .into_owned();
+                if existing.is_some() {
+                    resolve::remove_entry(&parent, base).map_err(entry_err)?;
+                }
+                self.cache = None;
+                sys::symlink(&parent, base, &target_os_string(&target, &name)?)
+                    .map_err(entry_err)?;
+                if self.opts.privileged {
+                    sys::lchown(&parent, base, uid, gid).map_err(entry_err)?;
+                }
+                sys::set_mtime_nofollow(&parent, base, mtime).map_err(entry_err)?;
+            }
+            T::Link => self.hardlink(&name, &entry, &parent, base, existing.is_some())?,
+            T::Fifo | T::Char | T::Block => {
+                let major = header.device_major().map_err(entry_err)?.unwrap_or(0);
+                let minor = header.device_minor().map_err(entry_err)?.unwrap_or(0);
+                if major > 0xfff || minor > 0xf_ffff {
+                    return Err(UnpackError::BadDevice { name, major, minor });
+                }
+                let node = match kind {
+                    T::Fifo => sys::NodeKind::Fifo,
+                    T::Char => sys::NodeKind::Char,
+                    _ => sys::NodeKind::Block,
+                };
+                if node != sys::NodeKind::Fifo && !self.opts.privileged {
+                    tracing::debug!(entry = %name, "skipping device node without privilege");
+                    self.skipped_devices += 1;
+                    return Ok(());
+                }
+                if existing.is_some() {
+                    resolve::remove_entry(&parent, base).map_err(entry_err)?;
+                    self.cache = None;
+                }
+                sys::mknod(&parent, base, node, mode, major, minor).map_err(entry_err)?;
+                if self.opts.privileged {
+                    sys::lchown(&parent, base, uid, gid).map_err(entry_err)?;
+                }
+                sys::set_mtime_nofollow(&parent, base, mtime).map_err(entry_err)?;
+            }
+            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => {}
+            other => {
+                return Err(UnpackError::UnsupportedEntry {
+                    name,
+                    kind: format!("{other:?}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn hardlink<R: Read>(
+        &mut self,
+        name: &str,
+        entry: &tar::Entry<'_, R>,
+        parent: &Dir,
+        base: &OsStr,
+        exists: bool,
+    ) -> Result<(), UnpackError> {
+        let bad = |target: &str, reason: &str| UnpackError::BadHardlink {
+            name: name.to_string(),
+            target: target.to_string(),
+            reason: reason.to_string(),
+        };
+        let raw = entry
+            .link_name_bytes()
+            .ok_or_else(|| bad("", "is missing"))?
+            .into_owned();
+        let target_name = String::from_utf8_lossy(&raw).into_owned();
+        let target = normalize(&raw)?;
+        let Some((tbase, tparent_comps)) = target.split_last() else {
+            return Err(bad(&target_name, "is the layer root"));
+        };
+        let tparent = resolve_dir(self.root, tparent_comps, false)
+            .map_err(|_| bad(&target_name, "does not exist in the layer"))?;
+        match tparent.symlink_metadata(tbase) {
+            Ok(m) if m.is_dir() => return Err(bad(&target_name, "is a directory")),
+            Ok(_) => {}
+            Err(_) => return Err(bad(&target_name, "does not exist in the layer")),
+        }
+        if exists {
+            resolve::remove_entry(parent, base).map_err(|source| UnpackError::Entry {
+                name: name.to_string(),
+                source,
+            })?;
+            self.cache = None;
+        }
+        tparent
+            .hard_link(tbase, parent, base)
+            .map_err(|source| UnpackError::Entry {
+                name: name.to_string(),
+                source,
+            })
+    }
+
+    fn whiteout(
+        &mut self,
+        name: &str,
+        parent_comps: &[OsString],
+        base: &OsStr,
+        target: &str,
+    ) -> Result<(), UnpackError> {
+        let entry_err = |source: io::Error| UnpackError::Entry {
+            name: name.to_string(),
+            source,
+        };
+        if target == ".wh..opq" {
+            let dir = self.parent(parent_comps)?;
+            return match self.opts.whiteouts {
+                WhiteoutFormat::Overlay => sys::set_opaque(&dir).map_err(entry_err),
+                WhiteoutFormat::Files => touch(&dir, base).map_err(entry_err),
+            };
+        }
+        if target.starts_with(".wh.") {
+            // AUFS bookkeeping (`.wh..wh.plnk`, `.wh..wh.aufs`): nothing to apply.
+            tracing::debug!(entry = %name, "skipping aufs metadata");
+            return Ok(());
+        }
+        if target.is_empty() || target == "." || target == ".." {
+            return Err(UnpackError::BadWhiteout {
+                name: name.to_string(),
+            });
+        }
+        let dir = self.parent(parent_comps)?;
+        self.cache = None;
+        match self.opts.whiteouts {
+            WhiteoutFormat::Overlay => {
+                let target = OsStr::new(target);
+                resolve::remove_entry(&dir, target).map_err(entry_err)?;
+                sys::whiteout(&dir, target).map_err(entry_err)
+            }
+            WhiteoutFormat::Files => touch(&dir, base).map_err(entry_err),
+        }
+    }
+
+    fn finish_dirs(&mut self) -> Result<(), UnpackError> {
+        // Deepest first, so setting a parent's mtime is not undone by work in a child.
+        let mut dirs = std::mem::take(&mut self.dirs);
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.comps.len()));
+        for d in dirs {
+            let dir_err = |source: io::Error| UnpackError::Entry {
+                name: resolve::display(&d.comps),
+                source,
+            };
+            let (parent, base) = match d.comps.split_last() {
+                None => (self.root.try_clone().map_err(dir_err)?, OsString::from(".")),
+                Some((base, parent_comps)) => {
+                    let Ok(parent) = resolve_dir(self.root, parent_comps, false) else {
+                        continue; // removed again by a later entry
+                    };
+                    match parent.symlink_metadata(base) {
+                        Ok(m) if m.is_dir() => (parent, base.clone()),
+                        _ => continue,
+                    }
+                }
+            };
+            let dir = sys::open_dir_for_metadata(&parent, &base).map_err(dir_err)?;
+            if self.opts.privileged {
+                sys::fchown(&dir, d.uid, d.gid).map_err(dir_err)?;
+            }
+            sys::fchmod(&dir, d.mode).map_err(dir_err)?;
+            for (k, v) in &d.xattrs {
+                set_xattr_lenient(&dir, k, v);
+            }
+            sys::set_mtime_fd(&dir, d.mtime).map_err(dir_err)?;
+        }
+        Ok(())
+    }
+}
+
+fn touch(dir: &Dir, name: &OsStr) -> io::Result<()> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    dir.open_with(name, &opts).map(drop)
+}
+
+#[cfg(unix)]
+fn target_os_string(target: &[u8], _name: &str) -> Result<OsString, UnpackError> {
+    use std::os::unix::ffi::OsStrExt;
+    Ok(OsStr::from_bytes(target).to_os_string())
+}
+
+#[cfg(not(unix))]
+fn target_os_string(target: &[u8], name: &str) -> Result<OsString, UnpackError> {
+    String::from_utf8(target.to_vec())
+        .map(OsString::from)
+        .map_err(|_| UnpackError::BadName {
+            name: name.to_string(),
+            reason: "symlink target is not UTF-8".into(),
+        })
+}
+
+/// The `SCHILY.xattr.*` records of an entry, minus overlayfs's own attributes (a layer must
+/// not be able to steer the overlay mount).
+fn read_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    if let Some(exts) = entry.pax_extensions()? {
+        for ext in exts {
+            let ext = ext?;
+            let Ok(key) = ext.key() else { continue };
+            if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
+                if attr.starts_with("trusted.overlay.") || attr.starts_with("user.overlay.") {
+                    continue;
+                }
+                out.push((attr.to_string(), ext.value_bytes().to_vec()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(unix)]
+fn set_xattr_lenient(fd: impl std::os::fd::AsFd, key: &str, value: &[u8]) {
+    if let Err(e) = sys::set_xattr(fd, key, value) {
+        tracing::debug!(xattr = key, error = %e, "extended attribute not set");
+    }
+}
+
+#[cfg(not(unix))]
+fn set_xattr_lenient<T>(_: T, _: &str, _: &[u8]) {}
+
+#[cfg(test)]
+mod tests;

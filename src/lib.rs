@@ -1,0 +1,11 @@
+//! wharf: a container host for OCI images that hold either a Linux root filesystem or
+//! WebAssembly (WASI) code.
+//!
+//! The library is everything but argument parsing: the image store and its import/export
+//! formats, layer unpacking, wasm packaging, and the dispatch that decides how an image runs.
+//! The `wharf` binary (`src/main.rs`, `src/cli/`) is a thin layer over it.
+
+pub mod dispatch;
+pub mod image;
+pub mod paths;
+pub mod sys;

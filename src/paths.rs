@@ -1,0 +1,56 @@
+//! Where wharf keeps its state: the image store, unpacked layers and (later) containers.
+//!
+//! Root uses `/var/lib/wharf`; other users `$XDG_DATA_HOME/wharf` (or `~/.local/share/wharf`);
+//! Windows `%LOCALAPPDATA%\wharf`. `--root` / `WHARF_ROOT` override, so every test gets its own.
+
+use std::path::{Path, PathBuf};
+
+/// The directories of one wharf installation.
+#[derive(Debug, Clone)]
+pub struct Roots {
+    data: PathBuf,
+}
+
+impl Roots {
+    /// Use `dir` as the root of all state.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Roots { data: dir.into() }
+    }
+
+    /// The default root for this user on this host.
+    pub fn default_for_host() -> Self {
+        Roots::new(default_data_dir())
+    }
+
+    /// The root directory itself.
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
+    /// The image store (an OCI image layout plus wharf's own bookkeeping next to it).
+    pub fn store(&self) -> PathBuf {
+        self.data.join("store")
+    }
+}
+
+#[cfg(windows)]
+fn default_data_dir() -> PathBuf {
+    match std::env::var_os("LOCALAPPDATA") {
+        Some(dir) => PathBuf::from(dir).join("wharf"),
+        None => PathBuf::from(r"C:\ProgramData\wharf"),
+    }
+}
+
+#[cfg(not(windows))]
+fn default_data_dir() -> PathBuf {
+    if crate::sys::is_root() {
+        return PathBuf::from("/var/lib/wharf");
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("wharf");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/wharf"),
+        None => PathBuf::from("/tmp/wharf"),
+    }
+}

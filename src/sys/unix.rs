@@ -1,0 +1,163 @@
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+use cap_std::fs::Dir;
+use rustix::fs::{AtFlags, FileType, Mode, Timespec, Timestamps};
+
+use super::NodeKind;
+
+/// Open the directory `name` in `parent` (`.` for `parent` itself) with a descriptor that
+/// metadata calls accept (cap-std's directory handles are `O_PATH`), never following a
+/// symlink.
+pub fn open_dir_for_metadata(parent: &Dir, name: &OsStr) -> io::Result<cap_std::fs::File> {
+    use cap_std::fs::OpenOptionsExt;
+    let mut opts = cap_std::fs::OpenOptions::new();
+    opts.read(true)
+        .custom_flags((rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::NOFOLLOW).bits() as i32);
+    parent.open_with(name, &opts)
+}
+
+/// Whether this process runs as root (effective uid 0).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Create a symlink `name` in `parent` pointing at `target`, which is stored verbatim (it may be
+/// absolute: it is only ever resolved inside a container's root).
+pub fn symlink(parent: &Dir, name: &OsStr, target: &OsStr) -> io::Result<()> {
+    Ok(rustix::fs::symlinkat(target, parent.as_fd(), name)?)
+}
+
+/// Read the target of the symlink `name` in `parent`, verbatim (absolute targets included).
+pub fn read_link(parent: &Dir, name: &OsStr) -> io::Result<PathBuf> {
+    let target = rustix::fs::readlinkat(parent.as_fd(), name, Vec::new())?;
+    Ok(PathBuf::from(
+        <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(target.into_bytes()),
+    ))
+}
+
+/// Create a fifo or device node `name` in `parent`.
+pub fn mknod(
+    parent: &Dir,
+    name: &OsStr,
+    kind: NodeKind,
+    mode: u32,
+    major: u32,
+    minor: u32,
+) -> io::Result<()> {
+    let file_type = match kind {
+        NodeKind::Fifo => FileType::Fifo,
+        NodeKind::Char => FileType::CharacterDevice,
+        NodeKind::Block => FileType::BlockDevice,
+    };
+    let dev = rustix::fs::makedev(major, minor);
+    Ok(rustix::fs::mknodat(
+        parent.as_fd(),
+        name,
+        file_type,
+        Mode::from_raw_mode(mode & 0o7777),
+        dev,
+    )?)
+}
+
+/// Create an overlayfs whiteout (a 0:0 character device) named `name` in `parent`.
+pub fn whiteout(parent: &Dir, name: &OsStr) -> io::Result<()> {
+    mknod(parent, name, NodeKind::Char, 0, 0, 0)
+}
+
+/// Mark `dir` opaque for overlayfs: lower layers' content of this directory is hidden.
+pub fn set_opaque(dir: &Dir) -> io::Result<()> {
+    set_xattr(dir, "trusted.overlay.opaque", b"y")
+}
+
+/// Whether `dir` carries the overlayfs opaque mark.
+pub fn is_opaque(dir: &Dir) -> bool {
+    let mut buf = [0u8; 4];
+    matches!(rustix::fs::fgetxattr(dir.as_fd(), "trusted.overlay.opaque", &mut buf), Ok(1) if buf[0] == b'y')
+}
+
+/// Whether the metadata describes an overlayfs whiteout.
+pub fn is_whiteout(meta: &cap_std::fs::Metadata) -> bool {
+    use cap_std::fs::{FileTypeExt, MetadataExt};
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+/// chown `name` in `parent` without following a symlink.
+pub fn lchown(parent: &Dir, name: &OsStr, uid: u32, gid: u32) -> io::Result<()> {
+    let (uid, gid) = (
+        rustix::fs::Uid::from_raw(uid),
+        rustix::fs::Gid::from_raw(gid),
+    );
+    Ok(rustix::fs::chownat(
+        parent.as_fd(),
+        name,
+        Some(uid),
+        Some(gid),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
+}
+
+/// chown an open file or directory.
+pub fn fchown(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
+    let (uid, gid) = (
+        rustix::fs::Uid::from_raw(uid),
+        rustix::fs::Gid::from_raw(gid),
+    );
+    Ok(rustix::fs::fchown(fd, Some(uid), Some(gid))?)
+}
+
+/// chmod an open file or directory (never a symlink: those have no fd of their own here).
+pub fn fchmod(fd: impl AsFd, mode: u32) -> io::Result<()> {
+    Ok(rustix::fs::fchmod(fd, Mode::from_raw_mode(mode & 0o7777))?)
+}
+
+/// Set access and modification time of `name` in `parent` to `mtime` (seconds since the
+/// epoch), without following a symlink.
+pub fn set_mtime_nofollow(parent: &Dir, name: &OsStr, mtime: i64) -> io::Result<()> {
+    let ts = Timespec {
+        tv_sec: mtime,
+        tv_nsec: 0,
+    };
+    let times = Timestamps {
+        last_access: ts,
+        last_modification: ts,
+    };
+    Ok(rustix::fs::utimensat(
+        parent.as_fd(),
+        name,
+        &times,
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
+}
+
+/// Set modification time on an open file or directory.
+pub fn set_mtime_fd(fd: impl AsFd, mtime: i64) -> io::Result<()> {
+    let ts = Timespec {
+        tv_sec: mtime,
+        tv_nsec: 0,
+    };
+    Ok(rustix::fs::futimens(
+        fd,
+        &Timestamps {
+            last_access: ts,
+            last_modification: ts,
+        },
+    )?)
+}
+
+/// Set an extended attribute on an open file or directory.
+pub fn set_xattr(fd: impl AsFd, name: &str, value: &[u8]) -> io::Result<()> {
+    Ok(rustix::fs::fsetxattr(
+        fd,
+        name,
+        value,
+        rustix::fs::XattrFlags::empty(),
+    )?)
+}
+
+/// Whether special files (device nodes, overlay whiteouts) and ownership changes can be made.
+pub fn can_mknod() -> bool {
+    is_root()
+}

@@ -1,0 +1,81 @@
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use cap_std::fs::Dir;
+
+use super::NodeKind;
+
+fn unsupported(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("{what} is not supported on Windows"),
+    )
+}
+
+/// Directories carry no Unix metadata on Windows; this only checks the directory opens.
+pub fn open_dir_for_metadata(parent: &Dir, name: &OsStr) -> io::Result<Dir> {
+    parent.open_dir(Path::new(name))
+}
+
+/// Windows has no uid 0; wharf never needs elevation there.
+pub fn is_root() -> bool {
+    false
+}
+
+/// Create a relative symlink (absolute targets only make sense inside a Linux root).
+pub fn symlink(parent: &Dir, name: &OsStr, target: &OsStr) -> io::Result<()> {
+    parent.symlink_file(Path::new(target), Path::new(name))
+}
+
+pub fn read_link(parent: &Dir, name: &OsStr) -> io::Result<PathBuf> {
+    parent.read_link(Path::new(name))
+}
+
+pub fn mknod(_: &Dir, _: &OsStr, _: NodeKind, _: u32, _: u32, _: u32) -> io::Result<()> {
+    Err(unsupported("creating special files"))
+}
+
+pub fn whiteout(_: &Dir, _: &OsStr) -> io::Result<()> {
+    Err(unsupported("overlay whiteouts"))
+}
+
+pub fn set_opaque(_: &Dir) -> io::Result<()> {
+    Err(unsupported("overlay opaque directories"))
+}
+
+pub fn is_opaque(_: &Dir) -> bool {
+    false
+}
+
+pub fn is_whiteout(_: &cap_std::fs::Metadata) -> bool {
+    false
+}
+
+pub fn lchown(_: &Dir, _: &OsStr, _: u32, _: u32) -> io::Result<()> {
+    Ok(())
+}
+
+pub fn fchown<T>(_: T, _: u32, _: u32) -> io::Result<()> {
+    Ok(())
+}
+
+pub fn fchmod<T>(_: T, _: u32) -> io::Result<()> {
+    Ok(())
+}
+
+pub fn set_mtime_nofollow(_: &Dir, _: &OsStr, _: i64) -> io::Result<()> {
+    Ok(())
+}
+
+pub fn set_mtime_fd<T>(_: T, _: i64) -> io::Result<()> {
+    Ok(())
+}
+
+pub fn set_xattr<T>(_: T, _: &str, _: &[u8]) -> io::Result<()> {
+    Ok(())
+}
+
+pub fn can_mknod() -> bool {
+    false
+}

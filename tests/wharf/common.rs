@@ -1,0 +1,228 @@
+//! Test setup: a private wharf root per test, the binary to drive, and the fixtures (wasm
+//! examples, the umoci-built busybox image) built once per run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The wharf binary under test: `WHARF_BIN` (a command line, e.g. `wine64 wharf.exe`), else
+/// the one cargo built.
+pub fn wharf_command() -> Command {
+    match std::env::var("WHARF_BIN") {
+        Ok(line) if !line.trim().is_empty() => {
+            let mut parts = line.split_whitespace();
+            let mut c = Command::new(parts.next().expect("non-empty"));
+            c.args(parts);
+            c
+        }
+        _ => Command::new(env!("CARGO_BIN_EXE_wharf")),
+    }
+}
+
+pub fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A wharf installation of its own, removed when dropped.
+pub struct Wharf {
+    pub dir: tempfile::TempDir,
+}
+
+impl Wharf {
+    pub fn new() -> Self {
+        Wharf {
+            dir: tempfile::Builder::new()
+                .prefix("wharf-test-")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// A scratch path inside this test's directory.
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = wharf_command();
+        c.arg("--root").arg(self.root()).args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("running wharf")
+    }
+
+    /// Run and insist on success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "wharf {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Run and insist on failure with `code`; returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "wharf {args:?}: expected exit {code}\nstdout: {}\nstderr: {stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        stderr
+    }
+
+    /// `wharf images --format json`.
+    pub fn images(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.ok(&["images", "--format", "json"])).unwrap()
+    }
+
+    pub fn blob_count(&self) -> usize {
+        std::fs::read_dir(self.root().join("store/blobs/sha256"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+/// Run a command and insist on success; returns stdout.
+pub fn sh(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The busybox test images (made by umoci and skopeo, never by wharf), built once per run:
+/// `layout/` (tag busybox), `busybox-oci.tar`, `busybox-oci.tar.gz`, `busybox-docker.tar`.
+pub fn busybox_images() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Ok(dir) = std::env::var("WHARF_TEST_IMAGES") {
+            return PathBuf::from(dir);
+        }
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("busybox-images");
+        sh(Command::new("bash")
+            .arg(repo_dir().join("tests/fixtures/make-busybox-image.sh"))
+            .arg(&dir));
+        dir
+    })
+}
+
+/// The built wasm examples and .wat fixtures (`WHARF_WASM_DIR`, else wasm-examples/out,
+/// building them if needed).
+pub fn wasm_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Ok(dir) = std::env::var("WHARF_WASM_DIR") {
+            return PathBuf::from(dir);
+        }
+        let dir = repo_dir().join("wasm-examples/out");
+        if !dir.join("http-hello.wasm").exists() {
+            sh(Command::new("bash").arg(repo_dir().join("wasm-examples/build.sh")));
+        }
+        dir
+    })
+}
+
+pub fn wasm(name: &str) -> String {
+    wasm_dir().join(name).to_string_lossy().into_owned()
+}
+
+/// Writes OCI image layouts by hand, for inputs no well-behaved tool would produce.
+pub mod layout {
+    use sha2::{Digest, Sha256};
+    use std::path::Path;
+
+    pub fn digest(bytes: &[u8]) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    }
+
+    fn put(dir: &Path, bytes: &[u8]) -> String {
+        let d = digest(bytes);
+        std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        std::fs::write(dir.join("blobs/sha256").join(&d[7..]), bytes).unwrap();
+        d
+    }
+
+    /// An image of uncompressed tar `layers` named `name`, in a new layout at `dir`.
+    /// Returns the manifest digest.
+    pub fn write_image(dir: &Path, name: &str, layers: &[Vec<u8>]) -> String {
+        let mut descs = Vec::new();
+        let mut diff_ids = Vec::new();
+        for l in layers {
+            let d = put(dir, l);
+            diff_ids.push(d.clone());
+            descs.push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": l.len()
+            }));
+        }
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "config": {"Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids}
+        });
+        let config = serde_json::to_vec(&config).unwrap();
+        let cd = put(dir, &config);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
+            "layers": descs
+        });
+        let manifest = serde_json::to_vec(&manifest).unwrap();
+        let md = put(dir, &manifest);
+        write_index(
+            dir,
+            &[serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len(),
+                "annotations": {"org.opencontainers.image.ref.name": name}
+            })],
+        );
+        md
+    }
+
+    pub fn write_index(dir: &Path, manifests: &[serde_json::Value]) {
+        std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
+        std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    }
+
+    /// A tar with raw names (the tar crate's setters refuse hostile ones).
+    pub fn tar(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, link, data) in entries {
+            let mut h = tar::Header::new_ustar();
+            {
+                let old = h.as_old_mut();
+                old.name[..name.len()].copy_from_slice(name.as_bytes());
+                old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+            }
+            h.set_entry_type(*kind);
+            h.set_size(data.len() as u64);
+            h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
+            h.set_mtime(1_700_000_000);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+}

@@ -1,0 +1,8 @@
+//! wharf's integration tests: one binary driving the built `wharf` (or the one named by
+//! `WHARF_BIN`, e.g. `wharf.exe` under wine) against real tools: skopeo, umoci, containerd.
+
+mod common;
+mod images;
+mod layers;
+mod package;
+mod store;

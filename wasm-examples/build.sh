@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the wasm examples and copies them, with the .wat fixtures, into an output directory
+# (default wasm-examples/out). With WHARF set to a wharf binary, also packs each into images
+# in the store under WHARF_ROOT (or wharf's default root) with `wharf package`.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here/out}
+export CARGO_TARGET_DIR=${WHARF_WASM_TARGET_DIR:-$HOME/.cache/wharf/wasm-target}
+cd "$here"
+cargo build --quiet --release --target wasm32-wasip1 -p hello -p fs-demo
+cargo build --quiet --release --target wasm32-wasip2 -p p2-command -p http-hello
+mkdir -p "$out"
+cp "$CARGO_TARGET_DIR/wasm32-wasip1/release/hello.wasm" "$out/hello.wasm"
+cp "$CARGO_TARGET_DIR/wasm32-wasip1/release/fs-demo.wasm" "$out/fs-demo.wasm"
+cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/p2-command.wasm" "$out/p2-command.wasm"
+cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/http_hello.wasm" "$out/http-hello.wasm"
+cp "$here"/fixtures/*.wat "$out/"
+if [ -n "${WHARF:-}" ]; then
+    for f in "$out"/*.wasm "$out"/*.wat; do
+        name=$(basename "${f%.*}")
+        "$WHARF" package "$f" -t "wasm-examples/$name:latest" >/dev/null
+    done
+    "$WHARF" package "$out/hello.wasm" --compat -t wasm-examples/hello-compat:latest >/dev/null
+fi
+echo "wasm examples in $out"
