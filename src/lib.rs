@@ -5,7 +5,10 @@
 //! formats, layer unpacking, wasm packaging, and the dispatch that decides how an image runs.
 //! The `wharf` binary (`src/main.rs`, `src/cli/`) is a thin layer over it.
 
+pub mod backend;
+pub mod bundle;
 pub mod dispatch;
 pub mod image;
 pub mod paths;
+pub mod run;
 pub mod sys;

@@ -27,6 +27,11 @@ impl Roots {
         &self.data
     }
 
+    /// wharf's cache of compiled wasm (never shared with images).
+    pub fn wasm_cache(&self) -> PathBuf {
+        self.data.join("cache").join("wasm")
+    }
+
     /// The image store (an OCI image layout plus wharf's own bookkeeping next to it).
     pub fn store(&self) -> PathBuf {
         self.data.join("store")

@@ -479,6 +479,18 @@ impl Store {
             let entry = entry.map_err(io_err(&self.layers))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let diff_id = format!("sha256:{name}");
+            if name == "merged" {
+                // Flattened image roots, one per manifest digest.
+                let merged = entry.path();
+                for m in fs::read_dir(&merged).map_err(io_err(&merged))? {
+                    let m = m.map_err(io_err(&merged))?;
+                    let mname = m.file_name().to_string_lossy().into_owned();
+                    if !mname.starts_with('.') && !blobs.contains(&format!("sha256:{mname}")) {
+                        remove_tree(&m.path())?;
+                    }
+                }
+                continue;
+            }
             if name.starts_with('.')
                 || diff_ids.contains(&diff_id)
                 || keep_layers.contains(&diff_id)

@@ -131,3 +131,41 @@ fn discard(staging: tempfile::TempDir) {
         tracing::warn!(path = %path.display(), error = %e, "could not remove unpack staging dir");
     }
 }
+
+/// A read-only directory holding the image's merged files: the layer itself for a one-layer
+/// image, else the layers flattened once into `rootfs/<manifest digest>` and reused.
+pub fn image_rootfs(
+    store: &Store,
+    manifest_digest: &oci_spec::image::Digest,
+    layers: &[LayerDir],
+) -> Result<PathBuf, UnpackError> {
+    if let [only] = layers {
+        return Ok(only.root.clone());
+    }
+    let hex = blob::sha256_hex(manifest_digest).map_err(|e| store_err(e.into()))?;
+    let base = store.layers_dir().join("merged");
+    fs::create_dir_all(&base).map_err(|e| store_err(io_err(&base)(e)))?;
+    let dir = base.join(hex);
+    if dir.join(".complete").exists() {
+        return Ok(dir.join("root"));
+    }
+    let staging = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempdir_in(&base)
+        .map_err(|e| store_err(io_err(&base)(e)))?;
+    let root_path = staging.path().join("root");
+    fs::create_dir(&root_path).map_err(|e| store_err(io_err(&root_path)(e)))?;
+    let root = Dir::open_ambient_dir(&root_path, ambient_authority())
+        .map_err(|e| store_err(io_err(&root_path)(e)))?;
+    if let Err(e) = super::flatten(layers, &root) {
+        discard(staging);
+        return Err(e);
+    }
+    fs::write(staging.path().join(".complete"), b"")
+        .map_err(|e| store_err(io_err(staging.path())(e)))?;
+    let staged = staging.keep();
+    if fs::rename(&staged, &dir).is_err() {
+        let _ = remove_tree(&staged);
+    }
+    Ok(dir.join("root"))
+}

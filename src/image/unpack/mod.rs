@@ -24,8 +24,8 @@ use cap_std::fs::{Dir, OpenOptions};
 use oci_spec::image::Digest;
 
 pub use flatten::flatten;
-pub use layers::{LayerDir, ensure_layers};
-pub use resolve::{normalize, resolve_dir};
+pub use layers::{LayerDir, ensure_layers, image_rootfs};
+pub use resolve::{normalize, open_file_in_root, resolve_dir};
 
 use super::blob::HashingReader;
 use crate::sys;

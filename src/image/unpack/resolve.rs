@@ -119,6 +119,58 @@ pub fn resolve_dir(root: &Dir, comps: &[OsString], create: bool) -> Result<Dir, 
     Ok(stack.pop().expect("root stays on the stack"))
 }
 
+/// Open the regular file at `path` inside `root`, following symlinks (the last component's
+/// too) as the container would: never out of the root.
+pub fn open_file_in_root(root: &Dir, path: &str) -> Result<cap_std::fs::File, UnpackError> {
+    let mut comps = normalize(path.as_bytes())?;
+    for _ in 0..MAX_SYMLINKS {
+        let Some((base, parent_comps)) = comps.split_last() else {
+            return Err(UnpackError::NotADirectory { path: path.to_string() });
+        };
+        let parent = resolve_dir(root, parent_comps, false)?;
+        let meta = parent.symlink_metadata(base).map_err(|source| UnpackError::Resolve {
+            path: display(&comps),
+            source,
+        })?;
+        if meta.file_type().is_symlink() {
+            let target = sys::read_link(&parent, base).map_err(|source| UnpackError::Resolve {
+                path: display(&comps),
+                source,
+            })?;
+            let target = target.to_string_lossy();
+            comps = if target.starts_with('/') {
+                normalize(target.as_bytes())?
+            } else {
+                let mut joined = parent_comps.to_vec();
+                joined.extend(normalize_relative(target.as_bytes()));
+                joined
+            };
+            continue;
+        }
+        if !meta.is_file() {
+            return Err(UnpackError::Resolve {
+                path: display(&comps),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+            });
+        }
+        return parent.open(base).map_err(|source| UnpackError::Resolve {
+            path: display(&comps),
+            source,
+        });
+    }
+    Err(UnpackError::SymlinkLoop { path: path.to_string() })
+}
+
+/// Components of a relative symlink target, `..` kept (resolved against the real parent by
+/// `resolve_dir`).
+fn normalize_relative(target: &[u8]) -> Vec<OsString> {
+    target
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty() && *p != b".")
+        .filter_map(|p| os_string(p, target).ok())
+        .collect()
+}
+
 /// Remove whatever `name` in `parent` is (a directory with all its content), without
 /// following a symlink.
 pub fn remove_entry(parent: &Dir, name: &OsStr) -> io::Result<()> {

@@ -1,0 +1,167 @@
+//! The wasmtime engine and wharf's compilation cache.
+//!
+//! Compiled code is cached under wharf's own root, keyed by the wasm bytes' digest and the
+//! engine's compatibility hash, so the second run of an image does not compile. Only files
+//! wharf wrote itself are ever deserialised: a precompiled artifact inside an image could run
+//! arbitrary code, so images only ever provide wasm bytes.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, Module, OptLevel};
+
+use super::WasmError;
+use crate::image::package::WasmKind;
+use crate::run::WasmModule;
+
+/// Native stack the guest may use before it traps (well under the host thread's).
+const MAX_WASM_STACK: usize = 512 << 10;
+
+/// What the engine must support.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngineOptions {
+    /// Count fuel (only when `--fuel` is used: it costs speed).
+    pub fuel: bool,
+    /// Async support and the pooling allocator (for serving `wasi:http`).
+    pub serving: bool,
+    /// With `serving`: the largest linear memory of one instance.
+    pub max_memory: Option<u64>,
+}
+
+/// Make an engine: epoch interruption on (timeouts and `wharf stop`), a wasm stack well
+/// below the native one. Wasm threads are off because wharf builds wasmtime without its
+/// `threads` feature: shared memories would bypass the store limiter.
+pub fn engine(opts: EngineOptions) -> Result<Engine, WasmError> {
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .consume_fuel(opts.fuel)
+        .max_wasm_stack(MAX_WASM_STACK)
+        .wasm_component_model(true)
+        .cranelift_opt_level(OptLevel::Speed)
+        .parallel_compilation(true);
+    if opts.serving {
+        let mut pooling = wasmtime::PoolingAllocationConfig::default();
+        if let Some(max) = opts.max_memory {
+            pooling.max_memory_size(usize::try_from(max).unwrap_or(usize::MAX));
+        }
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
+    }
+    Engine::new(&config).map_err(|e| WasmError::Engine(format!("{e:#}")))
+}
+
+/// Compiled code, ready to instantiate.
+pub enum Compiled {
+    Module(Module),
+    Component(Component),
+}
+
+/// wharf's cache of compiled code.
+pub struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Cache { dir: dir.into() }
+    }
+
+    fn path(&self, engine: &Engine, module: &WasmModule) -> PathBuf {
+        let mut h = std::hash::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let engine_key = format!("wasmtime-{}-{:016x}", wasmtime_version(), h.finish());
+        let kind = match module.kind {
+            WasmKind::Module => "module",
+            WasmKind::Component => "component",
+        };
+        self.dir
+            .join(engine_key)
+            .join(format!("{}.{kind}.cwasm", module.digest.digest()))
+    }
+
+    /// Load from the cache or compile (within `timeout`) and store.
+    pub fn load(
+        &self,
+        engine: &Engine,
+        module: &WasmModule,
+        timeout: Duration,
+    ) -> Result<Compiled, WasmError> {
+        let path = self.path(engine, module);
+        if path.exists() {
+            match deserialize(engine, module.kind, &path) {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable cache entry");
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let compiled = compile(engine, module, timeout)?;
+        if let Err(e) = self.store(&path, &compiled) {
+            tracing::warn!(path = %path.display(), error = %e, "could not cache compiled code");
+        }
+        Ok(compiled)
+    }
+
+    fn store(&self, path: &Path, compiled: &Compiled) -> Result<(), Box<dyn std::error::Error>> {
+        let bytes = match compiled {
+            Compiled::Module(m) => m.serialize()?,
+            Compiled::Component(c) => c.serialize()?,
+        };
+        let dir = path.parent().expect("cache path has a parent");
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        std::io::Write::write_all(&mut tmp, &bytes)?;
+        tmp.persist(path)?;
+        Ok(())
+    }
+
+    /// Whether compiled code for `module` is cached.
+    pub fn contains(&self, engine: &Engine, module: &WasmModule) -> bool {
+        self.path(engine, module).exists()
+    }
+}
+
+fn deserialize(engine: &Engine, kind: WasmKind, path: &Path) -> wasmtime::Result<Compiled> {
+    // SAFETY: the file is in wharf's own cache directory, written only by `Cache::store`
+    // from code this engine compiled (its name carries the engine's compatibility hash);
+    // nothing from an image is ever deserialised. wasmtime checks the header and engine
+    // compatibility before using it.
+    Ok(match kind {
+        WasmKind::Module => Compiled::Module(unsafe { Module::deserialize_file(engine, path)? }),
+        WasmKind::Component => {
+            Compiled::Component(unsafe { Component::deserialize_file(engine, path)? })
+        }
+    })
+}
+
+/// Compile on a helper thread so a compile bomb is cut off after `timeout`.
+fn compile(engine: &Engine, module: &WasmModule, timeout: Duration) -> Result<Compiled, WasmError> {
+    let (tx, rx) = mpsc::channel();
+    let engine2 = engine.clone();
+    let bytes = module.bytes.clone();
+    let kind = module.kind;
+    std::thread::Builder::new()
+        .name("wasm-compile".into())
+        .spawn(move || {
+            let r = match kind {
+                WasmKind::Module => Module::new(&engine2, &bytes).map(Compiled::Module),
+                WasmKind::Component => Component::new(&engine2, &bytes).map(Compiled::Component),
+            };
+            let _ = tx.send(r);
+        })
+        .map_err(|e| WasmError::Engine(format!("starting the compiler thread: {e}")))?;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(WasmError::Compile(format!("{e:#}"))),
+        Err(_) => Err(WasmError::CompileTimeout(timeout)),
+    }
+}
+
+/// The wasmtime version wharf is built with.
+pub fn wasmtime_version() -> &'static str {
+    "48.0.8"
+}

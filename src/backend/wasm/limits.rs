@@ -1,0 +1,210 @@
+//! Limits that work on any OS, and what a run's end means: the guest's exit code, or one
+//! of the documented codes for a trap or a tripped limit.
+//!
+//! | code | meaning |
+//! | --- | --- |
+//! | the guest's | `proc_exit(n)` / `wasi:cli/exit` |
+//! | 134 | a trap (unreachable, out-of-bounds access, stack exhausted, …) |
+//! | 137 | the run-time limit (`--timeout`) expired, or `wharf stop` |
+//! | 152 | the fuel budget (`--fuel`) ran out |
+//! | 153 | the memory limit (`--memory`) was exceeded |
+
+use std::time::Duration;
+
+use wasmtime::{ResourceLimiter, Trap};
+
+use super::super::Exit;
+
+pub const EXIT_TRAP: u8 = 134;
+pub const EXIT_TIMEOUT: u8 = 137;
+pub const EXIT_FUEL: u8 = 152;
+pub const EXIT_MEMORY: u8 = 153;
+
+/// Bytes a table element counts against the memory budget.
+const TABLE_ELEMENT_BYTES: usize = 8;
+/// Instances, tables and memories one store may hold.
+const MAX_INSTANCES: usize = 1_000;
+const MAX_TABLES: usize = 1_000;
+const MAX_MEMORIES: usize = 1_000;
+/// Table elements allowed without a memory limit.
+const DEFAULT_TABLE_ELEMENTS: usize = 10_000_000;
+
+/// The guest tried to grow past `--memory`.
+#[derive(Debug, thiserror::Error)]
+#[error("wasm memory limit of {limit} bytes exceeded: the guest asked for {requested} bytes in total (--memory)")]
+pub struct MemoryLimitExceeded {
+    pub limit: usize,
+    pub requested: usize,
+}
+
+/// A store's resource budget: linear memories and tables share `memory` bytes.
+#[derive(Debug, Default)]
+pub struct Limiter {
+    memory: Option<usize>,
+    used: usize,
+}
+
+impl Limiter {
+    pub fn new(memory: Option<u64>) -> Self {
+        Limiter {
+            memory: memory.map(|m| usize::try_from(m).unwrap_or(usize::MAX)),
+            used: 0,
+        }
+    }
+
+    fn grow(&mut self, delta: usize) -> wasmtime::Result<()> {
+        let requested = self.used.saturating_add(delta);
+        if let Some(limit) = self.memory {
+            if requested > limit {
+                return Err(MemoryLimitExceeded { limit, requested }.into());
+            }
+        }
+        self.used = requested;
+        Ok(())
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if maximum.is_some_and(|m| desired > m) {
+            return Ok(false);
+        }
+        self.grow(desired.saturating_sub(current))?;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if maximum.is_some_and(|m| desired > m) || (self.memory.is_none() && desired > DEFAULT_TABLE_ELEMENTS) {
+            return Ok(false);
+        }
+        self.grow(desired.saturating_sub(current).saturating_mul(TABLE_ELEMENT_BYTES))?;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}
+
+/// The limits of one run, read from the runtime spec.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunLimits {
+    pub memory: Option<u64>,
+    pub timeout: Option<Duration>,
+    pub fuel: Option<u64>,
+}
+
+/// The epoch ticker's period: the granularity of `--timeout`.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+impl RunLimits {
+    /// Epoch ticks until the deadline (no deadline: effectively never).
+    pub fn deadline_ticks(&self) -> u64 {
+        match self.timeout {
+            Some(t) => (t.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64,
+            None => u64::MAX / 2,
+        }
+    }
+
+    /// Apply the epoch deadline and fuel to a fresh store.
+    pub fn apply<T>(&self, store: &mut wasmtime::Store<T>) -> wasmtime::Result<()> {
+        store.set_epoch_deadline(self.deadline_ticks());
+        store.epoch_deadline_trap();
+        if let Some(fuel) = self.fuel {
+            store.set_fuel(fuel)?;
+        }
+        Ok(())
+    }
+}
+
+/// What an error that ended a guest means for the user.
+pub fn classify(err: &wasmtime::Error, limits: &RunLimits) -> Exit {
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return Exit::code((exit.0 & 0xff) as u8);
+    }
+    if let Some(m) = err.downcast_ref::<MemoryLimitExceeded>() {
+        return Exit {
+            code: EXIT_MEMORY,
+            message: Some(m.to_string()),
+        };
+    }
+    if let Some(trap) = err.downcast_ref::<Trap>() {
+        return match trap {
+            Trap::Interrupt => Exit {
+                code: EXIT_TIMEOUT,
+                message: Some(match limits.timeout {
+                    Some(t) => format!("wasm run-time limit of {t:?} exceeded (--timeout): stopped"),
+                    None => "wasm guest interrupted: stopped".to_string(),
+                }),
+            },
+            Trap::OutOfFuel => Exit {
+                code: EXIT_FUEL,
+                message: Some(format!(
+                    "wasm fuel limit of {} exhausted (--fuel)",
+                    limits.fuel.unwrap_or_default()
+                )),
+            },
+            other => Exit {
+                code: EXIT_TRAP,
+                message: Some(other.to_string()),
+            },
+        };
+    }
+    Exit {
+        code: EXIT_TRAP,
+        message: Some(format!("wasm guest failed: {err:#}")),
+    }
+}
+
+/// Whether an error came from the guest (a trap, exit or limit) rather than from linking.
+pub fn is_guest_error(err: &wasmtime::Error) -> bool {
+    err.downcast_ref::<wasmtime_wasi::I32Exit>().is_some()
+        || err.downcast_ref::<MemoryLimitExceeded>().is_some()
+        || err.downcast_ref::<Trap>().is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_budget_is_shared_and_enforced() {
+        let mut l = Limiter::new(Some(1 << 20));
+        assert!(l.memory_growing(0, 512 << 10, None).unwrap());
+        assert!(l.table_growing(0, 1000, None).unwrap());
+        let err = l.memory_growing(512 << 10, 1 << 20, None).unwrap_err();
+        assert!(err.downcast_ref::<MemoryLimitExceeded>().is_some());
+        assert!(!l.memory_growing(0, 10, Some(5)).unwrap());
+    }
+
+    #[test]
+    fn exit_codes() {
+        let limits = RunLimits::default();
+        let e = wasmtime::Error::from(wasmtime_wasi::I32Exit(42));
+        assert_eq!(classify(&e, &limits).code, 42);
+        let e = wasmtime::Error::from(Trap::UnreachableCodeReached);
+        assert_eq!(classify(&e, &limits).code, EXIT_TRAP);
+        let e = wasmtime::Error::from(Trap::Interrupt);
+        assert_eq!(classify(&e, &limits).code, EXIT_TIMEOUT);
+        let e = wasmtime::Error::from(Trap::OutOfFuel);
+        assert_eq!(classify(&e, &limits).code, EXIT_FUEL);
+    }
+}

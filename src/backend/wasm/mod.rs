@@ -1,0 +1,191 @@
+//! The wasm backend: runs WASI preview 1 modules and preview 2 components under wasmtime,
+//! serves `wasi:http/proxy` components, and enforces limits that need no cgroups (memory,
+//! run time, fuel), so it behaves the same on Linux and Windows.
+//!
+//! All wasmtime-wasi calls live in this module, so a wasmtime upgrade touches one place.
+
+mod command;
+mod ctx;
+mod engine;
+mod http;
+pub mod limits;
+mod stdio;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use oci_spec::runtime::Spec;
+
+pub use ctx::StdioOptions;
+pub use engine::{Cache, EngineOptions, wasmtime_version};
+
+use self::engine::Compiled;
+use self::limits::{EPOCH_TICK, RunLimits};
+use super::Exit;
+use crate::bundle;
+use crate::run::WasmModule;
+use crate::run::options::PortMapping;
+
+/// Default time a module may take to compile.
+pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Why a wasm run could not start (the guest's own failures are an `Exit`, not this).
+#[derive(Debug, thiserror::Error)]
+pub enum WasmError {
+    #[error("configuring wasmtime: {0}")]
+    Engine(String),
+    #[error("invalid WebAssembly: {0}")]
+    Compile(String),
+    #[error("compiling took longer than {0:?} (a compile-time bomb?)")]
+    CompileTimeout(Duration),
+    #[error("cannot link the guest: {0}")]
+    Link(String),
+    #[error("nothing to run: {0}")]
+    NoEntry(String),
+    #[error("the runtime spec has no process")]
+    NoProcess,
+    #[error("cannot preopen {path}: {reason}")]
+    Preopen { path: String, reason: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl WasmError {
+    /// Docker's exit code for this failure: 126 the guest cannot be invoked, 127 there is
+    /// nothing to invoke, 125 wharf itself failed.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            WasmError::Compile(_) | WasmError::CompileTimeout(_) | WasmError::Link(_) => 126,
+            WasmError::NoEntry(_) => 127,
+            _ => 125,
+        }
+    }
+}
+
+/// One wasm run.
+pub struct WasmRun<'a> {
+    pub name: &'a str,
+    pub module: &'a WasmModule,
+    pub spec: &'a Spec,
+    /// The image's files, shown read-only at `/`.
+    pub rootfs: Option<&'a Path>,
+    pub ports: &'a [PortMapping],
+    pub stdio: StdioOptions,
+    /// wharf's compilation cache directory.
+    pub cache_dir: PathBuf,
+    pub compile_timeout: Duration,
+}
+
+/// Limits as the spec carries them: the OCI memory limit becomes the store's memory budget.
+pub fn limits_from_spec(spec: &Spec) -> RunLimits {
+    RunLimits {
+        memory: bundle::memory_limit(spec),
+        timeout: bundle::annotation_u64(spec, bundle::ANNOTATION_TIMEOUT_MS).map(Duration::from_millis),
+        fuel: bundle::annotation_u64(spec, bundle::ANNOTATION_FUEL),
+    }
+}
+
+/// Compile (or load from the cache) without running: `--precompile`. Returns how many
+/// engine variants were compiled now (0: all cached already).
+pub fn precompile(module: &WasmModule, cache_dir: PathBuf) -> Result<usize, WasmError> {
+    let cache = Cache::new(cache_dir);
+    let mut compiled = 0;
+    let engine = engine::engine(EngineOptions::default())?;
+    compiled += usize::from(!cache.contains(&engine, module));
+    let is_http = match cache.load(&engine, module, DEFAULT_COMPILE_TIMEOUT)? {
+        Compiled::Component(c) => http::is_http_component(&engine, &c),
+        Compiled::Module(_) => false,
+    };
+    if is_http {
+        let engine = engine::engine(EngineOptions {
+            serving: true,
+            ..EngineOptions::default()
+        })?;
+        compiled += usize::from(!cache.contains(&engine, module));
+        cache.load(&engine, module, DEFAULT_COMPILE_TIMEOUT)?;
+    }
+    Ok(compiled)
+}
+
+/// Run to completion (a command) or until stopped (an http server).
+pub fn run(r: WasmRun<'_>) -> Result<Exit, WasmError> {
+    let limits = limits_from_spec(r.spec);
+    let cache = Cache::new(&r.cache_dir);
+    let command_engine = engine::engine(EngineOptions {
+        fuel: limits.fuel.is_some(),
+        ..EngineOptions::default()
+    })?;
+    let compiled = cache.load(&command_engine, r.module, r.compile_timeout)?;
+    match compiled {
+        Compiled::Module(module) => {
+            let _ticker = Ticker::start(&command_engine, &limits);
+            let mut wasi = ctx::builder(r.spec, r.rootfs, r.stdio)?;
+            command::run_module(&command_engine, &module, &mut wasi, &limits, r.module.export.as_deref())
+        }
+        Compiled::Component(component) if http::is_http_component(&command_engine, &component) => {
+            let engine = engine::engine(EngineOptions {
+                fuel: limits.fuel.is_some(),
+                serving: true,
+                max_memory: limits.memory,
+            })?;
+            let component = match cache.load(&engine, r.module, r.compile_timeout)? {
+                Compiled::Component(c) => c,
+                Compiled::Module(_) => unreachable!("the same bytes compile to the same kind"),
+            };
+            let _ticker = Ticker::start(&engine, &limits);
+            let addrs: Vec<SocketAddr> = if r.ports.is_empty() {
+                vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080)]
+            } else {
+                r.ports
+                    .iter()
+                    .map(|p| SocketAddr::new(p.host_ip, p.host_port))
+                    .collect()
+            };
+            http::serve(&engine, &component, r.spec, r.rootfs, &addrs, r.stdio, limits, r.name)
+        }
+        Compiled::Component(component) => {
+            let _ticker = Ticker::start(&command_engine, &limits);
+            let mut wasi = ctx::builder(r.spec, r.rootfs, r.stdio)?;
+            command::run_component(&command_engine, &component, &mut wasi, &limits)
+        }
+    }
+}
+
+/// The epoch ticker: advances the engine's epoch every `EPOCH_TICK` while a deadline
+/// applies, so a guest in an infinite loop is interrupted. Stops when dropped.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Ticker {
+    fn start(engine: &wasmtime::Engine, limits: &RunLimits) -> Option<Ticker> {
+        limits.timeout?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (engine, flag) = (engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .ok()?;
+        Some(Ticker { stop })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,236 @@
+//! Image config + run options → an OCI runtime spec: the one shape every way of running
+//! meets at (`wharf run`, later the runtime CLI and the containerd shim). Docker's rules for
+//! entrypoint, cmd, env and working directory apply; wasm-only limits travel as annotations.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use oci_spec::runtime::{
+    LinuxMemoryBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder, Spec,
+};
+
+use crate::image::content::ImageConfig;
+use crate::run::options::{Network, RunOptions};
+
+/// Annotation carrying the wasm run-time limit in milliseconds.
+pub const ANNOTATION_TIMEOUT_MS: &str = "dev.wharf.wasm.timeout-ms";
+/// Annotation carrying the wasm fuel budget.
+pub const ANNOTATION_FUEL: &str = "dev.wharf.wasm.fuel";
+
+/// Why a spec could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("no command specified: the image has no entrypoint or cmd, and none was given")]
+    NoCommand,
+    #[error("building the runtime spec: {0}")]
+    Spec(#[from] oci_spec::OciSpecError),
+}
+
+/// The process arguments Docker would run: `--entrypoint` replaces the image's entrypoint and
+/// drops its cmd; trailing arguments replace the cmd.
+pub fn argv(config: &ImageConfig, opts: &RunOptions) -> Vec<String> {
+    let run = config.config.as_ref();
+    let entrypoint: Vec<String> = match &opts.entrypoint {
+        Some(e) => vec![e.clone()],
+        None => run.and_then(|c| c.entrypoint.clone()).unwrap_or_default(),
+    };
+    let cmd: Vec<String> = if !opts.args.is_empty() {
+        opts.args.clone()
+    } else if opts.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        run.and_then(|c| c.cmd.clone()).unwrap_or_default()
+    };
+    entrypoint.into_iter().chain(cmd).collect()
+}
+
+/// The environment: the image's, then `-e`/`--env-file` in order, later keys replacing
+/// earlier ones in place.
+pub fn env(config: &ImageConfig, opts: &RunOptions) -> Vec<String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let image_env = config
+        .config
+        .as_ref()
+        .and_then(|c| c.env.clone())
+        .unwrap_or_default();
+    let pairs = image_env
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv.clone(), String::new()),
+        })
+        .chain(opts.env.iter().cloned());
+    for (k, v) in pairs {
+        match out.iter_mut().find(|(ek, _)| *ek == k) {
+            Some(slot) => slot.1 = v,
+            None => out.push((k, v)),
+        }
+    }
+    out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// Build the runtime spec for `argv` (already decided, see `argv`).
+pub fn spec(
+    config: &ImageConfig,
+    opts: &RunOptions,
+    argv: Vec<String>,
+    annotations: HashMap<String, String>,
+) -> Result<Spec, BundleError> {
+    if argv.is_empty() {
+        return Err(BundleError::NoCommand);
+    }
+    let mut spec = Spec::default();
+    let cwd = opts
+        .workdir
+        .clone()
+        .or_else(|| config.config.as_ref().and_then(|c| c.working_dir.clone()))
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".to_string());
+    if let Some(process) = spec.process_mut() {
+        process.set_args(Some(argv));
+        process.set_env(Some(env(config, opts)));
+        process.set_cwd(PathBuf::from(cwd));
+        process.set_terminal(Some(opts.tty));
+    }
+    let mut mounts: Vec<Mount> = spec.mounts().clone().unwrap_or_default();
+    for v in &opts.volumes {
+        mounts.push(
+            MountBuilder::default()
+                .destination(PathBuf::from(&v.container))
+                .typ("bind")
+                .source(v.host.clone())
+                .options(vec![
+                    "rbind".to_string(),
+                    if v.read_only { "ro" } else { "rw" }.to_string(),
+                ])
+                .build()?,
+        );
+    }
+    spec.set_mounts(Some(mounts));
+    let mut annotations = annotations;
+    if let Some(t) = opts.limits.timeout {
+        annotations.insert(ANNOTATION_TIMEOUT_MS.into(), t.as_millis().to_string());
+    }
+    if let Some(f) = opts.limits.fuel {
+        annotations.insert(ANNOTATION_FUEL.into(), f.to_string());
+    }
+    spec.set_annotations(Some(annotations));
+    if let Some(linux) = spec.linux_mut() {
+        if let Some(limit) = opts.limits.memory {
+            let memory = LinuxMemoryBuilder::default().limit(limit as i64).build()?;
+            linux.set_resources(Some(
+                LinuxResourcesBuilder::default().memory(memory).build()?,
+            ));
+        }
+        if opts.network == Network::Host {
+            if let Some(ns) = linux.namespaces_mut() {
+                ns.retain(|n| n.typ() != LinuxNamespaceType::Network);
+            }
+        }
+    }
+    Ok(spec)
+}
+
+/// Whether the spec gives the container a network namespace of its own (no host network).
+pub fn has_private_network(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network))
+}
+
+/// The bind mounts the user asked for (volumes), as (host, container, read-only).
+pub fn volumes(spec: &Spec) -> Vec<(PathBuf, String, bool)> {
+    spec.mounts()
+        .iter()
+        .flatten()
+        .filter(|m| m.typ().as_deref() == Some("bind"))
+        .filter_map(|m| {
+            let ro = m.options().iter().flatten().any(|o| o == "ro");
+            Some((
+                m.source().clone()?,
+                m.destination().to_string_lossy().into_owned(),
+                ro,
+            ))
+        })
+        .collect()
+}
+
+/// The memory limit the spec sets, in bytes.
+pub fn memory_limit(spec: &Spec) -> Option<u64> {
+    spec.linux()
+        .as_ref()?
+        .resources()
+        .as_ref()?
+        .memory()
+        .as_ref()?
+        .limit()
+        .and_then(|l| u64::try_from(l).ok())
+        .filter(|l| *l > 0)
+}
+
+/// An annotation parsed as a number.
+pub fn annotation_u64(spec: &Spec, key: &str) -> Option<u64> {
+    spec.annotations().as_ref()?.get(key)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::content::RunConfig;
+
+    fn config() -> ImageConfig {
+        ImageConfig {
+            config: Some(RunConfig {
+                entrypoint: Some(vec!["/bin/app".into()]),
+                cmd: Some(vec!["--serve".into()]),
+                env: Some(vec!["PATH=/bin".into(), "MODE=prod".into()]),
+                working_dir: Some("/srv".into()),
+                ..RunConfig::default()
+            }),
+            ..ImageConfig::default()
+        }
+    }
+
+    #[test]
+    fn docker_rules_for_argv() {
+        let c = config();
+        assert_eq!(argv(&c, &RunOptions::default()), ["/bin/app", "--serve"]);
+        let o = RunOptions { args: vec!["x".into()], ..RunOptions::default() };
+        assert_eq!(argv(&c, &o), ["/bin/app", "x"]);
+        let o = RunOptions { entrypoint: Some("/bin/sh".into()), ..RunOptions::default() };
+        assert_eq!(argv(&c, &o), ["/bin/sh"]);
+    }
+
+    #[test]
+    fn env_overrides_in_place() {
+        let o = RunOptions {
+            env: vec![("MODE".into(), "dev".into()), ("NEW".into(), "".into())],
+            ..RunOptions::default()
+        };
+        assert_eq!(env(&config(), &o), ["PATH=/bin", "MODE=dev", "NEW="]);
+    }
+
+    #[test]
+    fn spec_carries_limits_volumes_and_network() {
+        let o = RunOptions {
+            volumes: vec!["/h:/data:ro".parse().unwrap()],
+            limits: crate::run::options::Limits {
+                memory: Some(64 << 20),
+                timeout: Some(std::time::Duration::from_secs(2)),
+                fuel: None,
+            },
+            network: Network::Host,
+            ..RunOptions::default()
+        };
+        let s = spec(&config(), &o, vec!["/bin/app".into()], HashMap::new()).unwrap();
+        assert_eq!(memory_limit(&s), Some(64 << 20));
+        assert_eq!(annotation_u64(&s, ANNOTATION_TIMEOUT_MS), Some(2000));
+        assert_eq!(volumes(&s), vec![(PathBuf::from("/h"), "/data".to_string(), true)]);
+        assert!(!has_private_network(&s));
+        assert_eq!(s.process().as_ref().unwrap().cwd(), &PathBuf::from("/srv"));
+        let s = spec(&config(), &RunOptions::default(), vec!["a".into()], HashMap::new()).unwrap();
+        assert!(has_private_network(&s));
+        assert!(matches!(spec(&config(), &RunOptions::default(), vec![], HashMap::new()), Err(BundleError::NoCommand)));
+    }
+}

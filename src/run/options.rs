@@ -1,0 +1,262 @@
+//! What a user asks of one container run, validated: the library's side of `wharf run`'s
+//! flags. Shared by both backends; each says which parts it cannot honour.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A flag value that does not parse.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OptionError {
+    #[error("invalid size {0:?}: expected a number with an optional unit b, k, m or g (e.g. 64m)")]
+    Size(String),
+    #[error("invalid duration {0:?}: expected e.g. 500ms, 10s, 2m or a number of seconds")]
+    Duration(String),
+    #[error("invalid volume {0:?}: expected HOST:CONTAINER[:ro|:rw] with an absolute container path")]
+    Volume(String),
+    #[error("invalid port mapping {0:?}: expected [IP:]HOST_PORT:CONTAINER_PORT[/tcp]")]
+    Port(String),
+    #[error("invalid environment variable {0:?}: the name must not be empty")]
+    Env(String),
+    #[error("invalid network {0:?}: expected none or host")]
+    Network(String),
+}
+
+/// A byte count as Docker's flags spell it (`64m`, `1g`, `512k`, `1024`).
+pub fn parse_size(s: &str) -> Result<u64, OptionError> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').filter(|r| !r.is_empty()).unwrap_or(&t);
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| OptionError::Size(s.to_string()))?;
+    if !n.is_finite() || n <= 0.0 {
+        return Err(OptionError::Size(s.to_string()));
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+/// A duration (`500ms`, `10s`, `2m`, `1h`, or seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, OptionError> {
+    let t = s.trim();
+    let err = || OptionError::Duration(s.to_string());
+    let (num, unit) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (t, 1.0)
+    };
+    let n: f64 = num.parse().map_err(|_| err())?;
+    if !n.is_finite() || n <= 0.0 {
+        return Err(err());
+    }
+    Ok(Duration::from_secs_f64(n * unit))
+}
+
+/// `-v HOST:CONTAINER[:ro|:rw]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub host: PathBuf,
+    pub container: String,
+    pub read_only: bool,
+}
+
+impl FromStr for Volume {
+    type Err = OptionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || OptionError::Volume(s.to_string());
+        // A Windows drive letter (`C:\data:/data`) has a colon of its own.
+        let (host, rest) = match s.as_bytes() {
+            [d, b':', b'\\' | b'/', ..] if d.is_ascii_alphabetic() => {
+                let i = s[2..].find(':').ok_or_else(err)? + 2;
+                (&s[..i], &s[i + 1..])
+            }
+            _ => s.split_once(':').ok_or_else(err)?,
+        };
+        let (container, mode) = match rest.rsplit_once(':') {
+            Some((c, m)) if m == "ro" || m == "rw" => (c, m),
+            _ => (rest, "rw"),
+        };
+        if host.is_empty() || !container.starts_with('/') {
+            return Err(err());
+        }
+        Ok(Volume {
+            host: PathBuf::from(host),
+            container: container.to_string(),
+            read_only: mode == "ro",
+        })
+    }
+}
+
+/// `-p [IP:]HOST_PORT:CONTAINER_PORT[/tcp]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortMapping {
+    pub host_ip: IpAddr,
+    pub host_port: u16,
+    pub container_port: u16,
+}
+
+impl FromStr for PortMapping {
+    type Err = OptionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || OptionError::Port(s.to_string());
+        let spec = s.strip_suffix("/tcp").unwrap_or(s);
+        let (rest, container) = spec.rsplit_once(':').ok_or_else(err)?;
+        let container_port: u16 = container.parse().map_err(|_| err())?;
+        let (ip, host) = match rest.rsplit_once(':') {
+            Some((ip, host)) => {
+                let ip = ip.trim_start_matches('[').trim_end_matches(']');
+                (ip.parse::<IpAddr>().map_err(|_| err())?, host)
+            }
+            // Published ports listen on loopback unless an address is given.
+            None => (IpAddr::V4(Ipv4Addr::LOCALHOST), rest),
+        };
+        let host_port: u16 = host.parse().map_err(|_| err())?;
+        Ok(PortMapping {
+            host_ip: ip,
+            host_port,
+            container_port,
+        })
+    }
+}
+
+/// `--network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Network {
+    /// No network access (wasm: wasi-sockets denied; native: a private namespace with `lo`).
+    #[default]
+    None,
+    /// The host's network.
+    Host,
+}
+
+impl FromStr for Network {
+    type Err = OptionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Network::None),
+            "host" => Ok(Network::Host),
+            _ => Err(OptionError::Network(s.to_string())),
+        }
+    }
+}
+
+/// Resource limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes (wasm: linear memories and tables of the store; native: the cgroup).
+    pub memory: Option<u64>,
+    /// Wall-clock run time (wasm: epoch deadline).
+    pub timeout: Option<Duration>,
+    /// wasm fuel (instructions, roughly).
+    pub fuel: Option<u64>,
+}
+
+/// One `wharf run`, validated.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `--entrypoint`: replaces the image's entrypoint (and drops its cmd).
+    pub entrypoint: Option<String>,
+    /// Trailing arguments: replace the image's cmd.
+    pub args: Vec<String>,
+    /// `-e`/`--env-file`, in order; later entries win.
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<String>,
+    pub volumes: Vec<Volume>,
+    pub ports: Vec<PortMapping>,
+    pub network: Network,
+    pub limits: Limits,
+    /// `-i`: keep stdin open and connect it.
+    pub interactive: bool,
+    /// `-t`: the user asked for a terminal (output passes through unsanitised).
+    pub tty: bool,
+}
+
+/// Parse `KEY=VALUE` (or `KEY`, taking the value from this process's environment, as Docker
+/// does; `None` if unset there).
+pub fn parse_env(s: &str) -> Result<Option<(String, String)>, OptionError> {
+    match s.split_once('=') {
+        Some(("", _)) => Err(OptionError::Env(s.to_string())),
+        Some((k, v)) => Ok(Some((k.to_string(), v.to_string()))),
+        None if s.is_empty() => Err(OptionError::Env(s.to_string())),
+        None => Ok(std::env::var(s).ok().map(|v| (s.to_string(), v))),
+    }
+}
+
+/// Parse an env file: `KEY=VALUE` lines, `#` comments and blank lines skipped.
+pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, OptionError> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(kv) = parse_env(line)? {
+            out.push(kv);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("64m").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("512K").unwrap(), 512 << 10);
+        assert_eq!(parse_size("100mb").unwrap(), 100 << 20);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("-1m").is_err());
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn volumes() {
+        let v: Volume = "/srv/data:/data:ro".parse().unwrap();
+        assert_eq!((v.host.to_str().unwrap(), v.container.as_str(), v.read_only), ("/srv/data", "/data", true));
+        let v: Volume = "/srv/data:/data".parse().unwrap();
+        assert!(!v.read_only);
+        let v: Volume = r"C:\data:/data:ro".parse().unwrap();
+        assert_eq!((v.host.to_str().unwrap(), v.container.as_str(), v.read_only), (r"C:\data", "/data", true));
+        assert!("/a".parse::<Volume>().is_err());
+        assert!("/a:relative".parse::<Volume>().is_err());
+    }
+
+    #[test]
+    fn ports() {
+        let p: PortMapping = "8080:80".parse().unwrap();
+        assert_eq!(p.host_ip, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!((p.host_port, p.container_port), (8080, 80));
+        let p: PortMapping = "0.0.0.0:9000:8080/tcp".parse().unwrap();
+        assert_eq!(p.host_ip.to_string(), "0.0.0.0");
+        let p: PortMapping = "[::1]:9000:8080".parse().unwrap();
+        assert_eq!(p.host_ip.to_string(), "::1");
+        assert!("80".parse::<PortMapping>().is_err());
+        assert!("x:80".parse::<PortMapping>().is_err());
+    }
+
+    #[test]
+    fn env() {
+        assert_eq!(parse_env("A=b=c").unwrap(), Some(("A".into(), "b=c".into())));
+        assert_eq!(parse_env("E=").unwrap(), Some(("E".into(), "".into())));
+        assert!(parse_env("=x").is_err());
+        let f = parse_env_file("# c\n\nA=1\n  B=two words\n").unwrap();
+        assert_eq!(f, vec![("A".into(), "1".into()), ("B".into(), "two words".into())]);
+    }
+}
