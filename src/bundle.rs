@@ -122,10 +122,10 @@ pub fn spec(
                 LinuxResourcesBuilder::default().memory(memory).build()?,
             ));
         }
-        if opts.network == Network::Host {
-            if let Some(ns) = linux.namespaces_mut() {
-                ns.retain(|n| n.typ() != LinuxNamespaceType::Network);
-            }
+        if opts.network == Network::Host
+            && let Some(ns) = linux.namespaces_mut()
+        {
+            ns.retain(|n| n.typ() != LinuxNamespaceType::Network);
         }
     }
     Ok(spec)
@@ -196,9 +196,15 @@ mod tests {
     fn docker_rules_for_argv() {
         let c = config();
         assert_eq!(argv(&c, &RunOptions::default()), ["/bin/app", "--serve"]);
-        let o = RunOptions { args: vec!["x".into()], ..RunOptions::default() };
+        let o = RunOptions {
+            args: vec!["x".into()],
+            ..RunOptions::default()
+        };
         assert_eq!(argv(&c, &o), ["/bin/app", "x"]);
-        let o = RunOptions { entrypoint: Some("/bin/sh".into()), ..RunOptions::default() };
+        let o = RunOptions {
+            entrypoint: Some("/bin/sh".into()),
+            ..RunOptions::default()
+        };
         assert_eq!(argv(&c, &o), ["/bin/sh"]);
     }
 
@@ -226,11 +232,23 @@ mod tests {
         let s = spec(&config(), &o, vec!["/bin/app".into()], HashMap::new()).unwrap();
         assert_eq!(memory_limit(&s), Some(64 << 20));
         assert_eq!(annotation_u64(&s, ANNOTATION_TIMEOUT_MS), Some(2000));
-        assert_eq!(volumes(&s), vec![(PathBuf::from("/h"), "/data".to_string(), true)]);
+        assert_eq!(
+            volumes(&s),
+            vec![(PathBuf::from("/h"), "/data".to_string(), true)]
+        );
         assert!(!has_private_network(&s));
         assert_eq!(s.process().as_ref().unwrap().cwd(), &PathBuf::from("/srv"));
-        let s = spec(&config(), &RunOptions::default(), vec!["a".into()], HashMap::new()).unwrap();
+        let s = spec(
+            &config(),
+            &RunOptions::default(),
+            vec!["a".into()],
+            HashMap::new(),
+        )
+        .unwrap();
         assert!(has_private_network(&s));
-        assert!(matches!(spec(&config(), &RunOptions::default(), vec![], HashMap::new()), Err(BundleError::NoCommand)));
+        assert!(matches!(
+            spec(&config(), &RunOptions::default(), vec![], HashMap::new()),
+            Err(BundleError::NoCommand)
+        ));
     }
 }

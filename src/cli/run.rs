@@ -111,8 +111,12 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
     let prepared = match run::prepare(&store, &args.image, &opts, args.platform.as_ref()) {
         Ok(p) => p,
-        Err(e @ RunError::EntrypointNotFound { .. }) => return Ok(fail(127, anyhow::Error::from(e))),
-        Err(e @ (RunError::NotWasm { .. } | RunError::Package(_))) => return Ok(fail(126, anyhow::Error::from(e))),
+        Err(e @ RunError::EntrypointNotFound { .. }) => {
+            return Ok(fail(127, anyhow::Error::from(e)));
+        }
+        Err(e @ (RunError::NotWasm { .. } | RunError::Package(_))) => {
+            return Ok(fail(126, anyhow::Error::from(e)));
+        }
         Err(e) => return Ok(fail(EXIT_WHARF_FAILED, anyhow::Error::from(e))),
     };
     if args.explain {
@@ -120,7 +124,10 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     }
     match prepared.decision.kind {
         Kind::Wasm => {
-            let module = prepared.wasm.as_ref().expect("a wasm decision carries a module");
+            let module = prepared
+                .wasm
+                .as_ref()
+                .expect("a wasm decision carries a module");
             let result = wasm::run(WasmRun {
                 name: &prepared.name,
                 module,
@@ -132,7 +139,9 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
                     tty: opts.tty,
                 },
                 cache_dir: ctx.roots.wasm_cache(),
-                compile_timeout: args.compile_timeout.unwrap_or(wasm::DEFAULT_COMPILE_TIMEOUT),
+                compile_timeout: args
+                    .compile_timeout
+                    .unwrap_or(wasm::DEFAULT_COMPILE_TIMEOUT),
             });
             match result {
                 Ok(exit) => {

@@ -13,7 +13,9 @@ pub enum OptionError {
     Size(String),
     #[error("invalid duration {0:?}: expected e.g. 500ms, 10s, 2m or a number of seconds")]
     Duration(String),
-    #[error("invalid volume {0:?}: expected HOST:CONTAINER[:ro|:rw] with an absolute container path")]
+    #[error(
+        "invalid volume {0:?}: expected HOST:CONTAINER[:ro|:rw] with an absolute container path"
+    )]
     Volume(String),
     #[error("invalid port mapping {0:?}: expected [IP:]HOST_PORT:CONTAINER_PORT[/tcp]")]
     Port(String),
@@ -229,11 +231,17 @@ mod tests {
     #[test]
     fn volumes() {
         let v: Volume = "/srv/data:/data:ro".parse().unwrap();
-        assert_eq!((v.host.to_str().unwrap(), v.container.as_str(), v.read_only), ("/srv/data", "/data", true));
+        assert_eq!(
+            (v.host.to_str().unwrap(), v.container.as_str(), v.read_only),
+            ("/srv/data", "/data", true)
+        );
         let v: Volume = "/srv/data:/data".parse().unwrap();
         assert!(!v.read_only);
         let v: Volume = r"C:\data:/data:ro".parse().unwrap();
-        assert_eq!((v.host.to_str().unwrap(), v.container.as_str(), v.read_only), (r"C:\data", "/data", true));
+        assert_eq!(
+            (v.host.to_str().unwrap(), v.container.as_str(), v.read_only),
+            (r"C:\data", "/data", true)
+        );
         assert!("/a".parse::<Volume>().is_err());
         assert!("/a:relative".parse::<Volume>().is_err());
     }
@@ -253,10 +261,16 @@ mod tests {
 
     #[test]
     fn env() {
-        assert_eq!(parse_env("A=b=c").unwrap(), Some(("A".into(), "b=c".into())));
+        assert_eq!(
+            parse_env("A=b=c").unwrap(),
+            Some(("A".into(), "b=c".into()))
+        );
         assert_eq!(parse_env("E=").unwrap(), Some(("E".into(), "".into())));
         assert!(parse_env("=x").is_err());
         let f = parse_env_file("# c\n\nA=1\n  B=two words\n").unwrap();
-        assert_eq!(f, vec![("A".into(), "1".into()), ("B".into(), "two words".into())]);
+        assert_eq!(
+            f,
+            vec![("A".into(), "1".into()), ("B".into(), "two words".into())]
+        );
     }
 }

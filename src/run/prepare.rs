@@ -119,9 +119,8 @@ fn module(bytes: Vec<u8>, export: Option<String>) -> Result<WasmModule, RunError
     } else {
         bytes
     };
-    let kind = WasmKind::detect(&bytes).ok_or_else(|| {
-        PackageError::NotWasm("no \\0asm magic with a known version".into())
-    })?;
+    let kind = WasmKind::detect(&bytes)
+        .ok_or_else(|| PackageError::NotWasm("no \\0asm magic with a known version".into()))?;
     Ok(WasmModule {
         digest: blob::digest_of(&bytes),
         bytes,
@@ -171,7 +170,9 @@ fn prepare_file(path: &Path, opts: &RunOptions) -> Result<Prepared, RunError> {
         source,
     })?;
     let config = ImageConfig::default();
-    let argv = std::iter::once(argv0).chain(opts.args.iter().cloned()).collect();
+    let argv = std::iter::once(argv0)
+        .chain(opts.args.iter().cloned())
+        .collect();
     let spec = bundle::spec(&config, opts, argv, HashMap::new())?;
     Ok(Prepared {
         name: display,
@@ -184,8 +185,10 @@ fn prepare_file(path: &Path, opts: &RunOptions) -> Result<Prepared, RunError> {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn prepare_image(
@@ -204,7 +207,12 @@ fn prepare_image(
         .any(|l| media::is_tar_layer(l.media_type().as_ref()));
     let _guard = store.lock_shared()?;
     let layer_dirs = if has_tar {
-        unpack::ensure_layers(store, &image.manifest, &image.config, &UnpackOptions::default())?
+        unpack::ensure_layers(
+            store,
+            &image.manifest,
+            &image.config,
+            &UnpackOptions::default(),
+        )?
     } else {
         Vec::new()
     };
@@ -234,12 +242,12 @@ fn prepare_image(
     let mut rootfs = None;
     if !layer_dirs.is_empty() && says_wasm {
         let dir = unpack::image_rootfs(store, image.manifest_desc.digest(), &layer_dirs)?;
-        if wasm_bytes.is_none() {
-            if let Some(entry) = argv.first() {
-                let bytes = read_entrypoint(&dir, entry, &image.config, target)?;
-                facts.entrypoint_magic = Some(bytes.iter().take(8).copied().collect());
-                wasm_bytes = Some(bytes);
-            }
+        if wasm_bytes.is_none()
+            && let Some(entry) = argv.first()
+        {
+            let bytes = read_entrypoint(&dir, entry, &image.config, target)?;
+            facts.entrypoint_magic = Some(bytes.iter().take(8).copied().collect());
+            wasm_bytes = Some(bytes);
         }
         rootfs = Some(dir);
     }
@@ -291,10 +299,11 @@ fn read_entrypoint(
     config: &ImageConfig,
     image: &str,
 ) -> Result<Vec<u8>, RunError> {
-    let root = Dir::open_ambient_dir(rootfs, ambient_authority()).map_err(|source| RunError::Io {
-        path: rootfs.to_path_buf(),
-        source,
-    })?;
+    let root =
+        Dir::open_ambient_dir(rootfs, ambient_authority()).map_err(|source| RunError::Io {
+            path: rootfs.to_path_buf(),
+            source,
+        })?;
     let candidates: Vec<String> = if entry.starts_with('/') {
         vec![entry.to_string()]
     } else {

@@ -6,3 +6,4 @@ mod images;
 mod layers;
 mod package;
 mod store;
+mod wasm;

@@ -35,7 +35,9 @@ pub fn run_module(
         },
     );
     store.limiter(|s| &mut s.limiter);
-    limits.apply(&mut store).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+    limits
+        .apply(&mut store)
+        .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
     let instance = match linker.instantiate(&mut store, module) {
         Ok(i) => i,
         Err(e) if is_guest_error(&e) => return Ok(classify(&e, limits)),
@@ -44,7 +46,11 @@ pub fn run_module(
     let name = export.unwrap_or("_start");
     let func = instance
         .get_typed_func::<(), ()>(&mut store, name)
-        .map_err(|_| WasmError::NoEntry(format!("the module exports no function {name:?} taking no arguments")))?;
+        .map_err(|_| {
+            WasmError::NoEntry(format!(
+                "the module exports no function {name:?} taking no arguments"
+            ))
+        })?;
     Ok(match func.call(&mut store, ()) {
         Ok(()) => Exit::code(0),
         Err(e) => classify(&e, limits),
@@ -93,7 +99,9 @@ pub fn run_component(
         },
     );
     store.limiter(|s| &mut s.limiter);
-    limits.apply(&mut store).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+    limits
+        .apply(&mut store)
+        .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
     let command = match pre.instantiate(&mut store) {
         Ok(c) => c,
         Err(e) if is_guest_error(&e) => return Ok(classify(&e, limits)),

@@ -25,10 +25,10 @@ const MAX_WASM_STACK: usize = 512 << 10;
 pub struct EngineOptions {
     /// Count fuel (only when `--fuel` is used: it costs speed).
     pub fuel: bool,
-    /// Async support and the pooling allocator (for serving `wasi:http`).
+    /// The pooling allocator (for serving `wasi:http`: an instance per request). Memory
+    /// limits are the store limiter's job, not the pool's, so a request that exceeds them
+    /// fails with wharf's own message rather than at load time.
     pub serving: bool,
-    /// With `serving`: the largest linear memory of one instance.
-    pub max_memory: Option<u64>,
 }
 
 /// Make an engine: epoch interruption on (timeouts and `wharf stop`), a wasm stack well
@@ -44,10 +44,7 @@ pub fn engine(opts: EngineOptions) -> Result<Engine, WasmError> {
         .cranelift_opt_level(OptLevel::Speed)
         .parallel_compilation(true);
     if opts.serving {
-        let mut pooling = wasmtime::PoolingAllocationConfig::default();
-        if let Some(max) = opts.max_memory {
-            pooling.max_memory_size(usize::try_from(max).unwrap_or(usize::MAX));
-        }
+        let pooling = wasmtime::PoolingAllocationConfig::default();
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
     }
     Engine::new(&config).map_err(|e| WasmError::Engine(format!("{e:#}")))

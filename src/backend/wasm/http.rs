@@ -117,8 +117,14 @@ pub fn serve(
         for addr in addrs {
             let l = TcpListener::bind(addr)
                 .await
-                .map_err(|source| WasmError::Listen { addr: *addr, source })?;
-            eprintln!("wharf: serving {name} on http://{}", l.local_addr().unwrap_or(*addr));
+                .map_err(|source| WasmError::Listen {
+                    addr: *addr,
+                    source,
+                })?;
+            eprintln!(
+                "wharf: serving {name} on http://{}",
+                l.local_addr().unwrap_or(*addr)
+            );
             listeners.push(l);
         }
         let accepting: Vec<_> = listeners
@@ -137,7 +143,10 @@ pub fn serve(
         })
         .await;
         if drained.is_err() {
-            eprintln!("wharf: {} requests still running after {GRACE:?}; stopping anyway", server.in_flight.load(Ordering::SeqCst));
+            eprintln!(
+                "wharf: {} requests still running after {GRACE:?}; stopping anyway",
+                server.in_flight.load(Ordering::SeqCst)
+            );
         }
         Ok(Exit::code(0))
     })
@@ -205,7 +214,9 @@ impl Server {
             },
         );
         store.limiter(|s| &mut s.limiter);
-        self.limits.apply(&mut store).map_err(|e| format!("{e:#}"))?;
+        self.limits
+            .apply(&mut store)
+            .map_err(|e| format!("{e:#}"))?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store
             .data_mut()

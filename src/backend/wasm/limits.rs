@@ -31,7 +31,9 @@ const DEFAULT_TABLE_ELEMENTS: usize = 10_000_000;
 
 /// The guest tried to grow past `--memory`.
 #[derive(Debug, thiserror::Error)]
-#[error("wasm memory limit of {limit} bytes exceeded: the guest asked for {requested} bytes in total (--memory)")]
+#[error(
+    "wasm memory limit of {limit} bytes exceeded: the guest asked for {requested} bytes in total (--memory)"
+)]
 pub struct MemoryLimitExceeded {
     pub limit: usize,
     pub requested: usize,
@@ -54,10 +56,10 @@ impl Limiter {
 
     fn grow(&mut self, delta: usize) -> wasmtime::Result<()> {
         let requested = self.used.saturating_add(delta);
-        if let Some(limit) = self.memory {
-            if requested > limit {
-                return Err(MemoryLimitExceeded { limit, requested }.into());
-            }
+        if let Some(limit) = self.memory
+            && requested > limit
+        {
+            return Err(MemoryLimitExceeded { limit, requested }.into());
         }
         self.used = requested;
         Ok(())
@@ -84,10 +86,16 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if maximum.is_some_and(|m| desired > m) || (self.memory.is_none() && desired > DEFAULT_TABLE_ELEMENTS) {
+        if maximum.is_some_and(|m| desired > m)
+            || (self.memory.is_none() && desired > DEFAULT_TABLE_ELEMENTS)
+        {
             return Ok(false);
         }
-        self.grow(desired.saturating_sub(current).saturating_mul(TABLE_ELEMENT_BYTES))?;
+        self.grow(
+            desired
+                .saturating_sub(current)
+                .saturating_mul(TABLE_ELEMENT_BYTES),
+        )?;
         Ok(true)
     }
 
@@ -151,7 +159,9 @@ pub fn classify(err: &wasmtime::Error, limits: &RunLimits) -> Exit {
             Trap::Interrupt => Exit {
                 code: EXIT_TIMEOUT,
                 message: Some(match limits.timeout {
-                    Some(t) => format!("wasm run-time limit of {t:?} exceeded (--timeout): stopped"),
+                    Some(t) => {
+                        format!("wasm run-time limit of {t:?} exceeded (--timeout): stopped")
+                    }
                     None => "wasm guest interrupted: stopped".to_string(),
                 }),
             },

@@ -89,7 +89,8 @@ pub struct WasmRun<'a> {
 pub fn limits_from_spec(spec: &Spec) -> RunLimits {
     RunLimits {
         memory: bundle::memory_limit(spec),
-        timeout: bundle::annotation_u64(spec, bundle::ANNOTATION_TIMEOUT_MS).map(Duration::from_millis),
+        timeout: bundle::annotation_u64(spec, bundle::ANNOTATION_TIMEOUT_MS)
+            .map(Duration::from_millis),
         fuel: bundle::annotation_u64(spec, bundle::ANNOTATION_FUEL),
     }
 }
@@ -129,13 +130,18 @@ pub fn run(r: WasmRun<'_>) -> Result<Exit, WasmError> {
         Compiled::Module(module) => {
             let _ticker = Ticker::start(&command_engine, &limits);
             let mut wasi = ctx::builder(r.spec, r.rootfs, r.stdio)?;
-            command::run_module(&command_engine, &module, &mut wasi, &limits, r.module.export.as_deref())
+            command::run_module(
+                &command_engine,
+                &module,
+                &mut wasi,
+                &limits,
+                r.module.export.as_deref(),
+            )
         }
         Compiled::Component(component) if http::is_http_component(&command_engine, &component) => {
             let engine = engine::engine(EngineOptions {
                 fuel: limits.fuel.is_some(),
                 serving: true,
-                max_memory: limits.memory,
             })?;
             let component = match cache.load(&engine, r.module, r.compile_timeout)? {
                 Compiled::Component(c) => c,
@@ -150,7 +156,9 @@ pub fn run(r: WasmRun<'_>) -> Result<Exit, WasmError> {
                     .map(|p| SocketAddr::new(p.host_ip, p.host_port))
                     .collect()
             };
-            http::serve(&engine, &component, r.spec, r.rootfs, &addrs, r.stdio, limits, r.name)
+            http::serve(
+                &engine, &component, r.spec, r.rootfs, &addrs, r.stdio, limits, r.name,
+            )
         }
         Compiled::Component(component) => {
             let _ticker = Ticker::start(&command_engine, &limits);

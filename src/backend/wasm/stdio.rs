@@ -34,10 +34,17 @@ impl StdoutStream for Sanitized {
 struct Writer(Target);
 
 impl AsyncWrite for Writer {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let clean = sanitize(buf);
         let r = match self.0 {
-            Target::Stdout => std::io::stdout().lock().write_all(&clean).and_then(|_| std::io::stdout().flush()),
+            Target::Stdout => std::io::stdout()
+                .lock()
+                .write_all(&clean)
+                .and_then(|_| std::io::stdout().flush()),
             Target::Stderr => std::io::stderr().lock().write_all(&clean),
         };
         Poll::Ready(r.map(|_| buf.len()))

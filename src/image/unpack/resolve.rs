@@ -125,13 +125,17 @@ pub fn open_file_in_root(root: &Dir, path: &str) -> Result<cap_std::fs::File, Un
     let mut comps = normalize(path.as_bytes())?;
     for _ in 0..MAX_SYMLINKS {
         let Some((base, parent_comps)) = comps.split_last() else {
-            return Err(UnpackError::NotADirectory { path: path.to_string() });
+            return Err(UnpackError::NotADirectory {
+                path: path.to_string(),
+            });
         };
         let parent = resolve_dir(root, parent_comps, false)?;
-        let meta = parent.symlink_metadata(base).map_err(|source| UnpackError::Resolve {
-            path: display(&comps),
-            source,
-        })?;
+        let meta = parent
+            .symlink_metadata(base)
+            .map_err(|source| UnpackError::Resolve {
+                path: display(&comps),
+                source,
+            })?;
         if meta.file_type().is_symlink() {
             let target = sys::read_link(&parent, base).map_err(|source| UnpackError::Resolve {
                 path: display(&comps),
@@ -158,7 +162,9 @@ pub fn open_file_in_root(root: &Dir, path: &str) -> Result<cap_std::fs::File, Un
             source,
         });
     }
-    Err(UnpackError::SymlinkLoop { path: path.to_string() })
+    Err(UnpackError::SymlinkLoop {
+        path: path.to_string(),
+    })
 }
 
 /// Components of a relative symlink target, `..` kept (resolved against the real parent by

@@ -1,0 +1,622 @@
+//! `wharf run` of wasm images from the store: every example and `.wat` fixture, the
+//! sandbox, each limit with its message and exit code, dispatch for every image shape, the
+//! compilation cache, and the wasi:http server answering real requests.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tar::EntryType as T;
+
+use crate::common::layout::{digest, tar};
+use crate::common::*;
+
+fn s(p: &std::path::Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn packaged(w: &Wharf, file: &str, name: &str) {
+    w.ok(&["package", &wasm(file), "-t", name]);
+}
+
+/// Run and return (exit code, stdout, stderr).
+fn run(w: &Wharf, args: &[&str]) -> (i32, String, String) {
+    let out = w.run(args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn args_and_env_reach_the_guest_exactly() {
+    let w = Wharf::new();
+    packaged(&w, "hello.wasm", "hello");
+    let (code, out, err) = run(
+        &w,
+        &[
+            "run",
+            "-e",
+            "GREEK=αβγ",
+            "-e",
+            "EMPTY=",
+            "-e",
+            "SPACES=a b",
+            "hello",
+            "ü",
+            "",
+            "two words",
+            "--flag",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        &lines[..6],
+        [
+            "hello from wasm",
+            "arg[0]=hello",
+            "arg[1]=ü",
+            "arg[2]=",
+            "arg[3]=two words",
+            "arg[4]=--flag"
+        ]
+    );
+    for want in ["env EMPTY=", "env GREEK=αβγ", "env SPACES=a b"] {
+        assert!(lines.contains(&want), "{want} missing from {out}");
+    }
+    // Nothing from wharf's own environment leaks in.
+    assert!(!out.contains("env HOME="), "{out}");
+    // --env-file and image defaults, later values winning.
+    let f = w.path("env");
+    std::fs::write(&f, "# comment\nFROM_FILE=1\nGREEK=file\n").unwrap();
+    w.ok(&[
+        "package",
+        &wasm("hello.wasm"),
+        "-t",
+        "hello-defaults",
+        "--cmd",
+        "default-arg",
+        "-e",
+        "IMAGE=1",
+    ]);
+    let (_, out, _) = run(
+        &w,
+        &[
+            "run",
+            "--env-file",
+            &s(&f),
+            "-e",
+            "GREEK=flag",
+            "hello-defaults",
+        ],
+    );
+    assert!(out.contains("arg[1]=default-arg"), "{out}");
+    for want in ["env IMAGE=1", "env FROM_FILE=1", "env GREEK=flag"] {
+        assert!(out.lines().any(|l| l == want), "{want} missing from {out}");
+    }
+}
+
+#[test]
+fn exit_codes_and_traps() {
+    let w = Wharf::new();
+    packaged(&w, "exit42.wat", "exit42");
+    packaged(&w, "trap.wat", "trap");
+    packaged(&w, "recursion.wat", "recursion");
+    packaged(&w, "hello.wasm", "hello");
+    assert_eq!(run(&w, &["run", "exit42"]).0, 42);
+    let (code, _, err) = run(&w, &["run", "trap"]);
+    assert_eq!(code, 134);
+    assert!(err.contains("unreachable"), "{err}");
+    let (code, _, err) = run(&w, &["run", "recursion"]);
+    assert_eq!(code, 134, "deep recursion traps instead of crashing: {err}");
+    assert!(err.contains("call stack exhausted"), "{err}");
+    assert_eq!(run(&w, &["run", "-e", "EXIT_CODE=7", "hello"]).0, 7);
+}
+
+#[test]
+fn a_p2_component_runs_with_stdin() {
+    let w = Wharf::new();
+    packaged(&w, "p2-command.wasm", "p2");
+    let mut child = w
+        .cmd(&["run", "-i", "-e", "GREETING=hej", "p2", "--stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"shout this\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        stdout.contains("hello from a component") && stdout.contains("GREETING=hej"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("SHOUT THIS"), "{stdout}");
+    // wasi:cli/exit(err) is exit code 1.
+    assert_eq!(run(&w, &["run", "p2", "--exit", "3"]).0, 1);
+    // Without -i the guest reads end-of-file at once.
+    let (code, out, _) = run(&w, &["run", "p2", "--stdin"]);
+    assert_eq!(code, 0);
+    assert!(out.ends_with("arg[1]=--stdin\n"), "{out}");
+}
+
+/// A volume directory with `input.txt`, a `link -> ..` symlink, and a victim file beside it.
+fn volume(w: &Wharf) -> (std::path::PathBuf, std::path::PathBuf) {
+    let data = w.path("vol/data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("input.txt"), "from the host\n").unwrap();
+    let victim = w.path("vol/victim.txt");
+    std::fs::write(&victim, "victim\n").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("..", data.join("link")).unwrap();
+    (data, victim)
+}
+
+#[test]
+fn volumes_read_write_and_read_only() {
+    let w = Wharf::new();
+    packaged(&w, "fs-demo.wasm", "fs");
+    let (data, _) = volume(&w);
+    let v = format!("{}:/data", s(&data));
+    let (code, out, err) = run(&w, &["run", "-v", &v, "fs", "/data"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("input: from the host"), "{out}");
+    assert!(out.contains("write: ok"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("output.txt")).unwrap(),
+        "written by wasm\n"
+    );
+    for line in out.lines().filter(|l| l.starts_with("escape")) {
+        assert!(line.contains("refused"), "{line}");
+    }
+    std::fs::remove_file(data.join("output.txt")).unwrap();
+    let (code, out, _) = run(&w, &["run", "-v", &format!("{v}:ro"), "fs", "/data"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("input: from the host") && out.contains("write: error"),
+        "{out}"
+    );
+    assert!(!data.join("output.txt").exists());
+    // Nothing is visible that was not declared.
+    let (code, out, _) = run(&w, &["run", "fs", "/data"]);
+    assert_eq!(code, 2, "{out}");
+    let err = w.fails(&["run", "-v", "/does/not/exist:/data", "fs"], 125);
+    assert!(err.contains("/does/not/exist"), "{err}");
+}
+
+#[test]
+fn sandbox_escapes_fail_inside_the_guest() {
+    let w = Wharf::new();
+    let (data, victim) = volume(&w);
+    let v = format!("{}:/data", s(&data));
+    for (fixture, v) in [
+        ("escape-dotdot.wat", v.clone()),
+        ("escape-absolute.wat", v.clone()),
+        ("escape-symlink.wat", v.clone()),
+        ("write-readonly.wat", format!("{v}:ro")),
+    ] {
+        let name = fixture.trim_end_matches(".wat");
+        packaged(&w, fixture, name);
+        let (code, _, err) = run(&w, &["run", "-v", &v, name]);
+        // The guest exits with the WASI errno it got: never 0 (success).
+        assert_ne!(code, 0, "{fixture} escaped: {err}");
+        assert!(
+            code < 125,
+            "{fixture}: the guest saw an error, not wharf: {code} {err}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim\n");
+    assert_eq!(
+        std::fs::read_to_string(data.join("input.txt")).unwrap(),
+        "from the host\n"
+    );
+}
+
+#[test]
+fn limits_trip_with_their_message_and_code() {
+    let w = Wharf::new();
+    packaged(&w, "loop.wat", "loop");
+    packaged(&w, "memory-hog.wat", "hog");
+    let start = Instant::now();
+    let (code, _, err) = run(&w, &["run", "--timeout", "300ms", "loop"]);
+    assert_eq!(code, 137, "{err}");
+    assert!(
+        err.contains("run-time limit") && err.contains("--timeout"),
+        "{err}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let (code, _, err) = run(&w, &["run", "--fuel", "1000000", "loop"]);
+    assert_eq!(code, 152, "{err}");
+    assert!(err.contains("fuel"), "{err}");
+    let (code, _, err) = run(&w, &["run", "--memory", "16m", "hog"]);
+    assert_eq!(code, 153, "{err}");
+    assert!(err.contains("memory limit of 16777216 bytes"), "{err}");
+    // Without a memory limit the hog grows to wasm32's 4 GiB, then traps on its own.
+    let (code, _, _) = run(&w, &["run", "hog"]);
+    assert_eq!(code, 134);
+}
+
+/// An image in an OCI layout, written by hand: `config` (its `config` block merged in),
+/// tar or wasm layers, manifest annotations.
+fn custom_image(
+    dir: &std::path::Path,
+    name: &str,
+    os: &str,
+    arch: &str,
+    layers: &[(&str, Vec<u8>)],
+    run_config: serde_json::Value,
+    annotations: serde_json::Value,
+) {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    let put = |bytes: &[u8]| {
+        let d = digest(bytes);
+        std::fs::write(dir.join("blobs/sha256").join(&d[7..]), bytes).unwrap();
+        d
+    };
+    let mut descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (mt, bytes) in layers {
+        let d = put(bytes);
+        if mt.contains("tar") {
+            diff_ids.push(d.clone());
+        }
+        descs.push(serde_json::json!({"mediaType": mt, "digest": d, "size": bytes.len()}));
+    }
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": arch, "os": os, "config": run_config,
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}
+    }))
+    .unwrap();
+    let cd = put(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
+        "layers": descs, "annotations": annotations
+    }))
+    .unwrap();
+    let md = put(&manifest);
+    crate::common::layout::write_index(
+        dir,
+        &[serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": name}
+        })],
+    );
+}
+
+#[test]
+fn every_image_shape_dispatches_and_explains_itself() {
+    let w = Wharf::new();
+    let fs_demo = std::fs::read(wasm("fs-demo.wasm")).unwrap();
+    let p2 = std::fs::read(wasm("p2-command.wasm")).unwrap();
+    // A plain image whose only wasm signal is its platform, with a data file beside the module.
+    let platform_only = w.path("platform-only");
+    custom_image(
+        &platform_only,
+        "platform-only",
+        "wasi",
+        "wasm",
+        &[(
+            "application/vnd.oci.image.layer.v1.tar",
+            tar(&[
+                ("app.wasm", T::Regular, "", &fs_demo),
+                ("etc/motd", T::Regular, "", b"shipped in the image"),
+            ]),
+        )],
+        serde_json::json!({"Entrypoint": ["/app.wasm"], "Cmd": ["/"]}),
+        serde_json::json!({}),
+    );
+    // runwasi's shape: a linux platform, the module as a component layer.
+    let runwasi = w.path("runwasi");
+    custom_image(
+        &runwasi,
+        "runwasi",
+        "linux",
+        "amd64",
+        &[(
+            "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
+            p2,
+        )],
+        serde_json::json!({"Entrypoint": ["p2.wasm"]}),
+        serde_json::json!({}),
+    );
+    // A conflict: a wasm platform whose entrypoint is an ELF binary.
+    let busybox = std::fs::read("/bin/busybox").unwrap();
+    let conflict = w.path("conflict");
+    custom_image(
+        &conflict,
+        "conflict",
+        "wasi",
+        "wasm",
+        &[(
+            "application/vnd.oci.image.layer.v1.tar",
+            tar(&[("bin/app", T::Regular, "", &busybox)]),
+        )],
+        serde_json::json!({"Entrypoint": ["/bin/app"]}),
+        serde_json::json!({}),
+    );
+    for dir in [&platform_only, &runwasi, &conflict] {
+        w.ok(&["load", "-i", &s(dir)]);
+    }
+    w.ok(&["load", "-i", &s(&busybox_images().join("layout"))]);
+    packaged(&w, "hello.wasm", "tag-artifact");
+    w.ok(&["package", &wasm("hello.wasm"), "--compat", "-t", "compat"]);
+
+    let explain = |image: &str| w.ok(&["inspect", "--explain", image]);
+    let e = explain("tag-artifact");
+    assert!(
+        e.contains("decision: wasm")
+            && e.contains("config media type")
+            && e.contains("application/wasm"),
+        "{e}"
+    );
+    let e = explain("compat");
+    assert!(
+        e.contains("decision: wasm") && e.contains("module.wasm.image/variant"),
+        "{e}"
+    );
+    let e = explain("platform-only");
+    assert!(
+        e.contains("decision: wasm") && e.contains("platform os = \"wasi\""),
+        "{e}"
+    );
+    let e = explain("runwasi");
+    assert!(
+        e.contains("decision: wasm") && e.contains("wasm.component.layer"),
+        "{e}"
+    );
+    let e = explain("busybox");
+    assert!(e.contains("decision: native"), "{e}");
+
+    // They run. The platform-only image's files are read-only at "/".
+    let (code, out, err) = run(&w, &["run", "--explain", "platform-only"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("runs as wasm") && err.contains("entrypoint bytes"),
+        "{err}"
+    );
+    assert!(out.contains("list: app.wasm,etc"), "{out}");
+    assert!(
+        out.contains("write: error"),
+        "the image's files are read-only: {out}"
+    );
+    let (code, out, _) = run(&w, &["run", "platform-only", "/etc"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("list: motd"), "{out}");
+    let (code, out, err) = run(&w, &["run", "runwasi", "x"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("arg[0]=p2.wasm") && out.contains("arg[1]=x"),
+        "{out}"
+    );
+    let (code, out, _) = run(&w, &["run", "compat", "c"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("arg[0]=/app.wasm") && out.contains("arg[1]=c"),
+        "{out}"
+    );
+    let (code, _, err) = run(&w, &["run", "conflict"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("platform os") && err.contains("ELF"), "{err}");
+}
+
+#[test]
+fn compiled_code_is_cached_and_precompile_fills_the_cache() {
+    let w = Wharf::new();
+    let cache = w.root().join("cache/wasm");
+    packaged(&w, "p2-command.wasm", "p2");
+    assert!(!cache.exists());
+    w.ok(&["run", "p2"]);
+    let count = || {
+        walk(&cache)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .count()
+    };
+    assert_eq!(count(), 1);
+    let t = Instant::now();
+    w.ok(&["run", "p2"]);
+    let cached = t.elapsed();
+    assert_eq!(count(), 1, "the second run compiles nothing");
+    assert!(cached < Duration::from_secs(2), "{cached:?}");
+
+    // load --precompile: archive in, compiled code out, before any run.
+    let archive = w.path("http.tar");
+    let w2 = Wharf::new();
+    w2.ok(&["package", &wasm("http-hello.wasm"), "-t", "http"]);
+    w2.ok(&["save", "-o", &s(&archive), "http"]);
+    w.ok(&["load", "--precompile", "-i", &s(&archive)]);
+    // The command and serving engines may share compiled code; either way it is there now.
+    let precompiled = count();
+    assert!(precompiled >= 2, "{precompiled}");
+    // A corrupted cache entry is discarded and recompiled, never trusted.
+    for p in walk(&cache) {
+        std::fs::write(&p, b"garbage").unwrap();
+    }
+    assert_eq!(run(&w, &["run", "p2"]).0, 0);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn files_run_directly_and_bad_modules_are_refused() {
+    let w = Wharf::new();
+    let (code, out, _) = run(&w, &["run", &wasm("hello.wasm"), "x"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("arg[0]=hello.wasm") && out.contains("arg[1]=x"),
+        "{out}"
+    );
+    assert_eq!(run(&w, &["run", &wasm("exit42.wat")]).0, 42);
+    assert!(w.images().is_empty(), "running a file stores nothing");
+    let err = w.fails(&["run", "no-such-image"], 125);
+    assert!(err.contains("no such image"), "{err}");
+    let bad = w.path("needs-host.wat");
+    std::fs::write(
+        &bad,
+        r#"(module (import "env" "missing" (func)) (func (export "_start") call 0))"#,
+    )
+    .unwrap();
+    let err = w.fails(&["run", &s(&bad)], 126);
+    assert!(
+        err.contains("cannot link") && err.contains("missing"),
+        "{err}"
+    );
+    let noentry = w.path("no-start.wat");
+    std::fs::write(&noentry, "(module)").unwrap();
+    let err = w.fails(&["run", &s(&noentry)], 127);
+    assert!(err.contains("_start"), "{err}");
+}
+
+/// One HTTP/1.1 request over a fresh connection; returns (status, body).
+fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(c, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut resp = Vec::new();
+    c.read_to_end(&mut resp).unwrap();
+    let resp = String::from_utf8_lossy(&resp).into_owned();
+    let status = resp[9..12].parse().unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    )
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            return body.to_string();
+        };
+        if n == 0 {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = &tail[n + 2..];
+    }
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server never listened on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_http_component_serves_concurrent_requests_and_stops_gracefully() {
+    let w = Wharf::new();
+    packaged(&w, "http-hello.wasm", "http");
+    let port = free_port();
+    let mut server = w
+        .cmd(&["run", "-p", &format!("{port}:8080"), "http"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    let (status, body) = http(port, "GET", "/hello?x=1", "");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "hello from wasi:http: GET /hello?x=1\n")
+    );
+    assert_eq!(
+        http(port, "POST", "/echo", "ping body"),
+        (200, "ping body".to_string())
+    );
+    assert_eq!(http(port, "GET", "/status/404", "").0, 404);
+    let threads: Vec<_> = (0..16)
+        .map(|i| std::thread::spawn(move || http(port, "GET", &format!("/req/{i}"), "")))
+        .collect();
+    for (i, t) in threads.into_iter().enumerate() {
+        let (status, body) = t.join().unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(body, format!("hello from wasi:http: GET /req/{i}\n"));
+    }
+    // Published on loopback only, by default.
+    assert!(TcpStream::connect(("0.0.0.0", port)).is_ok() || cfg!(windows));
+    #[cfg(unix)]
+    {
+        let pid = server.id().to_string();
+        sh(Command::new("kill").args(["-TERM", &pid]));
+        let status = server.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "SIGTERM stops the server cleanly");
+        let mut err = String::new();
+        server
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(err.contains("stopping"), "{err}");
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = server.kill();
+    }
+}
+
+#[test]
+fn http_requests_get_the_limits_too() {
+    let w = Wharf::new();
+    packaged(&w, "http-hello.wasm", "http");
+    let port = free_port();
+    let mut server = w
+        .cmd(&[
+            "run",
+            "--memory",
+            "1m",
+            "-p",
+            &format!("127.0.0.1:{port}:80"),
+            "http",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    let (status, body) = http(port, "GET", "/", "");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("memory limit"), "{body}");
+}
