@@ -2,7 +2,8 @@
 # Installs what wharf's build, demo and tests need on a fresh Debian machine (as root, or
 # with sudo): Debian packages and rustup targets. Installs only what is missing.
 set -euo pipefail
-packages=(skopeo umoci busybox-static containerd runc crun docker-registry file tar gzip)
+packages=(skopeo umoci busybox-static containerd runc crun docker-registry file tar gzip
+          libseccomp-dev pkg-config gcc-mingw-w64-x86-64 wine wine64)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -14,6 +15,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 installed=$(rustup target list --installed)
-for t in wasm32-wasip1 wasm32-wasip2; do
+for t in wasm32-wasip1 wasm32-wasip2 x86_64-pc-windows-gnu; do
     grep -qx "$t" <<<"$installed" || rustup target add "$t"
 done

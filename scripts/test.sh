@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs wharf's tests: installs what is missing, builds the wasm examples and the busybox test
-# images (made with umoci and skopeo), then runs every unit and integration test.
+# images (made with umoci and skopeo), runs every unit and integration test against the
+# Linux build, then the portable ones against wharf.exe under wine (scripts/test-windows.sh).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -10,4 +11,7 @@ bash wasm-examples/build.sh "$repo/wasm-examples/out" >/dev/null
 export WHARF_WASM_DIR="$repo/wasm-examples/out"
 export WHARF_TEST_IMAGES="$CARGO_TARGET_DIR/test-images"
 bash tests/fixtures/make-busybox-image.sh "$WHARF_TEST_IMAGES" >/dev/null
-cargo test --no-fail-fast "$@"
+status=0
+cargo test --no-fail-fast "$@" || status=$?
+bash scripts/test-windows.sh || status=$?
+exit $status

@@ -27,6 +27,11 @@ impl Roots {
         &self.data
     }
 
+    /// Per-container state (native containers' upper directories, /etc files).
+    pub fn containers(&self) -> PathBuf {
+        self.data.join("containers")
+    }
+
     /// wharf's cache of compiled wasm (never shared with images).
     pub fn wasm_cache(&self) -> PathBuf {
         self.data.join("cache").join("wasm")

@@ -1,5 +1,7 @@
 //! The backends that run a prepared bundle: wasm (wasmtime, any OS) and, on Linux, native.
 
+#[cfg(target_os = "linux")]
+pub mod native;
 pub mod wasm;
 
 /// How a run ended, as the `wharf` process should report it.

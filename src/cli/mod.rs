@@ -45,7 +45,7 @@ enum Command {
     /// Remove images.
     Rmi(rmi::Args),
     /// Run an image (native or wasm) or a .wasm/.wat file in the foreground.
-    Run(run::Args),
+    Run(Box<run::Args>),
     /// Show an image's manifest, config and how it would run.
     Inspect(inspect::Args),
     /// Give an image another name.
@@ -80,7 +80,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Images(a) => images::run(&ctx, a),
         Command::Rmi(a) => rmi::run(&ctx, a),
-        Command::Run(a) => return run::run(&ctx, a),
+        Command::Run(a) => return run::run(&ctx, *a),
         Command::Inspect(a) => inspect::run(&ctx, a),
         Command::Tag(a) => tag::run(&ctx, a),
         Command::Load(a) => load::run(&ctx, a),

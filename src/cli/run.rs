@@ -10,8 +10,8 @@ use wharf::backend::wasm::{self, StdioOptions, WasmRun};
 use wharf::dispatch::{Decision, Kind};
 use wharf::image::platform::PlatformSpec;
 use wharf::run::options::{
-    Limits, Network, PortMapping, RunOptions, Volume, parse_duration, parse_env, parse_env_file,
-    parse_size,
+    Limits, NativeOptions, Network, PortMapping, RunOptions, Ulimit, Volume, parse_duration,
+    parse_env, parse_env_file, parse_size,
 };
 use wharf::run::{self, RunError};
 
@@ -58,9 +58,49 @@ pub struct Args {
     /// Allocate a terminal (wasm: guest output passes through unsanitised).
     #[arg(short, long)]
     tty: bool,
+    /// Run as this user: name, uid, name:group or uid:gid (native).
+    #[arg(short = 'u', long, value_name = "USER")]
+    user: Option<String>,
+    /// Container hostname (native).
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<String>,
+    /// Mount the root filesystem read-only (native).
+    #[arg(long)]
+    read_only: bool,
+    /// Add a capability (native; ALL for every one).
+    #[arg(long, value_name = "CAP")]
+    cap_add: Vec<String>,
+    /// Drop a capability (native; ALL for every one).
+    #[arg(long, value_name = "CAP")]
+    cap_drop: Vec<String>,
+    /// Every capability, no seccomp, no masked paths: the container can do what root on the
+    /// host can (native).
+    #[arg(long)]
+    privileged: bool,
+    /// Security options: seccomp=unconfined (native).
+    #[arg(long, value_name = "OPT")]
+    security_opt: Vec<String>,
+    /// Most processes the container may have (native, cgroup pids.max).
+    #[arg(long, value_name = "N")]
+    pids_limit: Option<i64>,
+    /// CPU limit in cores, e.g. 0.5 (native, cgroup CPU quota).
+    #[arg(long, value_name = "CORES")]
+    cpus: Option<f64>,
+    /// Mount a tmpfs at this path (native).
+    #[arg(long, value_name = "PATH")]
+    tmpfs: Vec<String>,
+    /// Run a small init as pid 1 that reaps zombies and forwards signals (native).
+    #[arg(long)]
+    init: bool,
+    /// Resource limit NAME=SOFT[:HARD], e.g. nofile=1024:2048 (native).
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    ulimit: Vec<Ulimit>,
     /// Print how wharf decided to run the image, and why, before running it.
     #[arg(long)]
     explain: bool,
+    /// Print the OCI runtime spec (config.json) wharf would run, and exit.
+    #[arg(long)]
+    print_spec: bool,
     /// Platform of a multi-platform image.
     #[arg(long)]
     platform: Option<PlatformSpec>,
@@ -97,6 +137,23 @@ impl Args {
             },
             interactive: self.interactive,
             tty: self.tty,
+            native: NativeOptions {
+                user: self.user.clone(),
+                hostname: self.hostname.clone(),
+                read_only: self.read_only,
+                cap_add: self.cap_add.clone(),
+                cap_drop: self.cap_drop.clone(),
+                privileged: self.privileged,
+                seccomp_unconfined: self
+                    .security_opt
+                    .iter()
+                    .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined"),
+                pids_limit: self.pids_limit,
+                cpus: self.cpus,
+                tmpfs: self.tmpfs.clone(),
+                init: self.init,
+                ulimits: self.ulimit.clone(),
+            },
         })
     }
 }
@@ -121,6 +178,10 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     };
     if args.explain {
         explain(&prepared.name, &prepared.decision);
+    }
+    if args.print_spec {
+        println!("{}", serde_json::to_string_pretty(&prepared.spec)?);
+        return Ok(ExitCode::SUCCESS);
     }
     match prepared.decision.kind {
         Kind::Wasm => {
@@ -153,13 +214,72 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
                 Err(e) => Ok(fail(e.exit_code(), &e)),
             }
         }
-        Kind::Native => Ok(fail(
-            EXIT_WHARF_FAILED,
-            format!(
-                "{} is a native Linux image ({}); the native backend is not built yet",
-                prepared.name, prepared.decision.reason
-            ),
-        )),
+        Kind::Native => run_native(ctx, &prepared, &store),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn run_native(
+    ctx: &Context_,
+    p: &run::Prepared,
+    store: &wharf::image::Store,
+) -> anyhow::Result<ExitCode> {
+    use wharf::backend::native::{self, NativeRun};
+    let id = container_id();
+    let result = native::run(NativeRun {
+        id: &id,
+        spec: &p.spec,
+        layers: &p.layers,
+        layers_dir: store.layers_dir(),
+        containers_dir: &ctx.roots.containers(),
+    });
+    match result {
+        Ok(exit) => {
+            if let Some(m) = &exit.message {
+                eprintln!("wharf: {m}");
+            }
+            Ok(ExitCode::from(exit.code))
+        }
+        Err(e) => Ok(fail(e.exit_code(), &e)),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn run_native(
+    _: &Context_,
+    p: &run::Prepared,
+    _: &wharf::image::Store,
+) -> anyhow::Result<ExitCode> {
+    Ok(fail(EXIT_WHARF_FAILED, native_unavailable(p)))
+}
+
+/// A fresh container id: 64 hex digits, as Docker's.
+#[cfg(target_os = "linux")]
+fn container_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut bytes = Vec::new();
+    for _ in 0..4 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        );
+        h.write_u32(std::process::id());
+        bytes.extend_from_slice(&h.finish().to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why a native image cannot run here.
+#[cfg(not(target_os = "linux"))]
+fn native_unavailable(p: &run::Prepared) -> String {
+    {
+        format!(
+            "{} is a native Linux image ({}): it needs a Linux host; on this system wharf runs wasm images only",
+            p.name, p.decision.reason
+        )
     }
 }
 

@@ -23,6 +23,8 @@ pub enum OptionError {
     Env(String),
     #[error("invalid network {0:?}: expected none or host")]
     Network(String),
+    #[error("invalid ulimit {0:?}: expected NAME=SOFT[:HARD], e.g. nofile=1024:2048")]
+    Ulimit(String),
 }
 
 /// A byte count as Docker's flags spell it (`64m`, `1g`, `512k`, `1024`).
@@ -163,6 +165,88 @@ pub struct Limits {
     pub fuel: Option<u64>,
 }
 
+/// `--ulimit NAME=SOFT[:HARD]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ulimit {
+    /// `nofile`, `nproc`, `core`, … (without the `RLIMIT_` prefix).
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+const ULIMITS: &[&str] = &[
+    "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+impl FromStr for Ulimit {
+    type Err = OptionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || OptionError::Ulimit(s.to_string());
+        let (name, values) = s.split_once('=').ok_or_else(err)?;
+        if !ULIMITS.contains(&name) {
+            return Err(err());
+        }
+        let parse = |v: &str| -> Result<u64, OptionError> {
+            if v == "-1" || v == "unlimited" {
+                Ok(u64::MAX)
+            } else {
+                v.parse().map_err(|_| err())
+            }
+        };
+        let (soft, hard) = match values.split_once(':') {
+            Some((s, h)) => (parse(s)?, parse(h)?),
+            None => (parse(values)?, parse(values)?),
+        };
+        if soft > hard {
+            return Err(err());
+        }
+        Ok(Ulimit {
+            name: name.to_string(),
+            soft,
+            hard,
+        })
+    }
+}
+
+/// Settings only native containers honour (the wasm backend has no users, capabilities or
+/// cgroups; its own limits are in `Limits`).
+#[derive(Debug, Clone, Default)]
+pub struct NativeOptions {
+    /// `-u name|uid|uid:gid`, resolved in the container's own /etc/passwd and /etc/group.
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    /// `--read-only`: the root filesystem is mounted read-only.
+    pub read_only: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `--privileged`: every capability, no seccomp, no masked paths.
+    pub privileged: bool,
+    /// `--security-opt seccomp=unconfined`.
+    pub seccomp_unconfined: bool,
+    pub pids_limit: Option<i64>,
+    pub cpus: Option<f64>,
+    /// `--tmpfs PATH`.
+    pub tmpfs: Vec<String>,
+    /// `--init`: a small reaper runs as pid 1.
+    pub init: bool,
+    pub ulimits: Vec<Ulimit>,
+}
+
 /// One `wharf run`, validated.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -181,6 +265,7 @@ pub struct RunOptions {
     pub interactive: bool,
     /// `-t`: the user asked for a terminal (output passes through unsanitised).
     pub tty: bool,
+    pub native: NativeOptions,
 }
 
 /// Parse `KEY=VALUE` (or `KEY`, taking the value from this process's environment, as Docker
@@ -257,6 +342,16 @@ mod tests {
         assert_eq!(p.host_ip.to_string(), "::1");
         assert!("80".parse::<PortMapping>().is_err());
         assert!("x:80".parse::<PortMapping>().is_err());
+    }
+
+    #[test]
+    fn ulimits() {
+        let u: Ulimit = "nofile=1024:2048".parse().unwrap();
+        assert_eq!((u.soft, u.hard), (1024, 2048));
+        let u: Ulimit = "core=0".parse().unwrap();
+        assert_eq!((u.soft, u.hard), (0, 0));
+        assert!("nofile=10:5".parse::<Ulimit>().is_err());
+        assert!("bogus=1".parse::<Ulimit>().is_err());
     }
 
     #[test]

@@ -280,7 +280,17 @@ fn prepare_image(
             Some(module(bytes, export)?)
         }
     };
-    let spec = bundle::spec(&image.config, opts, argv, image.annotations())?;
+    let mut spec = bundle::spec(&image.config, opts, argv, image.annotations())?;
+    if wasm.is_none()
+        && let Some(process) = spec.process_mut()
+    {
+        // Docker gives native containers a PATH when the image sets none.
+        let mut env = process.env().clone().unwrap_or_default();
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, format!("PATH={DEFAULT_PATH}"));
+        }
+        process.set_env(Some(env));
+    }
     Ok(Prepared {
         name: target.to_string(),
         decision,

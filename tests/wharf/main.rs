@@ -4,6 +4,9 @@
 mod common;
 mod images;
 mod layers;
+#[cfg(target_os = "linux")]
+mod native;
 mod package;
+mod portable;
 mod store;
 mod wasm;

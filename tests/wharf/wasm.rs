@@ -483,6 +483,12 @@ fn files_run_directly_and_bad_modules_are_refused() {
         err.contains("cannot link") && err.contains("missing"),
         "{err}"
     );
+    // A compile-time cap (a compile bomb's defence): 1 ms is too little for any real module.
+    let err = w.fails(
+        &["run", "--compile-timeout", "1ms", &wasm("http-hello.wasm")],
+        126,
+    );
+    assert!(err.contains("compiling took longer"), "{err}");
     let noentry = w.path("no-start.wat");
     std::fs::write(&noentry, "(module)").unwrap();
     let err = w.fails(&["run", &s(&noentry)], 127);

@@ -5,12 +5,23 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use std::collections::HashSet;
+
 use oci_spec::runtime::{
-    LinuxMemoryBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder, Spec,
+    Capability, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceType,
+    LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder,
+    PosixRlimitType, Spec,
 };
+
+pub mod security;
 
 use crate::image::content::ImageConfig;
 use crate::run::options::{Network, RunOptions};
+
+/// Annotation carrying `-u` (resolved inside the container's own /etc/passwd).
+pub const ANNOTATION_USER: &str = "dev.wharf.user";
+/// Annotation asking for the init reaper as pid 1.
+pub const ANNOTATION_INIT: &str = "dev.wharf.init";
 
 /// Annotation carrying the wasm run-time limit in milliseconds.
 pub const ANNOTATION_TIMEOUT_MS: &str = "dev.wharf.wasm.timeout-ms";
@@ -24,6 +35,8 @@ pub enum BundleError {
     NoCommand,
     #[error("building the runtime spec: {0}")]
     Spec(#[from] oci_spec::OciSpecError),
+    #[error(transparent)]
+    Capability(#[from] security::UnknownCapability),
 }
 
 /// The process arguments Docker would run: `--entrypoint` replaces the image's entrypoint and
@@ -128,7 +141,132 @@ pub fn spec(
             ns.retain(|n| n.typ() != LinuxNamespaceType::Network);
         }
     }
+    apply_native(&mut spec, opts)?;
     Ok(spec)
+}
+
+/// The capability set `--cap-add`, `--cap-drop` and `--privileged` ask for.
+pub fn capabilities(opts: &RunOptions) -> Result<Vec<Capability>, BundleError> {
+    let n = &opts.native;
+    if n.privileged {
+        return Ok(security::ALL_CAPABILITIES.to_vec());
+    }
+    // As Docker: `--cap-drop ALL` empties the set first, then adds apply, then the other
+    // drops (a capability both added and dropped is dropped).
+    let is_all = |c: &String| c.eq_ignore_ascii_case("ALL");
+    let mut caps: Vec<Capability> = if n.cap_drop.iter().any(is_all) {
+        Vec::new()
+    } else {
+        security::DEFAULT_CAPABILITIES.to_vec()
+    };
+    if n.cap_add.iter().any(is_all) {
+        caps = security::ALL_CAPABILITIES.to_vec();
+    }
+    for add in n.cap_add.iter().filter(|c| !is_all(c)) {
+        let c = security::parse_capability(add)?;
+        if !caps.contains(&c) {
+            caps.push(c);
+        }
+    }
+    for drop in n.cap_drop.iter().filter(|c| !is_all(c)) {
+        let c = security::parse_capability(drop)?;
+        caps.retain(|x| *x != c);
+    }
+    Ok(caps)
+}
+
+/// What only a native container uses: capabilities, seccomp, no_new_privs, the read-only
+/// root, cgroup limits beyond memory, tmpfs mounts, rlimits, user and hostname.
+fn apply_native(spec: &mut Spec, opts: &RunOptions) -> Result<(), BundleError> {
+    let n = &opts.native;
+    let caps = capabilities(opts)?;
+    if let Some(hostname) = &n.hostname {
+        spec.set_hostname(Some(hostname.clone()));
+    } else {
+        spec.set_hostname(None);
+    }
+    if let Some(process) = spec.process_mut() {
+        let set: HashSet<Capability> = caps.iter().copied().collect();
+        let capabilities = LinuxCapabilitiesBuilder::default()
+            .bounding(set.clone())
+            .effective(set.clone())
+            .permitted(set)
+            .inheritable(HashSet::new())
+            .ambient(HashSet::new())
+            .build()?;
+        process.set_capabilities(Some(capabilities));
+        process.set_no_new_privileges(Some(!n.privileged));
+        let mut rlimits = process.rlimits().clone().unwrap_or_default();
+        for u in &n.ulimits {
+            let typ: PosixRlimitType = serde_json::from_value(serde_json::Value::String(format!(
+                "RLIMIT_{}",
+                u.name.to_ascii_uppercase()
+            )))
+            .expect("ulimit names are validated against the RLIMIT_ list");
+            rlimits.retain(|r| r.typ() != typ);
+            rlimits.push(
+                PosixRlimitBuilder::default()
+                    .typ(typ)
+                    .soft(u.soft)
+                    .hard(u.hard)
+                    .build()?,
+            );
+        }
+        process.set_rlimits(Some(rlimits));
+    }
+    if let Some(root) = spec.root_mut() {
+        root.set_readonly(Some(n.read_only));
+    }
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for path in &n.tmpfs {
+        mounts.push(
+            MountBuilder::default()
+                .destination(PathBuf::from(path))
+                .typ("tmpfs")
+                .source(PathBuf::from("tmpfs"))
+                .options(vec![
+                    "rw".into(),
+                    "nosuid".into(),
+                    "nodev".into(),
+                    "noexec".into(),
+                    "size=65536k".into(),
+                ])
+                .build()?,
+        );
+    }
+    spec.set_mounts(Some(mounts));
+    let mut annotations = spec.annotations().clone().unwrap_or_default();
+    if let Some(user) = &n.user {
+        annotations.insert(ANNOTATION_USER.into(), user.clone());
+    }
+    if n.init {
+        annotations.insert(ANNOTATION_INIT.into(), "true".into());
+    }
+    spec.set_annotations(Some(annotations));
+    if let Some(linux) = spec.linux_mut() {
+        if !n.privileged && !n.seccomp_unconfined {
+            linux.set_seccomp(Some(security::default_seccomp(&caps)));
+        }
+        if n.privileged {
+            linux.set_masked_paths(Some(vec![]));
+            linux.set_readonly_paths(Some(vec![]));
+        }
+        let mut resources = linux.resources().clone().unwrap_or_default();
+        if let Some(pids) = n.pids_limit {
+            resources.set_pids(Some(LinuxPidsBuilder::default().limit(pids).build()?));
+        }
+        if let Some(cpus) = n.cpus {
+            let period = 100_000u64;
+            resources.set_cpu(Some(
+                LinuxCpuBuilder::default()
+                    .period(period)
+                    .quota((cpus * period as f64) as i64)
+                    .build()?,
+            ));
+        }
+        linux.set_resources(Some(resources));
+    }
+    Ok(())
 }
 
 /// Whether the spec gives the container a network namespace of its own (no host network).

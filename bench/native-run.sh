@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Benchmark: `wharf run busybox true` against `runc run` and `crun run` of the same busybox
+# root filesystem (unpacked by umoci), same isolation switched on (namespaces, seccomp,
+# capabilities, cgroups, no_new_privs), side by side in one hyperfine run. As root.
+# crun needs a pure cgroup2 mount, so it runs inside `unshare -m` with cgroup2 mounted on
+# /sys/fs/cgroup. Not a test: prints medians and ratios.
+#   bench/native-run.sh        (RUNS=N to change the number of runs, default 50)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wharf/target}
+command -v hyperfine >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null
+(cd "$repo" && cargo build --release --quiet)
+wharf="$CARGO_TARGET_DIR/release/wharf"
+work=$(mktemp -d /var/tmp/wharf-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+bash "$repo/tests/fixtures/make-busybox-image.sh" "$work/img" >/dev/null
+export WHARF_ROOT="$work/root"
+"$wharf" load -q -i "$work/img/busybox-oci.tar" >/dev/null
+umoci unpack --image "$work/img/layout:busybox" "$work/bundle" >/dev/null
+# Give runc and crun the same confinement wharf applies: its seccomp profile, capabilities,
+# masked and read-only paths, no_new_privs (from `wharf run --print-spec`).
+"$wharf" run --print-spec busybox true > "$work/wharf-spec.json"
+python3 - "$work/bundle/config.json" "$work/wharf-spec.json" <<'PY'
+import json, sys
+p, w = sys.argv[1], json.load(open(sys.argv[2]))
+c = json.load(open(p))
+c["process"]["args"] = ["true"]
+c["process"]["terminal"] = False
+c["process"]["capabilities"] = w["process"]["capabilities"]
+c["process"]["noNewPrivileges"] = True
+for k in ("seccomp", "maskedPaths", "readonlyPaths", "namespaces"):
+    c["linux"][k] = w["linux"][k]
+json.dump(c, open(p, "w"))
+PY
+
+runs=${RUNS:-50}
+crun_cmd="unshare -m sh -c 'mount -t cgroup2 none /sys/fs/cgroup && crun run --bundle $work/bundle crun-bench-\$\$ >/dev/null'"
+hyperfine --style basic -N --warmup 3 --runs "$runs" --export-json "$work/result.json" \
+    -n "wharf run busybox true" "$wharf run busybox true" \
+    -n "runc run (same rootfs)" "runc run --bundle $work/bundle runc-bench" \
+    -n "crun run (same rootfs, cgroup2)" "sh -c \"$crun_cmd\"" >/dev/null
+python3 - "$work/result.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+ours = r[0]["median"]
+for x in r:
+    print(f"{x['command']:<36} median {x['median']*1000:7.2f} ms   wharf/this {ours/x['median']:5.2f}")
+PY

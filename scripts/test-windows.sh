@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Cross-builds wharf.exe (x86_64-pc-windows-gnu, mingw-w64 as linker) and runs the
+# integration tests that cover the wasm path against it under wine. The test binary itself
+# runs on Linux; WHARF_BIN makes it drive `wine wharf.exe` instead of the Linux build.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wharf/target}
+target=x86_64-pc-windows-gnu
+cargo build --quiet --target "$target"
+exe_dir="$CARGO_TARGET_DIR/$target/debug"
+# Under Debian's wine a Rust Windows binary needs ProcessPrng from bcryptprimitives.dll.
+x86_64-w64-mingw32-gcc -O2 -shared -o "$exe_dir/bcryptprimitives.dll" tests/windows/bcryptprimitives.c -ladvapi32
+export WINEPREFIX=${WINEPREFIX:-$HOME/.cache/wharf/wine-prefix}
+export WINEDEBUG=-all
+wine "$exe_dir/wharf.exe" --version
+export WHARF_BIN="wine $exe_dir/wharf.exe"
+export WHARF_HOST_OS=windows
+start=$(date +%s)
+cargo test --test wharf --no-fail-fast -- "$@" wasm:: package:: portable:: images::loads_every_format
+echo "wine tests took $(( $(date +%s) - start ))s"

@@ -1,0 +1,241 @@
+//! Resource limits through cgroups: v2 where the unified hierarchy has controllers, v1
+//! otherwise (the memory, pids and cpu hierarchies). One cgroup per container under
+//! `wharf/<id>`, removed when the container is gone.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::LinuxResources;
+
+use super::NativeError;
+
+const ROOT: &str = "/sys/fs/cgroup";
+const V1_CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
+
+/// A container's cgroup(s).
+#[derive(Debug)]
+pub struct Cgroup {
+    /// One directory on v2; one per controller on v1.
+    dirs: Vec<PathBuf>,
+    v2: bool,
+}
+
+fn err(path: &Path, e: io::Error) -> NativeError {
+    NativeError::Cgroup {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+fn write(path: &Path, value: &str) -> Result<(), NativeError> {
+    fs::write(path, value).map_err(|e| err(path, e))
+}
+
+/// Whether this host's unified hierarchy has the controllers wharf needs.
+pub fn is_v2() -> bool {
+    fs::read_to_string(Path::new(ROOT).join("cgroup.controllers"))
+        .is_ok_and(|c| c.split_whitespace().any(|x| x == "memory"))
+}
+
+impl Cgroup {
+    /// Create the cgroup for container `id` and apply `resources`.
+    pub fn create(id: &str, resources: Option<&LinuxResources>) -> Result<Cgroup, NativeError> {
+        let v2 = is_v2();
+        let cg = if v2 {
+            let parent = Path::new(ROOT).join("wharf");
+            fs::create_dir_all(&parent).map_err(|e| err(&parent, e))?;
+            // Enable the controllers for our subtree (harmless if already on).
+            let _ = fs::write(
+                Path::new(ROOT).join("cgroup.subtree_control"),
+                "+memory +pids +cpu",
+            );
+            let _ = fs::write(parent.join("cgroup.subtree_control"), "+memory +pids +cpu");
+            let dir = parent.join(id);
+            fs::create_dir(&dir).map_err(|e| err(&dir, e))?;
+            Cgroup {
+                dirs: vec![dir],
+                v2,
+            }
+        } else {
+            let mut dirs = Vec::new();
+            for c in V1_CONTROLLERS {
+                let hierarchy = Path::new(ROOT).join(c);
+                if !hierarchy.exists() {
+                    continue;
+                }
+                let dir = hierarchy.join("wharf").join(id);
+                fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
+                dirs.push(dir);
+            }
+            Cgroup { dirs, v2 }
+        };
+        if let Some(r) = resources
+            && let Err(e) = cg.apply(r)
+        {
+            cg.destroy();
+            return Err(e);
+        }
+        Ok(cg)
+    }
+
+    fn dir_for(&self, controller: &str) -> Option<&Path> {
+        if self.v2 {
+            return self.dirs.first().map(PathBuf::as_path);
+        }
+        self.dirs
+            .iter()
+            .find(|d| d.starts_with(Path::new(ROOT).join(controller)))
+            .map(PathBuf::as_path)
+    }
+
+    fn apply(&self, r: &LinuxResources) -> Result<(), NativeError> {
+        if let Some(limit) = r
+            .memory()
+            .as_ref()
+            .and_then(|m| m.limit())
+            .filter(|l| *l > 0)
+        {
+            let dir = self
+                .dir_for("memory")
+                .ok_or(NativeError::NoController("memory"))?;
+            if self.v2 {
+                write(&dir.join("memory.max"), &limit.to_string())?;
+                // No swap: a container over its limit is OOM-killed, as Docker's default.
+                let _ = fs::write(dir.join("memory.swap.max"), "0");
+            } else {
+                write(&dir.join("memory.limit_in_bytes"), &limit.to_string())?;
+                let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), limit.to_string());
+                let _ = fs::write(dir.join("memory.swappiness"), "0");
+            }
+        }
+        if let Some(pids) = r.pids().as_ref().map(|p| p.limit()).filter(|l| *l > 0) {
+            let dir = self
+                .dir_for("pids")
+                .ok_or(NativeError::NoController("pids"))?;
+            write(&dir.join("pids.max"), &pids.to_string())?;
+        }
+        if let Some(cpu) = r.cpu().as_ref()
+            && let (Some(quota), Some(period)) = (cpu.quota(), cpu.period())
+        {
+            let dir = self
+                .dir_for("cpu")
+                .ok_or(NativeError::NoController("cpu"))?;
+            if self.v2 {
+                write(&dir.join("cpu.max"), &format!("{quota} {period}"))?;
+            } else {
+                write(&dir.join("cpu.cfs_period_us"), &period.to_string())?;
+                write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Move `pid` into every hierarchy of this cgroup.
+    pub fn add(&self, pid: i32) -> Result<(), NativeError> {
+        for d in &self.dirs {
+            write(&d.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The directories, for bind-mounting read-only into the container (v1: by controller).
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    pub fn is_v2(&self) -> bool {
+        self.v2
+    }
+
+    /// Whether the kernel OOM-killed a process of this cgroup.
+    pub fn oom_killed(&self) -> bool {
+        let Some(dir) = self.dir_for("memory") else {
+            return false;
+        };
+        let file = if self.v2 {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
+        fs::read_to_string(dir.join(file)).is_ok_and(|s| {
+            s.lines().any(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .is_some_and(|n| n > 0)
+            })
+        })
+    }
+
+    fn procs(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        for d in &self.dirs {
+            if let Ok(s) = fs::read_to_string(d.join("cgroup.procs")) {
+                out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Kill anything left and remove the directories.
+    pub fn destroy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let procs = self.procs();
+            if procs.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            for p in procs {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            reap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for d in &self.dirs {
+            for _ in 0..100 {
+                match fs::remove_dir(d) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        }
+    }
+}
+
+/// Reap exited children: wharf is the subreaper of its container's orphans, and a zombie
+/// still counts as a member of its cgroup.
+fn reap() {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    while let Ok(status) = waitpid(nix::unistd::Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// Remove the cgroup of container `id` if it is still there (after a crash).
+pub fn remove_stale(id: &str) {
+    let cg = if is_v2() {
+        Cgroup {
+            dirs: vec![Path::new(ROOT).join("wharf").join(id)],
+            v2: true,
+        }
+    } else {
+        Cgroup {
+            dirs: V1_CONTROLLERS
+                .iter()
+                .map(|c| Path::new(ROOT).join(c).join("wharf").join(id))
+                .filter(|d| d.exists())
+                .collect(),
+            v2: false,
+        }
+    };
+    cg.destroy();
+}

@@ -1,0 +1,305 @@
+//! The container's first process, between clone and exec: joins its cgroup namespace,
+//! builds and enters its root filesystem, sets hostname and network, then drops to the
+//! configured user and capabilities, closes every descriptor but stdio, sets
+//! `no_new_privs`, loads seccomp last, and execs. Failures are written to the error pipe
+//! for the parent to report; a successful exec closes it.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use caps::{CapSet, Capability as Cap};
+use nix::sched::{CloneFlags, unshare};
+use nix::unistd::{Gid, Uid, sethostname, setresgid, setresuid};
+use oci_spec::runtime::{Capability, PosixRlimitType, Spec};
+
+use super::mounts::{self, RootfsPlan};
+use super::{ChildError, seccomp, user};
+use crate::bundle;
+
+/// What the child needs, prepared before clone.
+pub struct ChildPlan<'a> {
+    pub rootfs: RootfsPlan<'a>,
+    pub spec: &'a Spec,
+    pub hostname: String,
+    /// Read end of the "go" pipe: the parent writes once the child is in its cgroup.
+    pub go: OwnedFd,
+    /// Write end of the error pipe (close-on-exec).
+    pub errors: OwnedFd,
+}
+
+/// The child's entry point; returns only on failure, with the exit code to use.
+pub fn main(plan: &ChildPlan<'_>) -> isize {
+    let err = match setup_and_exec(plan) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let code = err.exit_code();
+    let mut f = std::fs::File::from(plan.errors.try_clone().expect("dup of the error pipe"));
+    let _ = write!(f, "{}{}", code as char, err);
+    code as isize
+}
+
+fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
+    // Die with wharf: a container must not outlive its supervisor unnoticed.
+    // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    let mut b = [0u8; 1];
+    nix::unistd::read(&plan.go, &mut b)
+        .map_err(|e| ChildError::Setup(format!("waiting for the parent: {e}")))?;
+    // In our cgroup now: a new cgroup namespace makes it the container's root.
+    unshare(CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| ChildError::Setup(format!("cgroup namespace: {e}")))?;
+    nix::unistd::setsid().map_err(|e| ChildError::Setup(format!("setsid: {e}")))?;
+
+    mounts::setup(&plan.rootfs)?;
+    sethostname(&plan.hostname).map_err(|e| ChildError::Setup(format!("sethostname: {e}")))?;
+    if plan.rootfs.private_network {
+        loopback_up()?;
+    }
+    let process = plan
+        .spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| ChildError::Setup("the spec has no process".into()))?;
+    for r in process.rlimits().iter().flatten() {
+        set_rlimit(r.typ(), r.soft(), r.hard())?;
+    }
+
+    let user = match plan
+        .spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(bundle::ANNOTATION_USER))
+    {
+        Some(u) => user::resolve(u)?,
+        None => user::User {
+            uid: 0,
+            gid: 0,
+            groups: vec![0],
+            home: "/root".into(),
+        },
+    };
+    let caps = process.capabilities().clone().unwrap_or_default();
+    let bounding: Vec<Cap> = caps
+        .bounding()
+        .iter()
+        .flatten()
+        .filter_map(to_cap)
+        .collect();
+    // Bounding set first: it can only shrink, and needs CAP_SETPCAP, which we still have.
+    for c in caps::all() {
+        if !bounding.contains(&c) {
+            caps::drop(None, CapSet::Bounding, c).map_err(|e| {
+                ChildError::Setup(format!("dropping {c} from the bounding set: {e}"))
+            })?;
+        }
+    }
+    // Keep permitted capabilities across the uid change, then set them exactly.
+    // SAFETY: prctl with PR_SET_KEEPCAPS and an integer has no memory effects.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1 as libc::c_ulong) };
+    nix::unistd::setgroups(
+        &user
+            .groups
+            .iter()
+            .map(|g| Gid::from_raw(*g))
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|e| ChildError::Setup(format!("setgroups: {e}")))?;
+    setresgid(
+        Gid::from_raw(user.gid),
+        Gid::from_raw(user.gid),
+        Gid::from_raw(user.gid),
+    )
+    .map_err(|e| ChildError::Setup(format!("setgid {}: {e}", user.gid)))?;
+    setresuid(
+        Uid::from_raw(user.uid),
+        Uid::from_raw(user.uid),
+        Uid::from_raw(user.uid),
+    )
+    .map_err(|e| ChildError::Setup(format!("setuid {}: {e}", user.uid)))?;
+    // As Docker: a non-root user gets no effective or permitted capabilities.
+    let granted: std::collections::HashSet<Cap> = if user.uid == 0 {
+        caps.effective()
+            .iter()
+            .flatten()
+            .filter_map(to_cap)
+            .collect()
+    } else {
+        Default::default()
+    };
+    // Effective first: it must stay a subset of permitted at every step.
+    caps::set(None, CapSet::Effective, &granted)
+        .map_err(|e| ChildError::Setup(format!("capabilities: {e}")))?;
+    caps::set(None, CapSet::Permitted, &granted)
+        .map_err(|e| ChildError::Setup(format!("capabilities: {e}")))?;
+    caps::set(None, CapSet::Inheritable, &Default::default())
+        .map_err(|e| ChildError::Setup(format!("capabilities: {e}")))?;
+    caps::clear(None, CapSet::Ambient)
+        .map_err(|e| ChildError::Setup(format!("capabilities: {e}")))?;
+
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home));
+    }
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd)
+        .map_err(|e| ChildError::Setup(format!("working directory {}: {e}", cwd.display())))?;
+    // The working directory must be inside the new root (CVE-2024-21626: a leaked
+    // descriptor could otherwise point it at the host).
+    let here = nix::unistd::getcwd().map_err(|e| ChildError::Setup(format!("getcwd: {e}")))?;
+    if !here.starts_with("/") || here.to_string_lossy().contains("(unreachable)") {
+        return Err(ChildError::Setup(format!(
+            "working directory {} is outside the container",
+            here.display()
+        )));
+    }
+    close_fds(plan.errors.as_raw_fd());
+    if process.no_new_privileges().unwrap_or(true) {
+        // SAFETY: prctl with PR_SET_NO_NEW_PRIVS and integers has no memory effects.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(ChildError::Setup(format!(
+                "no_new_privs: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+    }
+    let args: Vec<String> = process.args().clone().unwrap_or_default();
+    let argv: Vec<CString> = args.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = env.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
+    let program = find_program(&args[0], &env)?;
+    if let Some(profile) = plan
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+    {
+        seccomp::load(profile)?;
+    }
+    let e = nix::unistd::execve(&program, &argv, &envp).unwrap_err();
+    Err(match e {
+        nix::errno::Errno::ENOENT => ChildError::NotFound(args[0].clone()),
+        other => ChildError::CannotInvoke(format!("{}: {other}", args[0])),
+    })
+}
+
+fn cstring(s: &str) -> Result<CString, ChildError> {
+    CString::new(s).map_err(|_| ChildError::Setup(format!("{s:?} contains a NUL byte")))
+}
+
+/// Find the program on the container's PATH, as execvp would.
+fn find_program(name: &str, env: &[String]) -> Result<CString, ChildError> {
+    if name.contains('/') {
+        return cstring(name);
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = format!("{dir}/{name}");
+        if nix::unistd::access(candidate.as_str(), nix::unistd::AccessFlags::X_OK).is_ok() {
+            return cstring(&candidate);
+        }
+    }
+    Err(ChildError::NotFound(name.to_string()))
+}
+
+/// Mark every descriptor above stdio close-on-exec (the error pipe already is).
+fn close_fds(_keep: i32) {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on descriptors.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r != 0 {
+        for fd in 3..1024 {
+            // SAFETY: setting FD_CLOEXEC on a possibly closed descriptor is harmless.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
+}
+
+fn to_cap(c: &Capability) -> Option<Cap> {
+    serde_json::to_value(c).ok()?.as_str()?.parse::<Cap>().ok()
+}
+
+fn set_rlimit(typ: PosixRlimitType, soft: u64, hard: u64) -> Result<(), ChildError> {
+    let name = serde_json::to_value(typ)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let resource = match name.as_str() {
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        _ => return Err(ChildError::Setup(format!("unknown rlimit {name}"))),
+    };
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `lim` is a valid rlimit for the duration of the call.
+    if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+        return Err(ChildError::Setup(format!(
+            "setrlimit {name}: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+/// Bring up `lo` in the new network namespace.
+fn loopback_up() -> Result<(), ChildError> {
+    let err = |what: &str| {
+        ChildError::Setup(format!(
+            "bringing up lo: {what}: {}",
+            std::io::Error::last_os_error()
+        ))
+    };
+    // SAFETY: a plain socket call; the descriptor is closed below.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(err("socket"));
+    }
+    // SAFETY: ifreq is plain data; zeroed is a valid starting state.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo\0".iter().enumerate() {
+        req.ifr_name[i] = *b as libc::c_char;
+    }
+    // SAFETY: `req` is a valid ifreq naming "lo"; SIOCGIFFLAGS fills its flags.
+    let r = unsafe { libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) };
+    if r < 0 {
+        // SAFETY: closing the socket we opened.
+        unsafe { libc::close(sock) };
+        return Err(err("SIOCGIFFLAGS"));
+    }
+    // SAFETY: the union's flags member was just filled by the kernel.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: as above; SIOCSIFFLAGS reads `req`.
+    let r = unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) };
+    // SAFETY: closing the socket we opened.
+    unsafe { libc::close(sock) };
+    if r < 0 {
+        return Err(err("SIOCSIFFLAGS"));
+    }
+    Ok(())
+}

@@ -1,0 +1,305 @@
+//! Native Linux containers from wharf's own code (no runc underneath): namespaces (mount,
+//! pid, uts, ipc, net, cgroup), an overlay root with `pivot_root`, the standard mounts with
+//! masked and read-only paths, capabilities, `no_new_privs`, seccomp, cgroup limits, and
+//! signals forwarded to the container's pid 1.
+//!
+//! Process model: the container is cloned straight from the `wharf` process, which has no
+//! threads at that point (checked, not assumed); the child only sets up and execs. The
+//! parent waits, forwards signals, reports the exit (128+N for signal N, 137 with a message
+//! for an OOM kill) and removes the cgroup and the container's directory. Mounts live only
+//! in the container's mount namespace, so nothing is left on the host when it ends.
+
+mod cgroups;
+mod child;
+mod mounts;
+mod seccomp;
+mod user;
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use super::Exit;
+use crate::bundle;
+use crate::image::unpack::LayerDir;
+
+/// Why a native container could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum NativeError {
+    #[error(
+        "wharf has {0} threads; native containers are cloned only from a single-threaded process"
+    )]
+    Threads(usize),
+    #[error("cgroup {path}: {source}")]
+    Cgroup {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the {0} cgroup controller is not available")]
+    NoController(&'static str),
+    #[error("preparing {path}: {source}")]
+    State {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("clone: {0}")]
+    Clone(#[source] nix::Error),
+    #[error("{message}")]
+    Child { code: u8, message: String },
+}
+
+impl NativeError {
+    /// Docker's exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            NativeError::Child { code, .. } => *code,
+            _ => 125,
+        }
+    }
+}
+
+/// A failure inside the child before exec (reported through the error pipe).
+#[derive(Debug, thiserror::Error)]
+pub enum ChildError {
+    #[error("container setup failed: {0}")]
+    Setup(String),
+    #[error("{0}")]
+    User(String),
+    #[error("exec: {0}: no such file or directory in the container")]
+    NotFound(String),
+    #[error("exec: {0}")]
+    CannotInvoke(String),
+}
+
+impl ChildError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            ChildError::Setup(_) => 125,
+            ChildError::User(_) | ChildError::CannotInvoke(_) => 126,
+            ChildError::NotFound(_) => 127,
+        }
+    }
+}
+
+/// One native container run.
+pub struct NativeRun<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub layers: &'a [LayerDir],
+    pub layers_dir: &'a Path,
+    /// `ROOT/containers`: this run's directory is made under it and removed after.
+    pub containers_dir: &'a Path,
+}
+
+/// The pid signals are forwarded to (0: none yet).
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = CHILD.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe; pid is our child's.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(1)
+}
+
+/// Run the container in the foreground; returns how it ended.
+pub fn run(r: NativeRun<'_>) -> Result<Exit, NativeError> {
+    let n = threads();
+    if n > 1 {
+        return Err(NativeError::Threads(n));
+    }
+    reap_stale(r.containers_dir);
+    let state_dir = r.containers_dir.join(r.id);
+    let state = |source| NativeError::State {
+        path: state_dir.clone(),
+        source,
+    };
+    for d in ["rootfs", "upper", "work"] {
+        std::fs::create_dir_all(state_dir.join(d)).map_err(state)?;
+    }
+    std::fs::write(
+        state_dir.join("supervisor.pid"),
+        std::process::id().to_string(),
+    )
+    .map_err(state)?;
+    let result = run_in(&r, &state_dir);
+    if let Err(e) = crate::image::store::remove_tree(&state_dir) {
+        tracing::warn!(dir = %state_dir.display(), error = %e, "could not remove the container directory");
+    }
+    result
+}
+
+fn run_in(r: &NativeRun<'_>, state_dir: &Path) -> Result<Exit, NativeError> {
+    let spec = r.spec;
+    let private_network = bundle::has_private_network(spec);
+    let hostname = spec
+        .hostname()
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| r.id.chars().take(12).collect());
+    mounts::write_etc_files(state_dir, &hostname, !private_network).map_err(|source| {
+        NativeError::State {
+            path: state_dir.to_path_buf(),
+            source,
+        }
+    })?;
+    let cgroup = cgroups::Cgroup::create(
+        r.id,
+        spec.linux().as_ref().and_then(|l| l.resources().as_ref()),
+    )?;
+    let result = supervise(r, state_dir, &cgroup, hostname, private_network);
+    cgroup.destroy();
+    result
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), NativeError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(NativeError::Clone)
+}
+
+fn supervise(
+    r: &NativeRun<'_>,
+    state_dir: &Path,
+    cgroup: &cgroups::Cgroup,
+    hostname: String,
+    private_network: bool,
+) -> Result<Exit, NativeError> {
+    let (go_r, go_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let plan = child::ChildPlan {
+        rootfs: mounts::RootfsPlan {
+            spec: r.spec,
+            layers: r.layers,
+            layers_dir: r.layers_dir,
+            state_dir,
+            cgroup_dirs: cgroup.dirs(),
+            cgroup_v2: cgroup.is_v2(),
+            private_network,
+        },
+        spec: r.spec,
+        hostname,
+        go: go_r,
+        errors: err_w,
+    };
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
+    let namespaces = r
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    if namespaces
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::Network)
+    {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    // Orphans of the container (its pid 1 gone) are reparented to wharf, which reaps them:
+    // a zombie would otherwise keep the cgroup from being removed.
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER and an integer has no memory effects.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) };
+    let mut stack = vec![0u8; 1 << 20];
+    // SAFETY: wharf is single-threaded here (checked in `run`), so the child's copy of the
+    // address space has no lock held by another thread; the child only sets up and execs
+    // (or exits) and never returns into the parent's frames.
+    let pid = unsafe {
+        nix::sched::clone(
+            Box::new(|| child::main(&plan)),
+            &mut stack,
+            flags,
+            Some(libc::SIGCHLD),
+        )
+    }
+    .map_err(NativeError::Clone)?;
+    drop(plan);
+    CHILD.store(pid.as_raw(), Ordering::SeqCst);
+    let handler = SigAction::new(
+        SigHandler::Handler(forward),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        // SAFETY: `forward` only reads an atomic and calls kill, both async-signal-safe.
+        let _ = unsafe { sigaction(sig, &handler) };
+    }
+    let go = cgroup.add(pid.as_raw());
+    // Let the child go on (or, if the cgroup failed, make it fail and be reaped).
+    if go.is_ok() {
+        let _ = nix::unistd::write(&go_w, b"g");
+    }
+    drop(go_w);
+    go?;
+    // The error pipe closes on exec; anything in it is a setup failure.
+    let mut report = Vec::new();
+    let mut f = std::fs::File::from(err_r);
+    let _ = std::io::Read::read_to_end(&mut f, &mut report);
+    let status = loop {
+        match waitpid(pid, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other,
+        }
+    };
+    CHILD.store(0, Ordering::SeqCst);
+    if let Some((&code, message)) = report.split_first() {
+        return Err(NativeError::Child {
+            code,
+            message: String::from_utf8_lossy(message).into_owned(),
+        });
+    }
+    Ok(match status {
+        Ok(WaitStatus::Exited(_, code)) => Exit::code((code & 0xff) as u8),
+        Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _)) if cgroup.oom_killed() => Exit {
+            code: 137,
+            message: Some(
+                "the container was OOM-killed: it exceeded its memory limit (--memory)".into(),
+            ),
+        },
+        Ok(WaitStatus::Signaled(_, sig, _)) => Exit::code(128 + sig as u8),
+        other => Exit {
+            code: 125,
+            message: Some(format!("waiting for the container: {other:?}")),
+        },
+    })
+}
+
+/// Clean up after containers whose wharf was killed: their supervisor pid is gone.
+fn reap_stale(containers_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(containers_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let dir = e.path();
+        let alive = std::fs::read_to_string(dir.join("supervisor.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+            .is_some_and(|p| nix::sys::signal::kill(Pid::from_raw(p), None).is_ok());
+        if !alive {
+            let id = e.file_name().to_string_lossy().into_owned();
+            cgroups::remove_stale(&id);
+            let _ = crate::image::store::remove_tree(&dir);
+        }
+    }
+}

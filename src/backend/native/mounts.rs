@@ -1,0 +1,560 @@
+//! The container's root filesystem: an overlay of the shared, read-only layer directories
+//! with a private upper directory, the standard mounts (`/proc`, `/dev`, `/sys`, …), volumes,
+//! masked and read-only paths, then `pivot_root` into it.
+//!
+//! Every mount target is resolved inside the new root (symlinks followed as the container
+//! would see them, never out of it) and the mount is made onto the resolved file
+//! descriptor, so an image cannot redirect a mount onto the host (CVE-2021-30465). A target
+//! that is itself a symlink in the image (`/proc -> /`) is refused.
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::unistd::{chdir, pivot_root};
+use oci_spec::runtime::{Mount, Spec};
+
+use super::ChildError;
+use crate::image::unpack::{self, LayerDir, normalize};
+
+/// What kind of object a mount target must be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Dir,
+    File,
+}
+
+fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> ChildError {
+    let what = what.into();
+    move |e| ChildError::Setup(format!("{what}: {e}"))
+}
+
+/// Resolve `dest` inside `root` (creating it as `kind` when missing) and return an `O_PATH`
+/// descriptor of it. Refuses a final component that is a symlink.
+fn resolve_target(root: &Dir, dest: &str, kind: Target) -> Result<OwnedFd, ChildError> {
+    let comps = normalize(dest.as_bytes())
+        .map_err(|e| ChildError::Setup(format!("mount target {dest}: {e}")))?;
+    let parent_dir = match comps.split_last() {
+        None => root
+            .try_clone()
+            .map_err(|e| ChildError::Setup(format!("{dest}: {e}")))?,
+        Some((_, parent)) => unpack::resolve_dir(root, parent, true)
+            .map_err(|e| ChildError::Setup(format!("mount target {dest}: {e}")))?,
+    };
+    let name: OsString = comps.last().cloned().unwrap_or_else(|| ".".into());
+    match parent_dir.symlink_metadata(&name) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(ChildError::Setup(format!(
+                "mount target {dest} is a symlink in the image; refusing to mount over it"
+            )));
+        }
+        Ok(m) if kind == Target::Dir && !m.is_dir() => {
+            return Err(ChildError::Setup(format!(
+                "mount target {dest} is not a directory"
+            )));
+        }
+        Ok(m) if kind == Target::File && m.is_dir() => {
+            return Err(ChildError::Setup(format!(
+                "mount target {dest} is a directory"
+            )));
+        }
+        Ok(_) => {}
+        Err(_) => match kind {
+            Target::Dir => parent_dir
+                .create_dir(&name)
+                .map_err(|e| ChildError::Setup(format!("creating mount target {dest}: {e}")))?,
+            Target::File => {
+                let mut o = cap_std::fs::OpenOptions::new();
+                o.write(true).create(true);
+                parent_dir
+                    .open_with(&name, &o)
+                    .map_err(|e| ChildError::Setup(format!("creating mount target {dest}: {e}")))?;
+            }
+        },
+    }
+    let fd = rustix::fs::openat(
+        &parent_dir,
+        name.as_os_str(),
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| ChildError::Setup(format!("opening mount target {dest}: {e}")))?;
+    Ok(fd)
+}
+
+fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Map OCI mount options to flags and the data string.
+fn parse_options(options: &[String]) -> (MsFlags, bool, String) {
+    let mut flags = MsFlags::empty();
+    let mut bind = false;
+    let mut data = Vec::new();
+    for o in options {
+        match o.as_str() {
+            "ro" => flags |= MsFlags::MS_RDONLY,
+            "rw" => {}
+            "nosuid" => flags |= MsFlags::MS_NOSUID,
+            "nodev" => flags |= MsFlags::MS_NODEV,
+            "noexec" => flags |= MsFlags::MS_NOEXEC,
+            "strictatime" => flags |= MsFlags::MS_STRICTATIME,
+            "relatime" => flags |= MsFlags::MS_RELATIME,
+            "noatime" => flags |= MsFlags::MS_NOATIME,
+            "bind" => bind = true,
+            "rbind" => {
+                bind = true;
+                flags |= MsFlags::MS_REC;
+            }
+            "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" => {}
+            other => data.push(other.to_string()),
+        }
+    }
+    (flags, bind, data.join(","))
+}
+
+/// What the container's root filesystem needs, prepared by the parent.
+pub struct RootfsPlan<'a> {
+    pub spec: &'a Spec,
+    /// The unpacked layers, lowest first.
+    pub layers: &'a [LayerDir],
+    /// `layers/`: lower directories are given relative to it (overlay's option length limit).
+    pub layers_dir: &'a Path,
+    pub state_dir: &'a Path,
+    /// The container's cgroup directories (bind-mounted read-only at `/sys/fs/cgroup`).
+    pub cgroup_dirs: &'a [PathBuf],
+    pub cgroup_v2: bool,
+    pub private_network: bool,
+}
+
+/// Build the root filesystem and pivot into it. Runs in the child, in its own mount
+/// namespace, before any capability is dropped.
+pub fn setup(plan: &RootfsPlan<'_>) -> Result<(), ChildError> {
+    // Nothing we mount may propagate back to the host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(sys("making / private"))?;
+    let rootfs = plan.state_dir.join("rootfs");
+    mount_overlay(plan, &rootfs)?;
+    let root = Dir::open_ambient_dir(&rootfs, ambient_authority())
+        .map_err(|e| ChildError::Setup(format!("opening the root filesystem: {e}")))?;
+
+    let mounts: Vec<Mount> = plan.spec.mounts().clone().unwrap_or_default();
+    for m in &mounts {
+        mount_one(&root, m, plan)?;
+        if m.destination() == Path::new("/dev") {
+            populate_dev(&root)?;
+        }
+    }
+    for (file, name) in [
+        ("hosts", "/etc/hosts"),
+        ("hostname", "/etc/hostname"),
+        ("resolv.conf", "/etc/resolv.conf"),
+    ] {
+        let src = plan.state_dir.join(file);
+        if src.exists() {
+            let fd = resolve_target(&root, name, Target::File)?;
+            mount(
+                Some(&src),
+                &fd_path(&fd),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(sys(format!("bind-mounting {name}")))?;
+        }
+    }
+    let linux = plan.spec.linux().as_ref();
+    for p in linux
+        .and_then(|l| l.masked_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        mask(&root, p)?;
+    }
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        make_readonly(&root, p)?;
+    }
+    drop(root);
+
+    chdir(&rootfs).map_err(sys("entering the root filesystem"))?;
+    // pivot_root(".", "."): the old root ends up stacked under the new one; detach it.
+    pivot_root(".", ".").map_err(sys("pivot_root"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(sys("detaching the old root"))?;
+    chdir("/").map_err(sys("chdir /"))?;
+    if plan
+        .spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(sys("making the root read-only"))?;
+    }
+    Ok(())
+}
+
+fn mount_overlay(plan: &RootfsPlan<'_>, rootfs: &Path) -> Result<(), ChildError> {
+    let upper = plan.state_dir.join("upper");
+    let work = plan.state_dir.join("work");
+    if plan.layers.is_empty() {
+        return mount(
+            Some(&upper),
+            rootfs,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys("bind-mounting an empty root"));
+    }
+    // Lower directories relative to `layers/`, topmost first, to stay within the page-size
+    // limit on mount options.
+    let lowers: Vec<String> = plan
+        .layers
+        .iter()
+        .rev()
+        .map(|l| {
+            l.root
+                .strip_prefix(plan.layers_dir)
+                .unwrap_or(&l.root)
+                .display()
+                .to_string()
+        })
+        .collect();
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lowers.join(":"),
+        upper.display(),
+        work.display()
+    );
+    chdir(plan.layers_dir).map_err(sys("entering the layer directory"))?;
+    mount(
+        Some("overlay"),
+        rootfs,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(sys("mounting the overlay root filesystem"))?;
+    Ok(())
+}
+
+fn mount_one(root: &Dir, m: &Mount, plan: &RootfsPlan<'_>) -> Result<(), ChildError> {
+    let dest = m.destination().to_string_lossy().into_owned();
+    let typ = m.typ().as_deref().unwrap_or("none");
+    let options = m.options().clone().unwrap_or_default();
+    let (flags, bind, data) = parse_options(&options);
+    if bind || typ == "bind" {
+        let src = m.source().clone().unwrap_or_default();
+        let kind = if src.is_dir() {
+            Target::Dir
+        } else {
+            Target::File
+        };
+        let fd = resolve_target(root, &dest, kind)?;
+        let target = fd_path(&fd);
+        mount(
+            Some(&src),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND | (flags & MsFlags::MS_REC),
+            None::<&str>,
+        )
+        .map_err(sys(format!("bind-mounting {} at {dest}", src.display())))?;
+        if flags.contains(MsFlags::MS_RDONLY) {
+            remount_readonly_at(root, &dest, kind, flags)?;
+        }
+        return Ok(());
+    }
+    match typ {
+        "sysfs" if !plan.private_network => {
+            // Sharing the host's network: bind the host's /sys read-only instead.
+            let fd = resolve_target(root, &dest, Target::Dir)?;
+            let target = fd_path(&fd);
+            mount(
+                Some("/sys"),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(sys("bind-mounting /sys"))?;
+            remount_readonly_at(root, &dest, Target::Dir, flags)
+        }
+        "cgroup" | "cgroup2" => mount_cgroups(root, &dest, plan),
+        _ => {
+            let fd = resolve_target(root, &dest, Target::Dir)?;
+            let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
+            mount(
+                Some(&src),
+                &fd_path(&fd),
+                Some(typ),
+                flags,
+                (!data.is_empty()).then_some(data.as_str()),
+            )
+            .map_err(sys(format!("mounting {typ} at {dest}")))
+        }
+    }
+}
+
+/// Remount what is now mounted at `dest` read-only. The descriptor used to mount it names
+/// the covered directory, so the target is resolved again to reach the new mount.
+fn remount_readonly_at(
+    root: &Dir,
+    dest: &str,
+    kind: Target,
+    flags: MsFlags,
+) -> Result<(), ChildError> {
+    let fd = resolve_target(root, dest, kind)?;
+    remount_readonly(&fd_path(&fd), flags, dest)
+}
+
+fn remount_readonly(target: &Path, flags: MsFlags, dest: &str) -> Result<(), ChildError> {
+    let keep = flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | keep,
+        None::<&str>,
+    )
+    .map_err(sys(format!("making {dest} read-only")))
+}
+
+/// The container's own cgroup, read-only: cgroup2 in its cgroup namespace on v2; on v1 a
+/// read-only tmpfs with each controller's container cgroup bound under it.
+fn mount_cgroups(root: &Dir, dest: &str, plan: &RootfsPlan<'_>) -> Result<(), ChildError> {
+    let ro = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
+    let fd = resolve_target(root, dest, Target::Dir)?;
+    if plan.cgroup_v2 {
+        return mount(
+            Some("cgroup2"),
+            &fd_path(&fd),
+            Some("cgroup2"),
+            ro,
+            None::<&str>,
+        )
+        .map_err(sys("mounting cgroup2"));
+    }
+    mount(
+        Some("tmpfs"),
+        &fd_path(&fd),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=755"),
+    )
+    .map_err(sys("mounting the cgroup tmpfs"))?;
+    for dir in plan.cgroup_dirs {
+        let controller = dir
+            .strip_prefix("/sys/fs/cgroup")
+            .ok()
+            .and_then(|p| p.components().next())
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let sub = format!("{dest}/{controller}");
+        let sub_fd = resolve_target(root, &sub, Target::Dir)?;
+        mount(
+            Some(dir),
+            &fd_path(&sub_fd),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys(format!("binding the {controller} cgroup")))?;
+        remount_readonly_at(root, &sub, Target::Dir, ro)?;
+    }
+    let fd = resolve_target(root, dest, Target::Dir)?;
+    mount(
+        None::<&str>,
+        &fd_path(&fd),
+        None::<&str>,
+        MsFlags::MS_REMOUNT | ro,
+        Some("mode=755"),
+    )
+    .map_err(sys(format!("making {dest} read-only")))
+}
+
+/// The standard device nodes on the fresh `/dev` tmpfs, and its symlinks.
+fn populate_dev(root: &Dir) -> Result<(), ChildError> {
+    let dev = unpack::resolve_dir(root, &normalize(b"/dev").expect("a static path"), false)
+        .map_err(|e| ChildError::Setup(format!("/dev: {e}")))?;
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        crate::sys::mknod(
+            &dev,
+            name.as_ref(),
+            crate::sys::NodeKind::Char,
+            0o666,
+            major,
+            minor,
+        )
+        .or_else(|_| {
+            // Without CAP_MKNOD (rootless), bind the host's node instead.
+            let mut o = cap_std::fs::OpenOptions::new();
+            o.write(true).create(true);
+            dev.open_with(name, &o).map(drop)?;
+            let fd = rustix::fs::openat(
+                &dev,
+                name,
+                rustix::fs::OFlags::PATH
+                    | rustix::fs::OFlags::NOFOLLOW
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )?;
+            mount(
+                Some(&Path::new("/dev").join(name)),
+                &fd_path(&fd),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(std::io::Error::from)
+        })
+        .map_err(|e| ChildError::Setup(format!("creating /dev/{name}: {e}")))?;
+        let _ = rustix::fs::chmodat(
+            &dev,
+            name,
+            rustix::fs::Mode::from_raw_mode(0o666),
+            rustix::fs::AtFlags::empty(),
+        );
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
+        let _ = crate::sys::symlink(&dev, name.as_ref(), target.as_ref());
+    }
+    Ok(())
+}
+
+/// Hide a path: `/dev/null` over a file, an empty read-only tmpfs over a directory.
+fn mask(root: &Dir, path: &str) -> Result<(), ChildError> {
+    let comps = normalize(path.as_bytes()).map_err(|e| ChildError::Setup(e.to_string()))?;
+    let Some((name, parent)) = comps.split_last() else {
+        return Ok(());
+    };
+    let Ok(parent) = unpack::resolve_dir(root, parent, false) else {
+        return Ok(());
+    };
+    let Ok(meta) = parent.symlink_metadata(name) else {
+        return Ok(());
+    };
+    let fd = rustix::fs::openat(
+        &parent,
+        name.as_os_str(),
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| ChildError::Setup(format!("masking {path}: {e}")))?;
+    let fd = fd;
+    if meta.is_dir() {
+        mount(
+            Some("tmpfs"),
+            &fd_path(&fd),
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            Some("size=0"),
+        )
+        .map_err(sys(format!("masking {path}")))
+    } else {
+        mount(
+            Some("/dev/null"),
+            &fd_path(&fd),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys(format!("masking {path}")))
+    }
+}
+
+fn make_readonly(root: &Dir, path: &str) -> Result<(), ChildError> {
+    let comps = normalize(path.as_bytes()).map_err(|e| ChildError::Setup(e.to_string()))?;
+    let Some((name, parent)) = comps.split_last() else {
+        return Ok(());
+    };
+    let Ok(parent) = unpack::resolve_dir(root, parent, false) else {
+        return Ok(());
+    };
+    if parent.symlink_metadata(name).is_err() {
+        return Ok(());
+    }
+    let open = || {
+        rustix::fs::openat(
+            &parent,
+            name.as_os_str(),
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| ChildError::Setup(format!("{path}: {e}")))
+    };
+    let fd = open()?;
+    let target = fd_path(&fd);
+    mount(
+        Some(&target),
+        &target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys(format!("binding {path}")))?;
+    // Reopen: the first descriptor names the covered object, not the new bind mount.
+    let fd = open()?;
+    remount_readonly(
+        &fd_path(&fd),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        path,
+    )
+}
+
+/// Write the per-container /etc files the way Docker does.
+pub fn write_etc_files(
+    state_dir: &Path,
+    hostname: &str,
+    host_network: bool,
+) -> std::io::Result<()> {
+    let hosts = if host_network {
+        fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+        )
+    };
+    fs::write(state_dir.join("hosts"), hosts)?;
+    fs::write(state_dir.join("hostname"), format!("{hostname}\n"))?;
+    let resolv = if host_network {
+        fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+    } else {
+        String::new()
+    };
+    fs::write(state_dir.join("resolv.conf"), resolv)
+}

@@ -1,0 +1,371 @@
+//! Native Linux containers, as root on this machine, with the umoci-built busybox image: the
+//! isolation runc gives, the limits, signals and exit codes, and nothing left behind.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn s(p: &std::path::Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Native tests run one at a time, so `assert_clean` sees only the containers of the test
+/// that calls it.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A store with the busybox image loaded.
+fn busybox() -> Wharf {
+    let w = Wharf::new();
+    w.ok(&["load", "-i", &s(&busybox_images().join("busybox-oci.tar"))]);
+    w
+}
+
+fn run(w: &Wharf, args: &[&str]) -> (i32, String, String) {
+    let out = w.run(args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `sh -c SCRIPT` in busybox; insists on success, returns stdout.
+fn sh_in(w: &Wharf, extra: &[&str], script: &str) -> String {
+    let mut args = vec!["run"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["busybox", "sh", "-c", script]);
+    let (code, out, err) = run(w, &args);
+    assert_eq!(code, 0, "{script}: {err}");
+    out
+}
+
+/// Nothing of any container is left on the host: mounts, cgroups, state, processes.
+fn assert_clean(w: &Wharf) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = s(&w.root());
+    assert!(!mountinfo.contains(&root), "a mount under {root} leaked");
+    let containers = w.root().join("containers");
+    let left: Vec<_> = std::fs::read_dir(&containers)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "container directories left: {left:?}");
+    for hierarchy in ["memory", "pids", "cpu", "unified", ""] {
+        let dir = std::path::Path::new("/sys/fs/cgroup")
+            .join(hierarchy)
+            .join("wharf");
+        if let Ok(d) = std::fs::read_dir(&dir) {
+            let ours: Vec<_> = d
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter(|e| {
+                    !std::fs::read_to_string(e.path().join("cgroup.procs"))
+                        .unwrap_or_default()
+                        .trim()
+                        .is_empty()
+                })
+                .map(|e| e.path())
+                .collect();
+            assert!(ours.is_empty(), "cgroups with processes left: {ours:?}");
+        }
+    }
+}
+
+#[test]
+fn the_container_sees_only_itself() {
+    let _serial = serial();
+    let w = busybox();
+    assert_eq!(sh_in(&w, &["--hostname", "box"], "hostname").trim(), "box");
+    let default_host = sh_in(&w, &[], "hostname");
+    assert_eq!(default_host.trim().len(), 12, "{default_host}");
+    assert_eq!(sh_in(&w, &[], "echo $$").trim(), "1");
+    let pids = sh_in(&w, &[], "ls /proc | grep -c '^[0-9]'");
+    assert!(pids.trim().parse::<u32>().unwrap() <= 3, "{pids}");
+    let mounts = sh_in(&w, &[], "cat /proc/self/mountinfo");
+    for line in mounts.lines() {
+        let point = line.split(' ').nth(4).unwrap();
+        for host_only in ["/work", "/tmp", "/root", "/home/app/"] {
+            assert!(
+                !point.starts_with(host_only),
+                "host mount {point} visible:\n{mounts}"
+            );
+        }
+    }
+    assert!(mounts.lines().count() < 40, "{mounts}");
+    let (code, _, _) = run(&w, &["run", "busybox", "ls", "/work"]);
+    assert_ne!(code, 0, "host files are not visible");
+    let nets = sh_in(&w, &["--network", "none"], "ls /sys/class/net");
+    assert_eq!(nets.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+    let lo = sh_in(
+        &w,
+        &[],
+        "cat /sys/class/net/lo/operstate /sys/class/net/lo/flags",
+    );
+    assert!(
+        lo.contains("0x9") || lo.contains("unknown"),
+        "lo is up: {lo}"
+    );
+    let etc = sh_in(&w, &[], "cat /etc/hostname /etc/hosts; ls /etc");
+    assert!(
+        etc.contains("localhost") && etc.contains("layer2") && !etc.contains("motd"),
+        "{etc}"
+    );
+    assert_clean(&w);
+}
+
+#[test]
+fn confinement_matches_runc_defaults() {
+    let _serial = serial();
+    let w = busybox();
+    let status = sh_in(
+        &w,
+        &[],
+        "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status",
+    );
+    for want in [
+        "CapEff:\t00000000a80425fb",
+        "CapBnd:\t00000000a80425fb",
+        "CapInh:\t0000000000000000",
+        "CapAmb:\t0000000000000000",
+        "NoNewPrivs:\t1",
+        "Seccomp:\t2",
+    ] {
+        assert!(status.contains(want), "{want} missing from:\n{status}");
+    }
+    // Blocked syscalls fail.
+    for blocked in [
+        "unshare -m true",
+        "mount -t tmpfs none /mnt",
+        "hostname evil",
+    ] {
+        let (code, _, _) = run(&w, &["run", "busybox", "sh", "-c", blocked]);
+        assert_ne!(code, 0, "{blocked} succeeded");
+    }
+    // Masked paths read empty; /proc/sys is read-only.
+    assert_eq!(
+        sh_in(&w, &[], "cat /proc/kcore | wc -c; cat /proc/keys | wc -c")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["0", "0"]
+    );
+    let (code, _, err) = run(
+        &w,
+        &[
+            "run",
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /proc/sys/kernel/domainname",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Read-only") || err.contains("read-only"),
+        "{err}"
+    );
+    // Capabilities follow --cap-drop / --cap-add.
+    let eff = sh_in(
+        &w,
+        &["--cap-drop", "ALL", "--cap-add", "CHOWN"],
+        "grep CapEff /proc/self/status",
+    );
+    assert!(eff.contains("0000000000000001"), "{eff}");
+    // seccomp=unconfined turns the filter off.
+    assert!(
+        sh_in(
+            &w,
+            &["--security-opt", "seccomp=unconfined"],
+            "grep Seccomp: /proc/self/status"
+        )
+        .contains("Seccomp:\t0")
+    );
+    assert_clean(&w);
+}
+
+#[test]
+fn read_only_root_volumes_tmpfs_user_and_workdir() {
+    let _serial = serial();
+    let w = busybox();
+    let (code, _, err) = run(&w, &["run", "--read-only", "busybox", "touch", "/x"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Read-only"), "{err}");
+    assert_eq!(
+        sh_in(
+            &w,
+            &["--read-only", "--tmpfs", "/scratch"],
+            "echo ok > /scratch/f && cat /scratch/f"
+        )
+        .trim(),
+        "ok"
+    );
+    let data = w.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("in"), "from host").unwrap();
+    let v = format!("{}:/data", s(&data));
+    assert_eq!(
+        sh_in(&w, &["-v", &v], "cat /data/in; echo out > /data/out").trim(),
+        "from host"
+    );
+    assert_eq!(std::fs::read_to_string(data.join("out")).unwrap(), "out\n");
+    let (code, _, _) = run(
+        &w,
+        &[
+            "run",
+            "-v",
+            &format!("{v}:ro"),
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /data/out2",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(!data.join("out2").exists());
+    assert_eq!(
+        sh_in(&w, &["-u", "app"], "id -u; id -g; id -G; echo $HOME")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["1000", "1000", "1000", "10", "/home/app"]
+    );
+    assert_eq!(
+        sh_in(&w, &["-u", "1000:10"], "id -u; id -g")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["1000", "10"]
+    );
+    assert!(
+        sh_in(&w, &["-u", "app"], "grep CapEff /proc/self/status").contains("0000000000000000")
+    );
+    let (code, _, err) = run(&w, &["run", "-u", "nosuchuser", "busybox", "true"]);
+    assert_eq!(code, 126, "{err}");
+    assert!(err.contains("nosuchuser"), "{err}");
+    assert_eq!(sh_in(&w, &["-w", "/tmp"], "pwd").trim(), "/tmp");
+    assert_eq!(
+        sh_in(&w, &["-e", "GREETING=hi there"], "echo $GREETING").trim(),
+        "hi there"
+    );
+    assert_eq!(
+        sh_in(&w, &["--ulimit", "nofile=100:200"], "ulimit -n; ulimit -Hn")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["100", "200"]
+    );
+    assert_clean(&w);
+}
+
+#[test]
+fn exit_codes_follow_docker() {
+    let _serial = serial();
+    let w = busybox();
+    assert_eq!(run(&w, &["run", "busybox", "sh", "-c", "exit 3"]).0, 3);
+    assert_eq!(run(&w, &["run", "busybox", "true"]).0, 0);
+    let (code, _, err) = run(&w, &["run", "busybox", "no-such-command"]);
+    assert_eq!(code, 127, "{err}");
+    assert!(err.contains("no-such-command"), "{err}");
+    let (code, _, err) = run(&w, &["run", "busybox", "/etc/passwd"]);
+    assert_eq!(code, 126, "{err}");
+    // Killed by a signal inside: 128 + N.
+    assert_eq!(
+        run(
+            &w,
+            &["run", "busybox", "sh", "-c", "sh -c 'kill -9 $$'; exit $?"]
+        )
+        .0,
+        137
+    );
+    assert_clean(&w);
+}
+
+#[test]
+fn signals_reach_pid_1() {
+    let _serial = serial();
+    let w = busybox();
+    let mut child = w
+        .cmd(&[
+            "run",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = [0u8; 6];
+    std::io::Read::read_exact(&mut out, &mut buf).unwrap();
+    assert_eq!(&buf, b"ready\n");
+    sh(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(7));
+    assert_clean(&w);
+}
+
+#[test]
+fn memory_and_pids_limits() {
+    let _serial = serial();
+    let w = busybox();
+    let (code, _, err) = run(
+        &w,
+        &[
+            "run",
+            "--memory",
+            "32m",
+            "busybox",
+            "dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=256M",
+            "count=1",
+        ],
+    );
+    assert_eq!(code, 137, "{err}");
+    assert!(err.contains("OOM"), "{err}");
+    // A fork bomb hits pids.max: busybox sh gives up with "can't fork".
+    let start = Instant::now();
+    let (code, out, err) = run(
+        &w,
+        &[
+            "run",
+            "--pids-limit",
+            "10",
+            "busybox",
+            "sh",
+            "-c",
+            "while :; do sleep 30 & done",
+        ],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("can't fork"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "the bomb was stopped, and its children killed"
+    );
+    assert_clean(&w);
+}
+
+#[test]
+fn a_symlinked_proc_in_the_image_is_refused() {
+    let _serial = serial();
+    use crate::common::layout::{tar, write_image};
+    let w = busybox();
+    let bb = std::fs::read("/bin/busybox").unwrap();
+    let src = w.path("evil");
+    write_image(
+        &src,
+        "evil",
+        &[tar(&[
+            ("bin/sh", tar::EntryType::Regular, "", &bb),
+            ("proc", tar::EntryType::Symlink, "/", b""),
+        ])],
+    );
+    w.ok(&["load", "-i", &s(&src)]);
+    let (code, _, err) = run(&w, &["run", "evil", "/bin/sh", "-c", "true"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("/proc") && err.contains("symlink"), "{err}");
+    assert_clean(&w);
+}
