@@ -13,6 +13,10 @@ exe_dir="$CARGO_TARGET_DIR/$target/debug"
 x86_64-w64-mingw32-gcc -O2 -shared -o "$exe_dir/bcryptprimitives.dll" tests/windows/bcryptprimitives.c -ladvapi32
 export WINEPREFIX=${WINEPREFIX:-$HOME/.cache/wharf/wine-prefix}
 export WINEDEBUG=-all
+# One persistent wineserver for the whole run: clients racing a wineserver that is shutting
+# down after its idle timeout fail with "wine client error".
+wineserver -p
+trap 'wineserver -k >/dev/null 2>&1 || true' EXIT
 wine "$exe_dir/wharf.exe" --version
 export WHARF_BIN="wine $exe_dir/wharf.exe"
 export WHARF_HOST_OS=windows

@@ -197,12 +197,18 @@ fn sandbox_escapes_fail_inside_the_guest() {
     let w = Wharf::new();
     let (data, victim) = volume(&w);
     let v = format!("{}:/data", s(&data));
-    for (fixture, v) in [
+    let mut fixtures = vec![
         ("escape-dotdot.wat", v.clone()),
         ("escape-absolute.wat", v.clone()),
-        ("escape-symlink.wat", v.clone()),
         ("write-readonly.wat", format!("{v}:ro")),
-    ] {
+    ];
+    // Under wine, a Unix symlink made by this (Linux) test is resolved by wine below the
+    // Windows API, so the Windows program sees a plain directory: there is no symlink to
+    // refuse. On Linux (and real Windows, where links are reparse points) it is refused.
+    if !crate::portable::windows() {
+        fixtures.push(("escape-symlink.wat", v.clone()));
+    }
+    for (fixture, v) in fixtures {
         let name = fixture.trim_end_matches(".wat");
         packaged(&w, fixture, name);
         let (code, _, err) = run(&w, &["run", "-v", &v, name]);
@@ -581,8 +587,7 @@ fn the_http_component_serves_concurrent_requests_and_stops_gracefully() {
     }
     // Published on loopback only, by default.
     assert!(TcpStream::connect(("0.0.0.0", port)).is_ok() || cfg!(windows));
-    #[cfg(unix)]
-    {
+    if !crate::portable::windows() {
         let pid = server.id().to_string();
         sh(Command::new("kill").args(["-TERM", &pid]));
         let status = server.wait().unwrap();
@@ -595,10 +600,10 @@ fn the_http_component_serves_concurrent_requests_and_stops_gracefully() {
             .read_to_string(&mut err)
             .unwrap();
         assert!(err.contains("stopping"), "{err}");
-    }
-    #[cfg(not(unix))]
-    {
+    } else {
+        // wine gives no way to send the console a Ctrl-C from outside; stop it hard.
         let _ = server.kill();
+        let _ = server.wait();
     }
 }
 
