@@ -214,7 +214,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
                 Err(e) => Ok(fail(e.exit_code(), &e)),
             }
         }
-        Kind::Native => run_native(ctx, &prepared, &store),
+        Kind::Native => run_native(ctx, &prepared, &store, opts.interactive),
     }
 }
 
@@ -223,8 +223,36 @@ fn run_native(
     ctx: &Context_,
     p: &run::Prepared,
     store: &wharf::image::Store,
+    interactive: bool,
 ) -> anyhow::Result<ExitCode> {
     use wharf::backend::native::{self, NativeRun};
+    if p.spec
+        .process()
+        .as_ref()
+        .and_then(|pr| pr.terminal())
+        .unwrap_or(false)
+    {
+        return Ok(fail(
+            EXIT_WHARF_FAILED,
+            "-t (a terminal) is not supported for native containers yet",
+        ));
+    }
+    if p.spec
+        .annotations()
+        .as_ref()
+        .is_some_and(|a| a.contains_key(wharf::bundle::ANNOTATION_INIT))
+    {
+        return Ok(fail(
+            EXIT_WHARF_FAILED,
+            "--init is not supported for native containers yet",
+        ));
+    }
+    if !wharf::sys::is_root() {
+        return Ok(fail(
+            EXIT_WHARF_FAILED,
+            "native containers need root for now (rootless user namespaces are not supported yet)",
+        ));
+    }
     let id = container_id();
     let result = native::run(NativeRun {
         id: &id,
@@ -232,6 +260,7 @@ fn run_native(
         layers: &p.layers,
         layers_dir: store.layers_dir(),
         containers_dir: &ctx.roots.containers(),
+        interactive,
     });
     match result {
         Ok(exit) => {
@@ -249,6 +278,7 @@ fn run_native(
     _: &Context_,
     p: &run::Prepared,
     _: &wharf::image::Store,
+    _: bool,
 ) -> anyhow::Result<ExitCode> {
     Ok(fail(EXIT_WHARF_FAILED, native_unavailable(p)))
 }

@@ -244,6 +244,24 @@ fn read_only_root_volumes_tmpfs_user_and_workdir() {
     assert_eq!(code, 126, "{err}");
     assert!(err.contains("nosuchuser"), "{err}");
     assert_eq!(sh_in(&w, &["-w", "/tmp"], "pwd").trim(), "/tmp");
+    // stdin is /dev/null unless -i.
+    let mut child = w
+        .cmd(&["run", "busybox", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _keep_open = child.stdin.take();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && out.stdout.is_empty());
+    let mut child = w
+        .cmd(&["run", "-i", "busybox", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"piped in").unwrap();
+    assert_eq!(child.wait_with_output().unwrap().stdout, b"piped in");
     assert_eq!(
         sh_in(&w, &["-e", "GREETING=hi there"], "echo $GREETING").trim(),
         "hi there"

@@ -23,6 +23,7 @@ pub struct ChildPlan<'a> {
     pub rootfs: RootfsPlan<'a>,
     pub spec: &'a Spec,
     pub hostname: String,
+    pub interactive: bool,
     /// Read end of the "go" pipe: the parent writes once the child is in its cgroup.
     pub go: OwnedFd,
     /// Write end of the error pipe (close-on-exec).
@@ -55,6 +56,11 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
 
     mounts::setup(&plan.rootfs)?;
     sethostname(&plan.hostname).map_err(|e| ChildError::Setup(format!("sethostname: {e}")))?;
+    if !plan.interactive {
+        let null = std::fs::File::open("/dev/null")
+            .map_err(|e| ChildError::Setup(format!("/dev/null: {e}")))?;
+        nix::unistd::dup2_stdin(&null).map_err(|e| ChildError::Setup(format!("stdin: {e}")))?;
+    }
     if plan.rootfs.private_network {
         loopback_up()?;
     }

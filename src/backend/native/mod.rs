@@ -97,6 +97,8 @@ pub struct NativeRun<'a> {
     pub layers_dir: &'a Path,
     /// `ROOT/containers`: this run's directory is made under it and removed after.
     pub containers_dir: &'a Path,
+    /// `-i`: the container reads wharf's stdin (else `/dev/null`, as Docker).
+    pub interactive: bool,
 }
 
 /// The pid signals are forwarded to (0: none yet).
@@ -191,6 +193,7 @@ fn supervise(
         },
         spec: r.spec,
         hostname,
+        interactive: r.interactive,
         go: go_r,
         errors: err_w,
     };
