@@ -227,17 +227,6 @@ fn run_native(
 ) -> anyhow::Result<ExitCode> {
     use wharf::backend::native::{self, NativeRun};
     if p.spec
-        .process()
-        .as_ref()
-        .and_then(|pr| pr.terminal())
-        .unwrap_or(false)
-    {
-        return Ok(fail(
-            EXIT_WHARF_FAILED,
-            "-t (a terminal) is not supported for native containers yet",
-        ));
-    }
-    if p.spec
         .annotations()
         .as_ref()
         .is_some_and(|a| a.contains_key(wharf::bundle::ANNOTATION_INIT))
@@ -247,12 +236,7 @@ fn run_native(
             "--init is not supported for native containers yet",
         ));
     }
-    if !wharf::sys::is_root() {
-        return Ok(fail(
-            EXIT_WHARF_FAILED,
-            "native containers need root for now (rootless user namespaces are not supported yet)",
-        ));
-    }
+
     let id = container_id();
     let result = native::run(NativeRun {
         id: &id,
@@ -261,6 +245,13 @@ fn run_native(
         layers_dir: store.layers_dir(),
         containers_dir: &ctx.roots.containers(),
         interactive,
+        tty: p
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|pr| pr.terminal())
+            .unwrap_or(false),
+        rootless: !wharf::sys::is_root(),
     });
     match result {
         Ok(exit) => {

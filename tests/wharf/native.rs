@@ -244,6 +244,9 @@ fn read_only_root_volumes_tmpfs_user_and_workdir() {
     assert_eq!(code, 126, "{err}");
     assert!(err.contains("nosuchuser"), "{err}");
     assert_eq!(sh_in(&w, &["-w", "/tmp"], "pwd").trim(), "/tmp");
+    // -t: stdio is a terminal (output relayed from the pty: newlines become CRLF).
+    let tty = sh_in(&w, &["-t"], "test -t 0 && test -t 1 && echo is-a-tty");
+    assert_eq!(tty, "is-a-tty\r\n");
     // stdin is /dev/null unless -i.
     let mut child = w
         .cmd(&["run", "busybox", "cat"])
@@ -386,4 +389,101 @@ fn a_symlinked_proc_in_the_image_is_refused() {
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("/proc") && err.contains("symlink"), "{err}");
     assert_clean(&w);
+}
+
+/// A user made for the rootless test (created once, left for later runs).
+fn rootless_user() -> &'static str {
+    const USER: &str = "wharf-rootless";
+    let exists = Command::new("id")
+        .arg(USER)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !exists {
+        sh(Command::new("useradd").args(["--no-create-home", "--shell", "/bin/sh", USER]));
+    }
+    USER
+}
+
+#[test]
+fn an_unprivileged_user_runs_native_images_rootless() {
+    let _serial = serial();
+    let user = rootless_user();
+    // Everything the user needs, readable by it: the binary, the image, a root of its own.
+    let dir = tempfile::Builder::new()
+        .prefix("wharf-rootless-")
+        .tempdir()
+        .unwrap();
+    let base = dir.path();
+    std::fs::set_permissions(base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bin = base.join("wharf");
+    std::fs::copy(env!("CARGO_BIN_EXE_wharf"), &bin).unwrap();
+    let archive = base.join("busybox.tar");
+    std::fs::copy(busybox_images().join("busybox-oci.tar"), &archive).unwrap();
+    let root = base.join("root");
+    std::fs::create_dir(&root).unwrap();
+    sh(Command::new("chown").arg(user).arg(&root));
+    let as_user = |args: &[&str]| {
+        Command::new("runuser")
+            .args(["-u", user, "--"])
+            .arg(&bin)
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .current_dir(base)
+            .output()
+            .unwrap()
+    };
+    let out = as_user(&["load", "-i", &s(&archive)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = as_user(&[
+        "run",
+        "--memory",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "id -u; echo pid $$; cat /proc/self/uid_map; hostname; cat /etc/layer2; ls /etc/motd 2>&1; touch /x && echo writable",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "0", "root inside: {stdout}");
+    assert_eq!(lines[1], "pid 1");
+    let uid = String::from_utf8(
+        Command::new("id")
+            .args(["-u", user])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["0", uid.trim(), "1"],
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("layer two")
+            && stdout.contains("No such file")
+            && stdout.contains("writable"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("cgroup limits skipped"), "{stderr}");
+    assert!(stderr.contains("copying the image"), "{stderr}");
+    // Nothing left: no state directory, no process of the user.
+    let left: Vec<_> = std::fs::read_dir(root.join("containers"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    let procs = Command::new("pgrep").args(["-u", user]).output().unwrap();
+    assert!(
+        procs.stdout.is_empty(),
+        "processes of {user} left: {}",
+        String::from_utf8_lossy(&procs.stdout)
+    );
 }

@@ -24,6 +24,10 @@ pub struct ChildPlan<'a> {
     pub spec: &'a Spec,
     pub hostname: String,
     pub interactive: bool,
+    /// In a user namespace where `setgroups` is denied.
+    pub rootless: bool,
+    /// `-t`: the pseudo-terminal's slave side, to become stdio and the controlling terminal.
+    pub tty: Option<OwnedFd>,
     /// Read end of the "go" pipe: the parent writes once the child is in its cgroup.
     pub go: OwnedFd,
     /// Write end of the error pipe (close-on-exec).
@@ -56,7 +60,19 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
 
     mounts::setup(&plan.rootfs)?;
     sethostname(&plan.hostname).map_err(|e| ChildError::Setup(format!("sethostname: {e}")))?;
-    if !plan.interactive {
+    if let Some(slave) = &plan.tty {
+        let e = |e: nix::Error| ChildError::Setup(format!("terminal: {e}"));
+        nix::unistd::dup2_stdin(slave).map_err(e)?;
+        nix::unistd::dup2_stdout(slave).map_err(e)?;
+        nix::unistd::dup2_stderr(slave).map_err(e)?;
+        // SAFETY: TIOCSCTTY on stdin (now the pty slave) with argument 0; no memory is passed.
+        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
+            return Err(ChildError::Setup(format!(
+                "controlling terminal: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+    } else if !plan.interactive {
         let null = std::fs::File::open("/dev/null")
             .map_err(|e| ChildError::Setup(format!("/dev/null: {e}")))?;
         nix::unistd::dup2_stdin(&null).map_err(|e| ChildError::Setup(format!("stdin: {e}")))?;
@@ -105,14 +121,12 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
     // Keep permitted capabilities across the uid change, then set them exactly.
     // SAFETY: prctl with PR_SET_KEEPCAPS and an integer has no memory effects.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1 as libc::c_ulong) };
-    nix::unistd::setgroups(
-        &user
-            .groups
-            .iter()
-            .map(|g| Gid::from_raw(*g))
-            .collect::<Vec<_>>(),
-    )
-    .map_err(|e| ChildError::Setup(format!("setgroups: {e}")))?;
+    if !plan.rootless {
+        // In a user namespace with one mapped id, setgroups is denied.
+        let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        nix::unistd::setgroups(&groups)
+            .map_err(|e| ChildError::Setup(format!("setgroups: {e}")))?;
+    }
     setresgid(
         Gid::from_raw(user.gid),
         Gid::from_raw(user.gid),

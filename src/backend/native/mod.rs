@@ -13,6 +13,7 @@ mod cgroups;
 mod child;
 mod mounts;
 mod seccomp;
+mod tty;
 mod user;
 
 use std::os::fd::OwnedFd;
@@ -27,7 +28,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::Exit;
 use crate::bundle;
-use crate::image::unpack::LayerDir;
+use crate::image::unpack::{LayerDir, WhiteoutFormat};
 
 /// Why a native container could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +100,11 @@ pub struct NativeRun<'a> {
     pub containers_dir: &'a Path,
     /// `-i`: the container reads wharf's stdin (else `/dev/null`, as Docker).
     pub interactive: bool,
+    /// `-t`: the container's stdio is a pseudo-terminal wharf relays.
+    pub tty: bool,
+    /// Not root: a user namespace maps the caller's uid to 0; cgroup limits are skipped; the
+    /// image is copied when its layers cannot be stacked with overlayfs.
+    pub rootless: bool,
 }
 
 /// The pid signals are forwarded to (0: none yet).
@@ -159,13 +165,117 @@ fn run_in(r: &NativeRun<'_>, state_dir: &Path) -> Result<Exit, NativeError> {
             source,
         }
     })?;
-    let cgroup = cgroups::Cgroup::create(
-        r.id,
-        spec.linux().as_ref().and_then(|l| l.resources().as_ref()),
-    )?;
-    let result = supervise(r, state_dir, &cgroup, hostname, private_network);
-    cgroup.destroy();
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    let cgroup = if r.rootless {
+        if resources.is_some_and(has_limits) {
+            eprintln!(
+                "wharf: warning: cgroup limits skipped: cgroups are not delegated to this user"
+            );
+        }
+        None
+    } else {
+        Some(cgroups::Cgroup::create(r.id, resources)?)
+    };
+    let copy_root = r
+        .layers
+        .iter()
+        .any(|l| l.whiteouts != WhiteoutFormat::Overlay);
+    if copy_root {
+        eprintln!(
+            "wharf: note: layers unpacked without privilege cannot be stacked with overlayfs; copying the image into the container"
+        );
+        let dest = state_dir.join("rootfs");
+        let dir = cap_std::fs::Dir::open_ambient_dir(&dest, cap_std::ambient_authority()).map_err(
+            |source| NativeError::State {
+                path: dest.clone(),
+                source,
+            },
+        )?;
+        crate::image::unpack::flatten(r.layers, &dir).map_err(|e| NativeError::State {
+            path: dest.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    }
+    let result = supervise(
+        r,
+        state_dir,
+        cgroup.as_ref(),
+        hostname,
+        private_network,
+        copy_root,
+    );
+    if let Some(cg) = &cgroup {
+        cg.destroy();
+    }
     result
+}
+
+fn has_limits(r: &oci_spec::runtime::LinuxResources) -> bool {
+    r.memory().as_ref().and_then(|m| m.limit()).is_some() || r.pids().is_some() || r.cpu().is_some()
+}
+
+/// Map the caller's uid and gid to 0 in the child's user namespace: through newuidmap and
+/// newgidmap with the caller's subordinate ranges when it has them, else the single id,
+/// with `setgroups` denied first (an unprivileged writer must, CVE-2014-8989).
+fn map_ids(pid: Pid) -> Result<(), NativeError> {
+    let uid = nix::unistd::geteuid().as_raw();
+    let gid = nix::unistd::getegid().as_raw();
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let write = |file: &str, value: String| {
+        std::fs::write(proc.join(file), value).map_err(|source| NativeError::State {
+            path: proc.join(file),
+            source,
+        })
+    };
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name);
+    let range = |file: &str| -> Option<(u32, u32)> {
+        let name = user.as_deref()?;
+        std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() == 3 && (f[0] == name || f[0] == uid.to_string()) {
+                Some((f[1].parse().ok()?, f[2].parse().ok()?))
+            } else {
+                None
+            }
+        })
+    };
+    let helpers = ["/usr/bin/newuidmap", "/usr/bin/newgidmap"]
+        .iter()
+        .all(|p| Path::new(p).exists());
+    if let (true, Some((us, uc)), Some((gs, gc))) =
+        (helpers, range("/etc/subuid"), range("/etc/subgid"))
+    {
+        for (tool, id, start, count) in [
+            ("/usr/bin/newuidmap", uid, us, uc),
+            ("/usr/bin/newgidmap", gid, gs, gc),
+        ] {
+            let ok = std::process::Command::new(tool)
+                .args([
+                    pid.to_string(),
+                    "0".into(),
+                    id.to_string(),
+                    "1".into(),
+                    "1".into(),
+                    start.to_string(),
+                    count.to_string(),
+                ])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                return Err(NativeError::State {
+                    path: PathBuf::from(tool),
+                    source: std::io::Error::other("mapping ids failed"),
+                });
+            }
+        }
+        return Ok(());
+    }
+    write("setgroups", "deny".into())?;
+    write("uid_map", format!("0 {uid} 1\n"))?;
+    write("gid_map", format!("0 {gid} 1\n"))
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), NativeError> {
@@ -175,25 +285,38 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), NativeError> {
 fn supervise(
     r: &NativeRun<'_>,
     state_dir: &Path,
-    cgroup: &cgroups::Cgroup,
+    cgroup: Option<&cgroups::Cgroup>,
     hostname: String,
     private_network: bool,
+    copy_root: bool,
 ) -> Result<Exit, NativeError> {
     let (go_r, go_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
+    let pty = if r.tty {
+        Some(nix::pty::openpty(None, None).map_err(NativeError::Clone)?)
+    } else {
+        None
+    };
+    let (tty_master, tty_slave) = match pty {
+        Some(p) => (Some(p.master), Some(p.slave)),
+        None => (None, None),
+    };
     let plan = child::ChildPlan {
         rootfs: mounts::RootfsPlan {
             spec: r.spec,
             layers: r.layers,
             layers_dir: r.layers_dir,
             state_dir,
-            cgroup_dirs: cgroup.dirs(),
-            cgroup_v2: cgroup.is_v2(),
+            cgroup_dirs: cgroup.map_or(&[], |c| c.dirs()),
+            cgroup_v2: cgroup.is_some_and(|c| c.is_v2()),
             private_network,
+            copy_root,
         },
         spec: r.spec,
         hostname,
         interactive: r.interactive,
+        rootless: r.rootless,
+        tty: tty_slave,
         go: go_r,
         errors: err_w,
     };
@@ -212,6 +335,10 @@ fn supervise(
         .any(|n| n.typ() == LinuxNamespaceType::Network)
     {
         flags |= CloneFlags::CLONE_NEWNET;
+    }
+    if r.rootless {
+        // The user namespace is created first, and owns the others.
+        flags |= CloneFlags::CLONE_NEWUSER;
     }
     // Orphans of the container (its pid 1 gone) are reparented to wharf, which reaps them:
     // a zombie would otherwise keep the cgroup from being removed.
@@ -248,13 +375,18 @@ fn supervise(
         // SAFETY: `forward` only reads an atomic and calls kill, both async-signal-safe.
         let _ = unsafe { sigaction(sig, &handler) };
     }
-    let go = cgroup.add(pid.as_raw());
+    let go = match cgroup {
+        Some(cg) => cg.add(pid.as_raw()),
+        None => Ok(()),
+    }
+    .and_then(|()| if r.rootless { map_ids(pid) } else { Ok(()) });
     // Let the child go on (or, if the cgroup failed, make it fail and be reaped).
     if go.is_ok() {
         let _ = nix::unistd::write(&go_w, b"g");
     }
     drop(go_w);
     go?;
+    let relay = tty_master.map(|m| tty::Relay::start(m, r.interactive));
     // The error pipe closes on exec; anything in it is a setup failure.
     let mut report = Vec::new();
     let mut f = std::fs::File::from(err_r);
@@ -266,6 +398,9 @@ fn supervise(
         }
     };
     CHILD.store(0, Ordering::SeqCst);
+    if let Some(relay) = relay {
+        relay.finish();
+    }
     if let Some((&code, message)) = report.split_first() {
         return Err(NativeError::Child {
             code,
@@ -274,12 +409,16 @@ fn supervise(
     }
     Ok(match status {
         Ok(WaitStatus::Exited(_, code)) => Exit::code((code & 0xff) as u8),
-        Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _)) if cgroup.oom_killed() => Exit {
-            code: 137,
-            message: Some(
-                "the container was OOM-killed: it exceeded its memory limit (--memory)".into(),
-            ),
-        },
+        Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _))
+            if cgroup.is_some_and(|c| c.oom_killed()) =>
+        {
+            Exit {
+                code: 137,
+                message: Some(
+                    "the container was OOM-killed: it exceeded its memory limit (--memory)".into(),
+                ),
+            }
+        }
         Ok(WaitStatus::Signaled(_, sig, _)) => Exit::code(128 + sig as u8),
         other => Exit {
             code: 125,

@@ -129,6 +129,8 @@ pub struct RootfsPlan<'a> {
     pub cgroup_dirs: &'a [PathBuf],
     pub cgroup_v2: bool,
     pub private_network: bool,
+    /// The image was copied into `rootfs/` (no overlayfs): bind it instead of stacking.
+    pub copy_root: bool,
 }
 
 /// Build the root filesystem and pivot into it. Runs in the child, in its own mount
@@ -217,6 +219,16 @@ pub fn setup(plan: &RootfsPlan<'_>) -> Result<(), ChildError> {
 fn mount_overlay(plan: &RootfsPlan<'_>, rootfs: &Path) -> Result<(), ChildError> {
     let upper = plan.state_dir.join("upper");
     let work = plan.state_dir.join("work");
+    if plan.copy_root {
+        return mount(
+            Some(rootfs),
+            rootfs,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(sys("bind-mounting the copied root filesystem"));
+    }
     if plan.layers.is_empty() {
         return mount(
             Some(&upper),
@@ -305,13 +317,25 @@ fn mount_one(root: &Dir, m: &Mount, plan: &RootfsPlan<'_>) -> Result<(), ChildEr
         _ => {
             let fd = resolve_target(root, &dest, Target::Dir)?;
             let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
-            mount(
-                Some(&src),
-                &fd_path(&fd),
-                Some(typ),
-                flags,
-                (!data.is_empty()).then_some(data.as_str()),
-            )
+            let attempt = |data: &str| {
+                mount(
+                    Some(&src),
+                    &fd_path(&fd),
+                    Some(typ),
+                    flags,
+                    (!data.is_empty()).then_some(data),
+                )
+            };
+            match attempt(&data) {
+                // In a user namespace the tty group (gid=5) may not be mapped: devpts
+                // refuses it, so mount without (as rootless runc does).
+                Err(nix::errno::Errno::EINVAL) if typ == "devpts" && data.contains("gid=") => {
+                    let without: Vec<&str> =
+                        data.split(',').filter(|o| !o.starts_with("gid=")).collect();
+                    attempt(&without.join(","))
+                }
+                other => other,
+            }
             .map_err(sys(format!("mounting {typ} at {dest}")))
         }
     }

@@ -1,0 +1,75 @@
+//! `-t`: wharf relays between its own stdio and the container's pseudo-terminal, with its
+//! terminal (if it has one) in raw mode for the duration and restored after.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::thread::JoinHandle;
+
+use nix::sys::termios::{self, SetArg, Termios};
+
+/// The running relay.
+pub struct Relay {
+    output: JoinHandle<()>,
+    saved: Option<Termios>,
+}
+
+impl Relay {
+    /// Start copying the pty's output to stdout, and (with `interactive`) stdin to the pty.
+    pub fn start(master: OwnedFd, interactive: bool) -> Relay {
+        let stdin = std::io::stdin();
+        let saved = termios::tcgetattr(stdin.as_fd()).ok();
+        if let Some(t) = &saved {
+            let mut raw = t.clone();
+            termios::cfmakeraw(&mut raw);
+            let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
+            // The container's terminal starts at our size.
+            let mut size: libc::winsize = zero_winsize();
+            // SAFETY: TIOCGWINSZ/TIOCSWINSZ read or write one winsize we own.
+            unsafe {
+                if libc::ioctl(0, libc::TIOCGWINSZ, &mut size) == 0 {
+                    libc::ioctl(
+                        std::os::fd::AsRawFd::as_raw_fd(&master),
+                        libc::TIOCSWINSZ,
+                        &size,
+                    );
+                }
+            }
+        }
+        let mut reader = std::fs::File::from(master.try_clone().expect("dup of the pty master"));
+        let output = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            let mut out = std::io::stdout();
+            // EIO once the last slave descriptor closes: the container is gone.
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
+                    break;
+                }
+            }
+        });
+        if interactive {
+            let mut writer = std::fs::File::from(master);
+            // Detached: it ends with the process (a read from our stdin cannot be interrupted).
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut std::io::stdin(), &mut writer);
+            });
+        }
+        Relay { output, saved }
+    }
+
+    /// Wait for the last output and restore the terminal.
+    pub fn finish(self) {
+        let _ = self.output.join();
+        if let Some(t) = &self.saved {
+            let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, t);
+        }
+    }
+}
+
+fn zero_winsize() -> libc::winsize {
+    libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
+}
