@@ -226,16 +226,6 @@ fn run_native(
     interactive: bool,
 ) -> anyhow::Result<ExitCode> {
     use wharf::backend::native::{self, NativeRun};
-    if p.spec
-        .annotations()
-        .as_ref()
-        .is_some_and(|a| a.contains_key(wharf::bundle::ANNOTATION_INIT))
-    {
-        return Ok(fail(
-            EXIT_WHARF_FAILED,
-            "--init is not supported for native containers yet",
-        ));
-    }
 
     let id = container_id();
     let result = native::run(NativeRun {

@@ -327,6 +327,46 @@ fn signals_reach_pid_1() {
 }
 
 #[test]
+fn init_reaps_zombies_and_forwards_signals() {
+    let _serial = serial();
+    let w = busybox();
+    let out = sh_in(
+        &w,
+        &["--init"],
+        "echo $$; cat /proc/1/status | grep -E '^(CapEff|State)'; (sleep 0.1 &); sleep 0.5; ps -o stat | grep -c Z; cat /proc/1/exe > /dev/null 2>&1 && echo READ || echo denied",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "2", "the workload is pid 2 under --init: {out}");
+    assert!(
+        out.contains("CapEff:\t0000000000000000"),
+        "pid 1 holds no capabilities: {out}"
+    );
+    assert_eq!(lines[lines.len() - 2], "0", "no zombies: {out}");
+    assert_eq!(
+        lines[lines.len() - 1],
+        "denied",
+        "/proc/1/exe is out of reach: {out}"
+    );
+    let mut child = w
+        .cmd(&[
+            "run",
+            "--init",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 9' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 6];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut buf).unwrap();
+    sh(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    assert_eq!(child.wait().unwrap().code(), Some(9));
+    assert_clean(&w);
+}
+
+#[test]
 fn memory_and_pids_limits() {
     let _serial = serial();
     let w = busybox();

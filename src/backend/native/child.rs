@@ -28,6 +28,8 @@ pub struct ChildPlan<'a> {
     pub rootless: bool,
     /// `-t`: the pseudo-terminal's slave side, to become stdio and the controlling terminal.
     pub tty: Option<OwnedFd>,
+    /// `--init`: pid 1 stays a reaper and the workload runs as its child.
+    pub init: bool,
     /// Read end of the "go" pipe: the parent writes once the child is in its cgroup.
     pub go: OwnedFd,
     /// Write end of the error pipe (close-on-exec).
@@ -196,6 +198,15 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
         .and_then(|l| l.seccomp().as_ref())
     {
         seccomp::load(profile)?;
+    }
+    if plan.init {
+        // pid 1 becomes the reaper; the workload runs as its child.
+        // SAFETY: single-threaded (the clone child); the forked child only execs or exits.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Parent { child }) => super::init::reap(child),
+            Ok(nix::unistd::ForkResult::Child) => {}
+            Err(e) => return Err(ChildError::Setup(format!("fork for --init: {e}"))),
+        }
     }
     let e = nix::unistd::execve(&program, &argv, &envp).unwrap_err();
     Err(match e {

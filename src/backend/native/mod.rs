@@ -11,6 +11,7 @@
 
 mod cgroups;
 mod child;
+pub mod init;
 mod mounts;
 mod seccomp;
 mod tty;
@@ -292,6 +293,11 @@ fn supervise(
 ) -> Result<Exit, NativeError> {
     let (go_r, go_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
+    let wants_init = r
+        .spec
+        .annotations()
+        .as_ref()
+        .is_some_and(|a| a.contains_key(bundle::ANNOTATION_INIT));
     let pty = if r.tty {
         Some(nix::pty::openpty(None, None).map_err(NativeError::Clone)?)
     } else {
@@ -317,6 +323,7 @@ fn supervise(
         interactive: r.interactive,
         rootless: r.rootless,
         tty: tty_slave,
+        init: wants_init,
         go: go_r,
         errors: err_w,
     };
