@@ -235,6 +235,7 @@ fn run_native(
         layers_dir: store.layers_dir(),
         containers_dir: &ctx.roots.containers(),
         interactive,
+        image_digest: p.image_digest.as_deref(),
         tty: p
             .spec
             .process()

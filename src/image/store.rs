@@ -51,6 +51,8 @@ pub enum StoreError {
     Ambiguous { query: String, matches: String },
     #[error("image {id} is tagged in several repositories ({names}); name one, or use -f")]
     MultipleTags { id: String, names: String },
+    #[error("image {image} is in use by a running container; stop it first, or use -f")]
+    InUse { image: String },
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -92,6 +94,7 @@ impl ImageRecord {
 /// An open image store.
 #[derive(Debug, Clone)]
 pub struct Store {
+    containers: PathBuf,
     layout: PathBuf,
     blobs: PathBuf,
     tmp: PathBuf,
@@ -115,6 +118,7 @@ impl Store {
         let layout = roots.store();
         let data = roots.data();
         let store = Store {
+            containers: roots.containers(),
             blobs: layout.join("blobs").join("sha256"),
             tmp: data.join("tmp"),
             layers: data.join("layers"),
@@ -393,6 +397,23 @@ impl Store {
     /// garbage. Returns the names removed and the blobs deleted.
     pub fn remove(&self, query: &str, force: bool) -> Result<(Vec<String>, GcReport), StoreError> {
         let image = self.resolve(query)?;
+        let last_name = self
+            .images()?
+            .iter()
+            .filter(|i| i.digest() == image.digest())
+            .count()
+            <= 1;
+        if !force
+            && last_name
+            && self
+                .in_use()
+                .iter()
+                .any(|u| u.image.as_deref() == Some(&image.digest().to_string()))
+        {
+            return Err(StoreError::InUse {
+                image: query.to_string(),
+            });
+        }
         let by_name = Reference::parse(query).ok().is_some_and(|r| {
             image.name.as_ref() == Some(&r.without_digest()) && r.digest().is_none()
         });
@@ -465,6 +486,8 @@ impl Store {
     pub fn gc(&self, keep_layers: &HashSet<String>) -> Result<GcReport, StoreError> {
         let _g = self.lock_exclusive()?;
         let (blobs, diff_ids) = self.reachable()?;
+        let running: HashSet<String> = self.in_use().into_iter().flat_map(|u| u.diff_ids).collect();
+        let keep_layers: HashSet<&String> = keep_layers.iter().chain(running.iter()).collect();
         let mut report = GcReport::default();
         for entry in fs::read_dir(&self.blobs).map_err(io_err(&self.blobs))? {
             let entry = entry.map_err(io_err(&self.blobs))?;
@@ -493,7 +516,7 @@ impl Store {
             }
             if name.starts_with('.')
                 || diff_ids.contains(&diff_id)
-                || keep_layers.contains(&diff_id)
+                || keep_layers.contains(&&diff_id)
             {
                 continue;
             }
@@ -620,6 +643,52 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+/// What a running container holds on to (`containers/<id>/image.json`).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct InUse {
+    pub image: Option<String>,
+    pub diff_ids: Vec<String>,
+}
+
+impl Store {
+    /// What the containers whose supervisor is still alive are using.
+    pub fn in_use(&self) -> Vec<InUse> {
+        let Ok(entries) = fs::read_dir(&self.containers) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| supervisor_alive(&e.path()))
+            .filter_map(|e| fs::read(e.path().join("image.json")).ok())
+            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .collect()
+    }
+}
+
+fn supervisor_alive(dir: &Path) -> bool {
+    let Some(pid) = fs::read_to_string(dir.join("supervisor.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+    else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        // A process that exists answers signal 0 (EPERM still means it exists).
+        matches!(
+            rustix::process::test_kill_process(
+                rustix::process::Pid::from_raw(pid as i32).expect("non-zero pid")
+            ),
+            Ok(()) | Err(rustix::io::Errno::PERM)
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        false
     }
 }
 

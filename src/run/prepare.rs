@@ -76,6 +76,8 @@ pub struct Prepared {
     /// The unpacked layers, lowest first (native: overlay lower directories).
     pub layers: Vec<LayerDir>,
     pub wasm: Option<WasmModule>,
+    /// The store image's top-level digest (none for a file run directly).
+    pub image_digest: Option<String>,
 }
 
 /// Whether `target` names a wasm file on disk rather than an image.
@@ -181,6 +183,7 @@ fn prepare_file(path: &Path, opts: &RunOptions) -> Result<Prepared, RunError> {
         rootfs: None,
         layers: Vec::new(),
         wasm: Some(module),
+        image_digest: None,
     })
 }
 
@@ -298,6 +301,7 @@ fn prepare_image(
         rootfs: if wasm.is_some() { rootfs } else { None },
         layers: layer_dirs,
         wasm,
+        image_digest: Some(image.record.digest().to_string()),
     })
 }
 

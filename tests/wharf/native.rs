@@ -327,6 +327,39 @@ fn signals_reach_pid_1() {
 }
 
 #[test]
+fn an_image_in_use_is_not_removed_under_a_running_container() {
+    let _serial = serial();
+    let w = busybox();
+    let mut child = w
+        .cmd(&[
+            "run",
+            "busybox",
+            "sh",
+            "-c",
+            "echo ready; sleep 3; cat /etc/layer2",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 6];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut buf).unwrap();
+    let err = w.fails(&["rmi", "busybox"], 125);
+    assert!(err.contains("in use by a running container"), "{err}");
+    // Forced: the name goes, but the layers the container runs on stay until it ends.
+    w.ok(&["rmi", "-f", "busybox"]);
+    w.ok(&["system", "prune"]);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "layer two\n");
+    w.ok(&["system", "prune"]);
+    assert_eq!(
+        std::fs::read_dir(w.root().join("layers")).unwrap().count(),
+        0
+    );
+    assert_clean(&w);
+}
+
+#[test]
 fn init_reaps_zombies_and_forwards_signals() {
     let _serial = serial();
     let w = busybox();

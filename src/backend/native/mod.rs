@@ -101,6 +101,9 @@ pub struct NativeRun<'a> {
     pub containers_dir: &'a Path,
     /// `-i`: the container reads wharf's stdin (else `/dev/null`, as Docker).
     pub interactive: bool,
+    /// The image's digest, recorded so `rmi` and garbage collection leave it alone while
+    /// the container runs.
+    pub image_digest: Option<&'a str>,
     /// `-t`: the container's stdio is a pseudo-terminal wharf relays.
     pub tty: bool,
     /// Not root: a user namespace maps the caller's uid to 0; cgroup limits are skipped; the
@@ -140,6 +143,12 @@ pub fn run(r: NativeRun<'_>) -> Result<Exit, NativeError> {
     for d in ["rootfs", "upper", "work"] {
         std::fs::create_dir_all(state_dir.join(d)).map_err(state)?;
     }
+    let in_use = crate::image::store::InUse {
+        image: r.image_digest.map(str::to_string),
+        diff_ids: r.layers.iter().map(|l| l.diff_id.clone()).collect(),
+    };
+    let record = serde_json::to_vec(&in_use).expect("an in-use record serialises");
+    std::fs::write(state_dir.join("image.json"), record).map_err(state)?;
     std::fs::write(
         state_dir.join("supervisor.pid"),
         std::process::id().to_string(),
