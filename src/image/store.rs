@@ -408,7 +408,7 @@ impl Store {
             && self
                 .in_use()
                 .iter()
-                .any(|u| u.image.as_deref() == Some(&image.digest().to_string()))
+                .any(|u| u.image.as_deref() == Some(image.digest().as_ref()))
         {
             return Err(StoreError::InUse {
                 image: query.to_string(),
