@@ -12,7 +12,24 @@ use oci_spec::runtime::LinuxResources;
 use super::NativeError;
 
 const ROOT: &str = "/sys/fs/cgroup";
-const V1_CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
+const V1_CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "devices"];
+
+/// The devices a container may use (Docker's default list): any node may be created, only
+/// these opened. Without this a container with CAP_MKNOD could open the host's disks.
+const ALLOWED_DEVICES: &[&str] = &[
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:200 rwm",
+];
 
 /// A container's cgroup(s).
 #[derive(Debug)]
@@ -41,7 +58,11 @@ pub fn is_v2() -> bool {
 
 impl Cgroup {
     /// Create the cgroup for container `id` and apply `resources`.
-    pub fn create(id: &str, resources: Option<&LinuxResources>) -> Result<Cgroup, NativeError> {
+    pub fn create(
+        id: &str,
+        resources: Option<&LinuxResources>,
+        privileged: bool,
+    ) -> Result<Cgroup, NativeError> {
         let v2 = is_v2();
         let cg = if v2 {
             let parent = Path::new(ROOT).join("wharf");
@@ -74,6 +95,10 @@ impl Cgroup {
         if let Some(r) = resources
             && let Err(e) = cg.apply(r)
         {
+            cg.destroy();
+            return Err(e);
+        }
+        if let Err(e) = cg.restrict_devices(privileged) {
             cg.destroy();
             return Err(e);
         }
@@ -128,6 +153,22 @@ impl Cgroup {
                 write(&dir.join("cpu.cfs_period_us"), &period.to_string())?;
                 write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
             }
+        }
+        Ok(())
+    }
+
+    /// v1: deny every device but the standard ones (privileged containers keep all). On v2
+    /// device control needs an eBPF program, which wharf does not load yet.
+    fn restrict_devices(&self, privileged: bool) -> Result<(), NativeError> {
+        if self.v2 || privileged {
+            return Ok(());
+        }
+        let Some(dir) = self.dir_for("devices") else {
+            return Ok(());
+        };
+        write(&dir.join("devices.deny"), "a")?;
+        for rule in ALLOWED_DEVICES {
+            write(&dir.join("devices.allow"), rule)?;
         }
         Ok(())
     }

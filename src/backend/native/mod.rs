@@ -184,7 +184,13 @@ fn run_in(r: &NativeRun<'_>, state_dir: &Path) -> Result<Exit, NativeError> {
         }
         None
     } else {
-        Some(cgroups::Cgroup::create(r.id, resources)?)
+        let privileged = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.capabilities().as_ref())
+            .and_then(|c| c.bounding().as_ref())
+            .is_some_and(|b| b.len() >= crate::bundle::security::ALL_CAPABILITIES.len());
+        Some(cgroups::Cgroup::create(r.id, resources, privileged)?)
     };
     let copy_root = r
         .layers
