@@ -271,3 +271,92 @@ fn bad_input_gets_a_clear_error_and_leaves_nothing() {
     assert_eq!(w.blob_count(), 0);
     assert!(w.images().is_empty());
 }
+
+/// A multi-platform index holding a native and a wasm image under one name: kept whole,
+/// the platform chosen by `--platform`, the host's by default.
+#[test]
+fn a_mixed_multi_platform_index_is_kept_whole() {
+    use crate::common::layout::{digest, write_index};
+    let w = Wharf::new();
+    w.ok(&["load", "-i", &s(&busybox_images().join("layout"))]);
+    w.ok(&["package", &wasm("hello.wasm"), "-t", "hello"]);
+    let both = w.path("both.tar");
+    w.ok(&["save", "-o", &s(&both), "busybox", "hello"]);
+    let dir = w.path("mixed-layout");
+    std::fs::create_dir(&dir).unwrap();
+    sh(Command::new("tar")
+        .arg("-xf")
+        .arg(&both)
+        .arg("-C")
+        .arg(&dir));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let mut manifests = Vec::new();
+    for entry in index["manifests"].as_array().unwrap() {
+        let name = entry["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .unwrap();
+        let platform = if name.contains("busybox") {
+            serde_json::json!({"os": "linux", "architecture": "amd64"})
+        } else {
+            serde_json::json!({"os": "wasip1", "architecture": "wasm"})
+        };
+        manifests.push(serde_json::json!({
+            "mediaType": entry["mediaType"], "digest": entry["digest"], "size": entry["size"], "platform": platform
+        }));
+    }
+    let mixed = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests
+    }))
+    .unwrap();
+    let d = digest(&mixed);
+    std::fs::write(dir.join("blobs/sha256").join(&d[7..]), &mixed).unwrap();
+    write_index(
+        &dir,
+        &[serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": d, "size": mixed.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "mixed:latest"}
+        })],
+    );
+
+    let fresh = Wharf::new();
+    assert_eq!(
+        fresh.ok(&["load", "-i", &s(&dir)]).trim(),
+        "Loaded image: docker.io/library/mixed:latest"
+    );
+    let images = fresh.images();
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0]["Platform"], "linux/amd64,wasip1/wasm");
+    assert_eq!(
+        images[0]["Kind"], "native",
+        "the host's platform by default"
+    );
+    let inspect = |p: &str| -> serde_json::Value {
+        serde_json::from_str(&fresh.ok(&["inspect", "--platform", p, "mixed"])).unwrap()
+    };
+    assert_eq!(inspect("wasi/wasm")["Kind"], "wasm");
+    assert_eq!(inspect("linux/amd64")["Kind"], "native");
+    let err = fresh.fails(&["inspect", "--platform", "linux/arm64", "mixed"], 125);
+    assert!(err.contains("linux/arm64"), "{err}");
+    // One name, both kinds, chosen at run time.
+    let out = fresh.ok(&["run", "--platform", "wasi/wasm", "mixed", "x"]);
+    assert!(
+        out.contains("hello from wasm") && out.contains("arg[1]=x"),
+        "{out}"
+    );
+    #[cfg(target_os = "linux")]
+    assert_eq!(
+        fresh.ok(&["run", "mixed", "echo", "native side"]),
+        "native side\n"
+    );
+    // Saved again, the index is still whole.
+    let again = fresh.path("again.tar");
+    fresh.ok(&["save", "-o", &s(&again), "mixed"]);
+    let raw = sh(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}", s(&again)),
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(v["manifests"].as_array().unwrap().len(), 2, "{raw}");
+}

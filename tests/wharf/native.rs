@@ -368,6 +368,45 @@ fn an_image_in_use_is_not_removed_under_a_running_container() {
 }
 
 #[test]
+fn a_killed_wharf_takes_its_container_along_and_the_next_run_cleans_up() {
+    let _serial = serial();
+    let w = busybox();
+    let mut child = w
+        .cmd(&["run", "busybox", "sh", "-c", "echo ready; sleep 60"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 6];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut buf).unwrap();
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    // The container dies with its supervisor (PR_SET_PDEATHSIG) ...
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Command::new("pgrep")
+        .args(["-f", "sleep 60"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the container outlived its wharf"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // ... and its leftovers (state directory, cgroup) go with the next run.
+    assert_eq!(
+        std::fs::read_dir(w.root().join("containers"))
+            .unwrap()
+            .count(),
+        1
+    );
+    w.ok(&["run", "busybox", "true"]);
+    assert_clean(&w);
+}
+
+#[test]
 fn init_reaps_zombies_and_forwards_signals() {
     let _serial = serial();
     let w = busybox();
