@@ -158,6 +158,14 @@ impl Args {
     }
 }
 
+/// How the workload ended: its message (if any) on stderr, its code as ours.
+fn report(exit: &wharf::backend::Exit) -> ExitCode {
+    if let Some(m) = &exit.message {
+        eprintln!("wharf: {m}");
+    }
+    ExitCode::from(exit.code)
+}
+
 fn fail(code: u8, e: impl std::fmt::Display) -> ExitCode {
     eprintln!("wharf: {e:#}");
     ExitCode::from(code)
@@ -204,15 +212,10 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
                     .compile_timeout
                     .unwrap_or(wasm::DEFAULT_COMPILE_TIMEOUT),
             });
-            match result {
-                Ok(exit) => {
-                    if let Some(m) = &exit.message {
-                        eprintln!("wharf: {m}");
-                    }
-                    Ok(ExitCode::from(exit.code))
-                }
-                Err(e) => Ok(fail(e.exit_code(), &e)),
-            }
+            Ok(match result {
+                Ok(exit) => report(&exit),
+                Err(e) => fail(e.exit_code(), &e),
+            })
         }
         Kind::Native => run_native(ctx, &prepared, &store, opts.interactive),
     }
@@ -244,15 +247,10 @@ fn run_native(
             .unwrap_or(false),
         rootless: !wharf::sys::is_root(),
     });
-    match result {
-        Ok(exit) => {
-            if let Some(m) = &exit.message {
-                eprintln!("wharf: {m}");
-            }
-            Ok(ExitCode::from(exit.code))
-        }
-        Err(e) => Ok(fail(e.exit_code(), &e)),
-    }
+    Ok(match result {
+        Ok(exit) => report(&exit),
+        Err(e) => fail(e.exit_code(), &e),
+    })
 }
 
 #[cfg(not(target_os = "linux"))]

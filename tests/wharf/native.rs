@@ -44,6 +44,15 @@ fn sh_in(w: &Wharf, extra: &[&str], script: &str) -> String {
     out
 }
 
+/// Start `wharf ARGS` whose container prints `ready` first; return once it has.
+fn spawn_ready(w: &Wharf, args: &[&str]) -> std::process::Child {
+    let mut child = w.cmd(args).stdout(Stdio::piped()).spawn().unwrap();
+    let mut buf = [0u8; 6];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut buf).unwrap();
+    assert_eq!(&buf, b"ready\n");
+    child
+}
+
 /// Nothing of any container is left on the host: mounts, cgroups, state, processes.
 fn assert_clean(w: &Wharf) {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -313,21 +322,16 @@ fn exit_codes_follow_docker() {
 fn signals_reach_pid_1() {
     let _serial = serial();
     let w = busybox();
-    let mut child = w
-        .cmd(&[
+    let mut child = spawn_ready(
+        &w,
+        &[
             "run",
             "busybox",
             "sh",
             "-c",
             "trap 'exit 7' TERM; echo ready; while :; do sleep 0.1; done",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut buf = [0u8; 6];
-    std::io::Read::read_exact(&mut out, &mut buf).unwrap();
-    assert_eq!(&buf, b"ready\n");
+        ],
+    );
     sh(Command::new("kill").args(["-TERM", &child.id().to_string()]));
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(7));
@@ -338,19 +342,16 @@ fn signals_reach_pid_1() {
 fn an_image_in_use_is_not_removed_under_a_running_container() {
     let _serial = serial();
     let w = busybox();
-    let mut child = w
-        .cmd(&[
+    let child = spawn_ready(
+        &w,
+        &[
             "run",
             "busybox",
             "sh",
             "-c",
             "echo ready; sleep 3; cat /etc/layer2",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut buf = [0u8; 6];
-    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut buf).unwrap();
+        ],
+    );
     let err = w.fails(&["rmi", "busybox"], 125);
     assert!(err.contains("in use by a running container"), "{err}");
     // Forced: the name goes, but the layers the container runs on stay until it ends.
@@ -371,13 +372,7 @@ fn an_image_in_use_is_not_removed_under_a_running_container() {
 fn a_killed_wharf_takes_its_container_along_and_the_next_run_cleans_up() {
     let _serial = serial();
     let w = busybox();
-    let mut child = w
-        .cmd(&["run", "busybox", "sh", "-c", "echo ready; sleep 60"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut buf = [0u8; 6];
-    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut buf).unwrap();
+    let mut child = spawn_ready(&w, &["run", "busybox", "sh", "-c", "echo ready; sleep 60"]);
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
     // The container dies with its supervisor (PR_SET_PDEATHSIG) ...
@@ -427,20 +422,17 @@ fn init_reaps_zombies_and_forwards_signals() {
         "denied",
         "/proc/1/exe is out of reach: {out}"
     );
-    let mut child = w
-        .cmd(&[
+    let mut child = spawn_ready(
+        &w,
+        &[
             "run",
             "--init",
             "busybox",
             "sh",
             "-c",
             "trap 'exit 9' TERM; echo ready; while :; do sleep 0.1; done",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut buf = [0u8; 6];
-    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut buf).unwrap();
+        ],
+    );
     sh(Command::new("kill").args(["-TERM", &child.id().to_string()]));
     assert_eq!(child.wait().unwrap().code(), Some(9));
     assert_clean(&w);

@@ -4,22 +4,9 @@
 //! capability, so a process in the container cannot open `/proc/1/exe` or `/proc/1/mem`
 //! (the CVE-2019-5736 route to the host's wharf binary) or borrow its privileges.
 
-use std::sync::atomic::{AtomicI32, Ordering};
-
 use caps::CapSet;
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
-
-static WORKLOAD: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn forward(sig: libc::c_int) {
-    let pid = WORKLOAD.load(Ordering::SeqCst);
-    if pid > 0 {
-        // SAFETY: kill is async-signal-safe.
-        unsafe { libc::kill(pid, sig) };
-    }
-}
 
 /// Be pid 1 for `workload` until it ends; exit with its status.
 pub fn reap(workload: Pid) -> ! {
@@ -32,24 +19,7 @@ pub fn reap(workload: Pid) -> ! {
     for set in [CapSet::Effective, CapSet::Permitted, CapSet::Inheritable] {
         let _ = caps::clear(None, set);
     }
-    WORKLOAD.store(pid, Ordering::SeqCst);
-    let handler = SigAction::new(
-        SigHandler::Handler(forward),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    for sig in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGWINCH,
-    ] {
-        // SAFETY: `forward` only reads an atomic and calls kill.
-        let _ = unsafe { sigaction(sig, &handler) };
-    }
+    super::forward_signals_to(workload);
     loop {
         match waitpid(Pid::from_raw(-1), None) {
             Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => std::process::exit(code),

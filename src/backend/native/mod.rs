@@ -122,6 +122,29 @@ extern "C" fn forward(sig: libc::c_int) {
     }
 }
 
+/// Forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 and SIGWINCH to `pid` (wharf to the
+/// container's pid 1; `--init` to the workload).
+fn forward_signals_to(pid: Pid) {
+    CHILD.store(pid.as_raw(), Ordering::SeqCst);
+    let handler = SigAction::new(
+        SigHandler::Handler(forward),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ] {
+        // SAFETY: `forward` only reads an atomic and calls kill, both async-signal-safe.
+        let _ = unsafe { sigaction(sig, &handler) };
+    }
+}
+
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .map(|d| d.count())
@@ -380,23 +403,7 @@ fn supervise(
     }
     .map_err(NativeError::Clone)?;
     drop(plan);
-    CHILD.store(pid.as_raw(), Ordering::SeqCst);
-    let handler = SigAction::new(
-        SigHandler::Handler(forward),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    for sig in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-    ] {
-        // SAFETY: `forward` only reads an atomic and calls kill, both async-signal-safe.
-        let _ = unsafe { sigaction(sig, &handler) };
-    }
+    forward_signals_to(pid);
     let go = match cgroup {
         Some(cg) => cg.add(pid.as_raw()),
         None => Ok(()),
