@@ -26,6 +26,18 @@ step "$wharf" images
 step "$wharf" inspect --explain busybox
 step "$wharf" inspect --explain http-hello
 step "$wharf" inspect --explain hello-compat
+step "$wharf" run -e MODE=demo hello "one argument" --flag
+step "$wharf" run -e GREETING=hej greet
+step "$wharf" run --timeout 200ms "$demo/wasm/loop.wat" || true
+step "$wharf" run --memory 16m "$demo/wasm/memory-hog.wat" || true
+if [ "$(id -u)" -eq 0 ]; then
+    step "$wharf" run --hostname demo busybox sh -c 'echo "native: $(hostname), pid $$, $(grep CapEff /proc/self/status)"'
+    step "$wharf" run --memory 32m busybox dd if=/dev/zero of=/dev/null bs=256M count=1 || true
+fi
+"$wharf" run -p 127.0.0.1:18080:8080 http-hello 2>/dev/null & server=$!
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/18080) 2>/dev/null && break; sleep 0.05; done
+step curl -s http://127.0.0.1:18080/hello
+kill -TERM "$server"; wait "$server" || true
 step "$wharf" save -o "$demo/all.tar" busybox hello greet
 step skopeo inspect --raw "oci-archive:$demo/all.tar:docker.io/library/greet:latest"
 step "$wharf" unpack busybox --to "$demo/rootfs"
