@@ -6,6 +6,7 @@ mod images;
 mod inspect;
 mod load;
 mod package;
+mod pull;
 mod rmi;
 mod run;
 mod save;
@@ -54,6 +55,14 @@ enum Command {
     Load(load::Args),
     /// Save images to an oci-archive or docker-archive.
     Save(save::Args),
+    /// Pull an image from a registry.
+    Pull(pull::PullArgs),
+    /// Push an image to a registry.
+    Push(pull::PushArgs),
+    /// Save credentials for a registry (Docker's config.json).
+    Login(pull::LoginArgs),
+    /// Forget the credentials for a registry.
+    Logout(pull::LogoutArgs),
     /// Wrap a .wasm file as an OCI image.
     Package(package::Args),
     /// Unpack an image's layers (into the shared layer cache, and optionally a directory).
@@ -86,6 +95,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Load(a) => load::run(&ctx, a),
         Command::Save(a) => save::run(&ctx, a),
         Command::Package(a) => package::run(&ctx, a),
+        Command::Pull(a) => pull::pull(&ctx, a),
+        Command::Push(a) => pull::push(&ctx, a),
+        Command::Login(a) => pull::login(a),
+        Command::Logout(a) => pull::logout(a),
         Command::Unpack(a) => unpack::run(&ctx, a),
         Command::System(a) => system::run(&ctx, a),
     }?;

@@ -104,6 +104,9 @@ pub struct Args {
     /// Platform of a multi-platform image.
     #[arg(long)]
     platform: Option<PlatformSpec>,
+    /// Pull the image first: missing (default), always, never.
+    #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
+    pull: String,
     /// The image, or a .wasm/.wat file.
     image: String,
     /// Command and arguments (replace the image's cmd).
@@ -174,6 +177,30 @@ fn fail(code: u8, e: impl std::fmt::Display) -> ExitCode {
 pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     let opts = args.options()?;
     let store = ctx.store()?;
+    let is_file = std::path::Path::new(&args.image).is_file();
+    let missing = !is_file
+        && matches!(
+            store.resolve(&args.image),
+            Err(wharf::image::StoreError::NotFound(_))
+        );
+    if !is_file && (args.pull == "always" || (args.pull == "missing" && missing)) {
+        // In a child process: pulling starts threads, and a native container must be cloned
+        // from a single-threaded wharf.
+        let mut pull = std::process::Command::new(std::env::current_exe()?);
+        pull.arg("--root")
+            .arg(ctx.roots.data())
+            .args(["pull", "-q"]);
+        if let Some(p) = &args.platform {
+            pull.arg("--platform").arg(p.to_string());
+        }
+        let status = pull
+            .arg(&args.image)
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        if !status.success() {
+            return Ok(ExitCode::from(EXIT_WHARF_FAILED));
+        }
+    }
     let prepared = match run::prepare(&store, &args.image, &opts, args.platform.as_ref()) {
         Ok(p) => p,
         Err(e @ RunError::EntrypointNotFound { .. }) => {

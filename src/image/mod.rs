@@ -4,11 +4,13 @@
 pub mod archive;
 pub mod blob;
 pub mod content;
+pub mod credentials;
 pub mod layout;
 pub mod media;
 pub mod package;
 pub mod platform;
 pub mod reference;
+pub mod registry;
 pub mod resolved;
 pub mod store;
 pub mod unpack;

@@ -8,5 +8,6 @@ mod layers;
 mod native;
 mod package;
 mod portable;
+mod registry;
 mod store;
 mod wasm;

@@ -1,0 +1,470 @@
+//! Pulling and pushing through OCI distribution registries (the `oci-client` crate), for
+//! native images and wasm artifacts alike. Every blob is verified (digest and size) while it
+//! streams into the store and committed atomically; blobs already present are not fetched
+//! again; transient failures are retried with backoff. Plain HTTP is used only for
+//! `localhost`/`127.0.0.1` or when TLS verification is turned off for a registry.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference as OciRef};
+use oci_spec::image::Descriptor;
+
+use super::content::{self, Manifest};
+use super::platform::{self, PlatformSpec};
+use super::reference::Reference;
+use super::store::{ImageRecord, Store, StoreError};
+use super::{blob, media};
+
+/// What can go wrong talking to a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("registry {registry}: {message}")]
+    Request { registry: String, message: String },
+    #[error(
+        "{reference}: the registry served a manifest of media type {media_type:?}, which wharf does not pull"
+    )]
+    MediaType {
+        reference: String,
+        media_type: String,
+    },
+    #[error("{reference}: no manifest for platform {platform} (the index has {available})")]
+    NoPlatform {
+        reference: String,
+        platform: String,
+        available: String,
+    },
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How to reach a registry.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Skip TLS (plain HTTP) for this registry: `--tls-verify=false`.
+    pub insecure: bool,
+    /// Extra CA certificates (PEM files ending in .crt) to trust: `--cert-dir`.
+    pub cert_dir: Option<PathBuf>,
+    /// Credentials (from `wharf login` / `~/.docker/config.json`).
+    pub credentials: Option<(String, String)>,
+    /// Print nothing but errors.
+    pub quiet: bool,
+}
+
+const ATTEMPTS: u32 = 4;
+const ACCEPTED: &[&str] = &[
+    media::OCI_MANIFEST,
+    media::OCI_INDEX,
+    media::DOCKER_MANIFEST,
+    media::DOCKER_MANIFEST_LIST,
+];
+
+fn is_local(registry: &str) -> bool {
+    let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+fn client(registry: &str, opts: &RegistryOptions) -> Result<Client, RegistryError> {
+    let mut config = ClientConfig::default();
+    if opts.insecure || is_local(registry) {
+        config.protocol = ClientProtocol::HttpsExcept(vec![registry.to_string()]);
+    }
+    if let Some(dir) = &opts.cert_dir {
+        let entries = std::fs::read_dir(dir).map_err(|source| RegistryError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_some_and(|x| x == "crt" || x == "pem") {
+                let data = std::fs::read(&path).map_err(|source| RegistryError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                config
+                    .extra_root_certificates
+                    .push(oci_client::client::Certificate {
+                        encoding: oci_client::client::CertificateEncoding::Pem,
+                        data,
+                    });
+            }
+        }
+    }
+    config.read_timeout = Some(Duration::from_secs(60));
+    config.connect_timeout = Some(Duration::from_secs(20));
+    Ok(Client::new(config))
+}
+
+fn oci_ref(r: &Reference) -> OciRef {
+    match (r.tag(), r.digest()) {
+        (_, Some(d)) => OciRef::with_digest(
+            r.registry().to_string(),
+            r.repository().to_string(),
+            d.to_string(),
+        ),
+        (Some(t), None) => OciRef::with_tag(
+            r.registry().to_string(),
+            r.repository().to_string(),
+            t.to_string(),
+        ),
+        (None, None) => OciRef::with_tag(
+            r.registry().to_string(),
+            r.repository().to_string(),
+            "latest".into(),
+        ),
+    }
+}
+
+fn auth(opts: &RegistryOptions) -> RegistryAuth {
+    match &opts.credentials {
+        Some((u, p)) => RegistryAuth::Basic(u.clone(), p.clone()),
+        None => RegistryAuth::Anonymous,
+    }
+}
+
+fn request_err(registry: &str, e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Request {
+        registry: registry.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Retry `f` with exponential backoff (0.25 s, 0.5 s, 1 s).
+async fn retry<T, F, Fut>(what: &str, mut f: F) -> Result<T, RegistryError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, RegistryError>>,
+{
+    let mut delay = Duration::from_millis(250);
+    for attempt in 1..=ATTEMPTS {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e)
+                if attempt < ATTEMPTS
+                    && !matches!(e, RegistryError::Store(_) | RegistryError::MediaType { .. }) =>
+            {
+                tracing::warn!(what, attempt, error = %e, "retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// Pull `reference` into the store; returns the top-level descriptor stored under its name.
+pub fn pull(
+    store: &Store,
+    reference: &Reference,
+    wanted: Option<&PlatformSpec>,
+    all_platforms: bool,
+    opts: &RegistryOptions,
+) -> Result<Descriptor, RegistryError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| RegistryError::Io {
+            path: PathBuf::from("tokio runtime"),
+            source,
+        })?;
+    let _guard = store.lock_shared()?;
+    runtime.block_on(pull_async(store, reference, wanted, all_platforms, opts))
+}
+
+async fn pull_manifest(
+    client: &Client,
+    store: &Store,
+    image: &OciRef,
+    auth: &RegistryAuth,
+    registry: &str,
+) -> Result<(Descriptor, Manifest), RegistryError> {
+    let (bytes, digest) = retry("manifest", || async {
+        client
+            .pull_manifest_raw(image, auth, ACCEPTED)
+            .await
+            .map_err(|e| request_err(registry, e))
+    })
+    .await?;
+    if bytes.len() as u64 > media::MAX_MANIFEST_BYTES {
+        return Err(StoreError::Content(content::ContentError::TooLarge {
+            what: "manifest",
+            digest,
+            size: bytes.len() as u64,
+            cap: media::MAX_MANIFEST_BYTES,
+        })
+        .into());
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| request_err(registry, e))?;
+    let media_type = value
+        .get("mediaType")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            if value.get("manifests").is_some() {
+                media::OCI_INDEX
+            } else {
+                media::OCI_MANIFEST
+            }
+            .to_string()
+        });
+    if !media::is_manifest(&media_type) && !media::is_index(&media_type) {
+        return Err(RegistryError::MediaType {
+            reference: image.whole(),
+            media_type,
+        });
+    }
+    // The content must hash to what was asked for (when asked by digest) and is stored by
+    // its own digest either way.
+    let actual = blob::digest_of(&bytes);
+    if let Some(asked) = image.digest()
+        && asked != actual.to_string()
+    {
+        return Err(StoreError::from(blob::BlobError::DigestMismatch {
+            expected: asked.to_string(),
+            actual: actual.to_string(),
+        })
+        .into());
+    }
+    let desc = store.put_blob(&media_type, &bytes)?;
+    let manifest = content::read_manifest(store, &desc)?;
+    Ok((desc, manifest))
+}
+
+async fn pull_async(
+    store: &Store,
+    reference: &Reference,
+    wanted: Option<&PlatformSpec>,
+    all_platforms: bool,
+    opts: &RegistryOptions,
+) -> Result<Descriptor, RegistryError> {
+    let registry = reference.registry().to_string();
+    let client = client(&registry, opts)?;
+    let auth = auth(opts);
+    let image = oci_ref(reference);
+    let (top, manifest) = pull_manifest(&client, store, &image, &auth, &registry).await?;
+    let mut images = Vec::new();
+    let mut top_desc = top.clone();
+    match manifest {
+        Manifest::Image(m) => images.push(*m),
+        Manifest::Index(index) => {
+            let chosen: Vec<Descriptor> = if all_platforms {
+                index.manifests().clone()
+            } else {
+                let d =
+                    platform::select(&index, wanted).ok_or_else(|| RegistryError::NoPlatform {
+                        reference: reference.to_string(),
+                        platform: wanted.map_or_else(|| "default".into(), |p| p.to_string()),
+                        available: index
+                            .manifests()
+                            .iter()
+                            .filter_map(platform::descriptor_platform)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })?;
+                vec![d.clone()]
+            };
+            for child in chosen {
+                let child_ref = image.clone_with_digest(child.digest().to_string());
+                let (_, m) = pull_manifest(&client, store, &child_ref, &auth, &registry).await?;
+                match m {
+                    Manifest::Image(m) => images.push(*m),
+                    Manifest::Index(_) => {
+                        return Err(RegistryError::MediaType {
+                            reference: reference.to_string(),
+                            media_type: "a nested index".into(),
+                        });
+                    }
+                }
+            }
+            top_desc.set_platform(None);
+        }
+    }
+    let mut blobs: Vec<Descriptor> = Vec::new();
+    for m in &images {
+        for d in std::iter::once(m.config()).chain(m.layers().iter()) {
+            if !blobs.iter().any(|b| b.digest() == d.digest()) {
+                blobs.push(d.clone());
+            }
+        }
+    }
+    let fetches = blobs
+        .iter()
+        .map(|d| fetch_blob(&client, store, &image, d, &registry, opts.quiet));
+    let results: Vec<Result<(), RegistryError>> = futures_util::stream::iter(fetches)
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    for r in results {
+        r?;
+    }
+    for m in &images {
+        content::read_config(store, m.config())?;
+    }
+    store.add_image(Some(&reference.without_digest()), &top_desc)?;
+    Ok(top_desc)
+}
+
+async fn fetch_blob(
+    client: &Client,
+    store: &Store,
+    image: &OciRef,
+    desc: &Descriptor,
+    registry: &str,
+    quiet: bool,
+) -> Result<(), RegistryError> {
+    if store.has_blob(desc) {
+        if !quiet {
+            eprintln!("{}: already present", short(desc));
+        }
+        return Ok(());
+    }
+    retry("blob", || async {
+        let digest = desc.digest().to_string();
+        let mut stream = client
+            .pull_blob_stream(image, digest.as_str())
+            .await
+            .map_err(|e| request_err(registry, e))?;
+        let mut writer = store.blob_writer(Some((desc.digest().clone(), desc.size())))?;
+        while let Some(chunk) = stream.stream.next().await {
+            let chunk = chunk.map_err(|e| request_err(registry, e))?;
+            writer.write_chunk(&chunk).map_err(StoreError::from)?;
+        }
+        store.commit(writer)?;
+        Ok(())
+    })
+    .await?;
+    if !quiet {
+        eprintln!("{}: downloaded {} bytes", short(desc), desc.size());
+    }
+    Ok(())
+}
+
+fn short(d: &Descriptor) -> String {
+    d.digest().digest().chars().take(12).collect()
+}
+
+/// Push the stored image `record` to `target`.
+pub fn push(
+    store: &Store,
+    record: &ImageRecord,
+    target: &Reference,
+    opts: &RegistryOptions,
+) -> Result<String, RegistryError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| RegistryError::Io {
+            path: PathBuf::from("tokio runtime"),
+            source,
+        })?;
+    let _guard = store.lock_shared()?;
+    runtime.block_on(push_async(store, record, target, opts))
+}
+
+async fn push_async(
+    store: &Store,
+    record: &ImageRecord,
+    target: &Reference,
+    opts: &RegistryOptions,
+) -> Result<String, RegistryError> {
+    let registry = target.registry().to_string();
+    let client = client(&registry, opts)?;
+    let auth = auth(opts);
+    let image = oci_ref(target);
+    client
+        .auth(&image, &auth, oci_client::RegistryOperation::Push)
+        .await
+        .map_err(|e| request_err(&registry, e))?;
+    let top = &record.descriptor;
+    let mut manifests: Vec<(Descriptor, Manifest)> = Vec::new();
+    match content::read_manifest(store, top)? {
+        Manifest::Index(index) => {
+            for child in index.manifests().iter().filter(|c| store.has_blob(c)) {
+                manifests.push((child.clone(), content::read_manifest(store, child)?));
+            }
+            manifests.push((top.clone(), Manifest::Index(index)));
+        }
+        m => manifests.push((top.clone(), m)),
+    }
+    for (desc, m) in &manifests {
+        if let Manifest::Image(m) = m {
+            for d in std::iter::once(m.config()).chain(m.layers().iter()) {
+                upload_blob(&client, store, &image, d, &registry, opts.quiet).await?;
+            }
+        }
+        let bytes = store.read_blob_capped(desc, "manifest", media::MAX_MANIFEST_BYTES)?;
+        let is_top = desc.digest() == top.digest();
+        let target_ref = if is_top {
+            image.clone()
+        } else {
+            image.clone_with_digest(desc.digest().to_string())
+        };
+        let content_type = http::HeaderValue::from_str(desc.media_type().as_ref())
+            .map_err(|e| request_err(&registry, e))?;
+        retry("manifest", || {
+            let (bytes, target_ref, content_type) =
+                (bytes.clone(), target_ref.clone(), content_type.clone());
+            let (client, registry) = (&client, &registry);
+            async move {
+                client
+                    .push_manifest_raw(&target_ref, bytes, content_type)
+                    .await
+                    .map_err(|e| request_err(registry, e))
+            }
+        })
+        .await?;
+    }
+    Ok(top.digest().to_string())
+}
+
+async fn upload_blob(
+    client: &Client,
+    store: &Store,
+    image: &OciRef,
+    desc: &Descriptor,
+    registry: &str,
+    quiet: bool,
+) -> Result<(), RegistryError> {
+    let digest = desc.digest().to_string();
+    let exists = client.blob_exists(image, &digest).await.unwrap_or(false);
+    if exists {
+        if !quiet {
+            eprintln!("{}: already in the registry", short(desc));
+        }
+        return Ok(());
+    }
+    let path = store.blob_path(desc.digest())?;
+    let data = tokio::fs::read(&path)
+        .await
+        .map_err(|source| RegistryError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    let data = bytes::Bytes::from(data);
+    retry("blob upload", || {
+        let data = data.clone();
+        let digest = digest.clone();
+        async move {
+            client
+                .push_blob(image, data, &digest)
+                .await
+                .map_err(|e| request_err(registry, e))
+        }
+    })
+    .await?;
+    if !quiet {
+        eprintln!("{}: uploaded {} bytes", short(desc), desc.size());
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! Pull and push through a real registry (Debian's docker-registry on 127.0.0.1), with
+//! images wharf wrote and images skopeo pushed.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn s(p: &std::path::Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// A docker-registry serving plain HTTP on a free loopback port; stopped when dropped.
+struct Registry {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                s(&dir.path().join("data"))
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting docker-registry");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn native_and_wasm_images_round_trip_through_a_registry() {
+    let reg = Registry::start();
+    let w = Wharf::new();
+    w.ok(&["load", "-i", &s(&busybox_images().join("busybox-oci.tar"))]);
+    w.ok(&["package", &wasm("hello.wasm"), "-t", "hello"]);
+    let bb = format!("{}/tools/busybox:1", reg.host());
+    let hello = format!("{}/wasm/hello:v1", reg.host());
+    w.ok(&["push", "busybox", &bb]);
+    w.ok(&["push", "hello", &hello]);
+    // skopeo, which wharf did not write, reads what wharf pushed.
+    let raw = sh(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{bb}"),
+    ]));
+    assert!(raw.contains("layers"), "{raw}");
+    let fresh = Wharf::new();
+    fresh.ok(&["pull", &bb]);
+    fresh.ok(&["pull", "-q", &hello]);
+    let digest = |w: &Wharf, name: &str| -> String {
+        w.images()
+            .into_iter()
+            .find(|i| i["Repository"].as_str().unwrap().ends_with(name))
+            .unwrap()["Digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(digest(&w, "busybox"), digest(&fresh, "tools/busybox"));
+    assert_eq!(digest(&w, "hello"), digest(&fresh, "wasm/hello"));
+    // `run` pulls what is missing.
+    let runner = Wharf::new();
+    let out = runner.ok(&["run", &hello, "pulled"]);
+    assert!(out.contains("arg[1]=pulled"), "{out}");
+    let err = runner.fails(
+        &[
+            "run",
+            "--pull",
+            "never",
+            &format!("{}/wasm/other:1", reg.host()),
+        ],
+        125,
+    );
+    assert!(err.contains("no such image"), "{err}");
+    let out = fresh.ok(&["run", &hello, "pulled"]);
+    assert!(out.contains("arg[1]=pulled"), "{out}");
+    #[cfg(target_os = "linux")]
+    assert_eq!(
+        fresh.ok(&["run", &bb, "echo", "from the registry"]),
+        "from the registry\n"
+    );
+    // A second pull fetches nothing new.
+    let again = fresh.run(&["pull", &bb]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already present"));
+    assert!(fresh.ok(&["system", "check"]).contains("0 problems"));
+}
+
+#[test]
+fn images_pushed_by_skopeo_pull_and_missing_ones_fail_cleanly() {
+    let reg = Registry::start();
+    let target = format!("{}/skopeo/busybox:latest", reg.host());
+    sh(Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:busybox", s(&busybox_images().join("layout"))),
+        &format!("docker://{target}"),
+    ]));
+    let w = Wharf::new();
+    let out = w.ok(&["pull", &target]);
+    assert!(out.contains(&target), "{out}");
+    assert_eq!(w.images()[0]["Kind"], "native");
+    let err = w.fails(&["pull", &format!("{}/nothing/here:1", reg.host())], 125);
+    assert!(err.contains("nothing/here"), "{err}");
+    assert_eq!(w.images().len(), 1);
+    assert!(w.ok(&["system", "check"]).contains("0 problems"));
+}
+
+#[test]
+fn login_and_logout_keep_docker_config_json() {
+    let w = Wharf::new();
+    let docker = w.path("docker-config");
+    let run = |args: &[&str]| w.cmd(args).env("DOCKER_CONFIG", &docker).output().unwrap();
+    let out = run(&[
+        "login",
+        "registry.example:5000",
+        "-u",
+        "alice",
+        "-p",
+        "s3cret",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(docker.join("config.json")).unwrap()).unwrap();
+    // base64("alice:s3cret")
+    assert_eq!(
+        config["auths"]["registry.example:5000"]["auth"],
+        "YWxpY2U6czNjcmV0"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(docker.join("config.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(run(&["logout", "registry.example:5000"]).status.success());
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(docker.join("config.json")).unwrap()).unwrap();
+    assert!(config["auths"].as_object().unwrap().is_empty());
+    assert_eq!(
+        run(&["logout", "registry.example:5000"]).status.code(),
+        Some(125)
+    );
+}
