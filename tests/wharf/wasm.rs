@@ -476,7 +476,7 @@ fn files_run_directly_and_bad_modules_are_refused() {
     );
     assert_eq!(run(&w, &["run", &wasm("exit42.wat")]).0, 42);
     assert!(w.images().is_empty(), "running a file stores nothing");
-    let err = w.fails(&["run", "no-such-image"], 125);
+    let err = w.fails(&["run", "--pull", "never", "no-such-image"], 125);
     assert!(err.contains("no such image"), "{err}");
     let bad = w.path("needs-host.wat");
     std::fs::write(
