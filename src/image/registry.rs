@@ -2,7 +2,8 @@
 //! native images and wasm artifacts alike. Every blob is verified (digest and size) while it
 //! streams into the store and committed atomically; blobs already present are not fetched
 //! again; transient failures are retried with backoff. Plain HTTP is used only for
-//! `localhost`/`127.0.0.1` or when TLS verification is turned off for a registry.
+//! `localhost`/`127.0.0.1` (unless `--cert-dir` is given) or when TLS verification is turned
+//! off for a registry.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -75,7 +76,9 @@ fn is_local(registry: &str) -> bool {
 
 fn client(registry: &str, opts: &RegistryOptions) -> Result<Client, RegistryError> {
     let mut config = ClientConfig::default();
-    if opts.insecure || is_local(registry) {
+    // Loopback registries speak plain HTTP unless the user points at CA certificates for
+    // them (a TLS registry on localhost, as in the tests).
+    if opts.insecure || (is_local(registry) && opts.cert_dir.is_none()) {
         config.protocol = ClientProtocol::HttpsExcept(vec![registry.to_string()]);
     }
     if let Some(dir) = &opts.cert_dir {

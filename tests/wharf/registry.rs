@@ -19,6 +19,78 @@ struct Registry {
 
 impl Registry {
     fn start() -> Registry {
+        Self::start_with(|_| String::new(), "")
+    }
+
+    /// With TLS from a test CA (`certs/ca.crt` in its directory) and htpasswd auth for
+    /// alice:s3cret.
+    fn start_secure() -> Registry {
+        Self::start_with(
+            |dir| {
+                let d = s(dir);
+                let openssl =
+                    |args: &[&str]| sh(Command::new("openssl").args(args).current_dir(dir));
+                openssl(&[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=wharf test CA",
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.crt",
+                ]);
+                std::fs::write(
+                    dir.join("ext.cnf"),
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+                )
+                .unwrap();
+                openssl(&[
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                ]);
+                openssl(&[
+                    "x509",
+                    "-req",
+                    "-days",
+                    "1",
+                    "-in",
+                    "server.csr",
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-extfile",
+                    "ext.cnf",
+                    "-out",
+                    "server.crt",
+                ]);
+                sh(Command::new("htpasswd")
+                    .args(["-Bbc", "htpasswd", "alice", "s3cret"])
+                    .current_dir(dir));
+                std::fs::create_dir_all(dir.join("certs")).unwrap();
+                std::fs::copy(dir.join("ca.crt"), dir.join("certs/ca.crt")).unwrap();
+                format!("  tls:\n    certificate: {d}/server.crt\n    key: {d}/server.key\n")
+            },
+            "auth:\n  htpasswd:\n    realm: wharf-test\n    path: HTPASSWD\n",
+        )
+    }
+
+    fn start_with(http_extra: impl Fn(&std::path::Path) -> String, auth: &str) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -26,10 +98,12 @@ impl Registry {
             .unwrap()
             .port();
         let config = dir.path().join("config.yml");
+        let tls = http_extra(dir.path());
+        let auth = auth.replace("HTPASSWD", &s(&dir.path().join("htpasswd")));
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{tls}{auth}",
                 s(&dir.path().join("data"))
             ),
         )
@@ -187,4 +261,61 @@ fn login_and_logout_keep_docker_config_json() {
         run(&["logout", "registry.example:5000"]).status.code(),
         Some(125)
     );
+}
+
+#[test]
+fn tls_with_a_test_ca_and_htpasswd_auth() {
+    let reg = Registry::start_secure();
+    let certs = reg._dir.path().join("certs");
+    let w = Wharf::new();
+    let docker = w.path("docker-config");
+    let run = |args: &[&str]| w.cmd(args).env("DOCKER_CONFIG", &docker).output().unwrap();
+    w.ok(&["package", &wasm("hello.wasm"), "-t", "hello"]);
+    let target = format!("{}/secure/hello:1", reg.host());
+    let cert_dir = s(&certs);
+    // Without credentials: refused.
+    let out = run(&["push", "--cert-dir", &cert_dir, "hello", &target]);
+    assert_eq!(out.status.code(), Some(125));
+    // Without the CA: the certificate is not trusted.
+    assert!(
+        run(&["login", &reg.host(), "-u", "alice", "-p", "s3cret"])
+            .status
+            .success()
+    );
+    let out = run(&["push", "hello", &target]);
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "an untrusted certificate must fail"
+    );
+    // With both: push and pull work, over TLS.
+    let out = run(&["push", "--cert-dir", &cert_dir, "hello", &target]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fresh = Wharf::new();
+    let out = fresh
+        .cmd(&["pull", "--cert-dir", &cert_dir, &target])
+        .env("DOCKER_CONFIG", &docker)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fresh.images()[0]["Kind"], "wasm");
+    // skopeo agrees the registry holds it, with the same credentials.
+    let raw = sh(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--cert-dir",
+        &cert_dir,
+        "--creds",
+        "alice:s3cret",
+        &format!("docker://{target}"),
+    ]));
+    assert!(raw.contains("application/vnd.wasm.config.v0+json"), "{raw}");
 }
