@@ -54,7 +54,23 @@ impl Wharf {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("running wharf")
+        let mut out = self.cmd(args).output().expect("running wharf");
+        // Under wine, a process occasionally fails to start when many start at once: it
+        // exits 1 having printed nothing (wharf's own errors exit 125 and say why). Retry
+        // those; anything that printed, or any other code, is the real result.
+        let windows = std::env::var("WHARF_HOST_OS").is_ok_and(|v| v == "windows");
+        for _ in 0..2 {
+            if !(windows
+                && out.status.code() == Some(1)
+                && out.stdout.is_empty()
+                && out.stderr.is_empty())
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            out = self.cmd(args).output().expect("running wharf");
+        }
+        out
     }
 
     /// Run and insist on success; returns stdout.
