@@ -319,3 +319,110 @@ fn tls_with_a_test_ca_and_htpasswd_auth() {
     ]));
     assert!(raw.contains("application/vnd.wasm.config.v0+json"), "{raw}");
 }
+
+/// How the proxy misbehaves on blob downloads.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Answer 503 to the first N blob requests.
+    Unavailable(usize),
+    /// Cut the connection halfway through the body of the first N blob responses.
+    DropMidBlob(usize),
+    /// Flip a byte in every blob body.
+    Corrupt,
+}
+
+/// A plain-HTTP proxy in front of a registry that misbehaves on `GET .../blobs/...`.
+fn fault_proxy(upstream: u16, fault: Fault) -> u16 {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(AtomicUsize::new(0));
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut client = client;
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let text = String::from_utf8_lossy(&head).into_owned();
+                let is_blob = text.starts_with("GET ")
+                    && text.lines().next().unwrap_or("").contains("/blobs/");
+                let n = if is_blob {
+                    seen.fetch_add(1, Ordering::SeqCst)
+                } else {
+                    usize::MAX
+                };
+                if let (true, Fault::Unavailable(k)) = (is_blob, fault)
+                    && n < k
+                {
+                    let _ = client.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    return;
+                }
+                // One request per connection upstream, so the response ends at EOF.
+                let request = text.replacen("\r\n", "\r\nConnection: close\r\n", 1);
+                let Ok(mut up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    return;
+                };
+                let _ = up.write_all(request.as_bytes());
+                let mut response = Vec::new();
+                let _ = up.read_to_end(&mut response);
+                let body_at = response
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map_or(response.len(), |p| p + 4);
+                match fault {
+                    Fault::DropMidBlob(k) if is_blob && n < k => {
+                        let cut = body_at + (response.len() - body_at) / 2;
+                        let _ = client.write_all(&response[..cut]);
+                        return; // dropped
+                    }
+                    Fault::Corrupt if is_blob && response.len() > body_at => {
+                        let last = response.len() - 1;
+                        response[last] ^= 0xff;
+                    }
+                    _ => {}
+                }
+                let _ = client.write_all(&response);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn faults_are_retried_and_corruption_leaves_nothing() {
+    let reg = Registry::start();
+    let w = Wharf::new();
+    w.ok(&["load", "-i", &s(&busybox_images().join("busybox-oci.tar"))]);
+    w.ok(&["push", "busybox", &format!("{}/f/busybox:1", reg.host())]);
+    for fault in [Fault::Unavailable(3), Fault::DropMidBlob(2)] {
+        let port = fault_proxy(reg.port, fault);
+        let fresh = Wharf::new();
+        let out = fresh.run(&["pull", &format!("127.0.0.1:{port}/f/busybox:1")]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(err.contains("retrying"), "{err}");
+        assert!(fresh.ok(&["system", "check"]).contains("0 problems"));
+        assert_eq!(fresh.images().len(), 1);
+    }
+    let port = fault_proxy(reg.port, Fault::Corrupt);
+    let fresh = Wharf::new();
+    let err = fresh.fails(&["pull", &format!("127.0.0.1:{port}/f/busybox:1")], 125);
+    // Verified twice: by oci-client ("Invalid digest") and by the store's blob writer.
+    assert!(
+        err.contains("Invalid digest") || err.contains("digest mismatch"),
+        "{err}"
+    );
+    assert!(fresh.images().is_empty());
+    assert!(fresh.ok(&["system", "check"]).contains("0 problems"));
+    let temps = std::fs::read_dir(fresh.root().join("tmp")).unwrap().count();
+    assert_eq!(temps, 0, "no partial blob left");
+}
