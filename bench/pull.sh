@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Benchmark: `wharf pull` of a ~100 MB multi-layer image from a local docker-registry against
+# `skopeo copy` of the same image into an OCI layout, side by side in one hyperfine run.
+# Not a test: prints medians and the ratio.
+#   bench/pull.sh            (RUNS=N, default 5)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wharf/target}
+command -v hyperfine >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null
+(cd "$repo" && cargo build --release --quiet)
+wharf="$CARGO_TARGET_DIR/release/wharf"
+work=$(mktemp -d /var/tmp/wharf-bench.XXXXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$work/registry.yml" <<YML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $work/registry
+http:
+  addr: 127.0.0.1:$port
+YML
+docker-registry serve "$work/registry.yml" >/dev/null 2>&1 & reg=$!
+trap 'kill $reg 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
+
+bash "$repo/tests/fixtures/make-busybox-image.sh" "$work/base" >/dev/null
+layout="$work/base/layout"
+for src in /usr/include /usr/lib/python3.11 /usr/share/locale /usr/share/perl; do
+    umoci unpack --image "$layout:busybox" "$work/bundle" >/dev/null
+    mkdir -p "$work/bundle/rootfs$(dirname "$src")"
+    cp -a "$src" "$work/bundle/rootfs$src"
+    umoci repack --image "$layout:busybox" "$work/bundle" >/dev/null
+    rm -rf "$work/bundle"
+done
+ref="127.0.0.1:$port/bench/image:1"
+skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$layout:busybox" "docker://$ref"
+echo "image: $(du -sh "$work/registry" | cut -f1) in the registry, 6 layers (gzip)"
+
+hyperfine --style basic --warmup 1 --runs "${RUNS:-5}" --export-json "$work/result.json" \
+    --prepare "rm -rf $work/w $work/o" \
+    -n "wharf pull" "$wharf --root $work/w pull -q $ref" \
+    -n "skopeo copy docker:// -> oci:" "skopeo --insecure-policy copy -q --src-tls-verify=false docker://$ref oci:$work/o:image" >/dev/null
+python3 - "$work/result.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+for x in r:
+    print(f"{x['command']:<32} median {x['median']*1000:8.0f} ms")
+print(f"{'ratio wharf / skopeo':<32} {r[0]['median']/r[1]['median']:8.2f}x")
+PY
