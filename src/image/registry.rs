@@ -301,9 +301,19 @@ async fn pull_async(
             }
         }
     }
-    let fetches = blobs
-        .iter()
-        .map(|d| fetch_blob(&client, store, &image, d, &registry, opts.quiet));
+    let bars = (!opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .then(indicatif::MultiProgress::new);
+    let fetches = blobs.iter().map(|d| {
+        fetch_blob(
+            &client,
+            store,
+            &image,
+            d,
+            &registry,
+            opts.quiet,
+            bars.as_ref(),
+        )
+    });
     let results: Vec<Result<(), RegistryError>> = futures_util::stream::iter(fetches)
         .buffer_unordered(4)
         .collect()
@@ -325,6 +335,7 @@ async fn fetch_blob(
     desc: &Descriptor,
     registry: &str,
     quiet: bool,
+    bars: Option<&indicatif::MultiProgress>,
 ) -> Result<(), RegistryError> {
     if store.has_blob(desc) {
         if !quiet {
@@ -332,7 +343,23 @@ async fn fetch_blob(
         }
         return Ok(());
     }
+    // On a terminal, a progress bar per blob; otherwise one line when it is done.
+    let bar = bars.map(|m| {
+        let bar = m.add(indicatif::ProgressBar::new(desc.size()));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} {msg}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(short(desc));
+        bar
+    });
     retry("blob", || async {
+        if let Some(bar) = &bar {
+            bar.set_position(0);
+        }
         let digest = desc.digest().to_string();
         let mut stream = client
             .pull_blob_stream(image, digest.as_str())
@@ -342,13 +369,18 @@ async fn fetch_blob(
         while let Some(chunk) = stream.stream.next().await {
             let chunk = chunk.map_err(|e| request_err(registry, e))?;
             writer.write_chunk(&chunk).map_err(StoreError::from)?;
+            if let Some(bar) = &bar {
+                bar.inc(chunk.len() as u64);
+            }
         }
         store.commit(writer)?;
         Ok(())
     })
     .await?;
-    if !quiet {
-        eprintln!("{}: downloaded {} bytes", short(desc), desc.size());
+    match (&bar, quiet) {
+        (Some(bar), _) => bar.finish_with_message("verified"),
+        (None, false) => eprintln!("{}: downloaded {} bytes", short(desc), desc.size()),
+        (None, true) => {}
     }
     Ok(())
 }

@@ -192,6 +192,16 @@ fn native_and_wasm_images_round_trip_through_a_registry() {
         fresh.ok(&["run", &bb, "echo", "from the registry"]),
         "from the registry\n"
     );
+    // On a terminal, each blob gets a progress bar (script(1) provides the pty).
+    let tty = Wharf::new();
+    let line = format!(
+        "{} --root {} pull {}",
+        env!("CARGO_BIN_EXE_wharf"),
+        s(&tty.root()),
+        bb
+    );
+    let out = sh(Command::new("script").args(["-qec", &line, "/dev/null"]));
+    assert!(out.contains("verified") && out.contains("[="), "{out}");
     // A second pull fetches nothing new.
     let again = fresh.run(&["pull", &bb]);
     assert!(String::from_utf8_lossy(&again.stderr).contains("already present"));
