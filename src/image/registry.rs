@@ -173,6 +173,18 @@ pub fn pull(
     all_platforms: bool,
     opts: &RegistryOptions,
 ) -> Result<Descriptor, RegistryError> {
+    with_store(
+        store,
+        pull_async(store, reference, wanted, all_platforms, opts),
+    )
+}
+
+/// Run `work` on a single-threaded runtime while holding the store shared (so garbage
+/// collection waits for it).
+fn with_store<T>(
+    store: &Store,
+    work: impl std::future::Future<Output = Result<T, RegistryError>>,
+) -> Result<T, RegistryError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -181,7 +193,7 @@ pub fn pull(
             source,
         })?;
     let _guard = store.lock_shared()?;
-    runtime.block_on(pull_async(store, reference, wanted, all_platforms, opts))
+    runtime.block_on(work)
 }
 
 async fn pull_manifest(
@@ -396,15 +408,7 @@ pub fn push(
     target: &Reference,
     opts: &RegistryOptions,
 ) -> Result<String, RegistryError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| RegistryError::Io {
-            path: PathBuf::from("tokio runtime"),
-            source,
-        })?;
-    let _guard = store.lock_shared()?;
-    runtime.block_on(push_async(store, record, target, opts))
+    with_store(store, push_async(store, record, target, opts))
 }
 
 async fn push_async(

@@ -161,6 +161,59 @@ pub fn wasm(name: &str) -> String {
     wasm_dir().join(name).to_string_lossy().into_owned()
 }
 
+/// An OCI layout holding one multi-platform index named `name` over busybox (linux/amd64)
+/// and the hello wasm artifact (wasip1/wasm), both written into `w`'s store first.
+pub fn mixed_index_layout(w: &Wharf, name: &str) -> PathBuf {
+    w.ok(&[
+        "load",
+        "-i",
+        &busybox_images().join("layout").to_string_lossy(),
+    ]);
+    w.ok(&["package", &wasm("hello.wasm"), "-t", "hello"]);
+    let both = w.path("both.tar");
+    w.ok(&["save", "-o", &both.to_string_lossy(), "busybox", "hello"]);
+    let dir = w.path("mixed-layout");
+    std::fs::create_dir(&dir).unwrap();
+    sh(Command::new("tar")
+        .arg("-xf")
+        .arg(&both)
+        .arg("-C")
+        .arg(&dir));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let manifests: Vec<serde_json::Value> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let is_wasm = e["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+                .contains("hello");
+            let platform = if is_wasm {
+                serde_json::json!({"os": "wasip1", "architecture": "wasm"})
+            } else {
+                serde_json::json!({"os": "linux", "architecture": "amd64"})
+            };
+            serde_json::json!({"mediaType": e["mediaType"], "digest": e["digest"], "size": e["size"], "platform": platform})
+        })
+        .collect();
+    let bytes = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests
+    }))
+    .unwrap();
+    let d = layout::digest(&bytes);
+    std::fs::write(dir.join("blobs/sha256").join(&d[7..]), &bytes).unwrap();
+    layout::write_index(
+        &dir,
+        &[serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": d, "size": bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": name}
+        })],
+    );
+    dir
+}
+
 /// Writes OCI image layouts by hand, for inputs no well-behaved tool would produce.
 pub mod layout {
     use sha2::{Digest, Sha256};

@@ -276,48 +276,8 @@ fn bad_input_gets_a_clear_error_and_leaves_nothing() {
 /// the platform chosen by `--platform`, the host's by default.
 #[test]
 fn a_mixed_multi_platform_index_is_kept_whole() {
-    use crate::common::layout::{digest, write_index};
     let w = Wharf::new();
-    w.ok(&["load", "-i", &s(&busybox_images().join("layout"))]);
-    w.ok(&["package", &wasm("hello.wasm"), "-t", "hello"]);
-    let both = w.path("both.tar");
-    w.ok(&["save", "-o", &s(&both), "busybox", "hello"]);
-    let dir = w.path("mixed-layout");
-    std::fs::create_dir(&dir).unwrap();
-    sh(Command::new("tar")
-        .arg("-xf")
-        .arg(&both)
-        .arg("-C")
-        .arg(&dir));
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
-    let mut manifests = Vec::new();
-    for entry in index["manifests"].as_array().unwrap() {
-        let name = entry["annotations"]["org.opencontainers.image.ref.name"]
-            .as_str()
-            .unwrap();
-        let platform = if name.contains("busybox") {
-            serde_json::json!({"os": "linux", "architecture": "amd64"})
-        } else {
-            serde_json::json!({"os": "wasip1", "architecture": "wasm"})
-        };
-        manifests.push(serde_json::json!({
-            "mediaType": entry["mediaType"], "digest": entry["digest"], "size": entry["size"], "platform": platform
-        }));
-    }
-    let mixed = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests
-    }))
-    .unwrap();
-    let d = digest(&mixed);
-    std::fs::write(dir.join("blobs/sha256").join(&d[7..]), &mixed).unwrap();
-    write_index(
-        &dir,
-        &[serde_json::json!({
-            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": d, "size": mixed.len(),
-            "annotations": {"org.opencontainers.image.ref.name": "mixed:latest"}
-        })],
-    );
+    let dir = mixed_index_layout(&w, "mixed:latest");
 
     let fresh = Wharf::new();
     assert_eq!(

@@ -441,45 +441,9 @@ fn faults_are_retried_and_corruption_leaves_nothing() {
 fn a_multi_platform_index_pushes_and_pulls_whole_or_by_platform() {
     let reg = Registry::start();
     let w = Wharf::new();
-    w.ok(&["load", "-i", &s(&busybox_images().join("busybox-oci.tar"))]);
-    w.ok(&["package", &wasm("hello.wasm"), "-t", "hello"]);
-    // An index by skopeo: copy both images into one OCI layout, then build the index over
-    // them by hand (skopeo has no "make an index" verb) and push it with skopeo --all.
-    let both = w.path("both.tar");
-    w.ok(&["save", "-o", &s(&both), "busybox", "hello"]);
-    let dir = w.path("layout");
-    std::fs::create_dir(&dir).unwrap();
-    sh(Command::new("tar")
-        .arg("-xf")
-        .arg(&both)
-        .arg("-C")
-        .arg(&dir));
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
-    let manifests: Vec<serde_json::Value> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let wasm = e["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap().contains("hello");
-            let platform = if wasm {
-                serde_json::json!({"os": "wasip1", "architecture": "wasm"})
-            } else {
-                serde_json::json!({"os": "linux", "architecture": "amd64"})
-            };
-            serde_json::json!({"mediaType": e["mediaType"], "digest": e["digest"], "size": e["size"], "platform": platform})
-        })
-        .collect();
-    let bytes = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests})).unwrap();
-    let d = crate::common::layout::digest(&bytes);
-    std::fs::write(dir.join("blobs/sha256").join(&d[7..]), &bytes).unwrap();
-    crate::common::layout::write_index(
-        &dir,
-        &[serde_json::json!({
-            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": d, "size": bytes.len(),
-            "annotations": {"org.opencontainers.image.ref.name": "mixed"}
-        })],
-    );
+    // The index is pushed by skopeo (it has no "make an index" verb, so the layout is
+    // written by the test) and never touched by wharf before the pull.
+    let dir = mixed_index_layout(&w, "mixed");
     let target = format!("{}/multi/mixed:1", reg.host());
     sh(Command::new("skopeo").args([
         "--insecure-policy",
