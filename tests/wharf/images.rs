@@ -5,10 +5,6 @@ use std::process::Command;
 
 use crate::common::*;
 
-fn s(p: &std::path::Path) -> String {
-    p.to_string_lossy().into_owned()
-}
-
 #[test]
 fn loads_every_format_that_umoci_and_skopeo_write() {
     let imgs = busybox_images();

@@ -6,10 +6,6 @@ use tar::EntryType as T;
 use crate::common::layout::{tar, write_image};
 use crate::common::*;
 
-fn s(p: &std::path::Path) -> String {
-    p.to_string_lossy().into_owned()
-}
-
 /// A sentinel directory that must stay exactly as made.
 fn sentinel(w: &Wharf) -> std::path::PathBuf {
     let dir = w.path("host");

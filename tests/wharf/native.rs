@@ -6,10 +6,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-fn s(p: &std::path::Path) -> String {
-    p.to_string_lossy().into_owned()
-}
-
 /// Native tests run one at a time, so `assert_clean` sees only the containers of the test
 /// that calls it.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -6,10 +6,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-fn s(p: &std::path::Path) -> String {
-    p.to_string_lossy().into_owned()
-}
-
 /// A docker-registry serving plain HTTP on a free loopback port; stopped when dropped.
 struct Registry {
     child: Child,

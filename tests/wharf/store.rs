@@ -6,10 +6,6 @@ use std::process::Stdio;
 use crate::common::layout::{tar, write_image, write_index};
 use crate::common::*;
 
-fn s(p: &std::path::Path) -> String {
-    p.to_string_lossy().into_owned()
-}
-
 #[test]
 fn system_check_finds_and_repairs_a_corrupted_blob() {
     let w = Wharf::new();

@@ -12,10 +12,6 @@ use tar::EntryType as T;
 use crate::common::layout::{digest, tar};
 use crate::common::*;
 
-fn s(p: &std::path::Path) -> String {
-    p.to_string_lossy().into_owned()
-}
-
 fn packaged(w: &Wharf, file: &str, name: &str) {
     w.ok(&["package", &wasm(file), "-t", name]);
 }
