@@ -6,23 +6,12 @@
 # (/usr/include and /usr/lib/python3.11, ~190 MB uncompressed, thousands of small files).
 #   bench/load-unpack.sh            (RUNS=N to change the number of runs, default 5)
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wharf/target}
-command -v hyperfine >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null
-(cd "$repo" && cargo build --release --quiet)
-wharf="$CARGO_TARGET_DIR/release/wharf"
-work=$(mktemp -d /var/tmp/wharf-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/common.sh"
+bench_setup
 
 bash "$repo/tests/fixtures/make-busybox-image.sh" "$work/base" >/dev/null
 layout="$work/base/layout"
-for src in /usr/include /usr/lib/python3.11; do
-    umoci unpack --image "$layout:busybox" "$work/bundle" >/dev/null
-    mkdir -p "$work/bundle/rootfs$(dirname "$src")"
-    cp -a "$src" "$work/bundle/rootfs$src"
-    umoci repack --image "$layout:busybox" "$work/bundle" >/dev/null
-    rm -rf "$work/bundle"
-done
+bench_big_image "$layout" /usr/include /usr/lib/python3.11
 skopeo --insecure-policy copy -q "oci:$layout:busybox" "oci-archive:$work/bench.tar:bench:latest"
 echo "image: $(du -h "$work/bench.tar" | cut -f1) archive, 4 layers (gzip), $(du -sh --apparent-size "$layout" | cut -f1) layout"
 

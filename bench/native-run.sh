@@ -6,13 +6,8 @@
 # /sys/fs/cgroup. Not a test: prints medians and ratios.
 #   bench/native-run.sh        (RUNS=N to change the number of runs, default 50)
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wharf/target}
-command -v hyperfine >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null
-(cd "$repo" && cargo build --release --quiet)
-wharf="$CARGO_TARGET_DIR/release/wharf"
-work=$(mktemp -d /var/tmp/wharf-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/common.sh"
+bench_setup
 bash "$repo/tests/fixtures/make-busybox-image.sh" "$work/img" >/dev/null
 export WHARF_ROOT="$work/root"
 "$wharf" load -q -i "$work/img/busybox-oci.tar" >/dev/null

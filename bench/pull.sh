@@ -4,12 +4,8 @@
 # Not a test: prints medians and the ratio.
 #   bench/pull.sh            (RUNS=N, default 5)
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wharf/target}
-command -v hyperfine >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null
-(cd "$repo" && cargo build --release --quiet)
-wharf="$CARGO_TARGET_DIR/release/wharf"
-work=$(mktemp -d /var/tmp/wharf-bench.XXXXXX)
+source "$(dirname "$0")/common.sh"
+bench_setup
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$work/registry.yml" <<YML
 version: 0.1
@@ -27,13 +23,7 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break;
 
 bash "$repo/tests/fixtures/make-busybox-image.sh" "$work/base" >/dev/null
 layout="$work/base/layout"
-for src in /usr/include /usr/lib/python3.11 /usr/share/locale /usr/share/perl; do
-    umoci unpack --image "$layout:busybox" "$work/bundle" >/dev/null
-    mkdir -p "$work/bundle/rootfs$(dirname "$src")"
-    cp -a "$src" "$work/bundle/rootfs$src"
-    umoci repack --image "$layout:busybox" "$work/bundle" >/dev/null
-    rm -rf "$work/bundle"
-done
+bench_big_image "$layout" /usr/include /usr/lib/python3.11 /usr/share/locale /usr/share/perl
 ref="127.0.0.1:$port/bench/image:1"
 skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$layout:busybox" "docker://$ref"
 echo "image: $(du -sh "$work/registry" | cut -f1) in the registry, 6 layers (gzip)"

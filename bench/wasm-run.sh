@@ -7,18 +7,12 @@
 #   cargo install wasmtime-cli --version 48.0.8 --locked --root ~/.cache/wharf/peers
 #   bench/wasm-run.sh          (RUNS=N, WRK_SECONDS=N to change)
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wharf/target}
 wasmtime=${WASMTIME:-$(command -v wasmtime || echo "$HOME/.cache/wharf/peers/bin/wasmtime")}
 [ -x "$wasmtime" ] || { echo "no wasmtime: see the header of $0" >&2; exit 1; }
-for t in hyperfine wrk; do
-    command -v $t >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $t >/dev/null
-done
-(cd "$repo" && cargo build --release --quiet)
-wharf="$CARGO_TARGET_DIR/release/wharf"
+source "$(dirname "$0")/common.sh"
+bench_setup wrk
 bash "$repo/wasm-examples/build.sh" >/dev/null
 out="$repo/wasm-examples/out"
-work=$(mktemp -d /var/tmp/wharf-bench.XXXXXX)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 export WHARF_ROOT="$work/root"

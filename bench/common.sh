@@ -1,0 +1,28 @@
+# Sourced by the bench/*.sh scripts: what every benchmark needs before it measures.
+#   bench_setup TOOL...   installs missing Debian tools (hyperfine always), builds wharf in
+#                         release mode, sets $repo, $wharf and $work (removed on exit unless
+#                         the caller replaces the EXIT trap).
+#   bench_big_image LAYOUT DIR...   adds one layer per host directory to LAYOUT:busybox.
+bench_setup() {
+    repo=$(cd "$(dirname "${BASH_SOURCE[1]}")/.." && pwd)
+    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wharf/target}
+    for t in hyperfine "$@"; do
+        command -v "$t" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$t" >/dev/null
+    done
+    (cd "$repo" && cargo build --release --quiet)
+    wharf="$CARGO_TARGET_DIR/release/wharf"
+    work=$(mktemp -d /var/tmp/wharf-bench.XXXXXX)
+    trap 'rm -rf "$work"' EXIT
+}
+
+bench_big_image() {
+    local layout=$1 src
+    shift
+    for src in "$@"; do
+        umoci unpack --image "$layout:busybox" "$work/bundle" >/dev/null
+        mkdir -p "$work/bundle/rootfs$(dirname "$src")"
+        cp -a "$src" "$work/bundle/rootfs$src"
+        umoci repack --image "$layout:busybox" "$work/bundle" >/dev/null
+        rm -rf "$work/bundle"
+    done
+}
