@@ -14,7 +14,7 @@ use crate::image::media;
 use crate::image::platform::{is_wasm_arch, is_wasm_os};
 
 /// The two ways an image can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Native,

@@ -4,6 +4,10 @@
 pub mod native;
 pub mod wasm;
 
+/// The message of an `Exit` when the kernel OOM-killed a native container.
+pub const OOM_KILLED: &str =
+    "the container was OOM-killed: it exceeded its memory limit (--memory)";
+
 /// How a run ended, as the `wharf` process should report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exit {
@@ -20,4 +24,13 @@ impl Exit {
             message: None,
         }
     }
+}
+
+/// Remove what a container's killed supervisor left outside the container's directory
+/// (native: its cgroup). Nothing for wasm, whose guest lived inside the supervisor.
+pub fn clean_up_after(id: &str, _dir: &std::path::Path) {
+    #[cfg(target_os = "linux")]
+    native::clean_up(id);
+    #[cfg(not(target_os = "linux"))]
+    let _ = id;
 }

@@ -1,5 +1,6 @@
-//! `wharf inspect IMAGE`: manifest, config and the dispatch decision, as JSON, or with
-//! `--explain` the decision and every signal behind it.
+//! `wharf inspect CONTAINER|IMAGE`: a container's state and configuration (containers are
+//! looked up first, as Docker), or an image's manifest, config and dispatch decision, as
+//! JSON; with `--explain` the decision and every signal behind it.
 
 use serde_json::json;
 use wharf::dispatch;
@@ -11,7 +12,7 @@ use super::Context_;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The image (name, name:tag, id or digest).
+    /// The container (name or id) or image (name, name:tag, id or digest).
     image: String,
     /// Platform of a multi-platform image (os/arch[/variant]).
     #[arg(long)]
@@ -22,6 +23,12 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
+    let containers = wharf::container::Containers::new(&ctx.roots);
+    if !args.explain
+        && let Ok(id) = containers.find(&args.image)
+    {
+        return container(&containers, &id);
+    }
     let store = ctx.store()?;
     let record = store.resolve(&args.image)?;
     let index = match read_manifest(&store, &record.descriptor)? {
@@ -83,4 +90,74 @@ fn explain(
     for s in signals {
         println!("  {s}");
     }
+}
+
+/// A container's record as Docker-shaped JSON.
+fn container(containers: &wharf::container::Containers, id: &str) -> anyhow::Result<()> {
+    let l = containers.lock(id)?;
+    let r = &l.record;
+    let st = &r.state;
+    let log = wharf::container::logs::path(l.dir(), id);
+    let mounts: Vec<_> = r
+        .options
+        .volumes
+        .iter()
+        .map(|v| {
+            json!({
+                "Type": "bind",
+                "Source": v.host,
+                "Destination": v.container,
+                "RW": !v.read_only,
+            })
+        })
+        .collect();
+    let out = json!({
+        "Id": r.id,
+        "Name": r.name,
+        "Created": r.created.to_rfc3339(),
+        "Path": r.command.first(),
+        "Args": r.command.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": st.status,
+            "Running": st.status == wharf::container::Status::Running,
+            "Restarting": st.status == wharf::container::Status::Restarting,
+            "OOMKilled": st.oom_killed,
+            "Dead": st.status == wharf::container::Status::Dead,
+            "Pid": st.pid,
+            "ExitCode": st.exit_code.unwrap_or(0),
+            "Error": st.error.clone().unwrap_or_default(),
+            "StartedAt": st.started_at.map(|t| t.to_rfc3339()),
+            "FinishedAt": st.finished_at.map(|t| t.to_rfc3339()),
+            "MonitorPid": st.monitor.map(|p| p.pid),
+            "SupervisorPid": st.supervisor.map(|p| p.pid),
+        },
+        "Image": r.image_digest.clone().unwrap_or_else(|| r.target.clone()),
+        "ImageName": r.image,
+        "RestartCount": st.restart_count,
+        "LogPath": if r.detached { json!(log) } else { json!(null) },
+        "Mounts": mounts,
+        "Config": {
+            "Cmd": r.command,
+            "Env": r.options.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "WorkingDir": r.options.workdir,
+            "User": r.options.native.user,
+            "Tty": r.options.tty,
+            "OpenStdin": r.options.interactive,
+        },
+        "HostConfig": {
+            "RestartPolicy": r.restart,
+            "AutoRemove": r.auto_remove,
+            "LogConfig": {"Type": "json-file", "Config": {"max-size": r.log.max_size.to_string(), "max-file": r.log.max_files.to_string()}},
+            "PortBindings": r.options.ports,
+            "Memory": r.options.limits.memory,
+            "NetworkMode": r.options.network,
+        },
+        "Backend": {
+            "Kind": r.kind,
+            "Reason": r.reason,
+            "Signals": r.signals,
+        },
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
 }

@@ -1,15 +1,21 @@
 //! Command-line types: one file per command. Flags are parsed here and turned into the
 //! library's validated types; the library never sees clap.
 
+mod exec;
 mod format;
 mod images;
 mod inspect;
 mod load;
+mod logs;
+mod monitor;
 mod package;
+mod ps;
 mod pull;
 mod rmi;
 mod run;
 mod save;
+mod start;
+mod stop;
 mod system;
 mod tag;
 mod unpack;
@@ -45,9 +51,30 @@ enum Command {
     Images(images::Args),
     /// Remove images.
     Rmi(rmi::Args),
-    /// Run an image (native or wasm) or a .wasm/.wat file in the foreground.
+    /// Run an image (native or wasm) or a .wasm/.wat file (-d: in the background).
     Run(Box<run::Args>),
-    /// Show an image's manifest, config and how it would run.
+    /// Create a container without starting it.
+    Create(Box<run::Args>),
+    /// Start created or stopped containers.
+    Start(start::Args),
+    /// List containers.
+    Ps(ps::Args),
+    /// Show a container's output.
+    Logs(logs::Args),
+    /// Stop containers: SIGTERM, then SIGKILL after a grace period.
+    Stop(stop::StopArgs),
+    /// Send a signal to containers.
+    Kill(stop::KillArgs),
+    /// Stop and start containers.
+    Restart(stop::StopArgs),
+    /// Wait for containers to end and print their exit codes.
+    Wait(stop::WaitArgs),
+    /// Remove containers.
+    Rm(stop::RmArgs),
+    /// Run a command in a running native container.
+    Exec(exec::Args),
+    /// Show a container's state and configuration, or an image's manifest, config and how
+    /// it would run.
     Inspect(inspect::Args),
     /// Give an image another name.
     Tag(tag::Args),
@@ -69,6 +96,10 @@ enum Command {
     Unpack(unpack::Args),
     /// Store maintenance.
     System(system::Args),
+    #[command(hide = true)]
+    ContainerMonitor(monitor::Args),
+    #[command(hide = true)]
+    ContainerRun(monitor::Args),
 }
 
 /// Set up `tracing` on stderr.
@@ -90,6 +121,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images(a) => images::run(&ctx, a),
         Command::Rmi(a) => rmi::run(&ctx, a),
         Command::Run(a) => return run::run(&ctx, *a),
+        Command::Create(a) => return start::create(&ctx, *a),
+        Command::Start(a) => return start::run(&ctx, a),
+        Command::Ps(a) => ps::run(&ctx, a),
+        Command::Logs(a) => logs::run(&ctx, a),
+        Command::Stop(a) => return stop::stop(&ctx, a),
+        Command::Kill(a) => return stop::kill(&ctx, a),
+        Command::Restart(a) => return stop::restart(&ctx, a),
+        Command::Wait(a) => return stop::wait(&ctx, a),
+        Command::Rm(a) => return stop::rm(&ctx, a),
+        Command::Exec(a) => return exec::run(&ctx, a),
+        Command::ContainerMonitor(a) => return monitor::monitor(&ctx, a),
+        Command::ContainerRun(a) => return monitor::supervise(&ctx, a),
         Command::Inspect(a) => inspect::run(&ctx, a),
         Command::Tag(a) => tag::run(&ctx, a),
         Command::Load(a) => load::run(&ctx, a),

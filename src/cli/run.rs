@@ -7,18 +7,35 @@ use std::time::Duration;
 
 use anyhow::Context;
 use wharf::backend::wasm::{self, StdioOptions, WasmRun};
+use wharf::container::{self, Containers, LogConfig, Record, RestartPolicy, State, Status};
 use wharf::dispatch::{Decision, Kind};
 use wharf::image::platform::PlatformSpec;
+use wharf::image::store::InUse;
 use wharf::run::options::{
     Limits, NativeOptions, Network, PortMapping, RunOptions, Ulimit, Volume, parse_duration,
     parse_env, parse_env_file, parse_size,
 };
-use wharf::run::{self, RunError};
+use wharf::run::{self, Prepared, RunError};
 
 use super::{Context_, EXIT_WHARF_FAILED};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Run in the background: print the container's id; a monitor keeps its log.
+    #[arg(short, long)]
+    detach: bool,
+    /// Name the container (else one is made up).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Remove the container when it ends.
+    #[arg(long)]
+    rm: bool,
+    /// Restart policy of a detached container: no, on-failure[:N], always.
+    #[arg(long, default_value = "no", value_name = "POLICY")]
+    restart: RestartPolicy,
+    /// Log options: max-size=SIZE (default 20m), max-file=N (default 5).
+    #[arg(long, value_name = "OPT=VALUE")]
+    log_opt: Vec<String>,
     /// Replace the image's entrypoint (for wasm, `file.wasm#export` calls another export).
     #[arg(long, value_name = "CMD")]
     entrypoint: Option<String>,
@@ -161,6 +178,24 @@ impl Args {
     }
 }
 
+impl Args {
+    fn log_config(&self) -> anyhow::Result<LogConfig> {
+        let mut c = LogConfig::default();
+        for o in &self.log_opt {
+            match o.split_once('=') {
+                Some(("max-size", v)) => c.max_size = parse_size(v)?,
+                Some(("max-file", v)) => {
+                    c.max_files = v.parse().ok().filter(|n| *n > 0).with_context(|| {
+                        format!("invalid --log-opt {o:?}: max-file must be a positive number")
+                    })?
+                }
+                _ => anyhow::bail!("invalid --log-opt {o:?}: expected max-size=SIZE or max-file=N"),
+            }
+        }
+        Ok(c)
+    }
+}
+
 /// How the workload ended: its message (if any) on stderr, its code as ours.
 fn report(exit: &wharf::backend::Exit) -> ExitCode {
     if let Some(m) = &exit.message {
@@ -174,42 +209,310 @@ fn fail(code: u8, e: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
-    let opts = args.options()?;
-    let store = ctx.store()?;
+/// The exit code for a failed preparation.
+fn prepare_failure(e: RunError) -> (u8, String) {
+    let code = match e {
+        RunError::EntrypointNotFound { .. } => 127,
+        RunError::NotWasm { .. } | RunError::Package(_) => 126,
+        _ => EXIT_WHARF_FAILED,
+    };
+    (code, format!("{:#}", anyhow::Error::from(e)))
+}
+
+/// Pull `image` first if `--pull` asks for it (in a child: pulling starts threads, and a
+/// native container must be cloned from a single-threaded wharf).
+fn pull_if_needed(
+    ctx: &Context_,
+    args: &Args,
+    store: &wharf::image::Store,
+) -> anyhow::Result<bool> {
     let is_file = std::path::Path::new(&args.image).is_file();
     let missing = !is_file
         && matches!(
             store.resolve(&args.image),
             Err(wharf::image::StoreError::NotFound(_))
         );
-    if !is_file && (args.pull == "always" || (args.pull == "missing" && missing)) {
-        // In a child process: pulling starts threads, and a native container must be cloned
-        // from a single-threaded wharf.
-        let mut pull = std::process::Command::new(std::env::current_exe()?);
-        pull.arg("--root")
-            .arg(ctx.roots.data())
-            .args(["pull", "-q"]);
-        if let Some(p) = &args.platform {
-            pull.arg("--platform").arg(p.to_string());
-        }
-        let status = pull
-            .arg(&args.image)
-            .stdout(std::process::Stdio::null())
-            .status()?;
-        if !status.success() {
-            return Ok(ExitCode::from(EXIT_WHARF_FAILED));
-        }
+    if is_file || !(args.pull == "always" || (args.pull == "missing" && missing)) {
+        return Ok(true);
+    }
+    let mut pull = std::process::Command::new(std::env::current_exe()?);
+    pull.arg("--root")
+        .arg(ctx.roots.data())
+        .args(["pull", "-q"]);
+    if let Some(p) = &args.platform {
+        pull.arg("--platform").arg(p.to_string());
+    }
+    let status = pull
+        .arg(&args.image)
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    Ok(status.success())
+}
+
+/// Pull, prepare and record a new container (status created); `Err` carries the exit code.
+pub fn create(
+    ctx: &Context_,
+    args: &Args,
+    detached: bool,
+) -> anyhow::Result<Result<(Record, Prepared), ExitCode>> {
+    if args.restart != RestartPolicy::No && !detached {
+        anyhow::bail!("--restart needs -d: a detached container's monitor keeps the policy");
+    }
+    if args.restart != RestartPolicy::No && args.rm {
+        anyhow::bail!("--restart and --rm cannot be used together");
+    }
+    let opts = args.options()?;
+    let log = args.log_config()?;
+    let store = ctx.store()?;
+    if !pull_if_needed(ctx, args, &store)? {
+        return Ok(Err(ExitCode::from(EXIT_WHARF_FAILED)));
     }
     let prepared = match run::prepare(&store, &args.image, &opts, args.platform.as_ref()) {
         Ok(p) => p,
-        Err(e @ RunError::EntrypointNotFound { .. }) => {
-            return Ok(fail(127, anyhow::Error::from(e)));
+        Err(e) => {
+            let (code, message) = prepare_failure(e);
+            return Ok(Err(fail(code, message)));
         }
-        Err(e @ (RunError::NotWasm { .. } | RunError::Package(_))) => {
-            return Ok(fail(126, anyhow::Error::from(e)));
+    };
+    if args.explain {
+        explain(&prepared.name, &prepared.decision);
+    }
+    let target = match &prepared.image_digest {
+        Some(d) => d.clone(),
+        None => std::fs::canonicalize(&args.image)
+            .with_context(|| format!("resolving {}", args.image))?
+            .display()
+            .to_string(),
+    };
+    let record = Record {
+        id: container::new_id(),
+        name: args.name.clone().unwrap_or_default(),
+        created: chrono::Utc::now(),
+        image: args.image.clone(),
+        target,
+        image_digest: prepared.image_digest.clone(),
+        platform: args.platform.as_ref().map(|p| p.to_string()),
+        kind: prepared.decision.kind,
+        reason: prepared.decision.reason.clone(),
+        signals: prepared
+            .decision
+            .signals
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        command: prepared
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().clone())
+            .unwrap_or_default(),
+        options: opts,
+        restart: args.restart,
+        auto_remove: args.rm,
+        detached,
+        log,
+        compile_timeout_ms: args.compile_timeout.map(|d| d.as_millis() as u64),
+        state: State::default(),
+    };
+    let pins = InUse {
+        image: prepared.image_digest.clone(),
+        diff_ids: prepared.layers.iter().map(|l| l.diff_id.clone()).collect(),
+    };
+    let record = Containers::new(&ctx.roots).create(record, &pins)?;
+    Ok(Ok((record, prepared)))
+}
+
+pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
+    if args.print_spec || !container::supported() {
+        if args.detach {
+            anyhow::bail!("detached containers (-d) need a Unix host for now");
         }
-        Err(e) => return Ok(fail(EXIT_WHARF_FAILED, anyhow::Error::from(e))),
+        return run_unrecorded(ctx, args);
+    }
+    let (record, prepared) = match create(ctx, &args, args.detach)? {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    let containers = Containers::new(&ctx.roots);
+    if args.detach {
+        drop(prepared);
+        return start_detached(ctx, &containers, &record.id, true);
+    }
+    let code = supervise(ctx, &containers, &record.id, Some(prepared), None);
+    if args.rm
+        && let Ok(l) = containers.lock(&record.id)
+    {
+        containers.remove(l)?;
+    }
+    Ok(code)
+}
+
+/// Start container `id` under a monitor; print its id if `print_id`.
+#[cfg(unix)]
+pub fn start_detached(
+    ctx: &Context_,
+    containers: &Containers,
+    id: &str,
+    print_id: bool,
+) -> anyhow::Result<ExitCode> {
+    use wharf::container::monitor::{self, Started};
+    let exe = std::env::current_exe()?;
+    match monitor::spawn(&exe, ctx.roots.data(), id)? {
+        Started::Running => {
+            if print_id {
+                println!("{id}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Started::Failed { code, message } => {
+            let _ = containers;
+            Ok(fail(code, message))
+        }
+    }
+}
+
+#[cfg(not(unix))]
+pub fn start_detached(_: &Context_, _: &Containers, _: &str, _: bool) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("detached containers need a Unix host for now")
+}
+
+/// Run container `id` in this process (the foreground `wharf run`, or the helper a monitor
+/// starts): mark it running, run it, record how it ended. `ready` is told once it runs.
+pub fn supervise(
+    ctx: &Context_,
+    containers: &Containers,
+    id: &str,
+    prepared: Option<Prepared>,
+    ready: Option<std::fs::File>,
+) -> ExitCode {
+    let ready = std::cell::RefCell::new(ready);
+    let signal_ready = || {
+        if let Some(mut f) = ready.borrow_mut().take() {
+            let _ = std::io::Write::write_all(&mut f, b"r");
+        }
+    };
+    let end = |code: u8, message: Option<String>| {
+        if let Ok(mut l) = containers.lock(id) {
+            let st = &mut l.record.state;
+            st.status = Status::Exited;
+            st.exit_code = Some(i32::from(code));
+            st.oom_killed = message.as_deref() == Some(wharf::backend::OOM_KILLED);
+            st.error = message.clone();
+            st.pid = 0;
+            st.finished_at = Some(chrono::Utc::now());
+            let _ = l.save();
+        }
+        if let Some(m) = &message {
+            eprintln!("wharf: {m}");
+        }
+        ExitCode::from(code)
+    };
+    let record = match containers.lock(id) {
+        Ok(l) => l.record,
+        Err(e) => return fail(EXIT_WHARF_FAILED, e),
+    };
+    let prepared = match prepared {
+        Some(p) => p,
+        None => {
+            let platform = record.platform.as_deref().and_then(|p| p.parse().ok());
+            let store = match ctx.store() {
+                Ok(s) => s,
+                Err(e) => return end(EXIT_WHARF_FAILED, Some(format!("{e:#}"))),
+            };
+            match run::prepare(&store, &record.target, &record.options, platform.as_ref()) {
+                Ok(p) => p,
+                Err(e) => {
+                    let (code, message) = prepare_failure(e);
+                    return end(code, Some(message));
+                }
+            }
+        }
+    };
+    let dir = containers.dir_of(id);
+    if let Err(e) = std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_vec_pretty(&prepared.spec).unwrap_or_default(),
+    ) {
+        return end(
+            EXIT_WHARF_FAILED,
+            Some(format!("writing the runtime spec: {e}")),
+        );
+    }
+    match containers.lock(id) {
+        Ok(mut l) => {
+            let st = &mut l.record.state;
+            st.status = Status::Running;
+            st.supervisor = container::Proc::current();
+            st.pid = match prepared.decision.kind {
+                Kind::Wasm => std::process::id() as i32,
+                Kind::Native => 0,
+            };
+            st.started_at = Some(chrono::Utc::now());
+            st.finished_at = None;
+            st.exit_code = None;
+            st.error = None;
+            st.oom_killed = false;
+            if let Err(e) = l.save() {
+                return fail(EXIT_WHARF_FAILED, e);
+            }
+        }
+        Err(e) => return fail(EXIT_WHARF_FAILED, e),
+    }
+    let opts = &record.options;
+    match prepared.decision.kind {
+        Kind::Wasm => {
+            let module = prepared
+                .wasm
+                .as_ref()
+                .expect("a wasm decision carries a module");
+            let result = wasm::run(WasmRun {
+                name: &prepared.name,
+                module,
+                spec: &prepared.spec,
+                rootfs: prepared.rootfs.as_deref(),
+                ports: &opts.ports,
+                stdio: StdioOptions {
+                    interactive: opts.interactive,
+                    tty: opts.tty,
+                },
+                cache_dir: ctx.roots.wasm_cache(),
+                compile_timeout: record
+                    .compile_timeout_ms
+                    .map_or(wasm::DEFAULT_COMPILE_TIMEOUT, Duration::from_millis),
+                started: &signal_ready,
+            });
+            match result {
+                Ok(exit) => end(exit.code, exit.message),
+                Err(e) => end(e.exit_code(), Some(e.to_string())),
+            }
+        }
+        Kind::Native => {
+            let started = |pid: i32| {
+                if let Ok(mut l) = containers.lock(id) {
+                    l.record.state.pid = pid;
+                    let _ = l.save();
+                }
+                signal_ready();
+            };
+            let (code, message) = run_native(ctx, id, &dir, &prepared, opts.interactive, &started);
+            end(code, message)
+        }
+    }
+}
+
+/// `wharf run` where containers are not recorded (Windows for now), or `--print-spec`.
+fn run_unrecorded(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
+    let opts = args.options()?;
+    let store = ctx.store()?;
+    if !pull_if_needed(ctx, &args, &store)? {
+        return Ok(ExitCode::from(EXIT_WHARF_FAILED));
+    }
+    let prepared = match run::prepare(&store, &args.image, &opts, args.platform.as_ref()) {
+        Ok(p) => p,
+        Err(e) => {
+            let (code, message) = prepare_failure(e);
+            return Ok(fail(code, message));
+        }
     };
     if args.explain {
         explain(&prepared.name, &prepared.decision);
@@ -238,34 +541,39 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
                 compile_timeout: args
                     .compile_timeout
                     .unwrap_or(wasm::DEFAULT_COMPILE_TIMEOUT),
+                started: &|| {},
             });
             Ok(match result {
                 Ok(exit) => report(&exit),
                 Err(e) => fail(e.exit_code(), &e),
             })
         }
-        Kind::Native => run_native(ctx, &prepared, &store, opts.interactive),
+        Kind::Native => Ok(fail(EXIT_WHARF_FAILED, native_unavailable(&prepared))),
     }
 }
 
 #[cfg(target_os = "linux")]
 fn run_native(
     ctx: &Context_,
-    p: &run::Prepared,
-    store: &wharf::image::Store,
+    id: &str,
+    dir: &std::path::Path,
+    p: &Prepared,
     interactive: bool,
-) -> anyhow::Result<ExitCode> {
+    started: &dyn Fn(i32),
+) -> (u8, Option<String>) {
     use wharf::backend::native::{self, NativeRun};
 
-    let id = container_id();
+    let store = match ctx.store() {
+        Ok(s) => s,
+        Err(e) => return (EXIT_WHARF_FAILED, Some(format!("{e:#}"))),
+    };
     let result = native::run(NativeRun {
-        id: &id,
+        id,
         spec: &p.spec,
         layers: &p.layers,
         layers_dir: store.layers_dir(),
-        containers_dir: &ctx.roots.containers(),
+        state_dir: dir,
         interactive,
-        image_digest: p.image_digest.as_deref(),
         tty: p
             .spec
             .process()
@@ -273,46 +581,34 @@ fn run_native(
             .and_then(|pr| pr.terminal())
             .unwrap_or(false),
         rootless: !wharf::sys::is_root(),
+        started,
     });
-    Ok(match result {
-        Ok(exit) => report(&exit),
-        Err(e) => fail(e.exit_code(), &e),
-    })
+    match result {
+        Ok(exit) => (exit.code, exit.message),
+        Err(e) => (e.exit_code(), Some(e.to_string())),
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
 fn run_native(
     _: &Context_,
-    p: &run::Prepared,
-    _: &wharf::image::Store,
+    _: &str,
+    _: &std::path::Path,
+    p: &Prepared,
     _: bool,
-) -> anyhow::Result<ExitCode> {
-    Ok(fail(EXIT_WHARF_FAILED, native_unavailable(p)))
-}
-
-/// A fresh container id: 64 hex digits, as Docker's.
-#[cfg(target_os = "linux")]
-fn container_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut bytes = Vec::new();
-    for _ in 0..4 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos(),
-        );
-        h.write_u32(std::process::id());
-        bytes.extend_from_slice(&h.finish().to_le_bytes());
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    _: &dyn Fn(i32),
+) -> (u8, Option<String>) {
+    (EXIT_WHARF_FAILED, Some(native_unavailable(p)))
 }
 
 /// Why a native image cannot run here.
-#[cfg(not(target_os = "linux"))]
 fn native_unavailable(p: &run::Prepared) -> String {
-    {
+    if cfg!(target_os = "linux") {
+        format!(
+            "{} is a native Linux image: run it without --print-spec",
+            p.name
+        )
+    } else {
         format!(
             "{} is a native Linux image ({}): it needs a Linux host; on this system wharf runs wasm images only",
             p.name, p.decision.reason

@@ -18,7 +18,7 @@ enum Command {
         #[arg(long)]
         repair: bool,
     },
-    /// Remove blobs and unpacked layers that no image uses.
+    /// Remove stopped containers, then blobs and unpacked layers that nothing uses.
     Prune,
 }
 
@@ -43,6 +43,23 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
             }
         }
         Command::Prune => {
+            let containers = wharf::container::Containers::new(&ctx.roots);
+            let mut removed = 0;
+            for r in containers.list() {
+                if r.state.is_active() {
+                    continue;
+                }
+                if let Ok(l) = containers.lock(&r.id)
+                    && !l.record.state.is_active()
+                {
+                    containers.remove(l)?;
+                    removed += 1;
+                }
+            }
+            for dir in containers.leftovers() {
+                let _ = wharf::image::store::remove_tree(&dir);
+            }
+            println!("Deleted {removed} stopped containers");
             let gc = store.gc(&HashSet::new())?;
             println!(
                 "Deleted {} blobs ({} bytes) and {} layers",

@@ -51,7 +51,9 @@ pub enum StoreError {
     Ambiguous { query: String, matches: String },
     #[error("image {id} is tagged in several repositories ({names}); name one, or use -f")]
     MultipleTags { id: String, names: String },
-    #[error("image {image} is in use by a running container; stop it first, or use -f")]
+    #[error(
+        "image {image} is in use by a container; remove the container first (wharf rm), or use -f"
+    )]
     InUse { image: String },
 }
 
@@ -646,7 +648,7 @@ impl Store {
     }
 }
 
-/// What a running container holds on to (`containers/<id>/image.json`).
+/// What a container holds on to (`containers/<id>/image.json`).
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct InUse {
     pub image: Option<String>,
@@ -654,41 +656,16 @@ pub struct InUse {
 }
 
 impl Store {
-    /// What the containers whose supervisor is still alive are using.
+    /// What containers (running or not: a stopped container can start again) use.
     pub fn in_use(&self) -> Vec<InUse> {
         let Ok(entries) = fs::read_dir(&self.containers) else {
             return Vec::new();
         };
         entries
             .flatten()
-            .filter(|e| supervisor_alive(&e.path()))
             .filter_map(|e| fs::read(e.path().join("image.json")).ok())
             .filter_map(|b| serde_json::from_slice(&b).ok())
             .collect()
-    }
-}
-
-fn supervisor_alive(dir: &Path) -> bool {
-    let Some(pid) = fs::read_to_string(dir.join("supervisor.pid"))
-        .ok()
-        .and_then(|p| p.trim().parse::<u32>().ok())
-    else {
-        return false;
-    };
-    #[cfg(unix)]
-    {
-        // A process that exists answers signal 0 (EPERM still means it exists).
-        matches!(
-            rustix::process::test_kill_process(
-                rustix::process::Pid::from_raw(pid as i32).expect("non-zero pid")
-            ),
-            Ok(()) | Err(rustix::io::Errno::PERM)
-        )
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        false
     }
 }
 

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// A flag value that does not parse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OptionError {
@@ -67,7 +69,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, OptionError> {
 }
 
 /// `-v HOST:CONTAINER[:ro|:rw]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
     pub host: PathBuf,
     pub container: String,
@@ -102,7 +104,7 @@ impl FromStr for Volume {
 }
 
 /// `-p [IP:]HOST_PORT:CONTAINER_PORT[/tcp]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortMapping {
     pub host_ip: IpAddr,
     pub host_port: u16,
@@ -134,7 +136,8 @@ impl FromStr for PortMapping {
 }
 
 /// `--network`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Network {
     /// No network access (wasm: wasi-sockets denied; native: a private namespace with `lo`).
     #[default]
@@ -155,7 +158,7 @@ impl FromStr for Network {
 }
 
 /// Resource limits.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     /// Bytes (wasm: linear memories and tables of the store; native: the cgroup).
     pub memory: Option<u64>,
@@ -166,7 +169,7 @@ pub struct Limits {
 }
 
 /// `--ulimit NAME=SOFT[:HARD]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ulimit {
     /// `nofile`, `nproc`, `core`, … (without the `RLIMIT_` prefix).
     pub name: String,
@@ -225,7 +228,7 @@ impl FromStr for Ulimit {
 
 /// Settings only native containers honour (the wasm backend has no users, capabilities or
 /// cgroups; its own limits are in `Limits`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NativeOptions {
     /// `-u name|uid|uid:gid`, resolved in the container's own /etc/passwd and /etc/group.
     pub user: Option<String>,
@@ -248,7 +251,7 @@ pub struct NativeOptions {
 }
 
 /// One `wharf run`, validated.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunOptions {
     /// `--entrypoint`: replaces the image's entrypoint (and drops its cmd).
     pub entrypoint: Option<String>,

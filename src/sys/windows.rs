@@ -79,3 +79,37 @@ pub fn set_xattr<T>(_: T, _: &str, _: &[u8]) -> io::Result<()> {
 pub fn can_mknod() -> bool {
     false
 }
+
+/// Process identity and signals need a Unix host (container lifecycle is Unix-only for now).
+pub fn process_start_time(_: i32) -> Option<u64> {
+    None
+}
+
+pub fn process_is_zombie(_: i32) -> bool {
+    false
+}
+
+pub fn send_signal(_: i32, _: i32) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "signals need a Unix host",
+    ))
+}
+
+pub fn parse_signal(name: &str) -> Option<i32> {
+    match name.to_ascii_uppercase().trim_start_matches("SIG") {
+        "TERM" | "15" => Some(SIGTERM),
+        "KILL" | "9" => Some(SIGKILL),
+        _ => None,
+    }
+}
+
+pub const SIGTERM: i32 = 15;
+pub const SIGKILL: i32 = 9;
+
+/// Ctrl-C ends the process on Windows (a server stops through tokio's handler).
+pub fn catch_termination() {}
+
+pub fn termination_requested() -> Option<i32> {
+    None
+}

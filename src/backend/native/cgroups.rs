@@ -280,3 +280,19 @@ pub fn remove_stale(id: &str) {
     };
     cg.destroy();
 }
+
+/// Move `pid` into container `id`'s cgroup(s), where they exist (`exec`).
+pub fn join(id: &str, pid: i32) -> Result<(), NativeError> {
+    let dirs: Vec<PathBuf> = if is_v2() {
+        vec![Path::new(ROOT).join("wharf").join(id)]
+    } else {
+        V1_CONTROLLERS
+            .iter()
+            .map(|c| Path::new(ROOT).join(c).join("wharf").join(id))
+            .collect()
+    };
+    for d in dirs.iter().filter(|d| d.exists()) {
+        write(&d.join("cgroup.procs"), &pid.to_string())?;
+    }
+    Ok(())
+}

@@ -82,8 +82,39 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
     if plan.rootfs.private_network {
         loopback_up()?;
     }
-    let process = plan
-        .spec
+    let plan_init = plan.init;
+    become_process(
+        plan.spec,
+        &Overrides::default(),
+        plan.rootless,
+        plan_init,
+        &plan.errors,
+    )
+}
+
+/// What `exec` changes from the container's own process settings.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    /// The command (else the container's).
+    pub args: Option<Vec<String>>,
+    /// Extra `KEY=VALUE` entries (later ones win).
+    pub env: Vec<String>,
+    pub cwd: Option<String>,
+    /// `-u` (else the container's user).
+    pub user: Option<String>,
+}
+
+/// From inside the container's namespaces and root: set rlimits, become the user, set the
+/// capabilities, environment and working directory, close descriptors, set `no_new_privs`,
+/// load seccomp last, and exec. Shared by a container's first process and `exec`.
+pub fn become_process(
+    spec: &Spec,
+    over: &Overrides,
+    rootless: bool,
+    init: bool,
+    errors: &OwnedFd,
+) -> Result<Infallible, ChildError> {
+    let process = spec
         .process()
         .as_ref()
         .ok_or_else(|| ChildError::Setup("the spec has no process".into()))?;
@@ -91,12 +122,12 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
         set_rlimit(r.typ(), r.soft(), r.hard())?;
     }
 
-    let user = match plan
-        .spec
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(bundle::ANNOTATION_USER))
-    {
+    let user_spec = over.user.as_ref().or_else(|| {
+        spec.annotations()
+            .as_ref()
+            .and_then(|a| a.get(bundle::ANNOTATION_USER))
+    });
+    let user = match user_spec {
         Some(u) => user::resolve(u)?,
         None => user::User {
             uid: 0,
@@ -123,7 +154,7 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
     // Keep permitted capabilities across the uid change, then set them exactly.
     // SAFETY: prctl with PR_SET_KEEPCAPS and an integer has no memory effects.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1 as libc::c_ulong) };
-    if !plan.rootless {
+    if !rootless {
         // In a user namespace with one mapped id, setgroups is denied.
         let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
         nix::unistd::setgroups(&groups)
@@ -162,10 +193,19 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
         .map_err(|e| ChildError::Setup(format!("capabilities: {e}")))?;
 
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    for e in &over.env {
+        let key = e.split('=').next().unwrap_or_default();
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", user.home));
     }
-    let cwd = process.cwd();
+    let cwd = over
+        .cwd
+        .as_deref()
+        .map_or_else(|| process.cwd().clone(), std::path::PathBuf::from);
+    let cwd = cwd.as_path();
     nix::unistd::chdir(cwd)
         .map_err(|e| ChildError::Setup(format!("working directory {}: {e}", cwd.display())))?;
     // The working directory must be inside the new root (CVE-2024-21626: a leaked
@@ -177,7 +217,7 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
             here.display()
         )));
     }
-    close_fds(plan.errors.as_raw_fd());
+    close_fds(errors.as_raw_fd());
     if process.no_new_privileges().unwrap_or(true) {
         // SAFETY: prctl with PR_SET_NO_NEW_PRIVS and integers has no memory effects.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
@@ -187,19 +227,20 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
             )));
         }
     }
-    let args: Vec<String> = process.args().clone().unwrap_or_default();
+    let args: Vec<String> = match &over.args {
+        Some(a) => a.clone(),
+        None => process.args().clone().unwrap_or_default(),
+    };
+    if args.is_empty() {
+        return Err(ChildError::Setup("no command to run".into()));
+    }
     let argv: Vec<CString> = args.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
     let envp: Vec<CString> = env.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
     let program = find_program(&args[0], &env)?;
-    if let Some(profile) = plan
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-    {
+    if let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         seccomp::load(profile)?;
     }
-    if plan.init {
+    if init {
         // pid 1 becomes the reaper; the workload runs as its child.
         // SAFETY: single-threaded (the clone child); the forked child only execs or exits.
         match unsafe { nix::unistd::fork() } {

@@ -11,7 +11,10 @@
 
 mod cgroups;
 mod child;
+pub mod exec;
 pub mod init;
+
+pub use child::Overrides;
 mod mounts;
 mod seccomp;
 mod tty;
@@ -97,18 +100,18 @@ pub struct NativeRun<'a> {
     pub spec: &'a Spec,
     pub layers: &'a [LayerDir],
     pub layers_dir: &'a Path,
-    /// `ROOT/containers`: this run's directory is made under it and removed after.
-    pub containers_dir: &'a Path,
+    /// The container's directory (`ROOT/containers/<id>`): its upper directory persists
+    /// there between runs; runtime files are rewritten each run.
+    pub state_dir: &'a Path,
     /// `-i`: the container reads wharf's stdin (else `/dev/null`, as Docker).
     pub interactive: bool,
-    /// The image's digest, recorded so `rmi` and garbage collection leave it alone while
-    /// the container runs.
-    pub image_digest: Option<&'a str>,
     /// `-t`: the container's stdio is a pseudo-terminal wharf relays.
     pub tty: bool,
     /// Not root: a user namespace maps the caller's uid to 0; cgroup limits are skipped; the
     /// image is copied when its layers cannot be stacked with overlayfs.
     pub rootless: bool,
+    /// Called with the container's first pid (as the host sees it) once its process runs.
+    pub started: &'a dyn Fn(i32),
 }
 
 /// The pid signals are forwarded to (0: none yet).
@@ -157,31 +160,20 @@ pub fn run(r: NativeRun<'_>) -> Result<Exit, NativeError> {
     if n > 1 {
         return Err(NativeError::Threads(n));
     }
-    reap_stale(r.containers_dir);
-    let state_dir = r.containers_dir.join(r.id);
-    let state = |source| NativeError::State {
-        path: state_dir.clone(),
-        source,
-    };
+    let state_dir = r.state_dir;
     for d in ["rootfs", "upper", "work"] {
-        std::fs::create_dir_all(state_dir.join(d)).map_err(state)?;
+        std::fs::create_dir_all(state_dir.join(d)).map_err(|source| NativeError::State {
+            path: state_dir.join(d),
+            source,
+        })?;
     }
-    let in_use = crate::image::store::InUse {
-        image: r.image_digest.map(str::to_string),
-        diff_ids: r.layers.iter().map(|l| l.diff_id.clone()).collect(),
-    };
-    let record = serde_json::to_vec(&in_use).expect("an in-use record serialises");
-    std::fs::write(state_dir.join("image.json"), record).map_err(state)?;
-    std::fs::write(
-        state_dir.join("supervisor.pid"),
-        std::process::id().to_string(),
-    )
-    .map_err(state)?;
-    let result = run_in(&r, &state_dir);
-    if let Err(e) = crate::image::store::remove_tree(&state_dir) {
-        tracing::warn!(dir = %state_dir.display(), error = %e, "could not remove the container directory");
-    }
-    result
+    run_in(&r, state_dir)
+}
+
+/// Remove what a container whose supervisor was killed left on the host: its cgroup (its
+/// mounts lived in its own mount namespace and went with it).
+pub fn clean_up(id: &str) {
+    cgroups::remove_stale(id);
 }
 
 fn run_in(r: &NativeRun<'_>, state_dir: &Path) -> Result<Exit, NativeError> {
@@ -219,7 +211,8 @@ fn run_in(r: &NativeRun<'_>, state_dir: &Path) -> Result<Exit, NativeError> {
         .layers
         .iter()
         .any(|l| l.whiteouts != WhiteoutFormat::Overlay);
-    if copy_root {
+    let copied = std::fs::read_dir(state_dir.join("rootfs")).is_ok_and(|mut d| d.next().is_some());
+    if copy_root && !copied {
         eprintln!(
             "wharf: note: layers unpacked without privilege cannot be stacked with overlayfs; copying the image into the container"
         );
@@ -420,6 +413,9 @@ fn supervise(
     let mut report = Vec::new();
     let mut f = std::fs::File::from(err_r);
     let _ = std::io::Read::read_to_end(&mut f, &mut report);
+    if report.is_empty() {
+        (r.started)(pid.as_raw());
+    }
     let status = loop {
         match waitpid(pid, None) {
             Err(nix::errno::Errno::EINTR) => continue,
@@ -443,9 +439,7 @@ fn supervise(
         {
             Exit {
                 code: 137,
-                message: Some(
-                    "the container was OOM-killed: it exceeded its memory limit (--memory)".into(),
-                ),
+                message: Some(super::OOM_KILLED.into()),
             }
         }
         Ok(WaitStatus::Signaled(_, sig, _)) => Exit::code(128 + sig as u8),
@@ -454,23 +448,4 @@ fn supervise(
             message: Some(format!("waiting for the container: {other:?}")),
         },
     })
-}
-
-/// Clean up after containers whose wharf was killed: their supervisor pid is gone.
-fn reap_stale(containers_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(containers_dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let dir = e.path();
-        let alive = std::fs::read_to_string(dir.join("supervisor.pid"))
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok())
-            .is_some_and(|p| nix::sys::signal::kill(Pid::from_raw(p), None).is_ok());
-        if !alive {
-            let id = e.file_name().to_string_lossy().into_owned();
-            cgroups::remove_stale(&id);
-            let _ = crate::image::store::remove_tree(&dir);
-        }
-    }
 }

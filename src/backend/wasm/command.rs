@@ -36,7 +36,7 @@ pub fn run_module(
     );
     store.limiter(|s| &mut s.limiter);
     limits
-        .apply(&mut store)
+        .apply_interruptible(&mut store)
         .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
     let instance = match linker.instantiate(&mut store, module) {
         Ok(i) => i,
@@ -100,7 +100,7 @@ pub fn run_component(
     );
     store.limiter(|s| &mut s.limiter);
     limits
-        .apply(&mut store)
+        .apply_interruptible(&mut store)
         .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
     let command = match pre.instantiate(&mut store) {
         Ok(c) => c,

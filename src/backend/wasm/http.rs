@@ -86,6 +86,7 @@ pub fn serve(
     stdio: ctx::StdioOptions,
     limits: RunLimits,
     name: &str,
+    started: &dyn Fn(),
 ) -> Result<Exit, WasmError> {
     let mut linker = wasmtime::component::Linker::<HttpState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -127,6 +128,7 @@ pub fn serve(
             );
             listeners.push(l);
         }
+        started();
         let accepting: Vec<_> = listeners
             .into_iter()
             .map(|l| tokio::spawn(accept_loop(l, server.clone())))

@@ -5,11 +5,12 @@
 //! | --- | --- |
 //! | the guest's | `proc_exit(n)` / `wasi:cli/exit` |
 //! | 134 | a trap (unreachable, out-of-bounds access, stack exhausted, …) |
-//! | 137 | the run-time limit (`--timeout`) expired, or `wharf stop` |
+//! | 137 | the run-time limit (`--timeout`) expired |
+//! | 128+N | stopped by signal N (`wharf stop`: 143; Ctrl-C: 130) at an epoch check |
 //! | 152 | the fuel budget (`--fuel`) ran out |
 //! | 153 | the memory limit (`--memory`) was exceeded |
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::{ResourceLimiter, Trap};
 
@@ -141,6 +142,29 @@ impl RunLimits {
         }
         Ok(())
     }
+
+    /// For a command: the deadline, and SIGTERM/SIGINT (`wharf stop`, Ctrl-C), checked at
+    /// every epoch tick; a guest that hits either traps with an interrupt.
+    pub fn apply_interruptible<T: 'static>(
+        &self,
+        store: &mut wasmtime::Store<T>,
+    ) -> wasmtime::Result<()> {
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if crate::sys::termination_requested().is_some()
+                || deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(wasmtime::UpdateDeadline::Continue(1))
+            }
+        });
+        if let Some(fuel) = self.fuel {
+            store.set_fuel(fuel)?;
+        }
+        Ok(())
+    }
 }
 
 /// What an error that ended a guest means for the user.
@@ -156,6 +180,13 @@ pub fn classify(err: &wasmtime::Error, limits: &RunLimits) -> Exit {
     }
     if let Some(trap) = err.downcast_ref::<Trap>() {
         return match trap {
+            Trap::Interrupt if crate::sys::termination_requested().is_some() => {
+                let sig = crate::sys::termination_requested().unwrap_or_default();
+                Exit {
+                    code: 128 + sig as u8,
+                    message: Some(format!("wasm guest stopped by signal {sig}")),
+                }
+            }
             Trap::Interrupt => Exit {
                 code: EXIT_TIMEOUT,
                 message: Some(match limits.timeout {

@@ -83,6 +83,8 @@ pub struct WasmRun<'a> {
     /// wharf's compilation cache directory.
     pub cache_dir: PathBuf,
     pub compile_timeout: Duration,
+    /// Called once the guest is about to run (compiled and linked), or a server listens.
+    pub started: &'a dyn Fn(),
 }
 
 /// Limits as the spec carries them: the OCI memory limit becomes the store's memory budget.
@@ -128,8 +130,10 @@ pub fn run(r: WasmRun<'_>) -> Result<Exit, WasmError> {
     let compiled = cache.load(&command_engine, r.module, r.compile_timeout)?;
     match compiled {
         Compiled::Module(module) => {
-            let _ticker = Ticker::start(&command_engine, &limits);
+            crate::sys::catch_termination();
+            let _ticker = Ticker::start(&command_engine);
             let mut wasi = ctx::builder(r.spec, r.rootfs, r.stdio)?;
+            (r.started)();
             command::run_module(
                 &command_engine,
                 &module,
@@ -147,7 +151,7 @@ pub fn run(r: WasmRun<'_>) -> Result<Exit, WasmError> {
                 Compiled::Component(c) => c,
                 Compiled::Module(_) => unreachable!("the same bytes compile to the same kind"),
             };
-            let _ticker = Ticker::start(&engine, &limits);
+            let _ticker = limits.timeout.and_then(|_| Ticker::start(&engine));
             let addrs: Vec<SocketAddr> = if r.ports.is_empty() {
                 vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080)]
             } else {
@@ -157,26 +161,27 @@ pub fn run(r: WasmRun<'_>) -> Result<Exit, WasmError> {
                     .collect()
             };
             http::serve(
-                &engine, &component, r.spec, r.rootfs, &addrs, r.stdio, limits, r.name,
+                &engine, &component, r.spec, r.rootfs, &addrs, r.stdio, limits, r.name, r.started,
             )
         }
         Compiled::Component(component) => {
-            let _ticker = Ticker::start(&command_engine, &limits);
+            crate::sys::catch_termination();
+            let _ticker = Ticker::start(&command_engine);
             let mut wasi = ctx::builder(r.spec, r.rootfs, r.stdio)?;
+            (r.started)();
             command::run_component(&command_engine, &component, &mut wasi, &limits)
         }
     }
 }
 
-/// The epoch ticker: advances the engine's epoch every `EPOCH_TICK` while a deadline
-/// applies, so a guest in an infinite loop is interrupted. Stops when dropped.
+/// The epoch ticker: advances the engine's epoch every `EPOCH_TICK`, so a guest in an
+/// infinite loop is interrupted by its deadline or by `wharf stop`. Stops when dropped.
 struct Ticker {
     stop: Arc<AtomicBool>,
 }
 
 impl Ticker {
-    fn start(engine: &wasmtime::Engine, limits: &RunLimits) -> Option<Ticker> {
-        limits.timeout?;
+    fn start(engine: &wasmtime::Engine) -> Option<Ticker> {
         let stop = Arc::new(AtomicBool::new(false));
         let (engine, flag) = (engine.clone(), stop.clone());
         std::thread::Builder::new()

@@ -1,0 +1,171 @@
+//! `wharf exec`: another process in a running native container. wharf (single-threaded,
+//! checked) joins the container's cgroup and namespaces (user if it has its own, cgroup,
+//! ipc, uts, net, pid, and mount last), then forks: the child is inside the container's pid
+//! namespace and takes the same path as the container's first process (user, capabilities,
+//! `no_new_privs`, seccomp) before it execs. wharf stays outside the pid namespace, not
+//! dumpable, relaying the terminal and forwarding signals until the process ends.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+
+use nix::sched::CloneFlags;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::ForkResult;
+use oci_spec::runtime::Spec;
+
+use super::child::{Overrides, become_process};
+use super::{ChildError, Exit, NativeError, cgroups, forward_signals_to, pipe, threads, tty};
+
+/// One `exec`.
+pub struct ExecRun<'a> {
+    pub id: &'a str,
+    /// The container's first process, as the host sees it.
+    pub pid: i32,
+    /// The container's runtime spec (its capabilities, seccomp, user, environment).
+    pub spec: &'a Spec,
+    pub overrides: Overrides,
+    pub tty: bool,
+    pub interactive: bool,
+}
+
+const NAMESPACES: [(&str, CloneFlags); 7] = [
+    ("user", CloneFlags::CLONE_NEWUSER),
+    ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+    ("ipc", CloneFlags::CLONE_NEWIPC),
+    ("uts", CloneFlags::CLONE_NEWUTS),
+    ("net", CloneFlags::CLONE_NEWNET),
+    ("pid", CloneFlags::CLONE_NEWPID),
+    ("mnt", CloneFlags::CLONE_NEWNS),
+];
+
+fn state_err(path: String, source: std::io::Error) -> NativeError {
+    NativeError::State {
+        path: path.into(),
+        source,
+    }
+}
+
+/// Run the process to its end inside the container; returns how it ended.
+pub fn exec(r: ExecRun) -> Result<Exit, NativeError> {
+    let n = threads();
+    if n > 1 {
+        return Err(NativeError::Threads(n));
+    }
+    // Open every namespace first: /proc paths mean the host's /proc only until we move.
+    let mut joins = Vec::new();
+    let mut own_userns = false;
+    for (name, flag) in NAMESPACES {
+        let target = format!("/proc/{}/ns/{name}", r.pid);
+        let theirs = std::fs::metadata(&target).map_err(|e| state_err(target.clone(), e))?;
+        let ours = std::fs::metadata(format!("/proc/self/ns/{name}"))
+            .map_err(|e| state_err(format!("/proc/self/ns/{name}"), e))?;
+        if theirs.ino() == ours.ino() && theirs.dev() == ours.dev() {
+            continue;
+        }
+        if name == "user" {
+            own_userns = true;
+        }
+        let f = File::open(&target).map_err(|e| state_err(target.clone(), e))?;
+        joins.push((name, flag, f));
+    }
+    // Not dumpable: the container cannot reach this process (or the wharf binary behind
+    // /proc/PID/exe) through /proc while it lives. A child's exec resets it.
+    // SAFETY: prctl with PR_SET_DUMPABLE and integers has no memory effects.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong) };
+    cgroups::join(r.id, std::process::id() as i32)?;
+    for (name, flag, f) in &joins {
+        nix::sched::setns(f, *flag).map_err(|e| NativeError::State {
+            path: format!("/proc/{}/ns/{name}", r.pid).into(),
+            source: std::io::Error::from(e),
+        })?;
+    }
+    drop(joins);
+    // Inside the container's mount namespace: /dev/ptmx is the container's own devpts.
+    let pty = if r.tty {
+        Some(nix::pty::openpty(None, None).map_err(NativeError::Clone)?)
+    } else {
+        None
+    };
+    let (master, slave) = match pty {
+        Some(p) => (Some(p.master), Some(p.slave)),
+        None => (None, None),
+    };
+    let (err_r, err_w) = pipe()?;
+    // SAFETY: single-threaded (checked above); the child only sets up and execs or exits.
+    let child = match unsafe { nix::unistd::fork() }.map_err(NativeError::Clone)? {
+        ForkResult::Child => {
+            let e = match child_main(&r, slave.as_ref(), &err_w, own_userns) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            let code = e.exit_code();
+            let _ = nix::unistd::write(&err_w, format!("{}{e}", code as char).as_bytes());
+            // SAFETY: _exit in the forked child skips the parent's atexit handlers.
+            unsafe { libc::_exit(i32::from(code)) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(err_w);
+    drop(slave);
+    forward_signals_to(child);
+    let relay = master.map(|m| tty::Relay::start(m, r.interactive));
+    let mut report = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut File::from(err_r), &mut report);
+    let status = loop {
+        match waitpid(child, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other,
+        }
+    };
+    if let Some(relay) = relay {
+        relay.finish();
+    }
+    if let Some((&code, message)) = report.split_first() {
+        return Err(NativeError::Child {
+            code,
+            message: String::from_utf8_lossy(message).into_owned(),
+        });
+    }
+    Ok(match status {
+        Ok(WaitStatus::Exited(_, code)) => Exit::code((code & 0xff) as u8),
+        Ok(WaitStatus::Signaled(_, sig, _)) => Exit::code(128 + sig as u8),
+        other => Exit {
+            code: 125,
+            message: Some(format!("waiting for the process: {other:?}")),
+        },
+    })
+}
+
+fn child_main(
+    r: &ExecRun,
+    slave: Option<&std::os::fd::OwnedFd>,
+    errors: &std::os::fd::OwnedFd,
+    rootless: bool,
+) -> Result<std::convert::Infallible, ChildError> {
+    // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    let setup = |what: &str| {
+        let what = what.to_string();
+        move |e: nix::Error| ChildError::Setup(format!("{what}: {e}"))
+    };
+    if let Some(slave) = slave {
+        nix::unistd::setsid().map_err(setup("setsid"))?;
+        nix::unistd::dup2_stdin(slave).map_err(setup("terminal"))?;
+        nix::unistd::dup2_stdout(slave).map_err(setup("terminal"))?;
+        nix::unistd::dup2_stderr(slave).map_err(setup("terminal"))?;
+        // SAFETY: TIOCSCTTY on stdin (now the pty slave) with argument 0; no memory is passed.
+        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
+            return Err(ChildError::Setup(format!(
+                "controlling terminal: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+    } else if !r.interactive {
+        let null =
+            File::open("/dev/null").map_err(|e| ChildError::Setup(format!("/dev/null: {e}")))?;
+        nix::unistd::dup2_stdin(&null).map_err(setup("stdin"))?;
+    }
+    let _ = errors.as_raw_fd();
+    become_process(r.spec, &r.overrides, rootless, false, errors)
+}

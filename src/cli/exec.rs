@@ -1,0 +1,111 @@
+//! `wharf exec [-it] [-u USER] [-e K=V] [-w DIR] CONTAINER CMD...`: another process in a
+//! running native container, with the container's namespaces, cgroup, capabilities,
+//! seccomp and `no_new_privs`.
+
+use std::process::ExitCode;
+
+use wharf::container::Containers;
+use wharf::dispatch::Kind;
+
+use super::Context_;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Keep stdin open and connect it.
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a terminal.
+    #[arg(short, long)]
+    tty: bool,
+    /// Run as this user (name, uid, name:group or uid:gid) instead of the container's.
+    #[arg(short, long, value_name = "USER")]
+    user: Option<String>,
+    /// Set an environment variable (KEY=VALUE, or KEY to pass wharf's own value).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long, value_name = "DIR")]
+    workdir: Option<String>,
+    container: String,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
+    let containers = Containers::new(&ctx.roots);
+    let id = containers.find(&args.container)?;
+    let l = containers.lock(&id)?;
+    let record = l.record.clone();
+    let dir = l.dir().to_path_buf();
+    drop(l);
+    if record.kind == Kind::Wasm {
+        anyhow::bail!(
+            "container {} runs WebAssembly: exec cannot apply, since a wasm guest has no processes or namespaces to join (it runs inside wharf, with only the files and capabilities it was given); run another command with `wharf run`",
+            args.container
+        );
+    }
+    if record.state.status != wharf::container::Status::Running || record.state.pid <= 0 {
+        anyhow::bail!("container {} is not running", args.container);
+    }
+    let mut env = Vec::new();
+    for e in &args.env {
+        if let Some((k, v)) = wharf::run::options::parse_env(e)? {
+            env.push(format!("{k}={v}"));
+        }
+    }
+    exec_native(&id, record.state.pid, &dir, args, env)
+}
+
+#[cfg(target_os = "linux")]
+fn exec_native(
+    id: &str,
+    pid: i32,
+    dir: &std::path::Path,
+    args: Args,
+    env: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    use wharf::backend::native::{Overrides, exec};
+    let spec_path = dir.join("config.json");
+    let spec: oci_spec::runtime::Spec = serde_json::from_slice(
+        &std::fs::read(&spec_path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", spec_path.display()))?,
+    )?;
+    let result = exec::exec(exec::ExecRun {
+        id,
+        pid,
+        spec: &spec,
+        overrides: Overrides {
+            args: Some(args.command),
+            env,
+            cwd: args.workdir,
+            user: args.user,
+        },
+        tty: args.tty,
+        interactive: args.interactive,
+    });
+    Ok(match result {
+        Ok(exit) => {
+            if let Some(m) = &exit.message {
+                eprintln!("wharf: {m}");
+            }
+            ExitCode::from(exit.code)
+        }
+        Err(e) => {
+            eprintln!("wharf: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exec_native(
+    _: &str,
+    _: i32,
+    _: &std::path::Path,
+    _: Args,
+    _: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    eprintln!("wharf: exec into native containers needs a Linux host");
+    Ok(ExitCode::from(super::EXIT_WHARF_FAILED))
+}

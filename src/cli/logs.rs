@@ -1,0 +1,79 @@
+//! `wharf logs [-f] [--tail N] [--since T] [-t] CONTAINER`: a detached container's output,
+//! stdout to stdout and stderr to stderr.
+
+use std::io::Write;
+
+use wharf::container::{Containers, logs};
+
+use super::Context_;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Keep printing new output until the container ends.
+    #[arg(short, long)]
+    follow: bool,
+    /// Only the last N lines ("all" for every line).
+    #[arg(short = 'n', long, value_name = "N")]
+    tail: Option<String>,
+    /// Only output since a time (RFC 3339, Unix seconds, or a duration back: 10m).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Prefix each line with its time.
+    #[arg(short, long)]
+    timestamps: bool,
+    container: String,
+}
+
+pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
+    let containers = Containers::new(&ctx.roots);
+    let id = containers.find(&args.container)?;
+    let (dir, detached) = {
+        let l = containers.lock(&id)?;
+        (l.dir().to_path_buf(), l.record.detached)
+    };
+    let path = logs::path(&dir, &id);
+    if !detached && !path.exists() {
+        anyhow::bail!(
+            "container {} ran attached: its output went to the terminal, not to a log (run it with -d to keep a log)",
+            args.container
+        );
+    }
+    let tail = match args.tail.as_deref() {
+        None | Some("all") => None,
+        Some(n) => Some(
+            n.parse::<usize>()
+                .map_err(|_| anyhow::anyhow!("invalid --tail {n:?}: expected a number or all"))?,
+        ),
+    };
+    let since = match &args.since {
+        Some(s) => Some(logs::parse_since(s).ok_or_else(|| {
+            anyhow::anyhow!("invalid --since {s:?}: expected a time or a duration")
+        })?),
+        None => None,
+    };
+    let opts = logs::ReadOptions {
+        tail,
+        since,
+        follow: args.follow,
+    };
+    let mut running = || {
+        containers
+            .lock(&id)
+            .is_ok_and(|l| l.record.state.is_active())
+    };
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    logs::read(&path, &opts, &mut running, &mut |e| {
+        let out: &mut dyn Write = if e.stream == "stderr" {
+            &mut stderr
+        } else {
+            &mut stdout
+        };
+        if args.timestamps {
+            write!(out, "{} ", e.time)?;
+        }
+        out.write_all(e.log.as_bytes())?;
+        out.flush()
+    })?;
+    Ok(())
+}

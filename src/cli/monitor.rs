@@ -1,0 +1,67 @@
+//! The hidden commands a detached container runs as: `container-monitor ID` (the monitor)
+//! and `container-run ID` (the supervisor the monitor starts). Not for users.
+
+use std::process::ExitCode;
+
+use wharf::container::Containers;
+
+use super::{Context_, EXIT_WHARF_FAILED, run};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    id: String,
+}
+
+/// The readiness descriptor our parent passed, if it did (and it is open).
+#[cfg(unix)]
+fn ready_fd() -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let fd: i32 = std::env::var(wharf::container::monitor::READY_ENV)
+        .ok()?
+        .parse()
+        .ok()?;
+    // SAFETY: fcntl F_GETFD only queries the descriptor's flags.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: the descriptor was opened for us by our parent (the monitor protocol) and
+    // nothing else in this process owns it.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+#[cfg(unix)]
+pub fn monitor(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
+    let ready = ready_fd();
+    // SAFETY: ignoring SIGHUP and SIGINT (no handler code runs).
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
+    let exe = std::env::current_exe()?;
+    let containers = Containers::new(&ctx.roots);
+    match wharf::container::monitor::run(&containers, &args.id, &exe, ctx.roots.data(), ready) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            tracing::error!(container = %args.id, error = %e, "monitor failed");
+            Ok(ExitCode::from(EXIT_WHARF_FAILED))
+        }
+    }
+}
+
+#[cfg(unix)]
+pub fn supervise(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
+    let ready = ready_fd().map(std::fs::File::from);
+    let containers = Containers::new(&ctx.roots);
+    Ok(run::supervise(ctx, &containers, &args.id, None, ready))
+}
+
+#[cfg(not(unix))]
+pub fn monitor(_: &Context_, _: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("container monitors need a Unix host")
+}
+
+#[cfg(not(unix))]
+pub fn supervise(_: &Context_, _: Args) -> anyhow::Result<ExitCode> {
+    let _ = run::supervise;
+    anyhow::bail!("container monitors need a Unix host")
+}

@@ -1,0 +1,125 @@
+//! `wharf start [-a] CONTAINER...` and `wharf create`: start created or stopped containers
+//! under a monitor (detached), or make one without starting it.
+
+use std::process::ExitCode;
+
+use wharf::container::Containers;
+
+use super::Context_;
+use super::run as run_cmd;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Attach: print the container's output until it ends, and exit with its code.
+    #[arg(short, long)]
+    attach: bool,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Start container `id` unless it runs already: `Some((code, why))` if it did not start.
+pub fn start_one(
+    ctx: &Context_,
+    containers: &Containers,
+    id: &str,
+) -> anyhow::Result<Option<(u8, String)>> {
+    {
+        let mut l = containers.lock(id)?;
+        if l.record.state.is_active() {
+            return Ok(None);
+        }
+        l.record.detached = true;
+        l.record.state.stop_requested = false;
+        l.save()?;
+    }
+    let exe = std::env::current_exe()?;
+    #[cfg(unix)]
+    {
+        use wharf::container::monitor::{self, Started};
+        Ok(match monitor::spawn(&exe, ctx.roots.data(), id)? {
+            Started::Running => None,
+            Started::Failed { code, message } => Some((code, message)),
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (exe, ctx);
+        anyhow::bail!("starting containers in the background needs a Unix host for now")
+    }
+}
+
+pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
+    let containers = Containers::new(&ctx.roots);
+    if args.attach {
+        if args.containers.len() != 1 {
+            anyhow::bail!("start -a takes one container");
+        }
+        let id = containers.find(&args.containers[0])?;
+        let since = chrono::Utc::now();
+        if let Some((code, message)) = start_one(ctx, &containers, &id)? {
+            eprintln!("wharf: {message}");
+            return Ok(ExitCode::from(code));
+        }
+        let path = {
+            let l = containers.lock(&id)?;
+            wharf::container::logs::path(l.dir(), &id)
+        };
+        let opts = wharf::container::logs::ReadOptions {
+            tail: None,
+            since: Some(since),
+            follow: true,
+        };
+        let mut running = || {
+            containers
+                .lock(&id)
+                .is_ok_and(|l| l.record.state.is_active())
+        };
+        let mut stdout = std::io::stdout().lock();
+        let mut stderr = std::io::stderr().lock();
+        wharf::container::logs::read(&path, &opts, &mut running, &mut |e| {
+            use std::io::Write;
+            let out: &mut dyn Write = if e.stream == "stderr" {
+                &mut stderr
+            } else {
+                &mut stdout
+            };
+            out.write_all(e.log.as_bytes())?;
+            out.flush()
+        })?;
+        let code = wharf::container::stop::wait(&containers, &id)?;
+        return Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)));
+    }
+    let mut result = ExitCode::SUCCESS;
+    for n in &args.containers {
+        let outcome = containers
+            .find(n)
+            .map_err(anyhow::Error::from)
+            .and_then(|id| start_one(ctx, &containers, &id));
+        match outcome {
+            Ok(None) => println!("{n}"),
+            Ok(Some((code, message))) => {
+                eprintln!("wharf: {n}: {message}");
+                result = ExitCode::from(code);
+            }
+            Err(e) => {
+                eprintln!("wharf: {e:#}");
+                result = ExitCode::from(super::EXIT_WHARF_FAILED);
+            }
+        }
+    }
+    Ok(result)
+}
+
+/// `wharf create`: `run`'s flags, recorded but not started.
+pub fn create(ctx: &Context_, args: run_cmd::Args) -> anyhow::Result<ExitCode> {
+    if !wharf::container::supported() {
+        anyhow::bail!("container records need a Unix host for now");
+    }
+    match run_cmd::create(ctx, &args, true)? {
+        Ok((record, _)) => {
+            println!("{}", record.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(code) => Ok(code),
+    }
+}

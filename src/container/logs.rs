@@ -1,0 +1,359 @@
+//! A container's log in Docker's json-file format: one JSON object per line,
+//! `{"log":"text\n","stream":"stdout","time":"2026-11-29T13:31:10.123456789Z"}`, capped in
+//! size with rotation (`<id>-json.log`, then `.1`, `.2`, … oldest last).
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::LogConfig;
+
+/// Longest piece of a line one entry holds (Docker splits long lines at 16 KiB too).
+pub const MAX_ENTRY: usize = 16 << 10;
+
+/// One log entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Entry {
+    pub log: String,
+    pub stream: String,
+    pub time: String,
+}
+
+impl Entry {
+    pub fn timestamp(&self) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(&self.time)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+}
+
+/// The log file of the container whose directory is `dir`.
+pub fn path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}-json.log"))
+}
+
+fn rotated(path: &Path, n: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+/// Appends entries, rotating when the current file would pass `max_size`.
+pub struct Writer {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    config: LogConfig,
+}
+
+impl Writer {
+    pub fn open(path: &Path, config: LogConfig) -> io::Result<Writer> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        let size = file.metadata()?.len();
+        Ok(Writer {
+            path: path.to_path_buf(),
+            file,
+            size,
+            config,
+        })
+    }
+
+    /// Write one entry for `bytes` (a line, or a piece of one) from `stream`.
+    pub fn write(&mut self, stream: &str, bytes: &[u8]) -> io::Result<()> {
+        let entry = Entry {
+            log: String::from_utf8_lossy(bytes).into_owned(),
+            stream: stream.to_string(),
+            time: Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true),
+        };
+        let mut line = serde_json::to_vec(&entry).map_err(io::Error::other)?;
+        line.push(b'\n');
+        if self.size > 0 && self.size + line.len() as u64 > self.config.max_size {
+            self.rotate()?;
+        }
+        self.file.write_all(&line)?;
+        self.size += line.len() as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        let keep = self.config.max_files.max(1);
+        if keep == 1 {
+            self.file.set_len(0)?;
+            self.file.seek(SeekFrom::Start(0))?;
+            self.size = 0;
+            return Ok(());
+        }
+        let _ = fs::remove_file(rotated(&self.path, keep - 1));
+        for n in (1..keep - 1).rev() {
+            let _ = fs::rename(rotated(&self.path, n), rotated(&self.path, n + 1));
+        }
+        fs::rename(&self.path, rotated(&self.path, 1))?;
+        self.file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+/// Copy `from` into the log as `stream` entries, a line (or 16 KiB of one) at a time,
+/// until it closes.
+pub fn copy(from: impl io::Read, stream: &str, log: &std::sync::Mutex<Writer>) {
+    let mut r = BufReader::with_capacity(MAX_ENTRY, from);
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        buf.clear();
+        match io::Read::take(&mut r, MAX_ENTRY as u64).read_until(b'\n', &mut buf) {
+            Ok(0) => return,
+            Ok(_) => {
+                let mut w = log.lock().unwrap_or_else(|p| p.into_inner());
+                if let Err(e) = w.write(stream, &buf) {
+                    tracing::warn!(error = %e, "writing the container log");
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// What `wharf logs` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Only the last N entries.
+    pub tail: Option<usize>,
+    /// Only entries at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Keep reading while the container runs.
+    pub follow: bool,
+}
+
+fn parse(line: &str) -> Option<Entry> {
+    serde_json::from_str(line.trim_end()).ok()
+}
+
+/// Read the log at `path` (rotations first, oldest first), handing each entry to `out`.
+/// With `follow`, keeps reading new entries (across rotations) until `running` says the
+/// container has ended and everything written has been read.
+pub fn read(
+    path: &Path,
+    opts: &ReadOptions,
+    running: &mut dyn FnMut() -> bool,
+    out: &mut dyn FnMut(&Entry) -> io::Result<()>,
+) -> io::Result<()> {
+    let keep = |e: &Entry| match opts.since {
+        Some(t) => e.timestamp().is_some_and(|ts| ts >= t),
+        None => true,
+    };
+    // Everything present now.
+    let mut files: Vec<PathBuf> = (1..100)
+        .map(|n| rotated(path, n))
+        .take_while(|p| p.exists())
+        .collect();
+    files.reverse();
+    let mut current = match File::open(path) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let mut backlog: Vec<Entry> = Vec::new();
+    for f in &files {
+        if let Ok(file) = File::open(f) {
+            for line in BufReader::new(file).lines() {
+                if let Some(e) = parse(&line?).filter(keep) {
+                    backlog.push(e);
+                }
+            }
+        }
+    }
+    let mut reader = current.take().map(BufReader::new);
+    let mut partial = String::new();
+    if let Some(r) = reader.as_mut() {
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line)? == 0 {
+                break;
+            }
+            if !line.ends_with('\n') {
+                partial = line;
+                break;
+            }
+            if let Some(e) = parse(&line).filter(keep) {
+                backlog.push(e);
+            }
+        }
+    }
+    let skip = opts.tail.map_or(0, |n| backlog.len().saturating_sub(n));
+    for e in &backlog[skip..] {
+        out(e)?;
+    }
+    if !opts.follow {
+        return Ok(());
+    }
+    loop {
+        // Checked before reading, so entries written before the container ended are read.
+        let still_running = running();
+        if reader.is_none() {
+            reader = File::open(path).ok().map(BufReader::new);
+        }
+        let mut progressed = false;
+        if let Some(r) = reader.as_mut() {
+            loop {
+                let mut line = std::mem::take(&mut partial);
+                if r.read_line(&mut line)? == 0 || !line.ends_with('\n') {
+                    partial = line;
+                    break;
+                }
+                progressed = true;
+                if let Some(e) = parse(&line).filter(keep) {
+                    out(&e)?;
+                }
+            }
+            // Rotated: the file we hold was renamed; everything in it is read, so go on
+            // with the new one.
+            if is_replaced(r.get_ref(), path) {
+                reader = File::open(path).ok().map(BufReader::new);
+                partial.clear();
+                progressed = true;
+            }
+        }
+        if !still_running && !progressed {
+            return Ok(());
+        }
+        if !progressed {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[cfg(unix)]
+fn is_replaced(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() != b.ino() || a.dev() != b.dev() || b.len() < a.len(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn is_replaced(file: &File, path: &Path) -> bool {
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => b.len() < a.len(),
+        _ => false,
+    }
+}
+
+/// `--since`: an RFC 3339 time, a Unix timestamp, or a duration back from now (`10m`).
+pub fn parse_since(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        let nanos = (secs * 1e9) as i64;
+        return Some(DateTime::from_timestamp_nanos(nanos));
+    }
+    let d = crate::run::options::parse_duration(s).ok()?;
+    Some(Utc::now() - chrono::Duration::from_std(d).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(path: &Path, opts: &ReadOptions) -> Vec<Entry> {
+        let mut v = Vec::new();
+        read(path, opts, &mut || false, &mut |e| {
+            v.push(e.clone());
+            Ok(())
+        })
+        .unwrap();
+        v
+    }
+
+    #[test]
+    fn lines_rotate_and_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        let mut w = Writer::open(
+            &p,
+            LogConfig {
+                max_size: 300,
+                max_files: 3,
+            },
+        )
+        .unwrap();
+        for i in 0..20 {
+            let stream = if i % 2 == 0 { "stdout" } else { "stderr" };
+            w.write(stream, format!("line {i}\n").as_bytes()).unwrap();
+        }
+        assert!(rotated(&p, 1).exists() && rotated(&p, 2).exists());
+        assert!(!rotated(&p, 3).exists(), "only max_files files are kept");
+        for f in [p.clone(), rotated(&p, 1), rotated(&p, 2)] {
+            assert!(fs::metadata(&f).unwrap().len() <= 300);
+        }
+        let all = entries(&p, &ReadOptions::default());
+        let nums: Vec<usize> = all
+            .iter()
+            .map(|e| e.log.trim()[5..].parse().unwrap())
+            .collect();
+        assert!(nums.windows(2).all(|w| w[1] == w[0] + 1), "{nums:?}");
+        assert_eq!(*nums.last().unwrap(), 19);
+        assert!(nums[0] > 0, "the oldest lines were rotated away");
+        assert!(all.iter().all(|e| e.stream
+            == if e.log.trim()[5..].parse::<usize>().unwrap() % 2 == 0 {
+                "stdout"
+            } else {
+                "stderr"
+            }));
+        let tail = entries(
+            &p,
+            &ReadOptions {
+                tail: Some(2),
+                ..Default::default()
+            },
+        );
+        assert_eq!(tail.len(), 2);
+        assert_eq!(tail[1].log, "line 19\n");
+        assert!(all[0].timestamp().is_some());
+        let future = entries(
+            &p,
+            &ReadOptions {
+                since: Some(Utc::now() + chrono::Duration::seconds(5)),
+                ..Default::default()
+            },
+        );
+        assert!(future.is_empty());
+    }
+
+    #[test]
+    fn long_lines_are_split_and_odd_bytes_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        let w = std::sync::Mutex::new(Writer::open(&p, LogConfig::default()).unwrap());
+        let mut input = vec![b'x'; MAX_ENTRY + 10];
+        input.extend_from_slice(b"\n\xff\"quoted\"\n");
+        copy(&input[..], "stdout", &w);
+        let all = entries(&p, &ReadOptions::default());
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[0].log.len(), MAX_ENTRY);
+        assert_eq!(all[1].log, "xxxxxxxxxx\n");
+        assert_eq!(all[2].log, "\u{fffd}\"quoted\"\n");
+    }
+
+    #[test]
+    fn since_accepts_times_and_durations() {
+        assert!(parse_since("2026-11-29T13:31:10Z").is_some());
+        assert!(parse_since("1700000000").is_some());
+        let t = parse_since("10m").unwrap();
+        assert!(t < Utc::now() - chrono::Duration::minutes(9));
+        assert!(parse_since("yesterday").is_none());
+    }
+}

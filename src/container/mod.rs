@@ -1,0 +1,326 @@
+//! Containers without a daemon: records on disk, names and id prefixes, the state refreshed
+//! from the processes before every verb, logs, and (on Unix) the monitor that keeps a
+//! detached container's stdio, log and restart policy.
+//!
+//! Layout: `ROOT/containers/<id>/` holds `container.json` (the [`Record`]), `lock` (one
+//! lock per container), `image.json` (what it pins in the image store), `config.json` (the
+//! runtime spec of the current run), the log (`<id>-json.log` and its rotations), and for a
+//! native container its upper directory and runtime files. `ROOT/containers/.lock` guards
+//! names while a container is created or removed.
+
+pub mod logs;
+#[cfg(unix)]
+pub mod monitor;
+pub mod names;
+pub mod record;
+pub mod stop;
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+
+pub use record::{LogConfig, Proc, Record, RestartPolicy, State, Status};
+
+use crate::image::store::InUse;
+use crate::paths::Roots;
+
+/// What can go wrong with containers.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("no such container: {0}")]
+    NotFound(String),
+    #[error("{query:?} matches more than one container: {}", matches.join(", "))]
+    Ambiguous { query: String, matches: Vec<String> },
+    #[error(
+        "the container name {0:?} is already in use (remove that container or choose another name)"
+    )]
+    NameInUse(String),
+    #[error(
+        "invalid container name {0:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit"
+    )]
+    BadName(String),
+    #[error("container {0} is running: stop it first, or remove it with -f")]
+    Running(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: corrupt container record: {source}")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ContainerError + '_ {
+    move |source| ContainerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+const RECORD: &str = "container.json";
+const LOCK: &str = "lock";
+
+/// The containers of one wharf root.
+#[derive(Debug, Clone)]
+pub struct Containers {
+    dir: PathBuf,
+}
+
+/// A container's record, read with its lock held; `save` writes it back.
+pub struct Locked {
+    _lock: File,
+    path: PathBuf,
+    pub record: Record,
+}
+
+impl Locked {
+    /// Write the record back, atomically.
+    pub fn save(&self) -> Result<(), ContainerError> {
+        write_atomic(&self.path.join(RECORD), &self.record)
+    }
+
+    /// The container's directory.
+    pub fn dir(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn write_atomic(path: &Path, record: &Record) -> Result<(), ContainerError> {
+    let bytes = serde_json::to_vec_pretty(record).expect("a record serialises");
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io_err(path)(e)
+    })
+}
+
+fn lock_file(path: &Path) -> Result<File, ContainerError> {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.lock().map_err(io_err(path))?;
+    Ok(f)
+}
+
+impl Containers {
+    pub fn new(roots: &Roots) -> Self {
+        Containers {
+            dir: roots.containers(),
+        }
+    }
+
+    /// The directory of container `id`.
+    pub fn dir_of(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// The lock that serialises creating and removing containers (names stay unique).
+    fn lock_names(&self) -> Result<File, ContainerError> {
+        fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
+        lock_file(&self.dir.join(".lock"))
+    }
+
+    /// Record a new container (its name must be free), pinning what it uses in the store.
+    pub fn create(&self, mut record: Record, pins: &InUse) -> Result<Record, ContainerError> {
+        let _names = self.lock_names()?;
+        if record.name.is_empty() {
+            let taken: Vec<String> = self.records().into_iter().map(|r| r.name).collect();
+            record.name = names::generate(|n| taken.iter().any(|t| t == n));
+        } else {
+            names::validate(&record.name)?;
+            if self.records().iter().any(|r| r.name == record.name) {
+                return Err(ContainerError::NameInUse(record.name));
+            }
+        }
+        let dir = self.dir.join(&record.id);
+        fs::create_dir(&dir).map_err(io_err(&dir))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_err(&dir))?;
+        }
+        let pin = serde_json::to_vec(pins).expect("an in-use record serialises");
+        let written = fs::write(dir.join("image.json"), pin)
+            .map_err(io_err(&dir))
+            .and_then(|()| write_atomic(&dir.join(RECORD), &record));
+        if let Err(e) = written {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        Ok(record)
+    }
+
+    /// Every record that parses (unrefreshed; see [`Containers::list`]).
+    fn records(&self) -> Vec<Record> {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| fs::read(e.path().join(RECORD)).ok())
+            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .collect()
+    }
+
+    /// Every container, its state refreshed, newest first.
+    pub fn list(&self) -> Vec<Record> {
+        let mut out: Vec<Record> = self
+            .records()
+            .into_iter()
+            .filter_map(|r| self.lock(&r.id).ok().map(|l| l.record))
+            .collect();
+        out.sort_by_key(|r| std::cmp::Reverse(r.created));
+        out
+    }
+
+    /// The id of the container `query` names: a full id, a name, or an unambiguous id
+    /// prefix (as Docker).
+    pub fn find(&self, query: &str) -> Result<String, ContainerError> {
+        let q = query.strip_prefix('/').unwrap_or(query);
+        let records = self.records();
+        if let Some(r) = records.iter().find(|r| r.id == q || r.name == q) {
+            return Ok(r.id.clone());
+        }
+        let matches: Vec<&Record> = if !q.is_empty() && q.bytes().all(|b| b.is_ascii_hexdigit()) {
+            records.iter().filter(|r| r.id.starts_with(q)).collect()
+        } else {
+            Vec::new()
+        };
+        match matches.as_slice() {
+            [] => Err(ContainerError::NotFound(query.to_string())),
+            [one] => Ok(one.id.clone()),
+            many => Err(ContainerError::Ambiguous {
+                query: query.to_string(),
+                matches: many.iter().map(|r| r.short_id().to_string()).collect(),
+            }),
+        }
+    }
+
+    /// Lock container `id` and read its record, refreshed from its processes.
+    pub fn lock(&self, id: &str) -> Result<Locked, ContainerError> {
+        let dir = self.dir.join(id);
+        if !dir.join(RECORD).exists() {
+            return Err(ContainerError::NotFound(id.to_string()));
+        }
+        let lock = lock_file(&dir.join(LOCK))?;
+        // Removed while we waited for the lock?
+        let path = dir.join(RECORD);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ContainerError::NotFound(id.to_string()));
+            }
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let record: Record = serde_json::from_slice(&bytes)
+            .map_err(|source| ContainerError::Corrupt { path, source })?;
+        let mut locked = Locked {
+            _lock: lock,
+            path: dir,
+            record,
+        };
+        if refresh(&mut locked.record.state) {
+            crate::backend::clean_up_after(&locked.record.id, locked.dir());
+            locked.save()?;
+        }
+        Ok(locked)
+    }
+
+    /// Remove container `id`'s directory (its lock is held by the caller and released
+    /// after). The caller has made sure nothing of it runs.
+    pub fn remove(&self, locked: Locked) -> Result<(), ContainerError> {
+        let _names = self.lock_names()?;
+        crate::backend::clean_up_after(&locked.record.id, locked.dir());
+        let dir = locked.dir().to_path_buf();
+        // The record goes first: a half-removed directory is no longer a container.
+        let _ = fs::remove_file(dir.join(RECORD));
+        crate::image::store::remove_tree(&dir).map_err(|e| ContainerError::Io {
+            path: dir.clone(),
+            source: io::Error::other(e.to_string()),
+        })?;
+        drop(locked);
+        Ok(())
+    }
+
+    /// Directories with no record whose supervisor is gone: left by a `create` or a run
+    /// that was killed half-way. Removed by `system prune`.
+    pub fn leftovers(&self) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && !p.join(RECORD).exists())
+            .filter(|p| {
+                fs::read_to_string(p.join("supervisor.pid"))
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i32>().ok())
+                    .is_none_or(|pid| Proc::of(pid).is_none())
+            })
+            .collect()
+    }
+}
+
+/// Bring a record's state in line with its processes; true if it changed. A container whose
+/// supervisor and monitor are both gone cannot be running, whatever the record said.
+pub fn refresh(state: &mut State) -> bool {
+    if !state.is_active() {
+        return false;
+    }
+    let alive = |p: &Option<Proc>| p.as_ref().is_some_and(Proc::alive);
+    if alive(&state.supervisor) || alive(&state.monitor) {
+        return false;
+    }
+    let who = match (state.monitor, state.supervisor) {
+        (Some(m), _) => format!("its monitor (pid {})", m.pid),
+        (None, Some(s)) => format!("its supervisor (pid {})", s.pid),
+        (None, None) => "the wharf process running it".to_string(),
+    };
+    state.status = Status::Exited;
+    if state.stop_requested {
+        // `stop` or `kill` ended it and the supervisor went with it (a wasm guest's
+        // supervisor is its process): killed, as Docker reports it.
+        state.exit_code = Some(137);
+    } else {
+        state.exit_code = Some(255);
+        state.error = Some(format!(
+            "{who} died without recording how the container ended"
+        ));
+    }
+    state.pid = 0;
+    state.finished_at = Some(Utc::now());
+    true
+}
+
+/// Whether this host keeps container records (process identity and signals need Unix).
+pub fn supported() -> bool {
+    cfg!(unix)
+}
+
+/// A fresh container id: 64 hex digits, as Docker's.
+pub fn new_id() -> String {
+    let mut bytes = Vec::with_capacity(32);
+    for i in 0..4u32 {
+        bytes.extend_from_slice(&names::random_u64(i).to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,335 @@
+//! The monitor: one small process per detached container, as Podman's conmon. It runs in
+//! its own session, starts the container's supervisor (a freshly exec'd `wharf`, so native
+//! containers are still cloned from a single-threaded process), holds its stdio, writes
+//! the log, records how a run ended when the supervisor could not, and keeps the restart
+//! policy. Killing the monitor kills the supervisor (parent-death signal) and with it the
+//! container, so nothing runs unaccounted for.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::{ContainerError, Containers, Proc, Status, logs};
+
+/// The descriptor a started process reports readiness on: `r` once the workload runs;
+/// closed without it when the start failed.
+pub const READY_FD: i32 = 3;
+/// Environment variable naming [`READY_FD`] to the supervisor.
+pub const READY_ENV: &str = "WHARF_READY_FD";
+
+/// First delay before a restart; doubles up to [`MAX_BACKOFF`], back to the start after a
+/// run that lasted [`STABLE`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const STABLE: Duration = Duration::from_secs(10);
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), ContainerError> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(ContainerError::Io {
+            path: "pipe".into(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: pipe2 succeeded, so both are fresh descriptors we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Make `fd` the child's descriptor 3 (inheritable) between fork and exec.
+///
+/// # Safety
+/// Only async-signal-safe calls: for `pre_exec`.
+unsafe fn install_ready_fd(fd: i32) -> std::io::Result<()> {
+    // SAFETY: dup2/fcntl on descriptors this process owns.
+    unsafe {
+        if fd == READY_FD {
+            if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        } else if libc::dup2(fd, READY_FD) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Wait for the ready byte on `r`: true if the workload started.
+pub fn wait_ready(r: OwnedFd) -> bool {
+    let mut f = std::fs::File::from(r);
+    let mut b = [0u8; 1];
+    matches!(f.read(&mut b), Ok(1) if b[0] == b'r')
+}
+
+/// How a detached start went.
+#[derive(Debug)]
+pub enum Started {
+    Running,
+    /// It did not start: the exit code to report and why.
+    Failed {
+        code: u8,
+        message: String,
+    },
+}
+
+/// Start the monitor of container `id` (`wharf --root ROOT container-monitor ID`) in its
+/// own session, and wait until the container runs or failed to start.
+pub fn spawn(exe: &Path, root: &Path, id: &str) -> Result<Started, ContainerError> {
+    let (ready_r, ready_w) = pipe()?;
+    let raw = ready_w.as_raw_fd();
+    let mut cmd = Command::new(exe);
+    cmd.arg("--root")
+        .arg(root)
+        .args(["container-monitor", id])
+        .env(READY_ENV, READY_FD.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setsid, dup2 and fcntl are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            install_ready_fd(raw)
+        });
+    }
+    let child = cmd.spawn().map_err(|source| ContainerError::Io {
+        path: exe.to_path_buf(),
+        source,
+    })?;
+    drop(ready_w);
+    // The monitor is not waited for: it outlives this command (init reaps it).
+    drop(child);
+    let mut answer = Vec::new();
+    let _ = std::fs::File::from(ready_r).read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    if answer.starts_with('r') {
+        return Ok(Started::Running);
+    }
+    let (code, message) = match answer.strip_prefix('f').and_then(|a| a.split_once('\n')) {
+        Some((code, why)) => (code.parse::<i32>().unwrap_or(125), why.to_string()),
+        None => (
+            125,
+            "the container's monitor ended before it started".to_string(),
+        ),
+    };
+    Ok(Started::Failed {
+        code: u8::try_from(code).unwrap_or(125),
+        message,
+    })
+}
+
+/// Start `wharf container-run ID` with its stdio piped to us and a parent-death signal,
+/// so it (and its container) cannot outlive this monitor.
+fn start_supervisor(
+    exe: &Path,
+    root: &Path,
+    id: &str,
+    interactive: bool,
+    ready: &OwnedFd,
+) -> Result<std::process::Child, ContainerError> {
+    let raw = ready.as_raw_fd();
+    let me = std::process::id() as i32;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--root")
+        .arg(root)
+        .args(["container-run", id])
+        .env(READY_ENV, READY_FD.to_string())
+        .stdin(if interactive {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: prctl, getppid, dup2 and fcntl are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The monitor died before the signal was armed.
+            if libc::getppid() != me {
+                libc::_exit(137);
+            }
+            install_ready_fd(raw)
+        });
+    }
+    cmd.spawn().map_err(|source| ContainerError::Io {
+        path: exe.to_path_buf(),
+        source,
+    })
+}
+
+/// The monitor's life: run the container until it ends for good.
+pub fn run(
+    containers: &Containers,
+    id: &str,
+    exe: &Path,
+    root: &Path,
+    mut ready_to_caller: Option<OwnedFd>,
+) -> Result<(), ContainerError> {
+    let (config, interactive, log_path) = {
+        let mut l = containers.lock(id)?;
+        l.record.state.monitor = Proc::current();
+        l.record.state.stop_requested = false;
+        l.record.state.error = None;
+        l.save()?;
+        (
+            l.record.log,
+            l.record.options.interactive,
+            logs::path(l.dir(), id),
+        )
+    };
+    let log = Arc::new(Mutex::new(logs::Writer::open(&log_path, config).map_err(
+        |source| ContainerError::Io {
+            path: log_path.clone(),
+            source,
+        },
+    )?));
+    let mut backoff = FIRST_BACKOFF;
+    let mut first = true;
+    loop {
+        let began = Instant::now();
+        let (ready_r, ready_w) = pipe()?;
+        let mut child = match start_supervisor(exe, root, id, interactive, &ready_w) {
+            Ok(c) => c,
+            Err(e) => {
+                record_failure(containers, id, &e.to_string());
+                return Err(e);
+            }
+        };
+        drop(ready_w);
+        // -i: stdin stays open (nothing attaches to it yet) until the run ends.
+        let stdin = child.stdin.take();
+        let copiers: Vec<_> = [
+            child
+                .stdout
+                .take()
+                .map(|s| ("stdout", Box::new(s) as Box<dyn Read + Send>)),
+            child
+                .stderr
+                .take()
+                .map(|s| ("stderr", Box::new(s) as Box<dyn Read + Send>)),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|(stream, from)| {
+            let log = log.clone();
+            std::thread::Builder::new()
+                .name(format!("log-{stream}"))
+                .stack_size(64 << 10)
+                .spawn(move || logs::copy(from, stream, &log))
+                .ok()
+        })
+        .collect();
+        let started = wait_ready(ready_r);
+        if started && let Some(fd) = ready_to_caller.take() {
+            let _ = std::fs::File::from(fd).write_all(b"r");
+        }
+        let status = child.wait();
+        drop(stdin);
+        for c in copiers {
+            let _ = c.join();
+        }
+        let mut l = match containers.lock(id) {
+            Ok(l) => l,
+            // Removed (`rm -f`) while it ran: nothing left to keep.
+            Err(ContainerError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let st = &mut l.record.state;
+        let child_pid = child.id() as i32;
+        let recorded = matches!(st.status, Status::Exited | Status::Dead)
+            || (st.status == Status::Running && st.supervisor.is_some_and(|s| s.pid != child_pid));
+        if !recorded {
+            // The supervisor ended without recording the end: say what we know.
+            let code = match status.as_ref().map(|s| {
+                use std::os::unix::process::ExitStatusExt;
+                (s.code(), s.signal())
+            }) {
+                Ok((Some(c), _)) => c,
+                Ok((None, Some(sig))) => 128 + sig,
+                _ => 255,
+            };
+            st.status = Status::Exited;
+            st.exit_code = Some(code);
+            st.pid = 0;
+            st.finished_at = Some(Utc::now());
+            if !st.stop_requested {
+                st.error = Some(format!(
+                    "the container's supervisor ended abnormally (exit status {code})"
+                ));
+            }
+        }
+        let code = st.exit_code.unwrap_or(255);
+        if let Some(fd) = ready_to_caller.take() {
+            // It never started: tell `run -d` / `start` why, with the code to exit with.
+            let why = st.error.clone().unwrap_or_default();
+            let _ = std::fs::File::from(fd).write_all(format!("f{code}\n{why}").as_bytes());
+        }
+        let again = !st.stop_requested
+            && (started || !first)
+            && l.record.restart.restarts(code, st.restart_count);
+        first = false;
+        if !again {
+            let auto_remove = l.record.auto_remove;
+            if auto_remove {
+                return containers.remove(l);
+            }
+            return Ok(());
+        }
+        st.status = Status::Restarting;
+        st.restart_count += 1;
+        l.save()?;
+        drop(l);
+        if began.elapsed() >= STABLE {
+            backoff = FIRST_BACKOFF;
+        }
+        if !sleep_unless_stopped(containers, id, backoff) {
+            return Ok(());
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Sleep `d` before a restart, watching for `stop`: false if stopped (the record then says
+/// exited) or removed.
+fn sleep_unless_stopped(containers: &Containers, id: &str, d: Duration) -> bool {
+    let until = Instant::now() + d;
+    loop {
+        match containers.lock(id) {
+            Ok(mut l) if l.record.state.stop_requested => {
+                l.record.state.status = Status::Exited;
+                l.record.state.finished_at = Some(Utc::now());
+                let _ = l.save();
+                return false;
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+        let now = Instant::now();
+        if now >= until {
+            return true;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(50)));
+    }
+}
+
+fn record_failure(containers: &Containers, id: &str, message: &str) {
+    if let Ok(mut l) = containers.lock(id) {
+        let st = &mut l.record.state;
+        st.status = Status::Exited;
+        st.exit_code = Some(125);
+        st.error = Some(message.to_string());
+        st.finished_at = Some(Utc::now());
+        let _ = l.save();
+    }
+}

@@ -1,0 +1,145 @@
+//! `stop`, `kill` and `wait`: signals to a container's workload, and waiting for the record
+//! to say it ended. For a native container the workload is its first process; for a wasm
+//! container it is the wharf process running the guest, which turns SIGTERM into an
+//! interrupt at the guest's next epoch check (a server stops gracefully).
+
+use std::time::{Duration, Instant};
+
+use super::{ContainerError, Containers, Proc, Status};
+
+/// How often the record is re-read while waiting.
+const POLL: Duration = Duration::from_millis(20);
+/// How long a SIGKILLed container may take to be accounted for.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+
+/// Wait until container `id` is no longer running (or was removed), up to `timeout`
+/// (`None`: forever). True if it ended.
+pub fn wait_inactive(
+    containers: &Containers,
+    id: &str,
+    timeout: Option<Duration>,
+) -> Result<bool, ContainerError> {
+    let until = timeout.map(|t| Instant::now() + t);
+    loop {
+        match containers.lock(id) {
+            Ok(l) if !l.record.state.is_active() => return Ok(true),
+            Ok(_) => {}
+            Err(ContainerError::NotFound(_)) => return Ok(true),
+            Err(e) => return Err(e),
+        }
+        if until.is_some_and(|u| Instant::now() >= u) {
+            return Ok(false);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Wait for container `id` to end and return its exit code (`wharf wait`).
+pub fn wait(containers: &Containers, id: &str) -> Result<i32, ContainerError> {
+    wait_inactive(containers, id, None)?;
+    let l = containers.lock(id)?;
+    Ok(l.record.state.exit_code.unwrap_or(0))
+}
+
+/// Mark container `id` as stopped on purpose (no restart follows) and return the pids to
+/// signal: the workload's, then its supervisor and monitor. `None` if it is not running.
+fn request_stop(
+    containers: &Containers,
+    id: &str,
+) -> Result<Option<(i32, Vec<Proc>)>, ContainerError> {
+    let mut l = containers.lock(id)?;
+    let st = &mut l.record.state;
+    if !st.is_active() {
+        return Ok(None);
+    }
+    st.stop_requested = true;
+    let pid = st.pid;
+    let procs: Vec<Proc> = [st.supervisor, st.monitor].into_iter().flatten().collect();
+    l.save()?;
+    Ok(Some((pid, procs)))
+}
+
+fn signal(pid: i32, sig: i32) {
+    if pid > 0 {
+        // ESRCH: it ended meanwhile, which is what we want.
+        let _ = crate::sys::send_signal(pid, sig);
+    }
+}
+
+/// `wharf stop`: SIGTERM, then SIGKILL after `timeout`. Returns false if it was not running.
+pub fn stop(containers: &Containers, id: &str, timeout: Duration) -> Result<bool, ContainerError> {
+    let Some((pid, procs)) = request_stop(containers, id)? else {
+        return Ok(false);
+    };
+    signal(pid, crate::sys::SIGTERM);
+    if wait_inactive(containers, id, Some(timeout))? {
+        return Ok(true);
+    }
+    // Re-read: a restarting container may have a new workload by now.
+    let pid = containers
+        .lock(id)
+        .map(|l| l.record.state.pid)
+        .unwrap_or(pid);
+    signal(pid, crate::sys::SIGKILL);
+    if wait_inactive(containers, id, Some(KILL_GRACE))? {
+        return Ok(true);
+    }
+    // The supervisor does not answer: end it and its monitor; the record is then refreshed
+    // from their absence.
+    kill_all(&procs);
+    wait_inactive(containers, id, Some(KILL_GRACE))
+}
+
+/// SIGKILL `procs` and wait (briefly) until they are gone.
+pub fn kill_all(procs: &[Proc]) {
+    for p in procs {
+        if p.alive() {
+            signal(p.pid, crate::sys::SIGKILL);
+        }
+    }
+    let until = Instant::now() + KILL_GRACE;
+    while procs.iter().any(Proc::alive) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `wharf kill`: send `sig` to the workload. SIGKILL also cancels the restart policy.
+pub fn kill(containers: &Containers, id: &str, sig: i32) -> Result<(), ContainerError> {
+    let mut l = containers.lock(id)?;
+    let st = &mut l.record.state;
+    if st.status != Status::Running || st.pid <= 0 {
+        return Err(ContainerError::NotRunning(l.record.name.clone()));
+    }
+    if sig == crate::sys::SIGKILL {
+        st.stop_requested = true;
+        l.save()?;
+    }
+    crate::sys::send_signal(l.record.state.pid, sig).map_err(|source| ContainerError::Io {
+        path: format!("pid {}", l.record.state.pid).into(),
+        source,
+    })
+}
+
+/// `wharf rm`: remove container `id`; a running one only with `force` (then killed first).
+pub fn remove(containers: &Containers, id: &str, force: bool) -> Result<(), ContainerError> {
+    let l = containers.lock(id)?;
+    if !l.record.state.is_active() {
+        return containers.remove(l);
+    }
+    if !force {
+        return Err(ContainerError::Running(l.record.name.clone()));
+    }
+    drop(l);
+    if let Some((pid, procs)) = request_stop(containers, id)? {
+        signal(pid, crate::sys::SIGKILL);
+        // The monitor first: its supervisor and container die with it.
+        let mut order = procs;
+        order.reverse();
+        kill_all(&order);
+    }
+    match containers.lock(id) {
+        Ok(l) => containers.remove(l),
+        Err(ContainerError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
