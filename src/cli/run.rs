@@ -183,7 +183,10 @@ impl Args {
         let mut c = LogConfig::default();
         for o in &self.log_opt {
             match o.split_once('=') {
-                Some(("max-size", v)) => c.max_size = parse_size(v)?,
+                Some(("max-size", v)) => {
+                    c.max_size =
+                        parse_size(v).with_context(|| format!("invalid --log-opt {o:?}"))?
+                }
                 Some(("max-file", v)) => {
                     c.max_files = v.parse().ok().filter(|n| *n > 0).with_context(|| {
                         format!("invalid --log-opt {o:?}: max-file must be a positive number")
@@ -391,10 +394,15 @@ pub fn supervise(
             let _ = std::io::Write::write_all(&mut f, b"r");
         }
     };
+    // Under a monitor, the monitor marks the end once it has logged all the output, so a
+    // `wait` that returns sees the whole log.
+    let under_monitor = ready.borrow().is_some();
     let end = |code: u8, message: Option<String>| {
         if let Ok(mut l) = containers.lock(id) {
             let st = &mut l.record.state;
-            st.status = Status::Exited;
+            if !under_monitor {
+                st.status = Status::Exited;
+            }
             st.exit_code = Some(i32::from(code));
             st.oom_killed = message.as_deref() == Some(wharf::backend::OOM_KILLED);
             st.error = message.clone();

@@ -296,6 +296,11 @@ pub fn refresh(state: &mut State) -> bool {
         (None, None) => "the wharf process running it".to_string(),
     };
     state.status = Status::Exited;
+    state.pid = 0;
+    if state.finished_at.is_some() && state.exit_code.is_some() {
+        // The supervisor recorded the end; its monitor died before confirming it.
+        return true;
+    }
     if state.stop_requested {
         // `stop` or `kill` ended it and the supervisor went with it (a wasm guest's
         // supervisor is its process): killed, as Docker reports it.

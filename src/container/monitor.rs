@@ -247,9 +247,13 @@ pub fn run(
         };
         let st = &mut l.record.state;
         let child_pid = child.id() as i32;
-        let recorded = matches!(st.status, Status::Exited | Status::Dead)
-            || (st.status == Status::Running && st.supervisor.is_some_and(|s| s.pid != child_pid));
-        if !recorded {
+        let ours = st.supervisor.is_some_and(|s| s.pid == child_pid);
+        if matches!(st.status, Status::Exited | Status::Dead) {
+            // Recorded already (removed and re-created, or refreshed).
+        } else if ours && st.finished_at.is_some() && st.exit_code.is_some() {
+            // The supervisor recorded the end; the output is all logged now.
+            st.status = Status::Exited;
+        } else {
             // The supervisor ended without recording the end: say what we know.
             let code = match status.as_ref().map(|s| {
                 use std::os::unix::process::ExitStatusExt;
@@ -269,6 +273,8 @@ pub fn run(
                 ));
             }
         }
+        l.save()?;
+        let st = &mut l.record.state;
         let code = st.exit_code.unwrap_or(255);
         if let Some(fd) = ready_to_caller.take() {
             // It never started: tell `run -d` / `start` why, with the code to exit with.

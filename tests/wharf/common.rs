@@ -33,6 +33,24 @@ pub struct Wharf {
     pub dir: tempfile::TempDir,
 }
 
+/// A test that failed half-way must not leave its containers running into the next one.
+impl Drop for Wharf {
+    fn drop(&mut self) {
+        if std::env::var_os("WHARF_BIN").is_some() || !self.root().join("containers").exists() {
+            return;
+        }
+        if let Ok(out) = self.cmd(&["ps", "-aq"]).output() {
+            let ids = String::from_utf8_lossy(&out.stdout).into_owned();
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids);
+                let _ = self.cmd(&args).output();
+            }
+        }
+    }
+}
+
 impl Wharf {
     pub fn new() -> Self {
         Wharf {

@@ -5,6 +5,8 @@ mod common;
 mod images;
 mod layers;
 #[cfg(target_os = "linux")]
+mod lifecycle;
+#[cfg(target_os = "linux")]
 mod native;
 mod package;
 mod portable;

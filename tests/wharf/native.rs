@@ -10,12 +10,12 @@ use crate::common::*;
 /// that calls it.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A store with the busybox image loaded.
-fn busybox() -> Wharf {
+pub(crate) fn busybox() -> Wharf {
     let w = Wharf::new();
     w.ok(&["load", "-i", &s(&busybox_images().join("busybox-oci.tar"))]);
     w
@@ -49,14 +49,26 @@ fn spawn_ready(w: &Wharf, args: &[&str]) -> std::process::Child {
     child
 }
 
-/// Nothing of any container is left on the host: mounts, cgroups, state, processes.
-fn assert_clean(w: &Wharf) {
+/// Nothing of any container is left on the host: mounts, cgroups, processes; none runs,
+/// and `system prune` removes every stopped one with all its state.
+pub(crate) fn assert_clean(w: &Wharf) {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let root = s(&w.root());
     assert!(!mountinfo.contains(&root), "a mount under {root} leaked");
+    let running = w.ok(&["ps", "-q"]);
+    assert!(
+        running.trim().is_empty(),
+        "containers still running: {running}"
+    );
+    w.ok(&["system", "prune"]);
     let containers = w.root().join("containers");
     let left: Vec<_> = std::fs::read_dir(&containers)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n != ".lock")
+                .collect()
+        })
         .unwrap_or_default();
     assert!(left.is_empty(), "container directories left: {left:?}");
     for hierarchy in ["memory", "pids", "cpu", "unified", ""] {
@@ -349,7 +361,7 @@ fn an_image_in_use_is_not_removed_under_a_running_container() {
         ],
     );
     let err = w.fails(&["rmi", "busybox"], 125);
-    assert!(err.contains("in use by a running container"), "{err}");
+    assert!(err.contains("in use by a container"), "{err}");
     // Forced: the name goes, but the layers the container runs on stay until it ends.
     w.ok(&["rmi", "-f", "busybox"]);
     w.ok(&["system", "prune"]);
@@ -386,14 +398,20 @@ fn a_killed_wharf_takes_its_container_along_and_the_next_run_cleans_up() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // ... and its leftovers (state directory, cgroup) go with the next run.
-    assert_eq!(
-        std::fs::read_dir(w.root().join("containers"))
+    // ... `ps` tells the truth about it, and its leftovers (cgroup, state) go with it.
+    let ps = w.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (255)"), "{ps}");
+    let id = w.ok(&["ps", "-aq"]);
+    let state: serde_json::Value = serde_json::from_str(&w.ok(&["inspect", id.trim()])).unwrap();
+    assert_eq!(state["State"]["ExitCode"], 255);
+    assert!(
+        state["State"]["Error"]
+            .as_str()
             .unwrap()
-            .count(),
-        1
+            .contains("died without recording"),
+        "{state}"
     );
-    w.ok(&["run", "busybox", "true"]);
+    w.ok(&["run", "--rm", "busybox", "true"]);
     assert_clean(&w);
 }
 
@@ -549,6 +567,7 @@ fn an_unprivileged_user_runs_native_images_rootless() {
     );
     let out = as_user(&[
         "run",
+        "--rm",
         "--memory",
         "64m",
         "busybox",
@@ -585,7 +604,7 @@ fn an_unprivileged_user_runs_native_images_rootless() {
     assert!(stderr.contains("copying the image"), "{stderr}");
     // Nothing left: no state directory, no process of the user.
     let left: Vec<_> = std::fs::read_dir(root.join("containers"))
-        .map(|d| d.flatten().collect())
+        .map(|d| d.flatten().filter(|e| e.file_name() != ".lock").collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
     let procs = Command::new("pgrep").args(["-u", user]).output().unwrap();

@@ -498,7 +498,7 @@ fn files_run_directly_and_bad_modules_are_refused() {
 }
 
 /// One HTTP/1.1 request over a fresh connection; returns (status, body).
-fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+pub(crate) fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(c, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
@@ -536,7 +536,7 @@ fn dechunk(body: &str) -> String {
     out
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -544,7 +544,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for_port(port: u16) {
+pub(crate) fn wait_for_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "server never listened on {port}");
