@@ -3,9 +3,7 @@
 
 use std::process::ExitCode;
 
-use wharf::container::Containers;
-
-use super::{Context_, EXIT_WHARF_FAILED, run};
+use super::{Context_, run};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,12 +36,12 @@ pub fn monitor(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
     }
     let exe = std::env::current_exe()?;
-    let containers = Containers::new(&ctx.roots);
+    let containers = wharf::container::Containers::new(&ctx.roots);
     match wharf::container::monitor::run(&containers, &args.id, &exe, ctx.roots.data(), ready) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             tracing::error!(container = %args.id, error = %e, "monitor failed");
-            Ok(ExitCode::from(EXIT_WHARF_FAILED))
+            Ok(ExitCode::from(super::EXIT_WHARF_FAILED))
         }
     }
 }
@@ -51,7 +49,7 @@ pub fn monitor(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
 #[cfg(unix)]
 pub fn supervise(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     let ready = ready_fd().map(std::fs::File::from);
-    let containers = Containers::new(&ctx.roots);
+    let containers = wharf::container::Containers::new(&ctx.roots);
     Ok(run::supervise(ctx, &containers, &args.id, None, ready))
 }
 

@@ -19,7 +19,11 @@ enum Command {
         repair: bool,
     },
     /// Remove stopped containers, then blobs and unpacked layers that nothing uses.
-    Prune,
+    Prune {
+        /// Also remove every image no container uses.
+        #[arg(short, long)]
+        all: bool,
+    },
 }
 
 pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
@@ -42,7 +46,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Prune => {
+        Command::Prune { all } => {
             let containers = wharf::container::Containers::new(&ctx.roots);
             let mut removed = 0;
             for r in containers.list() {
@@ -60,6 +64,21 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
                 let _ = wharf::image::store::remove_tree(&dir);
             }
             println!("Deleted {removed} stopped containers");
+            if all {
+                let used: HashSet<String> =
+                    store.in_use().into_iter().filter_map(|u| u.image).collect();
+                let mut images: Vec<String> = store
+                    .images()?
+                    .iter()
+                    .map(|i| i.digest().to_string())
+                    .filter(|d| !used.contains(d))
+                    .collect();
+                images.dedup();
+                for d in &images {
+                    store.remove(d, false)?;
+                }
+                println!("Deleted {} unused images", images.len());
+            }
             let gc = store.gc(&HashSet::new())?;
             println!(
                 "Deleted {} blobs ({} bytes) and {} layers",

@@ -329,3 +329,93 @@ pub fn new_id() -> String {
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, name: &str) -> Record {
+        Record {
+            id: id.into(),
+            name: name.into(),
+            created: Utc::now(),
+            image: "img".into(),
+            target: "sha256:00".into(),
+            image_digest: None,
+            platform: None,
+            kind: crate::dispatch::Kind::Wasm,
+            reason: String::new(),
+            signals: Vec::new(),
+            command: vec!["x".into()],
+            options: Default::default(),
+            restart: RestartPolicy::No,
+            auto_remove: false,
+            detached: true,
+            log: LogConfig::default(),
+            compile_timeout_ms: None,
+            state: State::default(),
+        }
+    }
+
+    #[test]
+    fn names_ids_and_prefixes_resolve_as_dockers_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Containers::new(&Roots::new(dir.path()));
+        let a = "abc1".to_string() + &"0".repeat(60);
+        let b = "abc2".to_string() + &"0".repeat(60);
+        c.create(record(&a, "web"), &InUse::default()).unwrap();
+        c.create(record(&b, "abc1"), &InUse::default()).unwrap();
+        // A name wins over an id prefix; full ids and unique prefixes work.
+        assert_eq!(c.find("abc1").unwrap(), b);
+        assert_eq!(c.find("web").unwrap(), a);
+        assert_eq!(c.find("/web").unwrap(), a);
+        assert_eq!(c.find(&a).unwrap(), a);
+        assert_eq!(c.find("abc2").unwrap(), b);
+        match c.find("abc") {
+            Err(ContainerError::Ambiguous { matches, .. }) => assert_eq!(matches.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(c.find("fff"), Err(ContainerError::NotFound(_))));
+        assert!(matches!(c.find("nope"), Err(ContainerError::NotFound(_))));
+        assert!(matches!(
+            c.create(record(&("d".repeat(64)), "web"), &InUse::default()),
+            Err(ContainerError::NameInUse(_))
+        ));
+        // Generated names are unique too.
+        let made = c
+            .create(record(&"e".repeat(64), ""), &InUse::default())
+            .unwrap();
+        assert!(!made.name.is_empty() && made.name != "web");
+        assert_eq!(c.list().len(), 3);
+    }
+
+    #[test]
+    fn a_running_record_without_live_processes_is_refreshed_to_exited() {
+        let mut st = State {
+            status: Status::Running,
+            supervisor: Some(Proc {
+                pid: i32::MAX - 1,
+                start_time: 1,
+            }),
+            ..State::default()
+        };
+        assert!(refresh(&mut st));
+        assert_eq!(st.status, Status::Exited);
+        assert_eq!(st.exit_code, Some(255));
+        assert!(st.error.unwrap().contains("supervisor"));
+        // What the supervisor recorded before its monitor vanished is kept.
+        let mut st = State {
+            status: Status::Running,
+            exit_code: Some(3),
+            finished_at: Some(Utc::now()),
+            ..State::default()
+        };
+        assert!(refresh(&mut st));
+        assert_eq!((st.status, st.exit_code), (Status::Exited, Some(3)));
+        let mut exited = State {
+            status: Status::Exited,
+            ..State::default()
+        };
+        assert!(!refresh(&mut exited));
+    }
+}

@@ -451,6 +451,18 @@ fn exit_codes_start_failures_and_names() {
     assert!(pruned.contains("Deleted 4 stopped containers"), "{pruned}");
     assert!(w.ok(&["ps", "-a", "-q"]).is_empty());
     assert_clean(&w);
+    // -a: images no container uses go too, and their layers.
+    w.ok(&["run", "-d", "--name", "keeper", "busybox", "sleep", "30"]);
+    w.ok(&["system", "prune", "-a"]);
+    assert_eq!(w.images().len(), 1, "a running container keeps its image");
+    w.ok(&["rm", "-f", "keeper"]);
+    let pruned = w.ok(&["system", "prune", "-a"]);
+    assert!(pruned.contains("Deleted 1 unused images"), "{pruned}");
+    assert!(w.images().is_empty());
+    assert_eq!(
+        std::fs::read_dir(w.root().join("layers")).unwrap().count(),
+        0
+    );
 }
 
 #[test]
