@@ -43,7 +43,7 @@ fi
 runs=${RUNS:-50}
 crun_cmd="unshare -m sh -c 'mount -t cgroup2 none /sys/fs/cgroup && crun run --bundle $work/bundle-crun crun-bench-\$\$ >/dev/null'"
 hyperfine --style basic -N --warmup 3 --runs "$runs" --export-json "$work/result.json" \
-    -n "wharf run busybox true" "$wharf run busybox true" \
+    -n "wharf run --rm busybox true" "$wharf run --rm busybox true" \
     -n "runc run (same rootfs)" "runc run --bundle $work/bundle runc-bench" \
     -n "crun run (same rootfs, cgroup2)" "sh -c \"$crun_cmd\"" >/dev/null
 python3 - "$work/result.json" <<'PY'

@@ -23,12 +23,12 @@ echo "wharf $("$wharf" --version), $("$wasmtime" --version)"
 
 runs=${RUNS:-30}
 hyperfine --style basic -N --warmup 3 --runs "$runs" --export-json "$work/run.json" \
-    -n "wharf run hello (cached)" "$wharf run hello" \
+    -n "wharf run --rm hello (cached)" "$wharf run --rm hello" \
     -n "wasmtime run hello.cwasm (precompiled)" "$wasmtime run --allow-precompiled $work/hello.cwasm" \
     >/dev/null
 hyperfine --style basic -N --warmup 1 --runs "$((runs / 3 + 1))" --export-json "$work/first.json" \
     --prepare "rm -rf $WHARF_ROOT/cache" \
-    -n "wharf run hello (first run, compiles)" "$wharf run hello" \
+    -n "wharf run --rm hello (first run, compiles)" "$wharf run --rm hello" \
     -n "wasmtime run hello.wasm (compiles, no cache)" "$wasmtime run -C cache=n $out/hello.wasm" \
     >/dev/null
 python3 - "$work/run.json" "$work/first.json" <<'PY'
@@ -43,7 +43,7 @@ PY
 
 secs=${WRK_SECONDS:-10}
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
-"$wharf" run -p 127.0.0.1:18181:8080 http 2>/dev/null & pids+=($!)
+"$wharf" run --rm -p 127.0.0.1:18181:8080 http 2>/dev/null & pids+=($!)
 "$wasmtime" serve -Scli --addr 127.0.0.1:18182 "$out/http-hello.wasm" 2>/dev/null & pids+=($!)
 wait_port 18181; wait_port 18182
 for port in 18181 18182; do wrk -t1 -c8 -d2s "http://127.0.0.1:$port/" >/dev/null; done  # warm up

@@ -34,10 +34,21 @@ if [ "$(id -u)" -eq 0 ]; then
     step "$wharf" run --hostname demo busybox sh -c 'echo "native: $(hostname), pid $$, $(grep CapEff /proc/self/status)"'
     step "$wharf" run --memory 32m busybox dd if=/dev/zero of=/dev/null bs=256M count=1 || true
 fi
-"$wharf" run -p 127.0.0.1:18080:8080 http-hello 2>/dev/null & server=$!
+# Mixed containers under one CLI, detached, each with a small monitor and a json-file log.
+step "$wharf" run -d --name web -p 127.0.0.1:18080:8080 http-hello
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/18080) 2>/dev/null && break; sleep 0.05; done
 step curl -s http://127.0.0.1:18080/hello
-kill -TERM "$server"; wait "$server" || true
+if [ "$(id -u)" -eq 0 ]; then
+    step "$wharf" run -d --name box --hostname box busybox sh -c 'echo started; while true; do sleep 1; done'
+    step "$wharf" exec box sh -c 'echo "exec in $(hostname): $(ps | grep -c sh) sh processes"'
+fi
+step "$wharf" ps
+step "$wharf" logs web
+step "$wharf" stop -t 2 web $([ "$(id -u)" -eq 0 ] && echo box)
+step "$wharf" ps -a
+printf '\n\033[1m$ wharf inspect web | grep …\033[0m\n'
+"$wharf" inspect web | grep -E '"(Status|ExitCode|Kind|Reason)"'
+step "$wharf" system prune
 step "$wharf" save -o "$demo/all.tar" busybox hello greet
 step skopeo inspect --raw "oci-archive:$demo/all.tar:docker.io/library/greet:latest"
 step "$wharf" unpack busybox --to "$demo/rootfs"
