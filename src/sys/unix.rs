@@ -247,3 +247,13 @@ pub fn termination_requested() -> Option<i32> {
         n => Some(n),
     }
 }
+
+/// End this process by signal `sig`, as if no handler had been installed.
+pub fn die_of(sig: i32) -> ! {
+    // SAFETY: restoring the default disposition and raising a signal take plain integers.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+    std::process::exit(128 + sig)
+}

@@ -113,3 +113,7 @@ pub fn catch_termination() {}
 pub fn termination_requested() -> Option<i32> {
     None
 }
+
+pub fn die_of(sig: i32) -> ! {
+    std::process::exit(128 + sig)
+}

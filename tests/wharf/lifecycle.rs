@@ -375,6 +375,26 @@ fn exit_codes_start_failures_and_names() {
     assert_eq!(w.ok(&["wait", "three"]).trim(), "3");
     assert!(w.ok(&["ps", "-a"]).contains("Exited (3)"));
     assert_eq!(inspect(&w, "three")["State"]["ExitCode"], 3);
+    // An OOM kill: 137, and inspect says so.
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hog",
+        "--memory",
+        "32m",
+        "busybox",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=256M",
+        "count=1",
+    ]);
+    assert_eq!(w.ok(&["wait", "hog"]).trim(), "137");
+    let state = inspect(&w, "hog");
+    assert_eq!(state["State"]["OOMKilled"], true, "{state}");
+    assert_eq!(state["HostConfig"]["Memory"], 32 << 20);
+    w.ok(&["rm", "hog"]);
     // A command that cannot start: run -d fails with Docker's code and says why.
     let err = w.fails(
         &[

@@ -29,6 +29,10 @@ use crate::bundle;
 use crate::run::WasmModule;
 use crate::run::options::PortMapping;
 
+/// How long a stop signal waits for the guest to reach an epoch check before it ends the
+/// process outright.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
 /// Default time a module may take to compile.
 pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -187,9 +191,18 @@ impl Ticker {
         std::thread::Builder::new()
             .name("wasm-epoch".into())
             .spawn(move || {
+                let mut asked: Option<std::time::Instant> = None;
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
                     engine.increment_epoch();
+                    // A guest blocked in a host call (reading stdin, sleeping) sees no epoch
+                    // check: after a grace period the signal ends the process as it would
+                    // have without wharf's handler.
+                    if let Some(sig) = crate::sys::termination_requested()
+                        && asked.get_or_insert_with(std::time::Instant::now).elapsed() > STOP_GRACE
+                    {
+                        crate::sys::die_of(sig);
+                    }
                 }
             })
             .ok()?;
