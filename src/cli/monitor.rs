@@ -50,7 +50,14 @@ pub fn monitor(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
 pub fn supervise(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     let ready = ready_fd().map(std::fs::File::from);
     let containers = wharf::container::Containers::new(&ctx.roots);
-    Ok(run::supervise(ctx, &containers, &args.id, None, ready))
+    Ok(run::supervise(
+        ctx,
+        &containers,
+        &args.id,
+        None,
+        ready,
+        false,
+    ))
 }
 
 #[cfg(not(unix))]

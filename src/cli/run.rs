@@ -315,7 +315,12 @@ pub fn create(
         detached,
         log,
         compile_timeout_ms: args.compile_timeout.map(|d| d.as_millis() as u64),
-        state: State::default(),
+        // A foreground container runs in this very process from the start.
+        state: if detached {
+            State::default()
+        } else {
+            running_state(prepared.decision.kind)
+        },
     };
     let pins = InUse {
         image: prepared.image_digest.clone(),
@@ -341,13 +346,15 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
         drop(prepared);
         return start_detached(ctx, &containers, &record.id, true);
     }
-    let code = supervise(ctx, &containers, &record.id, Some(prepared), None);
-    if args.rm
-        && let Ok(l) = containers.lock(&record.id)
-    {
-        containers.remove(l)?;
-    }
-    Ok(code)
+    let id = record.id.clone();
+    Ok(supervise(
+        ctx,
+        &containers,
+        &id,
+        Some((record, prepared)),
+        None,
+        args.rm,
+    ))
 }
 
 /// Start container `id` under a monitor; print its id if `print_id`.
@@ -381,12 +388,16 @@ pub fn start_detached(_: &Context_, _: &Containers, _: &str, _: bool) -> anyhow:
 
 /// Run container `id` in this process (the foreground `wharf run`, or the helper a monitor
 /// starts): mark it running, run it, record how it ended. `ready` is told once it runs.
+///
+/// A foreground run passes its freshly created record (already marked running by this
+/// process) with what it prepared, and `remove` for `--rm`: fewer record writes.
 pub fn supervise(
     ctx: &Context_,
     containers: &Containers,
     id: &str,
-    prepared: Option<Prepared>,
+    fresh: Option<(Record, Prepared)>,
     ready: Option<std::fs::File>,
+    remove: bool,
 ) -> ExitCode {
     let ready = std::cell::RefCell::new(ready);
     let signal_ready = || {
@@ -398,7 +409,12 @@ pub fn supervise(
     // `wait` that returns sees the whole log.
     let under_monitor = ready.borrow().is_some();
     let end = |code: u8, message: Option<String>| {
-        if let Ok(mut l) = containers.lock(id) {
+        if remove {
+            // `--rm`: the record goes now; nothing needs to know how it ended.
+            if let Ok(l) = containers.lock(id) {
+                let _ = containers.remove(l);
+            }
+        } else if let Ok(mut l) = containers.lock(id) {
             let st = &mut l.record.state;
             if !under_monitor {
                 st.status = Status::Exited;
@@ -415,20 +431,25 @@ pub fn supervise(
         }
         ExitCode::from(code)
     };
-    let record = match containers.lock(id) {
-        Ok(l) => l.record,
-        Err(e) => return fail(EXIT_WHARF_FAILED, e),
-    };
-    let prepared = match prepared {
-        Some(p) => p,
+    let (record, prepared) = match fresh {
+        Some((r, p)) => (r, p),
         None => {
+            let record = match containers.lock(id) {
+                Ok(l) => l.record,
+                Err(e) => return fail(EXIT_WHARF_FAILED, e),
+            };
             let platform = record.platform.as_deref().and_then(|p| p.parse().ok());
             let store = match ctx.store() {
                 Ok(s) => s,
                 Err(e) => return end(EXIT_WHARF_FAILED, Some(format!("{e:#}"))),
             };
             match run::prepare(&store, &record.target, &record.options, platform.as_ref()) {
-                Ok(p) => p,
+                Ok(p) => {
+                    if let Err(e) = mark_running(containers, id, p.decision.kind) {
+                        return end(EXIT_WHARF_FAILED, Some(e.to_string()));
+                    }
+                    (record, p)
+                }
                 Err(e) => {
                     let (code, message) = prepare_failure(e);
                     return end(code, Some(message));
@@ -437,35 +458,6 @@ pub fn supervise(
         }
     };
     let dir = containers.dir_of(id);
-    if let Err(e) = std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_vec_pretty(&prepared.spec).unwrap_or_default(),
-    ) {
-        return end(
-            EXIT_WHARF_FAILED,
-            Some(format!("writing the runtime spec: {e}")),
-        );
-    }
-    match containers.lock(id) {
-        Ok(mut l) => {
-            let st = &mut l.record.state;
-            st.status = Status::Running;
-            st.supervisor = container::Proc::current();
-            st.pid = match prepared.decision.kind {
-                Kind::Wasm => std::process::id() as i32,
-                Kind::Native => 0,
-            };
-            st.started_at = Some(chrono::Utc::now());
-            st.finished_at = None;
-            st.exit_code = None;
-            st.error = None;
-            st.oom_killed = false;
-            if let Err(e) = l.save() {
-                return fail(EXIT_WHARF_FAILED, e);
-            }
-        }
-        Err(e) => return fail(EXIT_WHARF_FAILED, e),
-    }
     let opts = &record.options;
     match prepared.decision.kind {
         Kind::Wasm => {
@@ -495,6 +487,16 @@ pub fn supervise(
             }
         }
         Kind::Native => {
+            // `exec` reads the runtime spec of a running native container.
+            if let Err(e) = std::fs::write(
+                dir.join("config.json"),
+                serde_json::to_vec(&prepared.spec).unwrap_or_default(),
+            ) {
+                return end(
+                    EXIT_WHARF_FAILED,
+                    Some(format!("writing the runtime spec: {e}")),
+                );
+            }
             let started = |pid: i32| {
                 if let Ok(mut l) = containers.lock(id) {
                     l.record.state.pid = pid;
@@ -506,6 +508,36 @@ pub fn supervise(
             end(code, message)
         }
     }
+}
+
+/// The state of a container that starts running in this process.
+fn running_state(kind: Kind) -> State {
+    State {
+        status: Status::Running,
+        supervisor: container::Proc::current(),
+        pid: match kind {
+            Kind::Wasm => std::process::id() as i32,
+            Kind::Native => 0,
+        },
+        started_at: Some(chrono::Utc::now()),
+        ..State::default()
+    }
+}
+
+/// Mark container `id` running in this process (keeping its monitor and restart count).
+fn mark_running(
+    containers: &Containers,
+    id: &str,
+    kind: Kind,
+) -> Result<(), container::ContainerError> {
+    let mut l = containers.lock(id)?;
+    let st = &l.record.state;
+    l.record.state = State {
+        restart_count: st.restart_count,
+        monitor: st.monitor,
+        ..running_state(kind)
+    };
+    l.save()
 }
 
 /// `wharf run` where containers are not recorded (Windows for now), or `--print-spec`.

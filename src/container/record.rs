@@ -60,7 +60,6 @@ impl Proc {
     /// Whether this very process still runs (a zombie counts as gone).
     pub fn alive(&self) -> bool {
         crate::sys::process_start_time(self.pid) == Some(self.start_time)
-            && !crate::sys::process_is_zombie(self.pid)
     }
 }
 

@@ -162,22 +162,18 @@ pub fn can_mknod() -> bool {
     is_root()
 }
 
-/// The kernel's start time of process `pid` (clock ticks since boot), if it exists: with the
-/// pid, it names a process without confusing it with a later one that reuses the pid.
+/// The kernel's start time of process `pid` (clock ticks since boot), if it runs (a zombie
+/// does not): with the pid, it names a process without confusing it with a later one that
+/// reuses the pid.
 pub fn process_start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces: fields after it
     // start at the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
-}
-
-/// Whether process `pid` has ended but not been reaped.
-pub fn process_is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rfind(')').and_then(|i| s[i + 2..].chars().next()))
-        .is_some_and(|state| state == 'Z' || state == 'X')
+    let mut rest = stat[stat.rfind(')')? + 2..].split(' ');
+    if matches!(rest.next(), Some("Z" | "X")) {
+        return None;
+    }
+    rest.nth(18)?.parse().ok()
 }
 
 /// Send signal `signal` to process `pid`.

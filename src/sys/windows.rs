@@ -85,10 +85,6 @@ pub fn process_start_time(_: i32) -> Option<u64> {
     None
 }
 
-pub fn process_is_zombie(_: i32) -> bool {
-    false
-}
-
 pub fn send_signal(_: i32, _: i32) -> io::Result<()> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
