@@ -11,7 +11,7 @@ pub struct Args {
 }
 
 /// The readiness descriptor our parent passed, if it did (and it is open).
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 fn ready_fd() -> Option<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
     let fd: i32 = std::env::var(wharf::container::monitor::READY_ENV)
@@ -27,7 +27,7 @@ fn ready_fd() -> Option<std::os::fd::OwnedFd> {
     Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 pub fn monitor(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     let ready = ready_fd();
     // SAFETY: ignoring SIGHUP and SIGINT (no handler code runs).
@@ -46,7 +46,7 @@ pub fn monitor(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 pub fn supervise(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     let ready = ready_fd().map(std::fs::File::from);
     let containers = wharf::container::Containers::new(&ctx.roots);
@@ -60,12 +60,12 @@ pub fn supervise(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     ))
 }
 
-#[cfg(not(unix))]
+#[cfg(not(target_os = "linux"))]
 pub fn monitor(_: &Context_, _: Args) -> anyhow::Result<ExitCode> {
     anyhow::bail!("container monitors need a Unix host")
 }
 
-#[cfg(not(unix))]
+#[cfg(not(target_os = "linux"))]
 pub fn supervise(_: &Context_, _: Args) -> anyhow::Result<ExitCode> {
     let _ = run::supervise;
     anyhow::bail!("container monitors need a Unix host")

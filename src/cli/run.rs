@@ -358,7 +358,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Start container `id` under a monitor; print its id if `print_id`.
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 pub fn start_detached(
     ctx: &Context_,
     containers: &Containers,
@@ -381,7 +381,7 @@ pub fn start_detached(
     }
 }
 
-#[cfg(not(unix))]
+#[cfg(not(target_os = "linux"))]
 pub fn start_detached(_: &Context_, _: &Containers, _: &str, _: bool) -> anyhow::Result<ExitCode> {
     anyhow::bail!("detached containers need a Unix host for now")
 }
@@ -423,6 +423,7 @@ pub fn supervise(
             st.oom_killed = message.as_deref() == Some(wharf::backend::OOM_KILLED);
             st.error = message.clone();
             st.pid = 0;
+            st.pid_start_time = None;
             st.finished_at = Some(chrono::Utc::now());
             let _ = l.save();
         }
@@ -500,6 +501,7 @@ pub fn supervise(
             let started = |pid: i32| {
                 if let Ok(mut l) = containers.lock(id) {
                     l.record.state.pid = pid;
+                    l.record.state.pid_start_time = wharf::sys::process_start_time(pid);
                     let _ = l.save();
                 }
                 signal_ready();
@@ -512,12 +514,17 @@ pub fn supervise(
 
 /// The state of a container that starts running in this process.
 fn running_state(kind: Kind) -> State {
+    let me = container::Proc::current();
     State {
         status: Status::Running,
-        supervisor: container::Proc::current(),
+        supervisor: me,
         pid: match kind {
             Kind::Wasm => std::process::id() as i32,
             Kind::Native => 0,
+        },
+        pid_start_time: match kind {
+            Kind::Wasm => me.map(|p| p.start_time),
+            Kind::Native => None,
         },
         started_at: Some(chrono::Utc::now()),
         ..State::default()
@@ -535,6 +542,8 @@ fn mark_running(
     l.record.state = State {
         restart_count: st.restart_count,
         monitor: st.monitor,
+        // A `stop` that came while it was restarting still applies.
+        stop_requested: st.stop_requested,
         ..running_state(kind)
     };
     l.save()

@@ -25,7 +25,8 @@ pub fn start_one(
 ) -> anyhow::Result<Option<(u8, String)>> {
     {
         let mut l = containers.lock(id)?;
-        if l.record.state.is_active() {
+        let starting = l.record.state.monitor.is_some_and(|m| m.alive());
+        if l.record.state.is_active() || starting {
             return Ok(None);
         }
         l.record.detached = true;
@@ -33,7 +34,7 @@ pub fn start_one(
         l.save()?;
     }
     let exe = std::env::current_exe()?;
-    #[cfg(unix)]
+    #[cfg(target_os = "linux")]
     {
         use wharf::container::monitor::{self, Started};
         Ok(match monitor::spawn(&exe, ctx.roots.data(), id)? {
@@ -41,7 +42,7 @@ pub fn start_one(
             Started::Failed { code, message } => Some((code, message)),
         })
     }
-    #[cfg(not(unix))]
+    #[cfg(not(target_os = "linux"))]
     {
         let _ = (exe, ctx);
         anyhow::bail!("starting containers in the background needs a Unix host for now")

@@ -60,9 +60,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
                     removed += 1;
                 }
             }
-            for dir in containers.leftovers() {
-                let _ = wharf::image::store::remove_tree(&dir);
-            }
+            containers.remove_leftovers()?;
             println!("Deleted {removed} stopped containers");
             if all {
                 let used: HashSet<String> =

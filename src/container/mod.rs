@@ -9,7 +9,7 @@
 //! names while a container is created or removed.
 
 pub mod logs;
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 pub mod monitor;
 pub mod names;
 pub mod record;
@@ -61,6 +61,8 @@ pub enum ContainerError {
     },
     #[error("{0}")]
     Unsupported(String),
+    #[error("container {0} did not stop, even after SIGKILL")]
+    StopFailed(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ContainerError + '_ {
@@ -108,9 +110,9 @@ fn write_atomic(path: &Path, record: &Record) -> Result<(), ContainerError> {
     })
 }
 
-fn lock_file(path: &Path) -> Result<File, ContainerError> {
+fn lock_file(path: &Path, create: bool) -> Result<File, ContainerError> {
     let f = fs::OpenOptions::new()
-        .create(true)
+        .create(create)
         .truncate(false)
         .read(true)
         .write(true)
@@ -135,7 +137,7 @@ impl Containers {
     /// The lock that serialises creating and removing containers (names stay unique).
     fn lock_names(&self) -> Result<File, ContainerError> {
         fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
-        lock_file(&self.dir.join(".lock"))
+        lock_file(&self.dir.join(".lock"), true)
     }
 
     /// Record a new container (its name must be free), pinning what it uses in the store.
@@ -159,6 +161,7 @@ impl Containers {
         }
         let pin = serde_json::to_vec(pins).expect("an in-use record serialises");
         let written = fs::write(dir.join("image.json"), pin)
+            .and_then(|()| fs::write(dir.join(LOCK), b""))
             .map_err(io_err(&dir))
             .and_then(|()| write_atomic(&dir.join(RECORD), &record));
         if let Err(e) = written {
@@ -220,7 +223,13 @@ impl Containers {
         if !dir.join(RECORD).exists() {
             return Err(ContainerError::NotFound(id.to_string()));
         }
-        let lock = lock_file(&dir.join(LOCK))?;
+        // Never created here: a directory being removed must not get its lock file back.
+        let lock = match lock_file(&dir.join(LOCK), false) {
+            Err(ContainerError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Err(ContainerError::NotFound(id.to_string()));
+            }
+            other => other?,
+        };
         // Removed while we waited for the lock?
         let path = dir.join(RECORD);
         let bytes = match fs::read(&path) {
@@ -260,23 +269,25 @@ impl Containers {
         Ok(())
     }
 
-    /// Directories with no record whose supervisor is gone: left by a `create` or a run
-    /// that was killed half-way. Removed by `system prune`.
-    pub fn leftovers(&self) -> Vec<PathBuf> {
+    /// Remove directories with no record: left by a create or removal that was killed
+    /// half-way (under the names lock, so none is being created right now). Returns how
+    /// many.
+    pub fn remove_leftovers(&self) -> Result<usize, ContainerError> {
+        let _names = self.lock_names()?;
         let Ok(entries) = fs::read_dir(&self.dir) else {
-            return Vec::new();
+            return Ok(0);
         };
-        entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir() && !p.join(RECORD).exists())
-            .filter(|p| {
-                fs::read_to_string(p.join("supervisor.pid"))
-                    .ok()
-                    .and_then(|s| s.trim().parse::<i32>().ok())
-                    .is_none_or(|pid| Proc::of(pid).is_none())
-            })
-            .collect()
+        let mut n = 0;
+        for dir in entries.flatten().map(|e| e.path()) {
+            if dir.is_dir() && !dir.join(RECORD).exists() {
+                if let Some(id) = dir.file_name().and_then(|n| n.to_str()) {
+                    crate::backend::clean_up_after(id, &dir);
+                }
+                let _ = crate::image::store::remove_tree(&dir);
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -316,9 +327,9 @@ pub fn refresh(state: &mut State) -> bool {
     true
 }
 
-/// Whether this host keeps container records (process identity and signals need Unix).
+/// Whether this host keeps container records (process identity comes from Linux's /proc).
 pub fn supported() -> bool {
-    cfg!(unix)
+    cfg!(target_os = "linux")
 }
 
 /// A fresh container id: 64 hex digits, as Docker's.

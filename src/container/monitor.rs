@@ -91,13 +91,16 @@ pub fn spawn(exe: &Path, root: &Path, id: &str) -> Result<Started, ContainerErro
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: setsid, dup2 and fcntl are async-signal-safe.
+    // SAFETY: setsid, dup2, fcntl and close_range are async-signal-safe.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            install_ready_fd(raw)
+            install_ready_fd(raw)?;
+            // Nothing else of the caller's lives on in the monitor.
+            libc::syscall(libc::SYS_close_range, READY_FD as u32 + 1, u32::MAX, 0);
+            Ok(())
         });
     }
     let child = cmd.spawn().map_err(|source| ContainerError::Io {
@@ -159,6 +162,9 @@ fn start_supervisor(
             if libc::getppid() != me {
                 libc::_exit(137);
             }
+            // The monitor ignores these; the container must not inherit that.
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
             install_ready_fd(raw)
         });
     }
@@ -178,7 +184,19 @@ pub fn run(
 ) -> Result<(), ContainerError> {
     let (config, interactive, log_path) = {
         let mut l = containers.lock(id)?;
-        l.record.state.monitor = Proc::current();
+        let me = Proc::current();
+        if let Some(other) = l.record.state.monitor
+            && other.alive()
+            && Some(other) != me
+        {
+            // Another `start` won: its monitor keeps the container.
+            if let Some(fd) = ready_to_caller.take() {
+                let _ = std::fs::File::from(fd)
+                    .write_all(format!("f125\ncontainer {id} is already being started").as_bytes());
+            }
+            return Ok(());
+        }
+        l.record.state.monitor = me;
         l.record.state.stop_requested = false;
         l.record.state.error = None;
         l.save()?;
@@ -198,6 +216,7 @@ pub fn run(
     let mut first = true;
     loop {
         let began = Instant::now();
+        let began_at = Utc::now();
         let (ready_r, ready_w) = pipe()?;
         let mut child = match start_supervisor(exe, root, id, interactive, &ready_w) {
             Ok(c) => c,
@@ -248,9 +267,10 @@ pub fn run(
         let st = &mut l.record.state;
         let child_pid = child.id() as i32;
         let ours = st.supervisor.is_some_and(|s| s.pid == child_pid);
+        let ended_now = st.finished_at.is_some_and(|f| f >= began_at) && st.exit_code.is_some();
         if matches!(st.status, Status::Exited | Status::Dead) {
             // Recorded already (removed and re-created, or refreshed).
-        } else if ours && st.finished_at.is_some() && st.exit_code.is_some() {
+        } else if ended_now && (ours || st.status != Status::Running) {
             // The supervisor recorded the end; the output is all logged now.
             st.status = Status::Exited;
         } else {
@@ -272,6 +292,8 @@ pub fn run(
                     "the container's supervisor ended abnormally (exit status {code})"
                 ));
             }
+            // It could not remove the container's cgroup.
+            crate::backend::clean_up_after(id, &containers.dir_of(id));
         }
         l.save()?;
         let st = &mut l.record.state;

@@ -147,6 +147,9 @@ pub struct State {
     /// The workload's pid on the host: a native container's first process, or the wharf
     /// process running a wasm guest. 0 when not running.
     pub pid: i32,
+    /// The workload's kernel start time: signals go to `pid` only while it matches.
+    #[serde(default)]
+    pub pid_start_time: Option<u64>,
     /// The wharf process that runs the container (the foreground `wharf run`, or the
     /// helper a monitor starts).
     pub supervisor: Option<Proc>,
@@ -167,6 +170,14 @@ impl State {
     /// Running or between restarts.
     pub fn is_active(&self) -> bool {
         matches!(self.status, Status::Running | Status::Restarting)
+    }
+
+    /// The workload's pid, if that process still runs (not a later one reusing the pid).
+    pub fn workload(&self) -> Option<i32> {
+        (self.pid > 0
+            && self.pid_start_time.is_some()
+            && crate::sys::process_start_time(self.pid) == self.pid_start_time)
+            .then_some(self.pid)
     }
 }
 

@@ -53,7 +53,7 @@ fn request_stop(
         return Ok(None);
     }
     st.stop_requested = true;
-    let pid = st.pid;
+    let pid = st.workload().unwrap_or(0);
     let procs: Vec<Proc> = [st.supervisor, st.monitor].into_iter().flatten().collect();
     l.save()?;
     Ok(Some((pid, procs)))
@@ -87,7 +87,11 @@ pub fn stop(containers: &Containers, id: &str, timeout: Duration) -> Result<bool
     // The supervisor does not answer: end it and its monitor; the record is then refreshed
     // from their absence.
     kill_all(&procs);
-    wait_inactive(containers, id, Some(KILL_GRACE))
+    if wait_inactive(containers, id, Some(KILL_GRACE))? {
+        Ok(true)
+    } else {
+        Err(ContainerError::StopFailed(id.to_string()))
+    }
 }
 
 /// SIGKILL `procs` and wait (briefly) until they are gone.
@@ -107,15 +111,16 @@ pub fn kill_all(procs: &[Proc]) {
 pub fn kill(containers: &Containers, id: &str, sig: i32) -> Result<(), ContainerError> {
     let mut l = containers.lock(id)?;
     let st = &mut l.record.state;
-    if st.status != Status::Running || st.pid <= 0 {
-        return Err(ContainerError::NotRunning(l.record.name.clone()));
-    }
+    let pid = match st.workload() {
+        Some(pid) if st.status == Status::Running => pid,
+        _ => return Err(ContainerError::NotRunning(l.record.name.clone())),
+    };
     if sig == crate::sys::SIGKILL {
         st.stop_requested = true;
         l.save()?;
     }
-    crate::sys::send_signal(l.record.state.pid, sig).map_err(|source| ContainerError::Io {
-        path: format!("pid {}", l.record.state.pid).into(),
+    crate::sys::send_signal(pid, sig).map_err(|source| ContainerError::Io {
+        path: format!("pid {pid}").into(),
         source,
     })
 }

@@ -255,6 +255,10 @@ fn exec_joins_the_container_with_the_same_restrictions() {
     let (code, out, _) = exec(&["-u", "nobody", "box", "grep", "CapEff", "/proc/self/status"]);
     assert_eq!((code, out.trim()), (0, "CapEff:\t0000000000000000"));
     assert_eq!(exec(&["box", "sh", "-c", "exit 5"]).0, 5);
+    // Its own session, without -t too: never the caller's controlling terminal.
+    let (_, out, _) = exec(&["box", "sh", "-c", "echo $$; cut -d' ' -f6 /proc/$$/stat"]);
+    let ids: Vec<&str> = out.lines().collect();
+    assert_eq!(ids[0], ids[1], "session leader: {out}");
     let (code, _, err) = exec(&["box", "no-such-command"]);
     assert_eq!(code, 127, "{err}");
     assert!(err.contains("no-such-command"), "{err}");
@@ -557,7 +561,22 @@ fn restart_policies_are_kept_by_the_monitor() {
     assert_eq!(status_of(&w, "svc"), "running");
     let err = w.fails(&["run", "--restart", "always", "busybox", "true"], 125);
     assert!(err.contains("needs -d"), "{err}");
-    w.ok(&["rm", "-f", "svc", "flaky", "fine", "again"]);
+    // Two starts at once run it once.
+    w.ok(&["create", "--name", "twice", "busybox", "sleep", "61"]);
+    let codes: Vec<Option<i32>> = std::thread::scope(|s| {
+        let a = s.spawn(|| w.run(&["start", "twice"]).status.code());
+        let b = s.spawn(|| w.run(&["start", "twice"]).status.code());
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    assert!(codes.contains(&Some(0)), "{codes:?}");
+    eventually(10, "it runs", || status_of(&w, "twice") == "running");
+    std::thread::sleep(Duration::from_millis(300));
+    let count = Command::new("pgrep")
+        .args(["-c", "-f", "sleep 61"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "1");
+    w.ok(&["rm", "-f", "svc", "flaky", "fine", "again", "twice"]);
     assert_clean(&w);
 }
 

@@ -281,8 +281,9 @@ pub fn remove_stale(id: &str) {
     cg.destroy();
 }
 
-/// Move `pid` into container `id`'s cgroup(s), where they exist (`exec`).
-pub fn join(id: &str, pid: i32) -> Result<(), NativeError> {
+/// Container `id`'s `cgroup.procs` files, opened for writing (`exec` opens them on the
+/// host's paths before it enters the container, and moves its child in later).
+pub fn procs_files(id: &str) -> Result<Vec<(PathBuf, fs::File)>, NativeError> {
     let dirs: Vec<PathBuf> = if is_v2() {
         vec![Path::new(ROOT).join("wharf").join(id)]
     } else {
@@ -291,8 +292,23 @@ pub fn join(id: &str, pid: i32) -> Result<(), NativeError> {
             .map(|c| Path::new(ROOT).join(c).join("wharf").join(id))
             .collect()
     };
-    for d in dirs.iter().filter(|d| d.exists()) {
-        write(&d.join("cgroup.procs"), &pid.to_string())?;
+    dirs.iter()
+        .filter(|d| d.exists())
+        .map(|d| {
+            let p = d.join("cgroup.procs");
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .map(|f| (p.clone(), f))
+                .map_err(|e| err(&p, e))
+        })
+        .collect()
+}
+
+/// Move `pid` into the cgroups whose `cgroup.procs` files are `files`.
+pub fn join(files: &[(PathBuf, fs::File)], pid: i32) -> Result<(), NativeError> {
+    for (p, f) in files {
+        io::Write::write_all(&mut &*f, pid.to_string().as_bytes()).map_err(|e| err(p, e))?;
     }
     Ok(())
 }

@@ -55,14 +55,26 @@ pub fn exec(r: ExecRun) -> Result<Exit, NativeError> {
     // Open every namespace first: /proc paths mean the host's /proc only until we move.
     let mut joins = Vec::new();
     let mut own_userns = false;
-    for (name, flag) in NAMESPACES {
+    let same = |name: &str| -> Result<bool, NativeError> {
         let target = format!("/proc/{}/ns/{name}", r.pid);
         let theirs = std::fs::metadata(&target).map_err(|e| state_err(target.clone(), e))?;
         let ours = std::fs::metadata(format!("/proc/self/ns/{name}"))
             .map_err(|e| state_err(format!("/proc/self/ns/{name}"), e))?;
-        if theirs.ino() == ours.ino() && theirs.dev() == ours.dev() {
+        Ok(theirs.ino() == ours.ino() && theirs.dev() == ours.dev())
+    };
+    // A container always has its own mount namespace: sharing ours means the pid is no
+    // longer the container's (it ended and the pid was reused).
+    if same("mnt")? {
+        return Err(NativeError::State {
+            path: format!("/proc/{}", r.pid).into(),
+            source: std::io::Error::other("the container's process is gone"),
+        });
+    }
+    for (name, flag) in NAMESPACES {
+        if same(name)? {
             continue;
         }
+        let target = format!("/proc/{}/ns/{name}", r.pid);
         if name == "user" {
             own_userns = true;
         }
@@ -73,7 +85,8 @@ pub fn exec(r: ExecRun) -> Result<Exit, NativeError> {
     // /proc/PID/exe) through /proc while it lives. A child's exec resets it.
     // SAFETY: prctl with PR_SET_DUMPABLE and integers has no memory effects.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong) };
-    cgroups::join(r.id, std::process::id() as i32)?;
+    // The container's cgroup, on the host's paths (inside, /sys/fs/cgroup is its own view).
+    let cgroup_procs = cgroups::procs_files(r.id)?;
     for (name, flag, f) in &joins {
         nix::sched::setns(f, *flag).map_err(|e| NativeError::State {
             path: format!("/proc/{}/ns/{name}", r.pid).into(),
@@ -92,10 +105,22 @@ pub fn exec(r: ExecRun) -> Result<Exit, NativeError> {
         None => (None, None),
     };
     let (err_r, err_w) = pipe()?;
+    let (go_r, go_w) = pipe()?;
     // SAFETY: single-threaded (checked above); the child only sets up and execs or exits.
     let child = match unsafe { nix::unistd::fork() }.map_err(NativeError::Clone)? {
         ForkResult::Child => {
-            let e = match child_main(&r, slave.as_ref(), &err_w, own_userns) {
+            drop(go_w);
+            // Wait until the parent has moved us into the container's cgroup.
+            let mut b = [0u8; 1];
+            let moved = matches!(nix::unistd::read(&go_r, &mut b), Ok(1));
+            let result = if moved {
+                child_main(&r, slave.as_ref(), &err_w, own_userns)
+            } else {
+                Err(ChildError::Setup(
+                    "joining the container's cgroup failed".into(),
+                ))
+            };
+            let e = match result {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -108,6 +133,19 @@ pub fn exec(r: ExecRun) -> Result<Exit, NativeError> {
     };
     drop(err_w);
     drop(slave);
+    drop(go_r);
+    // Only the exec'd process joins the container's cgroup, not this relay: the container
+    // ending kills what runs inside it, and wharf reports that.
+    let joined = cgroups::join(&cgroup_procs, child.as_raw());
+    drop(cgroup_procs);
+    if joined.is_ok() {
+        let _ = nix::unistd::write(&go_w, b"g");
+    }
+    drop(go_w);
+    if let Err(e) = joined {
+        let _ = waitpid(child, None);
+        return Err(e);
+    }
     forward_signals_to(child);
     let relay = master.map(|m| tty::Relay::start(m, r.interactive));
     let mut report = Vec::new();
@@ -149,8 +187,10 @@ fn child_main(
         let what = what.to_string();
         move |e: nix::Error| ChildError::Setup(format!("{what}: {e}"))
     };
+    // A session of its own, with or without -t: never the caller's controlling terminal
+    // (TIOCSTI could type into the user's shell).
+    nix::unistd::setsid().map_err(setup("setsid"))?;
     if let Some(slave) = slave {
-        nix::unistd::setsid().map_err(setup("setsid"))?;
         nix::unistd::dup2_stdin(slave).map_err(setup("terminal"))?;
         nix::unistd::dup2_stdout(slave).map_err(setup("terminal"))?;
         nix::unistd::dup2_stderr(slave).map_err(setup("terminal"))?;

@@ -205,6 +205,8 @@ fn run_in(r: &NativeRun<'_>, state_dir: &Path) -> Result<Exit, NativeError> {
             .and_then(|p| p.capabilities().as_ref())
             .and_then(|c| c.bounding().as_ref())
             .is_some_and(|b| b.len() >= crate::bundle::security::ALL_CAPABILITIES.len());
+        // Left by a supervisor that was killed before it could remove it.
+        cgroups::remove_stale(r.id);
         Some(cgroups::Cgroup::create(r.id, resources, privileged)?)
     };
     let copy_root = r
