@@ -19,6 +19,8 @@ use crate::image::content::ImageConfig;
 use crate::run::options::{Network, RunOptions};
 
 /// Annotation carrying `-u` (resolved inside the container's own /etc/passwd).
+/// The image's StopSignal (or `--stop-signal`), as the OCI image spec's conversion carries it.
+pub const ANNOTATION_STOP_SIGNAL: &str = "org.opencontainers.image.stopSignal";
 pub const ANNOTATION_USER: &str = "dev.wharf.user";
 /// Annotation asking for the init reaper as pid 1.
 pub const ANNOTATION_INIT: &str = "dev.wharf.init";
@@ -121,6 +123,13 @@ pub fn spec(
     }
     spec.set_mounts(Some(mounts));
     let mut annotations = annotations;
+    let stop_signal = opts
+        .stop_signal
+        .clone()
+        .or_else(|| config.config.as_ref().and_then(|c| c.stop_signal.clone()));
+    if let Some(sig) = stop_signal {
+        annotations.insert(ANNOTATION_STOP_SIGNAL.into(), sig);
+    }
     if let Some(t) = opts.limits.timeout {
         annotations.insert(ANNOTATION_TIMEOUT_MS.into(), t.as_millis().to_string());
     }
@@ -388,5 +397,31 @@ mod tests {
             spec(&config(), &RunOptions::default(), vec![], HashMap::new()),
             Err(BundleError::NoCommand)
         ));
+    }
+
+    #[test]
+    fn the_stop_signal_comes_from_the_image_unless_overridden() {
+        let mut c = config();
+        c.config.as_mut().unwrap().stop_signal = Some("SIGQUIT".into());
+        let argv = vec!["x".to_string()];
+        let s = spec(&c, &RunOptions::default(), argv.clone(), HashMap::new()).unwrap();
+        let a = s.annotations().clone().unwrap();
+        assert_eq!(a[ANNOTATION_STOP_SIGNAL], "SIGQUIT");
+        let opts = RunOptions {
+            stop_signal: Some("USR1".into()),
+            ..RunOptions::default()
+        };
+        let s = spec(&c, &opts, argv.clone(), HashMap::new()).unwrap();
+        assert_eq!(
+            s.annotations().clone().unwrap()[ANNOTATION_STOP_SIGNAL],
+            "USR1"
+        );
+        let s = spec(&config(), &RunOptions::default(), argv, HashMap::new()).unwrap();
+        assert!(
+            !s.annotations()
+                .clone()
+                .unwrap()
+                .contains_key(ANNOTATION_STOP_SIGNAL)
+        );
     }
 }

@@ -143,6 +143,8 @@ fn container(containers: &wharf::container::Containers, id: &str) -> anyhow::Res
             "User": r.options.native.user,
             "Tty": r.options.tty,
             "OpenStdin": r.options.interactive,
+            "StopSignal": r.stop_signal,
+            "StopTimeout": r.stop_timeout,
         },
         "HostConfig": {
             "RestartPolicy": r.restart,

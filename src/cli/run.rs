@@ -33,6 +33,12 @@ pub struct Args {
     /// Restart policy of a detached container: no, on-failure[:N], always.
     #[arg(long, default_value = "no", value_name = "POLICY")]
     restart: RestartPolicy,
+    /// Signal `stop` sends first (default: the image's StopSignal, else SIGTERM).
+    #[arg(long, value_name = "SIGNAL")]
+    stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10).
+    #[arg(long, value_name = "SECONDS")]
+    stop_timeout: Option<u64>,
     /// Log options: max-size=SIZE (default 20m), max-file=N (default 5).
     #[arg(long, value_name = "OPT=VALUE")]
     log_opt: Vec<String>,
@@ -157,6 +163,7 @@ impl Args {
             },
             interactive: self.interactive,
             tty: self.tty,
+            stop_signal: self.stop_signal.clone(),
             native: NativeOptions {
                 user: self.user.clone(),
                 hostname: self.hostname.clone(),
@@ -266,6 +273,11 @@ pub fn create(
     }
     let opts = args.options()?;
     let log = args.log_config()?;
+    if let Some(sig) = &args.stop_signal
+        && wharf::sys::parse_signal(sig).is_none()
+    {
+        anyhow::bail!("invalid --stop-signal {sig:?}: expected a signal name or number");
+    }
     let store = ctx.store()?;
     if !pull_if_needed(ctx, args, &store)? {
         return Ok(Err(ExitCode::from(EXIT_WHARF_FAILED)));
@@ -315,6 +327,12 @@ pub fn create(
         detached,
         log,
         compile_timeout_ms: args.compile_timeout.map(|d| d.as_millis() as u64),
+        stop_signal: prepared
+            .spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(wharf::bundle::ANNOTATION_STOP_SIGNAL).cloned()),
+        stop_timeout: args.stop_timeout,
         // A foreground container runs in this very process from the start.
         state: if detached {
             State::default()

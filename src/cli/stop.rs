@@ -10,9 +10,10 @@ use super::Context_;
 
 #[derive(Debug, clap::Args)]
 pub struct StopArgs {
-    /// Seconds to wait after SIGTERM before SIGKILL.
-    #[arg(short = 't', long = "time", default_value_t = 10)]
-    time: u64,
+    /// Seconds to wait after the stop signal before SIGKILL (default: the container's
+    /// --stop-timeout, else 10).
+    #[arg(short = 't', long = "time")]
+    time: Option<u64>,
     #[arg(required = true)]
     containers: Vec<String>,
 }
@@ -77,7 +78,7 @@ fn each(
 
 pub fn stop(ctx: &Context_, args: StopArgs) -> anyhow::Result<ExitCode> {
     each(ctx, &args.containers, true, |c, id| {
-        stop::stop(c, id, Duration::from_secs(args.time))?;
+        stop::stop(c, id, args.time.map(Duration::from_secs))?;
         Ok(())
     })
 }
@@ -106,7 +107,7 @@ pub fn rm(ctx: &Context_, args: RmArgs) -> anyhow::Result<ExitCode> {
 
 pub fn restart(ctx: &Context_, args: StopArgs) -> anyhow::Result<ExitCode> {
     each(ctx, &args.containers, true, |c, id| {
-        stop::stop(c, id, Duration::from_secs(args.time))?;
+        stop::stop(c, id, args.time.map(Duration::from_secs))?;
         match super::start::start_one(ctx, c, id)? {
             None => Ok(()),
             Some((code, message)) => anyhow::bail!("{message} (exit code {code})"),

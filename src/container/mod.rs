@@ -364,6 +364,8 @@ mod tests {
             detached: true,
             log: LogConfig::default(),
             compile_timeout_ms: None,
+            stop_signal: None,
+            stop_timeout: None,
             state: State::default(),
         }
     }

@@ -209,6 +209,12 @@ pub struct Record {
     pub detached: bool,
     pub log: LogConfig,
     pub compile_timeout_ms: Option<u64>,
+    /// What `stop` sends first (the image's StopSignal or `--stop-signal`; else SIGTERM).
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL when not told (`--stop-timeout`; else 10).
+    #[serde(default)]
+    pub stop_timeout: Option<u64>,
     pub state: State,
 }
 

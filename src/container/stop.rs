@@ -41,12 +41,18 @@ pub fn wait(containers: &Containers, id: &str) -> Result<i32, ContainerError> {
     Ok(l.record.state.exit_code.unwrap_or(0))
 }
 
-/// Mark container `id` as stopped on purpose (no restart follows) and return the pids to
-/// signal: the workload's, then its supervisor and monitor. `None` if it is not running.
-fn request_stop(
-    containers: &Containers,
-    id: &str,
-) -> Result<Option<(i32, Vec<Proc>)>, ContainerError> {
+/// What a stop needs: the workload's pid, its supervisor and monitor, the stop signal and
+/// the container's own grace period.
+struct Stopping {
+    pid: i32,
+    procs: Vec<Proc>,
+    signal: i32,
+    timeout: Option<Duration>,
+}
+
+/// Mark container `id` as stopped on purpose (no restart follows) and say what to signal.
+/// `None` if it is not running.
+fn request_stop(containers: &Containers, id: &str) -> Result<Option<Stopping>, ContainerError> {
     let mut l = containers.lock(id)?;
     let st = &mut l.record.state;
     if !st.is_active() {
@@ -55,9 +61,24 @@ fn request_stop(
     st.stop_requested = true;
     let pid = st.workload().unwrap_or(0);
     let procs: Vec<Proc> = [st.supervisor, st.monitor].into_iter().flatten().collect();
+    let signal = l
+        .record
+        .stop_signal
+        .as_deref()
+        .and_then(crate::sys::parse_signal)
+        .unwrap_or(crate::sys::SIGTERM);
+    let timeout = l.record.stop_timeout.map(Duration::from_secs);
     l.save()?;
-    Ok(Some((pid, procs)))
+    Ok(Some(Stopping {
+        pid,
+        procs,
+        signal,
+        timeout,
+    }))
 }
+
+/// How long `stop` waits by default before SIGKILL.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn signal(pid: i32, sig: i32) {
     if pid > 0 {
@@ -66,12 +87,25 @@ fn signal(pid: i32, sig: i32) {
     }
 }
 
-/// `wharf stop`: SIGTERM, then SIGKILL after `timeout`. Returns false if it was not running.
-pub fn stop(containers: &Containers, id: &str, timeout: Duration) -> Result<bool, ContainerError> {
-    let Some((pid, procs)) = request_stop(containers, id)? else {
+/// `wharf stop`: the stop signal (SIGTERM unless the image or `--stop-signal` says
+/// otherwise), then SIGKILL after `timeout` (else the container's `--stop-timeout`, else
+/// 10 s). Returns false if it was not running.
+pub fn stop(
+    containers: &Containers,
+    id: &str,
+    timeout: Option<Duration>,
+) -> Result<bool, ContainerError> {
+    let Some(Stopping {
+        pid,
+        procs,
+        signal: first,
+        timeout: own,
+    }) = request_stop(containers, id)?
+    else {
         return Ok(false);
     };
-    signal(pid, crate::sys::SIGTERM);
+    let timeout = timeout.or(own).unwrap_or(DEFAULT_STOP_TIMEOUT);
+    signal(pid, first);
     if wait_inactive(containers, id, Some(timeout))? {
         return Ok(true);
     }
@@ -135,7 +169,7 @@ pub fn remove(containers: &Containers, id: &str, force: bool) -> Result<(), Cont
         return Err(ContainerError::Running(l.record.name.clone()));
     }
     drop(l);
-    if let Some((pid, procs)) = request_stop(containers, id)? {
+    if let Some(Stopping { pid, procs, .. }) = request_stop(containers, id)? {
         signal(pid, crate::sys::SIGKILL);
         // The monitor first: its supervisor and container die with it.
         let mut order = procs;

@@ -268,6 +268,9 @@ pub struct RunOptions {
     pub interactive: bool,
     /// `-t`: the user asked for a terminal (output passes through unsanitised).
     pub tty: bool,
+    /// `--stop-signal`: what `stop` sends first (else the image's StopSignal, else SIGTERM).
+    #[serde(default)]
+    pub stop_signal: Option<String>,
     pub native: NativeOptions,
 }
 

@@ -379,6 +379,52 @@ fn exit_codes_start_failures_and_names() {
     assert_eq!(w.ok(&["wait", "three"]).trim(), "3");
     assert!(w.ok(&["ps", "-a"]).contains("Exited (3)"));
     assert_eq!(inspect(&w, "three")["State"]["ExitCode"], 3);
+    // --stop-signal and --stop-timeout.
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "usr1",
+        "--stop-signal",
+        "USR1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 8' USR1; while true; do sleep 0.1; done",
+    ]);
+    let started = Instant::now();
+    w.ok(&["stop", "usr1"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(w.ok(&["wait", "usr1"]).trim(), "8");
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "quick",
+        "--stop-timeout",
+        "1",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let started = Instant::now();
+    w.ok(&["stop", "quick"]);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert_eq!(w.ok(&["wait", "quick"]).trim(), "137");
+    let err = w.fails(
+        &["run", "-d", "--stop-signal", "NOPE", "busybox", "true"],
+        125,
+    );
+    assert!(err.contains("--stop-signal"), "{err}");
+    w.ok(&["rm", "usr1", "quick"]);
     // An OOM kill: 137, and inspect says so.
     w.ok(&[
         "run",
