@@ -45,8 +45,6 @@ pub enum ContainerError {
     Running(String),
     #[error("container {0} is not running")]
     NotRunning(String),
-    #[error("container {0} is already running")]
-    AlreadyRunning(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -59,8 +57,6 @@ pub enum ContainerError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("{0}")]
-    Unsupported(String),
     #[error("container {0} did not stop, even after SIGKILL")]
     StopFailed(String),
 }
