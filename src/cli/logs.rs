@@ -56,24 +56,36 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
         since,
         follow: args.follow,
     };
+    print(&containers, &id, &path, &opts, args.timestamps)?;
+    Ok(())
+}
+
+/// Print container `id`'s log at `path`: stdout entries to stdout, stderr to stderr
+/// (following while it runs, with `opts.follow`).
+pub fn print(
+    containers: &Containers,
+    id: &str,
+    path: &std::path::Path,
+    opts: &logs::ReadOptions,
+    timestamps: bool,
+) -> std::io::Result<()> {
     let mut running = || {
         containers
-            .lock(&id)
+            .lock(id)
             .is_ok_and(|l| l.record.state.is_active())
     };
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
-    logs::read(&path, &opts, &mut running, &mut |e| {
+    logs::read(path, opts, &mut running, &mut |e| {
         let out: &mut dyn Write = if e.stream == "stderr" {
             &mut stderr
         } else {
             &mut stdout
         };
-        if args.timestamps {
+        if timestamps {
             write!(out, "{} ", e.time)?;
         }
         out.write_all(e.log.as_bytes())?;
         out.flush()
-    })?;
-    Ok(())
+    })
 }

@@ -480,30 +480,11 @@ pub fn supervise(
     let opts = &record.options;
     match prepared.decision.kind {
         Kind::Wasm => {
-            let module = prepared
-                .wasm
-                .as_ref()
-                .expect("a wasm decision carries a module");
-            let result = wasm::run(WasmRun {
-                name: &prepared.name,
-                module,
-                spec: &prepared.spec,
-                rootfs: prepared.rootfs.as_deref(),
-                ports: &opts.ports,
-                stdio: StdioOptions {
-                    interactive: opts.interactive,
-                    tty: opts.tty,
-                },
-                cache_dir: ctx.roots.wasm_cache(),
-                compile_timeout: record
-                    .compile_timeout_ms
-                    .map_or(wasm::DEFAULT_COMPILE_TIMEOUT, Duration::from_millis),
-                started: &signal_ready,
-            });
-            match result {
-                Ok(exit) => end(exit.code, exit.message),
-                Err(e) => end(e.exit_code(), Some(e.to_string())),
-            }
+            let timeout = record
+                .compile_timeout_ms
+                .map_or(wasm::DEFAULT_COMPILE_TIMEOUT, Duration::from_millis);
+            let (code, message) = run_wasm(ctx, &prepared, opts, timeout, &signal_ready);
+            end(code, message)
         }
         Kind::Native => {
             // `exec` reads the runtime spec of a running native container.
@@ -590,32 +571,42 @@ fn run_unrecorded(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     }
     match prepared.decision.kind {
         Kind::Wasm => {
-            let module = prepared
-                .wasm
-                .as_ref()
-                .expect("a wasm decision carries a module");
-            let result = wasm::run(WasmRun {
-                name: &prepared.name,
-                module,
-                spec: &prepared.spec,
-                rootfs: prepared.rootfs.as_deref(),
-                ports: &opts.ports,
-                stdio: StdioOptions {
-                    interactive: opts.interactive,
-                    tty: opts.tty,
-                },
-                cache_dir: ctx.roots.wasm_cache(),
-                compile_timeout: args
-                    .compile_timeout
-                    .unwrap_or(wasm::DEFAULT_COMPILE_TIMEOUT),
-                started: &|| {},
-            });
-            Ok(match result {
-                Ok(exit) => report(&exit),
-                Err(e) => fail(e.exit_code(), &e),
-            })
+            let timeout = args
+                .compile_timeout
+                .unwrap_or(wasm::DEFAULT_COMPILE_TIMEOUT);
+            let (code, message) = run_wasm(ctx, &prepared, &opts, timeout, &|| {});
+            Ok(report(&wharf::backend::Exit { code, message }))
         }
         Kind::Native => Ok(fail(EXIT_WHARF_FAILED, native_unavailable(&prepared))),
+    }
+}
+
+/// Run a prepared wasm container in this process: its exit code and what to say.
+fn run_wasm(
+    ctx: &Context_,
+    p: &Prepared,
+    opts: &RunOptions,
+    compile_timeout: Duration,
+    started: &dyn Fn(),
+) -> (u8, Option<String>) {
+    let module = p.wasm.as_ref().expect("a wasm decision carries a module");
+    let result = wasm::run(WasmRun {
+        name: &p.name,
+        module,
+        spec: &p.spec,
+        rootfs: p.rootfs.as_deref(),
+        ports: &opts.ports,
+        stdio: StdioOptions {
+            interactive: opts.interactive,
+            tty: opts.tty,
+        },
+        cache_dir: ctx.roots.wasm_cache(),
+        compile_timeout,
+        started,
+    });
+    match result {
+        Ok(exit) => (exit.code, exit.message),
+        Err(e) => (e.exit_code(), Some(e.to_string())),
     }
 }
 

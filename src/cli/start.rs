@@ -70,23 +70,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
             since: Some(since),
             follow: true,
         };
-        let mut running = || {
-            containers
-                .lock(&id)
-                .is_ok_and(|l| l.record.state.is_active())
-        };
-        let mut stdout = std::io::stdout().lock();
-        let mut stderr = std::io::stderr().lock();
-        wharf::container::logs::read(&path, &opts, &mut running, &mut |e| {
-            use std::io::Write;
-            let out: &mut dyn Write = if e.stream == "stderr" {
-                &mut stderr
-            } else {
-                &mut stdout
-            };
-            out.write_all(e.log.as_bytes())?;
-            out.flush()
-        })?;
+        super::logs::print(&containers, &id, &path, &opts, false)?;
         let code = wharf::container::stop::wait(&containers, &id)?;
         return Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)));
     }

@@ -10,12 +10,15 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 
 use nix::sched::CloneFlags;
-use nix::sys::wait::{WaitStatus, waitpid};
+use nix::sys::wait::waitpid;
 use nix::unistd::ForkResult;
 use oci_spec::runtime::Spec;
 
 use super::child::{Overrides, become_process};
-use super::{ChildError, Exit, NativeError, cgroups, forward_signals_to, pipe, threads, tty};
+use super::{
+    ChildError, Exit, NativeError, await_child, cgroups, exit_of, forward_signals_to, pipe,
+    threads, tty,
+};
 
 /// One `exec`.
 pub struct ExecRun<'a> {
@@ -148,31 +151,7 @@ pub fn exec(r: ExecRun) -> Result<Exit, NativeError> {
     }
     forward_signals_to(child);
     let relay = master.map(|m| tty::Relay::start(m, r.interactive));
-    let mut report = Vec::new();
-    let _ = std::io::Read::read_to_end(&mut File::from(err_r), &mut report);
-    let status = loop {
-        match waitpid(child, None) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            other => break other,
-        }
-    };
-    if let Some(relay) = relay {
-        relay.finish();
-    }
-    if let Some((&code, message)) = report.split_first() {
-        return Err(NativeError::Child {
-            code,
-            message: String::from_utf8_lossy(message).into_owned(),
-        });
-    }
-    Ok(match status {
-        Ok(WaitStatus::Exited(_, code)) => Exit::code((code & 0xff) as u8),
-        Ok(WaitStatus::Signaled(_, sig, _)) => Exit::code(128 + sig as u8),
-        other => Exit {
-            code: 125,
-            message: Some(format!("waiting for the process: {other:?}")),
-        },
-    })
+    await_child(child, err_r, relay, || {}).map(exit_of)
 }
 
 fn child_main(

@@ -411,12 +411,33 @@ fn supervise(
     drop(go_w);
     go?;
     let relay = tty_master.map(|m| tty::Relay::start(m, r.interactive));
-    // The error pipe closes on exec; anything in it is a setup failure.
+    let status = await_child(pid, err_r, relay, || (r.started)(pid.as_raw()))?;
+    Ok(match status {
+        Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _))
+            if cgroup.is_some_and(|c| c.oom_killed()) =>
+        {
+            Exit {
+                code: 137,
+                message: Some(super::OOM_KILLED.into()),
+            }
+        }
+        other => exit_of(other),
+    })
+}
+
+/// Follow a child cloned or forked to exec: its error pipe closes on exec (anything in it
+/// is a setup failure, returned as the error); `started` is called once it exec'd; then
+/// wait for it (signals stop being forwarded) and let the terminal relay finish.
+fn await_child(
+    pid: Pid,
+    errors: OwnedFd,
+    relay: Option<tty::Relay>,
+    started: impl FnOnce(),
+) -> Result<nix::Result<WaitStatus>, NativeError> {
     let mut report = Vec::new();
-    let mut f = std::fs::File::from(err_r);
-    let _ = std::io::Read::read_to_end(&mut f, &mut report);
+    let _ = std::io::Read::read_to_end(&mut std::fs::File::from(errors), &mut report);
     if report.is_empty() {
-        (r.started)(pid.as_raw());
+        started();
     }
     let status = loop {
         match waitpid(pid, None) {
@@ -434,20 +455,17 @@ fn supervise(
             message: String::from_utf8_lossy(message).into_owned(),
         });
     }
-    Ok(match status {
+    Ok(status)
+}
+
+/// Docker's exit code for how a process ended: its own code, or 128+N for signal N.
+fn exit_of(status: nix::Result<WaitStatus>) -> Exit {
+    match status {
         Ok(WaitStatus::Exited(_, code)) => Exit::code((code & 0xff) as u8),
-        Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _))
-            if cgroup.is_some_and(|c| c.oom_killed()) =>
-        {
-            Exit {
-                code: 137,
-                message: Some(super::OOM_KILLED.into()),
-            }
-        }
         Ok(WaitStatus::Signaled(_, sig, _)) => Exit::code(128 + sig as u8),
         other => Exit {
             code: 125,
-            message: Some(format!("waiting for the container: {other:?}")),
+            message: Some(format!("waiting for the process: {other:?}")),
         },
-    })
+    }
 }
