@@ -217,9 +217,20 @@ pub fn read(
                     out(&e)?;
                 }
             }
-            // Rotated: the file we hold was renamed; everything in it is read, so go on
-            // with the new one.
+            // Rotated: the file we hold was renamed and everything in it is read. Files
+            // rotated after it (if the writer rotated more than once since we looked)
+            // come next, oldest first, then the current one.
             if is_replaced(r.get_ref(), path) {
+                let held = (1..100).find(|n| same_file(r.get_ref(), &rotated(path, *n)));
+                for n in (1..held.unwrap_or(1)).rev() {
+                    if let Ok(f) = File::open(rotated(path, n)) {
+                        for line in BufReader::new(f).lines() {
+                            if let Some(e) = parse(&line?).filter(keep) {
+                                out(&e)?;
+                            }
+                        }
+                    }
+                }
                 reader = File::open(path).ok().map(BufReader::new);
                 partial.clear();
                 progressed = true;
@@ -241,6 +252,20 @@ fn is_replaced(file: &File, path: &Path) -> bool {
         (Ok(a), Ok(b)) => a.ino() != b.ino() || a.dev() != b.dev() || b.len() < a.len(),
         _ => false,
     }
+}
+
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &File, _: &Path) -> bool {
+    false
 }
 
 #[cfg(not(unix))]
@@ -346,6 +371,49 @@ mod tests {
         assert_eq!(all[0].log.len(), MAX_ENTRY);
         assert_eq!(all[1].log, "xxxxxxxxxx\n");
         assert_eq!(all[2].log, "\u{fffd}\"quoted\"\n");
+    }
+
+    #[test]
+    fn follow_keeps_up_with_a_writer_that_rotates_often() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        let config = LogConfig {
+            max_size: 400,
+            max_files: 50,
+        };
+        let mut w = Writer::open(&p, config).unwrap();
+        w.write("stdout", b"line 0\n").unwrap();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                for i in 1..600 {
+                    w.write("stdout", format!("line {i}\n").as_bytes()).unwrap();
+                    if i % 50 == 0 {
+                        // Bursts: several rotations between two looks of the reader.
+                        std::thread::sleep(Duration::from_millis(60));
+                    }
+                }
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+            })
+        };
+        let mut seen = Vec::new();
+        let opts = ReadOptions {
+            follow: true,
+            ..ReadOptions::default()
+        };
+        read(
+            &p,
+            &opts,
+            &mut || !done.load(std::sync::atomic::Ordering::SeqCst),
+            &mut |e| {
+                seen.push(e.log.trim()[5..].parse::<usize>().unwrap());
+                Ok(())
+            },
+        )
+        .unwrap();
+        writer.join().unwrap();
+        assert_eq!(seen, (0..600).collect::<Vec<_>>());
     }
 
     #[test]
