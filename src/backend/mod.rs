@@ -34,3 +34,30 @@ pub fn clean_up_after(id: &str, _dir: &std::path::Path) {
     #[cfg(not(target_os = "linux"))]
     let _ = id;
 }
+
+/// Pause (`frozen`) or resume a running container: a native container's cgroup is frozen;
+/// a wasm guest's process (`pid`, the wharf running it) is stopped with SIGSTOP.
+pub fn set_paused(
+    id: &str,
+    kind: crate::dispatch::Kind,
+    pid: i32,
+    frozen: bool,
+) -> Result<(), String> {
+    match kind {
+        crate::dispatch::Kind::Wasm => {
+            let sig = if frozen {
+                crate::sys::SIGSTOP
+            } else {
+                crate::sys::SIGCONT
+            };
+            crate::sys::send_signal(pid, sig).map_err(|e| e.to_string())
+        }
+        #[cfg(target_os = "linux")]
+        crate::dispatch::Kind::Native => native::freeze(id, frozen).map_err(|e| e.to_string()),
+        #[cfg(not(target_os = "linux"))]
+        crate::dispatch::Kind::Native => {
+            let _ = id;
+            Err("native containers need a Linux host".into())
+        }
+    }
+}

@@ -45,6 +45,9 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
             args.container
         );
     }
+    if record.state.status == wharf::container::Status::Paused {
+        anyhow::bail!("container {} is paused: unpause it first", args.container);
+    }
     if record.state.status != wharf::container::Status::Running || record.state.pid <= 0 {
         anyhow::bail!("container {} is not running", args.container);
     }

@@ -121,6 +121,7 @@ fn container(containers: &wharf::container::Containers, id: &str) -> anyhow::Res
             "Status": st.status,
             "Running": st.status == wharf::container::Status::Running,
             "Restarting": st.status == wharf::container::Status::Restarting,
+            "Paused": st.status == wharf::container::Status::Paused,
             "OOMKilled": st.oom_killed,
             "Dead": st.status == wharf::container::Status::Dead,
             "Pid": st.pid,

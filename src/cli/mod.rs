@@ -67,6 +67,10 @@ enum Command {
     Kill(stop::KillArgs),
     /// Stop and start containers.
     Restart(stop::StopArgs),
+    /// Freeze containers' processes (native: the cgroup freezer; wasm: the guest's process).
+    Pause(stop::PauseArgs),
+    /// Resume paused containers.
+    Unpause(stop::PauseArgs),
     /// Wait for containers to end and print their exit codes.
     Wait(stop::WaitArgs),
     /// Remove containers.
@@ -128,6 +132,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stop(a) => return stop::stop(&ctx, a),
         Command::Kill(a) => return stop::kill(&ctx, a),
         Command::Restart(a) => return stop::restart(&ctx, a),
+        Command::Pause(a) => return stop::pause(&ctx, a),
+        Command::Unpause(a) => return stop::unpause(&ctx, a),
         Command::Wait(a) => return stop::wait(&ctx, a),
         Command::Rm(a) => return stop::rm(&ctx, a),
         Command::Exec(a) => return exec::run(&ctx, a),

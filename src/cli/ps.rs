@@ -63,6 +63,10 @@ pub fn status(r: &Record) -> String {
             "Up {}",
             human_duration(Utc::now() - st.started_at.unwrap_or(r.created))
         ),
+        Status::Paused => format!(
+            "Up {} (Paused)",
+            human_duration(Utc::now() - st.started_at.unwrap_or(r.created))
+        ),
         Status::Restarting => format!(
             "Restarting ({}) {}",
             st.exit_code.unwrap_or(0),

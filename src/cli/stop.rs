@@ -105,6 +105,22 @@ pub fn rm(ctx: &Context_, args: RmArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+#[derive(Debug, clap::Args)]
+pub struct PauseArgs {
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub fn pause(ctx: &Context_, args: PauseArgs) -> anyhow::Result<ExitCode> {
+    each(ctx, &args.containers, true, |c, id| Ok(stop::pause(c, id)?))
+}
+
+pub fn unpause(ctx: &Context_, args: PauseArgs) -> anyhow::Result<ExitCode> {
+    each(ctx, &args.containers, true, |c, id| {
+        Ok(stop::unpause(c, id)?)
+    })
+}
+
 pub fn restart(ctx: &Context_, args: StopArgs) -> anyhow::Result<ExitCode> {
     each(ctx, &args.containers, true, |c, id| {
         stop::stop(c, id, args.time.map(Duration::from_secs))?;

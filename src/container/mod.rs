@@ -59,6 +59,12 @@ pub enum ContainerError {
     },
     #[error("container {0} did not stop, even after SIGKILL")]
     StopFailed(String),
+    #[error("container {0} is paused: unpause it first")]
+    Paused(String),
+    #[error("container {0} is not paused")]
+    NotPaused(String),
+    #[error("pausing container {id}: {reason}")]
+    Pause { id: String, reason: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ContainerError + '_ {

@@ -19,6 +19,8 @@ pub enum Status {
     #[default]
     Created,
     Running,
+    /// Frozen by `pause` until `unpause`.
+    Paused,
     /// Between two runs, under a restart policy.
     Restarting,
     Exited,
@@ -31,6 +33,7 @@ impl fmt::Display for Status {
         f.write_str(match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Restarting => "restarting",
             Status::Exited => "exited",
             Status::Dead => "dead",
@@ -167,9 +170,12 @@ pub struct State {
 }
 
 impl State {
-    /// Running or between restarts.
+    /// Running (paused or not) or between restarts.
     pub fn is_active(&self) -> bool {
-        matches!(self.status, Status::Running | Status::Restarting)
+        matches!(
+            self.status,
+            Status::Running | Status::Paused | Status::Restarting
+        )
     }
 
     /// The workload's pid, if that process still runs (not a later one reusing the pid).

@@ -54,10 +54,14 @@ struct Stopping {
 /// `None` if it is not running.
 fn request_stop(containers: &Containers, id: &str) -> Result<Option<Stopping>, ContainerError> {
     let mut l = containers.lock(id)?;
-    let st = &mut l.record.state;
-    if !st.is_active() {
+    if !l.record.state.is_active() {
         return Ok(None);
     }
+    if l.record.state.status == Status::Paused {
+        // A frozen process cannot act on a signal: thaw it first (as Docker's stop).
+        thaw(&mut l)?;
+    }
+    let st = &mut l.record.state;
     st.stop_requested = true;
     let pid = st.workload().unwrap_or(0);
     let procs: Vec<Proc> = [st.supervisor, st.monitor].into_iter().flatten().collect();
@@ -145,6 +149,9 @@ pub fn kill_all(procs: &[Proc]) {
 pub fn kill(containers: &Containers, id: &str, sig: i32) -> Result<(), ContainerError> {
     let mut l = containers.lock(id)?;
     let st = &mut l.record.state;
+    if st.status == Status::Paused {
+        return Err(ContainerError::Paused(l.record.name.clone()));
+    }
     let pid = match st.workload() {
         Some(pid) if st.status == Status::Running => pid,
         _ => return Err(ContainerError::NotRunning(l.record.name.clone())),
@@ -181,4 +188,44 @@ pub fn remove(containers: &Containers, id: &str, force: bool) -> Result<(), Cont
         Err(ContainerError::NotFound(_)) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+fn thaw(l: &mut super::Locked) -> Result<(), ContainerError> {
+    let r = &l.record;
+    crate::backend::set_paused(&r.id, r.kind, r.state.pid, false).map_err(|reason| {
+        ContainerError::Pause {
+            id: r.name.clone(),
+            reason,
+        }
+    })?;
+    l.record.state.status = Status::Running;
+    l.save()
+}
+
+/// `wharf pause`: freeze a running container.
+pub fn pause(containers: &Containers, id: &str) -> Result<(), ContainerError> {
+    let mut l = containers.lock(id)?;
+    let r = &l.record;
+    match r.state.status {
+        Status::Paused => return Err(ContainerError::Paused(r.name.clone())),
+        Status::Running if r.state.workload().is_some() => {}
+        _ => return Err(ContainerError::NotRunning(r.name.clone())),
+    }
+    crate::backend::set_paused(&r.id, r.kind, r.state.pid, true).map_err(|reason| {
+        ContainerError::Pause {
+            id: r.name.clone(),
+            reason,
+        }
+    })?;
+    l.record.state.status = Status::Paused;
+    l.save()
+}
+
+/// `wharf unpause`: thaw a paused container.
+pub fn unpause(containers: &Containers, id: &str) -> Result<(), ContainerError> {
+    let mut l = containers.lock(id)?;
+    if l.record.state.status != Status::Paused {
+        return Err(ContainerError::NotPaused(l.record.name.clone()));
+    }
+    thaw(&mut l)
 }

@@ -213,6 +213,8 @@ pub fn parse_signal(name: &str) -> Option<i32> {
 
 pub const SIGTERM: i32 = libc::SIGTERM;
 pub const SIGKILL: i32 = libc::SIGKILL;
+pub const SIGSTOP: i32 = libc::SIGSTOP;
+pub const SIGCONT: i32 = libc::SIGCONT;
 
 /// The termination signal (SIGTERM, SIGINT) this process received, if any.
 static TERMINATION: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);

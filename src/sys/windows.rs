@@ -102,6 +102,8 @@ pub fn parse_signal(name: &str) -> Option<i32> {
 
 pub const SIGTERM: i32 = 15;
 pub const SIGKILL: i32 = 9;
+pub const SIGSTOP: i32 = 19;
+pub const SIGCONT: i32 = 18;
 
 /// Ctrl-C ends the process on Windows (a server stops through tokio's handler).
 pub fn catch_termination() {}

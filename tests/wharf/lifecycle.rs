@@ -760,3 +760,69 @@ fn fifty_concurrent_run_d_and_rm_f_account_for_every_container() {
     // The image is no longer pinned.
     w.ok(&["rmi", "busybox"]);
 }
+
+#[test]
+fn pause_freezes_a_container_and_unpause_resumes_it() {
+    let _serial = serial();
+    let w = busybox();
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "counter",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done",
+    ]);
+    eventually(10, "output", || {
+        logs(&w, &["counter"]).0.lines().count() > 2
+    });
+    w.ok(&["pause", "counter"]);
+    assert!(w.ok(&["ps"]).contains("(Paused)"));
+    let state = inspect(&w, "counter");
+    assert_eq!(
+        (
+            state["State"]["Status"].as_str(),
+            state["State"]["Paused"].as_bool()
+        ),
+        (Some("paused"), Some(true))
+    );
+    let frozen = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/freezer/wharf/{}/freezer.state",
+        state["Id"].as_str().unwrap()
+    ))
+    .unwrap();
+    assert_eq!(frozen.trim(), "FROZEN");
+    let before = logs(&w, &["counter"]).0.lines().count();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        logs(&w, &["counter"]).0.lines().count(),
+        before,
+        "no output while paused"
+    );
+    assert!(
+        w.fails(&["exec", "counter", "true"], 125)
+            .contains("paused")
+    );
+    assert!(w.fails(&["kill", "counter"], 125).contains("paused"));
+    assert!(w.fails(&["pause", "counter"], 125).contains("paused"));
+    w.ok(&["unpause", "counter"]);
+    eventually(10, "output again", || {
+        logs(&w, &["counter"]).0.lines().count() > before + 2
+    });
+    assert!(w.fails(&["unpause", "counter"], 125).contains("not paused"));
+    // stop and rm -f thaw a paused container first.
+    w.ok(&["pause", "counter"]);
+    w.ok(&["stop", "-t", "1", "counter"]);
+    assert_eq!(w.ok(&["wait", "counter"]).trim(), "137");
+    // A wasm guest is paused as a process.
+    w.ok(&["run", "-d", "--name", "spin", &wasm("loop.wat")]);
+    w.ok(&["pause", "spin"]);
+    let pid = inspect(&w, "spin")["State"]["Pid"].as_i64().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let state = stat[stat.rfind(')').unwrap() + 2..].chars().next().unwrap();
+    assert_eq!(state, 'T', "stopped: {stat}");
+    w.ok(&["rm", "-f", "spin", "counter"]);
+    assert_clean(&w);
+}

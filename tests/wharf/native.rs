@@ -71,7 +71,7 @@ pub(crate) fn assert_clean(w: &Wharf) {
         })
         .unwrap_or_default();
     assert!(left.is_empty(), "container directories left: {left:?}");
-    for hierarchy in ["memory", "pids", "cpu", "unified", ""] {
+    for hierarchy in ["memory", "pids", "cpu", "devices", "freezer", "unified", ""] {
         let dir = std::path::Path::new("/sys/fs/cgroup")
             .join(hierarchy)
             .join("wharf");

@@ -12,7 +12,7 @@ use oci_spec::runtime::LinuxResources;
 use super::NativeError;
 
 const ROOT: &str = "/sys/fs/cgroup";
-const V1_CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "devices"];
+const V1_CONTROLLERS: [&str; 5] = ["memory", "pids", "cpu", "devices", "freezer"];
 
 /// The devices a container may use (Docker's default list): any node may be created, only
 /// these opened. Without this a container with CAP_MKNOD could open the host's disks.
@@ -223,6 +223,8 @@ impl Cgroup {
 
     /// Kill anything left and remove the directories.
     pub fn destroy(&self) {
+        // Frozen processes cannot die: thaw first.
+        let _ = set_frozen(&self.dirs, self.v2, false);
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let procs = self.procs();
@@ -311,4 +313,52 @@ pub fn join(files: &[(PathBuf, fs::File)], pid: i32) -> Result<(), NativeError> 
         io::Write::write_all(&mut &*f, pid.to_string().as_bytes()).map_err(|e| err(p, e))?;
     }
     Ok(())
+}
+
+/// Freeze (`pause`) or thaw (`unpause`) container `id`'s processes: the v1 freezer, or v2's
+/// `cgroup.freeze`. Returns once the kernel says they are frozen (or thawed).
+pub fn freeze(id: &str, frozen: bool) -> Result<(), NativeError> {
+    let v2 = is_v2();
+    let dirs = if v2 {
+        vec![Path::new(ROOT).join("wharf").join(id)]
+    } else {
+        vec![Path::new(ROOT).join("freezer").join("wharf").join(id)]
+    };
+    if !dirs[0].exists() {
+        return Err(NativeError::NoController("freezer"));
+    }
+    set_frozen(&dirs, v2, frozen)
+}
+
+fn set_frozen(dirs: &[PathBuf], v2: bool, frozen: bool) -> Result<(), NativeError> {
+    let (file, value, done) = match (v2, frozen) {
+        (true, true) => ("cgroup.freeze", "1", "frozen 1"),
+        (true, false) => ("cgroup.freeze", "0", "frozen 0"),
+        (false, true) => ("freezer.state", "FROZEN", "FROZEN"),
+        (false, false) => ("freezer.state", "THAWED", "THAWED"),
+    };
+    let Some(dir) = dirs.iter().find(|d| d.join(file).exists()) else {
+        return Ok(());
+    };
+    write(&dir.join(file), value)?;
+    // v1 passes through FREEZING; v2 reports in cgroup.events.
+    let (check, deadline) = (
+        if v2 { "cgroup.events" } else { "freezer.state" },
+        Instant::now() + Duration::from_secs(5),
+    );
+    while Instant::now() < deadline {
+        let now = fs::read_to_string(dir.join(check)).unwrap_or_default();
+        if now.lines().any(|l| l.trim() == done) {
+            return Ok(());
+        }
+        if !v2 && frozen {
+            // Retry: a fork in flight can leave the cgroup FREEZING.
+            let _ = fs::write(dir.join(file), value);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Err(err(
+        &dir.join(check),
+        io::Error::other(format!("the cgroup did not become {value}")),
+    ))
 }

@@ -170,6 +170,11 @@ pub fn run(r: NativeRun<'_>) -> Result<Exit, NativeError> {
     run_in(&r, state_dir)
 }
 
+/// Freeze or thaw container `id` (`pause`, `unpause`).
+pub fn freeze(id: &str, frozen: bool) -> Result<(), NativeError> {
+    cgroups::freeze(id, frozen)
+}
+
 /// Remove what a container whose supervisor was killed left on the host: its cgroup (its
 /// mounts lived in its own mount namespace and went with it).
 pub fn clean_up(id: &str) {
