@@ -272,6 +272,9 @@ fn read_only_root_volumes_tmpfs_user_and_workdir() {
     // -t: stdio is a terminal (output relayed from the pty: newlines become CRLF).
     let tty = sh_in(&w, &["-t"], "test -t 0 && test -t 1 && echo is-a-tty");
     assert_eq!(tty, "is-a-tty\r\n");
+    // The terminal is the container's own: /dev/pts/0 of its devpts names it.
+    let name = sh_in(&w, &["-t"], "tty; ls -1 /dev/pts");
+    assert_eq!(name, "/dev/pts/0\r\n0\r\nptmx\r\n");
     // stdin is /dev/null unless -i.
     let mut child = w
         .cmd(&["run", "busybox", "cat"])

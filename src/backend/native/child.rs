@@ -26,7 +26,9 @@ pub struct ChildPlan<'a> {
     pub interactive: bool,
     /// In a user namespace where `setgroups` is denied.
     pub rootless: bool,
-    /// `-t`: the pseudo-terminal's slave side, to become stdio and the controlling terminal.
+    /// `-t`: a socket to send the pseudo-terminal's master side to the parent; the child
+    /// opens it from the container's own devpts and makes the slave its stdio and
+    /// controlling terminal.
     pub tty: Option<OwnedFd>,
     /// `--init`: pid 1 stays a reaper and the workload runs as its child.
     pub init: bool,
@@ -62,11 +64,14 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
 
     mounts::setup(&plan.rootfs)?;
     sethostname(&plan.hostname).map_err(|e| ChildError::Setup(format!("sethostname: {e}")))?;
-    if let Some(slave) = &plan.tty {
+    if let Some(socket) = &plan.tty {
         let e = |e: nix::Error| ChildError::Setup(format!("terminal: {e}"));
-        nix::unistd::dup2_stdin(slave).map_err(e)?;
-        nix::unistd::dup2_stdout(slave).map_err(e)?;
-        nix::unistd::dup2_stderr(slave).map_err(e)?;
+        let (master, slave) = super::tty::open_inside().map_err(e)?;
+        super::tty::send_fd(socket, &master).map_err(e)?;
+        drop(master);
+        nix::unistd::dup2_stdin(&slave).map_err(e)?;
+        nix::unistd::dup2_stdout(&slave).map_err(e)?;
+        nix::unistd::dup2_stderr(&slave).map_err(e)?;
         // SAFETY: TIOCSCTTY on stdin (now the pty slave) with argument 0; no memory is passed.
         if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
             return Err(ChildError::Setup(format!(

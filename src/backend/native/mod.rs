@@ -336,14 +336,13 @@ fn supervise(
         .annotations()
         .as_ref()
         .is_some_and(|a| a.contains_key(bundle::ANNOTATION_INIT));
-    let pty = if r.tty {
-        Some(nix::pty::openpty(None, None).map_err(NativeError::Clone)?)
+    // -t: the child opens the terminal inside the container (its own devpts, so
+    // /dev/pts/N names it there) and sends the master side back over this socket.
+    let (tty_parent, tty_child) = if r.tty {
+        let (p, c) = tty::socketpair().map_err(NativeError::Clone)?;
+        (Some(p), Some(c))
     } else {
-        None
-    };
-    let (tty_master, tty_slave) = match pty {
-        Some(p) => (Some(p.master), Some(p.slave)),
-        None => (None, None),
+        (None, None)
     };
     let plan = child::ChildPlan {
         rootfs: mounts::RootfsPlan {
@@ -360,7 +359,7 @@ fn supervise(
         hostname,
         interactive: r.interactive,
         rootless: r.rootless,
-        tty: tty_slave,
+        tty: tty_child,
         init: wants_init,
         go: go_r,
         errors: err_w,
@@ -415,7 +414,10 @@ fn supervise(
     }
     drop(go_w);
     go?;
-    let relay = tty_master.map(|m| tty::Relay::start(m, r.interactive));
+    // Nothing comes if the child failed first: its error is in the error pipe.
+    let relay = tty_parent
+        .and_then(|s| tty::receive_fd(&s))
+        .map(|m| tty::Relay::start(m, r.interactive));
     let status = await_child(pid, err_r, relay, || (r.started)(pid.as_raw()))?;
     Ok(match status {
         Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _))
