@@ -119,7 +119,10 @@ fn container(containers: &wharf::container::Containers, id: &str) -> anyhow::Res
         "Args": r.command.iter().skip(1).collect::<Vec<_>>(),
         "State": {
             "Status": st.status,
-            "Running": st.status == wharf::container::Status::Running,
+            "Running": matches!(
+                st.status,
+                wharf::container::Status::Running | wharf::container::Status::Paused
+            ),
             "Restarting": st.status == wharf::container::Status::Restarting,
             "Paused": st.status == wharf::container::Status::Paused,
             "OOMKilled": st.oom_killed,

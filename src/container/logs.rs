@@ -206,33 +206,38 @@ pub fn read(
         }
         let mut progressed = false;
         if let Some(r) = reader.as_mut() {
-            loop {
-                let mut line = std::mem::take(&mut partial);
-                if r.read_line(&mut line)? == 0 || !line.ends_with('\n') {
-                    partial = line;
-                    break;
-                }
-                progressed = true;
-                if let Some(e) = parse(&line).filter(keep) {
-                    out(&e)?;
-                }
-            }
-            // Rotated: the file we hold was renamed and everything in it is read. Files
-            // rotated after it (if the writer rotated more than once since we looked)
-            // come next, oldest first, then the current one.
+            progressed |= drain(r, &mut partial, &keep, out)?;
             if is_replaced(r.get_ref(), path) {
-                let held = (1..100).find(|n| same_file(r.get_ref(), &rotated(path, *n)));
-                for n in (1..held.unwrap_or(1)).rev() {
-                    if let Ok(f) = File::open(rotated(path, n)) {
-                        for line in BufReader::new(f).lines() {
-                            if let Some(e) = parse(&line?).filter(keep) {
-                                out(&e)?;
-                            }
-                        }
+                // Once its successor exists the held file gets no more writes: its tail is
+                // final. Then the files rotated after it (the writer may have rotated more
+                // than once since we looked), oldest first, then the current one.
+                drain(r, &mut partial, &keep, out)?;
+                partial.clear();
+                // (Identified by device and inode, for this look only: a deleted rotation's
+                // inode is soon reused by a new file.)
+                let held = file_id(r.get_ref());
+                let current = File::open(path).ok();
+                let current_id = current.as_ref().and_then(file_id);
+                let mut newer = Vec::new();
+                // A rotation during this scan shifts every name by one: the same file can
+                // come up twice.
+                let mut seen = std::collections::HashSet::new();
+                for n in 1..100 {
+                    let Ok(f) = File::open(rotated(path, n)) else {
+                        break;
+                    };
+                    let id = file_id(&f);
+                    if id.is_some() && id == held {
+                        break;
+                    }
+                    if id.is_none() || (id != current_id && seen.insert(id)) {
+                        newer.push(f);
                     }
                 }
-                reader = File::open(path).ok().map(BufReader::new);
-                partial.clear();
+                for f in newer.into_iter().rev() {
+                    drain(&mut BufReader::new(f), &mut String::new(), &keep, out)?;
+                }
+                reader = current.map(BufReader::new);
                 progressed = true;
             }
         }
@@ -245,6 +250,39 @@ pub fn read(
     }
 }
 
+/// Hand every complete line left in `r` to `out` (a trailing partial line stays in
+/// `partial` for the next look). True if anything was read.
+fn drain(
+    r: &mut impl BufRead,
+    partial: &mut String,
+    keep: &dyn Fn(&Entry) -> bool,
+    out: &mut dyn FnMut(&Entry) -> io::Result<()>,
+) -> io::Result<bool> {
+    let mut any = false;
+    loop {
+        let mut line = std::mem::take(partial);
+        if r.read_line(&mut line)? == 0 || !line.ends_with('\n') {
+            *partial = line;
+            return Ok(any);
+        }
+        any = true;
+        if let Some(e) = parse(&line).filter(|e| keep(e)) {
+            out(&e)?;
+        }
+    }
+}
+
+#[cfg(unix)]
+fn file_id(f: &File) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    f.metadata().ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(_: &File) -> Option<(u64, u64)> {
+    None
+}
+
 #[cfg(unix)]
 fn is_replaced(file: &File, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -252,20 +290,6 @@ fn is_replaced(file: &File, path: &Path) -> bool {
         (Ok(a), Ok(b)) => a.ino() != b.ino() || a.dev() != b.dev() || b.len() < a.len(),
         _ => false,
     }
-}
-
-#[cfg(unix)]
-fn same_file(file: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
-        _ => false,
-    }
-}
-
-#[cfg(not(unix))]
-fn same_file(_: &File, _: &Path) -> bool {
-    false
 }
 
 #[cfg(not(unix))]

@@ -58,19 +58,28 @@ fn request_stop(containers: &Containers, id: &str) -> Result<Option<Stopping>, C
         return Ok(None);
     }
     if l.record.state.status == Status::Paused {
-        // A frozen process cannot act on a signal: thaw it first (as Docker's stop).
-        thaw(&mut l)?;
+        // A frozen process cannot act on a signal: thaw it first (as Docker's stop). Best
+        // effort: SIGKILL reaches a stopped process, and a cgroup's removal thaws it.
+        if let Err(e) = thaw(&mut l) {
+            tracing::warn!(container = %id, error = %e, "thawing before stop");
+            l.record.state.status = Status::Running;
+        }
     }
     let st = &mut l.record.state;
     st.stop_requested = true;
     let pid = st.workload().unwrap_or(0);
     let procs: Vec<Proc> = [st.supervisor, st.monitor].into_iter().flatten().collect();
-    let signal = l
-        .record
-        .stop_signal
-        .as_deref()
-        .and_then(crate::sys::parse_signal)
-        .unwrap_or(crate::sys::SIGTERM);
+    // A wasm guest's process turns SIGTERM into an interrupt; another signal would end it
+    // without a record of how.
+    let signal = match l.record.kind {
+        crate::dispatch::Kind::Wasm => crate::sys::SIGTERM,
+        crate::dispatch::Kind::Native => l
+            .record
+            .stop_signal
+            .as_deref()
+            .and_then(crate::sys::parse_signal)
+            .unwrap_or(crate::sys::SIGTERM),
+    };
     let timeout = l.record.stop_timeout.map(Duration::from_secs);
     l.save()?;
     Ok(Some(Stopping {
@@ -192,12 +201,14 @@ pub fn remove(containers: &Containers, id: &str, force: bool) -> Result<(), Cont
 
 fn thaw(l: &mut super::Locked) -> Result<(), ContainerError> {
     let r = &l.record;
-    crate::backend::set_paused(&r.id, r.kind, r.state.pid, false).map_err(|reason| {
-        ContainerError::Pause {
-            id: r.name.clone(),
-            reason,
-        }
-    })?;
+    if let Some(pid) = r.state.workload() {
+        crate::backend::set_paused(&r.id, r.kind, pid, false).map_err(|reason| {
+            ContainerError::Pause {
+                id: r.name.clone(),
+                reason,
+            }
+        })?;
+    }
     l.record.state.status = Status::Running;
     l.save()
 }
@@ -206,12 +217,20 @@ fn thaw(l: &mut super::Locked) -> Result<(), ContainerError> {
 pub fn pause(containers: &Containers, id: &str) -> Result<(), ContainerError> {
     let mut l = containers.lock(id)?;
     let r = &l.record;
-    match r.state.status {
-        Status::Paused => return Err(ContainerError::Paused(r.name.clone())),
-        Status::Running if r.state.workload().is_some() => {}
+    let pid = match (r.state.status, r.state.workload()) {
+        (Status::Paused, _) => return Err(ContainerError::Paused(r.name.clone())),
+        (Status::Running, Some(pid)) => pid,
         _ => return Err(ContainerError::NotRunning(r.name.clone())),
+    };
+    if r.kind == crate::dispatch::Kind::Wasm && !r.detached {
+        // Its guest runs inside the `wharf run` attached to a terminal: stopping that
+        // process would hand the terminal back to the shell.
+        return Err(ContainerError::Pause {
+            id: r.name.clone(),
+            reason: "a wasm container runs inside its foreground `wharf run`; pause works on detached (-d) ones".into(),
+        });
     }
-    crate::backend::set_paused(&r.id, r.kind, r.state.pid, true).map_err(|reason| {
+    crate::backend::set_paused(&r.id, r.kind, pid, true).map_err(|reason| {
         ContainerError::Pause {
             id: r.name.clone(),
             reason,

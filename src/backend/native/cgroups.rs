@@ -223,14 +223,14 @@ impl Cgroup {
 
     /// Kill anything left and remove the directories.
     pub fn destroy(&self) {
-        // Frozen processes cannot die: thaw first.
-        let _ = set_frozen(&self.dirs, self.v2, false);
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let procs = self.procs();
             if procs.is_empty() || Instant::now() > deadline {
                 break;
             }
+            // Frozen processes cannot die: thaw (again: a `pause` may have raced us).
+            let _ = set_frozen(&self.dirs, self.v2, false);
             for p in procs {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(p),
