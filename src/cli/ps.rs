@@ -20,6 +20,59 @@ pub struct Args {
     /// Do not truncate ids and commands.
     #[arg(long)]
     no_trunc: bool,
+    /// Filter: status=S, name=N, id=PREFIX, ancestor=IMAGE, kind=native|wasm, exited=CODE
+    /// (as Docker: the same key repeated means any of them, different keys all of them).
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    filter: Vec<String>,
+}
+
+/// `--filter`s, grouped by key.
+#[derive(Debug, Default)]
+struct Filters(std::collections::BTreeMap<String, Vec<String>>);
+
+impl Filters {
+    fn parse(specs: &[String]) -> anyhow::Result<Filters> {
+        let mut f = Filters::default();
+        for s in specs {
+            let (k, v) = s
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("invalid --filter {s:?}: expected KEY=VALUE"))?;
+            if !["status", "name", "id", "ancestor", "kind", "exited"].contains(&k) {
+                anyhow::bail!(
+                    "invalid --filter {s:?}: the keys are status, name, id, ancestor, kind and exited"
+                );
+            }
+            f.0.entry(k.to_string()).or_default().push(v.to_string());
+        }
+        Ok(f)
+    }
+
+    /// Whether the filters name any status (then `-a` is implied, as Docker).
+    fn has_status(&self) -> bool {
+        self.0.contains_key("status") || self.0.contains_key("exited")
+    }
+
+    fn matches(&self, r: &Record) -> bool {
+        self.0.iter().all(|(k, values)| {
+            values.iter().any(|v| match k.as_str() {
+                "status" => r.state.status.to_string() == *v,
+                // Docker matches names as a pattern; a substring covers the common use.
+                "name" => r.name.contains(v.as_str()),
+                "id" => r.id.starts_with(v.as_str()),
+                "ancestor" => {
+                    r.image == *v
+                        || r.image_digest.as_deref() == Some(v.as_str())
+                        || r.image.strip_suffix(":latest") == Some(v.as_str())
+                }
+                "kind" => r.kind.to_string() == *v,
+                "exited" => {
+                    r.state.status == Status::Exited
+                        && r.state.exit_code.map(|c| c.to_string()).as_deref() == Some(v.as_str())
+                }
+                _ => false,
+            })
+        })
+    }
 }
 
 /// A duration as Docker says it ("Less than a second", "3 seconds", "About a minute", …).
@@ -101,10 +154,13 @@ fn command(r: &Record, no_trunc: bool) -> String {
 }
 
 pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
+    let filters = Filters::parse(&args.filter)?;
+    let all = args.all || filters.has_status();
     let list: Vec<Record> = Containers::new(&ctx.roots)
         .list()
         .into_iter()
-        .filter(|r| args.all || r.state.is_active())
+        .filter(|r| all || r.state.is_active())
+        .filter(|r| filters.matches(r))
         .collect();
     let id = |r: &Record| {
         if args.no_trunc {
@@ -175,6 +231,52 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filters_combine_like_dockers() {
+        let record = |name: &str, status: Status, code: Option<i32>| -> Record {
+            serde_json::from_value(serde_json::json!({
+                "id": format!("{name}{}", "0".repeat(60)), "name": name,
+                "created": "2026-11-29T00:00:00Z", "image": "busybox", "target": "sha256:00",
+                "image_digest": "sha256:00", "platform": null, "kind": "native",
+                "reason": "", "signals": [], "command": ["true"], "options": {
+                    "entrypoint": null, "args": [], "env": [], "workdir": null,
+                    "volumes": [], "ports": [], "network": "none",
+                    "limits": {"memory": null, "timeout": null, "fuel": null},
+                    "interactive": false, "tty": false, "native": {
+                        "user": null, "hostname": null, "read_only": false, "cap_add": [],
+                        "cap_drop": [], "privileged": false, "seccomp_unconfined": false,
+                        "pids_limit": null, "cpus": null, "tmpfs": [], "init": false,
+                        "ulimits": []}},
+                "restart": {"name": "no"}, "auto_remove": false, "detached": true,
+                "log": {"max_size": 1, "max_files": 1}, "compile_timeout_ms": null,
+                "state": {"status": status, "pid": 0, "supervisor": null, "monitor": null,
+                    "started_at": null, "finished_at": null, "exit_code": code,
+                    "oom_killed": false, "error": null, "restart_count": 0,
+                    "stop_requested": false}
+            }))
+            .unwrap()
+        };
+        let web = record("web1", Status::Running, None);
+        let job = record("job1", Status::Exited, Some(3));
+        let f = |specs: &[&str]| {
+            Filters::parse(&specs.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+        };
+        assert!(f(&["status=running"]).matches(&web) && !f(&["status=running"]).matches(&job));
+        assert!(
+            f(&["status=running", "status=exited"]).matches(&job),
+            "same key: any"
+        );
+        assert!(
+            !f(&["status=exited", "name=web"]).matches(&web),
+            "different keys: all"
+        );
+        assert!(f(&["exited=3"]).matches(&job) && !f(&["exited=0"]).matches(&job));
+        assert!(f(&["ancestor=busybox", "kind=native", "id=job1"]).matches(&job));
+        assert!(f(&["status=exited"]).has_status());
+        assert!(Filters::parse(&["colour=red".to_string()]).is_err());
+        assert!(Filters::parse(&["status".to_string()]).is_err());
+    }
 
     #[test]
     fn durations_read_like_dockers() {

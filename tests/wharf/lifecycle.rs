@@ -516,9 +516,40 @@ fn exit_codes_start_failures_and_names() {
     let out = w.run(&["start", "-a", "later"]);
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "from later\n");
+    // --filter, as Docker: a status implies -a; same key any, different keys all.
+    let names = |args: &[&str]| {
+        let mut a = vec!["ps", "--format", "json"];
+        a.extend_from_slice(args);
+        let mut n: Vec<String> = w
+            .ok(&a)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["Names"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&["--filter", "exited=3"]), ["three"]);
+    w.ok(&["create", "--name", "fresh", "busybox", "true"]);
+    assert_eq!(names(&["-f", "status=created"]), ["fresh"]);
+    assert_eq!(
+        names(&["-f", "exited=127", "-f", "exited=9"]),
+        ["attached", "missing"]
+    );
+    assert!(names(&["-f", "exited=127", "-f", "name=three"]).is_empty());
+    assert_eq!(
+        names(&["-a", "-f", "name=thr", "-f", "ancestor=busybox"]),
+        ["three"]
+    );
+    let err = w.fails(&["ps", "--filter", "colour=red"], 125);
+    assert!(err.contains("--filter"), "{err}");
     // system prune removes stopped containers, then what only they used.
     let pruned = w.ok(&["system", "prune"]);
-    assert!(pruned.contains("Deleted 4 stopped containers"), "{pruned}");
+    assert!(pruned.contains("Deleted 5 stopped containers"), "{pruned}");
     assert!(w.ok(&["ps", "-a", "-q"]).is_empty());
     assert_clean(&w);
     // -a: images no container uses go too, and their layers.
