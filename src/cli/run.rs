@@ -362,7 +362,15 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     let containers = Containers::new(&ctx.roots);
     if args.detach {
         drop(prepared);
-        return start_detached(ctx, &containers, &record.id, true);
+        return Ok(
+            match super::start::start_one(ctx, &containers, &record.id)? {
+                None => {
+                    println!("{}", record.id);
+                    ExitCode::SUCCESS
+                }
+                Some((code, message)) => fail(code, message),
+            },
+        );
     }
     let id = record.id.clone();
     Ok(supervise(
@@ -373,35 +381,6 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
         None,
         args.rm,
     ))
-}
-
-/// Start container `id` under a monitor; print its id if `print_id`.
-#[cfg(target_os = "linux")]
-pub fn start_detached(
-    ctx: &Context_,
-    containers: &Containers,
-    id: &str,
-    print_id: bool,
-) -> anyhow::Result<ExitCode> {
-    use wharf::container::monitor::{self, Started};
-    let exe = std::env::current_exe()?;
-    match monitor::spawn(&exe, ctx.roots.data(), id)? {
-        Started::Running => {
-            if print_id {
-                println!("{id}");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Started::Failed { code, message } => {
-            let _ = containers;
-            Ok(fail(code, message))
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-pub fn start_detached(_: &Context_, _: &Containers, _: &str, _: bool) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("detached containers need a Unix host for now")
 }
 
 /// Run container `id` in this process (the foreground `wharf run`, or the helper a monitor

@@ -29,9 +29,12 @@ pub fn start_one(
         if l.record.state.is_active() || starting {
             return Ok(None);
         }
-        l.record.detached = true;
-        l.record.state.stop_requested = false;
-        l.save()?;
+        // (`run -d` creates it so: no write needed then.)
+        if !l.record.detached || l.record.state.stop_requested {
+            l.record.detached = true;
+            l.record.state.stop_requested = false;
+            l.save()?;
+        }
     }
     let exe = std::env::current_exe()?;
     #[cfg(target_os = "linux")]
