@@ -32,6 +32,11 @@ impl Roots {
         self.data.join("containers")
     }
 
+    /// Unpacked layers, one directory per diff id (shared by every container).
+    pub fn layers(&self) -> PathBuf {
+        self.data.join("layers")
+    }
+
     /// wharf's cache of compiled wasm (never shared with images).
     pub fn wasm_cache(&self) -> PathBuf {
         self.data.join("cache").join("wasm")

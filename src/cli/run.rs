@@ -600,15 +600,13 @@ fn run_native(
 ) -> (u8, Option<String>) {
     use wharf::backend::native::{self, NativeRun};
 
-    let store = match ctx.store() {
-        Ok(s) => s,
-        Err(e) => return (EXIT_WHARF_FAILED, Some(format!("{e:#}"))),
-    };
+    // The store was opened to prepare the run; only its layers directory is needed here.
+    let layers_dir = ctx.roots.layers();
     let result = native::run(NativeRun {
         id,
         spec: &p.spec,
         layers: &p.layers,
-        layers_dir: store.layers_dir(),
+        layers_dir: &layers_dir,
         state_dir: dir,
         interactive,
         tty: p

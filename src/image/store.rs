@@ -123,7 +123,7 @@ impl Store {
             containers: roots.containers(),
             blobs: layout.join("blobs").join("sha256"),
             tmp: data.join("tmp"),
-            layers: data.join("layers"),
+            layers: roots.layers(),
             store_lock: data.join("locks").join("store.lock"),
             index_lock: data.join("locks").join("index.lock"),
             layout,
