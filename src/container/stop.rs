@@ -200,16 +200,29 @@ pub fn remove(containers: &Containers, id: &str, force: bool) -> Result<(), Cont
 }
 
 fn thaw(l: &mut super::Locked) -> Result<(), ContainerError> {
-    let r = &l.record;
-    if let Some(pid) = r.state.workload() {
-        crate::backend::set_paused(&r.id, r.kind, pid, false).map_err(|reason| {
-            ContainerError::Pause {
-                id: r.name.clone(),
-                reason,
-            }
-        })?;
+    match l.record.state.workload() {
+        Some(pid) => set_paused(l, pid, false),
+        None => {
+            l.record.state.status = Status::Running;
+            l.save()
+        }
     }
-    l.record.state.status = Status::Running;
+}
+
+/// Freeze or thaw the workload `pid` of the locked container and record it.
+fn set_paused(l: &mut super::Locked, pid: i32, frozen: bool) -> Result<(), ContainerError> {
+    let r = &l.record;
+    crate::backend::set_paused(&r.id, r.kind, pid, frozen).map_err(|reason| {
+        ContainerError::Pause {
+            id: r.name.clone(),
+            reason,
+        }
+    })?;
+    l.record.state.status = if frozen {
+        Status::Paused
+    } else {
+        Status::Running
+    };
     l.save()
 }
 
@@ -230,14 +243,7 @@ pub fn pause(containers: &Containers, id: &str) -> Result<(), ContainerError> {
             reason: "a wasm container runs inside its foreground `wharf run`; pause works on detached (-d) ones".into(),
         });
     }
-    crate::backend::set_paused(&r.id, r.kind, pid, true).map_err(|reason| {
-        ContainerError::Pause {
-            id: r.name.clone(),
-            reason,
-        }
-    })?;
-    l.record.state.status = Status::Paused;
-    l.save()
+    set_paused(&mut l, pid, true)
 }
 
 /// `wharf unpause`: thaw a paused container.
