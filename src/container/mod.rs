@@ -187,10 +187,15 @@ impl Containers {
 
     /// Every container, its state refreshed, newest first.
     pub fn list(&self) -> Vec<Record> {
-        let mut out: Vec<Record> = self
-            .records()
-            .into_iter()
-            .filter_map(|r| self.lock(&r.id).ok().map(|l| l.record))
+        // Each record is read once, under its lock (`lock` skips directories without one).
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Record> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|id| !id.starts_with('.'))
+            .filter_map(|id| self.lock(&id).ok().map(|l| l.record))
             .collect();
         out.sort_by_key(|r| std::cmp::Reverse(r.created));
         out
