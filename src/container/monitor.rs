@@ -61,7 +61,7 @@ unsafe fn install_ready_fd(fd: i32) -> std::io::Result<()> {
 }
 
 /// Wait for the ready byte on `r`: true if the workload started.
-pub fn wait_ready(r: OwnedFd) -> bool {
+fn wait_ready(r: OwnedFd) -> bool {
     let mut f = std::fs::File::from(r);
     let mut b = [0u8; 1];
     matches!(f.read(&mut b), Ok(1) if b[0] == b'r')
