@@ -13,10 +13,17 @@ exe_dir="$CARGO_TARGET_DIR/$target/debug"
 x86_64-w64-mingw32-gcc -O2 -shared -o "$exe_dir/bcryptprimitives.dll" tests/windows/bcryptprimitives.c -ladvapi32
 export WINEPREFIX=${WINEPREFIX:-$HOME/.cache/wharf/wine-prefix}
 export WINEDEBUG=-all
+# No Mono or Gecko installer prompts while a new prefix is made (nothing here needs them).
+export WINEDLLOVERRIDES="mscoree,mshtml="
+# wineserver needs the prefix directory to exist (wine makes a prefix on first use, but
+# wineserver does not): on a machine that never ran wine this is the first use.
+mkdir -p "$WINEPREFIX"
 # One persistent wineserver for the whole run: clients racing a wineserver that is shutting
 # down after its idle timeout fail with "wine client error".
 wineserver -p
 trap 'wineserver -k >/dev/null 2>&1 || true' EXIT
+# Populate a new prefix before the tests start racing each other to do it.
+[ -f "$WINEPREFIX/system.reg" ] || wineboot --init >/dev/null 2>&1
 wine "$exe_dir/wharf.exe" --version
 export WHARF_BIN="wine $exe_dir/wharf.exe"
 export WHARF_HOST_OS=windows

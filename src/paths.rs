@@ -12,9 +12,13 @@ pub struct Roots {
 }
 
 impl Roots {
-    /// Use `dir` as the root of all state.
+    /// Use `dir` as the root of all state, made absolute once, here: a native container
+    /// mounts its overlay after changing directory, and detached containers' helpers start
+    /// elsewhere, so a relative root would name another place (or nothing) for them.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Roots { data: dir.into() }
+        let dir = dir.into();
+        let data = std::path::absolute(&dir).unwrap_or(dir);
+        Roots { data }
     }
 
     /// The default root for this user on this host.
@@ -67,5 +71,16 @@ fn default_data_dir() -> PathBuf {
     match std::env::var_os("HOME") {
         Some(home) => PathBuf::from(home).join(".local/share/wharf"),
         None => PathBuf::from("/tmp/wharf"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_relative_root_is_made_absolute() {
+        let r = super::Roots::new("r1");
+        assert!(r.data().is_absolute());
+        assert_eq!(r.data(), std::env::current_dir().unwrap().join("r1"));
+        assert!(r.store().is_absolute() && r.containers().is_absolute());
     }
 }

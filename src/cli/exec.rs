@@ -51,6 +51,9 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     if record.state.status != wharf::container::Status::Running || record.state.pid <= 0 {
         anyhow::bail!("container {} is not running", args.container);
     }
+    if let Some(u) = &args.user {
+        wharf::run::options::validate_user(u).map_err(|e| anyhow::anyhow!("-u: {e}"))?;
+    }
     let mut env = Vec::new();
     for e in &args.env {
         if let Some((k, v)) = wharf::run::options::parse_env(e)? {

@@ -38,7 +38,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
     let image = ResolvedImage::new(&store, record, args.platform.as_ref())?;
     let decision = dispatch::decide(&image.facts());
     if args.explain {
-        explain(&args.image, &image, &decision);
+        explain(&args.image, &image, &decision)?;
         return decision.map(drop).map_err(Into::into);
     }
     let raw_config: serde_json::Value = serde_json::from_slice(&store.read_blob_capped(
@@ -62,7 +62,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
             Err(c) => json!({"error": c.to_string(), "signals": c.signals}),
         },
     });
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    outln!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 
@@ -70,26 +70,27 @@ fn explain(
     name: &str,
     image: &ResolvedImage,
     decision: &Result<dispatch::Decision, Box<dispatch::Conflict>>,
-) {
-    println!("image:    {name} ({})", image.record.digest());
-    println!("platform: {}", image.config.platform());
+) -> std::io::Result<()> {
+    outln!("image:    {name} ({})", image.record.digest());
+    outln!("platform: {}", image.config.platform());
     let signals = match decision {
         Ok(d) => {
-            println!("decision: {} ({})", d.kind, d.reason);
+            outln!("decision: {} ({})", d.kind, d.reason);
             &d.signals
         }
         Err(c) => {
-            println!("decision: none: {c}");
+            outln!("decision: none: {c}");
             &c.signals
         }
     };
-    println!("signals:");
+    outln!("signals:");
     if signals.is_empty() {
-        println!("  (none)");
+        outln!("  (none)");
     }
     for s in signals {
-        println!("  {s}");
+        outln!("  {s}");
     }
+    Ok(())
 }
 
 /// A container's record as Docker-shaped JSON.
@@ -164,6 +165,6 @@ fn container(containers: &wharf::container::Containers, id: &str) -> anyhow::Res
             "Signals": r.signals,
         },
     });
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    outln!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }

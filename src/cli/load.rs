@@ -30,10 +30,10 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("loading {}", args.input.display()))?;
     for l in &loaded {
         match (&l.name, args.quiet) {
-            (Some(n), false) => println!("Loaded image: {n}"),
-            (None, false) => println!("Loaded image ID: {}", l.digest),
-            (Some(n), true) => println!("{n}"),
-            (None, true) => println!("{}", l.digest),
+            (Some(n), false) => outln!("Loaded image: {n}"),
+            (None, false) => outln!("Loaded image ID: {}", l.digest),
+            (Some(n), true) => outln!("{n}"),
+            (None, true) => outln!("{}", l.digest),
         }
     }
     if args.precompile {

@@ -1,6 +1,15 @@
 //! Command-line types: one file per command. Flags are parsed here and turned into the
 //! library's validated types; the library never sees clap.
 
+/// `println!` that hands a write error back (`?`) instead of panicking: with a closed pipe
+/// (`wharf images | head -1`) wharf then ends quietly (see `main`), as other CLIs do.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod exec;
 mod format;
 mod images;

@@ -56,9 +56,9 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
     let done = package::package(&store, &bytes, &name, &opts)
         .with_context(|| format!("packaging {}", args.file.display()))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&done)?);
+        outln!("{}", serde_json::to_string_pretty(&done)?);
     } else {
-        println!("{} ({}, {})", done.reference, done.os, done.digest);
+        outln!("{} ({}, {})", done.reference, done.os, done.digest);
     }
     Ok(())
 }

@@ -61,9 +61,9 @@ pub fn pull(ctx: &Context_, args: PullArgs) -> anyhow::Result<()> {
     )
     .with_context(|| format!("pulling {reference}"))?;
     if !args.tls.quiet {
-        println!("Digest: {}", desc.digest());
+        outln!("Digest: {}", desc.digest());
     }
-    println!("{reference}");
+    outln!("{reference}");
     Ok(())
 }
 
@@ -90,7 +90,7 @@ pub fn push(ctx: &Context_, args: PushArgs) -> anyhow::Result<()> {
     let opts = args.tls.options(target.registry())?;
     let digest = registry::push(&store, &record, &target, &opts)
         .with_context(|| format!("pushing to {target}"))?;
-    println!("{target}@{digest}");
+    outln!("{target}@{digest}");
     Ok(())
 }
 
@@ -119,7 +119,7 @@ pub fn login(args: LoginArgs) -> anyhow::Result<()> {
         _ => anyhow::bail!("give exactly one of --password and --password-stdin"),
     };
     credentials::store(&args.registry, &args.username, &password)?;
-    println!(
+    outln!(
         "Login credentials saved in {}",
         credentials::config_path().display()
     );
@@ -133,6 +133,6 @@ pub struct LogoutArgs {
 
 pub fn logout(args: LogoutArgs) -> anyhow::Result<()> {
     credentials::remove(&args.registry)?;
-    println!("Removed login credentials for {}", args.registry);
+    outln!("Removed login credentials for {}", args.registry);
     Ok(())
 }

@@ -19,12 +19,14 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
         match store.remove(image, args.force) {
             Ok((names, gc)) => {
                 for n in names {
-                    println!("Untagged: {n}");
+                    outln!("Untagged: {n}");
                 }
                 if gc.blobs > 0 {
-                    println!(
+                    outln!(
                         "Deleted: {} blobs ({} bytes), {} layers",
-                        gc.blobs, gc.bytes, gc.layers
+                        gc.blobs,
+                        gc.bytes,
+                        gc.layers
                     );
                 }
             }

@@ -148,12 +148,28 @@ impl Args {
         for e in &self.env {
             env.extend(parse_env(e)?);
         }
+        if let Some(u) = &self.user {
+            wharf::run::options::validate_user(u).map_err(|e| anyhow::anyhow!("-u: {e}"))?;
+        }
         Ok(RunOptions {
             entrypoint: self.entrypoint.clone(),
             args: self.command.clone(),
             env,
             workdir: self.workdir.clone(),
-            volumes: self.volumes.clone(),
+            // Relative host paths mean the caller's directory, which the container's helpers
+            // (and a native child after it changes directory) do not share: make them absolute.
+            volumes: self
+                .volumes
+                .iter()
+                .map(|v| wharf::run::options::Volume {
+                    host: if v.host.has_root() {
+                        v.host.clone()
+                    } else {
+                        std::path::absolute(&v.host).unwrap_or_else(|_| v.host.clone())
+                    },
+                    ..v.clone()
+                })
+                .collect(),
             ports: self.publish.clone(),
             network: self.network,
             limits: Limits {
@@ -236,7 +252,8 @@ fn pull_if_needed(
     args: &Args,
     store: &wharf::image::Store,
 ) -> anyhow::Result<bool> {
-    let is_file = std::path::Path::new(&args.image).is_file();
+    let is_file =
+        std::path::Path::new(&args.image).is_file() || wharf::run::names_a_file(&args.image);
     let missing = !is_file
         && matches!(
             store.resolve(&args.image),
@@ -365,7 +382,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
         return Ok(
             match super::start::start_one(ctx, &containers, &record.id)? {
                 None => {
-                    println!("{}", record.id);
+                    outln!("{}", record.id);
                     ExitCode::SUCCESS
                 }
                 Some((code, message)) => fail(code, message),
@@ -545,7 +562,7 @@ fn run_unrecorded(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
         explain(&prepared.name, &prepared.decision);
     }
     if args.print_spec {
-        println!("{}", serde_json::to_string_pretty(&prepared.spec)?);
+        outln!("{}", serde_json::to_string_pretty(&prepared.spec)?);
         return Ok(ExitCode::SUCCESS);
     }
     match prepared.decision.kind {

@@ -84,7 +84,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
             .map_err(anyhow::Error::from)
             .and_then(|id| start_one(ctx, &containers, &id));
         match outcome {
-            Ok(None) => println!("{n}"),
+            Ok(None) => outln!("{n}"),
             Ok(Some((code, message))) => {
                 eprintln!("wharf: {n}: {message}");
                 result = ExitCode::from(code);
@@ -105,7 +105,7 @@ pub fn create(ctx: &Context_, args: run_cmd::Args) -> anyhow::Result<ExitCode> {
     }
     match run_cmd::create(ctx, &args, true)? {
         Ok((record, _)) => {
-            println!("{}", record.id);
+            outln!("{}", record.id);
             Ok(ExitCode::SUCCESS)
         }
         Err(code) => Ok(code),

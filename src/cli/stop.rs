@@ -61,7 +61,7 @@ fn each(
             .map_err(anyhow::Error::from)
             .and_then(|id| f(&containers, &id));
         match r {
-            Ok(()) if print => println!("{n}"),
+            Ok(()) if print => outln!("{n}"),
             Ok(()) => {}
             Err(e) => {
                 eprintln!("wharf: {e:#}");
@@ -93,7 +93,7 @@ pub fn kill(ctx: &Context_, args: KillArgs) -> anyhow::Result<ExitCode> {
 
 pub fn wait(ctx: &Context_, args: WaitArgs) -> anyhow::Result<ExitCode> {
     each(ctx, &args.containers, false, |c, id| {
-        println!("{}", stop::wait(c, id)?);
+        outln!("{}", stop::wait(c, id)?);
         Ok(())
     })
 }

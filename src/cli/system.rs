@@ -32,9 +32,9 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
         Command::Check { repair } => {
             let report = store.check(repair)?;
             for p in &report.problems {
-                println!("{}{p}", if repair { "removed: " } else { "" });
+                outln!("{}{p}", if repair { "removed: " } else { "" });
             }
-            println!(
+            outln!(
                 "checked {} blobs: {} problems",
                 report.blobs_checked,
                 report.problems.len()
@@ -61,7 +61,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
                 }
             }
             containers.remove_leftovers()?;
-            println!("Deleted {removed} stopped containers");
+            outln!("Deleted {removed} stopped containers");
             if all {
                 let used: HashSet<String> =
                     store.in_use().into_iter().filter_map(|u| u.image).collect();
@@ -75,12 +75,14 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
                 for d in &images {
                     store.remove(d, false)?;
                 }
-                println!("Deleted {} unused images", images.len());
+                outln!("Deleted {} unused images", images.len());
             }
             let gc = store.gc(&HashSet::new())?;
-            println!(
+            outln!(
                 "Deleted {} blobs ({} bytes) and {} layers",
-                gc.blobs, gc.bytes, gc.layers
+                gc.blobs,
+                gc.bytes,
+                gc.layers
             );
         }
     }

@@ -23,9 +23,14 @@ pub struct Args {
     /// Platform of a multi-platform image.
     #[arg(long)]
     platform: Option<PlatformSpec>,
-    /// Largest uncompressed size of one layer, in bytes (a guard against decompression bombs).
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_bytes)]
-    max_layer_size: u64,
+    /// Largest uncompressed size of one layer, in bytes (a guard against decompression bombs;
+    /// default WHARF_MAX_LAYER_SIZE, else 16 GiB).
+    #[arg(long, value_name = "BYTES")]
+    max_layer_size: Option<u64>,
+    /// Largest uncompressed size of all the image's layers together (default
+    /// WHARF_MAX_IMAGE_SIZE, else 32 GiB).
+    #[arg(long, value_name = "BYTES")]
+    max_image_size: Option<u64>,
     /// Most entries in one layer.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_entries)]
     max_layer_entries: u64,
@@ -35,13 +40,14 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
     let store = ctx.store()?;
     let record = store.resolve(&args.image)?;
     let image = ResolvedImage::new(&store, record, args.platform.as_ref())?;
-    let opts = UnpackOptions {
-        limits: Limits {
-            max_bytes: args.max_layer_size,
-            max_entries: args.max_layer_entries,
-        },
-        ..UnpackOptions::default()
-    };
+    let mut opts = UnpackOptions::from_env()?;
+    opts.limits.max_entries = args.max_layer_entries;
+    if let Some(n) = args.max_layer_size {
+        opts.limits.max_bytes = n;
+    }
+    if let Some(n) = args.max_image_size {
+        opts.limits.max_image_bytes = n;
+    }
     let _guard = store.lock_shared()?;
     let layers = unpack::ensure_layers(&store, &image.manifest, &image.config, &opts)
         .with_context(|| format!("unpacking {}", args.image))?;
@@ -64,6 +70,6 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("writing the root filesystem to {}", to.display()));
         }
     }
-    println!("{}", layers.len());
+    outln!("{}", layers.len());
     Ok(())
 }

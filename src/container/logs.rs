@@ -153,7 +153,10 @@ pub fn read(
         Some(t) => e.timestamp().is_some_and(|ts| ts >= t),
         None => true,
     };
-    // Everything present now.
+    // Everything present now: the rotations, oldest first, then the current file up to its
+    // last complete line (a partial one is the writer's, still being written). Memory stays
+    // bounded whatever the log's size: without --tail entries stream straight through; with
+    // it the files are read backwards from the end, holding at most N entries.
     let mut files: Vec<PathBuf> = (1..100)
         .map(|n| rotated(path, n))
         .take_while(|p| p.exists())
@@ -164,37 +167,50 @@ pub fn read(
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
-    let mut backlog: Vec<Entry> = Vec::new();
-    for f in &files {
-        if let Ok(file) = File::open(f) {
-            for line in BufReader::new(file).lines() {
-                if let Some(e) = parse(&line?).filter(keep) {
-                    backlog.push(e);
+    let complete = match current.as_mut() {
+        Some(f) => complete_len(f)?,
+        None => 0,
+    };
+    match opts.tail {
+        None => {
+            for f in &files {
+                if let Ok(file) = File::open(f) {
+                    drain(&mut BufReader::new(file), &mut String::new(), &keep, out)?;
                 }
             }
+            if let Some(f) = current.as_mut() {
+                f.seek(SeekFrom::Start(0))?;
+                let mut r = BufReader::new(io::Read::take(&mut *f, complete));
+                drain(&mut r, &mut String::new(), &keep, out)?;
+            }
+        }
+        Some(n) => {
+            let mut last: Vec<Entry> = Vec::new();
+            if let Some(f) = current.as_mut() {
+                tail_entries(f, complete, n, &keep, &mut last)?;
+            }
+            for f in files.iter().rev() {
+                if last.len() >= n {
+                    break;
+                }
+                if let Ok(mut file) = File::open(f) {
+                    let len = complete_len(&mut file)?;
+                    tail_entries(&mut file, len, n, &keep, &mut last)?;
+                }
+            }
+            for e in last.iter().rev() {
+                out(e)?;
+            }
         }
     }
-    let mut reader = current.take().map(BufReader::new);
+    let mut reader = match current {
+        Some(mut f) => {
+            f.seek(SeekFrom::Start(complete))?;
+            Some(BufReader::new(f))
+        }
+        None => None,
+    };
     let mut partial = String::new();
-    if let Some(r) = reader.as_mut() {
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line)? == 0 {
-                break;
-            }
-            if !line.ends_with('\n') {
-                partial = line;
-                break;
-            }
-            if let Some(e) = parse(&line).filter(keep) {
-                backlog.push(e);
-            }
-        }
-    }
-    let skip = opts.tail.map_or(0, |n| backlog.len().saturating_sub(n));
-    for e in &backlog[skip..] {
-        out(e)?;
-    }
     if !opts.follow {
         return Ok(());
     }
@@ -248,6 +264,73 @@ pub fn read(
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Bytes of `f` up to and including its last newline (a trailing partial line excluded).
+fn complete_len(f: &mut File) -> io::Result<u64> {
+    let len = f.metadata()?.len();
+    let mut end = len;
+    let mut buf = vec![0u8; 64 << 10];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        f.seek(SeekFrom::Start(start))?;
+        io::Read::read_exact(f, chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// Read `f` backwards from `end`, pushing the entries `keep` accepts onto `last` (newest
+/// first) until it holds `n`. Reads 64 KiB at a time; only the line being assembled and the
+/// `n` entries are held.
+fn tail_entries(
+    f: &mut File,
+    end: u64,
+    n: usize,
+    keep: &dyn Fn(&Entry) -> bool,
+    last: &mut Vec<Entry>,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 << 10];
+    // The bytes of the line being assembled, reversed (read back to front).
+    let mut line_rev: Vec<u8> = Vec::new();
+    let mut pos = end;
+    let take = |line_rev: &mut Vec<u8>, last: &mut Vec<Entry>| {
+        if !line_rev.is_empty() {
+            line_rev.reverse();
+            if let Some(e) = std::str::from_utf8(line_rev).ok().and_then(parse)
+                && keep(&e)
+            {
+                last.push(e);
+            }
+            line_rev.clear();
+        }
+    };
+    while pos > 0 && last.len() < n {
+        let start = pos.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(pos - start) as usize];
+        f.seek(SeekFrom::Start(start))?;
+        io::Read::read_exact(f, chunk)?;
+        for &b in chunk.iter().rev() {
+            if b == b'\n' {
+                take(&mut line_rev, last);
+                if last.len() >= n {
+                    return Ok(());
+                }
+            } else {
+                line_rev.push(b);
+            }
+        }
+        pos = start;
+    }
+    if last.len() < n {
+        take(&mut line_rev, last);
+    }
+    last.truncate(n);
+    Ok(())
 }
 
 /// Hand every complete line left in `r` to `out` (a trailing partial line stays in

@@ -28,6 +28,8 @@ pub enum ArchiveError {
         "{0}: not an OCI layout, oci-archive or docker-archive (no oci-layout, index.json or manifest.json)"
     )]
     UnknownFormat(PathBuf),
+    #[error("the archive is corrupt: entry {entry} has an invalid tar header")]
+    Corrupt { entry: usize },
     #[error("archive refers to blob {0}, which it does not contain")]
     MissingBlob(String),
     #[error("archive entry {name:?} is not a valid blob: {reason}")]
@@ -141,14 +143,23 @@ fn load_stream(
     file: File,
     path: &Path,
 ) -> Result<(Vec<Loaded>, bool), ArchiveError> {
-    let reader = unpack::decompress(file).map_err(ArchiveError::Read)?;
-    let mut archive = tar::Archive::new(reader);
+    let mut reader = unpack::decompress(file).map_err(ArchiveError::Read)?;
+    // Look at the first header before the tar parser does: its errors quote the bytes it
+    // could not parse, and a file that is not an archive (a password file, a key) must not
+    // end up in an error message.
+    let mut head = [0u8; 512];
+    let got = read_full(&mut reader, &mut head)
+        .map_err(|_| ArchiveError::UnknownFormat(path.to_path_buf()))?;
+    if got < head.len() || !is_tar_header(&head) {
+        return Err(ArchiveError::UnknownFormat(path.to_path_buf()));
+    }
+    let mut archive = tar::Archive::new(io::Cursor::new(head).chain(reader));
     let mut index_json: Option<Vec<u8>> = None;
     let mut manifest_json: Option<Vec<u8>> = None;
     let mut others: HashMap<String, DockerFile> = HashMap::new();
     let mut saw_entry = false;
-    for entry in archive.entries().map_err(ArchiveError::Read)? {
-        let mut entry = entry.map_err(ArchiveError::Read)?;
+    for (n, entry) in archive.entries().map_err(ArchiveError::Read)?.enumerate() {
+        let mut entry = entry.map_err(|e| tar_error(e, n))?;
         saw_entry = true;
         if !entry.header().entry_type().is_file() {
             continue;
@@ -207,6 +218,55 @@ fn load_stream(
         return Err(ArchiveError::UnknownFormat(path.to_path_buf()));
     }
     Err(ArchiveError::UnknownFormat(path.to_path_buf()))
+}
+
+/// Fill `buf` as far as the stream allows; the number of bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Whether `h` is a tar header block: its checksum field matches its bytes (the check every
+/// tar reader makes; ustar, GNU and v7 headers all carry it).
+fn is_tar_header(h: &[u8; 512]) -> bool {
+    let field = &h[148..156];
+    let digits: String = field
+        .iter()
+        .map(|&b| b as char)
+        .filter(|c| !matches!(c, ' ' | '\0'))
+        .collect();
+    let Ok(stored) = u32::from_str_radix(&digits, 8) else {
+        return false;
+    };
+    let sum: u32 = h
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                u32::from(b' ')
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    !digits.is_empty() && sum == stored
+}
+
+/// A tar parse error, without the bytes it quotes (they are the input's content).
+fn tar_error(e: io::Error, entry: usize) -> ArchiveError {
+    if e.kind() == io::ErrorKind::Other || e.kind() == io::ErrorKind::InvalidData {
+        ArchiveError::Corrupt { entry }
+    } else {
+        ArchiveError::Read(e)
+    }
 }
 
 fn read_capped(r: &mut impl Read, what: &'static str) -> Result<Vec<u8>, ArchiveError> {
@@ -409,16 +469,24 @@ fn closure(
     store: &Store,
     desc: &Descriptor,
     out: &mut Vec<Descriptor>,
+    depth: usize,
 ) -> Result<(), ArchiveError> {
     if out.iter().any(|d| d.digest() == desc.digest()) {
         return Ok(());
+    }
+    if depth > media::MAX_INDEX_DEPTH {
+        return Err(ContentError::TooDeep {
+            digest: desc.digest().to_string(),
+            limit: media::MAX_INDEX_DEPTH,
+        }
+        .into());
     }
     out.push(desc.clone());
     match content::read_manifest(store, desc)? {
         Manifest::Index(index) => {
             for child in index.manifests() {
                 if store.has_blob(child) {
-                    closure(store, child, out)?;
+                    closure(store, child, out, depth + 1)?;
                 }
             }
         }
@@ -439,7 +507,7 @@ fn write_oci(
     let mut blobs = Vec::new();
     let mut entries = Vec::new();
     for image in images {
-        closure(store, &image.descriptor, &mut blobs)?;
+        closure(store, &image.descriptor, &mut blobs, 0)?;
         let mut entry = image.descriptor.clone();
         let mut annotations = HashMap::new();
         if let Some(name) = &image.name {

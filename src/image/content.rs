@@ -19,6 +19,10 @@ pub enum ContentError {
         size: u64,
         cap: u64,
     },
+    #[error(
+        "{digest}: indexes nest more than {limit} levels deep (a hostile or broken image; no real image needs that many)"
+    )]
+    TooDeep { digest: String, limit: usize },
     #[error("{digest}: Docker schema 1 manifests are not supported")]
     Schema1 { digest: String },
     #[error("{digest}: descriptor says {declared} but the content says {actual}")]

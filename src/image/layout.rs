@@ -61,7 +61,7 @@ pub fn import_entry(
     source: &mut dyn BlobSource,
 ) -> Result<(), ArchiveError> {
     let mut seen = HashSet::new();
-    import_tree(store, desc, source, &mut seen, false)
+    import_tree(store, desc, source, &mut seen, false, 0)
 }
 
 fn import_tree(
@@ -70,9 +70,17 @@ fn import_tree(
     source: &mut dyn BlobSource,
     seen: &mut HashSet<String>,
     optional: bool,
+    depth: usize,
 ) -> Result<(), ArchiveError> {
     if !seen.insert(desc.digest().to_string()) {
         return Ok(());
+    }
+    if depth > media::MAX_INDEX_DEPTH {
+        return Err(ContentError::TooDeep {
+            digest: desc.digest().to_string(),
+            limit: media::MAX_INDEX_DEPTH,
+        }
+        .into());
     }
     let mt = desc.media_type().to_string();
     if !media::is_manifest(&mt) && !media::is_index(&mt) {
@@ -100,7 +108,7 @@ fn import_tree(
         Manifest::Index(index) => {
             let mut any = false;
             for child in index.manifests() {
-                import_tree(store, child, source, seen, true)?;
+                import_tree(store, child, source, seen, true, depth + 1)?;
                 any |= store.has_blob(child);
             }
             if !any {

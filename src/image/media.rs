@@ -31,6 +31,11 @@ pub const ANNOTATION_RUN_OCI_HANDLER: &str = "run.oci.handler";
 
 /// Largest manifest or index wharf parses (containerd uses 4 MiB too).
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+/// Deepest nesting of indexes wharf follows (an index in an index in an index...): real
+/// images use one level, two with an OCI layout's `index.json`; a walk never recurses
+/// deeper than this, whatever a hostile layout or registry serves.
+pub const MAX_INDEX_DEPTH: usize = 4;
+
 /// Largest image config wharf parses.
 pub const MAX_CONFIG_BYTES: u64 = 8 << 20;
 

@@ -34,7 +34,7 @@ pub enum PackageError {
 }
 
 /// A core module (WASI preview 1) or a component (preview 2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WasmKind {
     Module,

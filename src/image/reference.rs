@@ -173,6 +173,26 @@ impl Reference {
         }
     }
 
+    /// Why this name cannot be given to an image, if it cannot: it would read as an image id.
+    /// `sha256:<hex>` parses as repository `sha256` with a hex tag, and a bare hex word (tag
+    /// `latest`) as an id prefix; both would let a name shadow another image's id (Docker
+    /// refuses the first as "an ambiguous tag using digest algorithm as name").
+    pub fn ambiguity(&self) -> Option<String> {
+        let familiar = self.familiar_name();
+        if familiar == "sha256" {
+            return Some(format!(
+                "refusing the name {self}: a repository called sha256 reads as an image digest"
+            ));
+        }
+        let latest = matches!(self.tag.as_deref(), None | Some("latest"));
+        if latest && familiar.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some(format!(
+                "refusing the name {familiar}: it reads as an image id prefix; give it another tag than latest, or a name that is not hexadecimal"
+            ));
+        }
+        None
+    }
+
     /// A copy with another tag and no digest.
     pub fn with_tag(&self, tag: &str) -> Self {
         Reference {
@@ -299,6 +319,33 @@ mod tests {
             full(&format!("busybox:1@{d}")),
             format!("docker.io/library/busybox:1@{d}")
         );
+    }
+
+    #[test]
+    fn names_that_read_as_ids_are_ambiguous() {
+        let hex64 = "a".repeat(64);
+        for bad in [
+            format!("sha256:{hex64}"),
+            "58454bc9060c".into(),
+            "cafe:latest".into(),
+            "sha256:v1".into(),
+        ] {
+            assert!(
+                Reference::parse(&bad).unwrap().ambiguity().is_some(),
+                "{bad}"
+            );
+        }
+        for good in [
+            "cafe:v1",
+            "busybox",
+            "localhost:5000/cafe",
+            "example.com/58454bc9060c",
+        ] {
+            assert!(
+                Reference::parse(good).unwrap().ambiguity().is_none(),
+                "{good}"
+            );
+        }
     }
 
     #[test]

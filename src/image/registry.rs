@@ -173,10 +173,19 @@ pub fn pull(
     all_platforms: bool,
     opts: &RegistryOptions,
 ) -> Result<Descriptor, RegistryError> {
-    with_store(
+    let result = with_store(
         store,
         pull_async(store, reference, wanted, all_platforms, opts),
-    )
+    );
+    if result.is_err() {
+        // Blobs this pull stored but no image references (the manifest, blobs fetched
+        // before another failed): collect them, as a failed load does. The collection takes
+        // the store exclusively, so it waits for other pulls and loads to finish first.
+        if let Err(e) = store.gc(&std::collections::HashSet::new()) {
+            tracing::warn!(error = %e, "cleaning up after a failed pull");
+        }
+    }
+    result
 }
 
 /// Run `work` on a single-threaded runtime while holding the store shared (so garbage

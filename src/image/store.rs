@@ -31,6 +31,8 @@ pub enum StoreError {
     Content(#[from] ContentError),
     #[error(transparent)]
     Reference(#[from] ReferenceError),
+    #[error("{0}")]
+    AmbiguousName(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -103,6 +105,7 @@ pub struct Store {
     layers: PathBuf,
     store_lock: PathBuf,
     index_lock: PathBuf,
+    wasm_cache: PathBuf,
 }
 
 /// A held file lock; released on drop.
@@ -126,6 +129,7 @@ impl Store {
             layers: roots.layers(),
             store_lock: data.join("locks").join("store.lock"),
             index_lock: data.join("locks").join("index.lock"),
+            wasm_cache: roots.wasm_cache(),
             layout,
         };
         for dir in [&store.blobs, &store.tmp, &data.join("locks")] {
@@ -147,6 +151,12 @@ impl Store {
             }
         }
         Ok(store)
+    }
+
+    /// Where the identities of wasm files run by path (or found in images' files) are
+    /// kept with their digests, beside the compile cache (see `run::module`).
+    pub fn wasm_index_dir(&self) -> PathBuf {
+        self.wasm_cache.join("files")
     }
 
     /// The OCI layout directory.
@@ -314,6 +324,9 @@ impl Store {
     /// Record `desc` (a manifest or index whose blobs are all present) under `name`, moving
     /// the name if it pointed elsewhere. Without a name the image is kept untagged.
     pub fn add_image(&self, name: Option<&Reference>, desc: &Descriptor) -> Result<(), StoreError> {
+        if let Some(why) = name.and_then(Reference::ambiguity) {
+            return Err(StoreError::AmbiguousName(why));
+        }
         let mut entry = desc.clone();
         let mut annotations = desc.annotations().clone().unwrap_or_default();
         annotations.remove(media::ANNOTATION_REF_NAME);
@@ -345,9 +358,21 @@ impl Store {
         })
     }
 
-    /// Find an image by name, `name@digest`, full digest or id prefix, as Docker does.
+    /// Find an image by name, `name@digest`, full digest or id prefix, as Docker does. A
+    /// query that reads as an id (`sha256:<hex>`, or hexadecimal) is looked up as an id
+    /// first, so a name can never shadow an image id.
     pub fn resolve(&self, query: &str) -> Result<ImageRecord, StoreError> {
         let images = self.images()?;
+        let hex = query.strip_prefix("sha256:").unwrap_or(query);
+        let reads_as_id = !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        if reads_as_id {
+            if let Some(found) = self.resolve_id(&images, query, hex)? {
+                return Ok(found);
+            }
+            if query.starts_with("sha256:") {
+                return Err(StoreError::NotFound(query.to_string()));
+            }
+        }
         if let Ok(r) = Reference::parse(query) {
             let found = match r.digest() {
                 Some(d) => images.iter().find(|i| i.digest() == d),
@@ -357,35 +382,39 @@ impl Store {
                 return Ok(found.clone());
             }
         }
-        let prefix = query.strip_prefix("sha256:").unwrap_or(query);
-        if !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let prefix = prefix.to_ascii_lowercase();
-            let mut digests: BTreeSet<String> = BTreeSet::new();
-            for i in &images {
-                if i.digest().digest().starts_with(&prefix) {
-                    digests.insert(i.digest().to_string());
-                }
-            }
-            match digests.len() {
-                0 => {}
-                1 => {
-                    let d = digests.into_iter().next().expect("one digest");
-                    let mut matching = images.iter().filter(|i| i.digest().to_string() == d);
-                    let first = matching.next().expect("one image");
-                    let named = matching
-                        .chain(std::iter::once(first))
-                        .find(|i| i.name.is_some());
-                    return Ok(named.unwrap_or(first).clone());
-                }
-                _ => {
-                    return Err(StoreError::Ambiguous {
-                        query: query.to_string(),
-                        matches: digests.into_iter().collect::<Vec<_>>().join(", "),
-                    });
-                }
+        Err(StoreError::NotFound(query.to_string()))
+    }
+
+    /// The image whose id starts with `prefix` (hex), if exactly one does.
+    fn resolve_id(
+        &self,
+        images: &[ImageRecord],
+        query: &str,
+        prefix: &str,
+    ) -> Result<Option<ImageRecord>, StoreError> {
+        let prefix = prefix.to_ascii_lowercase();
+        let mut digests: BTreeSet<String> = BTreeSet::new();
+        for i in images {
+            if i.digest().digest().starts_with(&prefix) {
+                digests.insert(i.digest().to_string());
             }
         }
-        Err(StoreError::NotFound(query.to_string()))
+        match digests.len() {
+            0 => Ok(None),
+            1 => {
+                let d = digests.into_iter().next().expect("one digest");
+                let mut matching = images.iter().filter(|i| i.digest().to_string() == d);
+                let first = matching.next().expect("one image");
+                let named = matching
+                    .chain(std::iter::once(first))
+                    .find(|i| i.name.is_some());
+                Ok(Some(named.unwrap_or(first).clone()))
+            }
+            _ => Err(StoreError::Ambiguous {
+                query: query.to_string(),
+                matches: digests.into_iter().collect::<Vec<_>>().join(", "),
+            }),
+        }
     }
 
     /// Give the image `src` another name.
@@ -559,7 +588,7 @@ impl Store {
         // Images whose tree is incomplete (after the removal above, if repairing).
         let mut broken = Vec::new();
         for image in self.images()? {
-            if let Err(e) = self.verify_tree(&image.descriptor, &bad) {
+            if let Err(e) = self.verify_tree(&image.descriptor, &bad, 0) {
                 let label = image
                     .name
                     .as_ref()
@@ -586,6 +615,19 @@ impl Store {
                 }
             }
         }
+        // Blobs no image reaches (an interrupted load or pull): `--repair` collects them.
+        let (reachable, _) = self.reachable()?;
+        for entry in fs::read_dir(&self.blobs).map_err(io_err(&self.blobs))? {
+            let entry = entry.map_err(io_err(&self.blobs))?;
+            let digest = format!("sha256:{}", entry.file_name().to_string_lossy());
+            if !reachable.contains(&digest) && !bad.contains(&digest) {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                report.unreferenced_bytes += size;
+                report
+                    .problems
+                    .push(format!("unreferenced blob {digest} ({size} bytes)"));
+            }
+        }
         let stale = SystemTime::now() - Duration::from_secs(3600);
         for entry in fs::read_dir(&self.tmp).map_err(io_err(&self.tmp))? {
             let entry = entry.map_err(io_err(&self.tmp))?;
@@ -594,9 +636,11 @@ impl Store {
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| t < stale);
             if old {
-                report
-                    .problems
-                    .push(format!("stale temporary file {}", entry.path().display()));
+                let size = tree_size(&entry.path());
+                report.problems.push(format!(
+                    "stale temporary file {} ({size} bytes)",
+                    entry.path().display()
+                ));
                 if repair {
                     remove_tree(&entry.path())?;
                 }
@@ -610,7 +654,19 @@ impl Store {
     }
 
     /// Check that every blob an image needs is present and intact enough to parse.
-    fn verify_tree(&self, desc: &Descriptor, bad: &HashSet<String>) -> Result<(), StoreError> {
+    fn verify_tree(
+        &self,
+        desc: &Descriptor,
+        bad: &HashSet<String>,
+        depth: usize,
+    ) -> Result<(), StoreError> {
+        if depth > media::MAX_INDEX_DEPTH {
+            return Err(ContentError::TooDeep {
+                digest: desc.digest().to_string(),
+                limit: media::MAX_INDEX_DEPTH,
+            }
+            .into());
+        }
         let usable = |d: &Descriptor| -> Result<(), StoreError> {
             if bad.contains(&d.digest().to_string()) {
                 return Err(StoreError::Corrupt(d.digest().to_string()));
@@ -626,7 +682,7 @@ impl Store {
                 let mut present = 0;
                 for m in index.manifests() {
                     if self.has_blob(m) {
-                        self.verify_tree(m, bad)?;
+                        self.verify_tree(m, bad, depth + 1)?;
                         present += 1;
                     }
                 }
@@ -681,6 +737,8 @@ pub struct GcReport {
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct CheckReport {
     pub blobs_checked: usize,
+    /// Bytes in blobs no image references.
+    pub unreferenced_bytes: u64,
     pub problems: Vec<String>,
     pub gc: Option<GcReport>,
 }
@@ -737,6 +795,28 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
     }
     Ok(())
+}
+
+/// Bytes under `path` (a file or a directory tree; symlinks not followed).
+fn tree_size(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(_) => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                Err(_) => {}
+            }
+        }
+    }
+    total
 }
 
 /// Remove a directory tree that may hold read-only directories (layer contents).

@@ -274,6 +274,49 @@ pub struct RunOptions {
     pub native: NativeOptions,
 }
 
+/// The largest id a process may take: `(uid_t)-1` means "leave unchanged" to
+/// setresuid/setresgid, so asking for it would silently keep the caller's id (root).
+pub const MAX_ID: u32 = u32::MAX - 1;
+
+/// Check one id: in range for setresuid/setresgid/setgroups.
+pub fn check_id(id: u64, what: &str) -> Result<u32, String> {
+    u32::try_from(id)
+        .ok()
+        .filter(|&i| i <= MAX_ID)
+        .ok_or_else(|| format!("{what} id {id} is out of range (0 to {MAX_ID})"))
+}
+
+/// A numeric id in `-u`: `Ok(None)` for a name, an error for a number out of range.
+fn numeric_id(part: &str, what: &str) -> Result<Option<u32>, String> {
+    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    match part.parse::<u64>() {
+        Ok(n) => check_id(n, what).map(Some),
+        Err(_) => Err(format!("{what} id {part} is out of range (0 to {MAX_ID})")),
+    }
+}
+
+/// Check the numeric parts of a `-u` value (`wharf run`, `exec`, a runtime spec's user) before anything starts (names are resolved
+/// later, in the container's own files).
+pub fn validate_user(spec: &str) -> Result<(), String> {
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    if u.is_empty() {
+        return Err(format!("invalid user {spec:?}: no user before the colon"));
+    }
+    numeric_id(u, "user")?;
+    if let Some(g) = g {
+        if g.is_empty() {
+            return Err(format!("invalid user {spec:?}: no group after the colon"));
+        }
+        numeric_id(g, "group")?;
+    }
+    Ok(())
+}
+
 /// Parse `KEY=VALUE` (or `KEY`, taking the value from this process's environment, as Docker
 /// does; `None` if unset there).
 pub fn parse_env(s: &str) -> Result<Option<(String, String)>, OptionError> {
@@ -358,6 +401,29 @@ mod tests {
         assert_eq!((u.soft, u.hard), (0, 0));
         assert!("nofile=10:5".parse::<Ulimit>().is_err());
         assert!("bogus=1".parse::<Ulimit>().is_err());
+    }
+
+    #[test]
+    fn user_ids_out_of_range_are_refused() {
+        // (uid_t)-1 means "unchanged" to setresuid: it would leave the process root.
+        for bad in [
+            "4294967295",
+            "0:4294967295",
+            "4294967296",
+            "99999999999999999999",
+            "app:",
+            ":0",
+        ] {
+            assert!(validate_user(bad).is_err(), "{bad}");
+        }
+        for good in ["0", "4294967294", "app", "app:wheel", "1000:1000"] {
+            assert!(validate_user(good).is_ok(), "{good}");
+        }
+        assert!(
+            check_id(u64::from(u32::MAX), "user")
+                .unwrap_err()
+                .contains("out of range")
+        );
     }
 
     #[test]

@@ -3,23 +3,22 @@
 //! the module bytes, read from the store (never from a precompiled artifact in the image).
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
-use oci_spec::image::Digest;
 use oci_spec::runtime::Spec;
 
+use super::module::{ModuleError, Opened, WasmModule};
 use super::options::RunOptions;
 use crate::bundle::{self, BundleError};
 use crate::dispatch::{self, Conflict, Decision, Facts, Kind};
 use crate::image::content::ImageConfig;
-use crate::image::package::{self, MAX_WASM_BYTES, PackageError, WasmKind};
+use crate::image::package::PackageError;
 use crate::image::platform::PlatformSpec;
 use crate::image::resolved::ResolvedImage;
 use crate::image::unpack::{self, LayerDir, UnpackError, UnpackOptions};
-use crate::image::{Store, StoreError, blob, media};
+use crate::image::{Store, StoreError, media};
 
 /// The PATH used to find a relative entrypoint when the image sets none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -41,27 +40,22 @@ pub enum RunError {
     },
     #[error(transparent)]
     Package(#[from] PackageError),
+    #[error(transparent)]
+    Module(#[from] ModuleError),
     #[error("{image}: entrypoint {path:?} not found in the image")]
     EntrypointNotFound { image: String, path: String },
     #[error("{image}: entrypoint {path:?} is not a WebAssembly module or component")]
     NotWasm { image: String, path: String },
+    #[error(
+        "{0}: no such file (a name ending in .wasm or .wat, or a path, is taken as a file, not an image; to run an image of that name, give its tag, e.g. {0}:latest)"
+    )]
+    NoSuchFile(String),
     #[error("reading {path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-}
-
-/// A WebAssembly module or component to run, with where it came from.
-#[derive(Debug, Clone)]
-pub struct WasmModule {
-    pub bytes: Vec<u8>,
-    /// sha256 of `bytes` (the cache key for compiled code).
-    pub digest: Digest,
-    pub kind: WasmKind,
-    /// The export to call instead of `_start` (`module.wasm#func`).
-    pub export: Option<String>,
 }
 
 /// Everything a backend needs for one run.
@@ -80,15 +74,25 @@ pub struct Prepared {
     pub image_digest: Option<String>,
 }
 
+/// Whether `target` can only mean a file (never an image reference): it ends in
+/// `.wasm`/`.wat`, or is a path (`/x`, `./x`, `../x`, `~/x`, a backslash, a drive letter).
+/// Such a name is never looked up in the store or pulled: a typo must not become traffic.
+pub fn names_a_file(target: &str) -> bool {
+    let lower = target.to_ascii_lowercase();
+    lower.ends_with(".wasm")
+        || lower.ends_with(".wat")
+        || target.starts_with('/')
+        || target.starts_with("./")
+        || target.starts_with("../")
+        || target.starts_with("~/")
+        || target.contains('\\')
+        || matches!(target.as_bytes(), [d, b':', ..] if d.is_ascii_alphabetic())
+}
+
 /// Whether `target` names a wasm file on disk rather than an image.
 fn is_wasm_file(target: &str) -> bool {
-    let p = Path::new(target);
-    let named_like_a_file = target.ends_with(".wasm")
-        || target.ends_with(".wat")
-        || target.starts_with("./")
-        || target.starts_with('/')
-        || target.contains(std::path::MAIN_SEPARATOR);
-    named_like_a_file && p.is_file()
+    (names_a_file(target) || target.contains(std::path::MAIN_SEPARATOR))
+        && Path::new(target).is_file()
 }
 
 /// Prepare a run of `target` (an image in the store, or a `.wasm`/`.wat` file).
@@ -99,7 +103,10 @@ pub fn prepare(
     platform: Option<&PlatformSpec>,
 ) -> Result<Prepared, RunError> {
     if is_wasm_file(target) {
-        return prepare_file(Path::new(target), opts);
+        return prepare_file(Path::new(target), opts, Some(&store.wasm_index_dir()));
+    }
+    if names_a_file(target) {
+        return Err(RunError::NoSuchFile(target.to_string()));
     }
     let record = store.resolve(target)?;
     let image = ResolvedImage::new(store, record, platform)?;
@@ -113,58 +120,29 @@ fn split_export(entry: &str) -> (String, Option<String>) {
     }
 }
 
-fn module(bytes: Vec<u8>, export: Option<String>) -> Result<WasmModule, RunError> {
-    let bytes = if package::is_wat(&bytes) {
-        wat::parse_bytes(&bytes)
-            .map_err(|e| PackageError::Invalid(e.to_string()))?
-            .into_owned()
-    } else {
-        bytes
-    };
-    let kind = WasmKind::detect(&bytes)
-        .ok_or_else(|| PackageError::NotWasm("no \\0asm magic with a known version".into()))?;
-    Ok(WasmModule {
-        digest: blob::digest_of(&bytes),
-        bytes,
-        kind,
-        export,
-    })
-}
-
-fn read_capped(mut r: impl Read, path: &str) -> Result<Vec<u8>, RunError> {
-    let mut bytes = Vec::new();
-    r.by_ref()
-        .take(MAX_WASM_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| RunError::Io {
-            path: PathBuf::from(path),
-            source,
-        })?;
-    if bytes.len() > MAX_WASM_BYTES {
-        return Err(PackageError::TooLarge {
-            size: bytes.len(),
-            cap: MAX_WASM_BYTES,
-        }
-        .into());
-    }
-    Ok(bytes)
-}
-
-fn prepare_file(path: &Path, opts: &RunOptions) -> Result<Prepared, RunError> {
+fn prepare_file(
+    path: &Path,
+    opts: &RunOptions,
+    index_dir: Option<&Path>,
+) -> Result<Prepared, RunError> {
     let display = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|source| RunError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let bytes = read_capped(file, &display)?;
+    let locator = std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string();
     let (argv0, export) = match &opts.entrypoint {
         Some(e) => split_export(e),
         None => (file_name(path), None),
     };
-    let module = module(bytes, export)?;
+    let module =
+        Opened::file(file, &display, &format!("file:{locator}"), index_dir)?.into_module(export)?;
     let facts = Facts {
         entrypoint: Some(display.clone()),
-        entrypoint_magic: Some(module.bytes[..8].to_vec()),
+        entrypoint_magic: Some(module.head.clone()),
         ..Facts::default()
     };
     let decision = dispatch::decide(&facts).map_err(|source| RunError::Dispatch {
@@ -214,7 +192,7 @@ fn prepare_image(
             store,
             &image.manifest,
             &image.config,
-            &UnpackOptions::default(),
+            &UnpackOptions::from_env()?,
         )?
     } else {
         Vec::new()
@@ -233,11 +211,17 @@ fn prepare_image(
         export = func;
     }
 
-    let mut wasm_bytes = None;
+    // The module is opened and identified here, but its bytes are read only if the compile
+    // cache has nothing for it (see `module`).
+    let mut opened: Option<Opened> = None;
     if let Some(layer) = wasm_layer {
-        let bytes = store.read_blob_capped(layer, "wasm module", MAX_WASM_BYTES as u64)?;
-        facts.entrypoint_magic = Some(bytes.iter().take(8).copied().collect());
-        wasm_bytes = Some(bytes);
+        let o = Opened::blob(
+            &store.blob_path(layer.digest())?,
+            layer.digest(),
+            layer.size(),
+        )?;
+        facts.entrypoint_magic = Some(o.head().to_vec());
+        opened = Some(o);
     }
     let says_wasm = dispatch::decide(&facts)
         .map(|d| d.signals.iter().any(|s| s.says == Kind::Wasm))
@@ -245,12 +229,12 @@ fn prepare_image(
     let mut rootfs = None;
     if !layer_dirs.is_empty() && says_wasm {
         let dir = unpack::image_rootfs(store, image.manifest_desc.digest(), &layer_dirs)?;
-        if wasm_bytes.is_none()
+        if opened.is_none()
             && let Some(entry) = argv.first()
         {
-            let bytes = read_entrypoint(&dir, entry, &image.config, target)?;
-            facts.entrypoint_magic = Some(bytes.iter().take(8).copied().collect());
-            wasm_bytes = Some(bytes);
+            let o = open_entrypoint(store, &dir, entry, &image.config, target)?;
+            facts.entrypoint_magic = Some(o.head().to_vec());
+            opened = Some(o);
         }
         rootfs = Some(dir);
     }
@@ -261,11 +245,11 @@ fn prepare_image(
     let wasm = match decision.kind {
         Kind::Native => None,
         Kind::Wasm => {
-            let bytes = wasm_bytes.ok_or_else(|| RunError::NotWasm {
+            let opened = opened.ok_or_else(|| RunError::NotWasm {
                 image: target.to_string(),
                 path: argv.first().cloned().unwrap_or_default(),
             })?;
-            if !bytes.starts_with(b"\0asm") && !package::is_wat(&bytes) {
+            if !opened.looks_like_wasm() {
                 return Err(RunError::NotWasm {
                     image: target.to_string(),
                     path: argv.first().cloned().unwrap_or_default(),
@@ -280,7 +264,7 @@ fn prepare_image(
                     .map_or_else(|| image.record.short_id(), |n| n.familiar_name());
                 argv.insert(0, argv0);
             }
-            Some(module(bytes, export)?)
+            Some(opened.into_module(export)?)
         }
     };
     let mut spec = bundle::spec(&image.config, opts, argv, image.annotations())?;
@@ -305,14 +289,15 @@ fn prepare_image(
     })
 }
 
-/// Read the entrypoint file out of the image's files, looking it up on the image's PATH when
-/// it is not absolute.
-fn read_entrypoint(
+/// Open the entrypoint file in the image's files (resolved inside them), looking it up on
+/// the image's PATH when it is not absolute.
+fn open_entrypoint(
+    store: &Store,
     rootfs: &Path,
     entry: &str,
     config: &ImageConfig,
     image: &str,
-) -> Result<Vec<u8>, RunError> {
+) -> Result<Opened, RunError> {
     let root =
         Dir::open_ambient_dir(rootfs, ambient_authority()).map_err(|source| RunError::Io {
             path: rootfs.to_path_buf(),
@@ -335,7 +320,16 @@ fn read_entrypoint(
     };
     for c in &candidates {
         if let Ok(file) = unpack::open_file_in_root(&root, c) {
-            return read_capped(file, c);
+            // The image's files are immutable once unpacked (verified by diff id), and named
+            // by the layer or manifest digest in their path.
+            let locator = format!("rootfs:{}:{c}", rootfs.display());
+            let file = file.into_std();
+            return Ok(Opened::file(
+                file,
+                c,
+                &locator,
+                Some(&store.wasm_index_dir()),
+            )?);
         }
     }
     Err(RunError::EntrypointNotFound {

@@ -255,3 +255,28 @@ pub fn die_of(sig: i32) -> ! {
     }
     std::process::exit(128 + sig)
 }
+
+/// Free space for an unprivileged writer and total size of the filesystem holding `dir`.
+pub fn free_space(dir: &Dir) -> Option<(u64, u64)> {
+    let st = rustix::fs::fstatvfs(dir).ok()?;
+    Some((
+        st.f_bavail.saturating_mul(st.f_frsize),
+        st.f_blocks.saturating_mul(st.f_frsize),
+    ))
+}
+
+/// What identifies a file's content without reading it: device, inode, size, and the
+/// modification and change times (the change time moves on every write and no user can
+/// set it back).
+pub fn file_identity(m: &std::fs::Metadata) -> Vec<i64> {
+    use std::os::unix::fs::MetadataExt;
+    vec![
+        m.dev() as i64,
+        m.ino() as i64,
+        m.size() as i64,
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    ]
+}

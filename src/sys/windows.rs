@@ -115,3 +115,16 @@ pub fn termination_requested() -> Option<i32> {
 pub fn die_of(sig: i32) -> ! {
     std::process::exit(128 + sig)
 }
+
+/// Free space and total size of the volume holding `dir` (not measured on Windows yet:
+/// unpacking there is bounded by the size limits alone).
+pub fn free_space(_: &Dir) -> Option<(u64, u64)> {
+    None
+}
+
+/// What identifies a file's content without reading it: nothing on Windows, where every
+/// time stamp can be set back by the file's owner; files given by path are hashed on every
+/// run there (store blobs are named by their digest and need no identity).
+pub fn file_identity(_: &std::fs::Metadata) -> Vec<i64> {
+    Vec::new()
+}

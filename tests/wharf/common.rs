@@ -253,16 +253,28 @@ pub mod layout {
         d
     }
 
-    /// An image of uncompressed tar `layers` named `name`, in a new layout at `dir`.
-    /// Returns the manifest digest.
+    /// An image of tar `layers` (uncompressed, or gzip-compressed) named `name`, in a new
+    /// layout at `dir`. Returns the manifest digest.
     pub fn write_image(dir: &Path, name: &str, layers: &[Vec<u8>]) -> String {
         let mut descs = Vec::new();
         let mut diff_ids = Vec::new();
         for l in layers {
             let d = put(dir, l);
-            diff_ids.push(d.clone());
+            let gzip = l.starts_with(&[0x1f, 0x8b]);
+            if gzip {
+                let mut h = Sha256::new();
+                std::io::copy(&mut flate2::read::GzDecoder::new(&l[..]), &mut h).unwrap();
+                diff_ids.push(format!("sha256:{}", hex::encode(h.finalize())));
+            } else {
+                diff_ids.push(d.clone());
+            }
+            let media_type = if gzip {
+                "application/vnd.oci.image.layer.v1.tar+gzip"
+            } else {
+                "application/vnd.oci.image.layer.v1.tar"
+            };
             descs.push(serde_json::json!({
-                "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": l.len()
+                "mediaType": media_type, "digest": d, "size": l.len()
             }));
         }
         let config = serde_json::json!({

@@ -2,6 +2,8 @@
 //! `WHARF_BIN`, e.g. `wharf.exe` under wine) against real tools: skopeo, umoci, containerd.
 
 mod common;
+#[cfg(target_os = "linux")]
+mod hostile;
 mod images;
 mod layers;
 #[cfg(target_os = "linux")]

@@ -245,6 +245,7 @@ pub fn become_process(
     if let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         seccomp::load(profile)?;
     }
+    default_signals();
     if init {
         // pid 1 becomes the reaper; the workload runs as its child.
         // SAFETY: single-threaded (the clone child); the forked child only execs or exits.
@@ -263,6 +264,34 @@ pub fn become_process(
 
 fn cstring(s: &str) -> Result<CString, ChildError> {
     CString::new(s).map_err(|_| ChildError::Setup(format!("{s:?} contains a NUL byte")))
+}
+
+/// Every signal back to its default action. An ignored signal stays ignored across exec,
+/// and wharf (as every Rust program) ignores SIGPIPE: without this, `yes | head -1` in a
+/// container would never end `yes` by SIGPIPE (runc and Docker start workloads with no
+/// signal ignored: `SigIgn: 0000000000000000`).
+fn default_signals() {
+    // The kernel's sigaction for SIG_DFL: handler, flags, restorer and mask all zero.
+    // (glibc's `signal` refuses 32 and 33, which it reserves for itself; the raw call does
+    // not, and a container must not inherit those ignored either.)
+    let act = [0u64; 4];
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: `act` is a valid kernel sigaction (all zero: SIG_DFL, no flags, empty
+        // mask) of the size passed; no old action is read back. The process is
+        // single-threaded here (the clone child, or exec's forked child).
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                act.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
+    }
 }
 
 /// Find the program on the container's PATH, as execvp would.

@@ -5,6 +5,7 @@
 use std::fs;
 
 use super::ChildError;
+use crate::run::options::{check_id, validate_user as validate_spec};
 
 /// Who the process runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +63,7 @@ fn groups(text: &str) -> Vec<(String, u32, Vec<String>)> {
 
 /// Resolve `spec` against the passwd and group files' contents.
 pub fn resolve_with(spec: &str, passwd_text: &str, group_text: &str) -> Result<User, ChildError> {
+    validate_spec(spec).map_err(ChildError::User)?;
     let users = passwd(passwd_text);
     let all_groups = groups(group_text);
     let (user_part, group_part) = match spec.split_once(':') {
@@ -102,6 +104,10 @@ pub fn resolve_with(spec: &str, passwd_text: &str, group_text: &str) -> Result<U
     };
     if !supplementary.contains(&gid) {
         supplementary.insert(0, gid);
+    }
+    check_id(uid.into(), "user").map_err(ChildError::User)?;
+    for g in &supplementary {
+        check_id((*g).into(), "group").map_err(ChildError::User)?;
     }
     Ok(User {
         uid,

@@ -4,6 +4,11 @@
 //! engine's compatibility hash, so the second run of an image does not compile. Only files
 //! wharf wrote itself are ever deserialised: a precompiled artifact inside an image could run
 //! arbitrary code, so images only ever provide wasm bytes.
+//!
+//! A cached start reads neither the module nor the compiled code: the artifact is mapped
+//! (`deserialize_file`), after checking it is the very file wharf wrote (its identity,
+//! recorded beside it when it was stored: a rewritten or replaced file has another change
+//! time, so it is compiled anew rather than run).
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -87,7 +92,7 @@ impl Cache {
         timeout: Duration,
     ) -> Result<Compiled, WasmError> {
         let path = self.path(engine, module);
-        if path.exists() {
+        if self.is_ours(&path) {
             match deserialize(engine, module.kind, &path) {
                 Ok(c) => return Ok(c),
                 Err(e) => {
@@ -96,7 +101,10 @@ impl Cache {
                 }
             }
         }
-        let compiled = compile(engine, module, timeout)?;
+        let bytes = module
+            .wasm_bytes()
+            .map_err(|e| WasmError::Compile(e.to_string()))?;
+        let compiled = compile(engine, &bytes, module.kind, timeout)?;
         if let Err(e) = self.store(&path, &compiled) {
             tracing::warn!(path = %path.display(), error = %e, "could not cache compiled code");
         }
@@ -112,14 +120,41 @@ impl Cache {
         std::fs::create_dir_all(dir)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
         std::io::Write::write_all(&mut tmp, &bytes)?;
+        tmp.as_file().sync_data()?;
         tmp.persist(path)?;
+        // The identity of the file just written, to recognise it (and nothing else) later.
+        let identity = crate::sys::file_identity(&std::fs::metadata(path)?);
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        serde_json::to_writer(&mut tmp, &identity)?;
+        tmp.persist(id_path(path))?;
         Ok(())
+    }
+
+    /// Whether `path` is compiled code wharf stored (and nobody changed since). Where files
+    /// have no identity (Windows) its presence is taken, as there is no cheaper check.
+    fn is_ours(&self, path: &Path) -> bool {
+        let Ok(meta) = std::fs::metadata(path) else {
+            return false;
+        };
+        let identity = crate::sys::file_identity(&meta);
+        if identity.is_empty() {
+            return true;
+        }
+        std::fs::read(id_path(path))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Vec<i64>>(&b).ok())
+            .is_some_and(|recorded| recorded == identity)
     }
 
     /// Whether compiled code for `module` is cached.
     pub fn contains(&self, engine: &Engine, module: &WasmModule) -> bool {
-        self.path(engine, module).exists()
+        self.is_ours(&self.path(engine, module))
     }
+}
+
+/// Where the identity of a cached artifact is kept.
+fn id_path(cwasm: &Path) -> PathBuf {
+    cwasm.with_extension("id")
 }
 
 fn deserialize(engine: &Engine, kind: WasmKind, path: &Path) -> wasmtime::Result<Compiled> {
@@ -136,11 +171,15 @@ fn deserialize(engine: &Engine, kind: WasmKind, path: &Path) -> wasmtime::Result
 }
 
 /// Compile on a helper thread so a compile bomb is cut off after `timeout`.
-fn compile(engine: &Engine, module: &WasmModule, timeout: Duration) -> Result<Compiled, WasmError> {
+fn compile(
+    engine: &Engine,
+    bytes: &[u8],
+    kind: WasmKind,
+    timeout: Duration,
+) -> Result<Compiled, WasmError> {
     let (tx, rx) = mpsc::channel();
     let engine2 = engine.clone();
-    let bytes = module.bytes.clone();
-    let kind = module.kind;
+    let bytes = bytes.to_vec();
     std::thread::Builder::new()
         .name("wasm-compile".into())
         .spawn(move || {
@@ -161,4 +200,49 @@ fn compile(engine: &Engine, module: &WasmModule, timeout: Duration) -> Result<Co
 /// The wasmtime version wharf is built with.
 pub fn wasmtime_version() -> &'static str {
     "48.0.8"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(export: &str) -> WasmModule {
+        let wasm = wat::parse_str(format!(r#"(module (func (export "{export}")))"#)).unwrap();
+        WasmModule::from_bytes(wasm, None).unwrap()
+    }
+
+    fn exports(c: &Compiled) -> Vec<String> {
+        match c {
+            Compiled::Module(m) => m.exports().map(|e| e.name().to_string()).collect(),
+            Compiled::Component(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_tampered_cache_entry_is_never_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        let engine = engine(EngineOptions::default()).unwrap();
+        let (a, b) = (module("a"), module("b"));
+        let t = Duration::from_secs(60);
+        assert_eq!(exports(&cache.load(&engine, &a, t).unwrap()), ["a"]);
+        assert!(cache.contains(&engine, &a));
+        // From the cache: the same code.
+        assert_eq!(exports(&cache.load(&engine, &a, t).unwrap()), ["a"]);
+        // Replace a's artifact with b's, a valid artifact for this engine: wharf must notice
+        // the file is not the one it wrote, and compile a again rather than run b.
+        cache.load(&engine, &b, t).unwrap();
+        let (pa, pb) = (cache.path(&engine, &a), cache.path(&engine, &b));
+        std::fs::copy(&pb, &pa).unwrap();
+        assert!(
+            !cache.contains(&engine, &a),
+            "a replaced artifact is not taken"
+        );
+        assert_eq!(exports(&cache.load(&engine, &a, t).unwrap()), ["a"]);
+        assert!(cache.contains(&engine, &a), "and is replaced by a's own");
+        // Rewritten in place (same inode) with the original bytes: still not taken.
+        let original = std::fs::read(&pa).unwrap();
+        std::fs::write(&pa, &original).unwrap();
+        assert!(!cache.contains(&engine, &a));
+    }
 }

@@ -9,7 +9,7 @@ use cap_std::fs::Dir;
 use oci_spec::image::ImageManifest;
 use serde::{Deserialize, Serialize};
 
-use super::{UnpackError, UnpackOptions, WhiteoutFormat, apply_layer};
+use super::{Budget, UnpackError, UnpackOptions, WhiteoutFormat, apply_layer_within};
 use crate::image::content::ImageConfig;
 use crate::image::store::{Store, StoreError, io_err, remove_tree, write_atomic};
 use crate::image::{blob, media};
@@ -56,6 +56,8 @@ pub fn ensure_layers(
         });
     }
     let mut out = Vec::with_capacity(tar_layers.len());
+    // Bytes the image's layers add up to (those unpacked before count too).
+    let mut used: u64 = 0;
     for (layer, diff_id) in tar_layers.into_iter().zip(diff_ids) {
         let diff = blob::parse_sha256(diff_id).map_err(|e| store_err(e.into()))?;
         let hex = blob::sha256_hex(&diff).map_err(|e| store_err(e.into()))?;
@@ -64,6 +66,12 @@ pub fn ensure_layers(
         if let Ok(bytes) = fs::read(&meta_path)
             && let Ok(meta) = serde_json::from_slice::<LayerMeta>(&bytes)
         {
+            used = used.saturating_add(meta.size);
+            if used > opts.limits.max_image_bytes {
+                return Err(UnpackError::ImageTooLarge {
+                    limit: opts.limits.max_image_bytes,
+                });
+            }
             out.push(LayerDir {
                 diff_id: diff_id.clone(),
                 root: dir.join("root"),
@@ -80,7 +88,11 @@ pub fn ensure_layers(
         let root = Dir::open_ambient_dir(&root_path, ambient_authority())
             .map_err(|e| store_err(io_err(&root_path)(e)))?;
         let blob = store.open_blob(layer.digest()).map_err(store_err)?;
-        let result = apply_layer(std::io::Read::take(blob, layer.size()), &root, opts);
+        let budget = Budget {
+            image_left: opts.limits.max_image_bytes.saturating_sub(used),
+        };
+        let result =
+            apply_layer_within(std::io::Read::take(blob, layer.size()), &root, opts, budget);
         let report = match result {
             Ok(r) => r,
             Err(e) => {
@@ -96,6 +108,7 @@ pub fn ensure_layers(
                 actual: report.diff_id.to_string(),
             });
         }
+        used = used.saturating_add(report.size);
         let meta = LayerMeta {
             diff_id: diff_id.clone(),
             whiteouts: opts.whiteouts,

@@ -18,7 +18,7 @@ mod resolve;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use cap_std::fs::{Dir, OpenOptions};
 use oci_spec::image::Digest;
@@ -69,8 +69,24 @@ pub enum UnpackError {
         #[source]
         source: io::Error,
     },
-    #[error("layer expands to more than {limit} bytes (decompression bomb?)")]
+    #[error(
+        "layer expands to more than {limit} bytes (decompression bomb?); to allow more, set WHARF_MAX_LAYER_SIZE (or `wharf unpack --max-layer-size`)"
+    )]
     TooLarge { limit: u64 },
+    #[error(
+        "image expands to more than {limit} bytes in all (decompression bomb?); to allow more, set WHARF_MAX_IMAGE_SIZE (or `wharf unpack --max-image-size`)"
+    )]
+    ImageTooLarge { limit: u64 },
+    #[error("{0}")]
+    BadLimit(String),
+    #[error(
+        "not enough free space to unpack: {available} bytes left on the filesystem of {path}, and wharf keeps {reserve} bytes free; free some space (`wharf system prune`) or set WHARF_MIN_FREE_SPACE"
+    )]
+    NoSpace {
+        path: String,
+        available: u64,
+        reserve: u64,
+    },
     #[error("layer has more than {limit} entries")]
     TooManyEntries { limit: u64 },
     #[error("reading layer: {0}")]
@@ -89,22 +105,56 @@ pub enum UnpackError {
     Store(#[from] Box<crate::image::StoreError>),
 }
 
-/// Caps against decompression bombs.
+/// Caps against decompression bombs and full disks. The defaults can be changed with
+/// `WHARF_MAX_LAYER_SIZE`, `WHARF_MAX_IMAGE_SIZE` and `WHARF_MIN_FREE_SPACE` (sizes such as
+/// `40g`), read by [`Limits::from_env`].
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Uncompressed bytes in one layer.
     pub max_bytes: u64,
     /// Entries in one layer.
     pub max_entries: u64,
+    /// Uncompressed bytes of all of an image's layers together.
+    pub max_image_bytes: u64,
+    /// Bytes to keep free on the filesystem being written (at most 5% of its size is asked
+    /// for, so a small filesystem is not refused outright).
+    pub min_free_bytes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_bytes: 32 << 30,
+            max_bytes: 16 << 30,
             max_entries: 2_000_000,
+            max_image_bytes: 32 << 30,
+            min_free_bytes: 1 << 30,
         }
     }
+}
+
+impl Limits {
+    /// The defaults, with the environment's overrides (a bad value is an error that names it).
+    pub fn from_env() -> Result<Self, String> {
+        let mut l = Limits::default();
+        for (var, field) in [
+            ("WHARF_MAX_LAYER_SIZE", &mut l.max_bytes),
+            ("WHARF_MAX_IMAGE_SIZE", &mut l.max_image_bytes),
+            ("WHARF_MIN_FREE_SPACE", &mut l.min_free_bytes),
+        ] {
+            if let Ok(v) = std::env::var(var) {
+                *field = crate::run::options::parse_size(&v)
+                    .map_err(|_| format!("{var}={v:?}: expected a size such as 40g"))?;
+            }
+        }
+        Ok(l)
+    }
+}
+
+/// How much of an image may still be written, and where (for the free-space checks).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    /// Bytes the image may still add.
+    pub image_left: u64,
 }
 
 /// How whiteouts are represented in an unpacked layer directory.
@@ -135,6 +185,16 @@ pub struct UnpackOptions {
     pub whiteouts: WhiteoutFormat,
     /// chown entries and create device nodes (root only).
     pub privileged: bool,
+}
+
+impl UnpackOptions {
+    /// The defaults, with the size limits from the environment ([`Limits::from_env`]).
+    pub fn from_env() -> Result<Self, UnpackError> {
+        Ok(UnpackOptions {
+            limits: Limits::from_env().map_err(UnpackError::BadLimit)?,
+            ..UnpackOptions::default()
+        })
+    }
 }
 
 impl Default for UnpackOptions {
@@ -175,22 +235,48 @@ pub fn decompress<'a>(r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     }
 }
 
-/// A reader that fails once more than `limit` bytes pass, and says so through `tripped`.
-struct Capped<R> {
+/// Why a [`Capped`] reader stopped.
+const TRIP_LAYER: u8 = 1;
+const TRIP_IMAGE: u8 = 2;
+const TRIP_SPACE: u8 = 3;
+
+/// How often (in bytes read) the free space is looked at again.
+const SPACE_CHECK_EVERY: u64 = 16 << 20;
+
+/// A reader that fails once more than its limits allow pass, or the filesystem being
+/// written runs low, and says which through `tripped`.
+struct Capped<'a, R> {
     inner: R,
-    left: u64,
-    tripped: Arc<AtomicBool>,
+    layer_left: u64,
+    image_left: u64,
+    since_check: u64,
+    space: &'a dyn Fn() -> bool,
+    tripped: Arc<AtomicU8>,
 }
 
-impl<R: Read> Read for Capped<R> {
+impl<R: Read> Read for Capped<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n as u64 > self.left {
-            self.tripped.store(true, Ordering::Relaxed);
+        let n = self.inner.read(buf)? as u64;
+        let trip = if n > self.layer_left {
+            TRIP_LAYER
+        } else if n > self.image_left {
+            TRIP_IMAGE
+        } else {
+            self.since_check += n;
+            if self.since_check >= SPACE_CHECK_EVERY {
+                self.since_check = 0;
+                if (self.space)() { 0 } else { TRIP_SPACE }
+            } else {
+                0
+            }
+        };
+        if trip != 0 {
+            self.tripped.store(trip, Ordering::Relaxed);
             return Err(io::Error::other("size limit exceeded"));
         }
-        self.left -= n as u64;
-        Ok(n)
+        self.layer_left -= n;
+        self.image_left -= n;
+        Ok(n as usize)
     }
 }
 
@@ -200,21 +286,56 @@ pub fn apply_layer(
     root: &Dir,
     opts: &UnpackOptions,
 ) -> Result<UnpackReport, UnpackError> {
-    let tripped = Arc::new(AtomicBool::new(false));
+    let budget = Budget {
+        image_left: opts.limits.max_image_bytes,
+    };
+    apply_layer_within(r, root, opts, budget)
+}
+
+/// Check there is room on `root`'s filesystem beyond the reserve.
+fn check_space(root: &Dir, limits: &Limits) -> Result<(), UnpackError> {
+    if let Some((available, total)) = sys::free_space(root) {
+        let reserve = limits.min_free_bytes.min(total / 20);
+        if available <= reserve {
+            return Err(UnpackError::NoSpace {
+                path: "the layer cache".into(),
+                available,
+                reserve,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// [`apply_layer`] for one layer of an image that may add at most `budget.image_left`
+/// bytes more.
+pub(crate) fn apply_layer_within(
+    r: impl Read,
+    root: &Dir,
+    opts: &UnpackOptions,
+    budget: Budget,
+) -> Result<UnpackReport, UnpackError> {
+    check_space(root, &opts.limits)?;
+    let tripped = Arc::new(AtomicU8::new(0));
+    let space_ok = || check_space(root, &opts.limits).is_ok();
     let capped = Capped {
         inner: decompress(r).map_err(UnpackError::Read)?,
-        left: opts.limits.max_bytes,
+        layer_left: opts.limits.max_bytes,
+        image_left: budget.image_left,
+        since_check: 0,
+        space: &space_ok,
         tripped: tripped.clone(),
     };
     let mut hashing = HashingReader::new(capped);
-    let over = |e: UnpackError| {
-        if tripped.load(Ordering::Relaxed) {
-            UnpackError::TooLarge {
-                limit: opts.limits.max_bytes,
-            }
-        } else {
-            e
-        }
+    let over = |e: UnpackError| match tripped.load(Ordering::Relaxed) {
+        TRIP_LAYER => UnpackError::TooLarge {
+            limit: opts.limits.max_bytes,
+        },
+        TRIP_IMAGE => UnpackError::ImageTooLarge {
+            limit: opts.limits.max_image_bytes,
+        },
+        TRIP_SPACE => check_space(root, &opts.limits).err().unwrap_or(e),
+        _ => e,
     };
     let mut state = Unpacker {
         root,
@@ -226,6 +347,17 @@ pub fn apply_layer(
     };
     {
         let mut archive = tar::Archive::new(&mut hashing);
+        // A file written past the free space fails with ENOSPC: say which limit that is.
+        let over = |e: UnpackError| match over(e) {
+            UnpackError::Entry { source, .. } | UnpackError::Read(source)
+                if source.raw_os_error() == Some(28) =>
+            {
+                check_space(root, &opts.limits)
+                    .err()
+                    .unwrap_or(UnpackError::Read(source))
+            }
+            other => other,
+        };
         let entries = archive.entries().map_err(UnpackError::Read).map_err(over)?;
         for entry in entries {
             let entry = entry.map_err(UnpackError::Read).map_err(over)?;
@@ -302,8 +434,13 @@ impl Unpacker<'_> {
         let header = entry.header().clone();
         let mode = header.mode().map_err(entry_err)?;
         // Empty numeric fields read as 0, as Go's archive/tar (and so Docker) reads them.
-        let uid = header.uid().unwrap_or(0) as u32;
-        let gid = header.gid().unwrap_or(0) as u32;
+        // An owner of 2^32 or more would wrap, and (uid_t)-1 means "unchanged" to lchown.
+        let owner = |v: u64, what: &str| {
+            crate::run::options::check_id(v, what)
+                .map_err(|m| entry_err(io::Error::new(io::ErrorKind::InvalidData, m)))
+        };
+        let uid = owner(header.uid().unwrap_or(0), "owner")?;
+        let gid = owner(header.gid().unwrap_or(0), "group")?;
         let mtime = header.mtime().unwrap_or(0) as i64;
         let xattrs = read_xattrs(&mut entry).map_err(entry_err)?;
 
@@ -392,8 +529,16 @@ impl Unpacker<'_> {
             }
             T::Link => self.hardlink(&name, &entry, &parent, base, existing.is_some())?,
             T::Fifo | T::Char | T::Block => {
-                let major = header.device_major().map_err(entry_err)?.unwrap_or(0);
-                let minor = header.device_minor().map_err(entry_err)?.unwrap_or(0);
+                // Device numbers mean something only for devices: GNU tar and Python's tarfile
+                // leave them empty (not "0") for a FIFO, which the tar crate cannot parse.
+                let (major, minor) = if kind == T::Fifo {
+                    (0, 0)
+                } else {
+                    (
+                        header.device_major().map_err(entry_err)?.unwrap_or(0),
+                        header.device_minor().map_err(entry_err)?.unwrap_or(0),
+                    )
+                };
                 if major > 0xfff || minor > 0xf_ffff {
                     return Err(UnpackError::BadDevice { name, major, minor });
                 }

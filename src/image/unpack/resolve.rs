@@ -16,6 +16,11 @@ use crate::sys;
 /// Symlinks followed while resolving one name before giving up (Linux's own limit).
 const MAX_SYMLINKS: usize = 40;
 
+/// Deepest directory nesting of one entry. Copying and removing a tree hold a descriptor
+/// per level, so a layer nesting directories without end would exhaust them (or the
+/// stack); no real image comes near this.
+pub const MAX_DEPTH: usize = 256;
+
 /// Split a tar entry name into clean components: empty and `.` parts dropped, `..` applied
 /// lexically and clamped at the root, a leading `/` ignored.
 pub fn normalize(name: &[u8]) -> Result<Vec<OsString>, UnpackError> {
@@ -27,6 +32,12 @@ pub fn normalize(name: &[u8]) -> Result<Vec<OsString>, UnpackError> {
                 out.pop();
             }
             part => out.push(os_string(part, name)?),
+        }
+        if out.len() > MAX_DEPTH {
+            return Err(UnpackError::BadName {
+                name: String::from_utf8_lossy(&name[..name.len().min(200)]).into_owned() + "...",
+                reason: format!("nests deeper than {MAX_DEPTH} directories"),
+            });
         }
     }
     Ok(out)
@@ -204,6 +215,17 @@ pub fn display(comps: &[OsString]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurdly_deep_names_are_refused() {
+        let deep = "a/".repeat(MAX_DEPTH + 1);
+        let err = normalize(deep.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("nests deeper"), "{err}");
+        assert_eq!(
+            normalize("a/".repeat(MAX_DEPTH).as_bytes()).unwrap().len(),
+            MAX_DEPTH
+        );
+    }
 
     #[test]
     fn normalize_clamps_at_root() {

@@ -414,6 +414,7 @@ fn decompression_bombs_are_capped() {
         limits: Limits {
             max_bytes: 1 << 20,
             max_entries: 100,
+            ..Limits::default()
         },
         ..files_opts()
     };
@@ -425,11 +426,44 @@ fn decompression_bombs_are_capped() {
         limits: Limits {
             max_bytes: 1 << 30,
             max_entries: 10,
+            ..Limits::default()
         },
         ..files_opts()
     };
     let err = s.unpack_with(&many, &opts).unwrap_err();
     assert!(matches!(err, UnpackError::TooManyEntries { .. }), "{err}");
+
+    // The image's budget is its own limit, named in the error.
+    let opts = UnpackOptions {
+        limits: Limits {
+            max_image_bytes: 1 << 20,
+            ..Limits::default()
+        },
+        ..files_opts()
+    };
+    let err = apply_layer(&gz[..], &s.root(), &opts).unwrap_err();
+    assert!(matches!(err, UnpackError::ImageTooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("WHARF_MAX_IMAGE_SIZE"), "{err}");
+}
+
+#[test]
+fn owners_out_of_range_are_refused() {
+    // (uid_t)-1 would mean "leave unchanged" to lchown; 2^32 would wrap to root.
+    for uid in [u64::from(u32::MAX), 1 << 32] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_path("f").unwrap();
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_uid(uid);
+        h.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&h, &[][..]).unwrap();
+        let bytes = b.into_inner().unwrap();
+        let s = Sandbox::new();
+        let err = apply_layer(&bytes[..], &s.root(), &files_opts()).unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{err}");
+    }
 }
 
 #[test]
