@@ -46,6 +46,11 @@ impl Roots {
         self.data.join("cache").join("wasm")
     }
 
+    /// wharf's cache of compiled seccomp filters (BPF), keyed by the profile.
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.data.join("cache").join("seccomp")
+    }
+
     /// The image store (an OCI image layout plus wharf's own bookkeeping next to it).
     pub fn store(&self) -> PathBuf {
         self.data.join("store")

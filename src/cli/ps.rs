@@ -156,12 +156,17 @@ fn command(r: &Record, no_trunc: bool) -> String {
 pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
     let filters = Filters::parse(&args.filter)?;
     let all = args.all || filters.has_status();
-    let list: Vec<Record> = Containers::new(&ctx.roots)
-        .list()
-        .into_iter()
-        .filter(|r| all || r.state.is_active())
-        .filter(|r| filters.matches(r))
-        .collect();
+    let containers = Containers::new(&ctx.roots);
+    // Without -a only the active index is read: stopped containers kept cost nothing.
+    let list: Vec<Record> = if all {
+        containers.list()
+    } else {
+        containers.list_active()
+    }
+    .into_iter()
+    .filter(|r| all || r.state.is_active())
+    .filter(|r| filters.matches(r))
+    .collect();
     let id = |r: &Record| {
         if args.no_trunc {
             r.id.clone()

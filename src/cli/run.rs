@@ -619,11 +619,13 @@ fn run_native(
 
     // The store was opened to prepare the run; only its layers directory is needed here.
     let layers_dir = ctx.roots.layers();
+    let cache_dir = ctx.roots.seccomp_cache();
     let result = native::run(NativeRun {
         id,
         spec: &p.spec,
         layers: &p.layers,
         layers_dir: &layers_dir,
+        cache_dir: Some(&cache_dir),
         state_dir: dir,
         interactive,
         tty: p

@@ -30,7 +30,13 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
     let store = ctx.store()?;
     match args.command {
         Command::Check { repair } => {
-            let report = store.check(repair)?;
+            let mut report = store.check(repair)?;
+            let containers = wharf::container::Containers::new(&ctx.roots);
+            let names = containers.check_names();
+            if repair && !names.is_empty() {
+                containers.rebuild_names()?;
+            }
+            report.problems.extend(names);
             for p in &report.problems {
                 outln!("{}{p}", if repair { "removed: " } else { "" });
             }

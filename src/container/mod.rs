@@ -92,8 +92,21 @@ pub struct Locked {
 
 impl Locked {
     /// Write the record back, atomically.
+    ///
+    /// The active index follows: its marker is made before a record says active and
+    /// removed after it says otherwise, so an active container always has one (a marker
+    /// left for an ended one is only skipped by `ps`).
     pub fn save(&self) -> Result<(), ContainerError> {
-        write_atomic(&self.path.join(RECORD), &self.record)
+        let marker = active_marker(&self.path);
+        let active = self.record.state.is_active();
+        if active {
+            mark_active(&marker)?;
+        }
+        write_atomic(&self.path.join(RECORD), &self.record)?;
+        if !active {
+            let _ = fs::remove_file(&marker);
+        }
+        Ok(())
     }
 
     /// The container's directory.
@@ -136,21 +149,113 @@ impl Containers {
         self.dir.join(id)
     }
 
-    /// The lock that serialises creating and removing containers (names stay unique).
+    /// The lock that serialises creating and removing containers (names stay unique), with
+    /// the names index made first if this root has none yet.
     fn lock_names(&self) -> Result<File, ContainerError> {
         fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
-        lock_file(&self.dir.join(".lock"), true)
+        let lock = lock_file(&self.dir.join(".lock"), true)?;
+        if !self.names_dir().is_dir() {
+            self.rebuild_names_locked()?;
+        }
+        Ok(lock)
+    }
+
+    /// The names index: `containers/.names/<name>` holds the id of the container that has
+    /// that name, so creating a container and finding one by name read one small file, not
+    /// every record. Written under the names lock; rebuilt from the records by
+    /// `wharf system check --repair` (or when missing).
+    fn names_dir(&self) -> PathBuf {
+        self.dir.join(".names")
+    }
+
+    /// The id the names index gives `name`, if its container still exists.
+    fn id_by_name(&self, name: &str) -> Option<String> {
+        if names::validate(name).is_err() {
+            return None;
+        }
+        let id = fs::read_to_string(self.names_dir().join(name)).ok()?;
+        let id = id.trim();
+        (is_id(id) && self.dir.join(id).join(RECORD).exists()).then(|| id.to_string())
+    }
+
+    /// Rebuild the names index from the records. Returns how many names it holds.
+    pub fn rebuild_names(&self) -> Result<usize, ContainerError> {
+        fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
+        let _lock = lock_file(&self.dir.join(".lock"), true)?;
+        self.rebuild_names_locked()
+    }
+
+    /// What is wrong with the names index: a record's name missing or naming another id,
+    /// an entry for no container.
+    pub fn check_names(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let records = self.records();
+        for r in &records {
+            let entry = fs::read_to_string(self.names_dir().join(&r.name)).ok();
+            if entry.as_deref().map(str::trim) != Some(r.id.as_str()) {
+                problems.push(format!(
+                    "names index: {} does not name container {}",
+                    r.name,
+                    r.short_id()
+                ));
+            }
+        }
+        for r in records.iter().filter(|r| r.state.is_active()) {
+            if !self.dir.join(".active").join(&r.id).exists() {
+                problems.push(format!(
+                    "active index: running container {} has no marker",
+                    r.short_id()
+                ));
+            }
+        }
+        for e in fs::read_dir(self.names_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !records.iter().any(|r| r.name == name) {
+                problems.push(format!("names index: {name} names no container"));
+            }
+        }
+        problems
+    }
+
+    fn rebuild_names_locked(&self) -> Result<usize, ContainerError> {
+        let staging = self.dir.join(".names.tmp");
+        let _ = fs::remove_dir_all(&staging);
+        fs::create_dir(&staging).map_err(io_err(&staging))?;
+        let mut n = 0;
+        for r in self.records() {
+            if names::validate(&r.name).is_ok() && is_id(&r.id) {
+                let path = staging.join(&r.name);
+                fs::write(&path, &r.id).map_err(io_err(&path))?;
+                n += 1;
+            }
+        }
+        let dir = self.names_dir();
+        let _ = fs::remove_dir_all(&dir);
+        fs::rename(&staging, &dir).map_err(io_err(&dir))?;
+        // The active index: a marker for every record that says active.
+        let active = self.dir.join(".active");
+        let _ = fs::remove_dir_all(&active);
+        fs::create_dir(&active).map_err(io_err(&active))?;
+        for r in self.records() {
+            if r.state.is_active() && is_id(&r.id) {
+                mark_active(&active.join(&r.id))?;
+            }
+        }
+        Ok(n)
     }
 
     /// Record a new container (its name must be free), pinning what it uses in the store.
     pub fn create(&self, mut record: Record, pins: &InUse) -> Result<Record, ContainerError> {
         let _names = self.lock_names()?;
         if record.name.is_empty() {
-            let taken: Vec<String> = self.records().into_iter().map(|r| r.name).collect();
-            record.name = names::generate(|n| taken.iter().any(|t| t == n));
+            record.name = names::generate(|n| self.id_by_name(n).is_some());
         } else {
             names::validate(&record.name)?;
-            if self.records().iter().any(|r| r.name == record.name) {
+            if self.id_by_name(&record.name).is_some() {
                 return Err(ContainerError::NameInUse(record.name));
             }
         }
@@ -162,10 +267,22 @@ impl Containers {
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_err(&dir))?;
         }
         let pin = serde_json::to_vec(pins).expect("an in-use record serialises");
+        if record.state.is_active() {
+            mark_active(&active_marker(&dir))?;
+        }
         let written = fs::write(dir.join("image.json"), pin)
             .and_then(|()| fs::write(dir.join(LOCK), b""))
             .map_err(io_err(&dir))
             .and_then(|()| write_atomic(&dir.join(RECORD), &record));
+        // The name's entry, written whole then renamed (no fsync: the index is rebuilt
+        // from the records whenever it is in doubt).
+        let name_entry = self.names_dir().join(&record.name);
+        let tmp = self.names_dir().join(format!(".{}.tmp", record.name));
+        let written = written.and_then(|()| {
+            fs::write(&tmp, &record.id)
+                .and_then(|()| fs::rename(&tmp, &name_entry))
+                .map_err(io_err(&name_entry))
+        });
         if let Err(e) = written {
             let _ = fs::remove_dir_all(&dir);
             return Err(e);
@@ -201,25 +318,61 @@ impl Containers {
         out
     }
 
+    /// The active containers (running, paused, restarting), refreshed, newest first. Reads
+    /// only the records the active index points at, so `ps` does not grow with the number
+    /// of stopped containers kept.
+    pub fn list_active(&self) -> Vec<Record> {
+        if !self.names_dir().is_dir() && self.lock_names().is_err() {
+            return Vec::new();
+        }
+        let Ok(entries) = fs::read_dir(self.dir.join(".active")) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Record> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|id| is_id(id))
+            .filter_map(|id| self.lock(&id).ok().map(|l| l.record))
+            .filter(|r| r.state.is_active())
+            .collect();
+        out.sort_by_key(|r| std::cmp::Reverse(r.created));
+        out
+    }
+
     /// The id of the container `query` names: a full id, a name, or an unambiguous id
     /// prefix (as Docker).
+    ///
+    /// Reads no record: a full id is a directory, a name is looked up in the names index,
+    /// a prefix is matched against the directory names.
     pub fn find(&self, query: &str) -> Result<String, ContainerError> {
         let q = query.strip_prefix('/').unwrap_or(query);
-        let records = self.records();
-        if let Some(r) = records.iter().find(|r| r.id == q || r.name == q) {
-            return Ok(r.id.clone());
+        if is_id(q) && self.dir.join(q).join(RECORD).exists() {
+            return Ok(q.to_string());
         }
-        let matches: Vec<&Record> = if !q.is_empty() && q.bytes().all(|b| b.is_ascii_hexdigit()) {
-            records.iter().filter(|r| r.id.starts_with(q)).collect()
+        if !self.names_dir().is_dir() {
+            drop(self.lock_names()?);
+        }
+        if let Some(id) = self.id_by_name(q) {
+            return Ok(id);
+        }
+        let matches: Vec<String> = if !q.is_empty() && q.bytes().all(|b| b.is_ascii_hexdigit()) {
+            fs::read_dir(&self.dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|id| is_id(id) && id.starts_with(q))
+                .filter(|id| self.dir.join(id).join(RECORD).exists())
+                .collect()
         } else {
             Vec::new()
         };
         match matches.as_slice() {
             [] => Err(ContainerError::NotFound(query.to_string())),
-            [one] => Ok(one.id.clone()),
+            [one] => Ok(one.clone()),
             many => Err(ContainerError::Ambiguous {
                 query: query.to_string(),
-                matches: many.iter().map(|r| r.short_id().to_string()).collect(),
+                matches: many.iter().map(|id| id[..12].to_string()).collect(),
             }),
         }
     }
@@ -266,8 +419,14 @@ impl Containers {
         let _names = self.lock_names()?;
         crate::backend::clean_up_after(&locked.record.id, locked.dir());
         let dir = locked.dir().to_path_buf();
+        // The name is free once its entry names no container.
+        let entry = self.names_dir().join(&locked.record.name);
+        if fs::read_to_string(&entry).is_ok_and(|id| id.trim() == locked.record.id) {
+            let _ = fs::remove_file(&entry);
+        }
         // The record goes first: a half-removed directory is no longer a container.
         let _ = fs::remove_file(dir.join(RECORD));
+        let _ = fs::remove_file(active_marker(&dir));
         crate::image::store::remove_tree(&dir).map_err(|e| ContainerError::Io {
             path: dir.clone(),
             source: io::Error::other(e.to_string()),
@@ -339,6 +498,36 @@ pub fn supported() -> bool {
     cfg!(target_os = "linux")
 }
 
+/// The active-index marker of the container whose directory is `dir`.
+fn active_marker(dir: &Path) -> PathBuf {
+    let parent = dir.parent().unwrap_or(dir);
+    parent
+        .join(".active")
+        .join(dir.file_name().unwrap_or_default())
+}
+
+fn mark_active(marker: &Path) -> Result<(), ContainerError> {
+    let made = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(marker);
+    match made {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let dir = marker.parent().expect("a marker has a directory");
+            fs::create_dir_all(dir).map_err(io_err(dir))?;
+            fs::File::create(marker).map(drop).map_err(io_err(marker))
+        }
+        Err(e) => Err(io_err(marker)(e)),
+    }
+}
+
+/// Whether `s` is a container id: 64 lowercase hex digits.
+fn is_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// A fresh container id: 64 hex digits, as Docker's.
 pub fn new_id() -> String {
     let mut bytes = Vec::with_capacity(32);
@@ -407,6 +596,75 @@ mod tests {
             .unwrap();
         assert!(!made.name.is_empty() && made.name != "web");
         assert_eq!(c.list().len(), 3);
+    }
+
+    #[test]
+    fn the_names_index_follows_create_and_remove_and_is_rebuilt_when_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Containers::new(&Roots::new(dir.path()));
+        let a = "a".repeat(64);
+        c.create(record(&a, "web"), &InUse::default()).unwrap();
+        assert!(c.check_names().is_empty());
+        // Removing frees the name.
+        c.remove(c.lock(&a).unwrap()).unwrap();
+        assert!(matches!(c.find("web"), Err(ContainerError::NotFound(_))));
+        let b = "b".repeat(64);
+        c.create(record(&b, "web"), &InUse::default()).unwrap();
+        assert_eq!(c.find("web").unwrap(), b);
+        // Damage: an entry deleted, another pointing nowhere.
+        std::fs::remove_file(c.names_dir().join("web")).unwrap();
+        std::fs::write(c.names_dir().join("ghost"), "c".repeat(64)).unwrap();
+        assert_eq!(c.check_names().len(), 2, "{:?}", c.check_names());
+        // A name whose entry is gone is still not taken twice once rebuilt; the stale entry
+        // never resolves.
+        assert!(matches!(c.find("ghost"), Err(ContainerError::NotFound(_))));
+        assert_eq!(c.rebuild_names().unwrap(), 1);
+        assert!(c.check_names().is_empty());
+        assert_eq!(c.find("web").unwrap(), b);
+        // A root made before the index existed gets one on first use.
+        std::fs::remove_dir_all(c.names_dir()).unwrap();
+        assert_eq!(c.find("web").unwrap(), b);
+        assert!(matches!(
+            c.create(record(&"d".repeat(64), "web"), &InUse::default()),
+            Err(ContainerError::NameInUse(_))
+        ));
+    }
+
+    #[test]
+    fn the_active_index_lists_only_active_containers() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Containers::new(&Roots::new(dir.path()));
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        c.create(record(&a, "one"), &InUse::default()).unwrap();
+        c.create(record(&b, "two"), &InUse::default()).unwrap();
+        assert!(c.list_active().is_empty());
+        // Running, with a live supervisor (this test process): listed.
+        let mut l = c.lock(&a).unwrap();
+        l.record.state.status = Status::Running;
+        l.record.state.supervisor = Proc::of(std::process::id() as i32);
+        l.save().unwrap();
+        drop(l);
+        let active: Vec<String> = c.list_active().into_iter().map(|r| r.id).collect();
+        assert_eq!(active, std::slice::from_ref(&a));
+        assert!(c.check_names().is_empty(), "{:?}", c.check_names());
+        // Ended: its marker goes.
+        let mut l = c.lock(&a).unwrap();
+        l.record.state.status = Status::Exited;
+        l.save().unwrap();
+        drop(l);
+        assert!(c.list_active().is_empty());
+        assert!(!dir.path().join("containers/.active").join(&a).exists());
+        // A record that says running without a marker (damage) is found by the check and
+        // put back by a rebuild.
+        let mut l = c.lock(&b).unwrap();
+        l.record.state.status = Status::Running;
+        l.record.state.supervisor = Proc::of(std::process::id() as i32);
+        l.save().unwrap();
+        drop(l);
+        std::fs::remove_file(dir.path().join("containers/.active").join(&b)).unwrap();
+        assert_eq!(c.check_names().len(), 1);
+        c.rebuild_names().unwrap();
+        assert_eq!(c.list_active().len(), 1);
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct ChildPlan<'a> {
     pub go: OwnedFd,
     /// Write end of the error pipe (close-on-exec).
     pub errors: OwnedFd,
+    /// The spec's seccomp profile, compiled before clone.
+    pub seccomp: Option<seccomp::Bpf>,
 }
 
 /// The child's entry point; returns only on failure, with the exit code to use.
@@ -54,15 +56,32 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
     // Die with wharf: a container must not outlive its supervisor unnoticed.
     // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
-    let mut b = [0u8; 1];
-    nix::unistd::read(&plan.go, &mut b)
-        .map_err(|e| ChildError::Setup(format!("waiting for the parent: {e}")))?;
-    // In our cgroup now: a new cgroup namespace makes it the container's root.
-    unshare(CloneFlags::CLONE_NEWCGROUP)
-        .map_err(|e| ChildError::Setup(format!("cgroup namespace: {e}")))?;
+    // The parent moves us into the container's cgroup meanwhile (and, rootless, writes our
+    // uid/gid maps first). On cgroup v1 the first write to a cgroup.procs waits for an RCU
+    // grace period (milliseconds), and nothing in the mount setup depends on it (the
+    // container's cgroups are bind mounts of host directories), so the mounts are made
+    // while the parent writes. On v2 the cgroup2 mount needs the new cgroup namespace, and
+    // in a user namespace every mount needs the maps: then we wait first. Either way,
+    // nothing of the container runs before it is in its cgroup.
+    let join_cgroup = || -> Result<(), ChildError> {
+        let mut b = [0u8; 1];
+        nix::unistd::read(&plan.go, &mut b)
+            .map_err(|e| ChildError::Setup(format!("waiting for the parent: {e}")))?;
+        // In our cgroup now: a new cgroup namespace makes it the container's root.
+        unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| ChildError::Setup(format!("cgroup namespace: {e}")))?;
+        Ok(())
+    };
+    let overlap = !plan.rootfs.cgroup_v2 && !plan.rootless;
+    if !overlap {
+        join_cgroup()?;
+    }
     nix::unistd::setsid().map_err(|e| ChildError::Setup(format!("setsid: {e}")))?;
 
     mounts::setup(&plan.rootfs)?;
+    if overlap {
+        join_cgroup()?;
+    }
     sethostname(&plan.hostname).map_err(|e| ChildError::Setup(format!("sethostname: {e}")))?;
     if let Some(socket) = &plan.tty {
         let e = |e: nix::Error| ChildError::Setup(format!("terminal: {e}"));
@@ -94,6 +113,7 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
         plan.rootless,
         plan_init,
         &plan.errors,
+        plan.seccomp.as_ref(),
     )
 }
 
@@ -118,6 +138,7 @@ pub fn become_process(
     rootless: bool,
     init: bool,
     errors: &OwnedFd,
+    bpf: Option<&seccomp::Bpf>,
 ) -> Result<Infallible, ChildError> {
     let process = spec
         .process()
@@ -242,8 +263,8 @@ pub fn become_process(
     let argv: Vec<CString> = args.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
     let envp: Vec<CString> = env.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
     let program = find_program(&args[0], &env)?;
-    if let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        seccomp::load(profile)?;
+    if let Some(bpf) = bpf {
+        seccomp::load(bpf)?;
     }
     default_signals();
     if init {

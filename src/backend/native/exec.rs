@@ -109,6 +109,7 @@ pub fn exec(r: ExecRun) -> Result<Exit, NativeError> {
     };
     let (err_r, err_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
+    let bpf = super::compile_seccomp(r.spec, None)?;
     // SAFETY: single-threaded (checked above); the child only sets up and execs or exits.
     let child = match unsafe { nix::unistd::fork() }.map_err(NativeError::Clone)? {
         ForkResult::Child => {
@@ -117,7 +118,7 @@ pub fn exec(r: ExecRun) -> Result<Exit, NativeError> {
             let mut b = [0u8; 1];
             let moved = matches!(nix::unistd::read(&go_r, &mut b), Ok(1));
             let result = if moved {
-                child_main(&r, slave.as_ref(), &err_w, own_userns)
+                child_main(&r, slave.as_ref(), &err_w, own_userns, bpf.as_ref())
             } else {
                 Err(ChildError::Setup(
                     "joining the container's cgroup failed".into(),
@@ -159,6 +160,7 @@ fn child_main(
     slave: Option<&std::os::fd::OwnedFd>,
     errors: &std::os::fd::OwnedFd,
     rootless: bool,
+    bpf: Option<&super::seccomp::Bpf>,
 ) -> Result<std::convert::Infallible, ChildError> {
     // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
@@ -186,5 +188,5 @@ fn child_main(
         nix::unistd::dup2_stdin(&null).map_err(setup("stdin"))?;
     }
     let _ = errors.as_raw_fd();
-    become_process(r.spec, &r.overrides, rootless, false, errors)
+    become_process(r.spec, &r.overrides, rootless, false, errors, bpf)
 }

@@ -100,6 +100,8 @@ pub struct NativeRun<'a> {
     pub spec: &'a Spec,
     pub layers: &'a [LayerDir],
     pub layers_dir: &'a Path,
+    /// Where compiled seccomp filters are kept between runs (none: compiled every run).
+    pub cache_dir: Option<&'a Path>,
     /// The container's directory (`ROOT/containers/<id>`): its upper directory persists
     /// there between runs; runtime files are rewritten each run.
     pub state_dir: &'a Path,
@@ -112,6 +114,21 @@ pub struct NativeRun<'a> {
     pub rootless: bool,
     /// Called with the container's first pid (as the host sees it) once its process runs.
     pub started: &'a dyn Fn(i32),
+}
+
+/// The spec's seccomp profile compiled to BPF, before clone or fork: the child then loads
+/// it with one system call instead of building it (libseccomp allocates a lot, and takes
+/// milliseconds). Kept in `cache` keyed by the profile, so later runs only read it.
+fn compile_seccomp(spec: &Spec, cache: Option<&Path>) -> Result<Option<seccomp::Bpf>, NativeError> {
+    let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(None);
+    };
+    seccomp::compile_cached(profile, cache)
+        .map(Some)
+        .map_err(|e| NativeError::Child {
+            code: 125,
+            message: e.to_string(),
+        })
 }
 
 /// The pid signals are forwarded to (0: none yet).
@@ -344,6 +361,7 @@ fn supervise(
     } else {
         (None, None)
     };
+    let seccomp = compile_seccomp(r.spec, r.cache_dir)?;
     let plan = child::ChildPlan {
         rootfs: mounts::RootfsPlan {
             spec: r.spec,
@@ -363,6 +381,7 @@ fn supervise(
         init: wants_init,
         go: go_r,
         errors: err_w,
+        seccomp,
     };
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
