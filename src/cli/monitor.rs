@@ -13,18 +13,7 @@ pub struct Args {
 /// The readiness descriptor our parent passed, if it did (and it is open).
 #[cfg(target_os = "linux")]
 fn ready_fd() -> Option<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    let fd: i32 = std::env::var(wharf::container::monitor::READY_ENV)
-        .ok()?
-        .parse()
-        .ok()?;
-    // SAFETY: fcntl F_GETFD only queries the descriptor's flags.
-    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return None;
-    }
-    // SAFETY: the descriptor was opened for us by our parent (the monitor protocol) and
-    // nothing else in this process owns it.
-    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+    wharf::container::monitor::ready_fd_from_env()
 }
 
 #[cfg(target_os = "linux")]

@@ -302,17 +302,26 @@ impl Containers {
             .collect()
     }
 
-    /// Every container, its state refreshed, newest first.
+    /// Every container, its state refreshed, newest first. A record is replaced whole (by
+    /// rename), so it is read without its lock; only one that says active is then locked and
+    /// read again to refresh it from its processes.
     pub fn list(&self) -> Vec<Record> {
-        // Each record is read once, under its lock (`lock` skips directories without one).
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return Vec::new();
         };
         let mut out: Vec<Record> = entries
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|id| !id.starts_with('.'))
-            .filter_map(|id| self.lock(&id).ok().map(|l| l.record))
+            .filter(|id| is_id(id))
+            .filter_map(|id| {
+                let bytes = fs::read(self.dir.join(&id).join(RECORD)).ok()?;
+                let r: Record = serde_json::from_slice(&bytes).ok()?;
+                if r.state.is_active() {
+                    self.lock(&id).ok().map(|l| l.record)
+                } else {
+                    Some(r)
+                }
+            })
             .collect();
         out.sort_by_key(|r| std::cmp::Reverse(r.created));
         out

@@ -78,16 +78,36 @@ pub enum Started {
     },
 }
 
-/// Start the monitor of container `id` (`wharf --root ROOT container-monitor ID`) in its
-/// own session, and wait until the container runs or failed to start.
+/// The readiness descriptor the monitor's parent passed (see [`READY_ENV`]), if it did and
+/// it is open.
+pub fn ready_fd_from_env() -> Option<OwnedFd> {
+    let fd: i32 = std::env::var(READY_ENV).ok()?.parse().ok()?;
+    // SAFETY: fcntl F_GETFD only queries the descriptor's flags.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: the descriptor was opened for us by our parent (the monitor protocol) and
+    // nothing else in this process owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Start the monitor of container `id` in its own session, and wait until the container
+/// runs or failed to start. The monitor is `wharf-monitor` beside `exe` (`wharf`), else
+/// `wharf container-monitor`.
 pub fn spawn(exe: &Path, root: &Path, id: &str) -> Result<Started, ContainerError> {
     let (ready_r, ready_w) = pipe()?;
     let raw = ready_w.as_raw_fd();
-    let mut cmd = Command::new(exe);
-    cmd.arg("--root")
-        .arg(root)
-        .args(["container-monitor", id])
-        .env(READY_ENV, READY_FD.to_string())
+    let small = exe.with_file_name("wharf-monitor");
+    let mut cmd = if small.is_file() {
+        let mut c = Command::new(&small);
+        c.arg("--root").arg(root).arg("--wharf").arg(exe).arg(id);
+        c
+    } else {
+        let mut c = Command::new(exe);
+        c.arg("--root").arg(root).args(["container-monitor", id]);
+        c
+    };
+    cmd.env(READY_ENV, READY_FD.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -676,6 +676,9 @@ fn a_killed_monitor_leaves_a_truthful_record_and_rm_cleans_up() {
         .to_string();
     let state = inspect(&w, &id);
     let monitor = state["State"]["MonitorPid"].as_i64().unwrap();
+    // The monitor is the small binary installed beside wharf, not wharf itself.
+    let exe = std::fs::read_link(format!("/proc/{monitor}/exe")).unwrap();
+    assert_eq!(exe.file_name().unwrap(), "wharf-monitor", "{exe:?}");
     assert!(pgrep("sleep 77"));
     sh(Command::new("kill").args(["-KILL", &monitor.to_string()]));
     // The supervisor and the container go with their monitor.
