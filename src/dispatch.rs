@@ -203,6 +203,30 @@ fn collect(f: &Facts) -> Vec<Signal> {
     out
 }
 
+/// Whether an OCI bundle's spec says WebAssembly by crun's rules (the `run.oci.handler`
+/// and `module.wasm.image/variant` annotations, or an entrypoint ending in `.wasm`/`.wat`),
+/// and why.
+pub fn bundle_says_wasm(spec: &oci_spec::runtime::Spec) -> Option<String> {
+    let a = spec.annotations().clone().unwrap_or_default();
+    if let Some(h) = a.get("run.oci.handler")
+        && matches!(h.as_str(), "wasm" | "wasmtime" | "wasm-smart")
+    {
+        return Some(format!("annotation run.oci.handler={h}"));
+    }
+    if let Some(v) = a.get("module.wasm.image/variant")
+        && matches!(v.as_str(), "compat" | "compat-smart")
+    {
+        return Some(format!("annotation module.wasm.image/variant={v}"));
+    }
+    let arg0 = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.args().as_ref())
+        .and_then(|a| a.first().cloned())?;
+    (arg0.ends_with(".wasm") || arg0.ends_with(".wat"))
+        .then(|| format!("entrypoint {arg0} ends in .wasm/.wat"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,4 +12,6 @@ pub mod dispatch;
 pub mod image;
 pub mod paths;
 pub mod run;
+#[cfg(target_os = "linux")]
+pub mod runtime;
 pub mod sys;

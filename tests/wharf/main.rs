@@ -13,5 +13,7 @@ mod native;
 mod package;
 mod portable;
 mod registry;
+#[cfg(target_os = "linux")]
+mod runtime;
 mod store;
 mod wasm;

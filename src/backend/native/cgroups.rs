@@ -56,6 +56,20 @@ pub fn is_v2() -> bool {
         .is_ok_and(|c| c.split_whitespace().any(|x| x == "memory"))
 }
 
+/// A cgroup path made safe to join under a hierarchy: relative, with no `..` or empty
+/// components (a spec's `cgroupsPath` is input).
+pub fn clean_relative(path: &str) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return None,
+            c => out.push(c),
+        }
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
 impl Cgroup {
     /// Create the cgroup for container `id` and apply `resources`.
     pub fn create(
@@ -63,17 +77,26 @@ impl Cgroup {
         resources: Option<&LinuxResources>,
         privileged: bool,
     ) -> Result<Cgroup, NativeError> {
+        Self::create_at(&Path::new("wharf").join(id), resources, privileged)
+    }
+
+    /// Create the cgroup `rel` (relative to each hierarchy's root) and apply `resources`.
+    pub fn create_at(
+        rel: &Path,
+        resources: Option<&LinuxResources>,
+        privileged: bool,
+    ) -> Result<Cgroup, NativeError> {
         let v2 = is_v2();
         let cg = if v2 {
-            let parent = Path::new(ROOT).join("wharf");
-            fs::create_dir_all(&parent).map_err(|e| err(&parent, e))?;
+            let dir = Path::new(ROOT).join(rel);
             // Enable the controllers for our subtree (harmless if already on).
-            let _ = fs::write(
-                Path::new(ROOT).join("cgroup.subtree_control"),
-                "+memory +pids +cpu",
-            );
+            let mut parent = Path::new(ROOT).to_path_buf();
+            for c in rel.parent().into_iter().flat_map(|p| p.components()) {
+                let _ = fs::write(parent.join("cgroup.subtree_control"), "+memory +pids +cpu");
+                parent.push(c);
+                fs::create_dir_all(&parent).map_err(|e| err(&parent, e))?;
+            }
             let _ = fs::write(parent.join("cgroup.subtree_control"), "+memory +pids +cpu");
-            let dir = parent.join(id);
             fs::create_dir(&dir).map_err(|e| err(&dir, e))?;
             Cgroup {
                 dirs: vec![dir],
@@ -86,7 +109,7 @@ impl Cgroup {
                 if !hierarchy.exists() {
                     continue;
                 }
-                let dir = hierarchy.join("wharf").join(id);
+                let dir = hierarchy.join(rel);
                 fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
                 dirs.push(dir);
             }
@@ -115,7 +138,17 @@ impl Cgroup {
             .map(PathBuf::as_path)
     }
 
-    fn apply(&self, r: &LinuxResources) -> Result<(), NativeError> {
+    /// The cgroup whose directories are `dirs` (as recorded when it was made).
+    pub fn from_dirs(dirs: Vec<PathBuf>) -> Cgroup {
+        let v2 = dirs.len() == 1 && !dirs[0].starts_with(Path::new(ROOT).join("memory"));
+        Cgroup {
+            dirs,
+            v2: v2 && is_v2(),
+        }
+    }
+
+    /// Apply `r` (`update --resources`).
+    pub fn apply(&self, r: &LinuxResources) -> Result<(), NativeError> {
         if let Some(limit) = r
             .memory()
             .as_ref()
@@ -209,7 +242,8 @@ impl Cgroup {
         })
     }
 
-    fn procs(&self) -> Vec<i32> {
+    /// Every process in the cgroup (host pids).
+    pub fn procs(&self) -> Vec<i32> {
         let mut out = Vec::new();
         for d in &self.dirs {
             if let Ok(s) = fs::read_to_string(d.join("cgroup.procs")) {
@@ -249,6 +283,89 @@ impl Cgroup {
                 }
             }
         }
+    }
+}
+
+impl Cgroup {
+    /// Freeze or thaw every process in it.
+    pub fn set_frozen(&self, frozen: bool) -> Result<(), NativeError> {
+        let dirs: Vec<PathBuf> = if self.v2 {
+            self.dirs.clone()
+        } else {
+            self.dir_for("freezer")
+                .map(Path::to_path_buf)
+                .into_iter()
+                .collect()
+        };
+        if dirs.is_empty() {
+            return Err(NativeError::NoController("freezer"));
+        }
+        set_frozen(&dirs, self.v2, frozen)
+    }
+
+    /// Whether the freezer holds its processes.
+    pub fn is_frozen(&self) -> bool {
+        if self.v2 {
+            return self.dirs.first().is_some_and(|d| {
+                fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+            });
+        }
+        self.dir_for("freezer").is_some_and(|d| {
+            fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+        })
+    }
+
+    /// Memory, pids and cpu figures (`events --stats`): whatever the hierarchy reports.
+    pub fn stats(&self) -> serde_json::Value {
+        let read = |c: &str, f: &str| -> Option<u64> {
+            let d = self.dir_for(c)?;
+            fs::read_to_string(d.join(f))
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        };
+        let (mem, mem_limit, cpu) = if self.v2 {
+            (
+                read("memory", "memory.current"),
+                read("memory", "memory.max"),
+                self.dir_for("cpu").and_then(|d| {
+                    fs::read_to_string(d.join("cpu.stat"))
+                        .ok()?
+                        .lines()
+                        .find_map(|l| {
+                            l.strip_prefix("usage_usec ")?
+                                .trim()
+                                .parse::<u64>()
+                                .ok()
+                                .map(|u| u * 1000)
+                        })
+                }),
+            )
+        } else {
+            (
+                read("memory", "memory.usage_in_bytes"),
+                read("memory", "memory.limit_in_bytes"),
+                read("cpu", "cpuacct.usage").or_else(|| {
+                    let d = Path::new(ROOT).join("cpuacct");
+                    let rel = self
+                        .dir_for("cpu")?
+                        .strip_prefix(Path::new(ROOT).join("cpu"))
+                        .ok()?;
+                    fs::read_to_string(d.join(rel).join("cpuacct.usage"))
+                        .ok()?
+                        .trim()
+                        .parse()
+                        .ok()
+                }),
+            )
+        };
+        serde_json::json!({
+            "cpu": {"usage": {"total": cpu.unwrap_or(0)}},
+            "memory": {"usage": {"usage": mem.unwrap_or(0), "limit": mem_limit.unwrap_or(0)}},
+            "pids": {"current": read("pids", "pids.current").unwrap_or(0), "limit": read("pids", "pids.max").unwrap_or(0)},
+        })
     }
 }
 

@@ -38,6 +38,14 @@ pub struct ChildPlan<'a> {
     pub errors: OwnedFd,
     /// The spec's seccomp profile, compiled before clone.
     pub seccomp: Option<seccomp::Bpf>,
+    /// `wharf-runtime create`: the process that cloned us exits once we are set up, so no
+    /// parent-death signal, and the caller's stdio is left as it is.
+    pub detached: bool,
+    /// `wharf-runtime create`: the read end of the exec FIFO (non-blocking). Once set up we
+    /// say so on the error pipe (one NUL byte) and wait here until `start` writes to it.
+    pub gate: Option<OwnedFd>,
+    /// Namespaces to join (a spec's namespace `path`s), entered first.
+    pub joins: Vec<(OwnedFd, CloneFlags)>,
 }
 
 /// The child's entry point; returns only on failure, with the exit code to use.
@@ -53,9 +61,15 @@ pub fn main(plan: &ChildPlan<'_>) -> isize {
 }
 
 fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
-    // Die with wharf: a container must not outlive its supervisor unnoticed.
-    // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    if !plan.detached {
+        // Die with wharf: a container must not outlive its supervisor unnoticed.
+        // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    }
+    for (fd, kind) in &plan.joins {
+        nix::sched::setns(fd, *kind)
+            .map_err(|e| ChildError::Setup(format!("joining a {kind:?} namespace: {e}")))?;
+    }
     // The parent moves us into the container's cgroup meanwhile (and, rootless, writes our
     // uid/gid maps first). On cgroup v1 the first write to a cgroup.procs waits for an RCU
     // grace period (milliseconds), and nothing in the mount setup depends on it (the
@@ -82,7 +96,11 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
     if overlap {
         join_cgroup()?;
     }
-    sethostname(&plan.hostname).map_err(|e| ChildError::Setup(format!("sethostname: {e}")))?;
+    // No hostname in the spec: the new UTS namespace keeps the one it was made with, as
+    // runc leaves it.
+    if !plan.hostname.is_empty() {
+        sethostname(&plan.hostname).map_err(|e| ChildError::Setup(format!("sethostname: {e}")))?;
+    }
     if let Some(socket) = &plan.tty {
         let e = |e: nix::Error| ChildError::Setup(format!("terminal: {e}"));
         let (master, slave) = super::tty::open_inside().map_err(e)?;
@@ -98,7 +116,7 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
                 std::io::Error::last_os_error()
             )));
         }
-    } else if !plan.interactive {
+    } else if !plan.interactive && !plan.detached {
         let null = std::fs::File::open("/dev/null")
             .map_err(|e| ChildError::Setup(format!("/dev/null: {e}")))?;
         nix::unistd::dup2_stdin(&null).map_err(|e| ChildError::Setup(format!("stdin: {e}")))?;
@@ -114,6 +132,7 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
         plan_init,
         &plan.errors,
         plan.seccomp.as_ref(),
+        plan.gate.as_ref(),
     )
 }
 
@@ -139,6 +158,7 @@ pub fn become_process(
     init: bool,
     errors: &OwnedFd,
     bpf: Option<&seccomp::Bpf>,
+    gate: Option<&OwnedFd>,
 ) -> Result<Infallible, ChildError> {
     let process = spec
         .process()
@@ -263,6 +283,16 @@ pub fn become_process(
     let argv: Vec<CString> = args.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
     let envp: Vec<CString> = env.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
     let program = find_program(&args[0], &env)?;
+    if let Some(fifo) = gate {
+        // Before waiting for `start`: a program that is not there fails `create`, as runc's.
+        if let Err(e) = nix::unistd::access(program.as_c_str(), nix::unistd::AccessFlags::F_OK) {
+            return Err(match e {
+                nix::errno::Errno::ENOENT => ChildError::NotFound(args[0].clone()),
+                other => ChildError::CannotInvoke(format!("{}: {other}", args[0])),
+            });
+        }
+        wait_for_start(errors, fifo)?;
+    }
     if let Some(bpf) = bpf {
         seccomp::load(bpf)?;
     }
@@ -285,6 +315,33 @@ pub fn become_process(
 
 fn cstring(s: &str) -> Result<CString, ChildError> {
     CString::new(s).map_err(|_| ChildError::Setup(format!("{s:?} contains a NUL byte")))
+}
+
+/// `wharf-runtime create` is done with us: say so (one NUL byte on the error pipe, which
+/// `create` reads before it exits), then wait until `start` writes to the exec FIFO.
+fn wait_for_start(errors: &OwnedFd, fifo: &OwnedFd) -> Result<(), ChildError> {
+    use std::os::fd::AsFd;
+    nix::unistd::write(errors, b"\0")
+        .map_err(|e| ChildError::Setup(format!("reporting readiness: {e}")))?;
+    loop {
+        let mut fds = [nix::poll::PollFd::new(
+            fifo.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(ChildError::Setup(format!("waiting for start: {e}"))),
+            Ok(_) => {}
+        }
+        let mut b = [0u8; 1];
+        match nix::unistd::read(fifo, &mut b) {
+            Ok(1) => return Ok(()),
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => continue,
+            // A writer came and went without a byte: not a start.
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            Err(e) => return Err(ChildError::Setup(format!("waiting for start: {e}"))),
+        }
+    }
 }
 
 /// Every signal back to its default action. An ignored signal stays ignored across exec,

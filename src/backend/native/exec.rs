@@ -188,5 +188,5 @@ fn child_main(
         nix::unistd::dup2_stdin(&null).map_err(setup("stdin"))?;
     }
     let _ = errors.as_raw_fd();
-    become_process(r.spec, &r.overrides, rootless, false, errors, bpf)
+    become_process(r.spec, &r.overrides, rootless, false, errors, bpf, None)
 }

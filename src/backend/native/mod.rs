@@ -9,8 +9,9 @@
 //! for an OOM kill) and removes the cgroup and the container's directory. Mounts live only
 //! in the container's mount namespace, so nothing is left on the host when it ends.
 
-mod cgroups;
+pub mod cgroups;
 mod child;
+pub mod create;
 pub mod exec;
 pub mod init;
 
@@ -372,6 +373,7 @@ fn supervise(
             cgroup_v2: cgroup.is_some_and(|c| c.is_v2()),
             private_network,
             copy_root,
+            bundle_rootfs: None,
         },
         spec: r.spec,
         hostname,
@@ -382,6 +384,9 @@ fn supervise(
         go: go_r,
         errors: err_w,
         seccomp,
+        detached: false,
+        gate: None,
+        joins: Vec::new(),
     };
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID

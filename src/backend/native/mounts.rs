@@ -131,6 +131,9 @@ pub struct RootfsPlan<'a> {
     pub private_network: bool,
     /// The image was copied into `rootfs/` (no overlayfs): bind it instead of stacking.
     pub copy_root: bool,
+    /// A bundle's own root filesystem (`wharf-runtime`): bound onto itself and entered as
+    /// it is, instead of an overlay of layers.
+    pub bundle_rootfs: Option<&'a Path>,
 }
 
 /// Build the root filesystem and pivot into it. Runs in the child, in its own mount
@@ -145,8 +148,24 @@ pub fn setup(plan: &RootfsPlan<'_>) -> Result<(), ChildError> {
         None::<&str>,
     )
     .map_err(sys("making / private"))?;
-    let rootfs = plan.state_dir.join("rootfs");
-    mount_overlay(plan, &rootfs)?;
+    let rootfs = match plan.bundle_rootfs {
+        Some(r) => {
+            mount(
+                Some(r),
+                r,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(sys("bind-mounting the bundle's root filesystem"))?;
+            r.to_path_buf()
+        }
+        None => {
+            let rootfs = plan.state_dir.join("rootfs");
+            mount_overlay(plan, &rootfs)?;
+            rootfs
+        }
+    };
     let root = Dir::open_ambient_dir(&rootfs, ambient_authority())
         .map_err(|e| ChildError::Setup(format!("opening the root filesystem: {e}")))?;
 

@@ -1,0 +1,302 @@
+//! `create` (and `run`, which is create, start and wait): read and check the bundle, decide
+//! the backend, set the container up and leave its first process waiting for `start`.
+
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+use super::{Runtime, RuntimeError, Saved, Status, io, state_json};
+use crate::backend::native::create::{self as native, NativeCreate};
+
+/// Largest config.json read (runc has no cap; a bundle is input).
+const MAX_CONFIG: u64 = 16 << 20;
+
+/// `create`'s options.
+#[derive(Debug, Default, Clone)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+}
+
+/// Read `bundle/config.json`, with errors that say what is wrong.
+pub fn read_spec(bundle: &Path) -> Result<Spec, RuntimeError> {
+    let meta = fs::metadata(bundle).map_err(|e| RuntimeError::Bundle {
+        path: bundle.to_path_buf(),
+        why: e.to_string(),
+    })?;
+    if !meta.is_dir() {
+        return Err(RuntimeError::Bundle {
+            path: bundle.to_path_buf(),
+            why: "not a directory".into(),
+        });
+    }
+    let path = bundle.join("config.json");
+    let file = fs::File::open(&path).map_err(|e| RuntimeError::Spec {
+        path: path.clone(),
+        why: e.to_string(),
+    })?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_CONFIG + 1), &mut bytes)
+        .map_err(io(&path))?;
+    if bytes.len() as u64 > MAX_CONFIG {
+        return Err(RuntimeError::Spec {
+            path,
+            why: format!("larger than {MAX_CONFIG} bytes"),
+        });
+    }
+    serde_json::from_slice(&bytes).map_err(|e| RuntimeError::Spec {
+        path,
+        why: e.to_string(),
+    })
+}
+
+/// The spec's root filesystem: inside the bundle unless absolute, a real directory (a
+/// symlink could point anywhere on the host).
+fn rootfs(bundle: &Path, spec: &Spec) -> Result<PathBuf, RuntimeError> {
+    let root = spec.root().as_ref().ok_or_else(|| RuntimeError::Spec {
+        path: bundle.join("config.json"),
+        why: "no root".into(),
+    })?;
+    let path = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
+    let bad = |why: &str| RuntimeError::Bundle {
+        path: path.clone(),
+        why: why.into(),
+    };
+    let meta = fs::symlink_metadata(&path).map_err(|e| bad(&format!("root filesystem: {e}")))?;
+    if meta.file_type().is_symlink() {
+        return Err(bad(
+            "the root filesystem is a symlink; refusing it (it could point anywhere on the host)",
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(bad("the root filesystem is not a directory"));
+    }
+    Ok(path)
+}
+
+/// What wharf-runtime cannot do yet, refused clearly rather than skipped.
+fn check_supported(spec: &Spec) -> Result<(), RuntimeError> {
+    if let Some(h) = spec.hooks() {
+        let inside = h.create_container().as_ref().is_some_and(|v| !v.is_empty())
+            || h.start_container().as_ref().is_some_and(|v| !v.is_empty());
+        if inside {
+            return Err(RuntimeError::Unsupported(
+                "createContainer and startContainer hooks are not supported by wharf-runtime yet"
+                    .into(),
+            ));
+        }
+    }
+    let wasm = crate::dispatch::bundle_says_wasm(spec);
+    if let Some(why) = wasm {
+        return Err(RuntimeError::Unsupported(format!(
+            "this bundle is WebAssembly ({why}); wharf-runtime runs native bundles only so far (use `wharf run` for wasm images)"
+        )));
+    }
+    Ok(())
+}
+
+/// Run the hooks of one phase on the host, the state on their stdin (runc's behaviour:
+/// a failing hook fails the operation).
+pub(super) fn run_hooks(
+    hooks: Option<&Vec<oci_spec::runtime::Hook>>,
+    state: &serde_json::Value,
+    phase: &str,
+) -> Result<(), RuntimeError> {
+    for h in hooks.into_iter().flatten() {
+        let mut cmd = std::process::Command::new(h.path());
+        if let Some(args) = h.args()
+            && let Some((first, rest)) = args.split_first()
+        {
+            cmd.arg0(first);
+            cmd.args(rest);
+        }
+        cmd.env_clear();
+        for kv in h.env().iter().flatten() {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
+        }
+        cmd.stdin(std::process::Stdio::piped());
+        let hook_err = |why: String| {
+            RuntimeError::Unsupported(format!("{phase} hook {}: {why}", h.path().display()))
+        };
+        let mut child = cmd.spawn().map_err(|e| hook_err(e.to_string()))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = std::io::Write::write_all(&mut stdin, state.to_string().as_bytes());
+        }
+        let deadline = h
+            .timeout()
+            .map(|t| std::time::Instant::now() + std::time::Duration::from_secs(t.max(1) as u64));
+        let status = loop {
+            if let Some(s) = child.try_wait().map_err(|e| hook_err(e.to_string()))? {
+                break s;
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() > d) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(hook_err("timed out".into()));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        if !status.success() {
+            return Err(hook_err(format!("failed ({status})")));
+        }
+    }
+    Ok(())
+}
+
+use std::os::unix::process::CommandExt;
+
+/// `create ID`: the container set up, its first process waiting for `start`.
+pub fn create(rt: &Runtime, id: &str, o: &CreateOptions) -> Result<Saved, RuntimeError> {
+    let dir = rt.dir(id)?;
+    let bundle = std::path::absolute(&o.bundle).unwrap_or_else(|_| o.bundle.clone());
+    let spec = read_spec(&bundle)?;
+    let rootfs = rootfs(&bundle, &spec)?;
+    check_supported(&spec)?;
+    if spec.process().is_none() {
+        return Err(RuntimeError::Spec {
+            path: bundle.join("config.json"),
+            why: "no process to run".into(),
+        });
+    }
+    fs::create_dir_all(&rt.root).map_err(io(&rt.root))?;
+    set_private(&rt.root);
+    match fs::create_dir(&dir) {
+        Ok(()) => set_private(&dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(RuntimeError::Exists(id.to_string()));
+        }
+        Err(e) => return Err(io(&dir)(e)),
+    }
+    let made = create_in(rt, id, &dir, &bundle, &rootfs, &spec, o);
+    if made.is_err() {
+        let _ = fs::remove_dir_all(&dir);
+    }
+    made
+}
+
+fn set_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+}
+
+fn create_in(
+    rt: &Runtime,
+    id: &str,
+    dir: &Path,
+    bundle: &Path,
+    rootfs: &Path,
+    spec: &Spec,
+    o: &CreateOptions,
+) -> Result<Saved, RuntimeError> {
+    let console: Option<OwnedFd> = match &o.console_socket {
+        Some(p) => Some(
+            std::os::unix::net::UnixStream::connect(p)
+                .map(OwnedFd::from)
+                .map_err(|e| RuntimeError::Io {
+                    path: p.clone(),
+                    source: e,
+                })?,
+        ),
+        None => None,
+    };
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if terminal && console.is_none() {
+        return Err(RuntimeError::Unsupported(
+            "process.terminal is true but no --console-socket was given".into(),
+        ));
+    }
+    let created = native::create(NativeCreate {
+        id,
+        spec,
+        rootfs,
+        state_dir: dir,
+        console: if terminal { console } else { None },
+    })?;
+    let saved = Saved {
+        id: id.to_string(),
+        pid: created.pid,
+        start_time: crate::sys::process_start_time(created.pid).unwrap_or(0),
+        bundle: bundle.to_path_buf(),
+        rootfs: rootfs.to_path_buf(),
+        created: chrono::Utc::now(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        owner: nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map_or_else(|| "root".into(), |u| u.name),
+        cgroup_dirs: created.cgroup_dirs.clone(),
+    };
+    let undo = |e: RuntimeError| {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(created.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        crate::backend::native::cgroups::Cgroup::from_dirs(created.cgroup_dirs.clone()).destroy();
+        e
+    };
+    rt.save(&saved).map_err(undo)?;
+    if let Some(pf) = &o.pid_file {
+        write_pid_file(pf, created.pid).map_err(undo)?;
+    }
+    let state = state_json(&saved, Status::Created);
+    let hooks = spec.hooks().as_ref();
+    run_hooks(
+        hooks.and_then(|h| h.prestart().as_ref()),
+        &state,
+        "prestart",
+    )
+    .and_then(|()| {
+        run_hooks(
+            hooks.and_then(|h| h.create_runtime().as_ref()),
+            &state,
+            "createRuntime",
+        )
+    })
+    .map_err(undo)?;
+    Ok(saved)
+}
+
+/// The pid file, written whole then renamed (callers poll for it).
+fn write_pid_file(path: &Path, pid: i32) -> Result<(), RuntimeError> {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    fs::write(&tmp, pid.to_string())
+        .and_then(|()| fs::rename(&tmp, &path))
+        .map_err(io(&path))
+}
+
+/// `run ID`: create, start, wait for the first process, delete; returns its exit code.
+pub fn run(rt: &Runtime, id: &str, o: &CreateOptions) -> Result<u8, RuntimeError> {
+    let saved = create(rt, id, o)?;
+    // We are the container's parent here (it was cloned from us): wait for it directly.
+    super::start::start(rt, id)?;
+    let pid = nix::unistd::Pid::from_raw(saved.pid);
+    let code = loop {
+        match nix::sys::wait::waitpid(pid, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => break c as u8,
+            Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => break 128 + s as u8,
+            Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
+            Err(_) => break 255,
+        }
+    };
+    super::delete::delete(rt, id, true)?;
+    Ok(code)
+}

@@ -1,0 +1,465 @@
+//! `wharf-runtime`, runc's command line: driven directly as an engine would, with bad input,
+//! and by a real engine (Debian's containerd with `ctr run --runc-binary`), compared with
+//! runc on the same image.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use crate::common::*;
+use crate::native::serial;
+
+static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn runtime_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_wharf-runtime")
+}
+
+/// A runtime root and bundles of its own.
+struct Rt {
+    w: Wharf,
+}
+
+impl Rt {
+    fn new() -> Self {
+        Rt { w: Wharf::new() }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.w.path("rt-root")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(runtime_bin());
+        c.arg("--root").arg(self.root()).args(args);
+        c
+    }
+
+    /// Run to its end. `create` leaves the container's process holding the runtime's
+    /// stdio (callers pass FIFOs or files), so stdout and stderr go to files here, as an
+    /// engine's would, and are read back once the runtime itself exits.
+    fn run(&self, args: &[&str]) -> Output {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let (o, e) = (
+            self.w.path(&format!("out-{n}")),
+            self.w.path(&format!("err-{n}")),
+        );
+        let status = self
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&e).unwrap())
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: std::fs::read(&o).unwrap(),
+            stderr: std::fs::read(&e).unwrap(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "wharf-runtime {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Fails with exit 1; returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "wharf-runtime {args:?}: {err}");
+        err
+    }
+
+    /// A busybox bundle (unpacked by umoci) running `args`.
+    fn bundle(&self, name: &str, args: &[&str]) -> PathBuf {
+        let dir = self.w.path(name);
+        sh(Command::new("umoci").args([
+            "unpack",
+            "--image",
+            &format!("{}:busybox", s(&busybox_images().join("layout"))),
+            &s(&dir),
+        ]));
+        edit_config(&dir, |c| {
+            c["process"]["args"] = serde_json::json!(args);
+            c["process"]["terminal"] = serde_json::json!(false);
+        });
+        dir
+    }
+
+    fn state(&self, id: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["state", id])).unwrap()
+    }
+
+    /// Nothing of container `id` is left: state, cgroup, mounts of its bundle.
+    fn assert_gone(&self, id: &str, bundle: &Path) {
+        assert!(!self.root().join(id).exists(), "state of {id} left");
+        for c in ["memory", "pids", "cpu", "freezer", "devices"] {
+            let d = Path::new("/sys/fs/cgroup")
+                .join(c)
+                .join("wharf-runtime")
+                .join(id);
+            assert!(!d.exists(), "cgroup {} left", d.display());
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains(&s(bundle)),
+            "a mount of {} left",
+            bundle.display()
+        );
+    }
+}
+
+fn edit_config(bundle: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let p = bundle.join("config.json");
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    f(&mut c);
+    std::fs::write(&p, serde_json::to_vec(&c).unwrap()).unwrap();
+}
+
+fn pid_alive(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
+}
+
+#[test]
+fn create_start_state_kill_delete_as_runc_callers_use_them() {
+    let _serial = serial();
+    let rt = Rt::new();
+    // run: create + start + wait + delete, the workload's exit code.
+    let b = rt.bundle("b-run", &["sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let out = rt.run(&["run", "--bundle", &s(&b), "r1"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    rt.assert_gone("r1", &b);
+
+    // create: set up, waiting; the pid file names the waiting process.
+    let b = rt.bundle(
+        "b-life",
+        &["sh", "-c", "echo started > /tmp/mark; exec sleep 60"],
+    );
+    let pid_file = rt.w.path("life.pid");
+    rt.ok(&[
+        "create",
+        "--bundle",
+        &s(&b),
+        "--pid-file",
+        &s(&pid_file),
+        "c1",
+    ]);
+    let pid: i64 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let st = rt.state("c1");
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["pid"], pid);
+    assert_eq!(st["id"], "c1");
+    assert_eq!(st["bundle"], s(&b));
+    assert_eq!(st["rootfs"], s(&b.join("rootfs")));
+    assert!(st["ociVersion"].is_string() && st["created"].is_string() && st["owner"] == "root");
+    assert!(
+        !b.join("rootfs/tmp/mark").exists(),
+        "nothing ran before start"
+    );
+    rt.ok(&["start", "c1"]);
+    let st = rt.state("c1");
+    assert_eq!(st["status"], "running");
+    let err = rt.fails(&["start", "c1"]);
+    assert!(err.contains("only a created container"), "{err}");
+    // ps: the container's processes, by host pid.
+    let pids: Vec<i64> = serde_json::from_str(&rt.ok(&["ps", "--format", "json", "c1"])).unwrap();
+    assert_eq!(pids, [pid]);
+    let list: serde_json::Value =
+        serde_json::from_str(&rt.ok(&["list", "--format", "json"])).unwrap();
+    assert_eq!(list[0]["id"], "c1");
+    assert_eq!(list[0]["status"], "running");
+    // pause and resume through the freezer.
+    rt.ok(&["pause", "c1"]);
+    assert_eq!(rt.state("c1")["status"], "paused");
+    rt.ok(&["resume", "c1"]);
+    assert_eq!(rt.state("c1")["status"], "running");
+    // update: a new memory limit lands in the cgroup.
+    let res = rt.w.path("res.json");
+    std::fs::write(&res, r#"{"memory": {"limit": 67108864}}"#).unwrap();
+    rt.ok(&["update", "--resources", &s(&res), "c1"]);
+    let limit =
+        std::fs::read_to_string("/sys/fs/cgroup/memory/wharf-runtime/c1/memory.limit_in_bytes")
+            .unwrap();
+    assert_eq!(limit.trim(), "67108864");
+    let ev: serde_json::Value = serde_json::from_str(&rt.ok(&["events", "--stats", "c1"])).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert!(ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0);
+    // delete refuses a running container; kill (name with or without SIG, or a number).
+    let err = rt.fails(&["delete", "c1"]);
+    assert!(err.contains("not stopped"), "{err}");
+    rt.ok(&["kill", "c1", "SIGTERM"]);
+    rt.ok(&["kill", "c1", "9"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pid_alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(rt.state("c1")["status"], "stopped");
+    assert_eq!(rt.state("c1")["pid"], 0);
+    rt.ok(&["delete", "c1"]);
+    rt.assert_gone("c1", &b);
+    // delete --force of a missing container succeeds (containerd relies on it); state of a
+    // missing one says "does not exist" (Podman relies on that).
+    rt.ok(&["delete", "--force", "c1"]);
+    let err = rt.fails(&["state", "c1"]);
+    assert!(err.contains("does not exist"), "{err}");
+    // A created container deleted before start: its waiting process goes.
+    rt.ok(&["create", "--bundle", &s(&b), "c2"]);
+    let pid2 = rt.state("c2")["pid"].as_i64().unwrap();
+    rt.ok(&["delete", "c2"]);
+    assert!(!pid_alive(pid2));
+    rt.assert_gone("c2", &b);
+    // kill --all reaches every process; delete --force of a running one.
+    rt.ok(&["create", "--bundle", &s(&b), "c3"]);
+    rt.ok(&["start", "c3"]);
+    rt.ok(&["delete", "--force", "c3"]);
+    rt.assert_gone("c3", &b);
+    // features and spec.
+    let f: serde_json::Value = serde_json::from_str(&rt.ok(&["features"])).unwrap();
+    assert!(f["linux"]["namespaces"].as_array().unwrap().len() >= 5);
+    let dir = rt.w.path("spec-dir");
+    std::fs::create_dir(&dir).unwrap();
+    rt.ok(&["spec", "--bundle", &s(&dir)]);
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert!(spec["process"]["args"].is_array() && spec["linux"]["namespaces"].is_array());
+    // Unknown verbs and missing arguments: exit 1 with a message, as runc.
+    let out = rt.run(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = rt.run(&["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("<ID>"));
+}
+
+#[test]
+fn bad_bundles_are_refused_clearly_and_leave_nothing() {
+    let _serial = serial();
+    let rt = Rt::new();
+    let missing = rt.w.path("no-such-bundle");
+    let err = rt.fails(&["create", "--bundle", &s(&missing), "x1"]);
+    assert!(err.contains("no-such-bundle"), "{err}");
+    rt.assert_gone("x1", &missing);
+
+    let b = rt.bundle("b-bad", &["true"]);
+    let config = b.join("config.json");
+    let good = std::fs::read(&config).unwrap();
+    std::fs::write(&config, b"{ not json").unwrap();
+    let err = rt.fails(&["create", "--bundle", &s(&b), "x2"]);
+    assert!(err.contains("not a valid runtime spec"), "{err}");
+    rt.assert_gone("x2", &b);
+    std::fs::write(&config, &good).unwrap();
+    edit_config(&b, |c| c["process"]["args"] = serde_json::json!("true"));
+    let err = rt.fails(&["create", "--bundle", &s(&b), "x3"]);
+    assert!(
+        err.contains("not a valid runtime spec") && err.contains("invalid type"),
+        "{err}"
+    );
+    rt.assert_gone("x3", &b);
+    std::fs::write(&config, &good).unwrap();
+
+    // A root filesystem that is a symlink pointing out of the bundle.
+    let evil = rt.w.path("b-link");
+    std::fs::create_dir(&evil).unwrap();
+    std::fs::copy(&config, evil.join("config.json")).unwrap();
+    std::os::unix::fs::symlink("/", evil.join("rootfs")).unwrap();
+    let err = rt.fails(&["create", "--bundle", &s(&evil), "x4"]);
+    assert!(err.contains("symlink"), "{err}");
+    rt.assert_gone("x4", &evil);
+
+    // A mount destination through a symlink that points out of the root: the mount lands
+    // inside the container's root (or fails), never on the host.
+    let host_target = rt.w.path("host-target");
+    std::fs::create_dir(&host_target).unwrap();
+    std::os::unix::fs::symlink(&host_target, b.join("rootfs/escape")).unwrap();
+    edit_config(&b, |c| {
+        c["process"]["args"] = serde_json::json!(["sh", "-c", "touch /escape/x/pwned"]);
+        c["mounts"].as_array_mut().unwrap().push(
+            serde_json::json!({"destination": "/escape/x", "type": "tmpfs", "source": "tmpfs"}),
+        );
+    });
+    let out = rt.run(&["run", "--bundle", &s(&b), "x5"]);
+    assert!(
+        std::fs::read_dir(&host_target).unwrap().next().is_none(),
+        "the host directory was written through the symlink ({})",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = rt.run(&["delete", "--force", "x5"]);
+    rt.assert_gone("x5", &b);
+    std::fs::write(&config, &good).unwrap();
+
+    // Ids with a path in them.
+    for bad in ["../x", "a/b", ".."] {
+        let err = rt.fails(&["create", "--bundle", &s(&b), bad]);
+        assert!(err.contains("invalid container id"), "{bad}: {err}");
+    }
+    assert!(!rt.w.path("x").exists());
+    // A second create of a live id.
+    edit_config(&b, |c| {
+        c["process"]["args"] = serde_json::json!(["sleep", "60"])
+    });
+    rt.ok(&["create", "--bundle", &s(&b), "dup"]);
+    let err = rt.fails(&["create", "--bundle", &s(&b), "dup"]);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(rt.state("dup")["status"], "created");
+    rt.ok(&["delete", "dup"]);
+    rt.assert_gone("dup", &b);
+    // A program that is not there: create fails with 127's message, nothing left.
+    edit_config(&b, |c| {
+        c["process"]["args"] = serde_json::json!(["/no/such/program"])
+    });
+    let err = rt.fails(&["create", "--bundle", &s(&b), "x6"]);
+    assert!(err.contains("no such file"), "{err}");
+    rt.assert_gone("x6", &b);
+    // Errors also go to --log as json lines.
+    let log = rt.w.path("rt.log");
+    let out = Command::new(runtime_bin())
+        .arg("--root")
+        .arg(rt.root())
+        .args(["--log", &s(&log), "--log-format", "json", "state", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let line: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line["level"], "error");
+    assert!(line["msg"].as_str().unwrap().contains("does not exist"));
+    assert!(line["time"].is_string());
+}
+
+/// A private containerd (its own config, root, state and socket), stopped when dropped.
+struct Containerd {
+    child: std::process::Child,
+    sock: PathBuf,
+}
+
+impl Containerd {
+    fn start(w: &Wharf) -> Containerd {
+        let sock = w.path("containerd.sock");
+        let config = w.path("containerd.toml");
+        std::fs::write(&config, "version = 2\n").unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .arg("--root")
+            .arg(w.path("containerd-root"))
+            .arg("--state")
+            .arg(w.path("containerd-state"))
+            .arg("--address")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting containerd");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !sock.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Containerd { child, sock }
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(&self.sock)
+            .args(["--namespace", "wharf-test"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn ctr_ok(&self, args: &[&str]) -> String {
+        let out = self.ctr(args);
+        assert!(
+            out.status.success(),
+            "ctr {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn containerd_runs_native_images_through_wharf_runtime_as_through_runc() {
+    let _serial = serial();
+    let w = Wharf::new();
+    w.ok(&["load", "-i", &s(&busybox_images().join("busybox-oci.tar"))]);
+    let archive = w.path("busybox.tar");
+    w.ok(&["save", "-o", &s(&archive), "busybox"]);
+    let cd = Containerd::start(&w);
+    cd.ctr_ok(&["images", "import", &s(&archive)]);
+    let image = "docker.io/library/busybox:latest";
+    let script = "echo hello; id -u; hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; exit 3";
+    let run_with = |runtime: Option<&str>, id: &str| {
+        let mut args = vec!["run", "--rm"];
+        if let Some(r) = runtime {
+            args.extend(["--runc-binary", r]);
+        }
+        args.extend([image, id, "sh", "-c", script]);
+        let out = cd.ctr(&args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let ours = run_with(Some(runtime_bin()), "via-wharf");
+    let theirs = run_with(None, "via-runc");
+    assert_eq!(ours.0, Some(3), "wharf-runtime: {}", ours.2);
+    assert_eq!(theirs.0, Some(3), "runc: {}", theirs.2);
+    // The same output (ctr sets no hostname: both keep the host's in the new namespace).
+    assert_eq!(ours.1, theirs.1, "wharf-runtime vs runc");
+    assert!(ours.1.starts_with("hello\n0\n"), "{}", ours.1);
+
+    // Detached: task ls, ps, pause, resume, kill, delete.
+    cd.ctr_ok(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        runtime_bin(),
+        image,
+        "bg",
+        "sleep",
+        "60",
+    ]);
+    let tasks = cd.ctr_ok(&["task", "ls"]);
+    assert!(tasks.contains("bg") && tasks.contains("RUNNING"), "{tasks}");
+    let ps = cd.ctr_ok(&["task", "ps", "bg"]);
+    assert!(ps.lines().count() >= 2, "{ps}");
+    cd.ctr_ok(&["task", "pause", "bg"]);
+    assert!(cd.ctr_ok(&["task", "ls"]).contains("PAUSED"));
+    cd.ctr_ok(&["task", "resume", "bg"]);
+    assert!(cd.ctr_ok(&["task", "ls"]).contains("RUNNING"));
+    cd.ctr_ok(&["task", "kill", "-s", "KILL", "bg"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cd.ctr_ok(&["task", "ls"]).contains("STOPPED") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    cd.ctr_ok(&["task", "delete", "bg"]);
+    cd.ctr_ok(&["container", "rm", "bg"]);
+    assert!(!cd.ctr_ok(&["task", "ls"]).contains("bg"));
+}
