@@ -37,6 +37,8 @@ enum Command {
     Create(CreateArgs),
     /// Start a created container.
     Start { id: String },
+    /// Run another process in a running container.
+    Exec(ExecArgs),
     /// Create, start and wait for a container; exit with its code.
     Run(CreateArgs),
     /// Print a container's state (runtime-spec JSON).
@@ -101,6 +103,35 @@ enum Command {
 }
 
 #[derive(Debug, clap::Args)]
+struct ExecArgs {
+    /// A runtime-spec process JSON file (else the command after the id).
+    #[arg(short, long, value_name = "FILE")]
+    process: Option<PathBuf>,
+    /// Return once the process runs.
+    #[arg(short, long)]
+    detach: bool,
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    #[arg(long, value_name = "PATH")]
+    console_socket: Option<PathBuf>,
+    /// Give the process a terminal.
+    #[arg(short, long)]
+    tty: bool,
+    /// Working directory (with a command).
+    #[arg(long)]
+    cwd: Option<String>,
+    /// KEY=VALUE (with a command).
+    #[arg(short, long)]
+    env: Vec<String>,
+    /// Accepted for compatibility.
+    #[arg(long)]
+    preserve_fds: Option<u32>,
+    id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
 struct CreateArgs {
     /// The bundle directory (config.json and the root filesystem).
     #[arg(short, long, default_value = ".")]
@@ -133,19 +164,22 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
         }
     };
-    let log = cli.log.clone();
+    // Opened first: `exec` ends up inside a container's mount namespace, where the host's
+    // paths are not.
+    let log = cli.log.as_ref().and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    });
     let json = cli.log_format == "json";
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
             let msg = format!("{e:#}");
             eprintln!("wharf-runtime: {msg}");
-            if let Some(path) = log
-                && let Ok(mut f) = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-            {
+            if let Some(mut f) = log {
                 let line = if json {
                     serde_json::json!({"level": "error", "msg": msg, "time": chrono::Utc::now().to_rfc3339()}).to_string()
                 } else {
@@ -184,6 +218,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(code));
         }
         Command::Start { id } => runtime::start(&rt, &id)?,
+        Command::Exec(a) => {
+            let o = runtime::ExecOptions {
+                process: a.process,
+                args: a.command,
+                detach: a.detach,
+                pid_file: a.pid_file,
+                console_socket: a.console_socket,
+                tty: a.tty,
+                cwd: a.cwd,
+                env: a.env,
+            };
+            if let Some(code) = runtime::exec(&rt, &a.id, &o)? {
+                return Ok(ExitCode::from(code));
+            }
+        }
         Command::State { id } => print(&runtime::state(&rt, &id)?)?,
         Command::Kill { all, id, signal } => {
             let sig = runtime::kill::parse_signal(&signal)

@@ -89,6 +89,9 @@ fn exec_native(
         },
         tty: args.tty,
         interactive: args.interactive,
+        cgroup_dirs: None,
+        console: None,
+        detached: false,
     });
     Ok(match result {
         Ok(exit) => {

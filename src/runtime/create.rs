@@ -269,18 +269,40 @@ fn create_in(
     Ok(saved)
 }
 
-/// The pid file, written whole then renamed (callers poll for it).
-fn write_pid_file(path: &Path, pid: i32) -> Result<(), RuntimeError> {
-    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    fs::write(&tmp, pid.to_string())
-        .and_then(|()| fs::rename(&tmp, &path))
-        .map_err(io(&path))
+/// The pid file, written whole then renamed (callers poll for it). Its directory is opened
+/// first ([`PidFile::at`]), so it can be written after this process entered a container's
+/// mount namespace (`exec`).
+pub(super) struct PidFile {
+    dir: cap_std::fs::Dir,
+    name: std::ffi::OsString,
+    path: PathBuf,
+}
+
+impl PidFile {
+    pub(super) fn at(path: &Path) -> Result<PidFile, RuntimeError> {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        let name = path.file_name().map(|n| n.to_os_string()).ok_or_else(|| {
+            RuntimeError::Unsupported(format!("pid file {} has no file name", path.display()))
+        })?;
+        let dir = cap_std::fs::Dir::open_ambient_dir(parent, cap_std::ambient_authority())
+            .map_err(io(parent))?;
+        Ok(PidFile { dir, name, path })
+    }
+
+    pub(super) fn write(&self, pid: i32) -> Result<(), RuntimeError> {
+        let mut tmp = std::ffi::OsString::from(".");
+        tmp.push(&self.name);
+        tmp.push(".tmp");
+        self.dir
+            .write(&tmp, pid.to_string())
+            .and_then(|()| self.dir.rename(&tmp, &self.dir, &self.name))
+            .map_err(io(&self.path))
+    }
+}
+
+pub(super) fn write_pid_file(path: &Path, pid: i32) -> Result<(), RuntimeError> {
+    PidFile::at(path)?.write(pid)
 }
 
 /// `run ID`: create, start, wait for the first process, delete; returns its exit code.

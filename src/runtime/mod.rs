@@ -9,6 +9,7 @@
 
 mod create;
 mod delete;
+mod exec;
 pub mod kill;
 mod pause;
 mod spec;
@@ -17,6 +18,7 @@ mod state;
 
 pub use create::{CreateOptions, create, run};
 pub use delete::delete;
+pub use exec::{ExecOptions, exec};
 pub use kill::kill;
 pub use pause::{events, pause, resume, update};
 pub use spec::{default_spec, features};

@@ -19,6 +19,20 @@ struct Rt {
     w: Wharf,
 }
 
+/// A test that failed half-way must not leave its containers running into the next one.
+impl Drop for Rt {
+    fn drop(&mut self) {
+        let ids = self
+            .cmd(&["list", "-q"])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default();
+        for id in String::from_utf8_lossy(&ids).split_whitespace() {
+            let _ = self.cmd(&["delete", "--force", id]).output();
+        }
+    }
+}
+
 impl Rt {
     fn new() -> Self {
         Rt { w: Wharf::new() }
@@ -176,10 +190,56 @@ fn create_start_state_kill_delete_as_runc_callers_use_them() {
     // ps: the container's processes, by host pid.
     let pids: Vec<i64> = serde_json::from_str(&rt.ok(&["ps", "--format", "json", "c1"])).unwrap();
     assert_eq!(pids, [pid]);
+    let _ = &pids;
     let list: serde_json::Value =
         serde_json::from_str(&rt.ok(&["list", "--format", "json"])).unwrap();
     assert_eq!(list[0]["id"], "c1");
     assert_eq!(list[0]["status"], "running");
+    // exec: a command, exit code and output; a --process document (as shims pass it) with
+    // another user; --detach with a pid file.
+    let out = rt.run(&[
+        "exec",
+        "c1",
+        "sh",
+        "-c",
+        "cat /tmp/mark; echo in pid ns: $$; exit 4",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("started\nin pid ns: "), "{text}");
+    let process = rt.w.path("process.json");
+    let mut p: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap())
+            .map(|c: serde_json::Value| c["process"].clone())
+            .unwrap();
+    p["args"] = serde_json::json!(["sh", "-c", "id -u; id -G"]);
+    p["user"] = serde_json::json!({"uid": 1000, "gid": 1000, "additionalGids": [10]});
+    std::fs::write(&process, serde_json::to_vec(&p).unwrap()).unwrap();
+    let out = rt.ok(&["exec", "--process", &s(&process), "c1"]);
+    assert_eq!(out, "1000\n1000 10\n");
+    let epid = rt.w.path("exec.pid");
+    rt.ok(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        &s(&epid),
+        "c1",
+        "sleep",
+        "30",
+    ]);
+    let exec_pid: i32 = std::fs::read_to_string(&epid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid_alive(exec_pid.into()));
+    let pids: Vec<i64> = serde_json::from_str(&rt.ok(&["ps", "--format", "json", "c1"])).unwrap();
+    assert!(pids.contains(&exec_pid.into()), "{pids:?}");
     // pause and resume through the freezer.
     rt.ok(&["pause", "c1"]);
     assert_eq!(rt.state("c1")["status"], "paused");
@@ -200,7 +260,13 @@ fn create_start_state_kill_delete_as_runc_callers_use_them() {
     let err = rt.fails(&["delete", "c1"]);
     assert!(err.contains("not stopped"), "{err}");
     rt.ok(&["kill", "c1", "SIGTERM"]);
-    rt.ok(&["kill", "c1", "9"]);
+    rt.ok(&["kill", "--all", "c1", "9"]);
+    assert!(
+        !pid_alive(exec_pid.into()) || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            !pid_alive(exec_pid.into())
+        }
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while pid_alive(pid) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -347,6 +413,9 @@ fn bad_bundles_are_refused_clearly_and_leave_nothing() {
 struct Containerd {
     child: std::process::Child,
     sock: PathBuf,
+    /// Of this run only: the runc shim keeps runtime state under
+    /// `/run/containerd/runc/<namespace>`, outside containerd's private state directory.
+    namespace: String,
 }
 
 impl Containerd {
@@ -371,14 +440,19 @@ impl Containerd {
         while !sock.exists() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        Containerd { child, sock }
+        let namespace = format!("wharf-test-{}", std::process::id());
+        Containerd {
+            child,
+            sock,
+            namespace,
+        }
     }
 
     fn ctr(&self, args: &[&str]) -> Output {
         Command::new("ctr")
             .arg("--address")
             .arg(&self.sock)
-            .args(["--namespace", "wharf-test"])
+            .args(["--namespace", &self.namespace])
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -400,6 +474,7 @@ impl Drop for Containerd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(Path::new("/run/containerd/runc").join(&self.namespace));
     }
 }
 
@@ -450,6 +525,18 @@ fn containerd_runs_native_images_through_wharf_runtime_as_through_runc() {
     assert!(tasks.contains("bg") && tasks.contains("RUNNING"), "{tasks}");
     let ps = cd.ctr_ok(&["task", "ps", "bg"]);
     assert!(ps.lines().count() >= 2, "{ps}");
+    // exec through the shim: --process, --detach, --pid-file, stdio from FIFOs.
+    let out = cd.ctr_ok(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "bg",
+        "sh",
+        "-c",
+        "echo from exec; id -u",
+    ]);
+    assert_eq!(out, "from exec\n0\n");
     cd.ctr_ok(&["task", "pause", "bg"]);
     assert!(cd.ctr_ok(&["task", "ls"]).contains("PAUSED"));
     cd.ctr_ok(&["task", "resume", "bg"]);

@@ -115,6 +115,16 @@ impl Cgroup {
             }
             Cgroup { dirs, v2 }
         };
+        // Another container's cgroup (a reused path): never share it.
+        let busy = cg.procs();
+        if !busy.is_empty() {
+            return Err(err(
+                &cg.dirs[0],
+                io::Error::other(format!(
+                    "the cgroup is in use by other processes ({busy:?}): another container has this cgroup path"
+                )),
+            ));
+        }
         if let Some(r) = resources
             && let Err(e) = cg.apply(r)
         {
@@ -411,6 +421,21 @@ pub fn procs_files(id: &str) -> Result<Vec<(PathBuf, fs::File)>, NativeError> {
             .map(|c| Path::new(ROOT).join(c).join("wharf").join(id))
             .collect()
     };
+    dirs.iter()
+        .filter(|d| d.exists())
+        .map(|d| {
+            let p = d.join("cgroup.procs");
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .map(|f| (p.clone(), f))
+                .map_err(|e| err(&p, e))
+        })
+        .collect()
+}
+
+/// The `cgroup.procs` files of the cgroup whose directories are `dirs`, opened for writing.
+pub fn procs_files_in(dirs: &[PathBuf]) -> Result<Vec<(PathBuf, fs::File)>, NativeError> {
     dirs.iter()
         .filter(|d| d.exists())
         .map(|d| {

@@ -173,8 +173,29 @@ pub fn become_process(
             .as_ref()
             .and_then(|a| a.get(bundle::ANNOTATION_USER))
     });
+    let spec_user = process.user();
     let user = match user_spec {
         Some(u) => user::resolve(u)?,
+        // A runtime spec's numeric user (`wharf-runtime`: Docker's `-u`, a shim's exec):
+        // its home from the image's passwd, its groups as given.
+        None if spec_user.uid() != 0
+            || spec_user.gid() != 0
+            || spec_user
+                .additional_gids()
+                .as_ref()
+                .is_some_and(|g| !g.is_empty()) =>
+        {
+            let (uid, gid) = (spec_user.uid(), spec_user.gid());
+            let mut resolved = user::resolve(&format!("{uid}:{gid}"))?;
+            if let Some(extra) = spec_user.additional_gids() {
+                for g in extra {
+                    crate::run::options::check_id((*g).into(), "group")
+                        .map_err(ChildError::User)?;
+                }
+                resolved.groups = std::iter::once(gid).chain(extra.iter().copied()).collect();
+            }
+            resolved
+        }
         None => user::User {
             uid: 0,
             gid: 0,

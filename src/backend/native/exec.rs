@@ -30,6 +30,46 @@ pub struct ExecRun<'a> {
     pub overrides: Overrides,
     pub tty: bool,
     pub interactive: bool,
+    /// The container's cgroup directories, when they are not `wharf/<id>`
+    /// (`wharf-runtime`: the spec's `cgroupsPath`).
+    pub cgroup_dirs: Option<Vec<std::path::PathBuf>>,
+    /// `wharf-runtime exec --console-socket`: the terminal's master side is sent over it
+    /// instead of being relayed.
+    pub console: Option<std::os::fd::OwnedFd>,
+    /// `wharf-runtime exec --detach`: the process outlives this one (no parent-death signal).
+    pub detached: bool,
+}
+
+/// A process started by [`spawn`]: running (or failed: its error is in `errors`).
+pub struct Spawned {
+    pub pid: nix::unistd::Pid,
+    errors: std::os::fd::OwnedFd,
+    master: Option<std::os::fd::OwnedFd>,
+    interactive: bool,
+}
+
+impl Spawned {
+    /// Wait until the process has exec'd (or failed to), without waiting for its end
+    /// (`exec --detach`).
+    pub fn confirm(self) -> Result<i32, NativeError> {
+        let mut report = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut File::from(self.errors), &mut report);
+        if let Some((code, msg)) = report.split_first() {
+            let _ = waitpid(self.pid, None);
+            return Err(NativeError::Child {
+                code: *code,
+                message: String::from_utf8_lossy(msg).into_owned(),
+            });
+        }
+        Ok(self.pid.as_raw())
+    }
+
+    /// Relay its terminal (if it has one here), forward signals, and wait for its end.
+    pub fn wait(self) -> Result<Exit, NativeError> {
+        forward_signals_to(self.pid);
+        let relay = self.master.map(|m| tty::Relay::start(m, self.interactive));
+        await_child(self.pid, self.errors, relay, || {}).map(exit_of)
+    }
 }
 
 const NAMESPACES: [(&str, CloneFlags); 7] = [
@@ -51,6 +91,11 @@ fn state_err(path: String, source: std::io::Error) -> NativeError {
 
 /// Run the process to its end inside the container; returns how it ended.
 pub fn exec(r: ExecRun) -> Result<Exit, NativeError> {
+    spawn(r)?.wait()
+}
+
+/// Start the process inside the container (see [`Spawned`]).
+pub fn spawn(r: ExecRun) -> Result<Spawned, NativeError> {
     let n = threads();
     if n > 1 {
         return Err(NativeError::Threads(n));
@@ -89,7 +134,10 @@ pub fn exec(r: ExecRun) -> Result<Exit, NativeError> {
     // SAFETY: prctl with PR_SET_DUMPABLE and integers has no memory effects.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong) };
     // The container's cgroup, on the host's paths (inside, /sys/fs/cgroup is its own view).
-    let cgroup_procs = cgroups::procs_files(r.id)?;
+    let cgroup_procs = match &r.cgroup_dirs {
+        Some(dirs) => cgroups::procs_files_in(dirs)?,
+        None => cgroups::procs_files(r.id)?,
+    };
     for (name, flag, f) in &joins {
         nix::sched::setns(f, *flag).map_err(|e| NativeError::State {
             path: format!("/proc/{}/ns/{name}", r.pid).into(),
@@ -150,9 +198,20 @@ pub fn exec(r: ExecRun) -> Result<Exit, NativeError> {
         let _ = waitpid(child, None);
         return Err(e);
     }
-    forward_signals_to(child);
-    let relay = master.map(|m| tty::Relay::start(m, r.interactive));
-    await_child(child, err_r, relay, || {}).map(exit_of)
+    // --console-socket: the caller relays the terminal.
+    let master = match (master, &r.console) {
+        (Some(m), Some(socket)) => {
+            tty::send_fd(socket, &m).map_err(NativeError::Clone)?;
+            None
+        }
+        (m, _) => m,
+    };
+    Ok(Spawned {
+        pid: child,
+        errors: err_r,
+        master,
+        interactive: r.interactive,
+    })
 }
 
 fn child_main(
@@ -162,8 +221,10 @@ fn child_main(
     rootless: bool,
     bpf: Option<&super::seccomp::Bpf>,
 ) -> Result<std::convert::Infallible, ChildError> {
-    // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    if !r.detached {
+        // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    }
     let setup = |what: &str| {
         let what = what.to_string();
         move |e: nix::Error| ChildError::Setup(format!("{what}: {e}"))
