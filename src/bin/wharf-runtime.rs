@@ -156,6 +156,14 @@ struct CreateArgs {
 
 #[cfg(target_os = "linux")]
 fn main() -> ExitCode {
+    // Before anything enters a container: run from a sealed, anonymous copy of this binary,
+    // so that a container reaching it through /proc/PID/exe (an entrypoint whose
+    // interpreter is `#!/proc/self/exe`, CVE-2019-5736) finds a file nobody can write,
+    // never the host's binary. (Re-executes once; the copy sees itself sealed.)
+    if let Err(e) = pentacle::ensure_sealed() {
+        eprintln!("wharf-runtime: cannot run from a sealed copy of itself: {e}");
+        return ExitCode::from(1);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -550,3 +550,65 @@ fn containerd_runs_native_images_through_wharf_runtime_as_through_runc() {
     cd.ctr_ok(&["container", "rm", "bg"]);
     assert!(!cd.ctr_ok(&["task", "ls"]).contains("bg"));
 }
+
+#[test]
+fn a_container_cannot_overwrite_the_runtime_through_proc_self_exe() {
+    let _serial = serial();
+    let rt = Rt::new();
+    // The runtime under attack is a copy: if the attack worked, only the copy is damaged.
+    let victim = rt.w.path("wharf-runtime-copy");
+    std::fs::copy(runtime_bin(), &victim).unwrap();
+    let hash = |p: &Path| layout::digest(&std::fs::read(p).unwrap());
+    let before = hash(&victim);
+    let b = rt.bundle("b-cve", &["/watcher", "8"]);
+    sh(Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(b.join("rootfs/watcher"))
+        .arg(repo_dir().join("tests/fixtures/exe-watcher.c")));
+    let evil = b.join("rootfs/evil.sh");
+    std::fs::write(&evil, "#!/proc/self/exe\n").unwrap();
+    sh(Command::new("chmod").arg("755").arg(&evil));
+    let as_victim = |args: &[&str], out: &Path| {
+        Command::new(&victim)
+            .arg("--root")
+            .arg(rt.root())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(out).unwrap())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+    };
+    let log = rt.w.path("watcher.out");
+    assert!(as_victim(&["create", "--bundle", &s(&b), "cve"], &log).success());
+    assert!(as_victim(&["start", "cve"], &rt.w.path("start.out")).success());
+    // The attack: a process in the container execs the #!/proc/self/exe script, so the
+    // runtime's own binary runs inside the container, where the watcher grabs it.
+    // (The sealed copy cannot even be reached that way: the kernel refuses the interpreter,
+    // so the exec fails; an unsealed runtime would run there, on the host's file.)
+    for _ in 0..20 {
+        as_victim(&["exec", "cve", "/evil.sh"], &rt.w.path("exec.out"));
+        if std::fs::read_to_string(&log).unwrap().contains("caught") {
+            break;
+        }
+    }
+    let finished = |r: &str| {
+        r.contains("caught nothing") || r.contains("write refused") || r.contains("WROTE")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !finished(&std::fs::read_to_string(&log).unwrap()) && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let report = std::fs::read_to_string(&log).unwrap();
+    let _ = as_victim(&["delete", "--force", "cve"], &rt.w.path("delete.out"));
+    assert!(finished(&report), "the probe did not finish: {report}");
+    assert!(!report.contains("WROTE"), "{report}");
+    // Whatever it caught is the sealed anonymous copy, never the file on the host.
+    assert!(!report.contains(&s(&victim)), "{report}");
+    assert!(
+        report.contains("caught nothing") || report.contains("memfd"),
+        "{report}"
+    );
+    assert_eq!(hash(&victim), before, "the runtime's binary changed");
+}
