@@ -612,3 +612,103 @@ fn a_container_cannot_overwrite_the_runtime_through_proc_self_exe() {
     );
     assert_eq!(hash(&victim), before, "the runtime's binary changed");
 }
+
+#[test]
+fn podman_runs_native_images_through_wharf_runtime_as_through_runc() {
+    let _serial = serial();
+    let w = Wharf::new();
+    w.ok(&["load", "-i", &s(&busybox_images().join("busybox-oci.tar"))]);
+    let archive = w.path("busybox-docker.tar");
+    w.ok(&[
+        "save",
+        "--format",
+        "docker-archive",
+        "-o",
+        &s(&archive),
+        "busybox",
+    ]);
+    // A private podman (its own storage, run root and cgroup parent), never pulling.
+    let podman = |runtime: &str, args: &[&str]| {
+        let out = Command::new("podman")
+            .arg("--root")
+            .arg(w.path("podman-root"))
+            .arg("--runroot")
+            .arg(w.path("podman-run"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+            .args(["--events-backend", "none", "--runtime", runtime])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let load = podman("runc", &["load", "-i", &s(&archive)]);
+    assert_eq!(load.0, Some(0), "{}", load.2);
+    let image = "localhost/busybox:latest";
+    let vol = w.path("vol");
+    std::fs::create_dir(&vol).unwrap();
+    std::fs::write(vol.join("f"), "from the host\n").unwrap();
+    let volume = format!("{}:/data", s(&vol));
+    let run_args = |extra: &[&'static str]| -> Vec<String> {
+        let mut v: Vec<String> = ["run", "--rm", "--pull", "never", "--network", "none"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(
+            [
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1024:1024",
+            ]
+            .map(String::from),
+        );
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let mut args = run_args(&["-e", "FOO=bar", "-u", "1000:1000", "-v"]);
+    args.push(volume.clone());
+    args.extend(
+        [image, "sh", "-c", "echo $FOO; cat /data/f; id; cat /proc/self/status | grep -E '^(CapEff|NoNewPrivs|Seccomp):'; exit 5"]
+            .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ours = podman(runtime_bin(), &args);
+    let theirs = podman("runc", &args);
+    assert_eq!(ours.0, Some(5), "wharf-runtime: {}", ours.2);
+    assert_eq!(theirs.0, Some(5), "runc: {}", theirs.2);
+    assert_eq!(ours.1, theirs.1, "podman with wharf-runtime vs runc");
+    assert!(
+        ours.1.starts_with("bar\nfrom the host\nuid=1000(app)"),
+        "{}",
+        ours.1
+    );
+
+    // Detached, exec, pause/unpause, stop, rm.
+    let mut d = run_args(&[]);
+    d.retain(|a| a != "--rm");
+    d.insert(1, "-d".into());
+    d.extend([image, "sleep", "60"].map(String::from));
+    let d: Vec<&str> = d.iter().map(String::as_str).collect();
+    let (code, id, err) = podman(runtime_bin(), &d);
+    assert_eq!(code, Some(0), "{err}");
+    let id = id.trim().to_string();
+    let (code, out, err) = podman(runtime_bin(), &["exec", &id, "sh", "-c", "echo in; id -u"]);
+    assert_eq!((code, out.as_str()), (Some(0), "in\n0\n"), "{err}");
+    assert_eq!(podman(runtime_bin(), &["pause", &id]).0, Some(0));
+    let (_, st, _) = podman(
+        runtime_bin(),
+        &["inspect", "--format", "{{.State.Status}}", &id],
+    );
+    assert_eq!(st.trim(), "paused");
+    assert_eq!(podman(runtime_bin(), &["unpause", &id]).0, Some(0));
+    assert_eq!(podman(runtime_bin(), &["stop", "-t", "1", &id]).0, Some(0));
+    let (code, _, err) = podman(runtime_bin(), &["rm", &id]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, left, _) = podman(runtime_bin(), &["ps", "-aq"]);
+    assert!(left.trim().is_empty(), "{left}");
+}

@@ -167,6 +167,12 @@ pub fn become_process(
     for r in process.rlimits().iter().flatten() {
         set_rlimit(r.typ(), r.soft(), r.hard())?;
     }
+    // Without no_new_privs the filter can only be loaded with CAP_SYS_ADMIN, so it is loaded
+    // now, before the capabilities are dropped (as runc does); with it, last, before exec.
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if !nnp && let Some(bpf) = bpf {
+        seccomp::load(bpf, false)?;
+    }
 
     let user_spec = over.user.as_ref().or_else(|| {
         spec.annotations()
@@ -192,7 +198,13 @@ pub fn become_process(
                     crate::run::options::check_id((*g).into(), "group")
                         .map_err(ChildError::User)?;
                 }
-                resolved.groups = std::iter::once(gid).chain(extra.iter().copied()).collect();
+                let mut groups = vec![gid];
+                for g in extra {
+                    if !groups.contains(g) {
+                        groups.push(*g);
+                    }
+                }
+                resolved.groups = groups;
             }
             resolved
         }
@@ -285,7 +297,7 @@ pub fn become_process(
         )));
     }
     close_fds(errors.as_raw_fd());
-    if process.no_new_privileges().unwrap_or(true) {
+    if nnp {
         // SAFETY: prctl with PR_SET_NO_NEW_PRIVS and integers has no memory effects.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return Err(ChildError::Setup(format!(
@@ -314,8 +326,8 @@ pub fn become_process(
         }
         wait_for_start(errors, fifo)?;
     }
-    if let Some(bpf) = bpf {
-        seccomp::load(bpf)?;
+    if nnp && let Some(bpf) = bpf {
+        seccomp::load(bpf, true)?;
     }
     default_signals();
     if init {

@@ -176,16 +176,17 @@ fn from_raw(raw: &[u8], size: usize) -> Option<Bpf> {
         .collect()))
 }
 
-/// Load a compiled filter (in the child: no allocation). `no_new_privs` is set first, as
-/// libseccomp does by default, so the filter loads without CAP_SYS_ADMIN. After this only
-/// what the profile allows works (execve is).
-pub fn load(bpf: &Bpf) -> Result<(), ChildError> {
+/// Load a compiled filter (in the child: no allocation). With `set_nnp`, `no_new_privs` is
+/// set first, so the filter loads without CAP_SYS_ADMIN; without it the caller still holds
+/// CAP_SYS_ADMIN (a spec with `noNewPrivileges: false`). After this only what the profile
+/// allows works (execve is).
+pub fn load(bpf: &Bpf, set_nnp: bool) -> Result<(), ChildError> {
     let prog = libc::sock_fprog {
         len: bpf.0.len() as u16,
         filter: bpf.0.as_ptr() as *mut libc::sock_filter,
     };
     // SAFETY: prctl with PR_SET_NO_NEW_PRIVS and integers has no memory effects.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+    if set_nnp && unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(ChildError::Setup(format!(
             "no_new_privs: {}",
             std::io::Error::last_os_error()

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Benchmark: wharf-runtime against runc and crun as engines drive them: create, start, wait
+# for the process, delete, of busybox `true` on the same bundle (unpacked by umoci, the same
+# confinement for all three), side by side in one hyperfine run. crun runs inside
+# `unshare -m` with cgroup2 mounted on /sys/fs/cgroup (it fails on this hybrid host
+# otherwise); that mount's cost is measured apart. As root. Not a test.
+#   bench/runtime.sh        (RUNS=N, default 30)
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+bench_setup
+rt="$CARGO_TARGET_DIR/release/wharf-runtime"
+bash "$repo/tests/fixtures/make-busybox-image.sh" "$work/img" >/dev/null
+umoci unpack --image "$work/img/layout:busybox" "$work/bundle" >/dev/null
+export WHARF_ROOT="$work/root"
+"$wharf" load -q -i "$work/img/busybox-oci.tar" >/dev/null
+"$wharf" run --print-spec busybox true > "$work/wharf-spec.json"
+python3 - "$work/bundle/config.json" "$work/wharf-spec.json" <<'PY'
+import json, sys
+p, w = sys.argv[1], json.load(open(sys.argv[2]))
+c = json.load(open(p))
+c["process"]["args"] = ["true"]
+c["process"]["terminal"] = False
+c["process"]["capabilities"] = w["process"]["capabilities"]
+c["process"]["noNewPrivileges"] = True
+for k in ("seccomp", "maskedPaths", "readonlyPaths", "namespaces"):
+    c["linux"][k] = w["linux"][k]
+c["linux"].get("resources", {}).pop("devices", None)
+json.dump(c, open(p, "w"))
+PY
+# create, start, wait until the process is gone (its pid file), delete: as a shim does.
+cat > "$work/cycle.sh" <<'SH'
+r=$1 root=$2 id=$3-$$ dir=$4
+$r --root "$root" create --bundle "$dir/bundle" --pid-file "$dir/$id.pid" "$id" >/dev/null 2>&1 </dev/null
+$r --root "$root" start "$id"
+pid=$(cat "$dir/$id.pid")
+while [ -e "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; do :; done
+$r --root "$root" delete --force "$id"
+rm -f "$dir/$id.pid"
+SH
+runs=${RUNS:-30}
+hyperfine --style basic -N --warmup 3 --runs "$runs" --export-json "$work/runtime.json" \
+    -n "wharf-runtime create+start+wait+delete" "sh $work/cycle.sh $rt $work/rt-wharf w $work" \
+    -n "runc create+start+wait+delete" "sh $work/cycle.sh runc $work/rt-runc r $work" \
+    -n "crun create+start+wait+delete (in unshare -m + cgroup2)" \
+        "unshare -m sh -c 'mount -t cgroup2 none /sys/fs/cgroup && sh $work/cycle.sh crun $work/rt-crun c $work'" \
+    -n "unshare -m + cgroup2 mount alone" "unshare -m sh -c 'mount -t cgroup2 none /sys/fs/cgroup && true'" \
+    -n "wharf-runtime run" "$rt --root $work/rt-wharf run --bundle $work/bundle run1" \
+    -n "runc run" "runc --root $work/rt-runc run --bundle $work/bundle run1" >/dev/null
+python3 - "$work/runtime.json" <<'PY'
+import json, sys
+r = {x["command"]: x["median"] * 1000 for x in json.load(open(sys.argv[1]))["results"]}
+ours = r["wharf-runtime create+start+wait+delete"]
+for c, ms in r.items():
+    print(f"{c:<58} median {ms:7.2f} ms   wharf-runtime/this {ours / ms:5.2f}")
+crun = r["crun create+start+wait+delete (in unshare -m + cgroup2)"] - r["unshare -m + cgroup2 mount alone"]
+print(f"{'crun cycle without its mount namespace and cgroup2 mount':<58} median {crun:7.2f} ms   wharf-runtime/this {ours / crun:5.2f}")
+print(f"{'run: wharf-runtime / runc':<58} {r['wharf-runtime run'] / r['runc run']:5.2f}")
+PY
