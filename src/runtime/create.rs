@@ -224,6 +224,7 @@ fn create_in(
         rootfs,
         state_dir: dir,
         console: if terminal { console } else { None },
+        cache_dir: Some(&rt.root.join(".cache").join("seccomp")),
     })?;
     let saved = Saved {
         id: id.to_string(),

@@ -25,6 +25,8 @@ pub struct NativeCreate<'a> {
     pub state_dir: &'a Path,
     /// `--console-socket`: connected; the pseudo-terminal's master side is sent over it.
     pub console: Option<OwnedFd>,
+    /// Where compiled seccomp filters are kept between calls.
+    pub cache_dir: Option<&'a Path>,
 }
 
 /// What `create` made.
@@ -197,7 +199,7 @@ fn clone_waiting(
     })?;
     let (go_r, go_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let seccomp = compile_seccomp(c.spec, None)?;
+    let seccomp = compile_seccomp(c.spec, c.cache_dir)?;
     let hostname = c.spec.hostname().clone().unwrap_or_default();
     let console = match &c.console {
         Some(fd) => Some(fd.try_clone().map_err(|e| NativeError::State {
