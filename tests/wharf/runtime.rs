@@ -712,3 +712,144 @@ fn podman_runs_native_images_through_wharf_runtime_as_through_runc() {
     let (_, left, _) = podman(runtime_bin(), &["ps", "-aq"]);
     assert!(left.trim().is_empty(), "{left}");
 }
+
+/// A private dockerd (its own data root, exec root, socket; no iptables, no bridge), with
+/// wharf-runtime added as the runtime `wharf`; stopped when dropped.
+struct Dockerd {
+    child: std::process::Child,
+    sock: PathBuf,
+}
+
+impl Dockerd {
+    fn start(w: &Wharf) -> Dockerd {
+        let sock = w.path("docker.sock");
+        let child = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(w.path("docker-data"))
+            .arg("--exec-root")
+            .arg(w.path("docker-exec"))
+            .arg("--pidfile")
+            .arg(w.path("docker.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", s(&sock)))
+            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
+            .args(["--storage-driver", "vfs"])
+            .arg("--add-runtime")
+            .arg(format!("wharf={}", runtime_bin()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting dockerd");
+        let d = Dockerd { child, sock };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while d.docker(&["version"]).0 != Some(0) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        d
+    }
+
+    fn docker(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        // Debian's client, of the daemon's version.
+        let out = Command::new("/usr/bin/docker")
+            .arg("-H")
+            .arg(format!("unix://{}", s(&self.sock)))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // SIGTERM: dockerd stops its containerd and unmounts what it mounted.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn docker_runs_native_images_through_wharf_runtime_as_through_runc() {
+    let _serial = serial();
+    let w = Wharf::new();
+    w.ok(&["load", "-i", &s(&busybox_images().join("busybox-oci.tar"))]);
+    let archive = w.path("busybox-docker.tar");
+    w.ok(&[
+        "save",
+        "--format",
+        "docker-archive",
+        "-o",
+        &s(&archive),
+        "busybox",
+    ]);
+    let d = Dockerd::start(&w);
+    let (code, _, err) = d.docker(&["load", "-i", &s(&archive)]);
+    assert_eq!(code, Some(0), "docker load: {err}");
+    let script =
+        "echo hello; id; cat /proc/self/status | grep -E '^(CapEff|NoNewPrivs|Seccomp):'; exit 6";
+    let run = |runtime: &str| {
+        d.docker(&[
+            "run",
+            "--rm",
+            "--runtime",
+            runtime,
+            "--network",
+            "none",
+            "-e",
+            "A=b",
+            "-u",
+            "1000:1000",
+            "busybox:latest",
+            "sh",
+            "-c",
+            script,
+        ])
+    };
+    let ours = run("wharf");
+    let theirs = run("runc");
+    assert_eq!(ours.0, Some(6), "wharf-runtime: {}", ours.2);
+    assert_eq!(theirs.0, Some(6), "runc: {}", theirs.2);
+    assert_eq!(ours.1, theirs.1, "docker with wharf-runtime vs runc");
+    // Detached: exec, top, stats, stop (graceful then killed), rm.
+    let (code, id, err) = d.docker(&[
+        "run",
+        "-d",
+        "--runtime",
+        "wharf",
+        "--network",
+        "none",
+        "busybox:latest",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let id = id.trim().to_string();
+    let (code, out, err) = d.docker(&["exec", &id, "sh", "-c", "echo in; id -u"]);
+    assert_eq!((code, out.as_str()), (Some(0), "in\n0\n"), "{err}");
+    let (code, top, err) = d.docker(&["top", &id]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(top.contains("sleep 60"), "{top}");
+    let (code, stats, err) = d.docker(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.PIDs}} {{.MemUsage}}",
+        &id,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(stats.starts_with("1 "), "{stats}");
+    let (code, _, err) = d.docker(&["stop", "-t", "1", &id]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, exit, _) = d.docker(&["inspect", "--format", "{{.State.ExitCode}}", &id]);
+    assert_eq!(exit.trim(), "137");
+    let (code, _, err) = d.docker(&["rm", &id]);
+    assert_eq!(code, Some(0), "{err}");
+}
