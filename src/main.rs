@@ -5,6 +5,20 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Started as `wharf-runtime` (by the small runtime, for a wasm bundle): runc's command
+    // line, with the wasm engine.
+    #[cfg(target_os = "linux")]
+    if std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n == "wharf-runtime")
+        })
+        .unwrap_or(false)
+    {
+        return cli::runtime::main(Some(wharf::runtime::guest::run));
+    }
     let cli = cli::Cli::parse();
     cli::init_logging(&cli);
     match cli::run(cli) {

@@ -22,6 +22,8 @@ mod ps;
 mod pull;
 mod rmi;
 mod run;
+#[cfg(target_os = "linux")]
+pub mod runtime;
 mod save;
 mod start;
 mod stop;

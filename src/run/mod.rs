@@ -5,5 +5,5 @@ mod module;
 pub mod options;
 mod prepare;
 
-pub use module::{ModuleError, WasmModule};
+pub use module::{ModuleError, Opened, WasmModule};
 pub use prepare::{Prepared, RunError, names_a_file, prepare};

@@ -19,6 +19,30 @@ pub struct CreateOptions {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
+    /// The wasm engine, for wasm bundles (only the `wharf` binary carries one; without it
+    /// a wasm bundle is refused, see [`needs_engine`]).
+    pub engine: Option<super::guest::Engine>,
+}
+
+/// Why the bundle at `bundle` is WebAssembly (and so needs the engine), if it is.
+pub fn needs_engine(bundle: &Path) -> Option<String> {
+    let spec = read_spec(bundle).ok()?;
+    let root = rootfs(bundle, &spec).ok()?;
+    says_wasm(&spec, &root)
+}
+
+/// Why the bundle is WebAssembly, if it is (crun's rules: annotations, an entrypoint named
+/// `.wasm`/`.wat`, or wasm magic in the entrypoint file, looked up inside the rootfs).
+fn says_wasm(spec: &Spec, rootfs: &Path) -> Option<String> {
+    if let Some(why) = crate::dispatch::bundle_says_wasm(spec) {
+        return Some(why);
+    }
+    let entry = spec.process().as_ref()?.args().as_ref()?.first()?.clone();
+    let root = cap_std::fs::Dir::open_ambient_dir(rootfs, cap_std::ambient_authority()).ok()?;
+    let mut f = crate::image::unpack::open_file_in_root(&root, &entry).ok()?;
+    let mut head = [0u8; 4];
+    std::io::Read::read_exact(&mut f, &mut head).ok()?;
+    (&head == b"\0asm").then(|| format!("entrypoint {entry} holds wasm magic"))
 }
 
 /// Read `bundle/config.json`, with errors that say what is wrong.
@@ -92,12 +116,6 @@ fn check_supported(spec: &Spec) -> Result<(), RuntimeError> {
                     .into(),
             ));
         }
-    }
-    let wasm = crate::dispatch::bundle_says_wasm(spec);
-    if let Some(why) = wasm {
-        return Err(RuntimeError::Unsupported(format!(
-            "this bundle is WebAssembly ({why}); wharf-runtime runs native bundles only so far (use `wharf run` for wasm images)"
-        )));
     }
     Ok(())
 }
@@ -218,6 +236,18 @@ fn create_in(
             "process.terminal is true but no --console-socket was given".into(),
         ));
     }
+    let wasm = says_wasm(spec, rootfs);
+    let engine = match (&wasm, o.engine) {
+        (Some(why), None) => {
+            return Err(RuntimeError::Unsupported(format!(
+                "this bundle is WebAssembly ({why}) and this runtime has no wasm engine (install the wharf binary beside wharf-runtime)"
+            )));
+        }
+        (Some(_), Some(e)) => Some(e),
+        (None, _) => None,
+    };
+    let guest_spec = spec.clone();
+    let run_engine = move || engine.map_or(127, |e| e(&guest_spec));
     let created = native::create(NativeCreate {
         id,
         spec,
@@ -225,6 +255,7 @@ fn create_in(
         state_dir: dir,
         console: if terminal { console } else { None },
         cache_dir: Some(&rt.root.join(".cache").join("seccomp")),
+        in_place: engine.is_some().then_some(&run_engine as &dyn Fn() -> u8),
     })?;
     let saved = Saved {
         id: id.to_string(),
@@ -239,6 +270,7 @@ fn create_in(
             .flatten()
             .map_or_else(|| "root".into(), |u| u.name),
         cgroup_dirs: created.cgroup_dirs.clone(),
+        wasm,
     };
     let undo = |e: RuntimeError| {
         let _ = nix::sys::signal::kill(

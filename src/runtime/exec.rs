@@ -37,6 +37,11 @@ pub fn exec(rt: &Runtime, id: &str, o: &ExecOptions) -> Result<Option<u8>, Runti
             why: "only a running container can run another process",
         });
     }
+    if let Some(why) = &saved.wasm {
+        return Err(RuntimeError::Unsupported(format!(
+            "container \"{id}\" runs WebAssembly ({why}): exec cannot apply, since a wasm guest has no processes or namespaces to join"
+        )));
+    }
     let mut spec = super::create::read_spec(&saved.bundle)?;
     let process: Process = match &o.process {
         Some(path) => {

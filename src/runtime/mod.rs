@@ -10,13 +10,14 @@
 mod create;
 mod delete;
 mod exec;
+pub mod guest;
 pub mod kill;
 mod pause;
 mod spec;
 mod start;
 mod state;
 
-pub use create::{CreateOptions, create, run};
+pub use create::{CreateOptions, create, needs_engine, run};
 pub use delete::delete;
 pub use exec::{ExecOptions, exec};
 pub use kill::kill;
@@ -123,6 +124,9 @@ pub struct Saved {
     pub annotations: std::collections::HashMap<String, String>,
     pub owner: String,
     pub cgroup_dirs: Vec<PathBuf>,
+    /// Why the bundle runs WebAssembly in place of a program, if it does.
+    #[serde(default)]
+    pub wasm: Option<String>,
 }
 
 /// The runtime's root directory.

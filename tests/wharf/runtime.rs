@@ -863,3 +863,128 @@ fn docker_runs_native_images_through_wharf_runtime_as_through_runc() {
     let (code, _, err) = d.docker(&["rm", &id]);
     assert_eq!(code, Some(0), "{err}");
 }
+
+#[test]
+fn wasm_bundles_run_in_place_under_the_runtime_containerd_and_podman() {
+    let _serial = serial();
+    let rt = Rt::new();
+    // A bundle whose entrypoint holds wasm magic: the small runtime hands it to a sealed
+    // copy of wharf, whose engine runs the module in the container's first process.
+    let b = rt.bundle("b-wasm", &["/app.wasm", "x"]);
+    std::fs::copy(wasm("hello.wasm"), b.join("rootfs/app.wasm")).unwrap();
+    let out = rt.run(&["run", "--bundle", &s(&b), "w1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("hello from wasm\narg[0]=/app.wasm\narg[1]=x\n"),
+        "{text}"
+    );
+    rt.assert_gone("w1", &b);
+    // The guest's own exit code; a detached wasm container is stopped by SIGTERM at its
+    // next epoch check (143); exec refuses it with the reason.
+    let exit42 = wat::parse_str(
+        r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $e (param i32)))
+            (memory (export "memory") 1) (func (export "_start") (call $e (i32.const 42))))"#,
+    )
+    .unwrap();
+    std::fs::write(b.join("rootfs/app.wasm"), &exit42).unwrap();
+    assert_eq!(
+        rt.run(&["run", "--bundle", &s(&b), "w2"]).status.code(),
+        Some(42)
+    );
+    let spin = wat::parse_str(
+        r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#,
+    )
+    .unwrap();
+    std::fs::write(b.join("rootfs/app.wasm"), &spin).unwrap();
+    rt.ok(&["create", "--bundle", &s(&b), "w3"]);
+    rt.ok(&["start", "w3"]);
+    assert_eq!(rt.state("w3")["status"], "running");
+    let err = rt.fails(&["exec", "w3", "sh"]);
+    assert!(err.contains("runs WebAssembly"), "{err}");
+    let pid = rt.state("w3")["pid"].as_i64().unwrap();
+    rt.ok(&["kill", "w3", "TERM"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pid_alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!pid_alive(pid), "SIGTERM did not stop the guest");
+    rt.ok(&["delete", "w3"]);
+    rt.assert_gone("w3", &b);
+
+    // A compat image (the module at /app.wasm in a tar layer) through containerd and Podman.
+    let w = &rt.w;
+    w.ok(&["package", &wasm("hello.wasm"), "--compat", "-t", "hc"]);
+    let oci = w.path("hc-oci.tar");
+    w.ok(&["save", "-o", &s(&oci), "hc"]);
+    let cd = Containerd::start(w);
+    cd.ctr_ok(&["images", "import", &s(&oci)]);
+    let out = cd.ctr_ok(&[
+        "run",
+        "--rm",
+        "--runc-binary",
+        runtime_bin(),
+        "docker.io/library/hc:latest",
+        "wc1",
+    ]);
+    assert!(
+        out.starts_with("hello from wasm\narg[0]=/app.wasm\n"),
+        "{out}"
+    );
+    drop(cd);
+    let docker_archive = w.path("hc-docker.tar");
+    w.ok(&[
+        "save",
+        "--format",
+        "docker-archive",
+        "-o",
+        &s(&docker_archive),
+        "hc",
+    ]);
+    let podman = |args: &[&str]| {
+        Command::new("podman")
+            .arg("--root")
+            .arg(w.path("podman-root"))
+            .arg("--runroot")
+            .arg(w.path("podman-run"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+            .args(["--events-backend", "none", "--runtime", runtime_bin()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    assert!(
+        podman(&["load", "-i", &s(&docker_archive)])
+            .status
+            .success()
+    );
+    let out = podman(&[
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "localhost/hc:latest",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("hello from wasm\narg[0]=/app.wasm\n"),
+        "{text}"
+    );
+}

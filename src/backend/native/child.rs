@@ -46,6 +46,9 @@ pub struct ChildPlan<'a> {
     pub gate: Option<OwnedFd>,
     /// Namespaces to join (a spec's namespace `path`s), entered first.
     pub joins: Vec<(OwnedFd, CloneFlags)>,
+    /// A wasm bundle: run this in place of exec'ing the entrypoint (the engine), then exit
+    /// with its code.
+    pub in_place: Option<&'a (dyn Fn() -> u8 + 'a)>,
 }
 
 /// The child's entry point; returns only on failure, with the exit code to use.
@@ -131,9 +134,23 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
         plan.rootless,
         plan_init,
         &plan.errors,
-        plan.seccomp.as_ref(),
-        plan.gate.as_ref(),
+        LastSteps {
+            seccomp: plan.seccomp.as_ref(),
+            gate: plan.gate.as_ref(),
+            in_place: plan.in_place,
+        },
     )
+}
+
+/// The last steps before the workload runs.
+#[derive(Default)]
+pub struct LastSteps<'a> {
+    /// The compiled seccomp filter, if the spec has one.
+    pub seccomp: Option<&'a seccomp::Bpf>,
+    /// `wharf-runtime create`: the exec FIFO to wait on until `start`.
+    pub gate: Option<&'a OwnedFd>,
+    /// A wasm bundle: the engine, run in place of exec.
+    pub in_place: Option<&'a dyn Fn() -> u8>,
 }
 
 /// What `exec` changes from the container's own process settings.
@@ -157,9 +174,13 @@ pub fn become_process(
     rootless: bool,
     init: bool,
     errors: &OwnedFd,
-    bpf: Option<&seccomp::Bpf>,
-    gate: Option<&OwnedFd>,
+    last: LastSteps<'_>,
 ) -> Result<Infallible, ChildError> {
+    let LastSteps {
+        seccomp: bpf,
+        gate,
+        in_place,
+    } = last;
     let process = spec
         .process()
         .as_ref()
@@ -338,6 +359,14 @@ pub fn become_process(
             Ok(nix::unistd::ForkResult::Child) => {}
             Err(e) => return Err(ChildError::Setup(format!("fork for --init: {e}"))),
         }
+    }
+    if let Some(engine) = in_place {
+        // Nothing of the runtime's stays open in the container's process: only stdio.
+        // SAFETY: close_range with a flag of 0 closes descriptors; none is used after.
+        unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+        let code = engine();
+        // SAFETY: _exit ends this process without running the parent's atexit handlers.
+        unsafe { libc::_exit(i32::from(code)) }
     }
     let e = nix::unistd::execve(&program, &argv, &envp).unwrap_err();
     Err(match e {

@@ -27,6 +27,8 @@ pub struct NativeCreate<'a> {
     pub console: Option<OwnedFd>,
     /// Where compiled seccomp filters are kept between calls.
     pub cache_dir: Option<&'a Path>,
+    /// A wasm bundle: the engine, run in the container's first process in place of exec.
+    pub in_place: Option<&'a (dyn Fn() -> u8 + 'a)>,
 }
 
 /// What `create` made.
@@ -232,8 +234,17 @@ fn clone_waiting(
         detached: true,
         gate: Some(fifo),
         joins,
+        in_place: c.in_place,
     };
-    let mut stack = vec![0u8; 1 << 20];
+    // The engine (a wasm bundle) runs on this stack: room for its deepest guest stack.
+    let mut stack = vec![
+        0u8;
+        if c.in_place.is_some() {
+            8 << 20
+        } else {
+            1 << 20
+        }
+    ];
     // SAFETY: single-threaded here (checked in `create`), so the child's copy of the address
     // space has no lock held by another thread; the child only sets up and execs (or exits)
     // and never returns into our frames.

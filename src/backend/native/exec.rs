@@ -249,5 +249,15 @@ fn child_main(
         nix::unistd::dup2_stdin(&null).map_err(setup("stdin"))?;
     }
     let _ = errors.as_raw_fd();
-    become_process(r.spec, &r.overrides, rootless, false, errors, bpf, None)
+    become_process(
+        r.spec,
+        &r.overrides,
+        rootless,
+        false,
+        errors,
+        super::child::LastSteps {
+            seccomp: bpf,
+            ..Default::default()
+        },
+    )
 }

@@ -387,6 +387,7 @@ fn supervise(
         detached: false,
         gate: None,
         joins: Vec::new(),
+        in_place: None,
     };
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
