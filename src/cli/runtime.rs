@@ -7,6 +7,7 @@
 //! hands a wasm bundle's `create`/`run` to a sealed copy of the `wharf` installed beside
 //! it, under that name.
 
+#[cfg(target_os = "linux")]
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -23,6 +23,21 @@ pub fn start_one(
     containers: &Containers,
     id: &str,
 ) -> anyhow::Result<Option<(u8, String)>> {
+    // A monitor that has just recorded its container's end (`stop`, then `restart`) may
+    // still be finishing its log: wait for it to go rather than take it for a start under
+    // way.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let l = containers.lock(id)?;
+        let finishing = !l.record.state.is_active()
+            && l.record.state.finished_at.is_some()
+            && l.record.state.monitor.is_some_and(|m| m.alive());
+        if !finishing || std::time::Instant::now() > deadline {
+            break;
+        }
+        drop(l);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     {
         let mut l = containers.lock(id)?;
         let starting = l.record.state.monitor.is_some_and(|m| m.alive());

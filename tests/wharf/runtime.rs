@@ -988,3 +988,48 @@ fn wasm_bundles_run_in_place_under_the_runtime_containerd_and_podman() {
         "{text}"
     );
 }
+
+#[test]
+fn sysctls_oom_score_and_domainname_are_honoured_and_the_rest_refused() {
+    let _serial = serial();
+    let rt = Rt::new();
+    let b = rt.bundle(
+        "b-knobs",
+        &["sh", "-c", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/self/oom_score_adj /proc/sys/kernel/domainname"],
+    );
+    edit_config(&b, |c| {
+        c["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_unprivileged_port_start": "0"});
+        c["process"]["oomScoreAdj"] = serde_json::json!(500);
+        c["domainname"] = serde_json::json!("wharf.test");
+    });
+    let out = rt.run(&["run", "--bundle", &s(&b), "k1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n500\nwharf.test\n");
+    // A sysctl name that tries to leave /proc/sys, extra devices, shared propagation.
+    edit_config(&b, |c| {
+        c["linux"]["sysctl"] = serde_json::json!({"../../etc/passwd": "x"})
+    });
+    let err = rt.fails(&["run", "--bundle", &s(&b), "k2"]);
+    assert!(err.contains("not a sysctl name"), "{err}");
+    rt.assert_gone("k2", &b);
+    edit_config(&b, |c| {
+        c["linux"]["sysctl"] = serde_json::json!({});
+        c["linux"]["devices"] =
+            serde_json::json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]);
+    });
+    let err = rt.fails(&["create", "--bundle", &s(&b), "k3"]);
+    assert!(err.contains("linux.devices"), "{err}");
+    rt.assert_gone("k3", &b);
+    edit_config(&b, |c| {
+        c["linux"]["devices"] = serde_json::json!([]);
+        c["linux"]["rootfsPropagation"] = serde_json::json!("shared");
+    });
+    let err = rt.fails(&["create", "--bundle", &s(&b), "k4"]);
+    assert!(err.contains("rootfsPropagation"), "{err}");
+    rt.assert_gone("k4", &b);
+}

@@ -99,6 +99,19 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
     if overlap {
         join_cgroup()?;
     }
+    if let Some(domain) = plan.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: the pointer and length describe `domain`'s bytes, alive for the call.
+        if unsafe { libc::setdomainname(domain.as_ptr().cast(), domain.len()) } != 0 {
+            return Err(ChildError::Setup(format!(
+                "setdomainname: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+    }
+    if let Some(adj) = plan.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| ChildError::Setup(format!("oomScoreAdj {adj}: {e}")))?;
+    }
     // No hostname in the spec: the new UTS namespace keeps the one it was made with, as
     // runc leaves it.
     if !plan.hostname.is_empty() {

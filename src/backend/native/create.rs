@@ -106,6 +106,22 @@ pub fn create(c: NativeCreate<'_>) -> Result<Created, NativeError> {
             "user namespaces with uid/gid mappings are not supported by wharf-runtime yet".into(),
         ));
     }
+    // What is not done yet is refused, never skipped.
+    if linux
+        .and_then(|l| l.devices().as_ref())
+        .is_some_and(|d| !d.is_empty())
+    {
+        return Err(unsupported(
+            "linux.devices (extra device nodes) are not supported by wharf-runtime yet".into(),
+        ));
+    }
+    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref())
+        && !matches!(p, "" | "private" | "rprivate")
+    {
+        return Err(unsupported(format!(
+            "rootfsPropagation {p:?} is not supported by wharf-runtime yet (private only)"
+        )));
+    }
     let mut flags = CloneFlags::empty();
     let mut joins = Vec::new();
     let mut private_network = false;

@@ -195,6 +195,15 @@ pub fn setup(plan: &RootfsPlan<'_>) -> Result<(), ChildError> {
         }
     }
     let linux = plan.spec.linux().as_ref();
+    // The spec's sysctls, through the container's own /proc (its namespaces), before
+    // /proc/sys is made read-only below.
+    for (key, value) in linux
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        write_sysctl(&root, key, value)?;
+    }
     for p in linux
         .and_then(|l| l.masked_paths().as_ref())
         .into_iter()
@@ -500,6 +509,26 @@ fn populate_dev(root: &Dir) -> Result<(), ChildError> {
 }
 
 /// Hide a path: `/dev/null` over a file, an empty read-only tmpfs over a directory.
+/// `net.ipv4.ip_forward` → `/proc/sys/net/ipv4/ip_forward`, written inside the root.
+fn write_sysctl(root: &Dir, key: &str, value: &str) -> Result<(), ChildError> {
+    let bad = key.is_empty()
+        || key.split(['.', '/']).any(|c| c.is_empty() || c == "..")
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b'_' | b'-'));
+    if bad {
+        return Err(ChildError::Setup(format!(
+            "sysctl {key:?}: not a sysctl name"
+        )));
+    }
+    let path = format!("proc/sys/{}", key.replace('.', "/"));
+    let mut f = root
+        .open_with(&path, cap_std::fs::OpenOptions::new().write(true))
+        .map_err(|e| ChildError::Setup(format!("sysctl {key}: {e}")))?;
+    std::io::Write::write_all(&mut f, value.as_bytes())
+        .map_err(|e| ChildError::Setup(format!("sysctl {key}={value}: {e}")))
+}
+
 fn mask(root: &Dir, path: &str) -> Result<(), ChildError> {
     let comps = normalize(path.as_bytes()).map_err(|e| ChildError::Setup(e.to_string()))?;
     let Some((name, parent)) = comps.split_last() else {
