@@ -391,13 +391,14 @@ fn an_image_in_use_is_not_removed_under_a_running_container() {
 fn a_killed_wharf_takes_its_container_along_and_the_next_run_cleans_up() {
     let _serial = serial();
     let w = busybox();
-    let mut child = spawn_ready(&w, &["run", "busybox", "sh", "-c", "echo ready; sleep 60"]);
+    // (A sleep no other test runs: pgrep looks at the whole machine.)
+    let mut child = spawn_ready(&w, &["run", "busybox", "sh", "-c", "echo ready; sleep 47"]);
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
     // The container dies with its supervisor (PR_SET_PDEATHSIG) ...
     let deadline = Instant::now() + Duration::from_secs(10);
     while Command::new("pgrep")
-        .args(["-f", "sleep 60"])
+        .args(["-f", "sleep 47"])
         .output()
         .unwrap()
         .status

@@ -698,6 +698,16 @@ fn podman_runs_native_images_through_wharf_runtime_as_through_runc() {
         ours.1
     );
 
+    // -t: conmon's console socket gets the terminal, opened in the container's own devpts.
+    let mut t = run_args(&["-t"]);
+    t.extend([image, "sh", "-c", "tty; echo done"].map(String::from));
+    let t: Vec<&str> = t.iter().map(String::as_str).collect();
+    let ours = podman(runtime_bin(), &t);
+    let theirs = podman("runc", &t);
+    assert_eq!(ours.0, Some(0), "wharf-runtime -t: {}", ours.2);
+    assert_eq!(ours.1, theirs.1, "podman -t with wharf-runtime vs runc");
+    assert!(ours.1.starts_with("/dev/pts/0"), "{}", ours.1);
+
     // Detached, exec, pause/unpause, stop, rm.
     let mut d = run_args(&[]);
     d.retain(|a| a != "--rm");
