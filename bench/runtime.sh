@@ -46,6 +46,21 @@ hyperfine --style basic -N --warmup 3 --runs "$runs" --export-json "$work/runtim
     -n "unshare -m + cgroup2 mount alone" "unshare -m sh -c 'mount -t cgroup2 none /sys/fs/cgroup && true'" \
     -n "wharf-runtime run" "$rt --root $work/rt-wharf run --bundle $work/bundle run1" \
     -n "runc run" "runc --root $work/rt-runc run --bundle $work/bundle run1" >/dev/null
+# podman run --rm with each runtime (a private podman: vfs storage, cgroupfs).
+"$wharf" save --format docker-archive -o "$work/busybox-docker.tar" busybox >/dev/null
+pm="podman --root $work/podman-root --runroot $work/podman-run --storage-driver vfs --cgroup-manager cgroupfs --events-backend none"
+$pm load -q -i "$work/busybox-docker.tar" >/dev/null
+pmrun="run --rm --pull never --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 localhost/busybox:latest true"
+hyperfine --style basic -N --warmup 3 --runs "$runs" --export-json "$work/podman.json" \
+    -n "podman run --rm (wharf-runtime)" "$pm --runtime $rt $pmrun" \
+    -n "podman run --rm (runc)" "$pm --runtime runc $pmrun" >/dev/null
+python3 - "$work/podman.json" <<'PY'
+import json, sys
+r = {x["command"]: x["median"] * 1000 for x in json.load(open(sys.argv[1]))["results"]}
+for c, ms in r.items():
+    print(f"{c:<58} median {ms:7.2f} ms")
+print(f"{'podman: wharf-runtime / runc':<58} {r['podman run --rm (wharf-runtime)'] / r['podman run --rm (runc)']:5.2f}")
+PY
 python3 - "$work/runtime.json" <<'PY'
 import json, sys
 r = {x["command"]: x["median"] * 1000 for x in json.load(open(sys.argv[1]))["results"]}

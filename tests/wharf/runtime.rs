@@ -872,6 +872,41 @@ fn docker_runs_native_images_through_wharf_runtime_as_through_runc() {
     assert_eq!(exit.trim(), "137");
     let (code, _, err) = d.docker(&["rm", &id]);
     assert_eq!(code, Some(0), "{err}");
+    // Wasm under Docker 20.10, which accepts only Linux platforms: an ordinary linux/amd64
+    // image holding a module; wharf-runtime tells it is wasm by the entrypoint's magic.
+    let module = std::fs::read(wasm("hello.wasm")).unwrap();
+    let dir = w.path("hc-layout");
+    layout::write_image(
+        &dir,
+        "hc",
+        &[layout::tar(&[(
+            "app.wasm",
+            tar::EntryType::Regular,
+            "",
+            &module,
+        )])],
+    );
+    w.ok(&["load", "-i", &s(&dir)]);
+    let hc = w.path("hc-docker.tar");
+    w.ok(&["save", "--format", "docker-archive", "-o", &s(&hc), "hc"]);
+    let (code, _, err) = d.docker(&["load", "-i", &s(&hc)]);
+    assert_eq!(code, Some(0), "docker load: {err}");
+    let (code, out, err) = d.docker(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "wharf",
+        "--network",
+        "none",
+        "hc:latest",
+        "/app.wasm",
+        "from-docker",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("hello from wasm\narg[0]=/app.wasm\narg[1]=from-docker\n"),
+        "{out}"
+    );
 }
 
 #[test]
