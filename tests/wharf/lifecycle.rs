@@ -788,7 +788,7 @@ fn fifty_concurrent_run_d_and_rm_f_account_for_every_container() {
         }
     });
     assert!(w.ok(&["ps", "-a", "-q"]).is_empty());
-    eventually(10, "no container process", || !pgrep("sleep 120"));
+    eventually(30, "no container process", || !pgrep("sleep 120"));
     w.ok(&["system", "check"]);
     assert_clean(&w);
     // The image is no longer pinned.

@@ -41,6 +41,7 @@ pub struct ChildPlan<'a> {
     /// `wharf-runtime create`: the process that cloned us exits once we are set up, so no
     /// parent-death signal, and the caller's stdio is left as it is.
     pub detached: bool,
+
     /// `wharf-runtime create`: the read end of the exec FIFO (non-blocking). Once set up we
     /// say so on the error pipe (one NUL byte) and wait here until `start` writes to it.
     pub gate: Option<OwnedFd>,
@@ -68,6 +69,8 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
         // Die with wharf: a container must not outlive its supervisor unnoticed.
         // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+        // (A parent that died before the signal was armed closed the "go" pipe: the read
+        // below then sees end of file and the child gives up.)
     }
     for (fd, kind) in &plan.joins {
         nix::sched::setns(fd, *kind)
@@ -82,8 +85,15 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
     // nothing of the container runs before it is in its cgroup.
     let join_cgroup = || -> Result<(), ChildError> {
         let mut b = [0u8; 1];
-        nix::unistd::read(&plan.go, &mut b)
+        let n = nix::unistd::read(&plan.go, &mut b)
             .map_err(|e| ChildError::Setup(format!("waiting for the parent: {e}")))?;
+        // End of file, not "g": the parent is gone (or failed to move us into the cgroup).
+        // Never run outside the container's cgroup.
+        if n != 1 {
+            return Err(ChildError::Setup(
+                "the parent went away before joining us to the container's cgroup".into(),
+            ));
+        }
         // In our cgroup now: a new cgroup namespace makes it the container's root.
         unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| ChildError::Setup(format!("cgroup namespace: {e}")))?;
