@@ -31,6 +31,31 @@ bench_wasmtime() {
     echo "$dest"
 }
 
+# bench_bundle DIR [drop-devices]: unpack $work/img/layout:busybox (umoci) into DIR, running
+# `true`, with the confinement wharf applies (its seccomp profile, capabilities, masked and
+# read-only paths, namespaces, no_new_privs, from `wharf run --print-spec`), so runc, crun
+# and wharf-runtime are compared on equal terms. With drop-devices, no device cgroup rules
+# (crun on cgroup2 needs CAP_SYS_RESOURCE for them). Needs busybox loaded into $wharf.
+bench_bundle() {
+    local dir=$1 drop=${2:-}
+    umoci unpack --image "$work/img/layout:busybox" "$dir" >/dev/null
+    "$wharf" run --print-spec busybox true > "$work/wharf-spec.json"
+    python3 - "$dir/config.json" "$work/wharf-spec.json" "$drop" <<'PY'
+import json, sys
+p, w, drop = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3]
+c = json.load(open(p))
+c["process"]["args"] = ["true"]
+c["process"]["terminal"] = False
+c["process"]["capabilities"] = w["process"]["capabilities"]
+c["process"]["noNewPrivileges"] = True
+for k in ("seccomp", "maskedPaths", "readonlyPaths", "namespaces"):
+    c["linux"][k] = w["linux"][k]
+if drop:
+    c["linux"].get("resources", {}).pop("devices", None)
+json.dump(c, open(p, "w"))
+PY
+}
+
 bench_big_image() {
     local layout=$1 src
     shift

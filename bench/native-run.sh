@@ -11,22 +11,7 @@ bench_setup
 bash "$repo/tests/fixtures/make-busybox-image.sh" "$work/img" >/dev/null
 export WHARF_ROOT="$work/root"
 "$wharf" load -q -i "$work/img/busybox-oci.tar" >/dev/null
-umoci unpack --image "$work/img/layout:busybox" "$work/bundle" >/dev/null
-# Give runc and crun the same confinement wharf applies: its seccomp profile, capabilities,
-# masked and read-only paths, no_new_privs (from `wharf run --print-spec`).
-"$wharf" run --print-spec busybox true > "$work/wharf-spec.json"
-python3 - "$work/bundle/config.json" "$work/wharf-spec.json" <<'PY'
-import json, sys
-p, w = sys.argv[1], json.load(open(sys.argv[2]))
-c = json.load(open(p))
-c["process"]["args"] = ["true"]
-c["process"]["terminal"] = False
-c["process"]["capabilities"] = w["process"]["capabilities"]
-c["process"]["noNewPrivileges"] = True
-for k in ("seccomp", "maskedPaths", "readonlyPaths", "namespaces"):
-    c["linux"][k] = w["linux"][k]
-json.dump(c, open(p, "w"))
-PY
+bench_bundle "$work/bundle"
 # crun on cgroup2 enforces device rules with an eBPF program, which needs RLIMIT_MEMLOCK
 # raised (CAP_SYS_RESOURCE); hosts without that capability run crun without device rules.
 cp -a "$work/bundle" "$work/bundle-crun"

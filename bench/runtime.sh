@@ -10,23 +10,9 @@ source "$(dirname "$0")/common.sh"
 bench_setup
 rt="$CARGO_TARGET_DIR/release/wharf-runtime"
 bash "$repo/tests/fixtures/make-busybox-image.sh" "$work/img" >/dev/null
-umoci unpack --image "$work/img/layout:busybox" "$work/bundle" >/dev/null
 export WHARF_ROOT="$work/root"
 "$wharf" load -q -i "$work/img/busybox-oci.tar" >/dev/null
-"$wharf" run --print-spec busybox true > "$work/wharf-spec.json"
-python3 - "$work/bundle/config.json" "$work/wharf-spec.json" <<'PY'
-import json, sys
-p, w = sys.argv[1], json.load(open(sys.argv[2]))
-c = json.load(open(p))
-c["process"]["args"] = ["true"]
-c["process"]["terminal"] = False
-c["process"]["capabilities"] = w["process"]["capabilities"]
-c["process"]["noNewPrivileges"] = True
-for k in ("seccomp", "maskedPaths", "readonlyPaths", "namespaces"):
-    c["linux"][k] = w["linux"][k]
-c["linux"].get("resources", {}).pop("devices", None)
-json.dump(c, open(p, "w"))
-PY
+bench_bundle "$work/bundle" drop-devices
 # create, start, wait until the process is gone (its pid file), delete: as a shim does.
 cat > "$work/cycle.sh" <<'SH'
 r=$1 root=$2 id=$3-$$ dir=$4

@@ -59,21 +59,7 @@ hyperfine --style basic -N --warmup 3 --runs "$runs" --export-json "$out/wasm.js
 ls -l "$WHARF_ROOT"/store/blobs/sha256 | awk '{s+=$5} END {print "store holds", s, "bytes"}'
 
 # 2. Native start against runc and crun, same rootfs and confinement.
-umoci unpack --image "$work/img/layout:busybox" "$work/bundle" >/dev/null
-"$wharf" run --print-spec busybox true > "$work/wharf-spec.json"
-python3 - "$work/bundle/config.json" "$work/wharf-spec.json" <<'PY'
-import json, sys
-p, w = sys.argv[1], json.load(open(sys.argv[2]))
-c = json.load(open(p))
-c["process"]["args"] = ["true"]
-c["process"]["terminal"] = False
-c["process"]["capabilities"] = w["process"]["capabilities"]
-c["process"]["noNewPrivileges"] = True
-for k in ("seccomp", "maskedPaths", "readonlyPaths", "namespaces"):
-    c["linux"][k] = w["linux"][k]
-c["linux"].get("resources", {}).pop("devices", None)
-json.dump(c, open(p, "w"))
-PY
+bench_bundle "$work/bundle" drop-devices
 crun_cmd="unshare -m sh -c 'mount -t cgroup2 none /sys/fs/cgroup && crun run --bundle $work/bundle crun-bench-\$\$ >/dev/null'"
 mount_cmd="unshare -m sh -c 'mount -t cgroup2 none /sys/fs/cgroup && true'"
 hyperfine --style basic -N --warmup 3 --runs "$runs" --export-json "$out/native.json" \
