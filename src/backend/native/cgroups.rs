@@ -421,17 +421,7 @@ pub fn procs_files(id: &str) -> Result<Vec<(PathBuf, fs::File)>, NativeError> {
             .map(|c| Path::new(ROOT).join(c).join("wharf").join(id))
             .collect()
     };
-    dirs.iter()
-        .filter(|d| d.exists())
-        .map(|d| {
-            let p = d.join("cgroup.procs");
-            fs::OpenOptions::new()
-                .write(true)
-                .open(&p)
-                .map(|f| (p.clone(), f))
-                .map_err(|e| err(&p, e))
-        })
-        .collect()
+    procs_files_in(&dirs)
 }
 
 /// The `cgroup.procs` files of the cgroup whose directories are `dirs`, opened for writing.

@@ -12,7 +12,7 @@ use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use super::{NativeError, cgroups, child, compile_seccomp, mounts, pipe, threads};
+use super::{NativeError, cgroups, child, clone_child, compile_seccomp, mounts, pipe, threads};
 use crate::bundle;
 
 /// One container to create from a bundle.
@@ -252,27 +252,13 @@ fn clone_waiting(
         joins,
         in_place: c.in_place,
     };
-    // The engine (a wasm bundle) runs on this stack: room for its deepest guest stack.
-    let mut stack = vec![
-        0u8;
-        if c.in_place.is_some() {
-            8 << 20
-        } else {
-            1 << 20
-        }
-    ];
-    // SAFETY: single-threaded here (checked in `create`), so the child's copy of the address
-    // space has no lock held by another thread; the child only sets up and execs (or exits)
-    // and never returns into our frames.
-    let pid = unsafe {
-        nix::sched::clone(
-            Box::new(|| child::main(&plan)),
-            &mut stack,
-            flags,
-            Some(libc::SIGCHLD),
-        )
-    }
-    .map_err(NativeError::Clone)?;
+    // The engine (a wasm bundle) runs on the child's stack: room for its deepest guest stack.
+    let stack = if c.in_place.is_some() {
+        8 << 20
+    } else {
+        1 << 20
+    };
+    let pid = clone_child(&plan, flags, stack)?;
     drop(plan);
     let kill = || {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);

@@ -413,19 +413,7 @@ fn supervise(
     // a zombie would otherwise keep the cgroup from being removed.
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER and an integer has no memory effects.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) };
-    let mut stack = vec![0u8; 1 << 20];
-    // SAFETY: wharf is single-threaded here (checked in `run`), so the child's copy of the
-    // address space has no lock held by another thread; the child only sets up and execs
-    // (or exits) and never returns into the parent's frames.
-    let pid = unsafe {
-        nix::sched::clone(
-            Box::new(|| child::main(&plan)),
-            &mut stack,
-            flags,
-            Some(libc::SIGCHLD),
-        )
-    }
-    .map_err(NativeError::Clone)?;
+    let pid = clone_child(&plan, flags, 1 << 20)?;
     drop(plan);
     forward_signals_to(pid);
     let go = match cgroup {
@@ -455,6 +443,29 @@ fn supervise(
         }
         other => exit_of(other),
     })
+}
+
+/// Clone the container's first process into `flags`' new namespaces, on a stack of
+/// `stack_size` bytes; it runs `child::main(plan)`. The caller is single-threaded (checked
+/// by `run` and `create`).
+fn clone_child(
+    plan: &child::ChildPlan<'_>,
+    flags: CloneFlags,
+    stack_size: usize,
+) -> Result<Pid, NativeError> {
+    let mut stack = vec![0u8; stack_size];
+    // SAFETY: the caller is single-threaded, so the child's copy of the address space has no
+    // lock held by another thread; the child only sets up and execs (or runs the wasm engine
+    // and exits) and never returns into the parent's frames.
+    unsafe {
+        nix::sched::clone(
+            Box::new(|| child::main(plan)),
+            &mut stack,
+            flags,
+            Some(libc::SIGCHLD),
+        )
+    }
+    .map_err(NativeError::Clone)
 }
 
 /// Follow a child cloned or forked to exec: its error pipe closes on exec (anything in it
