@@ -21,3 +21,37 @@ pub enum NodeKind {
     Char,
     Block,
 }
+
+/// Write `bytes` to `path` (a temporary file beside it, renamed into place) and record the
+/// identity of the file written beside it (`path` with the extension `id`), so that
+/// [`is_recorded`] later recognises that very file and nothing else: a replaced or
+/// rewritten file has another inode or change time. For wharf's caches of code it runs.
+pub fn write_recorded(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("a cache file has a directory");
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.as_file().sync_data()?;
+    tmp.persist(path)?;
+    let identity = file_identity(&std::fs::metadata(path)?);
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    serde_json::to_writer(&mut tmp, &identity)?;
+    tmp.persist(path.with_extension("id"))?;
+    Ok(())
+}
+
+/// Whether `path` is the file [`write_recorded`] wrote (and nobody changed since). Where
+/// files have no identity (Windows) its presence is taken, as there is no cheaper check.
+pub fn is_recorded(path: &std::path::Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let identity = file_identity(&meta);
+    if identity.is_empty() {
+        return true;
+    }
+    std::fs::read(path.with_extension("id"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Vec<i64>>(&b).ok())
+        .is_some_and(|recorded| recorded == identity)
+}

@@ -123,15 +123,8 @@ pub fn compile_cached(profile: &LinuxSeccomp, dir: Option<&Path>) -> Result<Bpf,
         hex::encode(h.finalize())
     };
     let path = dir.join(format!("{key}.bpf"));
-    let id_path = dir.join(format!("{key}.id"));
     let size = std::mem::size_of::<libc::sock_filter>();
-    let ours = std::fs::metadata(&path).ok().is_some_and(|m| {
-        std::fs::read(&id_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Vec<i64>>(&b).ok())
-            .is_some_and(|id| id == crate::sys::file_identity(&m))
-    });
-    if ours
+    if crate::sys::is_recorded(&path)
         && let Ok(raw) = std::fs::read(&path)
         && let Some(bpf) = from_raw(&raw, size)
     {
@@ -139,21 +132,13 @@ pub fn compile_cached(profile: &LinuxSeccomp, dir: Option<&Path>) -> Result<Bpf,
     }
     let bpf = compile(profile)?;
     let store = || -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
         let mut raw = Vec::with_capacity(bpf.0.len() * size);
         for f in &bpf.0 {
             raw.extend_from_slice(&f.code.to_ne_bytes());
             raw.extend_from_slice(&[f.jt, f.jf]);
             raw.extend_from_slice(&f.k.to_ne_bytes());
         }
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        std::io::Write::write_all(&mut tmp, &raw)?;
-        tmp.persist(&path)?;
-        let id = crate::sys::file_identity(&std::fs::metadata(&path)?);
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        serde_json::to_writer(&mut tmp, &id)?;
-        tmp.persist(&id_path)?;
-        Ok(())
+        crate::sys::write_recorded(&path, &raw)
     };
     if let Err(e) = store() {
         tracing::debug!(error = %e, "could not cache the compiled seccomp filter");

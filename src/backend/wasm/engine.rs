@@ -116,45 +116,19 @@ impl Cache {
             Compiled::Module(m) => m.serialize()?,
             Compiled::Component(c) => c.serialize()?,
         };
-        let dir = path.parent().expect("cache path has a parent");
-        std::fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        std::io::Write::write_all(&mut tmp, &bytes)?;
-        tmp.as_file().sync_data()?;
-        tmp.persist(path)?;
-        // The identity of the file just written, to recognise it (and nothing else) later.
-        let identity = crate::sys::file_identity(&std::fs::metadata(path)?);
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        serde_json::to_writer(&mut tmp, &identity)?;
-        tmp.persist(id_path(path))?;
+        crate::sys::write_recorded(path, &bytes)?;
         Ok(())
     }
 
-    /// Whether `path` is compiled code wharf stored (and nobody changed since). Where files
-    /// have no identity (Windows) its presence is taken, as there is no cheaper check.
+    /// Whether `path` is compiled code wharf stored (and nobody changed since).
     fn is_ours(&self, path: &Path) -> bool {
-        let Ok(meta) = std::fs::metadata(path) else {
-            return false;
-        };
-        let identity = crate::sys::file_identity(&meta);
-        if identity.is_empty() {
-            return true;
-        }
-        std::fs::read(id_path(path))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Vec<i64>>(&b).ok())
-            .is_some_and(|recorded| recorded == identity)
+        crate::sys::is_recorded(path)
     }
 
     /// Whether compiled code for `module` is cached.
     pub fn contains(&self, engine: &Engine, module: &WasmModule) -> bool {
         self.is_ours(&self.path(engine, module))
     }
-}
-
-/// Where the identity of a cached artifact is kept.
-fn id_path(cwasm: &Path) -> PathBuf {
-    cwasm.with_extension("id")
 }
 
 fn deserialize(engine: &Engine, kind: WasmKind, path: &Path) -> wasmtime::Result<Compiled> {
