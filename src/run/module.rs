@@ -87,28 +87,6 @@ impl WasmModule {
         })
     }
 
-    /// A store blob of `size` bytes, named by `digest` (verified when it was stored; checked
-    /// again whenever its bytes are read).
-    pub fn from_blob(
-        path: &Path,
-        digest: &Digest,
-        size: u64,
-        export: Option<String>,
-    ) -> Result<Self, ModuleError> {
-        Opened::blob(path, digest, size)?.into_module(export)
-    }
-
-    /// An open file (given by path, or found in an image's files): see [`Opened::file`].
-    pub fn from_file(
-        file: File,
-        name: &str,
-        locator: &str,
-        index_dir: Option<&Path>,
-        export: Option<String>,
-    ) -> Result<Self, ModuleError> {
-        Opened::file(file, name, locator, index_dir)?.into_module(export)
-    }
-
     /// The bytes to compile: wasm binary (text translated), checked against the digest.
     pub fn wasm_bytes(&self) -> Result<Cow<'_, [u8]>, ModuleError> {
         let raw: Cow<'_, [u8]> = match &self.source {
@@ -350,22 +328,20 @@ mod tests {
         wat::parse_str(text).unwrap()
     }
 
+    /// The module in `path`, its digest from the identity index in `index`.
+    fn open(path: &Path, locator: &str, index: &Path) -> WasmModule {
+        Opened::file(File::open(path).unwrap(), "m.wasm", locator, Some(index))
+            .and_then(|o| o.into_module(None))
+            .unwrap()
+    }
+
     #[test]
     fn a_changed_file_is_hashed_again_never_taken_from_the_index() {
         let dir = tempfile::tempdir().unwrap();
         let index = dir.path().join("index");
         let path = dir.path().join("m.wasm");
         std::fs::write(&path, wasm(HELLO)).unwrap();
-        let open = |p: &Path| {
-            WasmModule::from_file(
-                File::open(p).unwrap(),
-                "m.wasm",
-                &p.display().to_string(),
-                Some(&index),
-                None,
-            )
-            .unwrap()
-        };
+        let open = |p: &Path| open(p, &p.display().to_string(), &index);
         let first = open(&path);
         assert_eq!(first.digest, blob::digest_of(&wasm(HELLO)));
         // Unchanged: the index answers (same digest), the bytes check out when read.
@@ -399,27 +375,13 @@ mod tests {
         let path = dir.path().join("m.wasm");
         std::fs::write(&path, wasm(HELLO)).unwrap();
         let locator = path.display().to_string();
-        let m = WasmModule::from_file(
-            File::open(&path).unwrap(),
-            "m",
-            &locator,
-            Some(&index),
-            None,
-        )
-        .unwrap();
+        let m = open(&path, &locator, &index);
         // Point the entry at another digest: the bytes, once read, disagree.
         let entry = index.join(format!("{}.json", hex::encode(sha(&locator))));
         let mut known: Known = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
         known.digest = blob::digest_of(b"something else").to_string();
         std::fs::write(&entry, serde_json::to_vec(&known).unwrap()).unwrap();
-        let lied = WasmModule::from_file(
-            File::open(&path).unwrap(),
-            "m",
-            &locator,
-            Some(&index),
-            None,
-        )
-        .unwrap();
+        let lied = open(&path, &locator, &index);
         assert_ne!(lied.digest, m.digest);
         assert!(matches!(
             lied.wasm_bytes(),
