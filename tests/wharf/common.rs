@@ -2,7 +2,7 @@
 //! examples, the umoci-built busybox image) built once per run.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// The wharf binary under test: `WHARF_BIN` (a command line, e.g. `wine64 wharf.exe`), else
@@ -328,5 +328,74 @@ pub mod layout {
             b.append(&h, *data).unwrap();
         }
         b.into_inner().unwrap()
+    }
+}
+
+/// A private containerd (its own config, root, state and socket), stopped when dropped.
+pub struct Containerd {
+    child: std::process::Child,
+    sock: PathBuf,
+    /// Of this run only: the runc shim keeps runtime state under
+    /// `/run/containerd/runc/<namespace>`, outside containerd's private state directory.
+    namespace: String,
+}
+
+impl Containerd {
+    pub fn start(w: &Wharf) -> Containerd {
+        let sock = w.path("containerd.sock");
+        let config = w.path("containerd.toml");
+        std::fs::write(&config, "version = 2\n").unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .arg("--root")
+            .arg(w.path("containerd-root"))
+            .arg("--state")
+            .arg(w.path("containerd-state"))
+            .arg("--address")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting containerd");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !sock.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let namespace = format!("wharf-test-{}", std::process::id());
+        Containerd {
+            child,
+            sock,
+            namespace,
+        }
+    }
+
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(&self.sock)
+            .args(["--namespace", &self.namespace])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    pub fn ctr_ok(&self, args: &[&str]) -> String {
+        let out = self.ctr(args);
+        assert!(
+            out.status.success(),
+            "ctr {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(Path::new("/run/containerd/runc").join(&self.namespace));
     }
 }

@@ -125,38 +125,10 @@ fn containerd_imports_a_saved_archive() {
     let archive = w.path("saved.tar");
     w.ok(&["save", "-o", &s(&archive), "busybox"]);
 
-    let sock = w.path("containerd.sock");
-    let config = w.path("containerd.toml");
-    std::fs::write(&config, "version = 2\n").unwrap();
-    let mut daemon = Command::new("containerd")
-        .arg("--config")
-        .arg(&config)
-        .arg("--root")
-        .arg(w.path("containerd-root"))
-        .arg("--state")
-        .arg(w.path("containerd-state"))
-        .arg("--address")
-        .arg(&sock)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("starting containerd");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !sock.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let ctr = |args: &[&str]| {
-        Command::new("ctr")
-            .arg("--address")
-            .arg(&sock)
-            .args(["--namespace", "wharf-test"])
-            .args(args)
-            .output()
-    };
-    let import = ctr(&["images", "import", &s(&archive)]).unwrap();
-    let list = ctr(&["images", "ls", "-q"]).unwrap();
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    let cd = Containerd::start(&w);
+    let import = cd.ctr(&["images", "import", &s(&archive)]);
+    let list = cd.ctr(&["images", "ls", "-q"]);
+    drop(cd);
     assert!(
         import.status.success(),
         "ctr import: {}",

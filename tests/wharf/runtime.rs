@@ -409,75 +409,6 @@ fn bad_bundles_are_refused_clearly_and_leave_nothing() {
     assert!(line["time"].is_string());
 }
 
-/// A private containerd (its own config, root, state and socket), stopped when dropped.
-struct Containerd {
-    child: std::process::Child,
-    sock: PathBuf,
-    /// Of this run only: the runc shim keeps runtime state under
-    /// `/run/containerd/runc/<namespace>`, outside containerd's private state directory.
-    namespace: String,
-}
-
-impl Containerd {
-    fn start(w: &Wharf) -> Containerd {
-        let sock = w.path("containerd.sock");
-        let config = w.path("containerd.toml");
-        std::fs::write(&config, "version = 2\n").unwrap();
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(&config)
-            .arg("--root")
-            .arg(w.path("containerd-root"))
-            .arg("--state")
-            .arg(w.path("containerd-state"))
-            .arg("--address")
-            .arg(&sock)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting containerd");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !sock.exists() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let namespace = format!("wharf-test-{}", std::process::id());
-        Containerd {
-            child,
-            sock,
-            namespace,
-        }
-    }
-
-    fn ctr(&self, args: &[&str]) -> Output {
-        Command::new("ctr")
-            .arg("--address")
-            .arg(&self.sock)
-            .args(["--namespace", &self.namespace])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn ctr_ok(&self, args: &[&str]) -> String {
-        let out = self.ctr(args);
-        assert!(
-            out.status.success(),
-            "ctr {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(Path::new("/run/containerd/runc").join(&self.namespace));
-    }
-}
-
 #[test]
 fn containerd_runs_native_images_through_wharf_runtime_as_through_runc() {
     let _serial = serial();
@@ -623,6 +554,27 @@ fn a_container_cannot_overwrite_the_runtime_through_proc_self_exe() {
     assert_eq!(hash(&victim), before, "the runtime's binary changed");
 }
 
+/// A private podman for `w` (its own storage and run root, cgroupfs, no events), with
+/// `runtime`: exit code, stdout, stderr.
+fn podman(w: &Wharf, runtime: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new("podman")
+        .arg("--root")
+        .arg(w.path("podman-root"))
+        .arg("--runroot")
+        .arg(w.path("podman-run"))
+        .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+        .args(["--events-backend", "none", "--runtime", runtime])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn podman_runs_native_images_through_wharf_runtime_as_through_runc() {
     let _serial = serial();
@@ -637,25 +589,7 @@ fn podman_runs_native_images_through_wharf_runtime_as_through_runc() {
         &s(&archive),
         "busybox",
     ]);
-    // A private podman (its own storage, run root and cgroup parent), never pulling.
-    let podman = |runtime: &str, args: &[&str]| {
-        let out = Command::new("podman")
-            .arg("--root")
-            .arg(w.path("podman-root"))
-            .arg("--runroot")
-            .arg(w.path("podman-run"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
-            .args(["--events-backend", "none", "--runtime", runtime])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let podman = |runtime: &str, args: &[&str]| podman(&w, runtime, args);
     let load = podman("runc", &["load", "-i", &s(&archive)]);
     assert_eq!(load.0, Some(0), "{}", load.2);
     let image = "localhost/busybox:latest";
@@ -991,24 +925,9 @@ fn wasm_bundles_run_in_place_under_the_runtime_containerd_and_podman() {
         &s(&docker_archive),
         "hc",
     ]);
-    let podman = |args: &[&str]| {
-        Command::new("podman")
-            .arg("--root")
-            .arg(w.path("podman-root"))
-            .arg("--runroot")
-            .arg(w.path("podman-run"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
-            .args(["--events-backend", "none", "--runtime", runtime_bin()])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
-    assert!(
-        podman(&["load", "-i", &s(&docker_archive)])
-            .status
-            .success()
-    );
+    let podman = |args: &[&str]| podman(w, runtime_bin(), args);
+    let (code, _, err) = podman(&["load", "-i", &s(&docker_archive)]);
+    assert_eq!(code, Some(0), "{err}");
     let out = podman(&[
         "run",
         "--rm",
@@ -1022,12 +941,8 @@ fn wasm_bundles_run_in_place_under_the_runtime_containerd_and_podman() {
         "nproc=1024:1024",
         "localhost/hc:latest",
     ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, text, err) = out;
+    assert_eq!(code, Some(0), "{err}");
     assert!(
         text.starts_with("hello from wasm\narg[0]=/app.wasm\n"),
         "{text}"
