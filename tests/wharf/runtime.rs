@@ -554,6 +554,22 @@ fn a_container_cannot_overwrite_the_runtime_through_proc_self_exe() {
     assert_eq!(hash(&victim), before, "the runtime's binary changed");
 }
 
+/// The busybox test image as a docker-archive that wharf wrote (what Docker and Podman
+/// load).
+fn busybox_docker_archive(w: &Wharf) -> PathBuf {
+    w.ok(&["load", "-i", &s(&busybox_images().join("busybox-oci.tar"))]);
+    let archive = w.path("busybox-docker.tar");
+    w.ok(&[
+        "save",
+        "--format",
+        "docker-archive",
+        "-o",
+        &s(&archive),
+        "busybox",
+    ]);
+    archive
+}
+
 /// A private podman for `w` (its own storage and run root, cgroupfs, no events), with
 /// `runtime`: exit code, stdout, stderr.
 fn podman(w: &Wharf, runtime: &str, args: &[&str]) -> (Option<i32>, String, String) {
@@ -579,16 +595,7 @@ fn podman(w: &Wharf, runtime: &str, args: &[&str]) -> (Option<i32>, String, Stri
 fn podman_runs_native_images_through_wharf_runtime_as_through_runc() {
     let _serial = serial();
     let w = Wharf::new();
-    w.ok(&["load", "-i", &s(&busybox_images().join("busybox-oci.tar"))]);
-    let archive = w.path("busybox-docker.tar");
-    w.ok(&[
-        "save",
-        "--format",
-        "docker-archive",
-        "-o",
-        &s(&archive),
-        "busybox",
-    ]);
+    let archive = busybox_docker_archive(&w);
     let podman = |runtime: &str, args: &[&str]| podman(&w, runtime, args);
     let load = podman("runc", &["load", "-i", &s(&archive)]);
     assert_eq!(load.0, Some(0), "{}", load.2);
@@ -734,16 +741,7 @@ impl Drop for Dockerd {
 fn docker_runs_native_images_through_wharf_runtime_as_through_runc() {
     let _serial = serial();
     let w = Wharf::new();
-    w.ok(&["load", "-i", &s(&busybox_images().join("busybox-oci.tar"))]);
-    let archive = w.path("busybox-docker.tar");
-    w.ok(&[
-        "save",
-        "--format",
-        "docker-archive",
-        "-o",
-        &s(&archive),
-        "busybox",
-    ]);
+    let archive = busybox_docker_archive(&w);
     let d = Dockerd::start(&w);
     let (code, _, err) = d.docker(&["load", "-i", &s(&archive)]);
     assert_eq!(code, Some(0), "docker load: {err}");
