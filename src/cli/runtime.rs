@@ -298,7 +298,8 @@ fn run(cli: Cli, engine: Option<wharf::runtime::guest::Engine>) -> anyhow::Resul
         }
         Command::State { id } => print(&runtime::state(&rt, &id)?)?,
         Command::Kill { all, id, signal } => {
-            let sig = runtime::kill::parse_signal(&signal)
+            // A name with or without SIG, or a number, as runc takes it.
+            let sig = wharf::sys::parse_signal(&signal)
                 .ok_or_else(|| anyhow::anyhow!("unknown signal {signal:?}"))?;
             runtime::kill(&rt, &id, sig, all)?;
         }

@@ -4,15 +4,6 @@
 use super::{Runtime, RuntimeError, Status};
 use crate::backend::native::cgroups::Cgroup;
 
-/// Parse a signal as runc does: a name with or without `SIG`, or a number.
-pub fn parse_signal(s: &str) -> Option<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        return (1..=64).contains(&n).then_some(n);
-    }
-    let upper = s.to_ascii_uppercase();
-    crate::sys::parse_signal(upper.strip_prefix("SIG").unwrap_or(&upper))
-}
-
 /// `kill [--all] ID SIGNAL`.
 pub fn kill(rt: &Runtime, id: &str, signal: i32, all: bool) -> Result<(), RuntimeError> {
     let s = rt.load(id)?;

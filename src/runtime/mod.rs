@@ -11,7 +11,7 @@ mod create;
 mod delete;
 mod exec;
 pub mod guest;
-pub mod kill;
+mod kill;
 mod pause;
 mod spec;
 mod start;
@@ -67,17 +67,6 @@ pub enum RuntimeError {
     },
     #[error(transparent)]
     Native(#[from] NativeError),
-}
-
-impl RuntimeError {
-    /// The exit code a workload-facing error should have (`run`): the container's own
-    /// setup codes (126, 127) pass through; everything else is 1, as runc.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            RuntimeError::Native(NativeError::Child { code, .. }) if *code != 125 => *code,
-            _ => 1,
-        }
-    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError + '_ {
