@@ -5,12 +5,14 @@
 //! binary carries the engine: the small `wharf-runtime` hands a wasm bundle's `create` to
 //! a sealed copy of it (see `create`).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
 use crate::backend::wasm::{self, StdioOptions, WasmRun};
 use crate::run::Opened;
+use crate::run::options::PortMapping;
 
 /// The engine entry `create` calls in the container's first process, once set up.
 pub type Engine = fn(&Spec) -> u8;
@@ -33,6 +35,39 @@ fn inside(spec: &Spec) -> Spec {
         spec.set_mounts(Some(kept));
     }
     spec
+}
+
+/// The environment variable that sets where a wasi:http server in a container listens (the
+/// container's own network: every address of it on port 8080 unless set). runwasi's name for
+/// it is accepted too, so images made for runwasi's wasmtime shim run unchanged.
+pub const HTTP_ADDRESS_ENV: &str = "WHARF_HTTP_ADDRESS";
+const RUNWASI_HTTP_ADDRESS_ENV: &str = "WASMTIME_HTTP_PROXY_SOCKET_ADDR";
+
+/// Where a wasi:http component in this container serves.
+fn http_address(spec: &Spec) -> Result<Vec<PortMapping>, String> {
+    let env = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.env().clone())
+        .unwrap_or_default();
+    let value = [HTTP_ADDRESS_ENV, RUNWASI_HTTP_ADDRESS_ENV]
+        .iter()
+        .find_map(|k| {
+            env.iter()
+                .find_map(|e| e.strip_prefix(k)?.strip_prefix('='))
+                .map(str::to_owned)
+        });
+    let addr: SocketAddr = match value {
+        None => SocketAddr::from(([0, 0, 0, 0], 8080)),
+        Some(v) => v.parse().map_err(|_| {
+            format!("{HTTP_ADDRESS_ENV}={v:?} is not an address and port such as 0.0.0.0:8080")
+        })?,
+    };
+    Ok(vec![PortMapping {
+        host_ip: addr.ip(),
+        host_port: addr.port(),
+        container_port: addr.port(),
+    }])
 }
 
 /// Run the bundle's module in this process (inside the container): its exit code.
@@ -71,12 +106,19 @@ pub fn run(spec: &Spec) -> u8 {
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
+    let ports = match http_address(&spec) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("wharf: {e}");
+            return 125;
+        }
+    };
     let r = wasm::run(WasmRun {
         name: entry,
         module: &module,
         spec: &spec,
         rootfs: Some(Path::new("/")),
-        ports: &[],
+        ports: &ports,
         stdio: StdioOptions {
             interactive: true,
             tty,
@@ -97,5 +139,41 @@ pub fn run(spec: &Spec) -> u8 {
             eprintln!("wharf: {e}");
             e.exit_code()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with_env(env: &[&str]) -> Spec {
+        let mut spec = Spec::default();
+        let mut p = spec.process().clone().unwrap_or_default();
+        p.set_env(Some(env.iter().map(|s| s.to_string()).collect()));
+        spec.set_process(Some(p));
+        spec
+    }
+
+    #[test]
+    fn http_address_defaults_to_every_address_of_the_container() {
+        let p = http_address(&spec_with_env(&["PATH=/bin"])).unwrap();
+        assert_eq!(p[0].host_ip.to_string(), "0.0.0.0");
+        assert_eq!(p[0].host_port, 8080);
+        let p = http_address(&spec_with_env(&[
+            "WASMTIME_HTTP_PROXY_SOCKET_ADDR=127.0.0.1:9000",
+        ]))
+        .unwrap();
+        assert_eq!(
+            (p[0].host_ip.to_string(), p[0].host_port),
+            ("127.0.0.1".into(), 9000)
+        );
+        let p = http_address(&spec_with_env(&[
+            "WASMTIME_HTTP_PROXY_SOCKET_ADDR=127.0.0.1:9000",
+            "WHARF_HTTP_ADDRESS=127.0.0.1:9001",
+        ]))
+        .unwrap();
+        assert_eq!(p[0].host_port, 9001);
+        let e = http_address(&spec_with_env(&["WHARF_HTTP_ADDRESS=nope"])).unwrap_err();
+        assert!(e.contains("WHARF_HTTP_ADDRESS"), "{e}");
     }
 }

@@ -12,7 +12,8 @@ use oci_spec::runtime::LinuxResources;
 use super::NativeError;
 
 const ROOT: &str = "/sys/fs/cgroup";
-const V1_CONTROLLERS: [&str; 5] = ["memory", "pids", "cpu", "devices", "freezer"];
+/// cpuacct is its own hierarchy on some hosts, a link to `cpu,cpuacct` on others.
+const V1_CONTROLLERS: [&str; 6] = ["memory", "pids", "cpu", "cpuacct", "devices", "freezer"];
 
 /// The devices a container may use (Docker's default list): any node may be created, only
 /// these opened. Without this a container with CAP_MKNOD could open the host's disks.
@@ -104,11 +105,17 @@ impl Cgroup {
             }
         } else {
             let mut dirs = Vec::new();
+            let mut seen = Vec::new();
             for c in V1_CONTROLLERS {
                 let hierarchy = Path::new(ROOT).join(c);
-                if !hierarchy.exists() {
+                // Missing, or the same hierarchy under another name.
+                let Ok(real) = fs::canonicalize(&hierarchy) else {
+                    continue;
+                };
+                if seen.contains(&real) {
                     continue;
                 }
+                seen.push(real);
                 let dir = hierarchy.join(rel);
                 fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
                 dirs.push(dir);
@@ -235,21 +242,28 @@ impl Cgroup {
 
     /// Whether the kernel OOM-killed a process of this cgroup.
     pub fn oom_killed(&self) -> bool {
+        self.oom_kills() > 0
+    }
+
+    /// How many processes of this cgroup the kernel OOM-killed.
+    pub fn oom_kills(&self) -> u64 {
         let Some(dir) = self.dir_for("memory") else {
-            return false;
+            return 0;
         };
         let file = if self.v2 {
             "memory.events"
         } else {
             "memory.oom_control"
         };
-        fs::read_to_string(dir.join(file)).is_ok_and(|s| {
-            s.lines().any(|l| {
-                l.strip_prefix("oom_kill ")
-                    .and_then(|n| n.trim().parse::<u64>().ok())
-                    .is_some_and(|n| n > 0)
+        fs::read_to_string(dir.join(file))
+            .ok()
+            .and_then(|s| {
+                s.lines().find_map(|l| {
+                    l.strip_prefix("oom_kill ")
+                        .and_then(|n| n.trim().parse::<u64>().ok())
+                })
             })
-        })
+            .unwrap_or(0)
     }
 
     /// Every process in the cgroup (host pids).
@@ -336,44 +350,37 @@ impl Cgroup {
                 .parse()
                 .ok()
         };
-        let (mem, mem_limit, cpu) = if self.v2 {
+        // cpu.stat (v2) in microseconds, as nanoseconds.
+        let cpu_stat = |key: &str| -> Option<u64> {
+            fs::read_to_string(self.dir_for("cpu")?.join("cpu.stat"))
+                .ok()?
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.trim().parse::<u64>().ok())
+                .map(|u| u * 1000)
+        };
+        // cpuacct (v1) is mounted with cpu on most hosts, alone on some.
+        let cpuacct = |f: &str| -> Option<u64> { read("cpuacct", f).or_else(|| read("cpu", f)) };
+        let (mem, mem_limit, cpu, user, kernel) = if self.v2 {
             (
                 read("memory", "memory.current"),
                 read("memory", "memory.max"),
-                self.dir_for("cpu").and_then(|d| {
-                    fs::read_to_string(d.join("cpu.stat"))
-                        .ok()?
-                        .lines()
-                        .find_map(|l| {
-                            l.strip_prefix("usage_usec ")?
-                                .trim()
-                                .parse::<u64>()
-                                .ok()
-                                .map(|u| u * 1000)
-                        })
-                }),
+                cpu_stat("usage_usec "),
+                cpu_stat("user_usec "),
+                cpu_stat("system_usec "),
             )
         } else {
             (
                 read("memory", "memory.usage_in_bytes"),
                 read("memory", "memory.limit_in_bytes"),
-                read("cpu", "cpuacct.usage").or_else(|| {
-                    let d = Path::new(ROOT).join("cpuacct");
-                    let rel = self
-                        .dir_for("cpu")?
-                        .strip_prefix(Path::new(ROOT).join("cpu"))
-                        .ok()?;
-                    fs::read_to_string(d.join(rel).join("cpuacct.usage"))
-                        .ok()?
-                        .trim()
-                        .parse()
-                        .ok()
-                }),
+                cpuacct("cpuacct.usage"),
+                cpuacct("cpuacct.usage_user"),
+                cpuacct("cpuacct.usage_sys"),
             )
         };
         serde_json::json!({
-            "cpu": {"usage": {"total": cpu.unwrap_or(0)}},
-            "memory": {"usage": {"usage": mem.unwrap_or(0), "limit": mem_limit.unwrap_or(0)}},
+            "cgroup_version": if self.v2 { 2 } else { 1 },
+            "cpu": {"usage": {"total": cpu.unwrap_or(0), "user": user.unwrap_or(0), "kernel": kernel.unwrap_or(0)}},
+            "memory": {"usage": {"usage": mem.unwrap_or(0), "limit": mem_limit.unwrap_or(0)}, "oom_kill": self.oom_kills()},
             "pids": {"current": read("pids", "pids.current").unwrap_or(0), "limit": read("pids", "pids.max").unwrap_or(0)},
         })
     }

@@ -124,6 +124,7 @@ pub fn create(c: NativeCreate<'_>) -> Result<Created, NativeError> {
     }
     let mut flags = CloneFlags::empty();
     let mut joins = Vec::new();
+    let mut pid_ns = None;
     let mut private_network = false;
     for ns in linux
         .and_then(|l| l.namespaces().as_ref())
@@ -143,10 +144,9 @@ pub fn create(c: NativeCreate<'_>) -> Result<Created, NativeError> {
                 private_network |= ns.typ() == LinuxNamespaceType::Network;
             }
             Some(path) => {
-                if matches!(ns.typ(), LinuxNamespaceType::User | LinuxNamespaceType::Pid) {
+                if ns.typ() == LinuxNamespaceType::User {
                     return Err(unsupported(format!(
-                        "joining an existing {:?} namespace ({}) is not supported yet",
-                        ns.typ(),
+                        "joining an existing user namespace ({}) is not supported yet",
                         path.display()
                     )));
                 }
@@ -157,7 +157,13 @@ pub fn create(c: NativeCreate<'_>) -> Result<Created, NativeError> {
                             source: e.into(),
                         }
                     })?;
-                joins.push((fd, flag));
+                // A process enters a pid namespace only when it is made: the parent
+                // points its children there before the clone (a CRI pod sharing one).
+                if ns.typ() == LinuxNamespaceType::Pid {
+                    pid_ns = Some(fd);
+                } else {
+                    joins.push((fd, flag));
+                }
             }
         }
     }
@@ -177,7 +183,12 @@ pub fn create(c: NativeCreate<'_>) -> Result<Created, NativeError> {
         .and_then(|c| c.bounding().as_ref())
         .is_some_and(|b| b.len() >= bundle::security::ALL_CAPABILITIES.len());
     let cgroup = cgroups::Cgroup::create_at(&cgroup_path(spec, c.id)?, resources, privileged)?;
-    let result = clone_waiting(&c, &cgroup, flags, joins, private_network);
+    let result = match &pid_ns {
+        None => clone_waiting(&c, &cgroup, flags, joins, private_network),
+        Some(target) => in_pid_namespace(target, || {
+            clone_waiting(&c, &cgroup, flags, joins, private_network)
+        }),
+    };
     match result {
         Ok(pid) => Ok(Created {
             pid,
@@ -188,6 +199,29 @@ pub fn create(c: NativeCreate<'_>) -> Result<Created, NativeError> {
             Err(e)
         }
     }
+}
+
+/// Runs `clone` with this process's children made in the pid namespace `target`, then points
+/// them back at its own (hooks and helpers started later stay on the host).
+fn in_pid_namespace<T>(
+    target: &OwnedFd,
+    clone: impl FnOnce() -> Result<T, NativeError>,
+) -> Result<T, NativeError> {
+    let state = |path: &str, e: nix::Error| NativeError::State {
+        path: path.into(),
+        source: e.into(),
+    };
+    let own = open(
+        "/proc/self/ns/pid",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| state("/proc/self/ns/pid", e))?;
+    nix::sched::setns(target, CloneFlags::CLONE_NEWPID)
+        .map_err(|e| state("the pid namespace to join", e))?;
+    let result = clone();
+    nix::sched::setns(&own, CloneFlags::CLONE_NEWPID).map_err(|e| state("/proc/self/ns/pid", e))?;
+    result
 }
 
 fn clone_waiting(
