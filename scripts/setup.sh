@@ -19,3 +19,14 @@ installed=$(rustup target list --installed)
 for t in wasm32-wasip1 wasm32-wasip2 x86_64-pc-windows-gnu; do
     grep -qx "$t" <<<"$installed" || rustup target add "$t"
 done
+# The CRI client for the shim's tests and benchmark (grpc stubs of Kubernetes' runtime.v1),
+# from PyPI, in a directory of its own (PYTHONPATH).
+py_dir="$HOME/.cache/wharf/python"
+if ! PYTHONPATH="$py_dir" python3 -c "import grpc, cri_api.v1.api_pb2_grpc" 2>/dev/null; then
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+    fi
+    python3 -m pip install -q --disable-pip-version-check --target "$py_dir" \
+        container-runtime-interface-api==2.0.1 grpcio==1.85.3 protobuf==6.33.6
+fi

@@ -12,6 +12,9 @@ export WHARF_WASM_DIR="$repo/wasm-examples/out"
 export WHARF_TEST_IMAGES="$CARGO_TARGET_DIR/test-images"
 bash tests/fixtures/make-busybox-image.sh "$WHARF_TEST_IMAGES" >/dev/null
 status=0
-cargo test --no-fail-fast "$@" || status=$?
+# The containerd shim is its own crate in the workspace: its binary is built for the
+# integration tests, which find it beside wharf and wharf-runtime.
+cargo build -p containerd-shim-wharf
+cargo test --workspace --no-fail-fast "$@" || status=$?
 bash scripts/test-windows.sh || status=$?
 exit $status

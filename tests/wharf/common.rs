@@ -340,12 +340,32 @@ pub struct Containerd {
     namespace: String,
 }
 
+/// Where the built binaries are (wharf, wharf-runtime, and the shim built beside them).
+pub fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_wharf"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
 impl Containerd {
     pub fn start(w: &Wharf) -> Containerd {
+        Self::start_with(w, "version = 2\n")
+    }
+
+    /// containerd with a config of the test's, finding `containerd-shim-wharf-v1` (runtime
+    /// type `io.containerd.wharf.v1`) among the built binaries.
+    pub fn start_with(w: &Wharf, config_text: &str) -> Containerd {
         let sock = w.path("containerd.sock");
         let config = w.path("containerd.toml");
-        std::fs::write(&config, "version = 2\n").unwrap();
+        std::fs::write(&config, config_text).unwrap();
+        let path = format!(
+            "{}:{}",
+            bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let child = Command::new("containerd")
+            .env("PATH", path)
             .arg("--config")
             .arg(&config)
             .arg("--root")
@@ -368,6 +388,14 @@ impl Containerd {
             sock,
             namespace,
         }
+    }
+
+    pub fn sock(&self) -> &Path {
+        &self.sock
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     pub fn ctr(&self, args: &[&str]) -> Output {
@@ -397,5 +425,6 @@ impl Drop for Containerd {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(Path::new("/run/containerd/runc").join(&self.namespace));
+        let _ = std::fs::remove_dir_all(Path::new("/run/containerd/wharf").join(&self.namespace));
     }
 }

@@ -1,5 +1,6 @@
 //! wharf's integration tests: one binary driving the built `wharf` (or the one named by
-//! `WHARF_BIN`, e.g. `wharf.exe` under wine) against real tools: skopeo, umoci, containerd.
+//! `WHARF_BIN`, e.g. `wharf.exe` under wine) against real tools: skopeo, umoci, containerd (and
+//! `containerd-shim-wharf-v1`, built beside it).
 
 mod common;
 #[cfg(target_os = "linux")]
@@ -15,5 +16,7 @@ mod portable;
 mod registry;
 #[cfg(target_os = "linux")]
 mod runtime;
+#[cfg(target_os = "linux")]
+mod shim;
 mod store;
 mod wasm;

@@ -1,0 +1,536 @@
+//! `containerd-shim-wharf-v1` under Debian's containerd 1.6 (a private config, root, state and
+//! socket per test): `ctr run --runtime io.containerd.wharf.v1` of native and wasm images, the
+//! CRI path the kubelet takes (a pod mixing both kinds, driven by a CRI client from PyPI), and
+//! a killed shim.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::native::serial;
+
+const RUNTIME: &str = "io.containerd.wharf.v1";
+const BUSYBOX: &str = "docker.io/library/busybox:latest";
+
+/// The shim, built beside wharf and wharf-runtime (scripts/test.sh builds it).
+fn shim_bin() -> PathBuf {
+    let p = bin_dir().join("containerd-shim-wharf-v1");
+    assert!(
+        p.is_file(),
+        "{} is missing: build it with `cargo build -p containerd-shim-wharf` (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+fn ctr_in(cd: &Containerd, namespace: &str, args: &[&str]) -> Output {
+    Command::new("ctr")
+        .arg("--address")
+        .arg(cd.sock())
+        .args(["--namespace", namespace])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> (Option<i32>, String, String) {
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A compat wasm image (the module at /app.wasm in a tar layer, which containerd 1.6 can
+/// unpack), imported into `namespace` as docker.io/library/NAME:latest.
+fn import_wasm(w: &Wharf, cd: &Containerd, namespace: &str, module: &Path, name: &str) {
+    w.ok(&["package", &s(module), "--compat", "-t", name]);
+    let archive = w.path(&format!("{name}.tar"));
+    w.ok(&["save", "-o", &s(&archive), name]);
+    let (code, _, err) = text(&ctr_in(cd, namespace, &["images", "import", &s(&archive)]));
+    assert_eq!(code, Some(0), "import {name}: {err}");
+}
+
+fn import_busybox(cd: &Containerd, namespace: &str) {
+    for archive in ["busybox-docker.tar", "pause-docker.tar"] {
+        let path = busybox_images().join(archive);
+        let (code, _, err) = text(&ctr_in(cd, namespace, &["images", "import", &s(&path)]));
+        assert_eq!(code, Some(0), "import {archive}: {err}");
+    }
+}
+
+fn wait_until(what: &str, seconds: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Processes whose command line mentions `needle` (shims carry containerd's socket path).
+fn processes_mentioning(needle: &str, program: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if line.contains(needle) && line.contains(program) {
+            found.push(line);
+        }
+    }
+    found
+}
+
+/// Nothing of the test's left: no shim, no runtime state, no mount under its directory.
+fn assert_nothing_left(w: &Wharf, cd: &Containerd, runtime_root: &Path, ids: &[String]) {
+    wait_until("the shims to exit", 10, || {
+        processes_mentioning(&s(cd.sock()), "containerd-shim-wharf-v1").is_empty()
+    });
+    for id in ids {
+        assert!(
+            !runtime_root.join(id).exists(),
+            "runtime state of {id} left in {}",
+            runtime_root.display()
+        );
+        for controller in ["memory", "pids", "cpu", "freezer"] {
+            let leftovers: Vec<PathBuf> = ["k8s.io", "wharf", "default"]
+                .iter()
+                .map(|p| {
+                    Path::new("/sys/fs/cgroup")
+                        .join(controller)
+                        .join(p)
+                        .join(id)
+                })
+                .filter(|d| d.exists())
+                .collect();
+            assert!(leftovers.is_empty(), "cgroups left: {leftovers:?}");
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    let ours: Vec<&str> = mounts
+        .lines()
+        .filter(|l| l.contains(&s(w.dir.path())))
+        .collect();
+    assert!(ours.is_empty(), "mounts left: {ours:?}");
+}
+
+#[test]
+fn ctr_runs_native_and_wasm_images_through_the_wharf_shim() {
+    let _serial = serial();
+    shim_bin();
+    let w = Wharf::new();
+    let cd = Containerd::start(&w);
+    let ns = cd.namespace().to_owned();
+    import_busybox(&cd, &ns);
+    import_wasm(&w, &cd, &ns, Path::new(&wasm("hello.wasm")), "wharf-hello");
+    let exit42 = w.path("exit42.wasm");
+    std::fs::write(
+        &exit42,
+        wat::parse_str(
+            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $e (param i32)))
+                (memory (export "memory") 1) (func (export "_start") (call $e (i32.const 42))))"#,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    import_wasm(&w, &cd, &ns, &exit42, "wharf-exit42");
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--rm", "--runtime", RUNTIME];
+        all.extend(args);
+        text(&cd.ctr(&all))
+    };
+
+    // Output and the workload's own exit codes, native and wasm.
+    let (code, out, err) = run(&[BUSYBOX, "n1", "sh", "-c", "echo hello; id -u; exit 3"]);
+    assert_eq!((code, out.as_str()), (Some(3), "hello\n0\n"), "{err}");
+    let (code, _, err) = run(&[BUSYBOX, "n2", "sh", "-c", "no-such-command"]);
+    assert_eq!(code, Some(127), "{err}");
+    // Killed (SIGKILL from outside, as ctr task kill sends it): 137.
+    cd.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        BUSYBOX,
+        "n3",
+        "sleep",
+        "600",
+    ]);
+    cd.ctr_ok(&["task", "kill", "-s", "KILL", "n3"]);
+    wait_until("n3 to stop", 10, || {
+        cd.ctr_ok(&["task", "ls"]).contains("STOPPED")
+    });
+    let (code, _, err) = text(&cd.ctr(&["task", "delete", "n3"]));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("exit code 137"), "{err}");
+    cd.ctr_ok(&["container", "rm", "n3"]);
+    let (code, out, err) = run(&[
+        "docker.io/library/wharf-hello:latest",
+        "w1",
+        "/app.wasm",
+        "x",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("hello from wasm\narg[0]=/app.wasm\narg[1]=x\n"),
+        "{out}"
+    );
+    let (code, _, err) = run(&["docker.io/library/wharf-exit42:latest", "w2"]);
+    assert_eq!(code, Some(42), "{err}");
+    // A missing entrypoint: the create fails with the runtime's reason, nothing is left.
+    let (code, _, err) = run(&[BUSYBOX, "n4", "/no/such/binary"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("/no/such/binary"), "{err}");
+
+    // Detached: ls, ps, metrics, exec, pause/resume, kill -s TERM, delete.
+    cd.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        BUSYBOX,
+        "bg",
+        "sh",
+        "-c",
+        "trap 'echo bye; exit 5' TERM; while true; do sleep 0.1; done",
+    ]);
+    let tasks = cd.ctr_ok(&["task", "ls"]);
+    assert!(tasks.contains("bg") && tasks.contains("RUNNING"), "{tasks}");
+    let ps = cd.ctr_ok(&["task", "ps", "bg"]);
+    assert!(ps.lines().count() >= 2, "{ps}");
+    let metrics = cd.ctr_ok(&["task", "metrics", "bg"]);
+    let metric = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    assert!(metric("memory.usage_in_bytes") > 0, "{metrics}");
+    assert!(metric("pids.current") >= 1, "{metrics}");
+    let exec = text(&cd.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "bg",
+        "sh",
+        "-c",
+        "echo from exec; id -u; exit 4",
+    ]));
+    assert_eq!(
+        (exec.0, exec.1.as_str()),
+        (Some(4), "from exec\n0\n"),
+        "{}",
+        exec.2
+    );
+    cd.ctr_ok(&["task", "pause", "bg"]);
+    assert!(cd.ctr_ok(&["task", "ls"]).contains("PAUSED"));
+    cd.ctr_ok(&["task", "resume", "bg"]);
+    assert!(cd.ctr_ok(&["task", "ls"]).contains("RUNNING"));
+    cd.ctr_ok(&["task", "kill", "-s", "TERM", "bg"]);
+    wait_until("bg to stop", 10, || {
+        cd.ctr_ok(&["task", "ls"]).contains("STOPPED")
+    });
+    cd.ctr_ok(&["task", "delete", "bg"]);
+    cd.ctr_ok(&["container", "rm", "bg"]);
+
+    // A terminal (ctr -t under script(1)): the pty is relayed, a resize reaches it.
+    let line = format!(
+        "stty cols 77 rows 21; ctr --address {} --namespace {ns} run --rm -t --runtime {RUNTIME} \
+         {BUSYBOX} tty1 sh -c 'sleep 0.5; stty size; tty; exit 6'",
+        s(cd.sock())
+    );
+    let out = Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (code, out, err) = text(&out);
+    assert_eq!(code, Some(6), "{out} {err}");
+    assert!(out.contains("21 77"), "{out}");
+    assert!(out.contains("/dev/pts/"), "{out}");
+
+    // --log-uri file://: stdout and stderr into one file, its directory made.
+    let log = w.path("logs/deep/c.log");
+    let uri = format!("file://{}", log.display());
+    let (code, _, err) = run(&[
+        "--log-uri",
+        &uri,
+        BUSYBOX,
+        "lg",
+        "sh",
+        "-c",
+        "echo to-log; echo err-log >&2",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("to-log\n") && logged.contains("err-log\n"),
+        "{logged}"
+    );
+
+    // --log-uri binary://: a logger with the streams on fds 3 and 4.
+    let logger = w.path("logger.sh");
+    std::fs::write(
+        &logger,
+        "#!/bin/sh\nexec 5>&-\ncat <&3 > \"$1.out\" &\ncat <&4 > \"$1.err\" &\nwait\n\
+         echo \"$CONTAINER_NAMESPACE/$CONTAINER_ID\" > \"$1.who\"\n",
+    )
+    .unwrap();
+    sh(Command::new("chmod").arg("755").arg(&logger));
+    let base = w.path("bin-log");
+    let uri = format!("binary://{}?{}", logger.display(), base.display());
+    let (code, _, err) = run(&[
+        "--log-uri",
+        &uri,
+        BUSYBOX,
+        "bl",
+        "sh",
+        "-c",
+        "echo out-line; echo err-line >&2",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let read = |ext: &str| std::fs::read_to_string(format!("{}.{ext}", base.display()));
+    wait_until("the logger to finish", 10, || read("who").is_ok());
+    assert_eq!(read("out").unwrap(), "out-line\n");
+    assert_eq!(read("err").unwrap(), "err-line\n");
+    assert_eq!(read("who").unwrap(), format!("{ns}/bl\n"));
+
+    let ids: Vec<String> = ["n1", "n2", "n3", "n4", "w1", "w2", "bg", "tty1", "lg", "bl"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_nothing_left(&w, &cd, &Path::new("/run/containerd/wharf").join(&ns), &ids);
+}
+
+#[test]
+fn a_killed_shim_leaves_no_container_running() {
+    let _serial = serial();
+    shim_bin();
+    let w = Wharf::new();
+    let cd = Containerd::start(&w);
+    let ns = cd.namespace().to_owned();
+    import_busybox(&cd, &ns);
+    cd.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        BUSYBOX,
+        "k1",
+        "sleep",
+        "600",
+    ]);
+    let tasks = cd.ctr_ok(&["task", "ls"]);
+    let pid: i32 = tasks
+        .lines()
+        .find(|l| l.starts_with("k1 "))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("{tasks}"));
+    let shims = processes_mentioning(&s(cd.sock()), "containerd-shim-wharf-v1");
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    let shim_pid = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let line = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            (line.contains("containerd-shim-wharf-v1") && line.contains(&s(cd.sock())))
+                .then(|| e.file_name().to_string_lossy().parse::<i32>().ok())?
+        })
+        .unwrap();
+    sh(Command::new("kill").args(["-9", &shim_pid.to_string()]));
+    // containerd sees the shim go, and cleans up through the binary's `delete` action,
+    // which removes the container with `wharf-runtime delete --force`.
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(false)
+    };
+    wait_until("the container to be killed", 15, || !alive(pid));
+    wait_until("the task to be gone", 15, || {
+        !cd.ctr_ok(&["task", "ls"]).contains("k1 ")
+    });
+    cd.ctr_ok(&["container", "rm", "k1"]);
+    assert_nothing_left(
+        &w,
+        &cd,
+        &Path::new("/run/containerd/wharf").join(&ns),
+        &["k1".to_string()],
+    );
+}
+
+/// Where the CRI client (PyPI's container-runtime-interface-api and grpcio) is installed:
+/// scripts/setup.sh puts it in ~/.cache/wharf/python.
+fn cri_pythonpath() -> String {
+    let dir = std::env::var("WHARF_PYTHONPATH").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/wharf/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let ok = Command::new("python3")
+        .args(["-c", "import grpc, cri_api.v1.api_pb2_grpc"])
+        .env("PYTHONPATH", &dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "the CRI client is not installed in {dir}: run scripts/setup.sh"
+    );
+    dir
+}
+
+fn cri(cd: &Containerd, pythonpath: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new("python3")
+        .arg(repo_dir().join("tests/fixtures/cri.py"))
+        .arg(cd.sock())
+        .args(args)
+        .env("PYTHONPATH", pythonpath)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (code, stdout, err) = text(&out);
+    assert_eq!(code, Some(0), "cri.py {args:?}: {err}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// Removes the pods of a failed run, so no shim or container outlives the test.
+struct PodsCleanup<'a> {
+    cd: &'a Containerd,
+    pythonpath: String,
+}
+
+impl Drop for PodsCleanup<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("python3")
+            .arg(repo_dir().join("tests/fixtures/cri.py"))
+            .arg(self.cd.sock())
+            .arg("cleanup")
+            .env("PYTHONPATH", &self.pythonpath)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn cri_runs_a_pod_mixing_native_and_wasm_containers() {
+    let _serial = serial();
+    shim_bin();
+    let pythonpath = cri_pythonpath();
+    let w = Wharf::new();
+    let config = std::fs::read_to_string(repo_dir().join("tests/fixtures/containerd-cri.toml"))
+        .unwrap()
+        .replace("@DIR@", &s(w.dir.path()));
+    let cd = Containerd::start_with(&w, &config);
+    import_busybox(&cd, "k8s.io");
+    import_wasm(
+        &w,
+        &cd,
+        "k8s.io",
+        Path::new(&wasm("hello.wasm")),
+        "wharf-hello",
+    );
+    import_wasm(
+        &w,
+        &cd,
+        "k8s.io",
+        Path::new(&wasm("http-hello.wasm")),
+        "wharf-http",
+    );
+    let logs = w.path("pod-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let _cleanup = PodsCleanup {
+        cd: &cd,
+        pythonpath: pythonpath.clone(),
+    };
+    let port = free_port().to_string();
+    let seen = cri(&cd, &pythonpath, &["mixed", "wharf", &s(&logs), &port]);
+
+    // The native job and the wasm module ran to their own exit codes, with their output in
+    // the CRI log files.
+    assert_eq!(seen["job"]["exit_code"], 3, "{seen}");
+    assert_eq!(seen["job"]["reason"], "Error", "{seen}");
+    assert_eq!(seen["wasm"]["exit_code"], 0, "{seen}");
+    assert_eq!(seen["wasm"]["reason"], "Completed", "{seen}");
+    let lines = |name: &str| -> Vec<(String, String)> {
+        seen["logs"][name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["stream"].as_str().unwrap().to_owned(),
+                    l["text"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let wasm_log = lines("wasm");
+    assert_eq!(
+        wasm_log[..3],
+        [
+            ("stdout".into(), "hello from wasm".into()),
+            ("stdout".into(), "arg[0]=/app.wasm".into()),
+            ("stdout".into(), "arg[1]=a1".into())
+        ],
+        "{wasm_log:?}"
+    );
+    assert_eq!(lines("job"), [("stdout".into(), "job".into())]);
+    let native_log = lines("native");
+    assert!(
+        native_log.contains(&("stdout".into(), "native-out".into()))
+            && native_log.contains(&("stderr".into(), "native-err".into())),
+        "{native_log:?}"
+    );
+    // ExecSync into the native container: both streams and the exit code.
+    assert_eq!(seen["native_running"], "CONTAINER_RUNNING", "{seen}");
+    assert_eq!(seen["exec"]["stdout"], "exec-ok\n", "{seen}");
+    assert_eq!(seen["exec"]["stderr"], "exec-err\n", "{seen}");
+    assert_eq!(seen["exec"]["exit_code"], 7, "{seen}");
+    // The wasm wasi:http service answered, and stopped gracefully on SIGTERM (exit 0, well
+    // before the 10 s grace period), unlike the native one, which SIGTERM ended.
+    assert_eq!(seen["http_get"]["status"], 200, "{seen}");
+    assert_eq!(
+        seen["http_get"]["body"], "hello from wasi:http: GET /\n",
+        "{seen}"
+    );
+    assert_eq!(seen["http"]["exit_code"], 0, "{seen}");
+    assert!(seen["http_stop_seconds"].as_f64().unwrap() < 5.0, "{seen}");
+    assert_eq!(seen["native"]["exit_code"], 143, "{seen}");
+    assert_eq!(seen["pods_left"], 0, "{seen}");
+
+    let ids: Vec<String> = seen["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_nothing_left(&w, &cd, Path::new("/run/containerd/wharf/k8s.io"), &ids);
+    // No process of the pod's is left either.
+    for id in &ids {
+        assert!(
+            processes_mentioning(id, "").is_empty(),
+            "a process of {id} is left"
+        );
+    }
+}
