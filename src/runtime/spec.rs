@@ -31,6 +31,6 @@ pub fn features() -> serde_json::Value {
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
         },
-        "annotations": {"io.github.wharf.runtime": "native bundles (wasm bundles: wharf run)"},
+        "annotations": {"io.github.wharf.runtime": "native and wasm bundles (the wasm engine is the wharf binary installed beside wharf-runtime)"},
     })
 }

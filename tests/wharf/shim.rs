@@ -137,6 +137,20 @@ fn ctr_runs_native_and_wasm_images_through_the_wharf_shim() {
     )
     .unwrap();
     import_wasm(&w, &cd, &ns, &exit42, "wharf-exit42");
+    // Every event the shim publishes, as containerd forwards them.
+    let events_file = w.path("events.txt");
+    let mut events = Command::new("ctr")
+        .arg("--address")
+        .arg(cd.sock())
+        .args(["--namespace", &ns, "events"])
+        .stdout(std::fs::File::create(&events_file).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("ctr events to subscribe", 10, || {
+        std::fs::read_to_string(format!("/proc/{}/stat", events.id())).is_ok()
+    });
+    std::thread::sleep(Duration::from_millis(300));
     let run = |args: &[&str]| {
         let mut all = vec!["run", "--rm", "--runtime", RUNTIME];
         all.extend(args);
@@ -299,7 +313,59 @@ fn ctr_runs_native_and_wasm_images_through_the_wharf_shim() {
     assert_eq!(read("err").unwrap(), "err-line\n");
     assert_eq!(read("who").unwrap(), format!("{ns}/bl\n"));
 
-    let ids: Vec<String> = ["n1", "n2", "n3", "n4", "w1", "w2", "bg", "tty1", "lg", "bl"]
+    // Over its memory limit: the kernel's OOM kill, reported (TaskOOM) before the exit.
+    let (code, out, err) = run(&[
+        "--memory-limit",
+        "30000000",
+        BUSYBOX,
+        "oom1",
+        "sh",
+        "-c",
+        "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+    ]);
+    assert_eq!(code, Some(137), "{out} {err}");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = events.kill();
+    let _ = events.wait();
+    let seen = std::fs::read_to_string(&events_file).unwrap();
+    for topic in [
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exit",
+        "/tasks/delete",
+        "/tasks/exec-added",
+        "/tasks/exec-started",
+        "/tasks/paused",
+        "/tasks/resumed",
+    ] {
+        assert!(seen.contains(topic), "no {topic} event in:\n{seen}");
+    }
+    let oom = seen
+        .lines()
+        .position(|l| l.contains("/tasks/oom") && l.contains("\"oom1\""))
+        .unwrap_or_else(|| panic!("no TaskOOM for oom1 in:\n{seen}"));
+    let exit = seen
+        .lines()
+        .position(|l| l.contains("/tasks/exit") && l.contains("\"oom1\""))
+        .unwrap();
+    assert!(oom < exit, "TaskOOM after TaskExit:\n{seen}");
+
+    // The binary's own flags: -v, and -info (a RuntimeInfo protobuf naming the runtime type
+    // and carrying wharf-runtime's features document).
+    let v = text(&Command::new(shim_bin()).arg("-v").output().unwrap());
+    assert_eq!(v.0, Some(0), "{}", v.2);
+    assert!(v.1.contains("Version:"), "{}", v.1);
+    let info = Command::new(shim_bin()).arg("-info").output().unwrap();
+    assert!(info.status.success(), "{}", String::from_utf8_lossy(&info.stderr));
+    let raw = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        raw.contains(RUNTIME) && raw.contains("ociVersionMax"),
+        "{raw}"
+    );
+
+    let ids: Vec<String> = [
+        "n1", "n2", "n3", "n4", "w1", "w2", "bg", "tty1", "lg", "bl", "oom1",
+    ]
         .iter()
         .map(|s| s.to_string())
         .collect();

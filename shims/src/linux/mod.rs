@@ -194,7 +194,20 @@ impl containerd_shim::Shim for Shim {
             log::debug!("placing the shim {pid}: {e}");
         }
         write_address(&address)?;
-        Ok(address)
+        // Hand the address over and end here. Returning would let the crate drop its signal
+        // registration (SIGCHLD among them) while the child's exit signal can still arrive,
+        // which can leave this process spinning inside signal-hook's unregister: containerd
+        // then waits on it forever (seen: one `start` in a few dozen, in a pod's second
+        // container, whose process hands over to the running shim and exits at once).
+        let mut out = std::io::stdout().lock();
+        if out
+            .write_all(address.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            std::process::exit(1);
+        }
+        std::process::exit(0);
     }
 
     fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {

@@ -269,16 +269,6 @@ impl Service {
         self.with(id, |c| Ok(c.runtime.clone()))
     }
 
-    fn scratch(bundle: &Path, exec_id: &str) -> PathBuf {
-        // Short: a unix socket path has room for 107 bytes.
-        let _ = bundle;
-        std::env::temp_dir().join(format!(
-            "wharf-shim-{}-{}",
-            std::process::id(),
-            if exec_id.is_empty() { "init" } else { exec_id }
-        ))
-    }
-
     fn create_task(&self, req: &CreateTaskRequest) -> TtrpcResult<u32> {
         check_id("container id", &req.id)?;
         if !req.checkpoint.is_empty() {
@@ -321,10 +311,9 @@ impl Service {
                 rootfs::unmount(m);
             }
         };
-        let scratch = Self::scratch(&bundle, "");
         let _l = self.lifecycle.lock().unwrap();
         let result = (|| {
-            let mut prepared = stdio::prepare(&paths, &req.id, &self.namespace, &scratch)
+            let mut prepared = stdio::prepare(&paths, &req.id, &self.namespace)
                 .map_err(|e| status(Code::INVALID_ARGUMENT, e))?;
             let streams = prepared.take_streams();
             let pid_file = bundle.join("init.pid");
@@ -343,7 +332,6 @@ impl Service {
             let pid = read_pid(&pid_file)?;
             Ok((pid, io))
         })();
-        let _ = std::fs::remove_dir_all(&scratch);
         let (pid, io) = match result {
             Ok(v) => v,
             Err(e) => {
@@ -403,11 +391,10 @@ impl Service {
                 p.spec.clone().expect("an exec has its spec"),
             ))
         })?;
-        let scratch = Self::scratch(&bundle, exec_id);
         let pid_file = bundle.join(format!("{exec_id}.pid"));
         let _l = self.lifecycle.lock().unwrap();
         let result = (|| {
-            let mut prepared = stdio::prepare(&paths, exec_id, &self.namespace, &scratch)
+            let mut prepared = stdio::prepare(&paths, exec_id, &self.namespace)
                 .map_err(|e| status(Code::INVALID_ARGUMENT, e))?;
             let streams = prepared.take_streams();
             runtime
@@ -418,7 +405,6 @@ impl Service {
                 .map_err(|e| status(Code::INTERNAL, e))?;
             read_pid(&pid_file).map(|pid| (pid, io))
         })();
-        let _ = std::fs::remove_dir_all(&scratch);
         let _ = std::fs::remove_file(&pid_file);
         let (pid, io) = result?;
         self.with(id, |c| {

@@ -199,13 +199,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// Makes the streams for the runtime command that starts a process.
-/// `scratch` is a private directory for the console socket.
-pub fn prepare(
-    p: &Paths,
-    id: &str,
-    namespace: &str,
-    scratch: &Path,
-) -> Result<Prepared, StdioError> {
+pub fn prepare(p: &Paths, id: &str, namespace: &str) -> Result<Prepared, StdioError> {
     let mut prepared = Prepared {
         streams: Streams::null(),
         console: None,
@@ -215,10 +209,10 @@ pub fn prepare(
         logger: None,
     };
     if p.terminal {
-        std::fs::create_dir_all(scratch)
-            .map_err(open_err("directory", &scratch.to_string_lossy()))?;
-        let path = scratch.join("console.sock");
-        let _ = std::fs::remove_file(&path);
+        // A directory of its own (0700, an unguessable name), short enough for a socket path.
+        let dir = nix::unistd::mkdtemp(&std::env::temp_dir().join("wharf-shim-XXXXXX"))
+            .map_err(|e| StdioError::Console(format!("a directory for the console socket: {e}")))?;
+        let path = dir.join("console.sock");
         let listener = UnixListener::bind(&path)
             .map_err(|e| StdioError::Console(format!("{}: {e}", path.display())))?;
         prepared.console = Some((listener, path));
@@ -287,25 +281,25 @@ impl Prepared {
 
     /// After the runtime ran: takes the pty master from the console socket and starts the
     /// relays. `name` labels the relay threads.
-    pub fn finish(self, name: &str) -> Result<Io, StdioError> {
+    pub fn finish(mut self, name: &str) -> Result<Io, StdioError> {
         let mut io = Io {
-            logger: self.logger,
+            logger: self.logger.take(),
             ..Io::default()
         };
-        if let Some((listener, path)) = self.console {
+        if let Some((listener, path)) = self.console.take() {
             let master = receive_master(&listener);
             drop(listener);
-            let _ = std::fs::remove_file(&path);
+            remove_socket_dir(&path);
             let master = Arc::new(master?);
             io.console = Some(master.clone());
             let writer = master
                 .try_clone()
                 .map_err(|e| StdioError::Console(e.to_string()))?;
             *io.stdin.lock().unwrap() = Some(writer);
-            if let Some(fifo) = self.stdin_fifo {
+            if let Some(fifo) = self.stdin_fifo.take() {
                 relay_stdin(name, fifo, io.stdin.clone(), false);
             }
-            if let Some(fifo) = self.stdout_fifo {
+            if let Some(fifo) = self.stdout_fifo.take() {
                 let out = open_output("stdout", &fifo)?;
                 let reader = master
                     .try_clone()
@@ -314,11 +308,33 @@ impl Prepared {
             }
             return Ok(io);
         }
-        if let (Some(fifo), Some(w)) = (self.stdin_fifo, self.stdin_pipe) {
+        if let (Some(fifo), Some(w)) = (self.stdin_fifo.take(), self.stdin_pipe.take()) {
             *io.stdin.lock().unwrap() = Some(w);
             relay_stdin(name, fifo, io.stdin.clone(), true);
         }
         Ok(io)
+    }
+}
+
+fn remove_socket_dir(socket: &Path) {
+    let _ = std::fs::remove_file(socket);
+    if let Some(dir) = socket.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// A process that never started leaves no socket, and no logger behind.
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if let Some((_, path)) = self.console.take() {
+            remove_socket_dir(&path);
+        }
+        if let Some(pid) = self.logger.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 
@@ -486,7 +502,6 @@ mod tests {
 
     #[test]
     fn bad_uris_are_refused() {
-        let dir = std::env::temp_dir();
         for uri in ["file://relative/log", "ftp:///x", "binary://relative"] {
             let p = Paths {
                 stdout: uri.into(),
@@ -494,7 +509,7 @@ mod tests {
             };
             assert!(
                 matches!(
-                    prepare(&p, "c", "ns", &dir),
+                    prepare(&p, "c", "ns"),
                     Err(StdioError::BadUri(_) | StdioError::Logger { .. })
                 ),
                 "{uri}"
@@ -523,7 +538,7 @@ mod tests {
             stderr: format!("file://{}", log.display()),
             ..Paths::default()
         };
-        let prepared = prepare(&p, "c", "ns", &dir).unwrap();
+        let prepared = prepare(&p, "c", "ns").unwrap();
         assert!(log.is_file());
         drop(prepared);
         std::fs::remove_dir_all(&dir).unwrap();
