@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         })
         .unwrap_or(false)
     {
-        return cli::runtime::main(Some(wharf::runtime::guest::run));
+        return cli::runtime::main(Some(wharf::runtime::guest::ENGINE));
     }
     let cli = cli::Cli::parse();
     cli::init_logging(&cli);

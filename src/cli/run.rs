@@ -598,6 +598,7 @@ fn run_wasm(
         },
         cache_dir: ctx.roots.wasm_cache(),
         compile_timeout,
+        preloaded: Vec::new(),
         started,
     });
     match result {

@@ -246,8 +246,11 @@ fn create_in(
         (Some(_), Some(e)) => Some(e),
         (None, _) => None,
     };
+    let preloaded = engine
+        .map(|e| (e.prepare)(spec, rootfs, &rt.root.join(".cache").join("wasm")))
+        .unwrap_or_default();
     let guest_spec = spec.clone();
-    let run_engine = move || engine.map_or(127, |e| e(&guest_spec));
+    let run_engine = move || engine.map_or(127, |e| (e.run)(&guest_spec, &preloaded));
     let created = native::create(NativeCreate {
         id,
         spec,

@@ -10,12 +10,92 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
+use crate::backend::wasm::engine::{Cache, Preloaded};
 use crate::backend::wasm::{self, StdioOptions, WasmRun};
 use crate::run::Opened;
 use crate::run::options::PortMapping;
 
-/// The engine entry `create` calls in the container's first process, once set up.
-pub type Engine = fn(&Spec) -> u8;
+/// The wasm engine as `create` uses it: `prepare` in the runtime before the container
+/// exists (the compiled code, from the runtime's cache), `run` in the container's first
+/// process once it is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct Engine {
+    pub prepare: fn(&Spec, &Path, &Path) -> Preloaded,
+    pub run: fn(&Spec, &Preloaded) -> u8,
+}
+
+/// wharf's engine (only the `wharf` binary links it).
+pub const ENGINE: Engine = Engine { prepare, run };
+
+/// Before the container is made (in the runtime, on the host): compile the bundle's module
+/// into the runtime's cache at `cache_dir` if it is not there yet, and read the compiled code
+/// the container's engine will need, so a container started again does not compile again.
+/// The compiler's threads live in a forked helper: this process must stay single-threaded
+/// until it clones the container. Nothing here is fatal: without preloaded code the
+/// container compiles, and reports what is wrong with the module, as before.
+pub fn prepare(spec: &Spec, rootfs: &Path, cache_dir: &Path) -> Preloaded {
+    match try_prepare(spec, rootfs, cache_dir) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(error = %e, "no compiled code prepared for the container");
+            Vec::new()
+        }
+    }
+}
+
+fn try_prepare(spec: &Spec, rootfs: &Path, cache_dir: &Path) -> Result<Preloaded, String> {
+    if crate::backend::native::threads() > 1 {
+        return Err("the runtime is multi-threaded: no helper is forked".into());
+    }
+    let entry = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.args().as_ref())
+        .and_then(|a| a.first())
+        .ok_or("no process")?;
+    let root = cap_std::fs::Dir::open_ambient_dir(rootfs, cap_std::ambient_authority())
+        .map_err(|e| e.to_string())?;
+    // Inside the rootfs, as the container will see it: symlinks resolved within it.
+    let file = crate::image::unpack::open_file_in_root(&root, entry)
+        .map_err(|e| e.to_string())?
+        .into_std();
+    let module = Opened::file(file, entry, entry, None)
+        .and_then(|o| o.into_module(None))
+        .map_err(|e| e.to_string())?;
+    let (r, w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+    // SAFETY: this process is single-threaded (checked above), so the child may do
+    // anything; it compiles, writes the cache keys to the pipe and leaves with _exit.
+    match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
+        nix::unistd::ForkResult::Child => {
+            drop(r);
+            let code = match wasm::precompile_for(&module, spec, cache_dir) {
+                Ok(keys) => {
+                    let mut out = std::fs::File::from(w);
+                    i32::from(
+                        std::io::Write::write_all(&mut out, keys.join("\n").as_bytes()).is_err(),
+                    )
+                }
+                Err(_) => 1,
+            };
+            // SAFETY: _exit ends the helper without running the parent's atexit handlers
+            // or destructors twice.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(w);
+            let mut keys = String::new();
+            let read = std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut keys);
+            let status = nix::sys::wait::waitpid(child, None).map_err(|e| e.to_string())?;
+            if read.is_err() || status != nix::sys::wait::WaitStatus::Exited(child, 0) {
+                return Err(format!("the compile helper ended with {status:?}"));
+            }
+            Ok(keys
+                .lines()
+                .filter_map(|k| Some((k.to_owned(), Cache::read_entry(cache_dir, k)?)))
+                .collect())
+        }
+    }
+}
 
 /// The spec as the guest sees it from inside the container: a bind mount's source is its
 /// destination (already mounted there); only directories become preopens (files such as
@@ -71,7 +151,7 @@ fn http_address(spec: &Spec) -> Result<Vec<PortMapping>, String> {
 }
 
 /// Run the bundle's module in this process (inside the container): its exit code.
-pub fn run(spec: &Spec) -> u8 {
+pub fn run(spec: &Spec, preloaded: &Preloaded) -> u8 {
     let spec = inside(spec);
     let args = spec
         .process()
@@ -123,9 +203,11 @@ pub fn run(spec: &Spec) -> u8 {
             interactive: true,
             tty,
         },
-        // Nothing persists inside a container: compiled at each start.
+        // The host's cache is out of reach in here: compiled code comes preloaded (else it
+        // is compiled now and not kept).
         cache_dir: PathBuf::from("/proc/nonexistent/wharf-cache"),
         compile_timeout: wasm::DEFAULT_COMPILE_TIMEOUT,
+        preloaded: preloaded.clone(),
         started: &|| {},
     });
     match r {

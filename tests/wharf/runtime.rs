@@ -862,6 +862,30 @@ fn wasm_bundles_run_in_place_under_the_runtime_containerd_and_podman() {
         "{text}"
     );
     rt.assert_gone("w1", &b);
+    // The module was compiled once, into the runtime's cache (by a helper, before the
+    // container was made); a second container gets the compiled code from there.
+    let cached = |root: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(root.join(".cache/wasm"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+            .collect()
+    };
+    let entries = cached(&rt.root());
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let modified = std::fs::metadata(&entries[0]).unwrap().modified().unwrap();
+    let again = rt.run(&["run", "--bundle", &s(&b), "w1b"]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("arg[1]=x\n"));
+    assert_eq!(cached(&rt.root()), entries);
+    assert_eq!(
+        std::fs::metadata(&entries[0]).unwrap().modified().unwrap(),
+        modified,
+        "compiled again"
+    );
     // The guest's own exit code; a detached wasm container is stopped by SIGTERM at its
     // next epoch check (143); exec refuses it with the reason.
     let exit42 = wat::parse_str(

@@ -356,7 +356,11 @@ fn ctr_runs_native_and_wasm_images_through_the_wharf_shim() {
     assert_eq!(v.0, Some(0), "{}", v.2);
     assert!(v.1.contains("Version:"), "{}", v.1);
     let info = Command::new(shim_bin()).arg("-info").output().unwrap();
-    assert!(info.status.success(), "{}", String::from_utf8_lossy(&info.stderr));
+    assert!(
+        info.status.success(),
+        "{}",
+        String::from_utf8_lossy(&info.stderr)
+    );
     let raw = String::from_utf8_lossy(&info.stdout);
     assert!(
         raw.contains(RUNTIME) && raw.contains("ociVersionMax"),
@@ -366,9 +370,9 @@ fn ctr_runs_native_and_wasm_images_through_the_wharf_shim() {
     let ids: Vec<String> = [
         "n1", "n2", "n3", "n4", "w1", "w2", "bg", "tty1", "lg", "bl", "oom1",
     ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     assert_nothing_left(&w, &cd, &Path::new("/run/containerd/wharf").join(&ns), &ids);
 }
 

@@ -166,7 +166,7 @@ fn forward_signals_to(pid: Pid) {
     }
 }
 
-fn threads() -> usize {
+pub(crate) fn threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .map(|d| d.count())
         .unwrap_or(1)

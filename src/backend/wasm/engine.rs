@@ -61,17 +61,33 @@ pub enum Compiled {
     Component(Component),
 }
 
+/// Compiled code read from wharf's cache before a container started, by cache key (the
+/// entry's path under the cache directory): a runtime container's engine has no path to the
+/// host's cache, so the runtime hands it the bytes (see `runtime::guest`).
+pub type Preloaded = Vec<(String, Vec<u8>)>;
+
 /// wharf's cache of compiled code.
 pub struct Cache {
     dir: PathBuf,
+    preloaded: Preloaded,
 }
 
 impl Cache {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Cache { dir: dir.into() }
+        Cache {
+            dir: dir.into(),
+            preloaded: Vec::new(),
+        }
     }
 
-    fn path(&self, engine: &Engine, module: &WasmModule) -> PathBuf {
+    /// The cache, with entries already read (and checked) by the caller.
+    pub fn with_preloaded(mut self, preloaded: Preloaded) -> Self {
+        self.preloaded = preloaded;
+        self
+    }
+
+    /// An entry's key: its path under the cache directory.
+    pub fn key(engine: &Engine, module: &WasmModule) -> String {
         let mut h = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let engine_key = format!("wasmtime-{}-{:016x}", wasmtime_version(), h.finish());
@@ -79,9 +95,27 @@ impl Cache {
             WasmKind::Module => "module",
             WasmKind::Component => "component",
         };
-        self.dir
-            .join(engine_key)
-            .join(format!("{}.{kind}.cwasm", module.digest.digest()))
+        format!("{engine_key}/{}.{kind}.cwasm", module.digest.digest())
+    }
+
+    fn path(&self, engine: &Engine, module: &WasmModule) -> PathBuf {
+        self.dir.join(Self::key(engine, module))
+    }
+
+    /// The bytes of the entry `key` if wharf stored it (and nobody changed it since).
+    pub fn read_entry(dir: &Path, key: &str) -> Option<Vec<u8>> {
+        // Keys are made by `key`: two plain components, never `..` or absolute.
+        let mut parts = Path::new(key).components();
+        let plain = |c: Option<std::path::Component<'_>>| {
+            matches!(c, Some(std::path::Component::Normal(_)))
+        };
+        if !(plain(parts.next()) && plain(parts.next()) && parts.next().is_none()) {
+            return None;
+        }
+        let path = dir.join(key);
+        crate::sys::is_recorded(&path)
+            .then(|| std::fs::read(&path).ok())
+            .flatten()
     }
 
     /// Load from the cache or compile (within `timeout`) and store.
@@ -91,6 +125,13 @@ impl Cache {
         module: &WasmModule,
         timeout: Duration,
     ) -> Result<Compiled, WasmError> {
+        let key = Self::key(engine, module);
+        if let Some((_, bytes)) = self.preloaded.iter().find(|(k, _)| *k == key) {
+            match deserialize_bytes(engine, module.kind, bytes) {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::warn!(key, error = %e, "preloaded compiled code unusable"),
+            }
+        }
         let path = self.path(engine, module);
         if self.is_ours(&path) {
             match deserialize(engine, module.kind, &path) {
@@ -140,6 +181,19 @@ fn deserialize(engine: &Engine, kind: WasmKind, path: &Path) -> wasmtime::Result
         WasmKind::Module => Compiled::Module(unsafe { Module::deserialize_file(engine, path)? }),
         WasmKind::Component => {
             Compiled::Component(unsafe { Component::deserialize_file(engine, path)? })
+        }
+    })
+}
+
+fn deserialize_bytes(engine: &Engine, kind: WasmKind, bytes: &[u8]) -> wasmtime::Result<Compiled> {
+    // SAFETY: the bytes were read by the runtime from wharf's own cache directory (an entry
+    // `Cache::store` wrote, checked with `is_recorded` in `Cache::read_entry`), keyed by this
+    // engine's compatibility hash; nothing from an image is ever deserialised. wasmtime
+    // checks the header and engine compatibility before using them.
+    Ok(match kind {
+        WasmKind::Module => Compiled::Module(unsafe { Module::deserialize(engine, bytes)? }),
+        WasmKind::Component => {
+            Compiled::Component(unsafe { Component::deserialize(engine, bytes)? })
         }
     })
 }

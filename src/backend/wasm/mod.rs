@@ -6,7 +6,7 @@
 
 mod command;
 mod ctx;
-mod engine;
+pub mod engine;
 mod http;
 pub mod limits;
 mod stdio;
@@ -87,6 +87,8 @@ pub struct WasmRun<'a> {
     /// wharf's compilation cache directory.
     pub cache_dir: PathBuf,
     pub compile_timeout: Duration,
+    /// Compiled code read from the cache beforehand (a runtime container's engine).
+    pub preloaded: engine::Preloaded,
     /// Called once the guest is about to run (compiled and linked), or a server listens.
     pub started: &'a dyn Fn(),
 }
@@ -123,10 +125,38 @@ pub fn precompile(module: &WasmModule, cache_dir: PathBuf) -> Result<usize, Wasm
     Ok(compiled)
 }
 
+/// Compile (or find in the cache) every variant of `module` that [`run`] needs under
+/// `spec` (the command engine, with fuel if the spec asks; the serving engine for a wasi:http
+/// component), and return their cache keys.
+pub fn precompile_for(
+    module: &WasmModule,
+    spec: &Spec,
+    cache_dir: &Path,
+) -> Result<Vec<String>, WasmError> {
+    let limits = limits_from_spec(spec);
+    let cache = Cache::new(cache_dir);
+    let engine = engine::engine(EngineOptions {
+        fuel: limits.fuel.is_some(),
+        ..EngineOptions::default()
+    })?;
+    let mut keys = vec![Cache::key(&engine, module)];
+    if let Compiled::Component(c) = cache.load(&engine, module, DEFAULT_COMPILE_TIMEOUT)?
+        && http::is_http_component(&engine, &c)
+    {
+        let serving = engine::engine(EngineOptions {
+            fuel: limits.fuel.is_some(),
+            serving: true,
+        })?;
+        cache.load(&serving, module, DEFAULT_COMPILE_TIMEOUT)?;
+        keys.push(Cache::key(&serving, module));
+    }
+    Ok(keys)
+}
+
 /// Run to completion (a command) or until stopped (an http server).
 pub fn run(r: WasmRun<'_>) -> Result<Exit, WasmError> {
     let limits = limits_from_spec(r.spec);
-    let cache = Cache::new(&r.cache_dir);
+    let cache = Cache::new(&r.cache_dir).with_preloaded(r.preloaded);
     let command_engine = engine::engine(EngineOptions {
         fuel: limits.fuel.is_some(),
         ..EngineOptions::default()
