@@ -84,11 +84,32 @@ fn processes_mentioning(needle: &str, program: &str) -> Vec<String> {
     found
 }
 
-/// Nothing of the test's left: no shim, no runtime state, no mount under its directory.
-fn assert_nothing_left(w: &Wharf, cd: &Containerd, runtime_root: &Path, ids: &[String]) {
+/// The socket a shim serves for `group` (a container, or a pod): as containerd-shim names it,
+/// `/run/containerd/s/` and the sha256 of containerd's address, namespace and group.
+fn shim_socket(cd: &Containerd, namespace: &str, group: &str) -> PathBuf {
+    use sha2::Digest;
+    let key = cd.sock().join(namespace).join(group);
+    let hash = sha2::Sha256::digest(key.to_string_lossy().as_bytes());
+    Path::new("/run/containerd/s").join(hex::encode(hash))
+}
+
+/// Nothing of the test's left: no shim or its socket, no runtime state, no cgroup, no mount
+/// under its directory. `groups`: the shims' groups (containers, or pods under CRI).
+fn assert_nothing_left(
+    w: &Wharf,
+    cd: &Containerd,
+    namespace: &str,
+    groups: &[String],
+    ids: &[String],
+) {
+    let runtime_root = Path::new("/run/containerd/wharf").join(namespace);
     wait_until("the shims to exit", 10, || {
         processes_mentioning(&s(cd.sock()), "containerd-shim-wharf-v1").is_empty()
     });
+    for g in groups {
+        let socket = shim_socket(cd, namespace, g);
+        assert!(!socket.exists(), "shim socket {} left", socket.display());
+    }
     for id in ids {
         assert!(
             !runtime_root.join(id).exists(),
@@ -373,7 +394,7 @@ fn ctr_runs_native_and_wasm_images_through_the_wharf_shim() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    assert_nothing_left(&w, &cd, &Path::new("/run/containerd/wharf").join(&ns), &ids);
+    assert_nothing_left(&w, &cd, &ns, &ids, &ids);
 }
 
 #[test]
@@ -431,12 +452,8 @@ fn a_killed_shim_leaves_no_container_running() {
         !cd.ctr_ok(&["task", "ls"]).contains("k1 ")
     });
     cd.ctr_ok(&["container", "rm", "k1"]);
-    assert_nothing_left(
-        &w,
-        &cd,
-        &Path::new("/run/containerd/wharf").join(&ns),
-        &["k1".to_string()],
-    );
+    let k1 = ["k1".to_string()];
+    assert_nothing_left(&w, &cd, &ns, &k1, &k1);
 }
 
 /// Where the CRI client (PyPI's container-runtime-interface-api and grpcio) is installed:
@@ -595,7 +612,7 @@ fn cri_runs_a_pod_mixing_native_and_wasm_containers() {
         .iter()
         .map(|v| v.as_str().unwrap().to_owned())
         .collect();
-    assert_nothing_left(&w, &cd, Path::new("/run/containerd/wharf/k8s.io"), &ids);
+    assert_nothing_left(&w, &cd, "k8s.io", &ids[..1], &ids);
     // No process of the pod's is left either.
     for id in &ids {
         assert!(

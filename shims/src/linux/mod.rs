@@ -150,6 +150,23 @@ pub(crate) mod rootfs {
     }
 }
 
+/// After a shim died (SIGKILL, OOM) its socket stays in /run/containerd/s: remove it when
+/// nothing answers on it any more. A live one (the pod's shim serving other containers) stays.
+fn remove_stale_socket(bundle: &Path) {
+    let Ok(address) = std::fs::read_to_string(bundle.join("address")) else {
+        return;
+    };
+    let path = Path::new(address.trim().trim_start_matches("unix://"));
+    if !path.starts_with(containerd_shim::SOCKET_ROOT) {
+        return;
+    }
+    if let Err(e) = std::os::unix::net::UnixStream::connect(path)
+        && e.kind() == std::io::ErrorKind::ConnectionRefused
+    {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// The shim binary's lifecycle (containerd's `start`/`delete` actions, then serving).
 struct Shim {
     namespace: String,
@@ -222,6 +239,7 @@ impl containerd_shim::Shim for Shim {
             log::warn!("cleaning up {}: {e}", self.id);
         }
         rootfs::unmount(&self.bundle.join("rootfs"));
+        remove_stale_socket(&self.bundle);
         Ok(DeleteResponse {
             exit_status: 128 + libc::SIGKILL as u32,
             exited_at: MessageField::some(timestamp()),
