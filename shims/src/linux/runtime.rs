@@ -195,20 +195,11 @@ impl Runtime {
         console_socket: Option<&Path>,
         streams: Streams,
     ) -> Result<(), RuntimeError> {
-        let mut args: Vec<&OsStr> = vec![
-            "create".as_ref(),
-            "--bundle".as_ref(),
-            bundle.as_os_str(),
-            "--pid-file".as_ref(),
-            pid_file.as_os_str(),
-        ];
-        if let Some(s) = console_socket {
-            args.extend(["--console-socket".as_ref(), s.as_os_str()]);
-        }
-        args.push(id.as_ref());
-        self.spawn_with(args, streams)
+        let verb = ["create".as_ref(), "--bundle".as_ref(), bundle.as_os_str()];
+        self.start_process(&verb, id, pid_file, console_socket, streams)
     }
 
+    /// `exec --detach`: returns once the process runs (its pid in `pid_file`).
     pub fn exec(
         &self,
         id: &str,
@@ -217,14 +208,26 @@ impl Runtime {
         console_socket: Option<&Path>,
         streams: Streams,
     ) -> Result<(), RuntimeError> {
-        let mut args: Vec<&OsStr> = vec![
+        let verb = [
             "exec".as_ref(),
             "--process".as_ref(),
             process.as_os_str(),
             "--detach".as_ref(),
-            "--pid-file".as_ref(),
-            pid_file.as_os_str(),
         ];
+        self.start_process(&verb, id, pid_file, console_socket, streams)
+    }
+
+    /// A verb that makes a container process: its pid file, its terminal's console socket.
+    fn start_process(
+        &self,
+        verb: &[&OsStr],
+        id: &str,
+        pid_file: &Path,
+        console_socket: Option<&Path>,
+        streams: Streams,
+    ) -> Result<(), RuntimeError> {
+        let mut args = verb.to_vec();
+        args.extend(["--pid-file".as_ref(), pid_file.as_os_str()]);
         if let Some(s) = console_socket {
             args.extend(["--console-socket".as_ref(), s.as_os_str()]);
         }
