@@ -183,6 +183,24 @@ fn ctr_runs_native_and_wasm_images_through_the_wharf_shim() {
     assert_eq!((code, out.as_str()), (Some(3), "hello\n0\n"), "{err}");
     let (code, _, err) = run(&[BUSYBOX, "n2", "sh", "-c", "no-such-command"]);
     assert_eq!(code, Some(127), "{err}");
+    // stdin: relayed from ctr's FIFO until the client closes it (CloseIO): `wc` sees the end.
+    let mut child = Command::new("ctr")
+        .arg("--address")
+        .arg(cd.sock())
+        .args(["--namespace", &ns, "run", "--rm", "--runtime", RUNTIME])
+        .args([BUSYBOX, "in1", "sh", "-c", "wc -l; echo done"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        b"line one\nline two\nline three\n",
+    )
+    .unwrap();
+    let (code, out, err) = text(&child.wait_with_output().unwrap());
+    assert_eq!((code, out.trim()), (Some(0), "3\ndone"), "{err}");
     // Killed (SIGKILL from outside, as ctr task kill sends it): 137.
     cd.ctr_ok(&[
         "run",
@@ -389,7 +407,7 @@ fn ctr_runs_native_and_wasm_images_through_the_wharf_shim() {
     );
 
     let ids: Vec<String> = [
-        "n1", "n2", "n3", "n4", "w1", "w2", "bg", "tty1", "lg", "bl", "oom1",
+        "n1", "n2", "n3", "n4", "in1", "w1", "w2", "bg", "tty1", "lg", "bl", "oom1",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -594,6 +612,11 @@ fn cri_runs_a_pod_mixing_native_and_wasm_containers() {
     assert_eq!(seen["exec"]["stdout"], "exec-ok\n", "{seen}");
     assert_eq!(seen["exec"]["stderr"], "exec-err\n", "{seen}");
     assert_eq!(seen["exec"]["exit_code"], 7, "{seen}");
+    assert_eq!(
+        seen["memory_limit_after_update"],
+        (96 * 1024 * 1024).to_string(),
+        "{seen}"
+    );
     // The wasm wasi:http service answered, and stopped gracefully on SIGTERM (exit 0, well
     // before the 10 s grace period), unlike the native one, which SIGTERM ended.
     assert_eq!(seen["http_get"]["status"], 200, "{seen}");
