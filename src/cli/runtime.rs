@@ -168,7 +168,7 @@ pub fn main(engine: Option<wharf::runtime::guest::Engine>) -> ExitCode {
     // so that a container reaching it through /proc/PID/exe (an entrypoint whose
     // interpreter is `#!/proc/self/exe`, CVE-2019-5736) finds a file nobody can write,
     // never the host's binary. (Re-executes once; the copy sees itself sealed.)
-    if let Err(e) = pentacle::ensure_sealed() {
+    if let Err(e) = wharf::runtime::seal::ensure_sealed() {
         eprintln!("wharf-runtime: cannot run from a sealed copy of itself: {e}");
         return ExitCode::from(1);
     }
@@ -229,6 +229,15 @@ fn hand_to_engine(bundle: &std::path::Path, why: &str) -> anyhow::Error {
             .unwrap_or(me)
     };
     let wharf = me.with_file_name("wharf");
+    // Exec it through a read-only overlay (no copy); else from a sealed memfd copy.
+    if let Ok(fd) = wharf::runtime::seal::sealed_exe(&wharf) {
+        use std::os::fd::AsRawFd;
+        let mut cmd = std::process::Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        cmd.arg0("wharf-runtime").args(std::env::args_os().skip(1));
+        let e = cmd.exec();
+        drop(fd);
+        return anyhow::anyhow!("starting {}: {e}", wharf.display());
+    }
     let mut file = match std::fs::File::open(&wharf) {
         Ok(f) => f,
         Err(e) => {

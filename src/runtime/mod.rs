@@ -13,6 +13,7 @@ mod exec;
 pub mod guest;
 mod kill;
 mod pause;
+pub mod seal;
 mod spec;
 mod start;
 mod state;

@@ -545,10 +545,14 @@ fn a_container_cannot_overwrite_the_runtime_through_proc_self_exe() {
     let _ = rt.run(&["delete", "--force", "cve"]);
     assert!(finished(&report), "the probe did not finish: {report}");
     assert!(!report.contains("WROTE"), "{report}");
-    // Whatever it caught is the sealed anonymous copy, never the file on the host.
+    // Whatever it caught is sealed: the binary seen through a read-only overlay mounted
+    // nowhere (writes refused, EROFS), or the anonymous memfd copy where that mount is not
+    // available; never the file on the host.
     assert!(!report.contains(&s(&victim)), "{report}");
     assert!(
-        report.contains("caught nothing") || report.contains("memfd"),
+        report.contains("caught nothing")
+            || report.contains("memfd")
+            || report.contains("write refused: Read-only file system"),
         "{report}"
     );
     assert_eq!(hash(&victim), before, "the runtime's binary changed");
@@ -909,6 +913,15 @@ fn wasm_bundles_run_in_place_under_the_runtime_containerd_and_podman() {
     let err = rt.fails(&["exec", "w3", "sh"]);
     assert!(err.contains("runs WebAssembly"), "{err}");
     let pid = rt.state("w3")["pid"].as_i64().unwrap();
+    // The engine runs from a sealed executable: nothing in a container that can see this
+    // process (a pod sharing its pid namespace) can rewrite the host's wharf through it.
+    let write = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{pid}/exe"));
+    assert!(
+        write.is_err(),
+        "/proc/{pid}/exe of the engine opens for writing"
+    );
     rt.ok(&["kill", "w3", "TERM"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while pid_alive(pid) && std::time::Instant::now() < deadline {
