@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # wharf's demo: builds a native image (busybox, with umoci) and wasm images (from
 # wasm-examples/) out of files in this repository, with no network, then shows one store
-# holding both kinds and wharf telling them apart.
+# holding both kinds and wharf telling them apart, running them (CLI, detached, and as root
+# through containerd with wharf's shim).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -48,6 +49,26 @@ step "$wharf" stop -t 2 web $([ "$(id -u)" -eq 0 ] && echo box)
 step "$wharf" ps -a
 printf '\n\033[1m$ wharf inspect web | grep …\033[0m\n'
 "$wharf" inspect web | grep -E '"(Status|ExitCode|Kind|Reason)"'
+if [ "$(id -u)" -eq 0 ]; then
+    # containerd (Debian's, a private instance) runs both kinds through wharf's shim, as
+    # Kubernetes would with a `wharf` RuntimeClass.
+    cargo build --quiet -p containerd-shim-wharf
+    cdir="$demo/containerd"
+    mkdir -p "$cdir"
+    printf 'version = 2\n' > "$cdir/config.toml"
+    PATH="$CARGO_TARGET_DIR/debug:$PATH" containerd --config "$cdir/config.toml" \
+        --root "$cdir/root" --state "$cdir/state" --address "$cdir/sock" >"$cdir/log" 2>&1 &
+    cd_pid=$!
+    trap 'kill $cd_pid 2>/dev/null; wait $cd_pid 2>/dev/null; rm -rf /run/containerd/wharf/wharf-demo "$demo"' EXIT
+    for _ in $(seq 200); do [ -S "$cdir/sock" ] && break; sleep 0.05; done
+    ctr="ctr --address $cdir/sock --namespace wharf-demo"
+    "$wharf" save -o "$demo/for-containerd.tar" busybox hello-compat
+    step $ctr images import "$demo/for-containerd.tar"
+    step $ctr run --rm --runtime io.containerd.wharf.v1 docker.io/library/busybox:latest native1 \
+        sh -c 'echo "native, through the wharf shim: pid $$ in $(hostname)"'
+    step $ctr run --rm --runtime io.containerd.wharf.v1 docker.io/library/hello-compat:latest wasm1 \
+        /app.wasm "through the wharf shim"
+fi
 step "$wharf" system prune
 step "$wharf" save -o "$demo/all.tar" busybox hello greet
 step skopeo inspect --raw "oci-archive:$demo/all.tar:docker.io/library/greet:latest"
