@@ -279,6 +279,21 @@ fn ctr_runs_native_and_wasm_images_through_the_wharf_shim() {
         "{}",
         exec.2
     );
+    // exec -t: the exec's own terminal, resized.
+    let line = format!(
+        "stty cols 90 rows 30; ctr --address {} --namespace {ns} task exec -t --exec-id et1 bg \
+         sh -c 'sleep 0.5; stty size; exit 9'",
+        s(cd.sock())
+    );
+    let (code, out, err) = text(
+        &Command::new("script")
+            .args(["-qfec", &line, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, Some(9), "{out} {err}");
+    assert!(out.contains("30 90"), "{out}");
     cd.ctr_ok(&["task", "pause", "bg"]);
     assert!(cd.ctr_ok(&["task", "ls"]).contains("PAUSED"));
     cd.ctr_ok(&["task", "resume", "bg"]);
