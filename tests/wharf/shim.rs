@@ -367,6 +367,41 @@ fn ctr_runs_native_and_wasm_images_through_the_wharf_shim() {
     assert_eq!(read("err").unwrap(), "err-line\n");
     assert_eq!(read("who").unwrap(), format!("{ns}/bl\n"));
 
+    // An OOM kill inside a container that goes on running: TaskOOM while it runs.
+    cd.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        "--memory-limit",
+        "30000000",
+        BUSYBOX,
+        "oomlive",
+        "sh",
+        "-c",
+        "tail /dev/zero; echo survived; sleep 600",
+    ]);
+    wait_until("a TaskOOM for oomlive", 20, || {
+        std::fs::read_to_string(&events_file)
+            .unwrap()
+            .lines()
+            .any(|l| l.contains("/tasks/oom") && l.contains("\"oomlive\""))
+    });
+    let tasks = cd.ctr_ok(&["task", "ls"]);
+    assert!(
+        tasks
+            .lines()
+            .any(|l| l.starts_with("oomlive ") && l.contains("RUNNING")),
+        "{tasks}"
+    );
+    cd.ctr_ok(&["task", "kill", "-s", "KILL", "oomlive"]);
+    wait_until("oomlive to stop", 10, || {
+        cd.ctr_ok(&["task", "ls"])
+            .lines()
+            .any(|l| l.starts_with("oomlive ") && l.contains("STOPPED"))
+    });
+    let _ = cd.ctr(&["task", "delete", "oomlive"]);
+    cd.ctr_ok(&["container", "rm", "oomlive"]);
     // Over its memory limit: the kernel's OOM kill, reported (TaskOOM) before the exit.
     let (code, out, err) = run(&[
         "--memory-limit",
@@ -422,7 +457,7 @@ fn ctr_runs_native_and_wasm_images_through_the_wharf_shim() {
     );
 
     let ids: Vec<String> = [
-        "n1", "n2", "n3", "n4", "in1", "w1", "w2", "bg", "tty1", "lg", "bl", "oom1",
+        "n1", "n2", "n3", "n4", "in1", "w1", "w2", "bg", "tty1", "lg", "bl", "oomlive", "oom1",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -1,6 +1,7 @@
 //! The shim on Linux: the binary's actions (`start`, `delete`, serving), and the task service.
 
 mod metrics;
+mod oom;
 mod runtime;
 mod service;
 mod stdio;

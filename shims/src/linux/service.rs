@@ -98,6 +98,8 @@ struct Container {
     /// The container joins another's pid namespace (a CRI pod sharing one): when its first
     /// process ends, the rest do not end with it.
     shared_pid_ns: bool,
+    /// TaskOOM events published while it ran (the exit check adds one only if none was).
+    ooms: Arc<std::sync::atomic::AtomicU64>,
     init: Process,
     execs: HashMap<String, Process>,
 }
@@ -204,6 +206,7 @@ impl Service {
                         all.iter_mut().find_map(|(id, c)| {
                             let runtime = c.runtime.clone();
                             let shared = c.shared_pid_ns;
+                            let ooms = c.ooms.clone();
                             let (exec_id, p) = std::iter::once(("", &mut c.init))
                                 .chain(c.execs.iter_mut().map(|(k, p)| (k.as_str(), p)))
                                 .find(|(_, p)| p.pid == pid as u32 && p.exit.get().is_none())?;
@@ -214,14 +217,18 @@ impl Service {
                                 p.exit.clone(),
                                 runtime,
                                 shared,
+                                ooms,
                             ))
                         })
                     };
-                    let Some((id, exec_id, cell, runtime, shared)) = found else {
+                    let Some((id, exec_id, cell, runtime, shared, ooms)) = found else {
                         continue;
                     };
                     if exec_id.is_empty() {
-                        if let Ok(stats) = runtime.stats(&id)
+                        // An OOM kill the live watch did not report (cgroup v2, or a kill
+                        // that raced the exit).
+                        if ooms.load(std::sync::atomic::Ordering::SeqCst) == 0
+                            && let Ok(stats) = runtime.stats(&id)
                             && super::metrics::oom_kills(&stats) > 0
                         {
                             let _ = events.send((
@@ -342,7 +349,26 @@ impl Service {
         let mut init = Process::new(paths.clone());
         init.pid = pid;
         init.io = io;
+        let ooms: Arc<std::sync::atomic::AtomicU64> = Arc::default();
+        let (events, counted, cid) = (
+            self.events.lock().unwrap().clone(),
+            ooms.clone(),
+            req.id.clone(),
+        );
+        if let Err(e) = super::oom::watch(pid, &req.id, move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = events.send((
+                topics::TASK_OOM_EVENT_TOPIC,
+                Box::new(TaskOOM {
+                    container_id: cid.clone(),
+                    ..Default::default()
+                }),
+            ));
+        }) {
+            log::debug!("no OOM watch for {}: {e}", req.id);
+        }
         let container = Container {
+            ooms,
             shared_pid_ns: shares_pid_namespace(&bundle),
             bundle: bundle.clone(),
             runtime,
