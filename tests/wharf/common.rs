@@ -340,6 +340,12 @@ pub struct Containerd {
     namespace: String,
 }
 
+/// Whether process `pid` runs (a zombie does not).
+pub fn pid_alive(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
+}
+
 /// Where the built binaries are (wharf, wharf-runtime, and the shim built beside them).
 pub fn bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_wharf"))

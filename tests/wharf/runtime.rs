@@ -135,11 +135,6 @@ fn edit_config(bundle: &Path, f: impl FnOnce(&mut serde_json::Value)) {
     std::fs::write(&p, serde_json::to_vec(&c).unwrap()).unwrap();
 }
 
-fn pid_alive(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| !s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
-}
-
 #[test]
 fn create_start_state_kill_delete_as_runc_callers_use_them() {
     let _serial = serial();

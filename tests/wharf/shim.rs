@@ -69,16 +69,20 @@ fn wait_until(what: &str, seconds: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Processes whose command line mentions `needle` (shims carry containerd's socket path).
-fn processes_mentioning(needle: &str, program: &str) -> Vec<String> {
+/// Processes whose command line mentions `needle` and `program` (shims carry containerd's
+/// socket path): their pids and command lines.
+fn processes_mentioning(needle: &str, program: &str) -> Vec<(i64, String)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i64>() else {
+            continue;
+        };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
         let line = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if line.contains(needle) && line.contains(program) {
-            found.push(line);
+            found.push((pid, line));
         }
     }
     found
@@ -147,17 +151,7 @@ fn ctr_runs_native_and_wasm_images_through_the_wharf_shim() {
     let ns = cd.namespace().to_owned();
     import_busybox(&cd, &ns);
     import_wasm(&w, &cd, &ns, Path::new(&wasm("hello.wasm")), "wharf-hello");
-    let exit42 = w.path("exit42.wasm");
-    std::fs::write(
-        &exit42,
-        wat::parse_str(
-            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $e (param i32)))
-                (memory (export "memory") 1) (func (export "_start") (call $e (i32.const 42))))"#,
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    import_wasm(&w, &cd, &ns, &exit42, "wharf-exit42");
+    import_wasm(&w, &cd, &ns, Path::new(&wasm("exit42.wat")), "wharf-exit42");
     // Every event the shim publishes, as containerd forwards them.
     let events_file = w.path("events.txt");
     let mut events = Command::new("ctr")
@@ -484,38 +478,17 @@ fn a_killed_shim_leaves_no_container_running() {
         "600",
     ]);
     let tasks = cd.ctr_ok(&["task", "ls"]);
-    let pid: i32 = tasks
+    let pid: i64 = tasks
         .lines()
         .find(|l| l.starts_with("k1 "))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or_else(|| panic!("{tasks}"));
     let shims = processes_mentioning(&s(cd.sock()), "containerd-shim-wharf-v1");
     assert_eq!(shims.len(), 1, "{shims:?}");
-    let shim_pid = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .find_map(|e| {
-            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-            let line = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            (line.contains("containerd-shim-wharf-v1") && line.contains(&s(cd.sock())))
-                .then(|| e.file_name().to_string_lossy().parse::<i32>().ok())?
-        })
-        .unwrap();
-    sh(Command::new("kill").args(["-9", &shim_pid.to_string()]));
+    sh(Command::new("kill").args(["-9", &shims[0].0.to_string()]));
     // containerd sees the shim go, and cleans up through the binary's `delete` action,
     // which removes the container with `wharf-runtime delete --force`.
-    let alive = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(false)
-    };
-    wait_until("the container to be killed", 15, || !alive(pid));
+    wait_until("the container to be killed", 15, || !pid_alive(pid));
     wait_until("the task to be gone", 15, || {
         !cd.ctr_ok(&["task", "ls"]).contains("k1 ")
     });
