@@ -212,7 +212,6 @@ pub fn main(engine: Option<wharf::runtime::guest::Engine>) -> ExitCode {
 /// `wharf` binary installed beside this one (it carries the engine), as `wharf-runtime`.
 #[cfg(target_os = "linux")]
 fn hand_to_engine(bundle: &std::path::Path, why: &str) -> anyhow::Error {
-    use std::os::unix::process::CommandExt;
     let me = std::env::args_os()
         .next()
         .map(PathBuf::from)
@@ -229,32 +228,16 @@ fn hand_to_engine(bundle: &std::path::Path, why: &str) -> anyhow::Error {
             .unwrap_or(me)
     };
     let wharf = me.with_file_name("wharf");
-    // Exec it through a read-only overlay (no copy); else from a sealed memfd copy.
-    if let Ok(fd) = wharf::runtime::seal::sealed_exe(&wharf) {
-        use std::os::fd::AsRawFd;
-        let mut cmd = std::process::Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-        cmd.arg0("wharf-runtime").args(std::env::args_os().skip(1));
-        let e = cmd.exec();
-        drop(fd);
-        return anyhow::anyhow!("starting {}: {e}", wharf.display());
+    if let Err(e) = std::fs::metadata(&wharf) {
+        return anyhow::anyhow!(
+            "bundle {} is WebAssembly ({why}): it needs the wharf binary beside wharf-runtime ({}): {e}",
+            bundle.display(),
+            wharf.display()
+        );
     }
-    let mut file = match std::fs::File::open(&wharf) {
-        Ok(f) => f,
-        Err(e) => {
-            return anyhow::anyhow!(
-                "bundle {} is WebAssembly ({why}): it needs the wharf binary beside wharf-runtime ({}): {e}",
-                bundle.display(),
-                wharf.display()
-            );
-        }
-    };
-    match pentacle::SealedCommand::new(&mut file) {
-        Ok(mut cmd) => {
-            cmd.arg0("wharf-runtime").args(std::env::args_os().skip(1));
-            anyhow::anyhow!("starting {}: {}", wharf.display(), cmd.exec())
-        }
-        Err(e) => anyhow::anyhow!("sealing a copy of {}: {e}", wharf.display()),
-    }
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let e = wharf::runtime::seal::exec_sealed(&wharf, "wharf-runtime".as_ref(), args);
+    anyhow::anyhow!("starting a sealed {}: {e}", wharf.display())
 }
 
 #[cfg(target_os = "linux")]

@@ -151,6 +151,9 @@ fn http_address(spec: &Spec) -> Result<Vec<PortMapping>, String> {
 }
 
 /// Run the bundle's module in this process (inside the container): its exit code.
+/// The module is opened again here, and hashed, rather than taken from `prepare`: in here
+/// the spec's mounts are in place, and a volume mounted over the entrypoint's directory is
+/// what runs; preloaded code is used only when its key (the digest) matches what is seen.
 pub fn run(spec: &Spec, preloaded: &Preloaded) -> u8 {
     let spec = inside(spec);
     let args = spec

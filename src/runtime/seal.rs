@@ -136,33 +136,62 @@ pub fn running_sealed() -> bool {
         || pentacle::is_sealed()
 }
 
-/// Before anything enters a container: make sure this process runs from a sealed executable,
-/// re-executing itself (same arguments, same name) through [`sealed_exe`] or, where the new
-/// mount API is missing, from pentacle's sealed memfd copy. Returns only once sealed.
-pub fn ensure_sealed() -> io::Result<()> {
-    const GUARD: &str = "_WHARF_SEALED_EXEC";
-    if running_sealed() {
-        if std::env::var_os(GUARD).is_some() {
-            // SAFETY: called at the start of main, before any thread exists.
-            unsafe { std::env::remove_var(GUARD) };
-        }
-        return Ok(());
-    }
-    if std::env::var_os(GUARD).is_none()
-        && let Ok(fd) = std::env::current_exe().and_then(|exe| sealed_exe(&exe))
-    {
-        use std::os::unix::process::CommandExt;
-        let mut args = std::env::args_os();
-        let arg0 = args.next().unwrap_or_default();
+/// Marks a process started by [`exec_sealed`] through the overlay: should it not see itself
+/// sealed (an unexpected mount), [`ensure_sealed`] falls back to the memfd copy instead of
+/// re-executing in a loop.
+const GUARD: &str = "_WHARF_SEALED_EXEC";
+
+/// Replaces this process with `exe` (argv `arg0`, `args`), sealed: through [`sealed_exe`],
+/// else from pentacle's sealed memfd copy of it. Returns only why it could not.
+pub fn exec_sealed(
+    exe: &Path,
+    arg0: &std::ffi::OsStr,
+    args: impl IntoIterator<Item = std::ffi::OsString> + Clone,
+) -> io::Error {
+    use std::os::unix::process::CommandExt;
+    if let Ok(fd) = sealed_exe(exe) {
         let e = std::process::Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
             .arg0(arg0)
-            .args(args)
+            .args(args.clone())
             .env(GUARD, "1")
             .exec();
-        tracing::debug!(error = %e, "re-executing through the overlay seal");
+        tracing::debug!(error = %e, "executing through the overlay seal");
     }
-    // SAFETY: called at the start of main, before any thread exists.
-    unsafe { std::env::remove_var(GUARD) };
+    let mut file = match std::fs::File::open(exe) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    match pentacle::SealedCommand::new(&mut file) {
+        Ok(mut cmd) => {
+            cmd.arg0(arg0).args(args);
+            cmd.exec()
+        }
+        Err(e) => io::Error::other(format!("sealing a copy: {e}")),
+    }
+}
+
+/// Before anything enters a container: make sure this process runs from a sealed executable,
+/// re-executing itself (same arguments, same name) through [`exec_sealed`]. Returns only
+/// once sealed.
+pub fn ensure_sealed() -> io::Result<()> {
+    let retried = std::env::var_os(GUARD).is_some();
+    if retried {
+        // SAFETY: called at the start of main, before any thread exists.
+        unsafe { std::env::remove_var(GUARD) };
+    }
+    if running_sealed() {
+        return Ok(());
+    }
+    if retried {
+        return pentacle::ensure_sealed().map_err(io::Error::other);
+    }
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_default();
+    if let Ok(exe) = std::env::current_exe() {
+        let e = exec_sealed(&exe, &arg0, args.collect::<Vec<_>>());
+        tracing::debug!(error = %e, "re-executing sealed");
+    }
+    // /proc/self/exe still reaches a binary replaced or removed since it started.
     pentacle::ensure_sealed().map_err(io::Error::other)
 }
 
