@@ -10,21 +10,18 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use containerd_shim::api::Options;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::{Message, MessageField};
 use containerd_shim::protos::types::introspection::{RuntimeInfo, RuntimeVersion};
 use containerd_shim::publisher::RemotePublisher;
-use containerd_shim::util::write_address;
+use containerd_shim::synchronous::util::{read_options, write_address, write_options};
 use containerd_shim::{Config, DeleteResponse, ExitSignal, Flags, StartOpts, spawn};
 
 use crate::RUNTIME_TYPE;
 
 /// The annotation CRI puts on every container of a pod: one shim serves the pod.
 const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
-/// What the shim keeps in the bundle for its `delete` action: the runtime options.
-const OPTIONS_FILE: &str = "wharf-shim.json";
 
 pub fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -98,24 +95,6 @@ fn info() -> Result<(), String> {
 
 pub(crate) fn timestamp() -> Timestamp {
     containerd_shim::util::timestamp().unwrap_or_default()
-}
-
-/// Saves the runtime options (binary, root) for the `delete` action, which gets none.
-pub(crate) fn write_options(bundle: &Path, o: &Options) {
-    let v = serde_json::json!({"binary_name": o.binary_name, "root": o.root});
-    let _ = std::fs::write(bundle.join(OPTIONS_FILE), v.to_string());
-}
-
-fn read_options(bundle: &Path) -> Options {
-    let v: serde_json::Value = std::fs::read(bundle.join(OPTIONS_FILE))
-        .ok()
-        .and_then(|d| serde_json::from_slice(&d).ok())
-        .unwrap_or_default();
-    Options {
-        binary_name: v["binary_name"].as_str().unwrap_or("").into(),
-        root: v["root"].as_str().unwrap_or("").into(),
-        ..Default::default()
-    }
 }
 
 /// The rootfs containerd hands the shim (snapshot mounts), mounted on `bundle/rootfs`.
@@ -229,7 +208,8 @@ impl containerd_shim::Shim for Shim {
     }
 
     fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
-        let options = read_options(&self.bundle);
+        // The runtime options Create saved in the bundle (binary, root), as runc's shim does.
+        let options = read_options(&self.bundle).unwrap_or_default();
         let runtime = runtime::Runtime {
             binary: runtime::find_binary(&options.binary_name),
             root: runtime::root_for(&options.root, &self.namespace),
@@ -260,6 +240,7 @@ impl containerd_shim::Shim for Shim {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use containerd_shim::api::Options;
 
     #[test]
     fn pods_share_a_shim() {
@@ -279,16 +260,17 @@ mod tests {
     fn options_survive_for_delete() {
         let dir = std::env::temp_dir().join(format!("wharf-shim-opts-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        assert_eq!(read_options(&dir).root, "");
+        assert_eq!(read_options(&dir).unwrap_or_default().root, "");
         write_options(
-            &dir,
+            dir.to_str().unwrap(),
             &Options {
                 root: "/r".into(),
                 binary_name: "/b".into(),
                 ..Default::default()
             },
-        );
-        let o = read_options(&dir);
+        )
+        .unwrap();
+        let o = read_options(&dir).unwrap();
         assert_eq!((o.root.as_str(), o.binary_name.as_str()), ("/r", "/b"));
         std::fs::remove_dir_all(&dir).unwrap();
     }

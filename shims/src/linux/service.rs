@@ -292,7 +292,14 @@ impl Service {
         }
         let options = parse_options(req.options.as_ref())?;
         let bundle = PathBuf::from(&req.bundle);
-        super::write_options(&bundle, &options);
+        // For the binary's `delete` action, which is handed no options.
+        if let Err(e) = bundle
+            .to_str()
+            .ok_or_else(|| "a bundle path that is not UTF-8".to_string())
+            .and_then(|b| super::write_options(b, &options).map_err(|e| e.to_string()))
+        {
+            log::warn!("saving the runtime options in {}: {e}", bundle.display());
+        }
         let runtime = Runtime {
             binary: runtime::find_binary(&options.binary_name),
             root: runtime::root_for(&options.root, &self.namespace),

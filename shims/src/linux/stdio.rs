@@ -420,19 +420,8 @@ fn relay_output(name: &str, mut from: File, mut to: File) {
     let _ = std::thread::Builder::new()
         .name(format!("stdout {name}"))
         .spawn(move || {
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match from.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        if to.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                }
-            }
+            // Ends at EIO (the terminal closed) or a write error; EINTR is retried.
+            let _ = std::io::copy(&mut from, &mut to);
         });
 }
 
