@@ -173,10 +173,42 @@ fn ctr_runs_native_and_wasm_images_through_the_wharf_shim() {
     };
 
     // Output and the workload's own exit codes, native and wasm.
-    let (code, out, err) = run(&[BUSYBOX, "n1", "sh", "-c", "echo hello; id -u; exit 3"]);
-    assert_eq!((code, out.as_str()), (Some(3), "hello\n0\n"), "{err}");
+    let script = "echo hello; id -u; id -G; cat /proc/1/cmdline | tr '\\0' ' '; echo; \
+                  grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; exit 3";
+    let (code, out, err) = run(&[BUSYBOX, "n1", "sh", "-c", script]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(out.starts_with("hello\n0\n"), "{out}");
+    // The same under containerd's runc shim: the same output, the same code.
+    let runc = text(&cd.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "io.containerd.runc.v2",
+        BUSYBOX,
+        "n1-runc",
+        "sh",
+        "-c",
+        script,
+    ]));
+    assert_eq!(
+        (runc.0, runc.1.as_str()),
+        (code, out.as_str()),
+        "wharf vs runc shim"
+    );
     let (code, _, err) = run(&[BUSYBOX, "n2", "sh", "-c", "no-such-command"]);
     assert_eq!(code, Some(127), "{err}");
+    let runc = text(&cd.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "io.containerd.runc.v2",
+        BUSYBOX,
+        "n2-runc",
+        "sh",
+        "-c",
+        "no-such-command",
+    ]));
+    assert_eq!(runc.0, code, "wharf vs runc shim");
     // stdin: relayed from ctr's FIFO until the client closes it (CloseIO): `wc` sees the end.
     let mut child = Command::new("ctr")
         .arg("--address")
