@@ -10,6 +10,7 @@ pub mod bundle;
 pub mod container;
 pub mod dispatch;
 pub mod image;
+pub mod network;
 pub mod paths;
 pub mod run;
 #[cfg(target_os = "linux")]

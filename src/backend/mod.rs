@@ -28,11 +28,14 @@ impl Exit {
 
 /// Remove what a container's killed supervisor left outside the container's directory
 /// (native: its cgroup). Nothing for wasm, whose guest lived inside the supervisor.
-pub fn clean_up_after(id: &str, _dir: &std::path::Path) {
+pub fn clean_up_after(id: &str, dir: &std::path::Path) {
     #[cfg(target_os = "linux")]
-    native::clean_up(id);
+    {
+        native::clean_up(id);
+        crate::network::detach_leftover(dir);
+    }
     #[cfg(not(target_os = "linux"))]
-    let _ = id;
+    let _ = (id, dir);
 }
 
 /// Pause (`frozen`) or resume a running container: a native container's cgroup is frozen;

@@ -29,6 +29,8 @@ pub const ANNOTATION_INIT: &str = "dev.wharf.init";
 pub const ANNOTATION_TIMEOUT_MS: &str = "dev.wharf.wasm.timeout-ms";
 /// Annotation carrying the wasm fuel budget.
 pub const ANNOTATION_FUEL: &str = "dev.wharf.wasm.fuel";
+/// The image's exposed ports (`80/tcp,53/udp`), for `-P`.
+pub const ANNOTATION_EXPOSED_PORTS: &str = "dev.wharf.exposed-ports";
 
 /// Why a spec could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +131,16 @@ pub fn spec(
         .or_else(|| config.config.as_ref().and_then(|c| c.stop_signal.clone()));
     if let Some(sig) = stop_signal {
         annotations.insert(ANNOTATION_STOP_SIGNAL.into(), sig);
+    }
+    let exposed: Vec<&str> = config
+        .config
+        .as_ref()
+        .and_then(|c| c.exposed_ports.as_ref())
+        .into_iter()
+        .flat_map(|m| m.keys().map(String::as_str))
+        .collect();
+    if !exposed.is_empty() {
+        annotations.insert(ANNOTATION_EXPOSED_PORTS.into(), exposed.join(","));
     }
     if let Some(t) = opts.limits.timeout {
         annotations.insert(ANNOTATION_TIMEOUT_MS.into(), t.as_millis().to_string());
@@ -284,6 +296,30 @@ pub fn has_private_network(spec: &Spec) -> bool {
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network))
+}
+
+/// Whether the container may use sockets: the host's network, or a network namespace
+/// someone made for it (a wharf network, a CRI pod's); not a private one with only `lo`.
+pub fn network_access(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_none_or(|ns| {
+            ns.iter()
+                .filter(|n| n.typ() == LinuxNamespaceType::Network)
+                .all(|n| n.path().is_some())
+        })
+}
+
+/// Point the spec's network namespace at `path` (a network's namespace, made for it).
+pub fn set_network_namespace(spec: &mut Spec, path: &std::path::Path) {
+    if let Some(ns) = spec.linux_mut().as_mut().and_then(|l| l.namespaces_mut().as_mut()) {
+        for n in ns.iter_mut() {
+            if n.typ() == LinuxNamespaceType::Network {
+                n.set_path(Some(path.to_path_buf()));
+            }
+        }
+    }
 }
 
 /// The bind mounts the user asked for (volumes), as (host, container, read-only).

@@ -94,6 +94,58 @@ fn explain(
 }
 
 /// A container's record as Docker-shaped JSON.
+/// Docker's NetworkSettings: per network the address, gateway, MAC and aliases, the
+/// published ports and the namespace (while it runs on a bridge network).
+fn network_settings(
+    containers: &wharf::container::Containers,
+    r: &wharf::container::Record,
+) -> serde_json::Value {
+    #[cfg(target_os = "linux")]
+    if r.state.is_active()
+        && let Some(a) = wharf::network::Attachment::read(&containers.dir_of(&r.id))
+    {
+        let mut networks = serde_json::Map::new();
+        for e in &a.endpoints {
+            networks.insert(
+                e.network.clone(),
+                json!({
+                    "NetworkID": e.network_id,
+                    "IPAddress": e.ip.to_string(),
+                    "IPPrefixLen": e.prefix_len,
+                    "Gateway": e.gateway.to_string(),
+                    "MacAddress": e.mac,
+                    "Aliases": e.aliases,
+                    "DNSServers": e.dns,
+                    "Interface": e.interface,
+                }),
+            );
+        }
+        let first = a.endpoints.first();
+        return json!({
+            "SandboxKey": a.netns,
+            "IPAddress": first.map(|e| e.ip.to_string()).unwrap_or_default(),
+            "Gateway": first.map(|e| e.gateway.to_string()).unwrap_or_default(),
+            "MacAddress": first.map(|e| e.mac.clone()).unwrap_or_default(),
+            "Ports": a.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "Networks": networks,
+        });
+    }
+    let _ = containers;
+    let mut networks = serde_json::Map::new();
+    if let Some(n) = r.options.network.named() {
+        networks.insert(n.to_string(), json!({"Aliases": r.options.network_aliases}));
+    }
+    for c in &r.options.connected {
+        networks.insert(c.network.clone(), json!({"Aliases": c.aliases}));
+    }
+    json!({
+        "SandboxKey": "",
+        "IPAddress": "",
+        "Ports": [],
+        "Networks": networks,
+    })
+}
+
 fn container(containers: &wharf::container::Containers, id: &str) -> anyhow::Result<()> {
     let l = containers.lock(id)?;
     let r = &l.record;
@@ -141,6 +193,7 @@ fn container(containers: &wharf::container::Containers, id: &str) -> anyhow::Res
         "RestartCount": st.restart_count,
         "LogPath": if r.detached { json!(log) } else { json!(null) },
         "Mounts": mounts,
+        "NetworkSettings": network_settings(containers, r),
         "Config": {
             "Cmd": r.command,
             "Env": r.options.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),

@@ -17,6 +17,7 @@ mod inspect;
 mod load;
 mod logs;
 mod monitor;
+mod network;
 mod package;
 mod ps;
 mod pull;
@@ -111,6 +112,8 @@ enum Command {
     Unpack(unpack::Args),
     /// Store maintenance.
     System(system::Args),
+    /// Bridge networks: containers reach each other by name, and publish ports.
+    Network(network::Args),
     #[command(hide = true)]
     ContainerMonitor(monitor::Args),
     #[command(hide = true)]
@@ -161,6 +164,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logout(a) => pull::logout(a),
         Command::Unpack(a) => unpack::run(&ctx, a),
         Command::System(a) => system::run(&ctx, a),
+        Command::Network(a) => return network::run(&ctx, a),
     }?;
     Ok(ExitCode::SUCCESS)
 }

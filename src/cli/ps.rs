@@ -134,12 +134,25 @@ pub fn status(r: &Record) -> String {
     }
 }
 
-/// The PORTS column.
-pub fn ports(r: &Record) -> String {
+/// The PORTS column: as published (host ports chosen) while it runs on a network, else as
+/// asked.
+pub fn ports(containers: &Containers, r: &Record) -> String {
+    #[cfg(target_os = "linux")]
+    if r.state.is_active()
+        && let Some(a) = wharf::network::Attachment::read(&containers.dir_of(&r.id))
+    {
+        return a
+            .ports
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+    }
+    let _ = containers;
     r.options
         .ports
         .iter()
-        .map(|p| format!("{}:{}->{}/tcp", p.host_ip, p.host_port, p.container_port))
+        .map(|p| p.to_string())
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -194,7 +207,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
                 "State": r.state.status,
                 "Status": status(r),
                 "ExitCode": r.state.exit_code,
-                "Ports": ports(r),
+                "Ports": ports(&containers, r),
                 "Names": r.name,
             });
             writeln!(out, "{v}")?;
@@ -211,7 +224,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
                 command(r, args.no_trunc),
                 ago(Some(r.created)),
                 status(r),
-                ports(r),
+                ports(&containers, r),
                 r.name.clone(),
             ]
         })

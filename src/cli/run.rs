@@ -57,12 +57,23 @@ pub struct Args {
     /// Bind a host directory: HOST:CONTAINER[:ro|:rw] (read-write unless :ro).
     #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
     volumes: Vec<Volume>,
-    /// Publish a port: [IP:]HOST_PORT:CONTAINER_PORT (IP defaults to 127.0.0.1).
+    /// Publish a port: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp] (IP defaults to 127.0.0.1;
+    /// no host port: a free one).
     #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST:CONTAINER")]
     publish: Vec<PortMapping>,
-    /// Network: none (default; wasm sockets denied) or host.
-    #[arg(long, default_value = "none")]
+    /// Publish every port the image exposes on free loopback ports (a bridge network).
+    #[arg(short = 'P', long)]
+    publish_all: bool,
+    /// Network: none (default; wasm sockets denied), host, or a network's name (`wharf network
+    /// ls`; `bridge` is the default one).
+    #[arg(long, alias = "net", default_value = "none", value_name = "NETWORK")]
     network: Network,
+    /// Another name for the container on its --network.
+    #[arg(long, alias = "net-alias", value_name = "NAME")]
+    network_alias: Vec<String>,
+    /// The container's IPv4 address on its --network.
+    #[arg(long, value_name = "IP")]
+    ip: Option<std::net::Ipv4Addr>,
     /// Memory limit (e.g. 64m): wasm linear memories and tables.
     #[arg(long, value_parser = parse_size, value_name = "BYTES")]
     memory: Option<u64>,
@@ -151,6 +162,15 @@ impl Args {
         if let Some(u) = &self.user {
             wharf::run::options::validate_user(u).map_err(|e| anyhow::anyhow!("-u: {e}"))?;
         }
+        if self.network.named().is_none() {
+            if !self.network_alias.is_empty() || self.ip.is_some() || self.publish_all {
+                anyhow::bail!(
+                    "--network-alias, --ip and -P need a bridge network (--network NAME)"
+                );
+            }
+        } else if let Some(why) = wharf::network::unsupported() {
+            anyhow::bail!("--network {}: {why}", self.network);
+        }
         Ok(RunOptions {
             entrypoint: self.entrypoint.clone(),
             args: self.command.clone(),
@@ -171,7 +191,11 @@ impl Args {
                 })
                 .collect(),
             ports: self.publish.clone(),
-            network: self.network,
+            network: self.network.clone(),
+            publish_all: self.publish_all,
+            network_aliases: self.network_alias.clone(),
+            ip: self.ip,
+            connected: Vec::new(),
             limits: Limits {
                 memory: self.memory,
                 timeout: self.timeout,
@@ -294,6 +318,9 @@ pub fn create(
         && wharf::sys::parse_signal(sig).is_none()
     {
         anyhow::bail!("invalid --stop-signal {sig:?}: expected a signal name or number");
+    }
+    if let Some(net) = opts.network.named() {
+        wharf::network::Networks::new(&ctx.roots).get(net)?;
     }
     let store = ctx.store()?;
     if !pull_if_needed(ctx, args, &store)? {
@@ -422,7 +449,13 @@ pub fn supervise(
     // Under a monitor, the monitor marks the end once it has logged all the output, so a
     // `wait` that returns sees the whole log.
     let under_monitor = ready.borrow().is_some();
+    let dir = containers.dir_of(id);
     let end = |code: u8, message: Option<String>| {
+        // The network goes first, whatever way the run ended.
+        #[cfg(target_os = "linux")]
+        if let Err(e) = wharf::network::detach(&ctx.roots, &dir) {
+            eprintln!("wharf: taking down the container's network: {e}");
+        }
         if remove {
             // `--rm`: the record goes now; nothing needs to know how it ended.
             if let Ok(l) = containers.lock(id) {
@@ -446,7 +479,7 @@ pub fn supervise(
         }
         ExitCode::from(code)
     };
-    let (record, prepared) = match fresh {
+    let (record, mut prepared) = match fresh {
         Some((r, p)) => (r, p),
         None => {
             let record = match containers.lock(id) {
@@ -472,14 +505,22 @@ pub fn supervise(
             }
         }
     };
-    let dir = containers.dir_of(id);
     let opts = &record.options;
+    let (net, serve_ports) = match network_up(ctx, &record, &dir, &mut prepared) {
+        Ok(n) => n,
+        Err(e) => return end(EXIT_WHARF_FAILED, Some(e)),
+    };
     match prepared.decision.kind {
         Kind::Wasm => {
             let timeout = record
                 .compile_timeout_ms
                 .map_or(wasm::DEFAULT_COMPILE_TIMEOUT, Duration::from_millis);
-            let (code, message) = run_wasm(ctx, &prepared, opts, timeout, &signal_ready);
+            let opts = RunOptions {
+                ports: serve_ports,
+                ..opts.clone()
+            };
+            let (code, message) = run_wasm(ctx, &prepared, &opts, timeout, &signal_ready);
+            drop(net);
             end(code, message)
         }
         Kind::Native => {
@@ -502,8 +543,105 @@ pub fn supervise(
                 signal_ready();
             };
             let (code, message) = run_native(ctx, id, &dir, &prepared, opts.interactive, &started);
+            drop(net);
             end(code, message)
         }
+    }
+}
+
+/// What a run holds on its network: the host ports it published.
+#[cfg(target_os = "linux")]
+type NetworkHold = Option<wharf::network::HeldPorts>;
+#[cfg(not(target_os = "linux"))]
+type NetworkHold = Option<()>;
+
+/// Set up container `record`'s bridge network, if it asked for one: the spec then names
+/// the network's namespace, and a wasm supervisor (this process) has joined it. Returns
+/// what to hold while it runs and the ports a wasm server listens on (inside the
+/// container's namespace on a network; on the host otherwise).
+fn network_up(
+    ctx: &Context_,
+    record: &Record,
+    dir: &std::path::Path,
+    prepared: &mut Prepared,
+) -> Result<(NetworkHold, Vec<PortMapping>), String> {
+    let opts = &record.options;
+    let Some(network) = opts.network.named() else {
+        return Ok((None, opts.ports.clone()));
+    };
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (ctx, dir, prepared, network);
+        Err(wharf::network::unsupported().unwrap_or_default().to_string())
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use wharf::run::options::Protocol;
+        let mut ports = opts.ports.clone();
+        let wasm = prepared.decision.kind == Kind::Wasm;
+        if opts.publish_all {
+            let exposed = prepared
+                .spec
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get(wharf::bundle::ANNOTATION_EXPOSED_PORTS).cloned())
+                .unwrap_or_else(|| if wasm { "8080/tcp".into() } else { String::new() });
+            for e in exposed.split(',').filter(|e| !e.is_empty()) {
+                let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+                let Ok(container_port) = port.parse::<u16>() else {
+                    continue;
+                };
+                ports.push(PortMapping {
+                    host_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+                    host_port: 0,
+                    container_port,
+                    protocol: if proto == "udp" {
+                        Protocol::Udp
+                    } else {
+                        Protocol::Tcp
+                    },
+                });
+            }
+        }
+        let hostname = prepared
+            .spec
+            .hostname()
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| record.id.chars().take(12).collect());
+        let req = wharf::network::Request {
+            id: &record.id,
+            name: &record.name,
+            hostname: &hostname,
+            network,
+            aliases: &opts.network_aliases,
+            ip: opts.ip,
+            connected: &opts.connected,
+            ports: &ports,
+        };
+        let (att, held) =
+            wharf::network::attach(&ctx.roots, dir, &req).map_err(|e| e.to_string())?;
+        wharf::bundle::set_network_namespace(&mut prepared.spec, &att.netns);
+        // A wasm server listens inside the namespace, on the container ports (8080 if
+        // none is published); netavark forwards the host's.
+        let mut serve: Vec<PortMapping> = Vec::new();
+        for p in &att.ports {
+            let inner = PortMapping {
+                host_ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
+                host_port: p.container_port,
+                ..*p
+            };
+            if p.protocol == Protocol::Tcp && !serve.contains(&inner) {
+                serve.push(inner);
+            }
+        }
+        if serve.is_empty() {
+            serve.push("0.0.0.0:8080:8080".parse().expect("a valid mapping"));
+        }
+        if wasm {
+            wharf::network::enter(&att, dir).map_err(|e| e.to_string())?;
+        }
+        Ok((Some(held), serve))
     }
 }
 

@@ -23,7 +23,7 @@ pub enum OptionError {
     Port(String),
     #[error("invalid environment variable {0:?}: the name must not be empty")]
     Env(String),
-    #[error("invalid network {0:?}: expected none or host")]
+    #[error("invalid network {0:?}: expected none, host or a network's name")]
     Network(String),
     #[error("invalid ulimit {0:?}: expected NAME=SOFT[:HARD], e.g. nofile=1024:2048")]
     Ulimit(String),
@@ -103,21 +103,57 @@ impl FromStr for Volume {
     }
 }
 
-/// `-p [IP:]HOST_PORT:CONTAINER_PORT[/tcp]`.
+/// `-p [IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]`, or `-p CONTAINER_PORT` (a free host port).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortMapping {
     pub host_ip: IpAddr,
+    /// 0: any free port, chosen when the container starts.
     pub host_port: u16,
     pub container_port: u16,
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+/// A published port's protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
 }
 
 impl FromStr for PortMapping {
     type Err = OptionError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || OptionError::Port(s.to_string());
-        let spec = s.strip_suffix("/tcp").unwrap_or(s);
-        let (rest, container) = spec.rsplit_once(':').ok_or_else(err)?;
-        let container_port: u16 = container.parse().map_err(|_| err())?;
+        let (spec, protocol) = if let Some(p) = s.strip_suffix("/tcp") {
+            (p, Protocol::Tcp)
+        } else if let Some(p) = s.strip_suffix("/udp") {
+            (p, Protocol::Udp)
+        } else {
+            (s, Protocol::Tcp)
+        };
+        let port = |p: &str| p.parse::<u16>().ok().filter(|n| *n > 0).ok_or_else(err);
+        let Some((rest, container)) = spec.rsplit_once(':') else {
+            // `-p 80`: a free host port on loopback.
+            return Ok(PortMapping {
+                host_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                host_port: 0,
+                container_port: port(spec)?,
+                protocol,
+            });
+        };
+        let container_port = port(container)?;
         let (ip, host) = match rest.rsplit_once(':') {
             Some((ip, host)) => {
                 let ip = ip.trim_start_matches('[').trim_end_matches(']');
@@ -126,24 +162,61 @@ impl FromStr for PortMapping {
             // Published ports listen on loopback unless an address is given.
             None => (IpAddr::V4(Ipv4Addr::LOCALHOST), rest),
         };
-        let host_port: u16 = host.parse().map_err(|_| err())?;
+        let host_port = if host.is_empty() { 0 } else { port(host)? };
         Ok(PortMapping {
             host_ip: ip,
             host_port,
             container_port,
+            protocol,
         })
     }
 }
 
-/// `--network`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+impl std::fmt::Display for PortMapping {
+    /// As `ps` shows it: `127.0.0.1:8080->80/tcp`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ip = match self.host_ip {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        };
+        write!(
+            f,
+            "{ip}:{}->{}/{}",
+            self.host_port, self.container_port, self.protocol
+        )
+    }
+}
+
+/// `--network`: none, host, or a network's name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Network {
     /// No network access (wasm: wasi-sockets denied; native: a private namespace with `lo`).
     #[default]
     None,
     /// The host's network.
     Host,
+    /// A bridge network (`wharf network ls`): its own namespace, an address, names.
+    Named(String),
+}
+
+impl Network {
+    /// The network's name, for a bridge network.
+    pub fn named(&self) -> Option<&str> {
+        match self {
+            Network::Named(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Network::None => "none",
+            Network::Host => "host",
+            Network::Named(n) => n,
+        })
+    }
 }
 
 impl FromStr for Network {
@@ -152,9 +225,34 @@ impl FromStr for Network {
         match s {
             "none" => Ok(Network::None),
             "host" => Ok(Network::Host),
-            _ => Err(OptionError::Network(s.to_string())),
+            "" => Err(OptionError::Network(s.to_string())),
+            name => Ok(Network::Named(name.to_string())),
         }
     }
+}
+
+impl Serialize for Network {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Network {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A network a container joins besides its `--network` (`network connect`), kept across
+/// restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    pub network: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub ip: Option<std::net::Ipv4Addr>,
 }
 
 /// Resource limits.
@@ -263,6 +361,18 @@ pub struct RunOptions {
     pub volumes: Vec<Volume>,
     pub ports: Vec<PortMapping>,
     pub network: Network,
+    /// `-P`: publish every port the image exposes, on free host ports.
+    #[serde(default)]
+    pub publish_all: bool,
+    /// `--network-alias`: more names on the `--network`.
+    #[serde(default)]
+    pub network_aliases: Vec<String>,
+    /// `--ip`: this address on the `--network`.
+    #[serde(default)]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `network connect`: more networks.
+    #[serde(default)]
+    pub connected: Vec<Connection>,
     pub limits: Limits,
     /// `-i`: keep stdin open and connect it.
     pub interactive: bool,
@@ -389,8 +499,14 @@ mod tests {
         assert_eq!(p.host_ip.to_string(), "0.0.0.0");
         let p: PortMapping = "[::1]:9000:8080".parse().unwrap();
         assert_eq!(p.host_ip.to_string(), "::1");
-        assert!("80".parse::<PortMapping>().is_err());
+        let p: PortMapping = "80".parse().unwrap();
+        assert_eq!((p.host_port, p.container_port), (0, 80));
+        let p: PortMapping = "127.0.0.1::53/udp".parse().unwrap();
+        assert_eq!((p.host_port, p.container_port, p.protocol), (0, 53, Protocol::Udp));
+        assert_eq!(p.to_string(), "127.0.0.1:0->53/udp");
         assert!("x:80".parse::<PortMapping>().is_err());
+        assert!("8080:0".parse::<PortMapping>().is_err());
+        assert!("8080:80/sctp".parse::<PortMapping>().is_err());
     }
 
     #[test]

@@ -147,6 +147,7 @@ fn http_address(spec: &Spec) -> Result<Vec<PortMapping>, String> {
         host_ip: addr.ip(),
         host_port: addr.port(),
         container_port: addr.port(),
+        protocol: Default::default(),
     }])
 }
 

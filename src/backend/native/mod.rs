@@ -207,11 +207,24 @@ fn run_in(r: &NativeRun<'_>, state_dir: &Path) -> Result<Exit, NativeError> {
         .clone()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| r.id.chars().take(12).collect());
-    mounts::write_etc_files(state_dir, &hostname, !private_network).map_err(|source| {
-        NativeError::State {
-            path: state_dir.to_path_buf(),
-            source,
-        }
+    // A network's namespace comes with its hosts and resolv.conf, written by the network
+    // module; others get Docker's defaults.
+    let joined_network = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_some())
+        });
+    let etc = if joined_network {
+        mounts::write_hostname(state_dir, &hostname)
+    } else {
+        mounts::write_etc_files(state_dir, &hostname, !private_network)
+    };
+    etc.map_err(|source| NativeError::State {
+        path: state_dir.to_path_buf(),
+        source,
     })?;
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     let cgroup = if r.rootless {
@@ -399,11 +412,22 @@ fn supervise(
         .as_ref()
         .and_then(|l| l.namespaces().clone())
         .unwrap_or_default();
-    if namespaces
+    let mut plan = plan;
+    match namespaces
         .iter()
-        .any(|n| n.typ() == LinuxNamespaceType::Network)
+        .find(|n| n.typ() == LinuxNamespaceType::Network)
     {
-        flags |= CloneFlags::CLONE_NEWNET;
+        // A network's namespace, made and wired by the network module: joined.
+        Some(n) if n.path().is_some() => {
+            let path = n.path().as_ref().expect("checked");
+            let fd = std::fs::File::open(path).map_err(|source| NativeError::State {
+                path: path.clone(),
+                source,
+            })?;
+            plan.joins.push((OwnedFd::from(fd), CloneFlags::CLONE_NEWNET));
+        }
+        Some(_) => flags |= CloneFlags::CLONE_NEWNET,
+        None => {}
     }
     if r.rootless {
         // The user namespace is created first, and owns the others.

@@ -608,6 +608,11 @@ fn make_readonly(root: &Dir, path: &str) -> Result<(), ChildError> {
     )
 }
 
+/// Write only the container's /etc/hostname (its network wrote hosts and resolv.conf).
+pub fn write_hostname(state_dir: &Path, hostname: &str) -> std::io::Result<()> {
+    fs::write(state_dir.join("hostname"), format!("{hostname}\n"))
+}
+
 /// Write the per-container /etc files the way Docker does.
 pub fn write_etc_files(
     state_dir: &Path,

@@ -86,7 +86,7 @@ pub fn builder(
             })?;
     }
 
-    if bundle::has_private_network(spec) {
+    if !bundle::network_access(spec) {
         b.allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)

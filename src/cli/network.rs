@@ -1,0 +1,354 @@
+//! `wharf network create|ls|inspect|rm|prune|connect|disconnect`.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use serde_json::json;
+use wharf::container::Containers;
+use wharf::network::{CreateOptions, Network, Networks};
+use wharf::run::options::Connection;
+
+use super::{Context_, EXIT_WHARF_FAILED};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Verb {
+    /// Create a bridge network.
+    Create {
+        /// IPv4 subnet in CIDR form (default: a free /24 in 10.90.0.0/16).
+        #[arg(long, value_name = "CIDR", value_parser = parse_subnet)]
+        subnet: Option<ipnet::Ipv4Net>,
+        /// Gateway address (default: the subnet's first).
+        #[arg(long, value_name = "IP")]
+        gateway: Option<std::net::Ipv4Addr>,
+        /// No route out of the network: its containers reach each other only.
+        #[arg(long)]
+        internal: bool,
+        /// No name resolution on the network.
+        #[arg(long)]
+        disable_dns: bool,
+        /// Only bridge networks exist.
+        #[arg(short, long, default_value = "bridge", value_parser = ["bridge"])]
+        driver: String,
+        /// A label KEY=VALUE.
+        #[arg(long, value_name = "KEY=VALUE")]
+        label: Vec<String>,
+        name: String,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls {
+        /// Names only.
+        #[arg(short, long)]
+        quiet: bool,
+        /// `json`: one JSON array.
+        #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+        format: String,
+    },
+    /// Show networks (JSON), with their containers.
+    Inspect {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove networks (refused while a container uses them).
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove every user network no container uses.
+    Prune {
+        /// Do not ask (wharf never asks).
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Connect a container to a network (a running one at once).
+    Connect {
+        /// Another name for the container on this network.
+        #[arg(long, value_name = "NAME")]
+        alias: Vec<String>,
+        /// Its IPv4 address on this network.
+        #[arg(long, value_name = "IP")]
+        ip: Option<std::net::Ipv4Addr>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network it was connected to.
+    Disconnect {
+        /// Accepted for Docker's sake.
+        #[arg(short, long)]
+        force: bool,
+        network: String,
+        container: String,
+    },
+}
+
+fn parse_subnet(s: &str) -> Result<ipnet::Ipv4Net, String> {
+    wharf::network::parse_subnet(s).map_err(|e| e.to_string())
+}
+
+pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(why) = wharf::network::unsupported() {
+        // Listing the (default) networks still works; nothing that makes or joins one.
+        if !matches!(args.verb, Verb::Ls { .. } | Verb::Inspect { .. }) {
+            eprintln!("wharf: {why}");
+            return Ok(ExitCode::from(EXIT_WHARF_FAILED));
+        }
+    }
+    let networks = Networks::new(&ctx.roots);
+    match args.verb {
+        Verb::Create {
+            subnet,
+            gateway,
+            internal,
+            disable_dns,
+            driver: _,
+            label,
+            name,
+        } => {
+            let mut labels = BTreeMap::new();
+            for l in label {
+                let (k, v) = l.split_once('=').unwrap_or((&l, ""));
+                labels.insert(k.to_string(), v.to_string());
+            }
+            let net = networks.create(
+                &name,
+                &CreateOptions {
+                    subnet,
+                    gateway,
+                    internal,
+                    disable_dns,
+                    labels,
+                },
+            )?;
+            outln!("{}", net.id);
+        }
+        Verb::Ls { quiet, format } => {
+            let all = networks.list()?;
+            if quiet {
+                for n in &all {
+                    outln!("{}", n.name);
+                }
+            } else if format == "json" {
+                let v: Vec<_> = all.iter().map(|n| summary(n)).collect();
+                outln!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let rows: Vec<Vec<String>> = all
+                    .iter()
+                    .map(|n| {
+                        vec![
+                            n.id[..12].to_string(),
+                            n.name.clone(),
+                            n.driver.clone(),
+                            n.subnet.to_string(),
+                            n.gateway.to_string(),
+                            flags(n),
+                        ]
+                    })
+                    .collect();
+                super::format::table(
+                    &mut std::io::stdout().lock(),
+                    &["NETWORK ID", "NAME", "DRIVER", "SUBNET", "GATEWAY", "OPTIONS"],
+                    &rows,
+                )?;
+            }
+        }
+        Verb::Inspect { networks: names } => {
+            let mut out = Vec::new();
+            let mut failed = false;
+            for name in names {
+                match networks.get(&name) {
+                    Ok(n) => out.push(details(ctx, &networks, &n)),
+                    Err(e) => {
+                        eprintln!("wharf: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            outln!("{}", serde_json::to_string_pretty(&out)?);
+            if failed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Verb::Rm { networks: names } => {
+            let mut failed = false;
+            for name in names {
+                match networks.remove(&name) {
+                    Ok(n) => outln!("{}", n.name),
+                    Err(e) => {
+                        eprintln!("wharf: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Verb::Prune { force: _ } => {
+            let removed = networks.prune()?;
+            if !removed.is_empty() {
+                outln!("Deleted Networks:");
+                for n in removed {
+                    outln!("{n}");
+                }
+            }
+        }
+        Verb::Connect {
+            alias,
+            ip,
+            network,
+            container,
+        } => {
+            return connect(
+                ctx,
+                &networks,
+                &container,
+                Connection {
+                    network,
+                    aliases: alias,
+                    ip,
+                },
+            );
+        }
+        Verb::Disconnect {
+            force: _,
+            network,
+            container,
+        } => return disconnect(ctx, &networks, &container, &network),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn flags(n: &Network) -> String {
+    let mut f = Vec::new();
+    if n.internal {
+        f.push("internal");
+    }
+    if n.dns_enabled {
+        f.push("dns");
+    }
+    f.join(",")
+}
+
+fn summary(n: &Network) -> serde_json::Value {
+    json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created,
+        "Driver": n.driver,
+        "NetworkInterface": n.interface,
+        "Subnets": [{"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()}],
+        "Internal": n.internal,
+        "DNSEnabled": n.dns_enabled,
+        "Labels": n.labels,
+    })
+}
+
+/// A network as `inspect` shows it: its definition and the containers on it.
+fn details(ctx: &Context_, networks: &Networks, n: &Network) -> serde_json::Value {
+    let containers = Containers::new(&ctx.roots);
+    let mut on = serde_json::Map::new();
+    for (ip, lease) in networks.leases(&n.name) {
+        #[cfg(target_os = "linux")]
+        let mac = wharf::network::Attachment::read(&containers.dir_of(&lease.container))
+            .and_then(|a| a.endpoints.into_iter().find(|e| e.network == n.name))
+            .map(|e| e.mac)
+            .unwrap_or_default();
+        #[cfg(not(target_os = "linux"))]
+        let mac = String::new();
+        on.insert(
+            lease.container.clone(),
+            json!({
+                "Name": lease.name,
+                "IPv4Address": format!("{ip}/{}", n.subnet.prefix_len()),
+                "MacAddress": mac,
+            }),
+        );
+    }
+    let mut v = summary(n);
+    v["Containers"] = serde_json::Value::Object(on);
+    v
+}
+
+fn connect(
+    ctx: &Context_,
+    networks: &Networks,
+    query: &str,
+    conn: Connection,
+) -> anyhow::Result<ExitCode> {
+    let net = networks.get(&conn.network)?;
+    let containers = Containers::new(&ctx.roots);
+    let id = containers.find(query)?;
+    let mut l = containers.lock(&id)?;
+    let opts = &l.record.options;
+    let shown = if l.record.name.is_empty() {
+        id[..12].to_string()
+    } else {
+        l.record.name.clone()
+    };
+    if opts.network.named().is_none() {
+        anyhow::bail!(
+            "container {shown} runs with --network {}: only a container on a bridge network can join another",
+            opts.network
+        );
+    }
+    if opts.network.named() == Some(net.name.as_str())
+        || opts.connected.iter().any(|c| c.network == net.name)
+    {
+        anyhow::bail!("container {shown} is already connected to network {}", net.name);
+    }
+    let conn = Connection {
+        network: net.name.clone(),
+        ..conn
+    };
+    #[cfg(target_os = "linux")]
+    if l.record.state.is_active() {
+        let dir = containers.dir_of(&id);
+        if wharf::network::Attachment::read(&dir).is_some() {
+            wharf::network::connect(&ctx.roots, &dir, &id, &l.record.name, &conn)?;
+        }
+    }
+    l.record.options.connected.push(conn);
+    l.save()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn disconnect(
+    ctx: &Context_,
+    networks: &Networks,
+    query: &str,
+    network: &str,
+) -> anyhow::Result<ExitCode> {
+    let net = networks.get(network)?;
+    let containers = Containers::new(&ctx.roots);
+    let id = containers.find(query)?;
+    let mut l = containers.lock(&id)?;
+    if l.record.options.network.named() == Some(net.name.as_str()) {
+        anyhow::bail!(
+            "network {} is the container's --network: it stays on it while it exists",
+            net.name
+        );
+    }
+    let Some(i) = l
+        .record
+        .options
+        .connected
+        .iter()
+        .position(|c| c.network == net.name)
+    else {
+        anyhow::bail!("container {query} is not connected to network {}", net.name);
+    };
+    #[cfg(target_os = "linux")]
+    if l.record.state.is_active() {
+        wharf::network::disconnect(&ctx.roots, &containers.dir_of(&id), &id, &net.name)?;
+    }
+    l.record.options.connected.remove(i);
+    l.save()?;
+    Ok(ExitCode::SUCCESS)
+}

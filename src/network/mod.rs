@@ -1,0 +1,41 @@
+//! Networks: user-defined bridge networks that containers, native and wasm, join by name.
+//!
+//! wharf does what netavark leaves to its caller, as Podman does: the definitions on disk
+//! (`ROOT/networks/<name>.json`), subnet choice and address allocation (leases, under one
+//! lock, so concurrent runs never share an address), a persistent network namespace per
+//! container (`ROOT/netns/<id>`, so teardown works after the container died) and the
+//! container's `/etc/hosts` and `/etc/resolv.conf`. netavark makes the bridge, veth pair,
+//! firewall rules and published ports; aardvark-dns answers names and aliases on networks
+//! with DNS (every user network; not the default `bridge`, as Docker).
+//!
+//! Definitions and allocation are plain files and work anywhere; attaching containers needs
+//! Linux (netavark, namespaces). On other hosts the verbs say so.
+
+mod store;
+
+#[cfg(target_os = "linux")]
+mod attach;
+#[cfg(target_os = "linux")]
+mod netavark;
+#[cfg(target_os = "linux")]
+mod netns;
+
+#[cfg(target_os = "linux")]
+pub use attach::{
+    Attachment, Endpoint, HeldPorts, Published, Request, attach, connect, detach,
+    detach_leftover, disconnect, enter,
+};
+pub use store::{
+    CreateOptions, DEFAULT_NETWORK, Lease, Network, NetworkError, Networks, parse_subnet,
+};
+
+/// Why bridge networks are refused on this host (none on Linux).
+pub fn unsupported() -> Option<&'static str> {
+    if cfg!(target_os = "linux") {
+        None
+    } else {
+        Some(
+            "bridge networks need a Linux host (netavark and network namespaces); wasm containers here use --network host or none",
+        )
+    }
+}
