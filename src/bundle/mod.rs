@@ -313,7 +313,11 @@ pub fn network_access(spec: &Spec) -> bool {
 
 /// Point the spec's network namespace at `path` (a network's namespace, made for it).
 pub fn set_network_namespace(spec: &mut Spec, path: &std::path::Path) {
-    if let Some(ns) = spec.linux_mut().as_mut().and_then(|l| l.namespaces_mut().as_mut()) {
+    if let Some(ns) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.namespaces_mut().as_mut())
+    {
         for n in ns.iter_mut() {
             if n.typ() == LinuxNamespaceType::Network {
                 n.set_path(Some(path.to_path_buf()));

@@ -135,7 +135,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
                     outln!("{}", n.name);
                 }
             } else if format == "json" {
-                let v: Vec<_> = all.iter().map(|n| summary(n)).collect();
+                let v: Vec<_> = all.iter().map(summary).collect();
                 outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 let rows: Vec<Vec<String>> = all
@@ -153,7 +153,14 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
                     .collect();
                 super::format::table(
                     &mut std::io::stdout().lock(),
-                    &["NETWORK ID", "NAME", "DRIVER", "SUBNET", "GATEWAY", "OPTIONS"],
+                    &[
+                        "NETWORK ID",
+                        "NAME",
+                        "DRIVER",
+                        "SUBNET",
+                        "GATEWAY",
+                        "OPTIONS",
+                    ],
                     &rows,
                 )?;
             }
@@ -301,7 +308,10 @@ fn connect(
     if opts.network.named() == Some(net.name.as_str())
         || opts.connected.iter().any(|c| c.network == net.name)
     {
-        anyhow::bail!("container {shown} is already connected to network {}", net.name);
+        anyhow::bail!(
+            "container {shown} is already connected to network {}",
+            net.name
+        );
     }
     let conn = Connection {
         network: net.name.clone(),

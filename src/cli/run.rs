@@ -572,7 +572,9 @@ fn network_up(
     #[cfg(not(target_os = "linux"))]
     {
         let _ = (ctx, dir, prepared, network);
-        Err(wharf::network::unsupported().unwrap_or_default().to_string())
+        Err(wharf::network::unsupported()
+            .unwrap_or_default()
+            .to_string())
     }
     #[cfg(target_os = "linux")]
     {
@@ -585,7 +587,13 @@ fn network_up(
                 .annotations()
                 .as_ref()
                 .and_then(|a| a.get(wharf::bundle::ANNOTATION_EXPOSED_PORTS).cloned())
-                .unwrap_or_else(|| if wasm { "8080/tcp".into() } else { String::new() });
+                .unwrap_or_else(|| {
+                    if wasm {
+                        "8080/tcp".into()
+                    } else {
+                        String::new()
+                    }
+                });
             for e in exposed.split(',').filter(|e| !e.is_empty()) {
                 let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
                 let Ok(container_port) = port.parse::<u16>() else {

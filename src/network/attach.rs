@@ -142,11 +142,7 @@ pub fn attach(
     req: &Request<'_>,
 ) -> Result<(Attachment, HeldPorts), NetworkError> {
     let networks = Networks::new(roots);
-    let mut wanted = vec![(
-        networks.get(req.network)?,
-        req.aliases.to_vec(),
-        req.ip,
-    )];
+    let mut wanted = vec![(networks.get(req.network)?, req.aliases.to_vec(), req.ip)];
     for c in req.connected {
         let net = networks.get(&c.network)?;
         if !wanted.iter().any(|(n, _, _)| n.name == net.name) {
@@ -248,7 +244,10 @@ fn setup_one(
         ip,
         prefix_len,
         gateway: net.gateway,
-        mac: iface["mac_address"].as_str().unwrap_or_default().to_string(),
+        mac: iface["mac_address"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         aliases: names,
         dns: strings(&status["dns_server_ips"])
             .iter()
@@ -304,10 +303,10 @@ pub fn detach_leftover(dir: &Path) {
     if !dir.join(FILE).exists() {
         return;
     }
-    if let Some(root) = dir.parent().and_then(Path::parent) {
-        if let Err(e) = detach(&Roots::new(root), dir) {
-            eprintln!("wharf: taking down the network of {}: {e}", dir.display());
-        }
+    if let Some(root) = dir.parent().and_then(Path::parent)
+        && let Err(e) = detach(&Roots::new(root), dir)
+    {
+        eprintln!("wharf: taking down the network of {}: {e}", dir.display());
     }
 }
 
@@ -321,8 +320,7 @@ pub fn connect(
 ) -> Result<Endpoint, NetworkError> {
     let mut att = Attachment::read(dir).ok_or_else(|| NetworkError::Setup {
         what: format!("connecting {name}"),
-        reason: "the container has no network namespace of its own (--network none or host)"
-            .into(),
+        reason: "the container has no network namespace of its own (--network none or host)".into(),
     })?;
     let networks = Networks::new(roots);
     let net = networks.get(&conn.network)?;
@@ -335,7 +333,11 @@ pub fn connect(
     let nv = netavark(roots)?;
     let lock = networks.lock()?;
     let n = (0..)
-        .find(|i| !att.endpoints.iter().any(|e| e.interface == format!("eth{i}")))
+        .find(|i| {
+            !att.endpoints
+                .iter()
+                .any(|e| e.interface == format!("eth{i}"))
+        })
         .expect("some interface is free");
     let req = Request {
         id,
@@ -428,7 +430,11 @@ fn write_etc(dir: &Path, att: &Attachment) -> Result<(), NetworkError> {
         for s in &servers {
             resolv.push_str(&format!("nameserver {s}\n"));
         }
-        let mut search: Vec<String> = att.endpoints.iter().flat_map(|e| e.search.clone()).collect();
+        let mut search: Vec<String> = att
+            .endpoints
+            .iter()
+            .flat_map(|e| e.search.clone())
+            .collect();
         search.dedup();
         if !search.is_empty() {
             resolv.push_str(&format!("search {}\n", search.join(" ")));

@@ -22,8 +22,8 @@ mod netns;
 
 #[cfg(target_os = "linux")]
 pub use attach::{
-    Attachment, Endpoint, HeldPorts, Published, Request, attach, connect, detach,
-    detach_leftover, disconnect, enter,
+    Attachment, Endpoint, HeldPorts, Published, Request, attach, connect, detach, detach_leftover,
+    disconnect, enter,
 };
 pub use store::{
     CreateOptions, DEFAULT_NETWORK, Lease, Network, NetworkError, Networks, parse_subnet,

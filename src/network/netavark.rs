@@ -102,9 +102,7 @@ impl Netavark {
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(options.to_string().as_bytes());
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| fail(e.to_string()))?;
+        let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
         if out.status.success() {
             return Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null));
         }

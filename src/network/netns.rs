@@ -50,10 +50,7 @@ fn shared_dir(dir: &Path) -> Result<(), NetworkError> {
 }
 
 fn is_mount_point(dir: &Path) -> bool {
-    let (Ok(me), Some(Ok(parent))) = (
-        fs::metadata(dir),
-        dir.parent().map(fs::metadata),
-    ) else {
+    let (Ok(me), Some(Ok(parent))) = (fs::metadata(dir), dir.parent().map(fs::metadata)) else {
         return false;
     };
     use std::os::unix::fs::MetadataExt;
@@ -64,15 +61,14 @@ fn is_mount_point(dir: &Path) -> bool {
     let Ok(canonical) = fs::canonicalize(dir) else {
         return false;
     };
-    fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| {
-        m.lines()
-            .any(|l| l.split(' ').nth(4) == canonical.to_str())
-    })
+    fs::read_to_string("/proc/self/mountinfo")
+        .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(4) == canonical.to_str()))
 }
 
 /// Whether `path` is a mounted network namespace (not a leftover file after a reboot).
 pub fn is_netns(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as i64 == 0x6e73_6673)
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
 }
 
 /// Make a new network namespace and keep it at `path` (the file is created).

@@ -123,7 +123,10 @@ pub struct Lease {
 /// Parse `A.B.C.D/N`, refusing host bits (Docker: "it should be 10.1.2.0/24").
 pub fn parse_subnet(s: &str) -> Result<Ipv4Net, NetworkError> {
     let net: Ipv4Net = s.parse().map_err(|_| {
-        NetworkError::BadSubnet(s.into(), "expected an IPv4 CIDR such as 10.90.1.0/24".into())
+        NetworkError::BadSubnet(
+            s.into(),
+            "expected an IPv4 CIDR such as 10.90.1.0/24".into(),
+        )
     })?;
     if net.trunc() != net {
         return Err(NetworkError::BadSubnet(
@@ -281,10 +284,8 @@ impl Networks {
         };
         let gateway = match opts.gateway {
             Some(g) => {
-                check_host(subnet, g).map_err(|reason| NetworkError::BadGateway {
-                    gateway: g,
-                    reason,
-                })?;
+                check_host(subnet, g)
+                    .map_err(|reason| NetworkError::BadGateway { gateway: g, reason })?;
                 g
             }
             None => first_host(subnet),
@@ -595,7 +596,12 @@ mod tests {
         let e = parse_subnet("10.1.2.3/24").unwrap_err().to_string();
         assert!(e.contains("it should be 10.1.2.0/24"), "{e}");
         assert!(parse_subnet("10.1.2.0/33").is_err());
-        assert!(parse_subnet("banana").unwrap_err().to_string().contains("banana"));
+        assert!(
+            parse_subnet("banana")
+                .unwrap_err()
+                .to_string()
+                .contains("banana")
+        );
         assert!(parse_subnet("10.1.2.0/31").is_err());
     }
 
@@ -685,7 +691,9 @@ mod tests {
             n.allocate(&lock, &net, &full, "", None),
             Err(NetworkError::Full { .. })
         ));
-        let taken = n.allocate(&lock, &net, &full, "", Some(seen[0])).unwrap_err();
+        let taken = n
+            .allocate(&lock, &net, &full, "", Some(seen[0]))
+            .unwrap_err();
         assert!(taken.to_string().contains("in use by container"), "{taken}");
         n.release(&lock, "small", &format!("{:064}", 0));
         assert_eq!(n.allocate(&lock, &net, &full, "", None).unwrap(), seen[0]);

@@ -502,7 +502,10 @@ mod tests {
         let p: PortMapping = "80".parse().unwrap();
         assert_eq!((p.host_port, p.container_port), (0, 80));
         let p: PortMapping = "127.0.0.1::53/udp".parse().unwrap();
-        assert_eq!((p.host_port, p.container_port, p.protocol), (0, 53, Protocol::Udp));
+        assert_eq!(
+            (p.host_port, p.container_port, p.protocol),
+            (0, 53, Protocol::Udp)
+        );
         assert_eq!(p.to_string(), "127.0.0.1:0->53/udp");
         assert!("x:80".parse::<PortMapping>().is_err());
         assert!("8080:0".parse::<PortMapping>().is_err());

@@ -173,7 +173,7 @@ pub fn wasm_dir() -> &'static Path {
             return PathBuf::from(dir);
         }
         let dir = repo_dir().join("wasm-examples/out");
-        if !dir.join("http-hello.wasm").exists() {
+        if !dir.join("fetch.wasm").exists() {
             sh(Command::new("bash").arg(repo_dir().join("wasm-examples/build.sh")));
         }
         dir

@@ -11,6 +11,8 @@ mod layers;
 mod lifecycle;
 #[cfg(target_os = "linux")]
 mod native;
+#[cfg(target_os = "linux")]
+mod network;
 mod package;
 mod portable;
 mod registry;

@@ -424,7 +424,8 @@ fn supervise(
                 path: path.clone(),
                 source,
             })?;
-            plan.joins.push((OwnedFd::from(fd), CloneFlags::CLONE_NEWNET));
+            plan.joins
+                .push((OwnedFd::from(fd), CloneFlags::CLONE_NEWNET));
         }
         Some(_) => flags |= CloneFlags::CLONE_NEWNET,
         None => {}
