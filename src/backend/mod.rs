@@ -26,13 +26,15 @@ impl Exit {
     }
 }
 
-/// Remove what a container's killed supervisor left outside the container's directory
-/// (native: its cgroup). Nothing for wasm, whose guest lived inside the supervisor.
+/// Remove what a container's killed supervisor left outside the container's directory:
+/// a native container's cgroup, its network (namespace, netavark's rules, the address
+/// lease) and its pasta.
 pub fn clean_up_after(id: &str, dir: &std::path::Path) {
     #[cfg(target_os = "linux")]
     {
         native::clean_up(id);
         crate::network::detach_leftover(dir);
+        crate::network::pasta::stop_leftover(dir);
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (id, dir);

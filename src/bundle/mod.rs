@@ -29,6 +29,8 @@ pub const ANNOTATION_INIT: &str = "dev.wharf.init";
 pub const ANNOTATION_TIMEOUT_MS: &str = "dev.wharf.wasm.timeout-ms";
 /// Annotation carrying the wasm fuel budget.
 pub const ANNOTATION_FUEL: &str = "dev.wharf.wasm.fuel";
+/// `--network pasta`: the published ports (JSON) pasta forwards.
+pub const ANNOTATION_PASTA: &str = "dev.wharf.network.pasta";
 /// The image's exposed ports (`80/tcp,53/udp`), for `-P`.
 pub const ANNOTATION_EXPOSED_PORTS: &str = "dev.wharf.exposed-ports";
 
@@ -141,6 +143,12 @@ pub fn spec(
         .collect();
     if !exposed.is_empty() {
         annotations.insert(ANNOTATION_EXPOSED_PORTS.into(), exposed.join(","));
+    }
+    if opts.network == Network::Pasta {
+        annotations.insert(
+            ANNOTATION_PASTA.into(),
+            serde_json::to_string(&opts.ports).expect("ports serialise"),
+        );
     }
     if let Some(t) = opts.limits.timeout {
         annotations.insert(ANNOTATION_TIMEOUT_MS.into(), t.as_millis().to_string());
@@ -309,6 +317,12 @@ pub fn network_access(spec: &Spec) -> bool {
                 .filter(|n| n.typ() == LinuxNamespaceType::Network)
                 .all(|n| n.path().is_some())
         })
+}
+
+/// The ports pasta publishes, if the container runs with `--network pasta`.
+pub fn pasta_ports(spec: &Spec) -> Option<Vec<crate::run::options::PortMapping>> {
+    let a = spec.annotations().as_ref()?.get(ANNOTATION_PASTA)?;
+    serde_json::from_str(a).ok()
 }
 
 /// Point the spec's network namespace at `path` (a network's namespace, made for it).

@@ -320,6 +320,11 @@ pub fn create(
         anyhow::bail!("invalid --stop-signal {sig:?}: expected a signal name or number");
     }
     if let Some(net) = opts.network.named() {
+        if !wharf::sys::is_root() {
+            anyhow::bail!(
+                "--network {net}: bridge networks need root (netavark makes bridges and firewall rules); a rootless container can use --network pasta"
+            );
+        }
         wharf::network::Networks::new(&ctx.roots).get(net)?;
     }
     let store = ctx.store()?;
@@ -566,6 +571,11 @@ fn network_up(
     prepared: &mut Prepared,
 ) -> Result<(NetworkHold, Vec<PortMapping>), String> {
     let opts = &record.options;
+    if opts.network == Network::Pasta && prepared.decision.kind == Kind::Wasm {
+        return Err(
+            "--network pasta is for native containers: a wasm container uses the host's network with --network host (rootless too), or a bridge network".into(),
+        );
+    }
     let Some(network) = opts.network.named() else {
         return Ok((None, opts.ports.clone()));
     };

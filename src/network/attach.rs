@@ -4,7 +4,7 @@
 //! killed half-way, or a reboot, leaves enough for the next verb to take it all down.
 
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
@@ -409,23 +409,8 @@ fn write_etc(dir: &Path, att: &Attachment) -> Result<(), NetworkError> {
     let mut servers: Vec<Ipv4Addr> = att.endpoints.iter().flat_map(|e| e.dns.clone()).collect();
     servers.dedup();
     if servers.is_empty() {
-        // No name server of our own: the host's, except those only the host reaches.
-        let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        for l in host.lines() {
-            let mut f = l.split_whitespace();
-            match (f.next(), f.next()) {
-                (Some("nameserver"), Some(ip))
-                    if ip.parse::<IpAddr>().is_ok_and(|a| !a.is_loopback()) =>
-                {
-                    resolv.push_str(&format!("nameserver {ip}\n"))
-                }
-                (Some("search" | "options"), Some(_)) => {
-                    resolv.push_str(l);
-                    resolv.push('\n');
-                }
-                _ => {}
-            }
-        }
+        // No name server of our own: the host's.
+        resolv = super::host_resolv_conf();
     } else {
         for s in &servers {
             resolv.push_str(&format!("nameserver {s}\n"));

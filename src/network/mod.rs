@@ -19,6 +19,8 @@ mod attach;
 mod netavark;
 #[cfg(target_os = "linux")]
 mod netns;
+#[cfg(target_os = "linux")]
+pub mod pasta;
 
 #[cfg(target_os = "linux")]
 pub use attach::{
@@ -38,4 +40,30 @@ pub fn unsupported() -> Option<&'static str> {
             "bridge networks need a Linux host (netavark and network namespaces); wasm containers here use --network host or none",
         )
     }
+}
+
+/// The host's resolv.conf for a container that has no name server of its own: its
+/// `nameserver`, `search` and `options` lines, minus name servers only the host reaches
+/// (loopback).
+pub fn host_resolv_conf() -> String {
+    let mut out = String::from("# written by wharf (from the host's)\n");
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    for l in host.lines() {
+        let mut f = l.split_whitespace();
+        match (f.next(), f.next()) {
+            (Some("nameserver"), Some(ip))
+                if ip
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|a| !a.is_loopback()) =>
+            {
+                out.push_str(&format!("nameserver {ip}\n"))
+            }
+            (Some("search" | "options"), Some(_)) => {
+                out.push_str(l);
+                out.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
 }

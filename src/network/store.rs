@@ -511,7 +511,10 @@ fn display_name(l: &Lease) -> String {
 }
 
 fn check_name(name: &str) -> Result<(), NetworkError> {
-    if matches!(name, "none" | "host" | "default" | "container") {
+    if matches!(
+        name,
+        "none" | "host" | "default" | "container" | "pasta" | "slirp4netns"
+    ) {
         return Err(NetworkError::Reserved(name.into()));
     }
     let ok = name.len() <= 128

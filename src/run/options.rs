@@ -23,7 +23,7 @@ pub enum OptionError {
     Port(String),
     #[error("invalid environment variable {0:?}: the name must not be empty")]
     Env(String),
-    #[error("invalid network {0:?}: expected none, host or a network's name")]
+    #[error("invalid network {0:?}: expected none, host, pasta or a network's name")]
     Network(String),
     #[error("invalid ulimit {0:?}: expected NAME=SOFT[:HARD], e.g. nofile=1024:2048")]
     Ulimit(String),
@@ -195,6 +195,8 @@ pub enum Network {
     None,
     /// The host's network.
     Host,
+    /// Its own namespace connected to the host's network by pasta (rootless too).
+    Pasta,
     /// A bridge network (`wharf network ls`): its own namespace, an address, names.
     Named(String),
 }
@@ -214,6 +216,7 @@ impl std::fmt::Display for Network {
         f.write_str(match self {
             Network::None => "none",
             Network::Host => "host",
+            Network::Pasta => "pasta",
             Network::Named(n) => n,
         })
     }
@@ -225,7 +228,8 @@ impl FromStr for Network {
         match s {
             "none" => Ok(Network::None),
             "host" => Ok(Network::Host),
-            "" => Err(OptionError::Network(s.to_string())),
+            "pasta" => Ok(Network::Pasta),
+            "" | "slirp4netns" => Err(OptionError::Network(s.to_string())),
             name => Ok(Network::Named(name.to_string())),
         }
     }

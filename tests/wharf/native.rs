@@ -530,7 +530,7 @@ fn a_symlinked_proc_in_the_image_is_refused() {
 }
 
 /// A user made for the rootless test (created once, left for later runs).
-fn rootless_user() -> &'static str {
+pub(crate) fn rootless_user() -> &'static str {
     const USER: &str = "wharf-rootless";
     let exists = Command::new("id")
         .arg(USER)

@@ -239,6 +239,8 @@ fn wait_for(host: &FakeHost, url: &str) -> String {
 
 #[test]
 fn native_containers_reach_each_other_by_name_and_alias_and_publish_ports() {
+    // Other tests look for stray container processes and cgroups machine-wide.
+    let _serial = crate::native::serial();
     let w = Wharf::new();
     let host = FakeHost::new(&w);
     load_busybox(&host);
@@ -358,6 +360,8 @@ fn native_containers_reach_each_other_by_name_and_alias_and_publish_ports() {
 
 #[test]
 fn wasm_and_native_containers_call_each_other_by_name() {
+    // Other tests look for stray container processes and cgroups machine-wide.
+    let _serial = crate::native::serial();
     let w = Wharf::new();
     let host = FakeHost::new(&w);
     load_busybox(&host);
@@ -431,6 +435,8 @@ fn wasm_and_native_containers_call_each_other_by_name() {
 
 #[test]
 fn an_internal_network_has_no_route_out() {
+    // Other tests look for stray container processes and cgroups machine-wide.
+    let _serial = crate::native::serial();
     let w = Wharf::new();
     let host = FakeHost::new(&w);
     load_busybox(&host);
@@ -475,6 +481,8 @@ fn an_internal_network_has_no_route_out() {
 
 #[test]
 fn the_network_goes_however_the_container_ends() {
+    // Other tests look for stray container processes and cgroups machine-wide.
+    let _serial = crate::native::serial();
     let w = Wharf::new();
     let host = FakeHost::new(&w);
     load_busybox(&host);
@@ -571,6 +579,8 @@ fn the_network_goes_however_the_container_ends() {
 
 #[test]
 fn thirty_containers_started_at_once_get_thirty_addresses() {
+    // Other tests look for stray container processes and cgroups machine-wide.
+    let _serial = crate::native::serial();
     let w = Wharf::new();
     let host = FakeHost::new(&w);
     load_busybox(&host);
@@ -664,6 +674,8 @@ fn thirty_containers_started_at_once_get_thirty_addresses() {
 
 #[test]
 fn bad_network_input_is_refused_and_nothing_is_half_made() {
+    // Other tests look for stray container processes and cgroups machine-wide.
+    let _serial = crate::native::serial();
     let w = Wharf::new();
     let host = FakeHost::new(&w);
     load_busybox(&host);
@@ -792,6 +804,8 @@ fn bad_network_input_is_refused_and_nothing_is_half_made() {
 
 #[test]
 fn a_running_container_connects_to_another_network_and_disconnects() {
+    // Other tests look for stray container processes and cgroups machine-wide.
+    let _serial = crate::native::serial();
     let w = Wharf::new();
     let host = FakeHost::new(&w);
     load_busybox(&host);
@@ -852,4 +866,134 @@ fn a_running_container_connects_to_another_network_and_disconnects() {
     host.ok(&["rm", "-f", "app", "db"]);
     host.ok(&["network", "rm", "front", "back"]);
     host.assert_clean(&w, &before);
+}
+
+#[test]
+fn a_rootless_container_reaches_the_host_and_publishes_ports_through_pasta() {
+    let _serial = crate::native::serial();
+    let user = crate::native::rootless_user();
+    let w = Wharf::new();
+    let host = FakeHost::new(&w);
+    // pasta needs a default route in the namespace it starts from, and the user must be
+    // able to open /dev/net/tun. This machine's is 0600: in the fake host's own mount
+    // namespace a node the user may open stands in for it (the machine's stays as it is).
+    host.sh_ok(
+        "ip link add up0 type veth peer name up1 && ip addr add 192.0.2.1/24 dev up0 && \
+         ip link set up0 up && ip link set up1 up && ip route add default via 192.0.2.2",
+    );
+    let tun = host.sh(&format!(
+        "mkdir -p {dir} && mount -t tmpfs tun {dir} && mknod -m 0666 {dir}/tun c 10 200 && \
+         mount --bind {dir}/tun /dev/net/tun && runuser -u {user} -- sh -c 'exec 3<>/dev/net/tun'",
+        dir = s(&w.path("tun"))
+    ));
+    if !tun.status.success() {
+        eprintln!(
+            "skipped: /dev/net/tun cannot be opened by an unprivileged user here ({})",
+            String::from_utf8_lossy(&tun.stderr).trim()
+        );
+        return;
+    }
+    // Everything the user needs, readable by it: the binary, the image, a root of its own.
+    let base = w.path("rootless");
+    std::fs::create_dir_all(base.join("root")).unwrap();
+    std::fs::create_dir_all(base.join("www")).unwrap();
+    std::fs::set_permissions(
+        w.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_wharf"), base.join("wharf")).unwrap();
+    std::fs::copy(
+        busybox_images().join("busybox-oci.tar"),
+        base.join("busybox.tar"),
+    )
+    .unwrap();
+    std::fs::write(base.join("www/index.html"), "page-of-the-host\n").unwrap();
+    host.sh_ok(&format!("chown {user} {}", s(&base.join("root"))));
+    let as_user = |args: &str| {
+        host.sh(&format!(
+            "cd {b} && runuser -u {user} -- {b}/wharf --root {b}/root {args}",
+            b = s(&base)
+        ))
+    };
+    let ok = |args: &str| {
+        let out = as_user(args);
+        assert!(
+            out.status.success(),
+            "{args}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&format!("load -i {}", s(&base.join("busybox.tar"))));
+    // A server on the fake host's loopback; pasta maps the gateway's address to it.
+    let mut server = host
+        .cmd(
+            "busybox",
+            &[
+                "httpd",
+                "-f",
+                "-p",
+                "127.0.0.1:18096",
+                "-h",
+                &s(&base.join("www")),
+            ],
+        )
+        .spawn()
+        .unwrap();
+    let out = ok(
+        "run --rm --network pasta busybox sh -c 'id -u; ip -o -4 addr show; \
+                  for i in 1 2 3 4 5; do wget -qO- http://192.0.2.2:18096/ && break; sleep 0.2; done'",
+    );
+    assert!(out.starts_with("0\n"), "root inside: {out}");
+    assert!(
+        out.contains("192.0.2.1/24"),
+        "the host's address, copied: {out}"
+    );
+    assert!(out.contains("page-of-the-host"), "{out}");
+    // A published port, answered on the fake host's loopback.
+    ok(
+        "run -d --name srv --network pasta -p 18097:80 busybox sh -c \
+        'mkdir /www && echo rootless-page > /www/index.html && exec httpd -f -p 80 -h /www'",
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = host.sh("timeout 3 busybox wget -qO- http://127.0.0.1:18097/");
+        if String::from_utf8_lossy(&out.stdout).contains("rootless-page") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the published port never answered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ok("ps").contains("127.0.0.1:18097->80/tcp"));
+    ok("rm -f srv");
+    // Bridge networks need root: said clearly, nothing made.
+    let out = as_user("run --rm --network bridge busybox true");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bridge networks need root"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    // No pasta, no process of the user left.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = Command::new("pgrep").args(["-u", user]).output().unwrap();
+        if left.stdout.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes of {user} left: {}",
+            String::from_utf8_lossy(&left.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

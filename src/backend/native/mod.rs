@@ -60,6 +60,8 @@ pub enum NativeError {
     Clone(#[source] nix::Error),
     #[error("{message}")]
     Child { code: u8, message: String },
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
 }
 
 impl NativeError {
@@ -219,6 +221,14 @@ fn run_in(r: &NativeRun<'_>, state_dir: &Path) -> Result<Exit, NativeError> {
         });
     let etc = if joined_network {
         mounts::write_hostname(state_dir, &hostname)
+    } else if bundle::pasta_ports(spec).is_some() {
+        // pasta copies the host's addresses and routes: the host's name servers work too.
+        mounts::write_etc_files(state_dir, &hostname, false).and_then(|()| {
+            std::fs::write(
+                state_dir.join("resolv.conf"),
+                crate::network::host_resolv_conf(),
+            )
+        })
     } else {
         mounts::write_etc_files(state_dir, &hostname, !private_network)
     };
@@ -446,6 +456,23 @@ fn supervise(
         None => Ok(()),
     }
     .and_then(|()| if r.rootless { map_ids(pid) } else { Ok(()) });
+    // `--network pasta`: the namespace is wired before the workload runs, and unwired
+    // (pasta stopped) when this returns.
+    let (go, _pasta) = match (go, bundle::pasta_ports(r.spec)) {
+        (Ok(()), Some(ports)) => {
+            let ports = crate::network::pasta::choose_ports(&ports);
+            match crate::network::pasta::start(
+                pid.as_raw(),
+                r.rootless,
+                &ports,
+                &state_dir.join(crate::network::pasta::PID_FILE),
+            ) {
+                Ok(p) => (Ok(()), Some(p)),
+                Err(e) => (Err(NativeError::from(e)), None),
+            }
+        }
+        (go, _) => (go, None),
+    };
     // Let the child go on (or, if the cgroup failed, make it fail and be reaped).
     if go.is_ok() {
         let _ = nix::unistd::write(&go_w, b"g");
