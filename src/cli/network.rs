@@ -268,7 +268,10 @@ fn details(ctx: &Context_, networks: &Networks, n: &Network) -> serde_json::Valu
             .map(|e| e.mac)
             .unwrap_or_default();
         #[cfg(not(target_os = "linux"))]
-        let mac = String::new();
+        let mac = {
+            let _ = &containers;
+            String::new()
+        };
         on.insert(
             lease.container.clone(),
             json!({

@@ -37,6 +37,30 @@ fn native_images_run_on_linux_and_get_a_clear_error_elsewhere() {
 }
 
 #[test]
+fn networks_are_listed_everywhere_and_bridges_refused_clearly_off_linux() {
+    let w = Wharf::new();
+    // The default network exists on every host; listing touches nothing outside the root.
+    let nets: serde_json::Value =
+        serde_json::from_str(&w.ok(&["network", "ls", "--format", "json"])).unwrap();
+    assert_eq!(nets[0]["Name"], "bridge", "{nets}");
+    if windows() {
+        let err = w.fails(&["network", "create", "app"], 125);
+        assert!(err.contains("bridge networks need a Linux host"), "{err}");
+        let err = w.fails(&["run", "--network", "app", &wasm("hello.wasm")], 125);
+        assert!(err.contains("bridge networks need a Linux host"), "{err}");
+        // Host networking is what a wasm container has there.
+        w.ok(&["run", "--network", "host", &wasm("hello.wasm")]);
+    } else {
+        // Making the definition needs no privilege or namespace: only attaching does.
+        w.ok(&["network", "create", "--subnet", "10.131.0.0/24", "app"]);
+        let inspect: serde_json::Value =
+            serde_json::from_str(&w.ok(&["network", "inspect", "app"])).unwrap();
+        assert_eq!(inspect[0]["Subnets"][0]["Gateway"], "10.131.0.1");
+        w.ok(&["network", "rm", "app"]);
+    }
+}
+
+#[test]
 fn host_paths_work_for_root_and_volumes() {
     let w = Wharf::new();
     let root = host_path(&w.root());
