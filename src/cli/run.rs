@@ -558,7 +558,11 @@ pub fn supervise(
 #[cfg(target_os = "linux")]
 type NetworkHold = Option<wharf::network::HeldPorts>;
 #[cfg(not(target_os = "linux"))]
-type NetworkHold = Option<std::convert::Infallible>;
+type NetworkHold = Option<NoHold>;
+
+/// Nothing is held off Linux (bridge networks are refused there).
+#[cfg(not(target_os = "linux"))]
+pub struct NoHold;
 
 /// Set up container `record`'s bridge network, if it asked for one: the spec then names
 /// the network's namespace, and a wasm supervisor (this process) has joined it. Returns
