@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: containers on a bridge network, wharf against podman 4.3 (netavark, aardvark-dns,
 # runc), in the same run: `run --rm --network NET busybox true`, and TCP throughput between
-# two containers on one network (busybox dd | nc, 1 GiB, server on the other container).
+# two containers on one network (busybox wget of 1 GiB from busybox httpd, by name).
 # Everything runs inside a fake host (a network and mount namespace of its own): bridges,
 # rules and DNS servers never touch the machine's network. As root. Not a test.
 #   bench/network.sh        (RUNS=N, default 20)
@@ -9,6 +9,7 @@ set -euo pipefail
 if [ -z "${WHARF_BENCH_FAKE_HOST:-}" ]; then
     exec env WHARF_BENCH_FAKE_HOST=1 unshare --net --mount --propagation private -- bash "$0" "$@"
 fi
+mount -t tmpfs run /run   # per-boot state (netns files, aardvark-dns config) stays in here
 ip link set lo up
 source "$(dirname "$0")/common.sh"
 bench_setup
@@ -20,13 +21,17 @@ $pm load -q -i "$work/img/busybox-docker.tar" >/dev/null
 cleanup() {
     "$wharf" rm -f srv >/dev/null 2>&1 || true
     $pm rm -f -t 0 srv >/dev/null 2>&1 || true
-    pkill -f "aardvark-dns --config $work" || true
+    # Name servers left in this namespace (it goes away with the script).
+    for p in $(pgrep -x aardvark-dns); do
+        [ "$(readlink /proc/$p/ns/net)" = "$(readlink /proc/self/ns/net)" ] && kill "$p"
+    done
+    true
     rm -rf "$work"
 }
 trap cleanup EXIT
 "$wharf" network create --subnet 10.91.0.0/24 benchnet >/dev/null
 $pm network create --subnet 10.92.0.0/24 benchnet >/dev/null
-pmrun="run --rm --pull never --network benchnet --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 localhost/busybox:latest"
+pmrun="run --rm --pull never --network benchnet --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 docker.io/library/busybox:latest"
 runs=${RUNS:-20}
 hyperfine --style basic -N --warmup 3 --runs "$runs" --export-json "$work/run.json" \
     -n "wharf run --rm --network benchnet busybox true" "$wharf run --rm --network benchnet busybox true" \
@@ -43,22 +48,26 @@ n = r["wharf run --rm --network none busybox true"]
 print(f"{'run on a network: wharf / podman':<52} {w / p:5.2f}")
 print(f"{'what the network costs wharf (ms)':<52} {w - n:7.2f}")
 PY
-# Throughput: a server container that swallows what it is sent, a client that sends 1 GiB.
-server='while true; do nc -l -p 5001 >/dev/null; done'
-send='dd if=/dev/zero bs=1M count=1024 2>/tmp/dd | nc srv 5001; tail -1 /tmp/dd'
+# Throughput: busybox httpd serving a 1 GiB (sparse) file from one container, busybox wget
+# fetching it from another by name, timed inside the client (the server's page cache warmed
+# by one fetch first).
+server='mkdir -p /www && truncate -s 1G /www/big && exec httpd -f -p 80 -h /www'
+fetch='time wget -qO /dev/null http://srv/big'
 "$wharf" run -d --name srv --network benchnet busybox sh -c "$server" >/dev/null
-$pm run -d --name srv --pull never --network benchnet localhost/busybox:latest sh -c "$server" >/dev/null
+$pm run -d --name srv --pull never --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --network benchnet docker.io/library/busybox:latest sh -c "$server" >/dev/null
 sleep 1
-rate() { # prints MB/s from busybox dd's last line, e.g. "... copied, 0.9 seconds, 1.1GB/s"
+rate() { # MiB/s from busybox time's "real 0m 0.34s"
     python3 -c '
 import re, sys
-m = re.search(r"copied, ([0-9.]+) seconds", sys.stdin.read())
-print(f"{1024 / float(m.group(1)):.0f}" if m else "0")'
+m = re.search(r"real\s+(\d+)m\s*([0-9.]+)s", sys.stdin.read())
+print(f"{1024 / (int(m.group(1)) * 60 + float(m.group(2))):.0f}" if m else "0")'
 }
+"$wharf" run --rm --network benchnet busybox sh -c "$fetch" >/dev/null 2>&1
+$pm $pmrun sh -c "$fetch" >/dev/null 2>&1
 w_rates=() p_rates=()
 for i in 1 2 3 4 5; do
-    w_rates+=("$("$wharf" run --rm --network benchnet busybox sh -c "$send" | rate)")
-    p_rates+=("$($pm $pmrun sh -c "$send" | rate)")
+    w_rates+=("$("$wharf" run --rm --network benchnet busybox sh -c "$fetch" 2>&1 | rate)")
+    p_rates+=("$($pm $pmrun sh -c "$fetch" 2>&1 | rate)")
 done
 python3 - "${w_rates[*]}" "${p_rates[*]}" <<'PY'
 import statistics, sys

@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(skopeo umoci busybox-static containerd runc crun docker-registry file tar gzip
           libseccomp-dev pkg-config gcc-mingw-w64-x86-64 wine wine64 openssl apache2-utils
           podman docker.io gcc libc6-dev
-          netavark aardvark-dns iptables iproute2 passt slirp4netns)
+          netavark aardvark-dns iptables iproute2 passt curl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -51,6 +51,25 @@ impl Roots {
         self.data.join("cache").join("seccomp")
     }
 
+    /// State that lasts until the next boot, as what it describes (network namespaces,
+    /// netavark's name server files): under `/run/wharf` as root (a tmpfs a reboot clears),
+    /// `$XDG_RUNTIME_DIR/wharf` otherwise, else `ROOT/run`; one directory per root.
+    pub fn run_state(&self) -> PathBuf {
+        use sha2::Digest;
+        let tag = hex::encode(&sha2::Sha256::digest(self.data.to_string_lossy().as_bytes())[..8]);
+        #[cfg(unix)]
+        {
+            if crate::sys::is_root() {
+                return PathBuf::from("/run/wharf").join(tag);
+            }
+            if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+                return PathBuf::from(dir).join("wharf").join(tag);
+            }
+        }
+        let _ = tag;
+        self.data.join("run")
+    }
+
     /// The image store (an OCI image layout plus wharf's own bookkeeping next to it).
     pub fn store(&self) -> PathBuf {
         self.data.join("store")

@@ -85,7 +85,7 @@ pub struct Request<'a> {
 }
 
 fn netavark(roots: &Roots) -> Result<Netavark, NetworkError> {
-    let config = roots.data().join("networks").join("netavark");
+    let config = roots.run_state().join("netavark");
     fs::create_dir_all(&config).map_err(|source| NetworkError::Io {
         path: config.clone(),
         source,
@@ -94,7 +94,7 @@ fn netavark(roots: &Roots) -> Result<Netavark, NetworkError> {
 }
 
 fn netns_path(roots: &Roots, id: &str) -> PathBuf {
-    roots.data().join("netns").join(id)
+    roots.run_state().join("netns").join(id)
 }
 
 /// Bind the host ports (a chosen port for host port 0).

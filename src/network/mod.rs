@@ -3,7 +3,7 @@
 //! wharf does what netavark leaves to its caller, as Podman does: the definitions on disk
 //! (`ROOT/networks/<name>.json`), subnet choice and address allocation (leases, under one
 //! lock, so concurrent runs never share an address), a persistent network namespace per
-//! container (`ROOT/netns/<id>`, so teardown works after the container died) and the
+//! container (`/run/wharf/<root>/netns/<id>`, so teardown works after the container died) and the
 //! container's `/etc/hosts` and `/etc/resolv.conf`. netavark makes the bridge, veth pair,
 //! firewall rules and published ports; aardvark-dns answers names and aliases on networks
 //! with DNS (every user network; not the default `bridge`, as Docker).

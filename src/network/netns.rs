@@ -1,4 +1,4 @@
-//! Persistent network namespaces (`ROOT/netns/<id>`, a bind mount of the namespace, as
+//! Persistent network namespaces (`/run/wharf/<root>/netns/<id>`, a bind mount of the namespace, as
 //! `ip netns add` makes), and entering one from a wasm supervisor.
 
 use std::fs;

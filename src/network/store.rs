@@ -475,8 +475,12 @@ impl Networks {
         if net.name == DEFAULT_NETWORK {
             return Err(NetworkError::Default(net.name));
         }
-        let _lock = self.lock()?;
+        // Containers are looked at before the lock is taken: reading a dead container's
+        // record takes its network down, which takes this lock.
         let users = self.users(&net.name);
+        let _lock = self.lock()?;
+        let holders: Vec<String> = self.leases(&net.name).values().map(display_name).collect();
+        let users = if users.is_empty() { holders } else { users };
         if !users.is_empty() {
             return Err(NetworkError::InUse {
                 name: net.name,

@@ -28,7 +28,8 @@ impl FakeHost {
                 "sh",
                 "-c",
             ])
-            .arg("ip link set lo up && echo ready && exec sleep 100000")
+            // A /run of its own, as a host has: wharf's per-boot state goes there.
+            .arg("mount -t tmpfs run /run && ip link set lo up && echo ready && exec sleep 100000")
             .stdout(Stdio::piped())
             .spawn()
             .expect("unshare");
@@ -121,33 +122,41 @@ impl FakeHost {
             .collect()
     }
 
+    /// Network namespace files wharf keeps in the fake host's /run.
+    fn netns_files(&self) -> usize {
+        self.sh_ok("find /run/wharf -path '*/netns/*' 2>/dev/null | wc -l")
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     /// Interfaces of the fake host.
     fn links(&self) -> String {
         self.sh_ok("ip -o link show | cut -d: -f2")
     }
 
-    /// aardvark-dns servers started for this test's root.
-    fn dns_servers(&self) -> usize {
-        let pattern = format!("aardvark-dns --config {}", self.root);
-        Command::new("pgrep")
-            .args(["-fc", &pattern])
+    /// The aardvark-dns servers running in this fake host's network namespace.
+    fn dns_pids(&self) -> Vec<String> {
+        let ours = std::fs::read_link(format!("/proc/{}/ns/net", self.holder.id())).ok();
+        let out = Command::new("pgrep")
+            .args(["-x", "aardvark-dns"])
             .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .trim()
-                    .parse()
-                    .unwrap_or(0)
-            })
-            .unwrap_or(0)
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter(|p| std::fs::read_link(format!("/proc/{p}/ns/net")).ok() == ours)
+            .map(String::from)
+            .collect()
+    }
+
+    fn dns_servers(&self) -> usize {
+        self.dns_pids().len()
     }
 
     /// Nothing of any container's network is left: no namespace file, no lease, no bridge
     /// but `keep`, no DNS server, and the firewall as it was.
     fn assert_clean(&self, w: &Wharf, before: &BTreeSet<String>) {
-        let netns: Vec<_> = std::fs::read_dir(w.root().join("netns"))
-            .map(|d| d.flatten().map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        assert!(netns.is_empty(), "namespace files left: {netns:?}");
+        assert_eq!(self.netns_files(), 0, "namespace files left");
         let leases: Vec<_> = std::fs::read_dir(w.root().join("networks"))
             .map(|d| {
                 d.flatten()
@@ -187,9 +196,9 @@ impl Drop for FakeHost {
             args.extend(ids);
             let _ = self.wharf(&args);
         }
-        let _ = Command::new("pkill")
-            .args(["-f", &format!("aardvark-dns --config {}", self.root)])
-            .status();
+        for pid in self.dns_pids() {
+            let _ = Command::new("kill").arg(&pid).status();
+        }
         let _ = self.holder.kill();
         let _ = self.holder.wait();
     }
@@ -489,7 +498,7 @@ fn the_network_goes_however_the_container_ends() {
     let before = host.rules();
     host.ok(&["network", "create", "n"]);
     let leases = || std::fs::read_to_string(w.root().join("networks/n.leases")).unwrap_or_default();
-    let netns_files = || std::fs::read_dir(w.root().join("netns")).map_or(0, |d| d.count());
+    let netns_files = || host.netns_files();
     // It exits by itself (foreground, kept record).
     host.ok(&["run", "--name", "a", "--network", "n", "busybox", "true"]);
     assert_eq!((leases(), netns_files()), (String::new(), 0));
@@ -564,13 +573,54 @@ fn the_network_goes_however_the_container_ends() {
     let ps = host.ok(&["ps", "-a"]);
     assert!(ps.contains("Exited"), "{ps}");
     assert_eq!((leases(), netns_files()), (String::new(), 0));
+    // A reboot: every process, mount, bridge, rule and /run file is gone, the records stay.
+    host.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "y",
+        "--network",
+        "n",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let st = &inspect(&host, "y")["State"];
+    for p in ["MonitorPid", "SupervisorPid", "Pid"] {
+        let _ = Command::new("kill")
+            .args(["-9", &st[p].as_i64().unwrap().to_string()])
+            .status();
+    }
+    for pid in host.dns_pids() {
+        let _ = Command::new("kill").args(["-9", &pid]).status();
+    }
+    host.sh_ok(
+        "for f in $(find /run/wharf -path '*/netns/*'); do umount $f; done; umount -l /run; \
+         mount -t tmpfs run /run; for l in $(ip -o link show | cut -d: -f2 | grep -E 'wharf|veth' | cut -d@ -f1); do \
+         ip link del $l; done; iptables -t nat -F; iptables -t nat -X; iptables -F; iptables -X",
+    );
+    assert!(
+        leases().contains("\"y\""),
+        "the lease is on disk: {}",
+        leases()
+    );
+    let ps = host.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited"), "{ps}");
+    assert_eq!(leases(), "", "the next verb gave the lease back");
+    let dir = w
+        .root()
+        .join("containers")
+        .join(inspect(&host, "y")["Id"].as_str().unwrap());
+    assert!(!dir.join("network.json").exists());
+    // And the network works again after it.
+    host.ok(&["run", "--rm", "--network", "n", "busybox", "true"]);
     // A wasm guest's network goes when its server stops.
     host.ok(&["package", &wasm("http-hello.wasm"), "-t", "web:1"]);
     host.ok(&["run", "-d", "--name", "w", "--network", "n", "web:1"]);
     assert!(leases().contains("\"w\""));
     host.ok(&["stop", "w"]);
     assert_eq!((leases(), netns_files()), (String::new(), 0));
-    host.ok(&["rm", "a", "f", "s", "k", "x", "w"]);
+    host.ok(&["rm", "a", "f", "s", "k", "x", "y", "w"]);
     host.ok(&["network", "prune", "-f"]);
     let nets = host.ok(&["network", "ls", "-q"]);
     assert_eq!(nets.trim(), "bridge");
@@ -793,10 +843,7 @@ fn bad_network_input_is_refused_and_nothing_is_half_made() {
     assert!(e.contains("18090") && e.contains("already in use"), "{e}");
     let leases = std::fs::read_to_string(w.root().join("networks/one.leases")).unwrap();
     assert_eq!(leases.matches("container").count(), 1, "{leases}");
-    assert_eq!(
-        std::fs::read_dir(w.root().join("netns")).unwrap().count(),
-        1
-    );
+    assert_eq!(host.netns_files(), 1);
     host.ok(&["rm", "-f", "holder", "c"]);
     host.ok(&["network", "rm", "one"]);
     host.assert_clean(&w, &before);
