@@ -58,6 +58,7 @@ if [ "$(id -u)" -eq 0 ]; then
         set -euo pipefail
         step() { printf "\n\033[1m$ %s\033[0m\n" "$*"; "$@"; }
         trap "\"$WHARF\" rm -f front backend >/dev/null 2>&1 || true" EXIT
+        mount -t tmpfs run /run   # per-boot state (namespaces, name server files) stays in here
         ip link set lo up
         step "$WHARF" network create app
         step "$WHARF" run -d --name backend --network app busybox sh -c \
