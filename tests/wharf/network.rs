@@ -204,9 +204,25 @@ impl Drop for FakeHost {
     }
 }
 
-fn load_busybox(host: &FakeHost) {
-    let tar = busybox_images().join("busybox-oci.tar");
-    host.ok(&["load", "-i", &s(&tar)]);
+/// One test's fake host, with busybox in its wharf's store. Tests take turns: others look
+/// for stray container processes and cgroups machine-wide. The host goes first, then the
+/// store, then the turn.
+struct Setup {
+    host: FakeHost,
+    w: Wharf,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+fn setup() -> Setup {
+    let serial = crate::native::serial();
+    let w = Wharf::new();
+    let host = FakeHost::new(&w);
+    host.ok(&["load", "-i", &s(&busybox_images().join("busybox-oci.tar"))]);
+    Setup {
+        host,
+        w,
+        _serial: serial,
+    }
 }
 
 fn inspect(host: &FakeHost, name: &str) -> serde_json::Value {
@@ -248,11 +264,8 @@ fn wait_for(host: &FakeHost, url: &str) -> String {
 
 #[test]
 fn native_containers_reach_each_other_by_name_and_alias_and_publish_ports() {
-    // Other tests look for stray container processes and cgroups machine-wide.
-    let _serial = crate::native::serial();
-    let w = Wharf::new();
-    let host = FakeHost::new(&w);
-    load_busybox(&host);
+    let t = setup();
+    let (w, host) = (&t.w, &t.host);
     let before = host.rules();
     let listed = host.ok(&["network", "ls"]);
     assert!(
@@ -305,7 +318,7 @@ fn native_containers_reach_each_other_by_name_and_alias_and_publish_ports() {
         "{out}"
     );
     assert!(out.contains("served-by-web"), "{out}");
-    let web = inspect(&host, "web");
+    let web = inspect(host, "web");
     let settings = &web["NetworkSettings"];
     let ip = settings["Networks"]["app"]["IPAddress"].as_str().unwrap();
     assert!(ip.starts_with("10.90."), "{settings}");
@@ -330,7 +343,7 @@ fn native_containers_reach_each_other_by_name_and_alias_and_publish_ports() {
             .contains(&"www".into())
     );
     // The published port answers on the fake host's loopback, and `ps` shows it.
-    assert!(wait_for(&host, "http://127.0.0.1:18080/").contains("served-by-web"));
+    assert!(wait_for(host, "http://127.0.0.1:18080/").contains("served-by-web"));
     let ps = host.ok(&["ps"]);
     assert!(ps.contains("127.0.0.1:18080->80/tcp"), "{ps}");
     // -P: the image exposes nothing, so a -p without host port shows a chosen one.
@@ -348,7 +361,7 @@ fn native_containers_reach_each_other_by_name_and_alias_and_publish_ports() {
         "-c",
         "mkdir /www && echo any > /www/index.html && exec httpd -f -p 80 -h /www",
     ]);
-    let ports = inspect(&host, "any")["NetworkSettings"]["Ports"][0]
+    let ports = inspect(host, "any")["NetworkSettings"]["Ports"][0]
         .as_str()
         .unwrap()
         .to_string();
@@ -357,23 +370,20 @@ fn native_containers_reach_each_other_by_name_and_alias_and_publish_ports() {
         .and_then(|p| p.split("->").next())
         .unwrap();
     assert_ne!(port, "0", "{ports}");
-    assert!(wait_for(&host, &format!("http://127.0.0.1:{port}/")).contains("any"));
+    assert!(wait_for(host, &format!("http://127.0.0.1:{port}/")).contains("any"));
     // The network cannot go while used.
     let e = host.fails(&["network", "rm", "app"], 1);
     assert!(e.contains("in use by"), "{e}");
 
     host.ok(&["rm", "-f", "web", "any"]);
     host.ok(&["network", "rm", "app"]);
-    host.assert_clean(&w, &before);
+    host.assert_clean(w, &before);
 }
 
 #[test]
 fn wasm_and_native_containers_call_each_other_by_name() {
-    // Other tests look for stray container processes and cgroups machine-wide.
-    let _serial = crate::native::serial();
-    let w = Wharf::new();
-    let host = FakeHost::new(&w);
-    load_busybox(&host);
+    let t = setup();
+    let (w, host) = (&t.w, &t.host);
     host.ok(&["package", &wasm("http-hello.wasm"), "-t", "web:1"]);
     host.ok(&["package", &wasm("fetch.wasm"), "-t", "fetch:1"]);
     let before = host.rules();
@@ -402,7 +412,7 @@ fn wasm_and_native_containers_call_each_other_by_name() {
         "web:1",
     ]);
     // Through the published port, from the fake host.
-    let hello = wait_for(&host, "http://127.0.0.1:18081/from-host");
+    let hello = wait_for(host, "http://127.0.0.1:18081/from-host");
     assert!(hello.contains("GET /from-host"), "{hello}");
     // A native busybox reaches the wasm server by name.
     let out = host.ok(&[
@@ -417,7 +427,7 @@ fn wasm_and_native_containers_call_each_other_by_name() {
     ]);
     assert!(out.contains("hello from wasi:http: GET /by-name"), "{out}");
     // The wasm server's outgoing wasi:http request reaches the native one by name.
-    let out = wait_for(&host, "http://127.0.0.1:18081/fetch/backend/index.html");
+    let out = wait_for(host, "http://127.0.0.1:18081/fetch/backend/index.html");
     assert!(out.contains("native-backend"), "{out}");
     // A wasm command (wasi-sockets, name lookup) fetches from it by name...
     let out = host.ok(&[
@@ -434,21 +444,18 @@ fn wasm_and_native_containers_call_each_other_by_name() {
     assert_ne!(out.status.code(), Some(0));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("native-backend"));
     // The wasm container has an address of its own on the network.
-    assert!(ip_of(&host, "web", "mixed").starts_with("10.90."));
+    assert!(ip_of(host, "web", "mixed").starts_with("10.90."));
 
     host.ok(&["stop", "web"]);
     host.ok(&["rm", "-f", "web", "backend"]);
     host.ok(&["network", "rm", "mixed"]);
-    host.assert_clean(&w, &before);
+    host.assert_clean(w, &before);
 }
 
 #[test]
 fn an_internal_network_has_no_route_out() {
-    // Other tests look for stray container processes and cgroups machine-wide.
-    let _serial = crate::native::serial();
-    let w = Wharf::new();
-    let host = FakeHost::new(&w);
-    load_busybox(&host);
+    let t = setup();
+    let (w, host) = (&t.w, &t.host);
     // An address on the fake host outside any container network.
     host.sh_ok("ip addr add 198.51.100.1/32 dev lo");
     let before = host.rules();
@@ -485,16 +492,13 @@ fn an_internal_network_has_no_route_out() {
         "{closed}"
     );
     host.ok(&["network", "rm", "closed", "open"]);
-    host.assert_clean(&w, &before);
+    host.assert_clean(w, &before);
 }
 
 #[test]
 fn the_network_goes_however_the_container_ends() {
-    // Other tests look for stray container processes and cgroups machine-wide.
-    let _serial = crate::native::serial();
-    let w = Wharf::new();
-    let host = FakeHost::new(&w);
-    load_busybox(&host);
+    let t = setup();
+    let (w, host) = (&t.w, &t.host);
     let before = host.rules();
     host.ok(&["network", "create", "n"]);
     let leases = || std::fs::read_to_string(w.root().join("networks/n.leases")).unwrap_or_default();
@@ -559,7 +563,7 @@ fn the_network_goes_however_the_container_ends() {
         "sleep",
         "60",
     ]);
-    let st = &inspect(&host, "x")["State"];
+    let st = &inspect(host, "x")["State"];
     let (monitor, supervisor, pid) = (
         st["MonitorPid"].as_i64().unwrap(),
         st["SupervisorPid"].as_i64().unwrap(),
@@ -585,7 +589,7 @@ fn the_network_goes_however_the_container_ends() {
         "sleep",
         "60",
     ]);
-    let st = &inspect(&host, "y")["State"];
+    let st = &inspect(host, "y")["State"];
     for p in ["MonitorPid", "SupervisorPid", "Pid"] {
         let _ = Command::new("kill")
             .args(["-9", &st[p].as_i64().unwrap().to_string()])
@@ -610,7 +614,7 @@ fn the_network_goes_however_the_container_ends() {
     let dir = w
         .root()
         .join("containers")
-        .join(inspect(&host, "y")["Id"].as_str().unwrap());
+        .join(inspect(host, "y")["Id"].as_str().unwrap());
     assert!(!dir.join("network.json").exists());
     // And the network works again after it.
     host.ok(&["run", "--rm", "--network", "n", "busybox", "true"]);
@@ -624,16 +628,13 @@ fn the_network_goes_however_the_container_ends() {
     host.ok(&["network", "prune", "-f"]);
     let nets = host.ok(&["network", "ls", "-q"]);
     assert_eq!(nets.trim(), "bridge");
-    host.assert_clean(&w, &before);
+    host.assert_clean(w, &before);
 }
 
 #[test]
 fn thirty_containers_started_at_once_get_thirty_addresses() {
-    // Other tests look for stray container processes and cgroups machine-wide.
-    let _serial = crate::native::serial();
-    let w = Wharf::new();
-    let host = FakeHost::new(&w);
-    load_busybox(&host);
+    let t = setup();
+    let (w, host) = (&t.w, &t.host);
     // A network created twice at once is one network.
     let twice: Vec<_> = (0..2)
         .map(|_| {
@@ -702,7 +703,7 @@ fn thirty_containers_started_at_once_get_thirty_addresses() {
             let name = format!("c{i}");
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
-                let ip = ip_of(&host, &name, "many");
+                let ip = ip_of(host, &name, "many");
                 if !ip.is_empty() {
                     break ip;
                 }
@@ -714,7 +715,7 @@ fn thirty_containers_started_at_once_get_thirty_addresses() {
     assert_eq!(ips.len(), 30, "{ips:?}");
     // The last one reaches the first by name.
     let out = host.ok(&["exec", "c29", "ping", "-c1", "-W2", "c0"]);
-    assert!(out.contains(&ip_of(&host, "c0", "many")), "{out}");
+    assert!(out.contains(&ip_of(host, "c0", "many")), "{out}");
     let ids = host.ok(&["ps", "-q"]);
     let mut args = vec!["rm", "-f"];
     args.extend(ids.split_whitespace());
@@ -724,11 +725,8 @@ fn thirty_containers_started_at_once_get_thirty_addresses() {
 
 #[test]
 fn bad_network_input_is_refused_and_nothing_is_half_made() {
-    // Other tests look for stray container processes and cgroups machine-wide.
-    let _serial = crate::native::serial();
-    let w = Wharf::new();
-    let host = FakeHost::new(&w);
-    load_busybox(&host);
+    let t = setup();
+    let (w, host) = (&t.w, &t.host);
     let before = host.rules();
     host.ok(&["network", "create", "--subnet", "10.123.0.0/24", "one"]);
     let e = host.fails(
@@ -846,16 +844,13 @@ fn bad_network_input_is_refused_and_nothing_is_half_made() {
     assert_eq!(host.netns_files(), 1);
     host.ok(&["rm", "-f", "holder", "c"]);
     host.ok(&["network", "rm", "one"]);
-    host.assert_clean(&w, &before);
+    host.assert_clean(w, &before);
 }
 
 #[test]
 fn a_running_container_connects_to_another_network_and_disconnects() {
-    // Other tests look for stray container processes and cgroups machine-wide.
-    let _serial = crate::native::serial();
-    let w = Wharf::new();
-    let host = FakeHost::new(&w);
-    load_busybox(&host);
+    let t = setup();
+    let (w, host) = (&t.w, &t.host);
     let before = host.rules();
     host.ok(&["network", "create", "front"]);
     host.ok(&["network", "create", "back"]);
@@ -896,7 +891,7 @@ fn a_running_container_connects_to_another_network_and_disconnects() {
         "app",
     ]);
     assert!(reach(), "connected: db resolves and answers");
-    let settings = &inspect(&host, "app")["NetworkSettings"]["Networks"];
+    let settings = &inspect(host, "app")["NetworkSettings"]["Networks"];
     assert!(
         settings["back"]["IPAddress"]
             .as_str()
@@ -912,15 +907,14 @@ fn a_running_container_connects_to_another_network_and_disconnects() {
     assert!(!reach(), "disconnected");
     host.ok(&["rm", "-f", "app", "db"]);
     host.ok(&["network", "rm", "front", "back"]);
-    host.assert_clean(&w, &before);
+    host.assert_clean(w, &before);
 }
 
 #[test]
 fn a_rootless_container_reaches_the_host_and_publishes_ports_through_pasta() {
-    let _serial = crate::native::serial();
+    let t = setup();
+    let (w, host) = (&t.w, &t.host);
     let user = crate::native::rootless_user();
-    let w = Wharf::new();
-    let host = FakeHost::new(&w);
     // pasta needs a default route in the namespace it starts from, and the user must be
     // able to open /dev/net/tun. This machine's is 0600: in the fake host's own mount
     // namespace a node the user may open stands in for it (the machine's stays as it is).
