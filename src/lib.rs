@@ -16,3 +16,4 @@ pub mod run;
 #[cfg(target_os = "linux")]
 pub mod runtime;
 pub mod sys;
+pub mod volume;

@@ -29,6 +29,9 @@ pub const ANNOTATION_INIT: &str = "dev.wharf.init";
 pub const ANNOTATION_TIMEOUT_MS: &str = "dev.wharf.wasm.timeout-ms";
 /// Annotation carrying the wasm fuel budget.
 pub const ANNOTATION_FUEL: &str = "dev.wharf.wasm.fuel";
+/// Named volumes' mount points (JSON list): an empty volume gets the image's files there
+/// first (native).
+pub const ANNOTATION_COPY_UP: &str = "dev.wharf.copy-up";
 /// `--network pasta`: the published ports (JSON) pasta forwards.
 pub const ANNOTATION_PASTA: &str = "dev.wharf.network.pasta";
 /// The image's exposed ports (`80/tcp,53/udp`), for `-P`.
@@ -143,6 +146,18 @@ pub fn spec(
         .collect();
     if !exposed.is_empty() {
         annotations.insert(ANNOTATION_EXPOSED_PORTS.into(), exposed.join(","));
+    }
+    let copy_up: Vec<&str> = opts
+        .volumes
+        .iter()
+        .filter(|v| v.named.is_some())
+        .map(|v| v.container.as_str())
+        .collect();
+    if !copy_up.is_empty() {
+        annotations.insert(
+            ANNOTATION_COPY_UP.into(),
+            serde_json::to_string(&copy_up).expect("paths serialise"),
+        );
     }
     if opts.network == Network::Pasta {
         annotations.insert(

@@ -31,6 +31,7 @@ mod stop;
 mod system;
 mod tag;
 mod unpack;
+mod volume;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -114,6 +115,8 @@ enum Command {
     System(system::Args),
     /// Bridge networks: containers reach each other by name, and publish ports.
     Network(network::Args),
+    /// Named volumes: directories wharf keeps for containers (`-v NAME:/path`).
+    Volume(volume::Args),
     #[command(hide = true)]
     ContainerMonitor(monitor::Args),
     #[command(hide = true)]
@@ -165,6 +168,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unpack(a) => unpack::run(&ctx, a),
         Command::System(a) => system::run(&ctx, a),
         Command::Network(a) => return network::run(&ctx, a),
+        Command::Volume(a) => return volume::run(&ctx, a),
     }?;
     Ok(ExitCode::SUCCESS)
 }

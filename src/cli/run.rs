@@ -149,7 +149,7 @@ pub struct Args {
 }
 
 impl Args {
-    fn options(&self) -> anyhow::Result<RunOptions> {
+    fn options(&self, ctx: &Context_) -> anyhow::Result<RunOptions> {
         let mut env = Vec::new();
         for f in &self.env_file {
             let text = std::fs::read_to_string(f)
@@ -178,18 +178,23 @@ impl Args {
             workdir: self.workdir.clone(),
             // Relative host paths mean the caller's directory, which the container's helpers
             // (and a native child after it changes directory) do not share: make them absolute.
+            // A named volume is made on first use.
             volumes: self
                 .volumes
                 .iter()
-                .map(|v| wharf::run::options::Volume {
-                    host: if v.host.has_root() {
-                        v.host.clone()
-                    } else {
-                        std::path::absolute(&v.host).unwrap_or_else(|_| v.host.clone())
-                    },
-                    ..v.clone()
+                .map(|v| {
+                    let host = match &v.named {
+                        Some(name) => {
+                            wharf::volume::Volumes::new(&ctx.roots)
+                                .create(name, &Default::default())?
+                                .mountpoint
+                        }
+                        None if v.host.has_root() => v.host.clone(),
+                        None => std::path::absolute(&v.host).unwrap_or_else(|_| v.host.clone()),
+                    };
+                    Ok(wharf::run::options::Volume { host, ..v.clone() })
                 })
-                .collect(),
+                .collect::<anyhow::Result<_>>()?,
             ports: self.publish.clone(),
             network: self.network.clone(),
             publish_all: self.publish_all,
@@ -312,7 +317,7 @@ pub fn create(
     if args.restart != RestartPolicy::No && args.rm {
         anyhow::bail!("--restart and --rm cannot be used together");
     }
-    let opts = args.options()?;
+    let opts = args.options(ctx)?;
     let log = args.log_config()?;
     if let Some(sig) = &args.stop_signal
         && wharf::sys::parse_signal(sig).is_none()
@@ -706,7 +711,7 @@ fn mark_running(
 
 /// `wharf run` where containers are not recorded (Windows for now), or `--print-spec`.
 fn run_unrecorded(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
-    let opts = args.options()?;
+    let opts = args.options(ctx)?;
     let store = ctx.store()?;
     if !pull_if_needed(ctx, &args, &store)? {
         return Ok(ExitCode::from(EXIT_WHARF_FAILED));

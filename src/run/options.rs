@@ -68,12 +68,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, OptionError> {
     Ok(Duration::from_secs_f64(n * unit))
 }
 
-/// `-v HOST:CONTAINER[:ro|:rw]`.
+/// `-v HOST:CONTAINER[:ro|:rw]`, or `-v NAME:CONTAINER[:ro|:rw]` for a named volume.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
+    /// The host directory (a named volume's once it is resolved).
     pub host: PathBuf,
     pub container: String,
     pub read_only: bool,
+    /// The named volume (`wharf volume ls`), if it is one.
+    #[serde(default)]
+    pub named: Option<String>,
 }
 
 impl FromStr for Volume {
@@ -95,8 +99,14 @@ impl FromStr for Volume {
         if host.is_empty() || !container.starts_with('/') {
             return Err(err());
         }
+        let named = crate::volume::is_name(host).then(|| host.to_string());
         Ok(Volume {
-            host: PathBuf::from(host),
+            host: if named.is_some() {
+                PathBuf::new()
+            } else {
+                PathBuf::from(host)
+            },
+            named,
             container: container.to_string(),
             read_only: mode == "ro",
         })

@@ -311,6 +311,9 @@ fn mount_one(root: &Dir, m: &Mount, plan: &RootfsPlan<'_>) -> Result<(), ChildEr
         } else {
             Target::File
         };
+        if kind == Target::Dir && copies_up(plan, &dest) {
+            copy_up(root, &dest, &src)?;
+        }
         let fd = resolve_target(root, &dest, kind)?;
         let target = fd_path(&fd);
         mount(
@@ -367,6 +370,33 @@ fn mount_one(root: &Dir, m: &Mount, plan: &RootfsPlan<'_>) -> Result<(), ChildEr
             .map_err(sys(format!("mounting {typ} at {dest}")))
         }
     }
+}
+
+/// Whether `dest` is a named volume's mount point (the spec's copy-up annotation).
+fn copies_up(plan: &RootfsPlan<'_>, dest: &str) -> bool {
+    plan.spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(crate::bundle::ANNOTATION_COPY_UP))
+        .and_then(|j| serde_json::from_str::<Vec<String>>(j).ok())
+        .is_some_and(|list| list.iter().any(|d| d == dest))
+}
+
+/// A named volume's first use: when it is empty, the image's files at `dest` (looked up
+/// inside the root filesystem, never outside it) are copied into it.
+fn copy_up(root: &Dir, dest: &str, volume: &Path) -> Result<(), ChildError> {
+    let to = Dir::open_ambient_dir(volume, ambient_authority())
+        .map_err(|e| ChildError::Setup(format!("opening volume {}: {e}", volume.display())))?;
+    if to.entries().map_or(true, |mut e| e.next().is_some()) {
+        return Ok(());
+    }
+    let rel = dest.trim_start_matches('/');
+    let Ok(from) = root.open_dir(rel) else {
+        // Nothing in the image there: the volume starts empty.
+        return Ok(());
+    };
+    crate::volume::copy_up(&from, &to)
+        .map_err(|e| ChildError::Setup(format!("copying the image's {dest} into its volume: {e}")))
 }
 
 /// Remount what is now mounted at `dest` read-only. The descriptor used to mount it names
