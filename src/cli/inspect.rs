@@ -187,6 +187,16 @@ fn container(containers: &wharf::container::Containers, id: &str) -> anyhow::Res
             "FinishedAt": st.finished_at.map(|t| t.to_rfc3339()),
             "MonitorPid": st.monitor.map(|p| p.pid),
             "SupervisorPid": st.supervisor.map(|p| p.pid),
+            "Health": st.health.as_ref().map(|h| json!({
+                "Status": h.status,
+                "FailingStreak": h.failing_streak,
+                "Log": h.log.iter().map(|p| json!({
+                    "Start": p.start,
+                    "End": p.end,
+                    "ExitCode": p.exit_code,
+                    "Output": p.output,
+                })).collect::<Vec<_>>(),
+            })),
         },
         "Image": r.image_digest.clone().unwrap_or_else(|| r.target.clone()),
         "ImageName": r.image,
@@ -211,6 +221,7 @@ fn container(containers: &wharf::container::Containers, id: &str) -> anyhow::Res
             "PortBindings": r.options.ports,
             "Memory": r.options.limits.memory,
             "NetworkMode": r.options.network,
+            "Healthcheck": r.options.health,
         },
         "Backend": {
             "Kind": r.kind,

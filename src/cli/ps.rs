@@ -113,8 +113,14 @@ pub fn status(r: &Record) -> String {
     match st.status {
         Status::Created => "Created".into(),
         Status::Running => format!(
-            "Up {}",
-            human_duration(Utc::now() - st.started_at.unwrap_or(r.created))
+            "Up {}{}",
+            human_duration(Utc::now() - st.started_at.unwrap_or(r.created)),
+            match st.health.as_ref().map(|h| h.status) {
+                Some(wharf::container::health::HealthStatus::Starting) => " (health: starting)",
+                Some(wharf::container::health::HealthStatus::Healthy) => " (healthy)",
+                Some(wharf::container::health::HealthStatus::Unhealthy) => " (unhealthy)",
+                None => "",
+            }
         ),
         Status::Paused => format!(
             "Up {} (Paused)",

@@ -12,7 +12,7 @@ use wharf::dispatch::{Decision, Kind};
 use wharf::image::platform::PlatformSpec;
 use wharf::image::store::InUse;
 use wharf::run::options::{
-    Limits, NativeOptions, Network, PortMapping, RunOptions, Ulimit, Volume, parse_duration,
+    HealthConfig, Limits, NativeOptions, Network, PortMapping, RunOptions, Ulimit, Volume, parse_duration,
     parse_env, parse_env_file, parse_size,
 };
 use wharf::run::{self, Prepared, RunError};
@@ -129,6 +129,22 @@ pub struct Args {
     /// Resource limit NAME=SOFT[:HARD], e.g. nofile=1024:2048 (native).
     #[arg(long, value_name = "NAME=SOFT[:HARD]")]
     ulimit: Vec<Ulimit>,
+    /// Health check run inside the container by `sh -c` (a wasm container: a command naming
+    /// an http:// URL, which is fetched), by its monitor (-d).
+    #[arg(long, value_name = "COMMAND")]
+    health_cmd: Option<String>,
+    /// Time between health checks (default 30s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    health_interval: Option<Duration>,
+    /// Longest a health check may run (default 30s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    health_timeout: Option<Duration>,
+    /// Failures in a row that make it unhealthy (default 3).
+    #[arg(long, value_name = "N")]
+    health_retries: Option<u32>,
+    /// Failures before this much time has passed do not count (default 0s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    health_start_period: Option<Duration>,
     /// Print how wharf decided to run the image, and why, before running it.
     #[arg(long)]
     explain: bool,
@@ -201,6 +217,15 @@ impl Args {
             network_aliases: self.network_alias.clone(),
             ip: self.ip,
             connected: Vec::new(),
+            health: self.health_cmd.as_ref().map(|cmd| {
+                let mut h =
+                    HealthConfig::new(vec!["CMD-SHELL".to_string(), cmd.to_string()]);
+                h.interval = self.health_interval.unwrap_or(h.interval);
+                h.timeout = self.health_timeout.unwrap_or(h.timeout);
+                h.retries = self.health_retries.unwrap_or(h.retries);
+                h.start_period = self.health_start_period.unwrap_or(h.start_period);
+                h
+            }),
             limits: Limits {
                 memory: self.memory,
                 timeout: self.timeout,
@@ -345,6 +370,12 @@ pub fn create(
     };
     if args.explain {
         explain(&prepared.name, &prepared.decision);
+    }
+    if prepared.decision.kind == Kind::Wasm
+        && let Some(h) = &opts.health
+        && let Err(why) = wharf::container::health::check_for_wasm(h)
+    {
+        return Ok(Err(fail(EXIT_WHARF_FAILED, why)));
     }
     let target = match &prepared.image_digest {
         Some(d) => d.clone(),

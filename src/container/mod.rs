@@ -8,6 +8,7 @@
 //! native container its upper directory and runtime files. `ROOT/containers/.lock` guards
 //! names while a container is created or removed.
 
+pub mod health;
 pub mod logs;
 #[cfg(target_os = "linux")]
 pub mod monitor;

@@ -202,7 +202,7 @@ pub fn run(
     root: &Path,
     mut ready_to_caller: Option<OwnedFd>,
 ) -> Result<(), ContainerError> {
-    let (config, interactive, log_path) = {
+    let (config, interactive, log_path, health) = {
         let mut l = containers.lock(id)?;
         let me = Proc::current();
         if let Some(other) = l.record.state.monitor
@@ -224,6 +224,7 @@ pub fn run(
             l.record.log,
             l.record.options.interactive,
             logs::path(l.dir(), id),
+            l.record.options.health.clone().filter(|h| !h.disabled()),
         )
     };
     let log = Arc::new(Mutex::new(logs::Writer::open(&log_path, config).map_err(
@@ -273,7 +274,27 @@ pub fn run(
         if started && let Some(fd) = ready_to_caller.take() {
             let _ = std::fs::File::from(fd).write_all(b"r");
         }
+        // Health checks run while it does.
+        let stop_checks = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let checker = health.as_ref().filter(|_| started).and_then(|h| {
+            let (containers, id, exe, root) = (
+                containers.clone(),
+                id.to_string(),
+                exe.to_path_buf(),
+                root.to_path_buf(),
+            );
+            let (h, stop) = (h.clone(), stop_checks.clone());
+            std::thread::Builder::new()
+                .name("health".into())
+                .stack_size(256 << 10)
+                .spawn(move || super::health::watch(&containers, &id, &exe, &root, &h, stop))
+                .ok()
+        });
         let status = child.wait();
+        stop_checks.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(c) = checker {
+            let _ = c.join();
+        }
         drop(stdin);
         for c in copiers {
             let _ = c.join();

@@ -167,6 +167,9 @@ pub struct State {
     pub restart_count: u32,
     /// `stop` or `kill` asked for it to end: no restart follows.
     pub stop_requested: bool,
+    /// Its health checks, while a monitor runs them.
+    #[serde(default)]
+    pub health: Option<super::health::Health>,
 }
 
 impl State {

@@ -338,6 +338,38 @@ impl FromStr for Ulimit {
     }
 }
 
+/// A health check (`--health-cmd`, compose's `healthcheck`), run by a detached container's
+/// monitor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthConfig {
+    /// `["CMD", arg...]`, `["CMD-SHELL", "command"]` or `["NONE"]`.
+    pub test: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Failures in a row that make it unhealthy.
+    pub retries: u32,
+    /// Failures before this much time has passed do not count.
+    pub start_period: Duration,
+}
+
+impl HealthConfig {
+    /// Docker's defaults for a test.
+    pub fn new(test: Vec<String>) -> Self {
+        HealthConfig {
+            test,
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(30),
+            retries: 3,
+            start_period: Duration::ZERO,
+        }
+    }
+
+    /// `NONE`: no checks.
+    pub fn disabled(&self) -> bool {
+        self.test.first().is_none_or(|t| t == "NONE")
+    }
+}
+
 /// Settings only native containers honour (the wasm backend has no users, capabilities or
 /// cgroups; its own limits are in `Limits`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -387,6 +419,9 @@ pub struct RunOptions {
     /// `network connect`: more networks.
     #[serde(default)]
     pub connected: Vec<Connection>,
+    /// `--health-cmd` and friends.
+    #[serde(default)]
+    pub health: Option<HealthConfig>,
     pub limits: Limits,
     /// `-i`: keep stdin open and connect it.
     pub interactive: bool,
