@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod bundle;
+pub mod compose;
 pub mod container;
 pub mod dispatch;
 pub mod image;

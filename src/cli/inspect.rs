@@ -212,6 +212,7 @@ fn container(containers: &wharf::container::Containers, id: &str) -> anyhow::Res
             "Tty": r.options.tty,
             "OpenStdin": r.options.interactive,
             "StopSignal": r.stop_signal,
+            "Labels": r.options.labels,
             "StopTimeout": r.stop_timeout,
         },
         "HostConfig": {

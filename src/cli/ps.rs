@@ -37,9 +37,13 @@ impl Filters {
             let (k, v) = s
                 .split_once('=')
                 .ok_or_else(|| anyhow::anyhow!("invalid --filter {s:?}: expected KEY=VALUE"))?;
-            if !["status", "name", "id", "ancestor", "kind", "exited"].contains(&k) {
+            if ![
+                "status", "name", "id", "ancestor", "kind", "exited", "label",
+            ]
+            .contains(&k)
+            {
                 anyhow::bail!(
-                    "invalid --filter {s:?}: the keys are status, name, id, ancestor, kind and exited"
+                    "invalid --filter {s:?}: the keys are status, name, id, ancestor, kind, exited and label"
                 );
             }
             f.0.entry(k.to_string()).or_default().push(v.to_string());
@@ -65,6 +69,11 @@ impl Filters {
                         || r.image.strip_suffix(":latest") == Some(v.as_str())
                 }
                 "kind" => r.kind.to_string() == *v,
+                // label=KEY or label=KEY=VALUE.
+                "label" => match v.split_once('=') {
+                    Some((k, want)) => r.options.labels.get(k).is_some_and(|have| have == want),
+                    None => r.options.labels.contains_key(v.as_str()),
+                },
                 "exited" => {
                     r.state.status == Status::Exited
                         && r.state.exit_code.map(|c| c.to_string()).as_deref() == Some(v.as_str())

@@ -12,8 +12,8 @@ use wharf::dispatch::{Decision, Kind};
 use wharf::image::platform::PlatformSpec;
 use wharf::image::store::InUse;
 use wharf::run::options::{
-    HealthConfig, Limits, NativeOptions, Network, PortMapping, RunOptions, Ulimit, Volume, parse_duration,
-    parse_env, parse_env_file, parse_size,
+    HealthConfig, Limits, NativeOptions, Network, PortMapping, RunOptions, Ulimit, Volume,
+    parse_duration, parse_env, parse_env_file, parse_size,
 };
 use wharf::run::{self, Prepared, RunError};
 
@@ -145,6 +145,9 @@ pub struct Args {
     /// Failures before this much time has passed do not count (default 0s).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     health_start_period: Option<Duration>,
+    /// A label KEY=VALUE (`ps -f label=KEY[=VALUE]` finds it).
+    #[arg(short = 'l', long, value_name = "KEY=VALUE")]
+    label: Vec<String>,
     /// Print how wharf decided to run the image, and why, before running it.
     #[arg(long)]
     explain: bool,
@@ -217,9 +220,16 @@ impl Args {
             network_aliases: self.network_alias.clone(),
             ip: self.ip,
             connected: Vec::new(),
+            labels: self
+                .label
+                .iter()
+                .map(|l| {
+                    let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect(),
             health: self.health_cmd.as_ref().map(|cmd| {
-                let mut h =
-                    HealthConfig::new(vec!["CMD-SHELL".to_string(), cmd.to_string()]);
+                let mut h = HealthConfig::new(vec!["CMD-SHELL".to_string(), cmd.to_string()]);
                 h.interval = self.health_interval.unwrap_or(h.interval);
                 h.timeout = self.health_timeout.unwrap_or(h.timeout);
                 h.retries = self.health_retries.unwrap_or(h.retries);

@@ -228,7 +228,10 @@ fn http_probe(containers: &Containers, id: &str, config: &HealthConfig) -> (i32,
     let target: Option<SocketAddr> = if local {
         container_address(containers, id, port)
     } else {
-        (host, port).to_socket_addrs().ok().and_then(|mut a| a.next())
+        (host, port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
     };
     let Some(addr) = target else {
         return (-1, format!("{url}: no address to reach the container at"));

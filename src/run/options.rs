@@ -422,6 +422,9 @@ pub struct RunOptions {
     /// `--health-cmd` and friends.
     #[serde(default)]
     pub health: Option<HealthConfig>,
+    /// `--label KEY=VALUE` (compose marks its containers with these).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
     pub limits: Limits,
     /// `-i`: keep stdin open and connect it.
     pub interactive: bool,

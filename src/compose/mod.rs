@@ -1,0 +1,1197 @@
+//! Compose: a project's services, networks and volumes from compose files, for `wharf
+//! compose`. Loading (`load`) gives the Compose Specification's model (compose_spec);
+//! planning (here) turns each service into the `wharf run` line it is, so a compose
+//! container is made by exactly the code that makes any other container, and into the
+//! order and conditions `up` follows.
+
+mod interpolate;
+mod load;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
+use sha2::Digest;
+
+pub use interpolate::{interpolate, parse_dotenv};
+
+/// The labels compose puts on what it makes (Docker Compose's).
+pub const LABEL_PROJECT: &str = "com.docker.compose.project";
+pub const LABEL_SERVICE: &str = "com.docker.compose.service";
+pub const LABEL_NUMBER: &str = "com.docker.compose.container-number";
+pub const LABEL_HASH: &str = "com.docker.compose.config-hash";
+pub const LABEL_ONEOFF: &str = "com.docker.compose.oneoff";
+pub const LABEL_WORKDIR: &str = "com.docker.compose.project.working_dir";
+pub const LABEL_FILES: &str = "com.docker.compose.project.config_files";
+pub const LABEL_NETWORK: &str = "com.docker.compose.network";
+pub const LABEL_VOLUME: &str = "com.docker.compose.volume";
+
+/// The names Compose looks for, in order.
+pub const DEFAULT_FILES: &[&str] = &[
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("{}: line {line}, column {column}: {message}", file.display())]
+    Syntax {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}: {message}", file.display())]
+    Invalid { file: PathBuf, message: String },
+    #[error("service {service:?}: {message}")]
+    Service { service: String, message: String },
+    #[error(
+        "no compose file: none of {} in {} (or pass -f FILE)",
+        DEFAULT_FILES.join(", "),
+        dir.display()
+    )]
+    NoFile { dir: PathBuf },
+    #[error("no such service: {0}")]
+    NoService(String),
+    #[error("services depend on each other in a cycle: {0}")]
+    Cycle(String),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// How to find and read a project.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `-f`: the files, in order (empty: the first of [`DEFAULT_FILES`] in `dir`).
+    pub files: Vec<PathBuf>,
+    /// `-p`: the project's name.
+    pub project_name: Option<String>,
+    /// `--profile`: profiles to enable (also `COMPOSE_PROFILES`).
+    pub profiles: Vec<String>,
+    /// `--env-file`: instead of `.env`.
+    pub env_files: Vec<PathBuf>,
+    /// Where to look for files (the current directory by default).
+    pub dir: Option<PathBuf>,
+}
+
+/// A dependency's condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    Started,
+    Healthy,
+    CompletedSuccessfully,
+}
+
+/// What `up` makes of one service.
+#[derive(Debug, Clone)]
+pub struct ServicePlan {
+    pub name: String,
+    pub image: String,
+    /// Containers to run (`scale`, `deploy.replicas`).
+    pub replicas: u32,
+    /// `container_name`, for a service of one container.
+    pub container_name: Option<String>,
+    /// `wharf run` flags (no name, no labels of compose's), then the image and command.
+    pub run_args: Vec<String>,
+    /// Networks beyond the first: (network, aliases).
+    pub more_networks: Vec<(String, Vec<String>)>,
+    pub depends_on: Vec<(String, Condition, bool)>,
+    /// Fingerprint of the configuration: a changed service is recreated.
+    pub hash: String,
+}
+
+/// A network the project uses.
+#[derive(Debug, Clone)]
+pub struct NetworkPlan {
+    /// The key in the file.
+    pub key: String,
+    /// The wharf network: `<project>_<key>` unless `name:` or external.
+    pub name: String,
+    pub external: bool,
+    pub internal: bool,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A named volume the project uses.
+#[derive(Debug, Clone)]
+pub struct VolumePlan {
+    pub key: String,
+    pub name: String,
+    pub external: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A loaded project.
+pub struct Project {
+    pub name: String,
+    pub dir: PathBuf,
+    pub files: Vec<PathBuf>,
+    pub compose: compose_spec::Compose,
+    /// The model as JSON (compose_spec's canonical forms), which planning reads.
+    model: Json,
+    pub warnings: Vec<String>,
+    pub profiles: Vec<String>,
+}
+
+fn project_name_from(s: &str) -> String {
+    let n: String = s
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    n.trim_start_matches(['_', '-']).to_string()
+}
+
+impl Project {
+    pub fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
+        let cwd = match &opts.dir {
+            Some(d) => d.clone(),
+            None => std::env::current_dir().map_err(|source| ComposeError::Io {
+                path: PathBuf::from("."),
+                source,
+            })?,
+        };
+        let files: Vec<PathBuf> = if opts.files.is_empty() {
+            let found = DEFAULT_FILES
+                .iter()
+                .map(|f| cwd.join(f))
+                .find(|p| p.is_file())
+                .ok_or(ComposeError::NoFile { dir: cwd.clone() })?;
+            vec![found]
+        } else {
+            opts.files
+                .iter()
+                .map(|f| std::path::absolute(cwd.join(f)).unwrap_or_else(|_| f.clone()))
+                .collect()
+        };
+        let dir = files[0].parent().unwrap_or(&cwd).to_path_buf();
+        let env = load::environment(&dir, &opts.env_files)?;
+        let loaded = load::load(&files, env.clone())?;
+        let mut warnings = loaded.warnings;
+        let name_in_file = loaded
+            .value
+            .get("name")
+            .and_then(|v| v.as_str())
+            .map(String::from);
+        let compose = compose_spec::Compose::options()
+            .apply_merge(true)
+            .from_yaml_value(loaded.value)
+            .map_err(|e| ComposeError::Invalid {
+                file: files[0].clone(),
+                message: e.to_string(),
+            })?;
+        compose.validate_all().map_err(|e| ComposeError::Invalid {
+            file: files[0].clone(),
+            message: e.to_string(),
+        })?;
+        let model = serde_json::to_value(&compose).map_err(|e| ComposeError::Invalid {
+            file: files[0].clone(),
+            message: e.to_string(),
+        })?;
+        let name = opts
+            .project_name
+            .clone()
+            .or(name_in_file)
+            .or_else(|| env.get("COMPOSE_PROJECT_NAME").cloned())
+            .map(|n| project_name_from(&n))
+            .unwrap_or_else(|| {
+                project_name_from(&dir.file_name().unwrap_or_default().to_string_lossy())
+            });
+        if name.is_empty() {
+            return Err(ComposeError::Invalid {
+                file: files[0].clone(),
+                message: "the project name is empty: pass -p NAME".into(),
+            });
+        }
+        let mut profiles = opts.profiles.clone();
+        if profiles.is_empty()
+            && let Some(p) = env.get("COMPOSE_PROFILES")
+        {
+            profiles = p.split(',').map(|s| s.trim().to_string()).collect();
+        }
+        for (svc, def) in model["services"].as_object().into_iter().flatten() {
+            for key in UNSUPPORTED {
+                if def.get(*key).is_some_and(|v| !v.is_null()) {
+                    warnings.push(format!(
+                        "service {svc:?}: {key:?} is not supported by wharf and is ignored{}",
+                        if *key == "build" {
+                            " (building images is out of scope: give an image)"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+        }
+        Ok(Project {
+            name,
+            dir,
+            files,
+            compose,
+            model,
+            warnings,
+            profiles,
+        })
+    }
+
+    /// The project as YAML (`compose config`).
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(&self.compose).unwrap_or_default()
+    }
+
+    /// Every service in the file, in file order.
+    pub fn all_services(&self) -> Vec<String> {
+        self.model["services"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Services enabled by the profiles (those without profiles always are).
+    pub fn active_services(&self) -> Vec<String> {
+        self.all_services()
+            .into_iter()
+            .filter(|s| {
+                let p = &self.model["services"][s]["profiles"];
+                p.as_array().is_none_or(|list| {
+                    list.is_empty()
+                        || list.iter().any(|x| {
+                            x.as_str()
+                                .is_some_and(|x| self.profiles.iter().any(|p| p == x || p == "*"))
+                        })
+                })
+            })
+            .collect()
+    }
+
+    /// `wanted` (or every active service) with what they depend on, dependencies first.
+    pub fn order(&self, wanted: &[String]) -> Result<Vec<String>, ComposeError> {
+        let all = self.all_services();
+        for w in wanted {
+            if !all.contains(w) {
+                return Err(ComposeError::NoService(w.clone()));
+            }
+        }
+        let roots = if wanted.is_empty() {
+            self.active_services()
+        } else {
+            wanted.to_vec()
+        };
+        let mut out = Vec::new();
+        let mut visiting = Vec::new();
+        for r in &roots {
+            self.visit(r, &mut out, &mut visiting)?;
+        }
+        Ok(out)
+    }
+
+    fn visit(
+        &self,
+        s: &str,
+        out: &mut Vec<String>,
+        visiting: &mut Vec<String>,
+    ) -> Result<(), ComposeError> {
+        if out.iter().any(|o| o == s) {
+            return Ok(());
+        }
+        if let Some(i) = visiting.iter().position(|v| v == s) {
+            let mut cycle = visiting[i..].to_vec();
+            cycle.push(s.to_string());
+            return Err(ComposeError::Cycle(cycle.join(" -> ")));
+        }
+        visiting.push(s.to_string());
+        for (dep, _, _) in self.depends_on(s)? {
+            self.visit(&dep, out, visiting)?;
+        }
+        visiting.pop();
+        out.push(s.to_string());
+        Ok(())
+    }
+
+    /// Service `s`'s dependencies: (service, condition, required).
+    pub fn depends_on(&self, s: &str) -> Result<Vec<(String, Condition, bool)>, ComposeError> {
+        let all = self.all_services();
+        let d = &self.model["services"][s]["depends_on"];
+        let mut out = Vec::new();
+        match d {
+            Json::Array(list) => {
+                for dep in list.iter().filter_map(Json::as_str) {
+                    out.push((dep.to_string(), Condition::Started, true));
+                }
+            }
+            Json::Object(map) => {
+                for (dep, spec) in map {
+                    let condition = match spec["condition"].as_str() {
+                        Some("service_healthy") => Condition::Healthy,
+                        Some("service_completed_successfully") => Condition::CompletedSuccessfully,
+                        _ => Condition::Started,
+                    };
+                    let required = spec["required"].as_bool().unwrap_or(true);
+                    out.push((dep.clone(), condition, required));
+                }
+            }
+            _ => {}
+        }
+        for (dep, _, _) in &out {
+            if !all.contains(dep) {
+                return Err(ComposeError::Service {
+                    service: s.into(),
+                    message: format!("depends on {dep:?}, which is not defined"),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The project's networks: those its services use (`default` unless every service says
+    /// otherwise) and those it declares.
+    pub fn networks(&self) -> Vec<NetworkPlan> {
+        let declared = self.model["networks"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let mut keys: BTreeSet<String> = declared.keys().cloned().collect();
+        for s in self.all_services() {
+            keys.extend(self.service_networks(&s).into_iter().map(|(k, _, _)| k));
+        }
+        keys.into_iter()
+            .map(|key| {
+                let d = declared.get(&key).cloned().unwrap_or(Json::Null);
+                let external =
+                    d["external"].as_bool().unwrap_or(false) || d["external"].is_object();
+                let name = d["name"]
+                    .as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| format!("{}_{key}", self.name));
+                let config = &d["ipam"]["config"][0];
+                let mut labels: BTreeMap<String, String> = labels_of(&d["labels"]);
+                labels.insert(LABEL_PROJECT.into(), self.name.clone());
+                labels.insert(LABEL_NETWORK.into(), key.clone());
+                NetworkPlan {
+                    key,
+                    name,
+                    external,
+                    internal: d["internal"].as_bool().unwrap_or(false),
+                    subnet: config["subnet"].as_str().map(String::from),
+                    gateway: config["gateway"].as_str().map(String::from),
+                    labels,
+                }
+            })
+            .collect()
+    }
+
+    /// The project's named volumes (declared at the top level).
+    pub fn volumes(&self) -> Vec<VolumePlan> {
+        self.model["volumes"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(key, d)| {
+                let mut labels = labels_of(&d["labels"]);
+                labels.insert(LABEL_PROJECT.into(), self.name.clone());
+                labels.insert(LABEL_VOLUME.into(), key.clone());
+                VolumePlan {
+                    key: key.clone(),
+                    name: d["name"]
+                        .as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| format!("{}_{key}", self.name)),
+                    external: d["external"].as_bool().unwrap_or(false) || d["external"].is_object(),
+                    labels,
+                }
+            })
+            .collect()
+    }
+
+    /// Service `s`'s networks: (key, aliases, ipv4 address), `default` if it names none;
+    /// none at all with `network_mode`.
+    fn service_networks(&self, s: &str) -> Vec<(String, Vec<String>, Option<String>)> {
+        let svc = &self.model["services"][s];
+        if svc.get("network_mode").is_some_and(|v| !v.is_null()) {
+            return Vec::new();
+        }
+        match &svc["networks"] {
+            Json::Array(list) => list
+                .iter()
+                .filter_map(Json::as_str)
+                .map(|n| (n.to_string(), Vec::new(), None))
+                .collect(),
+            Json::Object(map) => map
+                .iter()
+                .map(|(n, c)| {
+                    let aliases = c["aliases"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Json::as_str)
+                        .map(String::from)
+                        .collect();
+                    (
+                        n.clone(),
+                        aliases,
+                        c["ipv4_address"].as_str().map(String::from),
+                    )
+                })
+                .collect(),
+            _ => vec![("default".into(), Vec::new(), None)],
+        }
+    }
+
+    /// The plan for service `s`.
+    pub fn service(&self, s: &str) -> Result<ServicePlan, ComposeError> {
+        let svc = self.model["services"]
+            .get(s)
+            .ok_or_else(|| ComposeError::NoService(s.into()))?;
+        let err = |message: String| ComposeError::Service {
+            service: s.into(),
+            message,
+        };
+        let image = svc["image"]
+            .as_str()
+            .ok_or_else(|| err("no image (building images is out of scope: give an image)".into()))?
+            .to_string();
+        let mut a: Vec<String> = Vec::new();
+        let flag = |a: &mut Vec<String>, f: &str, v: &str| {
+            a.push(f.to_string());
+            a.push(v.to_string());
+        };
+        // Networks: the first as --network, the others connected before the start. The
+        // service's name is an alias on each, as in Compose.
+        let nets = self.networks();
+        let net_name = |key: &str| {
+            nets.iter()
+                .find(|n| n.key == key)
+                .map_or_else(|| format!("{}_{key}", self.name), |n| n.name.clone())
+        };
+        let mut more_networks = Vec::new();
+        match svc["network_mode"].as_str() {
+            Some(mode @ ("host" | "none")) => flag(&mut a, "--network", mode),
+            Some(other) => {
+                return Err(err(format!(
+                    "network_mode {other:?} is not supported (host, none, or networks:)"
+                )));
+            }
+            None => {
+                for (i, (key, mut aliases, ip)) in self.service_networks(s).into_iter().enumerate()
+                {
+                    if !aliases.iter().any(|x| x == s) {
+                        aliases.insert(0, s.to_string());
+                    }
+                    if i == 0 {
+                        flag(&mut a, "--network", &net_name(&key));
+                        for al in &aliases {
+                            flag(&mut a, "--network-alias", al);
+                        }
+                        if let Some(ip) = ip {
+                            flag(&mut a, "--ip", &ip);
+                        }
+                    } else {
+                        more_networks.push((net_name(&key), aliases));
+                    }
+                }
+            }
+        }
+        // Environment: env_file first, then environment (which wins).
+        for f in env_files(&svc["env_file"]) {
+            let (path, required) = f;
+            let p = self.dir.join(&path);
+            if p.exists() || required {
+                flag(&mut a, "--env-file", &p.to_string_lossy());
+            }
+        }
+        if let Some(env) = svc["environment"].as_object() {
+            for (k, v) in env {
+                match scalar(v) {
+                    Some(v) => flag(&mut a, "-e", &format!("{k}={v}")),
+                    None => flag(&mut a, "-e", k),
+                }
+            }
+        }
+        for p in svc["ports"].as_array().into_iter().flatten() {
+            flag(&mut a, "-p", &port(p).map_err(err)?);
+        }
+        let vols = self.volumes();
+        for v in svc["volumes"].as_array().into_iter().flatten() {
+            match volume(v, &self.dir, &vols, &self.name).map_err(err)? {
+                VolumeArg::Mount(m) => flag(&mut a, "-v", &m),
+                VolumeArg::Tmpfs(t) => flag(&mut a, "--tmpfs", &t),
+            }
+        }
+        for t in strings(&svc["tmpfs"]) {
+            flag(&mut a, "--tmpfs", &t);
+        }
+        if let Some(h) = svc.get("healthcheck").filter(|h| !h.is_null()) {
+            health(h, &mut a).map_err(err)?;
+        }
+        if let Some(r) = svc["restart"].as_str() {
+            flag(&mut a, "--restart", r);
+        }
+        for (key, f) in [
+            ("user", "-u"),
+            ("working_dir", "-w"),
+            ("hostname", "--hostname"),
+            ("stop_signal", "--stop-signal"),
+            ("platform", "--platform"),
+        ] {
+            if let Some(v) = scalar(&svc[key]) {
+                flag(&mut a, f, &v);
+            }
+        }
+        if let Some(g) = scalar(&svc["stop_grace_period"]) {
+            let d = duration(&g).map_err(err)?;
+            flag(
+                &mut a,
+                "--stop-timeout",
+                &d.as_secs_f64().ceil().to_string(),
+            );
+        }
+        let limits = &svc["deploy"]["resources"]["limits"];
+        if let Some(m) = scalar(&limits["memory"]).or_else(|| scalar(&svc["mem_limit"])) {
+            flag(&mut a, "--memory", &m);
+        }
+        if let Some(c) = scalar(&limits["cpus"]).or_else(|| scalar(&svc["cpus"])) {
+            flag(&mut a, "--cpus", &c);
+        }
+        if let Some(p) = scalar(&limits["pids"]).or_else(|| scalar(&svc["pids_limit"])) {
+            flag(&mut a, "--pids-limit", &p);
+        }
+        for (k, v) in labels_of(&svc["labels"]) {
+            flag(&mut a, "--label", &format!("{k}={v}"));
+        }
+        for c in strings(&svc["cap_add"]) {
+            flag(&mut a, "--cap-add", &c);
+        }
+        for c in strings(&svc["cap_drop"]) {
+            flag(&mut a, "--cap-drop", &c);
+        }
+        for o in strings(&svc["security_opt"]) {
+            flag(&mut a, "--security-opt", &o);
+        }
+        for (name, v) in svc["ulimits"].as_object().into_iter().flatten() {
+            let (soft, hard) = match v {
+                Json::Object(m) => (scalar(&m["soft"]), scalar(&m["hard"])),
+                other => (scalar(other), scalar(other)),
+            };
+            if let (Some(soft), Some(hard)) = (soft, hard) {
+                flag(&mut a, "--ulimit", &format!("{name}={soft}:{hard}"));
+            }
+        }
+        for (key, f) in [
+            ("init", "--init"),
+            ("read_only", "--read-only"),
+            ("privileged", "--privileged"),
+        ] {
+            if svc[key].as_bool() == Some(true) {
+                a.push(f.into());
+            }
+        }
+        let entrypoint = command(&svc["entrypoint"]);
+        let cmd = command(&svc["command"]);
+        if let Some(ep) = &entrypoint {
+            match ep.split_first() {
+                Some((first, _)) => flag(&mut a, "--entrypoint", first),
+                None => flag(&mut a, "--entrypoint", ""),
+            }
+        }
+        a.push("--pull".into());
+        a.push("never".into());
+        a.push(image.clone());
+        if let Some(ep) = &entrypoint {
+            a.extend(ep.iter().skip(1).cloned());
+        }
+        if let Some(c) = cmd {
+            a.extend(c);
+        }
+        let replicas = svc["deploy"]["replicas"]
+            .as_u64()
+            .or_else(|| svc["scale"].as_u64())
+            .unwrap_or(1) as u32;
+        let container_name = svc["container_name"].as_str().map(String::from);
+        if container_name.is_some() && replicas > 1 {
+            return Err(err(
+                "container_name names one container: it cannot be scaled".into(),
+            ));
+        }
+        let mut hasher = sha2::Sha256::new();
+        for x in a.iter().chain(
+            more_networks
+                .iter()
+                .flat_map(|(n, al)| std::iter::once(n).chain(al)),
+        ) {
+            hasher.update(x.as_bytes());
+            hasher.update([0]);
+        }
+        Ok(ServicePlan {
+            name: s.to_string(),
+            image,
+            replicas,
+            container_name,
+            run_args: a,
+            more_networks,
+            depends_on: self.depends_on(s)?,
+            hash: hex::encode(hasher.finalize()),
+        })
+    }
+
+    /// Labels compose puts on container `number` of service `s`.
+    pub fn container_labels(&self, s: &str, number: u32, hash: &str) -> Vec<(String, String)> {
+        vec![
+            (LABEL_PROJECT.into(), self.name.clone()),
+            (LABEL_SERVICE.into(), s.into()),
+            (LABEL_NUMBER.into(), number.to_string()),
+            (LABEL_HASH.into(), hash.into()),
+            (LABEL_ONEOFF.into(), "False".into()),
+            (
+                LABEL_WORKDIR.into(),
+                self.dir.to_string_lossy().into_owned(),
+            ),
+            (
+                LABEL_FILES.into(),
+                self.files
+                    .iter()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        ]
+    }
+
+    /// Container `number` of service `s`: `<project>-<service>-<n>`, or its container_name.
+    pub fn container_name(&self, plan: &ServicePlan, number: u32) -> String {
+        plan.container_name
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}-{number}", self.name, plan.name))
+    }
+}
+
+/// Keys of the specification wharf does not apply (said when a file uses them).
+const UNSUPPORTED: &[&str] = &[
+    "build",
+    "configs",
+    "secrets",
+    "devices",
+    "dns",
+    "dns_search",
+    "dns_opt",
+    "extra_hosts",
+    "links",
+    "external_links",
+    "logging",
+    "volumes_from",
+    "sysctls",
+    "shm_size",
+    "ipc",
+    "pid",
+    "userns_mode",
+    "cgroup_parent",
+    "group_add",
+    "mac_address",
+    "develop",
+    "blkio_config",
+    "cpu_shares",
+    "cpu_quota",
+    "cpu_period",
+    "cpuset",
+    "mem_reservation",
+    "memswap_limit",
+    "oom_score_adj",
+    "runtime",
+    "storage_opt",
+    "isolation",
+    "credential_spec",
+];
+
+fn scalar(v: &Json) -> Option<String> {
+    match v {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        Json::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn strings(v: &Json) -> Vec<String> {
+    match v {
+        Json::Array(list) => list.iter().filter_map(scalar).collect(),
+        other => scalar(other).into_iter().collect(),
+    }
+}
+
+fn labels_of(v: &Json) -> BTreeMap<String, String> {
+    match v {
+        Json::Object(m) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), scalar(v).unwrap_or_default()))
+            .collect(),
+        Json::Array(list) => list
+            .iter()
+            .filter_map(Json::as_str)
+            .map(|s| {
+                let (k, v) = s.split_once('=').unwrap_or((s, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// `env_file`: a path, a list of paths, or a list of {path, required}.
+fn env_files(v: &Json) -> Vec<(String, bool)> {
+    match v {
+        Json::String(s) => vec![(s.clone(), true)],
+        Json::Array(list) => list
+            .iter()
+            .filter_map(|e| match e {
+                Json::String(s) => Some((s.clone(), true)),
+                Json::Object(m) => Some((
+                    m.get("path")?.as_str()?.to_string(),
+                    m.get("required").and_then(Json::as_bool).unwrap_or(true),
+                )),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `command`/`entrypoint`: a list, or a string split as a shell would (no shell runs it).
+fn command(v: &Json) -> Option<Vec<String>> {
+    match v {
+        Json::Array(list) => Some(list.iter().filter_map(scalar).collect()),
+        Json::String(s) => Some(shell_split(s)),
+        _ => None,
+    }
+}
+
+/// Split words as a POSIX shell does with quotes (`'a b'`, `"a b"`, `\ `).
+pub fn shell_split(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    cur.push(c);
+                }
+            }
+            '"' => {
+                in_word = true;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => {
+                            if let Some(n) = chars.next() {
+                                cur.push(n);
+                            }
+                        }
+                        c => cur.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    out
+}
+
+/// Quote `s` for `sh -c` (a CMD health test turned into a shell line).
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// A port: compose_spec's short form (a string) or long form (a mapping), as `-p`.
+fn port(v: &Json) -> Result<String, String> {
+    match v {
+        Json::String(s) => {
+            if s.contains('-') && !s.starts_with('[') {
+                return Err(format!("port ranges ({s}) are not supported"));
+            }
+            Ok(s.clone())
+        }
+        Json::Number(n) => Ok(n.to_string()),
+        Json::Object(m) => {
+            let target = m
+                .get("target")
+                .and_then(scalar)
+                .ok_or("a port needs a target")?;
+            let mut out = String::new();
+            if let Some(ip) = m.get("host_ip").and_then(Json::as_str) {
+                out.push_str(ip);
+                out.push(':');
+            }
+            match m.get("published").and_then(scalar) {
+                Some(p) if p.contains('-') => {
+                    return Err(format!("port ranges ({p}) are not supported"));
+                }
+                Some(p) => {
+                    out.push_str(&p);
+                    out.push(':');
+                }
+                None if !out.is_empty() => out.push(':'),
+                None => {}
+            }
+            out.push_str(&target);
+            if let Some(proto) = m.get("protocol").and_then(Json::as_str) {
+                out.push('/');
+                out.push_str(proto);
+            }
+            Ok(out)
+        }
+        other => Err(format!("unreadable port {other}")),
+    }
+}
+
+enum VolumeArg {
+    Mount(String),
+    Tmpfs(String),
+}
+
+/// A service volume: bind (paths relative to the project directory), named (the project's
+/// volume), or tmpfs.
+fn volume(
+    v: &Json,
+    dir: &Path,
+    declared: &[VolumePlan],
+    project: &str,
+) -> Result<VolumeArg, String> {
+    let (kind, source, target, read_only) = match v {
+        Json::String(s) => {
+            let parts: Vec<&str> = s.split(':').collect();
+            match parts.as_slice() {
+                [target] => ("volume", String::new(), target.to_string(), false),
+                [src, target] => (kind_of(src), src.to_string(), target.to_string(), false),
+                [src, target, mode, ..] => (
+                    kind_of(src),
+                    src.to_string(),
+                    target.to_string(),
+                    mode.split(',').any(|m| m == "ro"),
+                ),
+                [] => return Err("an empty volume".into()),
+            }
+        }
+        Json::Object(m) => (
+            match m.get("type").and_then(Json::as_str).unwrap_or("volume") {
+                "bind" => "bind",
+                "tmpfs" => "tmpfs",
+                "volume" => "volume",
+                other => return Err(format!("volume type {other:?} is not supported")),
+            },
+            m.get("source").and_then(scalar).unwrap_or_default(),
+            m.get("target")
+                .and_then(scalar)
+                .ok_or("a volume needs a target")?,
+            m.get("read_only").and_then(Json::as_bool).unwrap_or(false),
+        ),
+        other => return Err(format!("unreadable volume {other}")),
+    };
+    let mode = if read_only { ":ro" } else { "" };
+    match kind {
+        "tmpfs" => Ok(VolumeArg::Tmpfs(target)),
+        "bind" => {
+            let src = if let Some(rest) = source.strip_prefix("~/") {
+                std::env::var_os("HOME")
+                    .map_or_else(|| PathBuf::from(&source), |h| PathBuf::from(h).join(rest))
+            } else {
+                dir.join(&source)
+            };
+            let src = std::path::absolute(&src).unwrap_or(src);
+            Ok(VolumeArg::Mount(format!(
+                "{}:{target}{mode}",
+                src.display()
+            )))
+        }
+        _ => {
+            if source.is_empty() {
+                return Err(format!(
+                    "anonymous volume at {target}: give it a name (wharf keeps named volumes only)"
+                ));
+            }
+            let name = declared
+                .iter()
+                .find(|d| d.key == source)
+                .map(|d| d.name.clone())
+                .ok_or_else(|| {
+                    format!("volume {source:?} is not declared in the top-level volumes (of project {project})")
+                })?;
+            Ok(VolumeArg::Mount(format!("{name}:{target}{mode}")))
+        }
+    }
+}
+
+fn kind_of(src: &str) -> &'static str {
+    if src.starts_with('/') || src.starts_with('.') || src.starts_with('~') {
+        "bind"
+    } else {
+        "volume"
+    }
+}
+
+/// Compose durations: `1m30s`, `1.5s`, `300ms`, `10us`, `2h`.
+pub fn duration(s: &str) -> Result<std::time::Duration, String> {
+    let mut total = 0.0f64;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err("an empty duration".into());
+    }
+    while !rest.is_empty() {
+        let n_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, after) = rest.split_at(n_len);
+        let num: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        total += num
+            * match unit {
+                "h" => 3600.0,
+                "m" => 60.0,
+                "s" | "" => 1.0,
+                "ms" => 0.001,
+                "us" | "µs" => 0.000_001,
+                "ns" => 0.000_000_001,
+                _ => return Err(format!("invalid duration {s:?}")),
+            };
+        rest = next;
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
+}
+
+fn dur_arg(v: &Json) -> Result<Option<String>, String> {
+    match scalar(v) {
+        None => Ok(None),
+        Some(s) => {
+            let d = duration(&s)?;
+            Ok(Some(format!("{}ms", d.as_millis().max(1))))
+        }
+    }
+}
+
+/// `healthcheck:` as `--health-*` flags.
+fn health(h: &Json, a: &mut Vec<String>) -> Result<(), String> {
+    if h["disable"].as_bool() == Some(true) {
+        return Ok(());
+    }
+    let line = match &h["test"] {
+        Json::Array(list) => {
+            let words: Vec<String> = list.iter().filter_map(scalar).collect();
+            match words.split_first() {
+                Some((first, rest)) if first == "CMD" => rest
+                    .iter()
+                    .map(|w| shell_quote(w))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                Some((first, rest)) if first == "CMD-SHELL" => rest.join(" "),
+                Some((first, _)) if first == "NONE" => return Ok(()),
+                _ => words.join(" "),
+            }
+        }
+        Json::String(s) => s.clone(),
+        _ => return Err("healthcheck has no test".into()),
+    };
+    a.push("--health-cmd".into());
+    a.push(line);
+    for (key, f) in [
+        ("interval", "--health-interval"),
+        ("timeout", "--health-timeout"),
+        ("start_period", "--health-start-period"),
+    ] {
+        if let Some(d) = dur_arg(&h[key])? {
+            a.push(f.into());
+            a.push(d);
+        }
+    }
+    if let Some(r) = scalar(&h["retries"]) {
+        a.push("--health-retries".into());
+        a.push(r);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(
+        yaml: &str,
+        files: &[(&str, &str)],
+    ) -> (tempfile::TempDir, Result<Project, ComposeError>) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("compose.yaml"), yaml).unwrap();
+        for (name, text) in files {
+            std::fs::write(d.path().join(name), text).unwrap();
+        }
+        let p = Project::load(&LoadOptions {
+            dir: Some(d.path().to_path_buf()),
+            project_name: Some("demo".into()),
+            ..Default::default()
+        });
+        (d, p)
+    }
+
+    #[test]
+    fn words_split_as_a_shell_splits_them() {
+        assert_eq!(
+            shell_split(r#"sh -c 'echo "a b"' x\ y "q\"t""#),
+            ["sh", "-c", "echo \"a b\"", "x y", "q\"t"]
+        );
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(duration("1m30s").unwrap().as_secs(), 90);
+        assert_eq!(duration("250ms").unwrap().as_millis(), 250);
+        assert!(duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn services_become_run_lines_in_dependency_order() {
+        let (_d, p) = project(
+            "services:
+  web:
+    image: web:1
+    ports: ['8080:80', {target: 81, published: 9081, host_ip: 0.0.0.0}]
+    environment: {MODE: '${MODE:-prod}', EMPTY: }
+    depends_on:
+      db: {condition: service_healthy}
+    volumes: [data:/srv, ./conf:/etc/conf:ro, {type: tmpfs, target: /cache}]
+    command: serve --port 80
+    healthcheck: {test: [CMD, wget, -q, 'http://localhost:80/'], interval: 1s, retries: 2}
+  db:
+    image: db:1
+    deploy: {replicas: 2, resources: {limits: {memory: 64m}}}
+    networks: {back: {aliases: [database]}, default: }
+volumes:
+  data:
+networks:
+  back: {internal: true}
+",
+            &[],
+        );
+        let p = p.unwrap();
+        assert_eq!(p.order(&[]).unwrap(), ["db", "web"]);
+        let web = p.service("web").unwrap();
+        let line = web.run_args.join(" ");
+        assert!(
+            line.contains("--network demo_default --network-alias web"),
+            "{line}"
+        );
+        assert!(line.contains("-p 8080:80 -p 0.0.0.0:9081:81"), "{line}");
+        assert!(
+            line.contains("-e MODE=prod -e EMPTY") || line.contains("-e EMPTY -e MODE=prod"),
+            "{line}"
+        );
+        assert!(line.contains("-v demo_data:/srv"), "{line}");
+        assert!(line.contains("/conf:/etc/conf:ro"), "{line}");
+        assert!(line.contains("--tmpfs /cache"), "{line}");
+        assert!(
+            line.contains("--health-cmd wget -q http://localhost:80/"),
+            "{line}"
+        );
+        assert!(
+            line.contains("--health-interval 1000ms --health-retries 2"),
+            "{line}"
+        );
+        assert!(line.ends_with("web:1 serve --port 80"), "{line}");
+        assert_eq!(
+            web.depends_on,
+            [("db".to_string(), Condition::Healthy, true)]
+        );
+        let db = p.service("db").unwrap();
+        assert_eq!(db.replicas, 2);
+        let line = db.run_args.join(" ");
+        assert!(
+            line.contains("--network demo_back --network-alias db --network-alias database"),
+            "{line}"
+        );
+        assert!(line.contains("--memory 64m"), "{line}");
+        assert_eq!(
+            db.more_networks,
+            [("demo_default".to_string(), vec!["db".to_string()])]
+        );
+        let nets: Vec<String> = p.networks().into_iter().map(|n| n.name).collect();
+        assert_eq!(nets, ["demo_back", "demo_default"]);
+        assert!(p.networks()[0].internal);
+    }
+
+    #[test]
+    fn cycles_missing_services_and_anonymous_volumes_are_refused() {
+        let (_d, p) = project(
+            "services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [a]}\n",
+            &[],
+        );
+        let e = p.unwrap().order(&[]).unwrap_err().to_string();
+        assert!(e.contains("cycle") && e.contains("a -> b -> a"), "{e}");
+        let (_d, p) = project("services:\n  a: {image: x, depends_on: [nope]}\n", &[]);
+        assert!(
+            p.unwrap()
+                .order(&[])
+                .unwrap_err()
+                .to_string()
+                .contains("\"nope\"")
+        );
+        let (_d, p) = project("services:\n  a: {image: x, volumes: [/data]}\n", &[]);
+        assert!(
+            p.unwrap()
+                .service("a")
+                .unwrap_err()
+                .to_string()
+                .contains("anonymous volume")
+        );
+    }
+
+    #[test]
+    fn profiles_dotenv_and_required_variables() {
+        let (_d, p) = project(
+            "services:\n  a: {image: 'x:${TAG}'}\n  dbg: {image: y, profiles: [debug]}\n",
+            &[(".env", "TAG=2\n")],
+        );
+        let p = p.unwrap();
+        assert_eq!(p.active_services(), ["a"]);
+        assert!(
+            p.service("a")
+                .unwrap()
+                .run_args
+                .contains(&"x:2".to_string())
+        );
+        let (_d, p) = project("services:\n  a: {image: 'x:${NOPE:?set NOPE}'}\n", &[]);
+        let e = p.err().unwrap().to_string();
+        assert!(e.contains("NOPE") && e.contains("set NOPE"), "{e}");
+    }
+}
