@@ -10,6 +10,7 @@ macro_rules! outln {
     }};
 }
 
+mod compose;
 mod exec;
 mod format;
 mod images;
@@ -117,6 +118,8 @@ enum Command {
     Network(network::Args),
     /// Named volumes: directories wharf keeps for containers (`-v NAME:/path`).
     Volume(volume::Args),
+    /// Multi-container apps (native and wasm) from compose files.
+    Compose(compose::Args),
     #[command(hide = true)]
     ContainerMonitor(monitor::Args),
     #[command(hide = true)]
@@ -169,6 +172,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::System(a) => system::run(&ctx, a),
         Command::Network(a) => return network::run(&ctx, a),
         Command::Volume(a) => return volume::run(&ctx, a),
+        Command::Compose(a) => return compose::run(&ctx, a),
     }?;
     Ok(ExitCode::SUCCESS)
 }

@@ -543,7 +543,9 @@ pub fn supervise(
                 Err(e) => return end(EXIT_WHARF_FAILED, Some(format!("{e:#}"))),
             };
             match run::prepare(&store, &record.target, &record.options, platform.as_ref()) {
-                Ok(p) => {
+                Ok(mut p) => {
+                    // Messages name the image as the user did, not by its digest.
+                    p.name = record.image.clone();
                     if let Err(e) = mark_running(containers, id, p.decision.kind) {
                         return end(EXIT_WHARF_FAILED, Some(e.to_string()));
                     }
