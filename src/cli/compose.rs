@@ -330,7 +330,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
         } => {
             let plan = project.service(service)?;
             let name = project.container_name(&plan, *index);
-            let mut line: Vec<String> = vec!["wharf".into(), "exec".into()];
+            let mut line: Vec<String> = vec!["exec".into()];
             if let Some(u) = user {
                 line.extend(["-u".into(), u.clone()]);
             }

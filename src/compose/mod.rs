@@ -138,6 +138,8 @@ pub struct Project {
     model: Json,
     pub warnings: Vec<String>,
     pub profiles: Vec<String>,
+    /// The variables the files were interpolated with (the process's over `.env`).
+    env: BTreeMap<String, String>,
 }
 
 fn project_name_from(s: &str) -> String {
@@ -238,6 +240,7 @@ impl Project {
             model,
             warnings,
             profiles,
+            env,
         })
     }
 
@@ -508,9 +511,9 @@ impl Project {
         }
         if let Some(env) = svc["environment"].as_object() {
             for (k, v) in env {
-                match scalar(v) {
-                    Some(v) => flag(&mut a, "-e", &format!("{k}={v}")),
-                    None => flag(&mut a, "-e", k),
+                // `KEY` alone: the project's value (the environment or .env), else unset.
+                if let Some(v) = scalar(v).or_else(|| self.env.get(k).cloned()) {
+                    flag(&mut a, "-e", &format!("{k}={v}"));
                 }
             }
         }
@@ -1114,7 +1117,7 @@ networks:
         );
         assert!(line.contains("-p 8080:80 -p 0.0.0.0:9081:81"), "{line}");
         assert!(
-            line.contains("-e MODE=prod -e EMPTY") || line.contains("-e EMPTY -e MODE=prod"),
+            line.contains("-e MODE=prod") && !line.contains("EMPTY"),
             "{line}"
         );
         assert!(line.contains("-v demo_data:/srv"), "{line}");

@@ -4,6 +4,8 @@
 
 mod common;
 #[cfg(target_os = "linux")]
+mod compose;
+#[cfg(target_os = "linux")]
 mod hostile;
 mod images;
 mod layers;

@@ -11,13 +11,13 @@ use crate::common::{Wharf, busybox_images, s, wasm, wharf_command};
 
 /// A network and mount namespace standing for a host, kept by a sleeping process; every
 /// command of the test runs inside it through nsenter.
-struct FakeHost {
+pub(crate) struct FakeHost {
     holder: Child,
     root: String,
 }
 
 impl FakeHost {
-    fn new(w: &Wharf) -> FakeHost {
+    pub(crate) fn new(w: &Wharf) -> FakeHost {
         let mut holder = Command::new("unshare")
             .args([
                 "--net",
@@ -45,7 +45,7 @@ impl FakeHost {
     }
 
     /// `prog args` inside the fake host.
-    fn cmd(&self, prog: &str, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, prog: &str, args: &[&str]) -> Command {
         let mut c = Command::new("nsenter");
         c.args(["-t", &self.holder.id().to_string(), "-n", "-m", "--", prog])
             .args(args)
@@ -53,11 +53,11 @@ impl FakeHost {
         c
     }
 
-    fn sh(&self, script: &str) -> Output {
+    pub(crate) fn sh(&self, script: &str) -> Output {
         self.cmd("sh", &["-c", script]).output().unwrap()
     }
 
-    fn sh_ok(&self, script: &str) -> String {
+    pub(crate) fn sh_ok(&self, script: &str) -> String {
         let out = self.sh(script);
         assert!(
             out.status.success(),
@@ -68,14 +68,14 @@ impl FakeHost {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn wharf(&self, args: &[&str]) -> Output {
+    pub(crate) fn wharf(&self, args: &[&str]) -> Output {
         let bin = wharf_command().get_program().to_string_lossy().into_owned();
         let mut all = vec!["--root", &self.root];
         all.extend_from_slice(args);
         self.cmd(&bin, &all).output().unwrap()
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.wharf(args);
         assert!(
             out.status.success(),
@@ -87,7 +87,7 @@ impl FakeHost {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn fails(&self, args: &[&str], code: i32) -> String {
+    pub(crate) fn fails(&self, args: &[&str], code: i32) -> String {
         let out = self.wharf(args);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(
@@ -101,7 +101,7 @@ impl FakeHost {
 
     /// The fake host's firewall, without the shared chains netavark keeps by design (empty
     /// `NETAVARK-HOSTPORT-*`, `NETAVARK_FORWARD` and their jumps) and comments/counters.
-    fn rules(&self) -> BTreeSet<String> {
+    pub(crate) fn rules(&self) -> BTreeSet<String> {
         let out = self.sh_ok("iptables-save");
         let builtin = [
             ":INPUT ACCEPT",
@@ -123,7 +123,7 @@ impl FakeHost {
     }
 
     /// Network namespace files wharf keeps in the fake host's /run.
-    fn netns_files(&self) -> usize {
+    pub(crate) fn netns_files(&self) -> usize {
         self.sh_ok("find /run/wharf -path '*/netns/*' 2>/dev/null | wc -l")
             .trim()
             .parse()
@@ -131,12 +131,12 @@ impl FakeHost {
     }
 
     /// Interfaces of the fake host.
-    fn links(&self) -> String {
+    pub(crate) fn links(&self) -> String {
         self.sh_ok("ip -o link show | cut -d: -f2")
     }
 
     /// The aardvark-dns servers running in this fake host's network namespace.
-    fn dns_pids(&self) -> Vec<String> {
+    pub(crate) fn dns_pids(&self) -> Vec<String> {
         let ours = std::fs::read_link(format!("/proc/{}/ns/net", self.holder.id())).ok();
         let out = Command::new("pgrep")
             .args(["-x", "aardvark-dns"])
@@ -149,13 +149,13 @@ impl FakeHost {
             .collect()
     }
 
-    fn dns_servers(&self) -> usize {
+    pub(crate) fn dns_servers(&self) -> usize {
         self.dns_pids().len()
     }
 
     /// Nothing of any container's network is left: no namespace file, no lease, no bridge
     /// but `keep`, no DNS server, and the firewall as it was.
-    fn assert_clean(&self, w: &Wharf, before: &BTreeSet<String>) {
+    pub(crate) fn assert_clean(&self, w: &Wharf, before: &BTreeSet<String>) {
         assert_eq!(self.netns_files(), 0, "namespace files left");
         let leases: Vec<_> = std::fs::read_dir(w.root().join("networks"))
             .map(|d| {
@@ -207,13 +207,13 @@ impl Drop for FakeHost {
 /// One test's fake host, with busybox in its wharf's store. Tests take turns: others look
 /// for stray container processes and cgroups machine-wide. The host goes first, then the
 /// store, then the turn.
-struct Setup {
-    host: FakeHost,
-    w: Wharf,
+pub(crate) struct Setup {
+    pub(crate) host: FakeHost,
+    pub(crate) w: Wharf,
     _serial: std::sync::MutexGuard<'static, ()>,
 }
 
-fn setup() -> Setup {
+pub(crate) fn setup() -> Setup {
     let serial = crate::native::serial();
     let w = Wharf::new();
     let host = FakeHost::new(&w);
@@ -225,11 +225,11 @@ fn setup() -> Setup {
     }
 }
 
-fn inspect(host: &FakeHost, name: &str) -> serde_json::Value {
+pub(crate) fn inspect(host: &FakeHost, name: &str) -> serde_json::Value {
     serde_json::from_str(&host.ok(&["inspect", name])).unwrap()
 }
 
-fn ip_of(host: &FakeHost, name: &str, network: &str) -> String {
+pub(crate) fn ip_of(host: &FakeHost, name: &str, network: &str) -> String {
     inspect(host, name)["NetworkSettings"]["Networks"][network]["IPAddress"]
         .as_str()
         .unwrap_or_default()
@@ -237,7 +237,7 @@ fn ip_of(host: &FakeHost, name: &str, network: &str) -> String {
 }
 
 /// Wait until `url` answers inside the fake host (a server that just started).
-fn wait_for(host: &FakeHost, url: &str) -> String {
+pub(crate) fn wait_for(host: &FakeHost, url: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         // The image's busybox on the fake host's network (the host's own may not have wget;
