@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # wharf's demo: builds a native image (busybox, with umoci) and wasm images (from
 # wasm-examples/) out of files in this repository, with no network, then shows one store
-# holding both kinds and wharf telling them apart, running them (CLI, detached, on a bridge
-# network together, and as root through containerd with wharf's shim).
+# holding both kinds and wharf telling them apart, running them (CLI, detached, as one
+# compose app on a bridge network, and as root through containerd with wharf's shim).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -50,27 +50,29 @@ step "$wharf" ps -a
 printf '\n\033[1m$ wharf inspect web | grep …\033[0m\n'
 "$wharf" inspect web | grep -E '"(Status|ExitCode|Kind|Reason)"'
 if [ "$(id -u)" -eq 0 ]; then
-    # A mixed app on a bridge network (netavark + aardvark-dns): a wasm web service and a
-    # native busybox find each other by name. Inside a network and mount namespace of the
-    # demo's own, so bridges, firewall rules and name servers never touch this machine.
+    # A mixed app from one compose file (wasm-examples/mixed-app/compose.yaml): a wasm worker
+    # fills a named volume, a native busybox serves it and JSON of its own, a wasm wasi:http
+    # front calls the backend by service name; up in dependency order with health checks.
+    # Inside a network and mount namespace of the demo's own, so bridges, firewall rules and
+    # name servers never touch this machine.
     "$wharf" package "$demo/wasm/fetch.wasm" -t fetch:latest >/dev/null
-    WHARF="$wharf" unshare --net --mount --propagation private -- bash -c '
+    "$wharf" package "$demo/wasm/fs-demo.wasm" -t wasm-examples/fs-demo:latest >/dev/null
+    "$wharf" package "$demo/wasm/http-hello.wasm" -t wasm-examples/http-hello:latest >/dev/null
+    WHARF="$wharf" APP="$repo/wasm-examples/mixed-app/compose.yaml" \
+    unshare --net --mount --propagation private -- bash -c '
         set -euo pipefail
         step() { printf "\n\033[1m$ %s\033[0m\n" "$*"; "$@"; }
-        trap "\"$WHARF\" rm -f front backend >/dev/null 2>&1 || true" EXIT
+        trap "\"$WHARF\" compose -f \"$APP\" down -v >/dev/null 2>&1 || true" EXIT
         mount -t tmpfs run /run   # per-boot state (namespaces, name server files) stays in here
         ip link set lo up
-        step "$WHARF" network create app
-        step "$WHARF" run -d --name backend --network app busybox sh -c \
-            "mkdir /www && echo a native busybox, by name > /www/index.html && exec httpd -f -p 80 -h /www"
-        step "$WHARF" run -d --name front --network app -p 127.0.0.1:18081:8080 http-hello
-        for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/18081) 2>/dev/null && break; sleep 0.05; done
-        step "$WHARF" ps
-        step curl -s http://127.0.0.1:18081/fetch/backend/index.html
-        step "$WHARF" run --rm --network app busybox wget -qO- http://front:8080/asked-by-busybox
-        step "$WHARF" run --rm --network app fetch http://backend/
-        step "$WHARF" rm -f front backend
-        step "$WHARF" network rm app
+        step "$WHARF" compose -f "$APP" up -d
+        step "$WHARF" compose -f "$APP" ps -a
+        step curl -s http://127.0.0.1:18090/fetch/backend/index.json
+        step curl -s http://127.0.0.1:18090/fetch/backend/shared/output.txt
+        step "$WHARF" run --rm --network mixed_default busybox wget -qO- http://front:8080/asked-by-busybox
+        step "$WHARF" run --rm --network mixed_default fetch http://backend/index.json
+        step "$WHARF" compose -f "$APP" logs
+        step "$WHARF" compose -f "$APP" down -v
     '
     # containerd (Debian's, a private instance) runs both kinds through wharf's shim, as
     # Kubernetes would with a `wharf` RuntimeClass.
