@@ -208,8 +208,15 @@ pub fn copy_up(from: &cap_std::fs::Dir, to: &cap_std::fs::Dir) -> io::Result<()>
             to.create_dir(&name)?;
             let (src, dst) = (from.open_dir(&name)?, to.open_dir(&name)?);
             copy_up(&src, &dst)?;
-            crate::sys::fchown(&dst, meta.uid(), meta.gid())?;
-            crate::sys::fchmod(&dst, meta.mode() & 0o7777)?;
+            // Set through the parent: a directory handle may be a path-only descriptor.
+            crate::sys::lchown(to, name.as_os_str(), meta.uid(), meta.gid())?;
+            use std::os::unix::fs::PermissionsExt;
+            to.set_permissions(
+                &name,
+                cap_std::fs::Permissions::from_std(std::fs::Permissions::from_mode(
+                    meta.mode() & 0o7777,
+                )),
+            )?;
         } else if ft.is_file() {
             let mut src = from.open(&name)?;
             let mut dst = to.create(&name)?;
