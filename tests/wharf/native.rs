@@ -258,6 +258,30 @@ fn read_only_root_volumes_tmpfs_user_and_workdir() {
     );
     assert_ne!(code, 0);
     assert!(!data.join("out2").exists());
+    // A named volume: made on first use with the image's files at its mount point (links
+    // kept as links); a later run sees what the first one wrote; in use, it stays.
+    assert_eq!(
+        sh_in(
+            &w,
+            &["-v", "etc:/etc"],
+            "cat /etc/layer2; echo kept > /etc/new"
+        )
+        .trim(),
+        "layer two"
+    );
+    let vol = w.root().join("volumes/etc/_data");
+    assert!(vol.join("passwd").is_file() && vol.join("new").is_file());
+    assert_eq!(
+        sh_in(
+            &w,
+            &["-v", "etc:/mnt:ro"],
+            "cat /mnt/new; ls /mnt | grep -c passwd"
+        )
+        .trim(),
+        "kept\n1"
+    );
+    let vols = w.ok(&["volume", "ls", "-q"]);
+    assert_eq!(vols.trim(), "etc");
     assert_eq!(
         sh_in(&w, &["-u", "app"], "id -u; id -g; id -G; echo $HOME")
             .split_whitespace()
