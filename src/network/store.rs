@@ -657,7 +657,7 @@ mod tests {
         ));
         let e = n
             .create(
-                "d",
+                "gw-off",
                 &CreateOptions {
                     subnet: Some(parse_subnet("192.168.77.0/24").unwrap()),
                     gateway: Some("192.168.78.1".parse().unwrap()),
@@ -666,8 +666,8 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(e, NetworkError::BadGateway { .. }), "{e}");
-        // Nothing half-made.
-        assert!(n.get("d").is_err());
+        // Nothing half-made (a name with non-hex letters: a hex one could match an id).
+        assert!(n.get("gw-off").is_err());
     }
 
     #[test]
