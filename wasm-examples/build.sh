@@ -8,13 +8,17 @@ out=${1:-$here/out}
 export CARGO_TARGET_DIR=${WHARF_WASM_TARGET_DIR:-$HOME/.cache/wharf/wasm-target}
 cd "$here"
 cargo build --quiet --release --target wasm32-wasip1 -p hello -p fs-demo
-cargo build --quiet --release --target wasm32-wasip2 -p p2-command -p http-hello -p fetch
+cargo build --quiet --release --target wasm32-wasip2 -p p2-command -p http-hello -p fetch \
+    -p plugin-upper -p plugin-wordcount -p plugin-hostile
 mkdir -p "$out"
 cp "$CARGO_TARGET_DIR/wasm32-wasip1/release/hello.wasm" "$out/hello.wasm"
 cp "$CARGO_TARGET_DIR/wasm32-wasip1/release/fs-demo.wasm" "$out/fs-demo.wasm"
 cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/p2-command.wasm" "$out/p2-command.wasm"
 cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/http_hello.wasm" "$out/http-hello.wasm"
 cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/fetch.wasm" "$out/fetch.wasm"
+for p in upper wordcount hostile; do
+    cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/plugin_$p.wasm" "$out/plugin-$p.wasm"
+done
 cp "$here"/fixtures/*.wat "$out/"
 if [ -n "${WHARF:-}" ]; then
     for f in "$out"/*.wasm "$out"/*.wat; do
