@@ -73,15 +73,20 @@ fn main() -> std::process::ExitCode {
     };
     let mut dirs = Vec::new();
     for g in &args.grant {
-        let parts: Vec<&str> = g.split(':').collect();
-        if parts.len() < 2 {
+        // HOST may hold a drive letter's colon: the guest path is what follows the last ":/".
+        let Some(i) = g.rfind(":/") else {
             eprintln!("plugin-host: --grant HOST:GUEST[:ro], not {g:?}");
             return std::process::ExitCode::FAILURE;
-        }
+        };
+        let (host, guest) = (&g[..i], &g[i + 1..]);
+        let (guest, read_only) = match guest.strip_suffix(":ro") {
+            Some(gu) => (gu, true),
+            None => (guest.strip_suffix(":rw").unwrap_or(guest), false),
+        };
         dirs.push(Preopen {
-            host: parts[0].into(),
-            guest: parts[1].into(),
-            read_only: parts.get(2) == Some(&"ro"),
+            host: host.into(),
+            guest: guest.into(),
+            read_only,
         });
     }
     let grants = Grants {
@@ -99,7 +104,10 @@ fn main() -> std::process::ExitCode {
                 plugins.push(p);
             }
             Err(e) => {
-                println!("{}", serde_json::json!({"plugin": r, "load_error": e.to_string()}));
+                println!(
+                    "{}",
+                    serde_json::json!({"plugin": r, "load_error": e.to_string()})
+                );
                 failed = true;
             }
         }

@@ -8,9 +8,11 @@ cd "$repo"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wharf/target}
 target=x86_64-pc-windows-gnu
 cargo build --quiet --target "$target"
+cargo build --quiet --target "$target" --example plugin-host
 exe_dir="$CARGO_TARGET_DIR/$target/debug"
 # Under Debian's wine a Rust Windows binary needs ProcessPrng from bcryptprimitives.dll.
 x86_64-w64-mingw32-gcc -O2 -shared -o "$exe_dir/bcryptprimitives.dll" tests/windows/bcryptprimitives.c -ladvapi32
+cp "$exe_dir/bcryptprimitives.dll" "$exe_dir/examples/"
 export WINEPREFIX=${WINEPREFIX:-$HOME/.cache/wharf/wine-prefix}
 export WINEDEBUG=-all
 # No Mono or Gecko installer prompts while a new prefix is made (nothing here needs them).
@@ -26,7 +28,9 @@ trap 'wineserver -k >/dev/null 2>&1 || true' EXIT
 [ -f "$WINEPREFIX/system.reg" ] || wineboot --init >/dev/null 2>&1
 wine "$exe_dir/wharf.exe" --version
 export WHARF_BIN="wine $exe_dir/wharf.exe"
+export WHARF_PLUGIN_HOST="wine $exe_dir/examples/plugin-host.exe"
 export WHARF_HOST_OS=windows
 start=$(date +%s)
-cargo test --test wharf --no-fail-fast -- "$@" wasm:: package:: portable:: images::loads_every_format
+cargo test --test wharf --no-fail-fast -- "$@" wasm:: package:: portable:: images::loads_every_format \
+    plugin::the_example_host
 echo "wine tests took $(( $(date +%s) - start ))s"

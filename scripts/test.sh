@@ -15,6 +15,8 @@ status=0
 # The containerd shim is its own crate in the workspace: its binary is built for the
 # integration tests, which find it beside wharf and wharf-runtime.
 cargo build -p containerd-shim-wharf
+# The example plugin host (examples/plugin-host.rs) is driven by tests/wharf/plugin.rs.
+cargo build --example plugin-host
 cargo test --workspace --no-fail-fast "$@" || status=$?
 bash scripts/test-windows.sh || status=$?
 exit $status

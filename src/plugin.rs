@@ -234,8 +234,7 @@ impl Host {
         if grants.fuel.is_some() && !self.shared.fuel {
             return Err(PluginError::Load {
                 reference: reference.into(),
-                message: "fuel was granted but the host was opened without fuel counting"
-                    .into(),
+                message: "fuel was granted but the host was opened without fuel counting".into(),
             });
         }
         let version = self.resolve(reference, false)?;
@@ -261,7 +260,26 @@ impl Host {
             (m, d)
         } else {
             let store = ImageStore::open(&self.shared.roots).map_err(|e| err(e.to_string()))?;
-            let parsed = crate::image::Reference::parse(reference).map_err(|e| err(e.to_string()))?;
+            let parsed =
+                crate::image::Reference::parse(reference).map_err(|e| err(e.to_string()))?;
+            // name:tag@digest: the tag must still name the pinned digest.
+            if let Some(pinned) = parsed.digest() {
+                let tag_only = reference.split('@').next().unwrap_or(reference);
+                if tag_only != reference
+                    && tag_only
+                        .rsplit('/')
+                        .next()
+                        .is_some_and(|last| last.contains(':'))
+                    && let Ok(current) = store.resolve(tag_only)
+                    && current.digest() != pinned
+                {
+                    return Err(PluginError::DigestMismatch {
+                        reference: reference.into(),
+                        pinned: pinned.to_string(),
+                        current: current.digest().to_string(),
+                    });
+                }
+            }
             let found = store.resolve(reference);
             let missing = matches!(found, Err(crate::image::StoreError::NotFound(_)));
             // A tag is looked up again at its registry on reload; a pin never changes.
@@ -280,20 +298,6 @@ impl Host {
                 .map_err(|e| err(format!("pulling: {e}")))?;
             }
             let record = store.resolve(reference).map_err(|e| err(e.to_string()))?;
-            // name:tag@digest: the tag must still name the pinned digest.
-            if let Some(pinned) = parsed.digest() {
-                let tag_only = reference.split('@').next().unwrap_or(reference);
-                if tag_only != reference
-                    && let Ok(current) = store.resolve(tag_only)
-                    && current.digest() != pinned
-                {
-                    return Err(PluginError::DigestMismatch {
-                        reference: reference.into(),
-                        pinned: pinned.to_string(),
-                        current: current.digest().to_string(),
-                    });
-                }
-            }
             let digest = record.digest().to_string();
             let prepared = crate::run::prepare(
                 &store,
@@ -393,6 +397,10 @@ impl Plugin {
     /// Look the reference up again (pulling a registry tag anew) and switch to its code if
     /// it changed: true then. Calls under way finish on the code they started with.
     pub fn reload(&self) -> Result<bool, PluginError> {
+        if self.reference.contains("@sha256:") {
+            // Pinned: it never changes.
+            return Ok(false);
+        }
         let fresh = self.host.resolve(&self.reference, true)?;
         let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
         if cur.digest == fresh.digest {
@@ -494,7 +502,9 @@ impl Plugin {
             let exit = classify(e, &self.limits());
             PluginError::Guest {
                 code: exit.code,
-                message: exit.message.unwrap_or_else(|| format!("exit code {}", exit.code)),
+                message: exit
+                    .message
+                    .unwrap_or_else(|| format!("exit code {}", exit.code)),
             }
         } else {
             PluginError::Call {
@@ -533,8 +543,14 @@ impl Plugin {
         let value = f(&mut store, component, linker).map_err(|e| self.guest_error(&e))?;
         Ok(Called {
             value,
-            stdout: pipes.stdout.map(|p| p.contents().to_vec()).unwrap_or_default(),
-            stderr: pipes.stderr.map(|p| p.contents().to_vec()).unwrap_or_default(),
+            stdout: pipes
+                .stdout
+                .map(|p| p.contents().to_vec())
+                .unwrap_or_default(),
+            stderr: pipes
+                .stderr
+                .map(|p| p.contents().to_vec())
+                .unwrap_or_default(),
         })
     }
 

@@ -16,6 +16,7 @@ mod native;
 #[cfg(target_os = "linux")]
 mod network;
 mod package;
+mod plugin;
 mod portable;
 mod registry;
 #[cfg(target_os = "linux")]

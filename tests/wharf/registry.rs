@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 /// A docker-registry serving plain HTTP on a free loopback port; stopped when dropped.
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
     port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl Registry {
-    fn start() -> Registry {
+    pub(crate) fn start() -> Registry {
         Self::start_with(|_| String::new(), "")
     }
 
@@ -123,7 +123,7 @@ impl Registry {
         }
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 }
