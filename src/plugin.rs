@@ -627,6 +627,260 @@ impl Plugin {
     }
 }
 
+impl Plugin {
+    /// Call export `name` with arguments written as text (`wharf run --invoke`): numbers,
+    /// booleans, chars and quoted strings, typed by the export's parameters. The results
+    /// come back as text (strings quoted, `ok(…)`/`err(…)`, `some(…)`/`none`, lists).
+    pub fn invoke(&self, name: &str, args: &[String]) -> Result<Vec<String>, PluginError> {
+        let version = self.version();
+        let bad = |message: String| PluginError::Call {
+            reference: self.reference.clone(),
+            message,
+        };
+        let missing = || PluginError::MissingExport {
+            reference: self.reference.clone(),
+            name: name.to_string(),
+        };
+        let values: Vec<Value> = match &version.code {
+            Code::Module(module, _) => {
+                let Some(wasmtime::ExternType::Func(ty)) = module.get_export(name) else {
+                    return Err(missing());
+                };
+                let params: Vec<wasmtime::ValType> = ty.params().collect();
+                if params.len() != args.len() {
+                    return Err(bad(format!(
+                        "{name} takes {} arguments, {} given",
+                        params.len(),
+                        args.len()
+                    )));
+                }
+                params
+                    .iter()
+                    .zip(args)
+                    .map(|(t, a)| core_value(t, a).map(Value::Core).map_err(&bad))
+                    .collect::<Result<_, _>>()?
+            }
+            Code::Component(component, _) => {
+                let ty = component.component_type();
+                let Some(wasmtime::component::types::ComponentItem::ComponentFunc(f)) =
+                    ty.get_export(&self.host.shared.engine, name).map(|e| e.ty)
+                else {
+                    return Err(missing());
+                };
+                let params: Vec<wasmtime::component::Type> = f.params().map(|(_, t)| t).collect();
+                if params.len() != args.len() {
+                    return Err(bad(format!(
+                        "{name} takes {} arguments, {} given",
+                        params.len(),
+                        args.len()
+                    )));
+                }
+                params
+                    .iter()
+                    .zip(args)
+                    .map(|(t, a)| component_value(t, a).map(Value::Component).map_err(&bad))
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        drop(version);
+        Ok(self
+            .call_export(name, &values)?
+            .iter()
+            .map(|v| match v {
+                Value::Core(c) => show_core(c),
+                Value::Component(c) => show_component(c),
+            })
+            .collect())
+    }
+}
+
+fn unquote(a: &str) -> Option<String> {
+    let inner = a.strip_prefix('"')?.strip_suffix('"')?;
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                other => out.push(other),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
+fn core_value(t: &wasmtime::ValType, a: &str) -> Result<wasmtime::Val, String> {
+    let bad = || format!("{a:?} is not a {t}");
+    Ok(match t {
+        wasmtime::ValType::I32 => wasmtime::Val::I32(
+            a.parse::<i32>()
+                .or_else(|_| a.parse::<u32>().map(|u| u as i32))
+                .map_err(|_| bad())?,
+        ),
+        wasmtime::ValType::I64 => wasmtime::Val::I64(
+            a.parse::<i64>()
+                .or_else(|_| a.parse::<u64>().map(|u| u as i64))
+                .map_err(|_| bad())?,
+        ),
+        wasmtime::ValType::F32 => {
+            wasmtime::Val::F32(a.parse::<f32>().map_err(|_| bad())?.to_bits())
+        }
+        wasmtime::ValType::F64 => {
+            wasmtime::Val::F64(a.parse::<f64>().map_err(|_| bad())?.to_bits())
+        }
+        other => return Err(format!("--invoke cannot pass a {other} argument")),
+    })
+}
+
+fn component_value(
+    t: &wasmtime::component::Type,
+    a: &str,
+) -> Result<wasmtime::component::Val, String> {
+    use wasmtime::component::{Type, Val};
+    let bad = || format!("{a:?} is not a {t:?}");
+    macro_rules! num {
+        ($v:ident, $ty:ty) => {
+            Val::$v(a.parse::<$ty>().map_err(|_| bad())?)
+        };
+    }
+    Ok(match t {
+        Type::Bool => Val::Bool(a.parse().map_err(|_| bad())?),
+        Type::S8 => num!(S8, i8),
+        Type::U8 => num!(U8, u8),
+        Type::S16 => num!(S16, i16),
+        Type::U16 => num!(U16, u16),
+        Type::S32 => num!(S32, i32),
+        Type::U32 => num!(U32, u32),
+        Type::S64 => num!(S64, i64),
+        Type::U64 => num!(U64, u64),
+        Type::Float32 => num!(Float32, f32),
+        Type::Float64 => num!(Float64, f64),
+        Type::Char => {
+            let s = a
+                .strip_prefix('\'')
+                .and_then(|s| s.strip_suffix('\''))
+                .ok_or_else(bad)?;
+            let mut cs = s.chars();
+            match (cs.next(), cs.next()) {
+                (Some(c), None) => Val::Char(c),
+                _ => return Err(bad()),
+            }
+        }
+        Type::String => Val::String(unquote(a).ok_or_else(bad)?),
+        other => {
+            return Err(format!(
+                "--invoke cannot pass a {other:?} argument (only numbers, bools, chars and strings)"
+            ));
+        }
+    })
+}
+
+fn show_core(v: &wasmtime::Val) -> String {
+    match v {
+        wasmtime::Val::I32(i) => i.to_string(),
+        wasmtime::Val::I64(i) => i.to_string(),
+        wasmtime::Val::F32(f) => f32::from_bits(*f).to_string(),
+        wasmtime::Val::F64(f) => f64::from_bits(*f).to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn show_component(v: &wasmtime::component::Val) -> String {
+    use wasmtime::component::Val;
+    let list = |items: &[Val]| {
+        items
+            .iter()
+            .map(show_component)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match v {
+        Val::Bool(b) => b.to_string(),
+        Val::S8(n) => n.to_string(),
+        Val::U8(n) => n.to_string(),
+        Val::S16(n) => n.to_string(),
+        Val::U16(n) => n.to_string(),
+        Val::S32(n) => n.to_string(),
+        Val::U32(n) => n.to_string(),
+        Val::S64(n) => n.to_string(),
+        Val::U64(n) => n.to_string(),
+        Val::Float32(f) => f.to_string(),
+        Val::Float64(f) => f.to_string(),
+        Val::Char(c) => format!("{c:?}"),
+        Val::String(s) => format!("{s:?}"),
+        Val::List(items) => format!("[{}]", list(items)),
+        Val::Tuple(items) => format!("({})", list(items)),
+        Val::Option(None) => "none".into(),
+        Val::Option(Some(v)) => format!("some({})", show_component(v)),
+        Val::Result(Ok(v)) => match v {
+            Some(v) => format!("ok({})", show_component(v)),
+            None => "ok".into(),
+        },
+        Val::Result(Err(v)) => match v {
+            Some(v) => format!("err({})", show_component(v)),
+            None => "err".into(),
+        },
+        Val::Enum(e) => e.clone(),
+        Val::Record(fields) => format!(
+            "{{{}}}",
+            fields
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", show_component(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Val::Variant(name, v) => match v {
+            Some(v) => format!("{name}({})", show_component(v)),
+            None => name.clone(),
+        },
+        Val::Flags(f) => format!("{{{}}}", f.join(", ")),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Split `name(a, b)` (or `name a b`) into the export and its arguments; commas inside
+/// quotes stay.
+pub fn parse_invocation(text: &str, rest: &[String]) -> Result<(String, Vec<String>), String> {
+    let text = text.trim();
+    let Some(open) = text.find('(') else {
+        return Ok((text.to_string(), rest.to_vec()));
+    };
+    let inner = text[open + 1..]
+        .strip_suffix(')')
+        .ok_or_else(|| format!("--invoke {text:?}: expected name(arg, ...)"))?;
+    let mut args = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in inner.chars() {
+        match quote {
+            Some(q) => {
+                cur.push(c);
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '"' || c == '\'' => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            None if c == ',' => args.push(std::mem::take(&mut cur).trim().to_string()),
+            None => cur.push(c),
+        }
+    }
+    if !cur.trim().is_empty() || !args.is_empty() {
+        args.push(cur.trim().to_string());
+    }
+    Ok((text[..open].trim().to_string(), args))
+}
+
 /// A value passed to or returned by [`Plugin::call_export`].
 #[derive(Debug, Clone)]
 pub enum Value {

@@ -148,6 +148,11 @@ pub struct Args {
     /// A label KEY=VALUE (`ps -f label=KEY[=VALUE]` finds it).
     #[arg(short = 'l', long, value_name = "KEY=VALUE")]
     label: Vec<String>,
+    /// Call one export of a wasm module or component and print its results, as `wasmtime
+    /// run --invoke`: `'name(arg, ...)'` (numbers, bools, 'c', "strings"), or `name` with the
+    /// arguments after the image.
+    #[arg(long, value_name = "EXPR")]
+    invoke: Option<String>,
     /// Print how wharf decided to run the image, and why, before running it.
     #[arg(long)]
     explain: bool,
@@ -444,6 +449,9 @@ pub fn create(
 }
 
 pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(expr) = &args.invoke {
+        return invoke(ctx, &args, expr);
+    }
     if args.print_spec || !container::supported() {
         if args.detach {
             anyhow::bail!("detached containers (-d) need a Unix host for now");
@@ -712,6 +720,63 @@ fn network_up(
             wharf::network::enter(&att, dir).map_err(|e| e.to_string())?;
         }
         Ok((Some(held), serve))
+    }
+}
+
+/// `run --invoke`: one export called through the plugin API (the same loading, cache,
+/// grants and limits a plugin host has), its results printed one a line.
+fn invoke(ctx: &Context_, args: &Args, expr: &str) -> anyhow::Result<ExitCode> {
+    use wharf::plugin::{Grants, Host, HostOptions, Output, Preopen};
+    if args.detach {
+        anyhow::bail!("--invoke runs in the foreground: it cannot be used with -d");
+    }
+    let opts = args.options(ctx)?;
+    let (name, call_args) =
+        wharf::plugin::parse_invocation(expr, &args.command).map_err(anyhow::Error::msg)?;
+    let grants = Grants {
+        dirs: opts
+            .volumes
+            .iter()
+            .map(|v| Preopen {
+                host: v.host.clone(),
+                guest: v.container.clone(),
+                read_only: v.read_only,
+            })
+            .collect(),
+        env: opts.env.clone(),
+        args: vec![args.image.clone()],
+        stdout: Output::Inherit,
+        stderr: Output::Inherit,
+        network: if opts.network == Network::Host {
+            vec!["0.0.0.0/0".parse()?, "::/0".parse()?]
+        } else {
+            Vec::new()
+        },
+        memory: opts.limits.memory,
+        fuel: opts.limits.fuel,
+        timeout: opts.limits.timeout,
+    };
+    let host = Host::open(
+        &ctx.roots,
+        HostOptions {
+            pooling: false,
+            fuel: opts.limits.fuel.is_some(),
+        },
+    )?;
+    let plugin = match host.load(&args.image, grants) {
+        Ok(p) => p,
+        Err(e) => return Ok(fail(EXIT_WHARF_FAILED, e)),
+    };
+    match plugin.invoke(&name, &call_args) {
+        Ok(results) => {
+            for r in results {
+                outln!("{r}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(wharf::plugin::PluginError::Guest { code, message }) => Ok(fail(code, message)),
+        Err(e @ wharf::plugin::PluginError::MissingExport { .. }) => Ok(fail(127, e)),
+        Err(e) => Ok(fail(EXIT_WHARF_FAILED, e)),
     }
 }
 

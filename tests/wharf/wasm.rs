@@ -627,3 +627,35 @@ fn http_requests_get_the_limits_too() {
     assert_eq!(status, 500, "{body}");
     assert!(body.contains("memory limit"), "{body}");
 }
+
+#[test]
+fn invoke_calls_one_export_of_a_module_or_component() {
+    let w = Wharf::new();
+    let wat = w.path("math.wat");
+    std::fs::write(
+        &wat,
+        "(module (func (export \"add\") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add)
+                 (func (export \"spin\") (loop (br 0))))",
+    )
+    .unwrap();
+    let wat = crate::portable::host_path(&wat);
+    assert_eq!(w.ok(&["run", "--invoke", "add(2, 40)", &wat]), "42\n");
+    assert_eq!(w.ok(&["run", "--invoke", "add", &wat, "1", "2"]), "3\n");
+    let upper = crate::portable::host_path(std::path::Path::new(&wasm("plugin-upper.wasm")));
+    assert_eq!(
+        w.ok(&["run", "--invoke", r#"process("a, \"quoted\" b")"#, &upper]),
+        "ok(\"A, \\\"QUOTED\\\" B\")\n"
+    );
+    // The same codes and words as a run.
+    let e = w.fails(
+        &["run", "--timeout", "200ms", "--invoke", "spin()", &wat],
+        137,
+    );
+    assert!(e.contains("wasm run-time limit of 200ms exceeded"), "{e}");
+    let e = w.fails(&["run", "--invoke", "nope()", &wat], 127);
+    assert!(e.contains("exports no function \"nope\""), "{e}");
+    let e = w.fails(&["run", "--invoke", "add(1)", &wat], 125);
+    assert!(e.contains("add takes 2 arguments, 1 given"), "{e}");
+    let e = w.fails(&["run", "--invoke", "add(x, 1)", &wat], 125);
+    assert!(e.contains("\"x\" is not a i32"), "{e}");
+}
