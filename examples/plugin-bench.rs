@@ -43,19 +43,33 @@ fn per_call(calls: u32, mut f: impl FnMut()) -> Duration {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let wasm = args.next().expect("usage: plugin-bench PLUGIN.wasm [CALLS]");
+    let wasm = args
+        .next()
+        .expect("usage: plugin-bench PLUGIN.wasm [CALLS]");
     let calls: u32 = args.next().map_or(20_000, |n| n.parse().expect("a number"));
     let root = tempfile::tempdir().expect("a temporary root");
 
     // wharf: the first load compiles (and caches); a second host loads from the cache.
     let t = Instant::now();
-    let host = Host::open(&Roots::new(root.path()), HostOptions { pooling: true, fuel: false })
-        .expect("host");
+    let host = Host::open(
+        &Roots::new(root.path()),
+        HostOptions {
+            pooling: true,
+            fuel: false,
+        },
+    )
+    .expect("host");
     let plugin = host.load(&wasm, Grants::default()).expect("load");
     let compile = t.elapsed();
     let t = Instant::now();
-    let host2 = Host::open(&Roots::new(root.path()), HostOptions { pooling: true, fuel: false })
-        .expect("host");
+    let host2 = Host::open(
+        &Roots::new(root.path()),
+        HostOptions {
+            pooling: true,
+            fuel: false,
+        },
+    )
+    .expect("host");
     let cached = host2.load(&wasm, Grants::default()).expect("load");
     let from_cache = t.elapsed();
     drop(cached);
@@ -78,8 +92,8 @@ fn main() {
 
     let wharf_call = |p: &wharf::plugin::Plugin| {
         let out = p
-            .call(|store, component, linker| {
-                let w = TextPlugin::instantiate(&mut *store, component, linker)?;
+            .call(|store, pre| {
+                let w = TextPluginPre::new(pre.clone())?.instantiate(&mut *store)?;
                 w.call_process(&mut *store, "hello")
             })
             .expect("call");
@@ -112,10 +126,28 @@ fn main() {
     }
     let (w, p, f) = (w / batches, p / batches, f / batches);
     println!("instantiate + call process(\"hello\"), an instance per call, {calls} calls each:");
-    println!("  plain wasmtime embedding          {:8.2} µs/call", p.as_secs_f64() * 1e6);
-    println!("  wharf::plugin                     {:8.2} µs/call   ({:.2}x plain)", w.as_secs_f64() * 1e6, w.as_secs_f64() / p.as_secs_f64());
-    println!("  wharf::plugin, fuel counted       {:8.2} µs/call   ({:.2}x plain)", f.as_secs_f64() * 1e6, f.as_secs_f64() / p.as_secs_f64());
+    println!(
+        "  plain wasmtime embedding          {:8.2} µs/call",
+        p.as_secs_f64() * 1e6
+    );
+    println!(
+        "  wharf::plugin                     {:8.2} µs/call   ({:.2}x plain)",
+        w.as_secs_f64() * 1e6,
+        w.as_secs_f64() / p.as_secs_f64()
+    );
+    println!(
+        "  wharf::plugin, fuel counted       {:8.2} µs/call   ({:.2}x plain)",
+        f.as_secs_f64() * 1e6,
+        f.as_secs_f64() / p.as_secs_f64()
+    );
     println!("load a plugin:");
-    println!("  compile and cache                 {:8.2} ms", compile.as_secs_f64() * 1e3);
-    println!("  from wharf's cache                {:8.2} ms   ({:.2}x compile)", from_cache.as_secs_f64() * 1e3, from_cache.as_secs_f64() / compile.as_secs_f64());
+    println!(
+        "  compile and cache                 {:8.2} ms",
+        compile.as_secs_f64() * 1e3
+    );
+    println!(
+        "  from wharf's cache                {:8.2} ms   ({:.2}x compile)",
+        from_cache.as_secs_f64() * 1e3,
+        from_cache.as_secs_f64() / compile.as_secs_f64()
+    );
 }

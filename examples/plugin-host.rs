@@ -53,8 +53,8 @@ struct Args {
 
 /// Call `plugin`'s `process` with `input`.
 pub fn process(plugin: &Plugin, input: &str) -> Result<String, String> {
-    match plugin.call(|store, component, linker| {
-        let world = TextPlugin::instantiate(&mut *store, component, linker)?;
+    match plugin.call(|store, pre| {
+        let world = TextPluginPre::new(pre.clone())?.instantiate(&mut *store)?;
         world.call_process(&mut *store, input)
     }) {
         Ok(called) => called.value.map_err(|e| format!("the plugin said: {e}")),

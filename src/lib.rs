@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod image;
 pub mod network;
 pub mod paths;
+#[deny(missing_docs)]
 pub mod plugin;
 pub mod run;
 #[cfg(target_os = "linux")]

@@ -23,8 +23,8 @@
 //!     ..Grants::default()
 //! };
 //! let plugin = host.load("registry.example:5000/plugins/upper:1", grants)?;
-//! let out = plugin.call(|store, component, linker| {
-//!     let world = TextPlugin::instantiate(&mut *store, component, linker)?;
+//! let out = plugin.call(|store, pre| {
+//!     let world = TextPluginPre::new(pre.clone())?.instantiate(&mut *store)?;
 //!     world.call_process(&mut *store, "hello")
 //! })?;
 //! assert_eq!(out.value, Ok("HELLO".to_string()));
@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{InstancePre, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -55,32 +55,40 @@ const CAPTURE_LIMIT: usize = 1 << 20;
 /// What can go wrong loading or calling a plugin. A guest's own failure
 /// ([`PluginError::Guest`]) leaves the host and every other plugin as they were.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // The fields say what their messages say.
 pub enum PluginError {
+    /// The plugin could not be found, pulled, read or prepared.
     #[error("plugin {reference}: {message}")]
     Load { reference: String, message: String },
+    /// `name:tag@digest` whose tag names another digest now.
     #[error("plugin {reference}: the tag moved: it names {current} now, the pin says {pinned}")]
     DigestMismatch {
         reference: String,
         pinned: String,
         current: String,
     },
+    /// The code did not compile or link (invalid wasm, unresolvable imports).
     #[error("plugin {reference}: {source}")]
     Wasm {
         reference: String,
         #[source]
         source: WasmError,
     },
-    /// The guest trapped or hit a limit: the message is `wharf run`'s for the same end.
+    /// The guest trapped or hit a limit: the message is `wharf run`'s for the same end, and
+    /// `code` its exit code (134 trap, 137 timeout, 152 fuel, 153 memory).
     #[error("{message}")]
     Guest { code: u8, message: String },
+    /// No such export.
     #[error("plugin {reference} exports no function {name:?}")]
     MissingExport { reference: String, name: String },
+    /// A component called as a module, or the other way round.
     #[error("plugin {reference} is a {kind}, not a {wanted}")]
     WrongKind {
         reference: String,
         kind: &'static str,
         wanted: &'static str,
     },
+    /// The call could not be made as asked (arguments, instantiation).
     #[error("calling plugin {reference}: {message}")]
     Call { reference: String, message: String },
 }
@@ -118,9 +126,11 @@ pub enum Output {
 /// A directory the plugin may use.
 #[derive(Debug, Clone)]
 pub struct Preopen {
+    /// The directory on the host.
     pub host: PathBuf,
     /// Where the plugin sees it.
     pub guest: String,
+    /// Read-only (else read-write).
     pub read_only: bool,
 }
 
@@ -128,20 +138,28 @@ pub struct Preopen {
 /// (`-v`, `-e`, `--memory`, `--fuel`, `--timeout`).
 #[derive(Debug, Clone, Default)]
 pub struct Grants {
+    /// Preopened directories.
     pub dirs: Vec<Preopen>,
+    /// Environment variables.
     pub env: Vec<(String, String)>,
+    /// Its arguments (`argv`).
     pub args: Vec<String>,
+    /// Where its stdout goes.
     pub stdout: Output,
+    /// Where its stderr goes.
     pub stderr: Output,
     /// Addresses the plugin may connect to (sockets, name lookups); empty: no network.
     pub network: Vec<ipnet::IpNet>,
+    /// Bytes of linear memory and tables a call may use.
     pub memory: Option<u64>,
+    /// Fuel (about instructions) a call may burn; the host must count fuel.
     pub fuel: Option<u64>,
+    /// Longest a call may run (an epoch deadline, 10 ms granularity).
     pub timeout: Option<Duration>,
 }
 
-/// A call's state: WASI as granted, the memory limiter. Hosts instantiate their world
-/// against a `Linker<State>` (WASI is in it).
+/// A call's state: WASI as granted, the memory limiter (the `T` of the plugin's
+/// `InstancePre<State>`, linked with WASI).
 pub struct State {
     ctx: WasiCtx,
     table: ResourceTable,
@@ -160,8 +178,11 @@ impl WasiView for State {
 /// A call's result, with what the plugin wrote when its output is captured.
 #[derive(Debug)]
 pub struct Called<R> {
+    /// What the host's closure returned.
     pub value: R,
+    /// Captured stdout ([`Output::Capture`]), else empty.
     pub stdout: Vec<u8>,
+    /// Captured stderr ([`Output::Capture`]), else empty.
     pub stderr: Vec<u8>,
 }
 
@@ -329,7 +350,9 @@ impl Host {
             Compiled::Component(c) => {
                 let mut linker = Linker::<State>::new(&self.shared.engine);
                 wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link)?;
-                Code::Component(c, linker)
+                // Imports resolved once: a call only instantiates.
+                let pre = linker.instantiate_pre(&c).map_err(link)?;
+                Code::Component(pre)
             }
             Compiled::Module(m) => {
                 let mut linker = wasmtime::Linker::<P1State>::new(&self.shared.engine);
@@ -348,7 +371,7 @@ struct P1State {
 }
 
 enum Code {
-    Component(Component, Linker<State>),
+    Component(InstancePre<State>),
     Module(wasmtime::Module, wasmtime::Linker<P1State>),
 }
 
@@ -378,6 +401,7 @@ impl Plugin {
         self.version().digest.clone()
     }
 
+    /// The reference it was loaded by.
     pub fn reference(&self) -> &str {
         &self.reference
     }
@@ -515,14 +539,15 @@ impl Plugin {
     }
 
     /// Call a component in a fresh instance: `f` instantiates the host's world (its
-    /// `bindgen!` type) against the component and linker given, and calls it. A trap or a
-    /// limit comes back as [`PluginError::Guest`].
+    /// `bindgen!` type, e.g. `TextPluginPre::new(pre.clone())?.instantiate(store)`) from the
+    /// plugin's pre-linked component (WASI as granted; `pre.component()` is the component)
+    /// and calls it. A trap or a limit comes back as [`PluginError::Guest`].
     pub fn call<R>(
         &self,
-        f: impl FnOnce(&mut Store<State>, &Component, &Linker<State>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&mut Store<State>, &InstancePre<State>) -> wasmtime::Result<R>,
     ) -> Result<Called<R>, PluginError> {
         let version = self.version();
-        let Code::Component(component, linker) = &version.code else {
+        let Code::Component(pre) = &version.code else {
             return Err(PluginError::WrongKind {
                 reference: self.reference.clone(),
                 kind: "core module",
@@ -540,7 +565,7 @@ impl Plugin {
         );
         store.limiter(|s| &mut s.limiter);
         self.apply(&mut store)?;
-        let value = f(&mut store, component, linker).map_err(|e| self.guest_error(&e))?;
+        let value = f(&mut store, pre).map_err(|e| self.guest_error(&e))?;
         Ok(Called {
             value,
             stdout: pipes
@@ -575,8 +600,8 @@ impl Plugin {
                         }),
                     })
                     .collect::<Result<_, _>>()?;
-                let out = self.call(|store, component, linker| {
-                    let instance = linker.instantiate(&mut *store, component)?;
+                let out = self.call(|store, pre| {
+                    let instance = pre.instantiate(&mut *store)?;
                     let Some(func) = instance.get_func(&mut *store, name) else {
                         return Ok(None);
                     };
@@ -660,8 +685,8 @@ impl Plugin {
                     .map(|(t, a)| core_value(t, a).map(Value::Core).map_err(&bad))
                     .collect::<Result<_, _>>()?
             }
-            Code::Component(component, _) => {
-                let ty = component.component_type();
+            Code::Component(pre) => {
+                let ty = pre.component().component_type();
                 let Some(wasmtime::component::types::ComponentItem::ComponentFunc(f)) =
                     ty.get_export(&self.host.shared.engine, name).map(|e| e.ty)
                 else {
@@ -884,6 +909,8 @@ pub fn parse_invocation(text: &str, rest: &[String]) -> Result<(String, Vec<Stri
 /// A value passed to or returned by [`Plugin::call_export`].
 #[derive(Debug, Clone)]
 pub enum Value {
+    /// A core module's value.
     Core(wasmtime::Val),
+    /// A component's value.
     Component(wasmtime::component::Val),
 }

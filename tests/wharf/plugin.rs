@@ -218,8 +218,8 @@ fn reload_switches_while_calls_run_and_a_moved_pin_is_refused() {
         .load(&format!("text@{upper_digest}"), Grants::default())
         .unwrap();
     let call = |p: &wharf::plugin::Plugin, input: &str| -> String {
-        p.call(|store, component, linker| {
-            let world = TextPlugin::instantiate(&mut *store, component, linker)?;
+        p.call(|store, pre| {
+            let world = TextPluginPre::new(pre.clone())?.instantiate(&mut *store)?;
             world.call_process(&mut *store, input)
         })
         .unwrap()
@@ -236,8 +236,9 @@ fn reload_switches_while_calls_run_and_a_moved_pin_is_refused() {
                 let mut answers = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let out = p
-                        .call(|store, component, linker| {
-                            let world = TextPlugin::instantiate(&mut *store, component, linker)?;
+                        .call(|store, pre| {
+                            let world =
+                                TextPluginPre::new(pre.clone())?.instantiate(&mut *store)?;
                             world.call_process(&mut *store, "a b")
                         })
                         .expect("no call fails across a reload")
