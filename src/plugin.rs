@@ -672,13 +672,7 @@ impl Plugin {
                     return Err(missing());
                 };
                 let params: Vec<wasmtime::ValType> = ty.params().collect();
-                if params.len() != args.len() {
-                    return Err(bad(format!(
-                        "{name} takes {} arguments, {} given",
-                        params.len(),
-                        args.len()
-                    )));
-                }
+                arity(name, params.len(), args.len()).map_err(&bad)?;
                 params
                     .iter()
                     .zip(args)
@@ -693,13 +687,7 @@ impl Plugin {
                     return Err(missing());
                 };
                 let params: Vec<wasmtime::component::Type> = f.params().map(|(_, t)| t).collect();
-                if params.len() != args.len() {
-                    return Err(bad(format!(
-                        "{name} takes {} arguments, {} given",
-                        params.len(),
-                        args.len()
-                    )));
-                }
+                arity(name, params.len(), args.len()).map_err(&bad)?;
                 params
                     .iter()
                     .zip(args)
@@ -716,6 +704,14 @@ impl Plugin {
                 Value::Component(c) => show_component(c),
             })
             .collect())
+    }
+}
+
+fn arity(name: &str, wanted: usize, given: usize) -> Result<(), String> {
+    if wanted == given {
+        Ok(())
+    } else {
+        Err(format!("{name} takes {wanted} arguments, {given} given"))
     }
 }
 

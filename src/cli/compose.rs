@@ -399,14 +399,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
             for s in wanted {
                 let plan = project.service(&s)?;
                 eprintln!("wharf: pulling {s} ({})", plan.image);
-                let ok = std::process::Command::new(std::env::current_exe()?)
-                    .arg("--root")
-                    .arg(ctx.roots.data())
-                    .args(["pull", "-q", &plan.image])
-                    .stdout(std::process::Stdio::null())
-                    .status()?
-                    .success();
-                if !ok {
+                if !super::run::pull_in_child(ctx, &plan.image, None)? {
                     status = ExitCode::from(EXIT_WHARF_FAILED);
                 }
             }
@@ -557,14 +550,7 @@ fn pull_missing(ctx: &Context_, plans: &[ServicePlan]) -> anyhow::Result<()> {
             Err(wharf::image::StoreError::NotFound(_))
         ) {
             eprintln!("wharf: pulling {} for {}", p.image, p.name);
-            let ok = std::process::Command::new(std::env::current_exe()?)
-                .arg("--root")
-                .arg(ctx.roots.data())
-                .args(["pull", "-q", &p.image])
-                .stdout(std::process::Stdio::null())
-                .status()?
-                .success();
-            if !ok {
+            if !super::run::pull_in_child(ctx, &p.image, None)? {
                 anyhow::bail!("service {}: image {} could not be pulled", p.name, p.image);
             }
         }

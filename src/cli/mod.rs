@@ -42,6 +42,17 @@ use clap::{Parser, Subcommand};
 use wharf::image::Store;
 use wharf::paths::Roots;
 
+/// `--label KEY=VALUE` flags as a map (a bare KEY has an empty value).
+pub fn labels(flags: &[String]) -> std::collections::BTreeMap<String, String> {
+    flags
+        .iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
 /// Docker's exit code when the tool itself fails.
 pub const EXIT_WHARF_FAILED: u8 = 125;
 

@@ -1,6 +1,5 @@
 //! `wharf network create|ls|inspect|rm|prune|connect|disconnect`.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use serde_json::json;
@@ -111,11 +110,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
             label,
             name,
         } => {
-            let mut labels = BTreeMap::new();
-            for l in label {
-                let (k, v) = l.split_once('=').unwrap_or((&l, ""));
-                labels.insert(k.to_string(), v.to_string());
-            }
+            let labels = super::labels(&label);
             let net = networks.create(
                 &name,
                 &CreateOptions {

@@ -225,14 +225,7 @@ impl Args {
             network_aliases: self.network_alias.clone(),
             ip: self.ip,
             connected: Vec::new(),
-            labels: self
-                .label
-                .iter()
-                .map(|l| {
-                    let (k, v) = l.split_once('=').unwrap_or((l, ""));
-                    (k.to_string(), v.to_string())
-                })
-                .collect(),
+            labels: super::labels(&self.label),
             health: self.health_cmd.as_ref().map(|cmd| {
                 let mut h = HealthConfig::new(vec!["CMD-SHELL".to_string(), cmd.to_string()]);
                 h.interval = self.health_interval.unwrap_or(h.interval);
@@ -331,15 +324,25 @@ fn pull_if_needed(
     if is_file || !(args.pull == "always" || (args.pull == "missing" && missing)) {
         return Ok(true);
     }
+    pull_in_child(ctx, &args.image, args.platform.as_ref())
+}
+
+/// `wharf pull -q IMAGE` in a child (pulling starts threads; the caller may clone a native
+/// container later, which needs a single-threaded wharf): whether it succeeded.
+pub fn pull_in_child(
+    ctx: &Context_,
+    image: &str,
+    platform: Option<&PlatformSpec>,
+) -> anyhow::Result<bool> {
     let mut pull = std::process::Command::new(std::env::current_exe()?);
     pull.arg("--root")
         .arg(ctx.roots.data())
         .args(["pull", "-q"]);
-    if let Some(p) = &args.platform {
+    if let Some(p) = platform {
         pull.arg("--platform").arg(p.to_string());
     }
     let status = pull
-        .arg(&args.image)
+        .arg(image)
         .stdout(std::process::Stdio::null())
         .status()?;
     Ok(status.success())

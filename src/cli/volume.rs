@@ -1,6 +1,5 @@
 //! `wharf volume create|ls|inspect|rm|prune`: named volumes.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use wharf::volume::{Volume, Volumes};
@@ -65,13 +64,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     let volumes = Volumes::new(&ctx.roots);
     match args.verb {
         Verb::Create { label, name } => {
-            let labels: BTreeMap<String, String> = label
-                .iter()
-                .map(|l| {
-                    let (k, v) = l.split_once('=').unwrap_or((l, ""));
-                    (k.to_string(), v.to_string())
-                })
-                .collect();
+            let labels = super::labels(&label);
             outln!("{}", volumes.create(&name, &labels)?.name);
         }
         Verb::Ls { quiet, format } => {
