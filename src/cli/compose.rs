@@ -446,6 +446,15 @@ fn service_of(r: &Record) -> &str {
         .map_or("", String::as_str)
 }
 
+/// A one-off container (`compose run`).
+fn is_oneoff(r: &Record) -> bool {
+    r.options
+        .labels
+        .get(compose::LABEL_ONEOFF)
+        .map(String::as_str)
+        == Some("True")
+}
+
 fn number_of(r: &Record) -> u32 {
     r.options
         .labels
@@ -467,14 +476,7 @@ fn of_services(
     let mut list: Vec<Record> = project_containers(project, containers)
         .into_iter()
         .filter(|r| services.is_empty() || services.iter().any(|s| s == service_of(r)))
-        .filter(|r| {
-            with_oneoffs
-                || r.options
-                    .labels
-                    .get(compose::LABEL_ONEOFF)
-                    .map(String::as_str)
-                    != Some("True")
-        })
+        .filter(|r| with_oneoffs || !is_oneoff(r))
         .collect();
     list.sort_by_key(|r| {
         (
@@ -654,13 +656,7 @@ fn up(
         let mine: Vec<&Record> = existing
             .iter()
             .filter(|r| service_of(r) == plan.name)
-            .filter(|r| {
-                r.options
-                    .labels
-                    .get(compose::LABEL_ONEOFF)
-                    .map(String::as_str)
-                    != Some("True")
-            })
+            .filter(|r| !is_oneoff(r))
             .collect();
         for number in 1..=plan.replicas {
             let name = project.container_name(plan, number);
@@ -719,13 +715,7 @@ fn wait_for(
         let mine: Vec<Record> = project_containers(project, containers)
             .into_iter()
             .filter(|r| service_of(r) == service)
-            .filter(|r| {
-                r.options
-                    .labels
-                    .get(compose::LABEL_ONEOFF)
-                    .map(String::as_str)
-                    != Some("True")
-            })
+            .filter(|r| !is_oneoff(r))
             .collect();
         if mine.is_empty() {
             return Err(format!("service {service} has no container"));
@@ -967,15 +957,7 @@ fn down(
     let services = project.all_services();
     let mut list: Vec<Record> = project_containers(project, containers)
         .into_iter()
-        .filter(|r| {
-            remove_orphans
-                || services.iter().any(|s| s == service_of(r))
-                || r.options
-                    .labels
-                    .get(compose::LABEL_ONEOFF)
-                    .map(String::as_str)
-                    == Some("True")
-        })
+        .filter(|r| remove_orphans || services.iter().any(|s| s == service_of(r)) || is_oneoff(r))
         .collect();
     // Dependents first.
     let order = project.order(&[]).unwrap_or_else(|_| services.clone());

@@ -220,12 +220,7 @@ fn scale_three_answers_by_name_and_down_copes_with_a_killed_container() {
         assert!(out.contains(ip.as_str()), "{ip} in {out}");
     }
     // A killed container (monitor, supervisor and workload), then down.
-    let st = &inspect(host, "scaled-web-2")["State"];
-    for p in ["MonitorPid", "SupervisorPid", "Pid"] {
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &st[p].as_i64().unwrap().to_string()])
-            .status();
-    }
+    crate::network::kill_processes_of(host, "scaled-web-2");
     compose_ok(host, &file, &["down"]);
     assert_eq!(host.ok(&["ps", "-a", "-q"]), "");
     host.assert_clean(w, &before);

@@ -229,6 +229,16 @@ pub(crate) fn inspect(host: &FakeHost, name: &str) -> serde_json::Value {
     serde_json::from_str(&host.ok(&["inspect", name])).unwrap()
 }
 
+/// SIGKILL a container's monitor, supervisor and workload (as if wharf were killed).
+pub(crate) fn kill_processes_of(host: &FakeHost, name: &str) {
+    let st = &inspect(host, name)["State"];
+    for p in ["MonitorPid", "SupervisorPid", "Pid"] {
+        if let Some(pid) = st[p].as_i64().filter(|p| *p > 0) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
 pub(crate) fn ip_of(host: &FakeHost, name: &str, network: &str) -> String {
     inspect(host, name)["NetworkSettings"]["Networks"][network]["IPAddress"]
         .as_str()
@@ -563,15 +573,7 @@ fn the_network_goes_however_the_container_ends() {
         "sleep",
         "60",
     ]);
-    let st = &inspect(host, "x")["State"];
-    let (monitor, supervisor, pid) = (
-        st["MonitorPid"].as_i64().unwrap(),
-        st["SupervisorPid"].as_i64().unwrap(),
-        st["Pid"].as_i64().unwrap(),
-    );
-    for p in [monitor, supervisor, pid] {
-        let _ = Command::new("kill").args(["-9", &p.to_string()]).status();
-    }
+    kill_processes_of(host, "x");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(netns_files(), 1, "the namespace outlives the processes");
     let ps = host.ok(&["ps", "-a"]);
@@ -589,12 +591,7 @@ fn the_network_goes_however_the_container_ends() {
         "sleep",
         "60",
     ]);
-    let st = &inspect(host, "y")["State"];
-    for p in ["MonitorPid", "SupervisorPid", "Pid"] {
-        let _ = Command::new("kill")
-            .args(["-9", &st[p].as_i64().unwrap().to_string()])
-            .status();
-    }
+    kill_processes_of(host, "y");
     for pid in host.dns_pids() {
         let _ = Command::new("kill").args(["-9", &pid]).status();
     }
