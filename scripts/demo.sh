@@ -29,6 +29,9 @@ step "$wharf" inspect --explain http-hello
 step "$wharf" inspect --explain hello-compat
 step "$wharf" run -e MODE=demo hello "one argument" --flag
 step "$wharf" run -e GREETING=hej greet
+# A plugin's export called directly (what an application does through wharf::plugin).
+step "$wharf" package "$demo/wasm/plugin-upper.wasm" -t plugins/upper:1
+step "$wharf" run --invoke 'process("plugins are called, not run")' plugins/upper:1
 step "$wharf" run --timeout 200ms "$demo/wasm/loop.wat" || true
 step "$wharf" run --memory 16m "$demo/wasm/memory-hog.wat" || true
 if [ "$(id -u)" -eq 0 ]; then
