@@ -186,6 +186,14 @@ impl Args {
         if let Some(u) = &self.user {
             wharf::run::options::validate_user(u).map_err(|e| anyhow::anyhow!("-u: {e}"))?;
         }
+        if let Some(bad) = self
+            .network_alias
+            .iter()
+            .chain(&self.hostname)
+            .find(|a| !wharf::network::is_dns_name(a))
+        {
+            anyhow::bail!("invalid name {bad:?}: letters, digits, '-', '_' and '.' only");
+        }
         if self.network.named().is_none() {
             if !self.network_alias.is_empty() || self.ip.is_some() || self.publish_all {
                 anyhow::bail!(
@@ -360,7 +368,7 @@ pub fn create(
     if args.restart != RestartPolicy::No && args.rm {
         anyhow::bail!("--restart and --rm cannot be used together");
     }
-    let opts = args.options(ctx)?;
+    let mut opts = args.options(ctx)?;
     let log = args.log_config()?;
     if let Some(sig) = &args.stop_signal
         && wharf::sys::parse_signal(sig).is_none()
@@ -373,7 +381,9 @@ pub fn create(
                 "--network {net}: bridge networks need root (netavark makes bridges and firewall rules); a rootless container can use --network pasta"
             );
         }
-        wharf::network::Networks::new(&ctx.roots).get(net)?;
+        // Recorded by name (an id prefix given here may name another network later).
+        let net = wharf::network::Networks::new(&ctx.roots).get(net)?;
+        opts.network = Network::Named(net.name);
     }
     let store = ctx.store()?;
     if !pull_if_needed(ctx, args, &store)? {
@@ -734,6 +744,11 @@ fn invoke(ctx: &Context_, args: &Args, expr: &str) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--invoke runs in the foreground: it cannot be used with -d");
     }
     let opts = args.options(ctx)?;
+    if !matches!(opts.network, Network::None | Network::Host) || !opts.ports.is_empty() {
+        anyhow::bail!(
+            "--invoke calls an export in this process: --network none or host only, no -p"
+        );
+    }
     let (name, call_args) =
         wharf::plugin::parse_invocation(expr, &args.command).map_err(anyhow::Error::msg)?;
     let grants = Grants {

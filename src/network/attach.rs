@@ -58,7 +58,7 @@ impl Attachment {
 
     fn save(&self, dir: &Path) -> Result<(), NetworkError> {
         let path = dir.join(FILE);
-        let tmp = dir.join(format!("{FILE}.tmp"));
+        let tmp = dir.join(format!("{FILE}.tmp{}", std::process::id()));
         fs::write(&tmp, serde_json::to_vec_pretty(self).expect("serialises"))
             .and_then(|()| fs::rename(&tmp, &path))
             .map_err(|source| NetworkError::Io { path, source })
@@ -187,6 +187,8 @@ pub fn attach(
         Ok(()) => Ok((att, held)),
         Err(e) => {
             let _ = detach(roots, dir);
+            // Made before anything recorded it, if saving failed.
+            netns::remove(&ns);
             Err(e)
         }
     }
@@ -205,6 +207,12 @@ fn setup_one(
     want: Option<Ipv4Addr>,
     ports: &[PortMapping],
 ) -> Result<Endpoint, NetworkError> {
+    if let Some(bad) = aliases.iter().find(|a| !super::is_dns_name(a)) {
+        return Err(NetworkError::Setup {
+            what: format!("alias {bad:?}"),
+            reason: "a network alias is a DNS name: letters, digits, '-', '_' and '.'".into(),
+        });
+    }
     let ip = networks.allocate(lock, net, req.id, req.name, want)?;
     let mut names: Vec<String> = aliases.to_vec();
     let short: String = req.id.chars().take(12).collect();
@@ -261,39 +269,64 @@ fn setup_one(
 /// Take down what `dir`'s record says was set up (nothing recorded: nothing to do). Every
 /// step is tried; the first error is returned.
 pub fn detach(roots: &Roots, dir: &Path) -> Result<(), NetworkError> {
-    let Some(att) = Attachment::read(dir) else {
+    if !dir.join(FILE).exists() {
+        return Ok(());
+    }
+    let networks = Networks::new(roots);
+    // Read under the lock: connect and disconnect change the record under it too.
+    let lock = networks.lock()?;
+    let Some(mut att) = Attachment::read(dir) else {
         let _ = fs::remove_file(dir.join(FILE));
         return Ok(());
     };
-    let networks = Networks::new(roots);
-    let lock = networks.lock()?;
     let mounted = netns::is_netns(&att.netns);
-    let mut first_error = None;
     let id = att
         .endpoints
         .first()
         .and_then(|e| e.options["container_id"].as_str().map(String::from))
         .or_else(|| dir.file_name().and_then(|n| n.to_str()).map(String::from))
         .unwrap_or_default();
-    if mounted && !att.endpoints.is_empty() {
+    let mut first_error = None;
+    // Not mounted: the namespace, its rules and name servers went with a reboot.
+    let nv = if mounted && !att.endpoints.is_empty() {
         match netavark(roots) {
-            Ok(nv) => {
-                for ep in att.endpoints.iter().rev() {
-                    if let Err(e) = nv.teardown(&att.netns, &ep.options) {
-                        first_error.get_or_insert(e);
-                    }
-                }
+            Ok(nv) => Some(nv),
+            Err(e) => {
+                first_error = Some(e);
+                None
             }
+        }
+    } else {
+        None
+    };
+    let mut kept = Vec::new();
+    for ep in att.endpoints.drain(..).rev() {
+        let down = match (&nv, mounted) {
+            (_, false) => Ok(()),
+            (Some(nv), true) => nv.teardown(&att.netns, &ep.options),
+            (None, true) => Err(NetworkError::Setup {
+                what: "taking the network down".into(),
+                reason: "netavark is missing".into(),
+            }),
+        };
+        match down {
+            Ok(()) => networks.release(&lock, &ep.network, &id),
+            // Its rules and name may still point at the address: it stays leased and
+            // recorded, and the next detach tries again.
             Err(e) => {
                 first_error.get_or_insert(e);
+                kept.push(ep);
             }
         }
     }
-    for ep in &att.endpoints {
-        networks.release(&lock, &ep.network, &id);
+    if kept.is_empty() {
+        netns::remove(&att.netns);
+        let _ = fs::remove_file(dir.join(FILE));
+    } else {
+        kept.reverse();
+        att.endpoints = kept;
+        att.save(dir)?;
     }
-    netns::remove(&att.netns);
-    let _ = fs::remove_file(dir.join(FILE));
     drop(lock);
     first_error.map_or(Ok(()), Err)
 }
@@ -318,20 +351,21 @@ pub fn connect(
     name: &str,
     conn: &Connection,
 ) -> Result<Endpoint, NetworkError> {
+    let networks = Networks::new(roots);
+    let net = networks.get(&conn.network)?;
+    let nv = netavark(roots)?;
+    // Read under the lock: attach, detach and disconnect change the record under it too.
+    let lock = networks.lock()?;
     let mut att = Attachment::read(dir).ok_or_else(|| NetworkError::Setup {
         what: format!("connecting {name}"),
         reason: "the container has no network namespace of its own (--network none or host)".into(),
     })?;
-    let networks = Networks::new(roots);
-    let net = networks.get(&conn.network)?;
     if att.endpoints.iter().any(|e| e.network == net.name) {
         return Err(NetworkError::Setup {
             what: format!("connecting {name} to {}", net.name),
             reason: "it is already connected".into(),
         });
     }
-    let nv = netavark(roots)?;
-    let lock = networks.lock()?;
     let n = (0..)
         .find(|i| {
             !att.endpoints
@@ -369,24 +403,22 @@ pub fn connect(
 
 /// Take a running container off one network.
 pub fn disconnect(roots: &Roots, dir: &Path, id: &str, network: &str) -> Result<(), NetworkError> {
+    let networks = Networks::new(roots);
+    let net = networks.get(network)?;
+    let lock = networks.lock()?;
     let Some(mut att) = Attachment::read(dir) else {
         return Ok(());
     };
-    let networks = Networks::new(roots);
-    let net = networks.get(network)?;
     let Some(i) = att.endpoints.iter().position(|e| e.network == net.name) else {
-        return Err(NetworkError::Setup {
-            what: format!("disconnecting from {}", net.name),
-            reason: "the container is not connected to it".into(),
-        });
+        // Not (or no longer) attached: nothing to undo.
+        return Ok(());
     };
-    let lock = networks.lock()?;
+    // Taken down first: on failure the endpoint stays recorded and leased.
+    netavark(roots).and_then(|nv| nv.teardown(&att.netns, &att.endpoints[i].options))?;
     let ep = att.endpoints.remove(i);
-    let result = netavark(roots).and_then(|nv| nv.teardown(&att.netns, &ep.options));
     networks.release(&lock, &ep.network, id);
     att.save(dir)?;
-    write_etc(dir, &att)?;
-    result
+    write_etc(dir, &att)
 }
 
 /// Join the container's network from this (single-threaded) process: a wasm supervisor,

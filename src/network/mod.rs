@@ -31,6 +31,15 @@ pub use store::{
     CreateOptions, DEFAULT_NETWORK, Lease, Network, NetworkError, Networks, parse_subnet,
 };
 
+/// Whether `s` can be a name in aardvark-dns' records and /etc/hosts (an alias, a
+/// hostname): letters, digits, `-`, `_` and `.`, at most 253 of them.
+pub fn is_dns_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
 /// Why bridge networks are refused on this host (none on Linux).
 pub fn unsupported() -> Option<&'static str> {
     if cfg!(target_os = "linux") {
@@ -47,7 +56,21 @@ pub fn unsupported() -> Option<&'static str> {
 /// (loopback).
 pub fn host_resolv_conf() -> String {
     let mut out = String::from("# written by wharf (from the host's)\n");
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let only_loopback = host
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver"))
+        .all(|ip| {
+            ip.trim()
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback())
+        });
+    if only_loopback
+        && let Ok(upstream) = std::fs::read_to_string("/run/systemd/resolve/resolv.conf")
+    {
+        // systemd-resolved's stub (127.0.0.53): the servers it forwards to.
+        host = upstream;
+    }
     for l in host.lines() {
         let mut f = l.split_whitespace();
         match (f.next(), f.next()) {

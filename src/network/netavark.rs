@@ -77,11 +77,15 @@ impl Netavark {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // netavark runs iptables and ip: make sure the system directories are searched.
+        // The system's directories first; no empty entry (the current directory).
         let path = std::env::var("PATH").unwrap_or_default();
-        c.env(
-            "PATH",
-            format!("{path}:/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"),
-        );
+        let mut dirs = vec!["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+        for d in path.split(':') {
+            if !d.is_empty() && !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+        c.env("PATH", dirs.join(":"));
         // SAFETY: between fork and exec only setns calls run (no allocation, no locks).
         unsafe {
             c.pre_exec(super::netns::back_to_host);

@@ -75,10 +75,13 @@ pub fn is_netns(path: &Path) -> bool {
 pub fn create(path: &Path) -> Result<(), NetworkError> {
     let dir = path.parent().expect("a namespace file has a directory");
     shared_dir(dir)?;
+    // One left by a run that was killed before recording it.
+    if is_netns(path) {
+        remove(path);
+    }
     fs::OpenOptions::new()
-        .write(true)
+        .append(true)
         .create(true)
-        .truncate(false)
         .open(path)
         .map_err(|source| NetworkError::Io {
             path: path.to_path_buf(),

@@ -53,7 +53,9 @@ pub fn start(
             c.arg(flag).arg(spec(p));
         }
     }
-    c.args(["-T", "none", "-U", "none"]);
+    // Nothing of the host's own loopback (its localhost-only services) through the
+    // gateway address, as Podman does.
+    c.args(["-T", "none", "-U", "none", "--no-map-gw"]);
     c.arg("--netns").arg(format!("/proc/{pid}/ns/net"));
     if rootless {
         c.arg("--userns").arg(format!("/proc/{pid}/ns/user"));
@@ -91,8 +93,10 @@ fn stop(pid_file: &Path) {
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok())
         .filter(|p| *p > 1)
-        && std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .is_ok_and(|c| c.starts_with("pasta") || c.starts_with("passt"))
+        // Still that pasta (its command line names this pid file), not a recycled pid.
+        && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+            String::from_utf8_lossy(&c).contains(&*pid_file.to_string_lossy())
+        })
     {
         let _ = crate::sys::send_signal(pid, crate::sys::SIGTERM);
     }

@@ -380,6 +380,13 @@ impl Networks {
         name: &str,
         want: Option<Ipv4Addr>,
     ) -> Result<Ipv4Addr, NetworkError> {
+        // A leases file that does not parse must not be taken for an empty one.
+        let path = self.leases_path(&net.name);
+        if let Ok(bytes) = fs::read(&path)
+            && let Err(source) = serde_json::from_slice::<BTreeMap<Ipv4Addr, Lease>>(&bytes)
+        {
+            return Err(NetworkError::Corrupt { path, source });
+        }
         let mut leases = self.leases(&net.name);
         // Already holding one (a retried setup): keep it.
         if let Some((ip, _)) = leases.iter().find(|(_, l)| l.container == container)
