@@ -966,24 +966,28 @@ fn a_rootless_container_reaches_the_host_and_publishes_ports_through_pasta() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     ok(&format!("load -i {}", s(&base.join("busybox.tar"))));
-    // A server on the fake host's loopback; pasta maps the gateway's address to it.
+    // A server on another address of the fake host, and one on its loopback only, which
+    // the container must not reach (pasta runs with --no-map-gw).
+    host.sh_ok("ip addr add 198.51.100.7/32 dev lo");
+    let www = s(&base.join("www"));
     let mut server = host
         .cmd(
             "busybox",
-            &[
-                "httpd",
-                "-f",
-                "-p",
-                "127.0.0.1:18096",
-                "-h",
-                &s(&base.join("www")),
-            ],
+            &["httpd", "-f", "-p", "198.51.100.7:18096", "-h", &www],
+        )
+        .spawn()
+        .unwrap();
+    let mut local_only = host
+        .cmd(
+            "busybox",
+            &["httpd", "-f", "-p", "127.0.0.1:18098", "-h", &www],
         )
         .spawn()
         .unwrap();
     let out = ok(
         "run --rm --network pasta busybox sh -c 'id -u; ip -o -4 addr show; \
-                  for i in 1 2 3 4 5; do wget -qO- http://192.0.2.2:18096/ && break; sleep 0.2; done'",
+                  for i in 1 2 3 4 5; do wget -qO- http://198.51.100.7:18096/ && break; sleep 0.2; done; \
+                  timeout 3 wget -qO- http://192.0.2.2:18098/ || echo host-loopback-refused'",
     );
     assert!(out.starts_with("0\n"), "root inside: {out}");
     assert!(
@@ -991,6 +995,7 @@ fn a_rootless_container_reaches_the_host_and_publishes_ports_through_pasta() {
         "the host's address, copied: {out}"
     );
     assert!(out.contains("page-of-the-host"), "{out}");
+    assert!(out.contains("host-loopback-refused"), "{out}");
     // A published port, answered on the fake host's loopback.
     ok(
         "run -d --name srv --network pasta -p 18097:80 busybox sh -c \
@@ -1018,8 +1023,10 @@ fn a_rootless_container_reaches_the_host_and_publishes_ports_through_pasta() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _ = server.kill();
-    let _ = server.wait();
+    for s in [&mut server, &mut local_only] {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
     // No pasta, no process of the user left.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
