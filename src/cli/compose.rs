@@ -375,6 +375,20 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
                         Duration::from_secs(300),
                     )?;
                 }
+                for (dep, condition, required) in &plan.depends_on {
+                    if let Err(e) = wait_for(
+                        &project,
+                        &containers,
+                        dep,
+                        *condition,
+                        Duration::from_secs(300),
+                    ) {
+                        if *required {
+                            anyhow::bail!("service {} cannot run: {e}", plan.name);
+                        }
+                        eprintln!("wharf: warning: {e}");
+                    }
+                }
             }
             ensure_networks_and_volumes(ctx, &project)?;
             one_off(
@@ -621,11 +635,22 @@ fn up(
     } else {
         project.order(services)?
     };
-    let plans: Vec<ServicePlan> = order
+    let mut plans: Vec<ServicePlan> = order
         .iter()
         .map(|s| project.service(s))
         .collect::<Result<_, _>>()?;
     pull_missing(ctx, &plans)?;
+    // A new image under the same name (pulled, loaded) changes the service too.
+    let store = ctx.store()?;
+    for p in &mut plans {
+        if let Ok(image) = store.resolve(&p.image) {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            h.update(p.hash.as_bytes());
+            h.update(image.digest().to_string().as_bytes());
+            p.hash = hex::encode(h.finalize());
+        }
+    }
     ensure_networks_and_volumes(ctx, project)?;
     let existing = project_containers(project, containers);
     if remove_orphans {
@@ -667,7 +692,9 @@ fn up(
                 Some(r) if r.options.labels.get(compose::LABEL_HASH) == Some(&plan.hash) => {
                     // Running, or a one-shot job that completed: nothing to do.
                     if r.state.is_active()
-                        || (r.state.status == Status::Exited && r.state.exit_code == Some(0))
+                        || (r.state.status == Status::Exited
+                            && r.state.exit_code == Some(0)
+                            && !r.state.stop_requested)
                     {
                         continue;
                     }
@@ -883,40 +910,58 @@ fn one_off(
     command: &[String],
 ) -> anyhow::Result<ExitCode> {
     let mut plan = plan.clone();
-    let mut extra: Vec<String> = Vec::new();
-    if rm {
-        extra.push("--rm".into());
-    }
-    for e in env {
-        extra.extend(["-e".into(), e.clone()]);
-    }
-    if let Some(u) = user {
-        extra.extend(["-u".into(), u.into()]);
-    }
-    if let Some(w) = workdir {
-        extra.extend(["-w".into(), w.into()]);
-    }
-    if let Some(ep) = entrypoint {
-        extra.extend(["--entrypoint".into(), ep.into()]);
-    }
-    // The command replaces the service's: cut the line after the image.
-    if !command.is_empty() || entrypoint.is_some() {
-        if let Some(i) = plan.run_args.iter().rposition(|a| *a == plan.image) {
-            plan.run_args.truncate(i + 1);
-        }
-        plan.run_args.extend(command.iter().cloned());
-    }
-    // Published ports belong to the service's own containers.
-    let mut args = Vec::new();
-    let mut it = plan.run_args.iter();
-    while let Some(a) = it.next() {
-        if a == "-p" {
+    let extra: Vec<String> = Vec::new();
+    // The run line is FLAGS --pull never IMAGE [COMMAND]: the one-off's own flags replace
+    // the service's (-u, -w, --entrypoint), come after its -e (later wins), and it
+    // publishes no ports (they belong to the service's containers).
+    let pull = plan
+        .run_args
+        .iter()
+        .position(|a| a == "--pull")
+        .expect("a service's run line has --pull");
+    let (flags, tail) = plan.run_args.split_at(pull);
+    let replaced: &[&str] = &[
+        "-p",
+        if user.is_some() { "-u" } else { "" },
+        if workdir.is_some() { "-w" } else { "" },
+        if entrypoint.is_some() {
+            "--entrypoint"
+        } else {
+            ""
+        },
+    ];
+    let mut line: Vec<String> = Vec::new();
+    let mut it = flags.iter();
+    while let Some(f) = it.next() {
+        if replaced.contains(&f.as_str()) {
             it.next();
             continue;
         }
-        args.push(a.clone());
+        line.push(f.clone());
     }
-    plan.run_args = args;
+    if rm {
+        line.push("--rm".into());
+    }
+    for e in env {
+        line.extend(["-e".into(), e.clone()]);
+    }
+    if let Some(u) = user {
+        line.extend(["-u".into(), u.into()]);
+    }
+    if let Some(w) = workdir {
+        line.extend(["-w".into(), w.into()]);
+    }
+    if let Some(ep) = entrypoint {
+        line.extend(["--entrypoint".into(), ep.into()]);
+    }
+    // --pull never IMAGE, then the command: the one-off's if it gives one.
+    line.extend(tail[..3].iter().cloned());
+    if command.is_empty() && entrypoint.is_none() {
+        line.extend(tail[3..].iter().cloned());
+    } else {
+        line.extend(command.iter().cloned());
+    }
+    plan.run_args = line;
     let n = rand_suffix();
     let name = format!("{}-{}-run-{n}", project.name, plan.name);
     let record = match create(ctx, project, &plan, 0, &name, false, &extra)? {
@@ -995,9 +1040,16 @@ fn down(
     if volumes {
         let vols = wharf::volume::Volumes::new(&ctx.roots);
         for v in project.volumes().into_iter().filter(|v| !v.external) {
-            if vols.get(&v.name).is_ok() {
-                vols.remove(&v.name)?;
-                eprintln!("wharf: volume {} removed", v.name);
+            match vols.get(&v.name) {
+                Ok(found) if found.labels.get(compose::LABEL_PROJECT) == Some(&project.name) => {
+                    vols.remove(&v.name)?;
+                    eprintln!("wharf: volume {} removed", v.name);
+                }
+                Ok(_) => eprintln!(
+                    "wharf: volume {} was not made by project {}: kept",
+                    v.name, project.name
+                ),
+                Err(_) => {}
             }
         }
     }

@@ -159,9 +159,21 @@ pub fn parse_dotenv(text: &str) -> Result<Vec<(String, String)>, String> {
             return Err(format!("line {}: invalid variable name {k:?}", n + 1));
         }
         let v = v.trim();
-        let v = if let Some(q) = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        // A quoted value ends at its closing quote (a comment may follow).
+        let closing = |q: char| {
+            let body = &v[1..];
+            let mut escaped = false;
+            body.char_indices()
+                .find(|&(_, c)| {
+                    let end = c == q && !escaped;
+                    escaped = q == '"' && c == '\\' && !escaped;
+                    end
+                })
+                .map(|(i, _)| &body[..i])
+        };
+        let v = if let Some(q) = v.starts_with('"').then(|| closing('"')).flatten() {
             q.replace("\\n", "\n").replace("\\\"", "\"")
-        } else if let Some(q) = v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+        } else if let Some(q) = v.starts_with('\'').then(|| closing('\'')).flatten() {
             q.to_string()
         } else {
             // An unquoted value ends at a ` #` comment.
@@ -218,7 +230,7 @@ mod tests {
     #[test]
     fn dotenv_files_parse() {
         let vars = parse_dotenv(
-            "# comment\nexport A=1\nB=\"two words\"\nC='$literal'\nD=plain # trailing\n\nE=\n",
+            "# comment\nexport A=1\nB=\"two words\" # said\nC='$literal'\nD=plain # trailing\n\nE=\n",
         )
         .unwrap();
         assert_eq!(

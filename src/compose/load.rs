@@ -203,6 +203,11 @@ fn read_file(
         source,
     })?;
     let mut doc: Value = serde_yaml::from_str(&text).map_err(|e| syntax(path, &e))?;
+    // `<<: *anchor` merge keys, resolved per file before anything looks at the keys.
+    doc.apply_merge().map_err(|e| ComposeError::Invalid {
+        file: path.to_path_buf(),
+        message: format!("merge keys: {e}"),
+    })?;
     if doc.is_null() {
         doc = Value::Mapping(Mapping::new());
     }

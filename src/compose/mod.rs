@@ -200,8 +200,8 @@ impl Project {
         let name = opts
             .project_name
             .clone()
-            .or(name_in_file)
             .or_else(|| env.get("COMPOSE_PROJECT_NAME").cloned())
+            .or(name_in_file)
             .map(|n| project_name_from(&n))
             .unwrap_or_else(|| {
                 project_name_from(&dir.file_name().unwrap_or_default().to_string_lossy())
@@ -369,10 +369,14 @@ impl Project {
                 let d = declared.get(&key).cloned().unwrap_or(Json::Null);
                 let external =
                     d["external"].as_bool().unwrap_or(false) || d["external"].is_object();
-                let name = d["name"]
-                    .as_str()
-                    .map(String::from)
-                    .unwrap_or_else(|| format!("{}_{key}", self.name));
+                // An external network is named by its key, as it exists.
+                let name = d["name"].as_str().map(String::from).unwrap_or_else(|| {
+                    if external {
+                        key.clone()
+                    } else {
+                        format!("{}_{key}", self.name)
+                    }
+                });
                 let config = &d["ipam"]["config"][0];
                 let mut labels: BTreeMap<String, String> = labels_of(&d["labels"]);
                 labels.insert(LABEL_PROJECT.into(), self.name.clone());
@@ -400,13 +404,18 @@ impl Project {
                 let mut labels = labels_of(&d["labels"]);
                 labels.insert(LABEL_PROJECT.into(), self.name.clone());
                 labels.insert(LABEL_VOLUME.into(), key.clone());
+                let external =
+                    d["external"].as_bool().unwrap_or(false) || d["external"].is_object();
                 VolumePlan {
                     key: key.clone(),
-                    name: d["name"]
-                        .as_str()
-                        .map(String::from)
-                        .unwrap_or_else(|| format!("{}_{key}", self.name)),
-                    external: d["external"].as_bool().unwrap_or(false) || d["external"].is_object(),
+                    name: d["name"].as_str().map(String::from).unwrap_or_else(|| {
+                        if external {
+                            key.clone()
+                        } else {
+                            format!("{}_{key}", self.name)
+                        }
+                    }),
+                    external,
                     labels,
                 }
             })
@@ -502,11 +511,20 @@ impl Project {
             }
         }
         // Environment: env_file first, then environment (which wins).
-        for f in env_files(&svc["env_file"]) {
-            let (path, required) = f;
+        // env_file in .env's format (quotes, `export`, comments), its values on the run
+        // line (so a changed file changes the service).
+        for (path, required) in env_files(&svc["env_file"]) {
             let p = self.dir.join(&path);
-            if p.exists() || required {
-                flag(&mut a, "--env-file", &p.to_string_lossy());
+            match std::fs::read_to_string(&p) {
+                Ok(text) => {
+                    let vars = parse_dotenv(&text)
+                        .map_err(|m| err(format!("env_file {}: {m}", p.display())))?;
+                    for (k, v) in vars {
+                        flag(&mut a, "-e", &format!("{k}={v}"));
+                    }
+                }
+                Err(_) if !required => {}
+                Err(e) => return Err(err(format!("env_file {}: {e}", p.display()))),
             }
         }
         if let Some(env) = svc["environment"].as_object() {
@@ -1177,6 +1195,44 @@ networks:
                 .to_string()
                 .contains("anonymous volume")
         );
+    }
+
+    #[test]
+    fn merge_keys_external_resources_and_env_files() {
+        let (_d, p) = project(
+            "x-common: &common
+  image: busybox
+  environment: {FROM_ANCHOR: yes}
+services:
+  a:
+    <<: *common
+    env_file: [app.env]
+    volumes: [ext:/data]
+    networks: [outside]
+volumes:
+  ext: {external: true}
+networks:
+  outside: {external: true}
+",
+            &[(
+                "app.env",
+                "export QUOTED=\"two words\" # comment\nPLAIN=1\n",
+            )],
+        );
+        let p = p.unwrap();
+        let a = p.service("a").unwrap();
+        let line = a.run_args.join(" ");
+        assert!(line.contains("-e FROM_ANCHOR=yes"), "{line}");
+        assert!(
+            line.contains("-e QUOTED=two words") && line.contains("-e PLAIN=1"),
+            "{line}"
+        );
+        assert!(
+            line.contains("-v ext:/data"),
+            "external volumes keep their name: {line}"
+        );
+        assert!(line.contains("--network outside"), "{line}");
+        assert!(p.volumes()[0].external && p.networks()[0].external);
     }
 
     #[test]

@@ -183,6 +183,42 @@ fn exec_probe(exe: &Path, root: &Path, id: &str, config: &HealthConfig) -> (i32,
         Ok(c) => c,
         Err(e) => return (-1, format!("running the health check: {e}")),
     };
+    // Read while it runs: a check that prints more than a pipe holds must not stall.
+    let readers: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|mut from| {
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if kept.len() < OUTPUT {
+                    kept.extend_from_slice(&buf[..n]);
+                }
+            }
+            kept
+        })
+    })
+    .collect();
+    let output = |readers: Vec<std::thread::JoinHandle<Vec<u8>>>| {
+        let mut text = String::new();
+        for r in readers {
+            text.push_str(&String::from_utf8_lossy(&r.join().unwrap_or_default()));
+        }
+        truncate(text)
+    };
     let deadline = Instant::now() + config.timeout;
     loop {
         match child.try_wait() {
@@ -190,6 +226,7 @@ fn exec_probe(exe: &Path, root: &Path, id: &str, config: &HealthConfig) -> (i32,
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
+                let _ = output(readers);
                 return (
                     -1,
                     format!("health check exceeded its timeout ({:?})", config.timeout),
@@ -199,14 +236,8 @@ fn exec_probe(exe: &Path, root: &Path, id: &str, config: &HealthConfig) -> (i32,
             Err(e) => return (-1, e.to_string()),
         }
     }
-    match child.wait_with_output() {
-        Ok(out) => {
-            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-            text.push_str(&String::from_utf8_lossy(&out.stderr));
-            (out.status.code().unwrap_or(-1), truncate(text))
-        }
-        Err(e) => (-1, e.to_string()),
-    }
+    let code = child.wait().ok().and_then(|s| s.code()).unwrap_or(-1);
+    (code, output(readers))
 }
 
 /// GET the test's URL, `localhost` meaning the container: its address on its network, or
@@ -283,6 +314,8 @@ fn container_address(containers: &Containers, id: &str, port: u16) -> Option<Soc
             };
             Some(SocketAddr::new(ip, p.host_port))
         }
+        // A wasm server without a network of its own listens on the host's loopback
+        // (its default, 127.0.0.1:8080).
         None => Some(SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port)),
     }
 }

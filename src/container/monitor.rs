@@ -238,6 +238,11 @@ pub fn run(
     loop {
         let began = Instant::now();
         let began_at = Utc::now();
+        // A new run has no health yet: the last run's must not be read as this one's.
+        if let Ok(mut l) = containers.lock(id) {
+            l.record.state.health = health.as_ref().map(|_| super::health::Health::default());
+            let _ = l.save();
+        }
         let (ready_r, ready_w) = pipe()?;
         let mut child = match start_supervisor(exe, root, id, interactive, &ready_w) {
             Ok(c) => c,
