@@ -148,8 +148,11 @@ pub struct Grants {
     pub stdout: Output,
     /// Where its stderr goes.
     pub stderr: Output,
-    /// Addresses the plugin may connect to (sockets, name lookups); empty: no network.
+    /// Addresses the plugin may connect to; empty: no sockets at all.
     pub network: Vec<ipnet::IpNet>,
+    /// Name lookups (through the host's resolver, whatever the name: wasmtime does not
+    /// pass lookups through the address check, so this is a grant of its own).
+    pub dns: bool,
     /// Bytes of linear memory and tables a call may use.
     pub memory: Option<u64>,
     /// Fuel (about instructions) a call may burn; the host must count fuel.
@@ -511,7 +514,7 @@ impl Plugin {
             let allowed = g.network.clone();
             b.allow_tcp(true)
                 .allow_udp(true)
-                .allow_ip_name_lookup(true)
+                .allow_ip_name_lookup(g.dns)
                 .socket_addr_check(move |addr: SocketAddr, _| {
                     let ip: IpAddr = addr.ip();
                     let ok = allowed.iter().any(|n| n.contains(&ip));

@@ -133,6 +133,10 @@ pub struct Args {
     /// an http:// URL, which is fetched), by its monitor (-d).
     #[arg(long, value_name = "COMMAND")]
     health_cmd: Option<String>,
+    /// Health check as a JSON list, Docker's form: `["CMD", "/healthz"]` runs the program
+    /// itself (no shell), `["CMD-SHELL", "..."]` through `sh -c` (compose uses this).
+    #[arg(long, value_name = "JSON", conflicts_with = "health_cmd")]
+    health_test: Option<String>,
     /// Time between health checks (default 30s).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     health_interval: Option<Duration>,
@@ -234,8 +238,28 @@ impl Args {
             ip: self.ip,
             connected: Vec::new(),
             labels: super::labels(&self.label),
-            health: self.health_cmd.as_ref().map(|cmd| {
-                let mut h = HealthConfig::new(vec!["CMD-SHELL".to_string(), cmd.to_string()]);
+            health: match (&self.health_cmd, &self.health_test) {
+                (Some(cmd), _) => Some(vec!["CMD-SHELL".to_string(), cmd.to_string()]),
+                (None, Some(json)) => {
+                    let test: Vec<String> = serde_json::from_str(json).map_err(|_| {
+                        anyhow::anyhow!(
+                            "invalid --health-test {json:?}: expected a JSON list such as [\"CMD\", \"/healthz\"]"
+                        )
+                    })?;
+                    if !matches!(
+                        test.first().map(String::as_str),
+                        Some("CMD" | "CMD-SHELL" | "NONE")
+                    ) {
+                        anyhow::bail!(
+                            "invalid --health-test {json:?}: it starts with CMD, CMD-SHELL or NONE"
+                        );
+                    }
+                    Some(test)
+                }
+                (None, None) => None,
+            }
+            .map(|test| {
+                let mut h = HealthConfig::new(test);
                 h.interval = self.health_interval.unwrap_or(h.interval);
                 h.timeout = self.health_timeout.unwrap_or(h.timeout);
                 h.retries = self.health_retries.unwrap_or(h.retries);
@@ -770,6 +794,7 @@ fn invoke(ctx: &Context_, args: &Args, expr: &str) -> anyhow::Result<ExitCode> {
         } else {
             Vec::new()
         },
+        dns: opts.network == Network::Host,
         memory: opts.limits.memory,
         fuel: opts.limits.fuel,
         timeout: opts.limits.timeout,

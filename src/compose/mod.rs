@@ -846,18 +846,6 @@ pub fn shell_split(s: &str) -> Vec<String> {
     out
 }
 
-/// Quote `s` for `sh -c` (a CMD health test turned into a shell line).
-fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
 /// A port: compose_spec's short form (a string) or long form (a mapping), as `-p`.
 fn port(v: &Json) -> Result<String, String> {
     match v {
@@ -1032,25 +1020,22 @@ fn health(h: &Json, a: &mut Vec<String>) -> Result<(), String> {
     if h["disable"].as_bool() == Some(true) {
         return Ok(());
     }
-    let line = match &h["test"] {
+    // Docker's list form, as is: CMD runs the program itself (no shell in the image
+    // needed), CMD-SHELL through sh -c.
+    let test: Vec<String> = match &h["test"] {
         Json::Array(list) => {
             let words: Vec<String> = list.iter().filter_map(scalar).collect();
-            match words.split_first() {
-                Some((first, rest)) if first == "CMD" => rest
-                    .iter()
-                    .map(|w| shell_quote(w))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                Some((first, rest)) if first == "CMD-SHELL" => rest.join(" "),
-                Some((first, _)) if first == "NONE" => return Ok(()),
-                _ => words.join(" "),
+            match words.first().map(String::as_str) {
+                Some("NONE") => return Ok(()),
+                Some("CMD" | "CMD-SHELL") => words,
+                _ => vec!["CMD-SHELL".into(), words.join(" ")],
             }
         }
-        Json::String(s) => s.clone(),
+        Json::String(s) => vec!["CMD-SHELL".into(), s.clone()],
         _ => return Err("healthcheck has no test".into()),
     };
-    a.push("--health-cmd".into());
-    a.push(line);
+    a.push("--health-test".into());
+    a.push(serde_json::to_string(&test).expect("strings serialise"));
     for (key, f) in [
         ("interval", "--health-interval"),
         ("timeout", "--health-timeout"),
@@ -1095,7 +1080,6 @@ mod tests {
             shell_split(r#"sh -c 'echo "a b"' x\ y "q\"t""#),
             ["sh", "-c", "echo \"a b\"", "x y", "q\"t"]
         );
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(duration("1m30s").unwrap().as_secs(), 90);
         assert_eq!(duration("250ms").unwrap().as_millis(), 250);
         assert!(duration("5 parsecs").is_err());
@@ -1142,7 +1126,7 @@ networks:
         assert!(line.contains("/conf:/etc/conf:ro"), "{line}");
         assert!(line.contains("--tmpfs /cache"), "{line}");
         assert!(
-            line.contains("--health-cmd wget -q http://localhost:80/"),
+            line.contains(r#"--health-test ["CMD","wget","-q","http://localhost:80/"]"#),
             "{line}"
         );
         assert!(

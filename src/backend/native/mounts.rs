@@ -385,6 +385,12 @@ fn copies_up(plan: &RootfsPlan<'_>, dest: &str) -> bool {
 /// A named volume's first use: when it is empty, the image's files at `dest` (looked up
 /// inside the root filesystem, never outside it) are copied into it.
 fn copy_up(root: &Dir, dest: &str, volume: &Path) -> Result<(), ChildError> {
+    // Two first users at once: one copies, the other then finds it filled.
+    let _lock = volume
+        .parent()
+        .map(|d| d.join("volume.json"))
+        .and_then(|meta| fs::File::open(meta).ok())
+        .filter(|f| f.lock().is_ok());
     let to = Dir::open_ambient_dir(volume, ambient_authority())
         .map_err(|e| ChildError::Setup(format!("opening volume {}: {e}", volume.display())))?;
     if to.entries().map_or(true, |mut e| e.next().is_some()) {
