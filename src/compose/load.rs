@@ -253,7 +253,8 @@ fn read_file(
         };
         for p in paths.into_iter().filter_map(Value::as_str) {
             let file = dir.join(p);
-            let included = read_file(&file, env, warnings, depth + 1)?;
+            let mut included = read_file(&file, env, warnings, depth + 1)?;
+            rebase(&mut included, file.parent().unwrap_or(Path::new(".")));
             merge(&mut base, included, &[]);
         }
     }
@@ -356,12 +357,91 @@ pub fn merge(base: &mut Value, over: Value, path: &[&str]) {
             if path.len() == 3 && path[0] == "services" && APPENDED.contains(&path[2]) =>
         {
             for item in o {
-                if !b.contains(&item) {
+                // A volume (and a secret or config) is one per target: a later file's
+                // entry for the same target replaces the earlier one.
+                let target = mount_target(&item);
+                if let Some(i) = target
+                    .as_ref()
+                    .and_then(|t| b.iter().position(|x| mount_target(x).as_ref() == Some(t)))
+                {
+                    b[i] = item;
+                } else if !b.contains(&item) {
                     b.push(item);
                 }
             }
         }
         (b, o) => *b = o,
+    }
+}
+
+/// Where a service volume (short `src:dst[:mode]` or long `{target: ...}`) is mounted.
+fn mount_target(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => {
+            let parts: Vec<&str> = s.split(':').collect();
+            Some(parts.get(1).copied().unwrap_or(parts[0]).to_string())
+        }
+        Value::Mapping(m) => m.get("target").and_then(Value::as_str).map(String::from),
+        _ => None,
+    }
+}
+
+/// Paths in `doc`'s services that are relative to the file that wrote them (binds,
+/// env_file), made absolute with `dir`: an included or extended file's paths mean its own
+/// directory, not the project's.
+fn rebase(doc: &mut Value, dir: &Path) {
+    let abs = |p: &str| -> String {
+        let joined = dir.join(p);
+        std::path::absolute(&joined)
+            .unwrap_or(joined)
+            .to_string_lossy()
+            .into_owned()
+    };
+    let relative = |p: &str| p.starts_with("./") || p.starts_with("../") || p == "." || p == "..";
+    let Some(services) = doc.get_mut("services").and_then(Value::as_mapping_mut) else {
+        return;
+    };
+    for (_, svc) in services.iter_mut() {
+        if let Some(Value::Sequence(vols)) = svc.get_mut("volumes") {
+            for v in vols.iter_mut() {
+                match v {
+                    Value::String(s) => {
+                        if let Some((src, rest)) = s.split_once(':')
+                            && relative(src)
+                        {
+                            *s = format!("{}:{rest}", abs(src));
+                        }
+                    }
+                    Value::Mapping(m) => {
+                        if let Some(Value::String(src)) = m.get_mut("source")
+                            && relative(src)
+                        {
+                            *src = abs(src);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        match svc.get_mut("env_file") {
+            Some(Value::String(f)) if !Path::new(f.as_str()).is_absolute() => *f = abs(f),
+            Some(Value::Sequence(list)) => {
+                for e in list.iter_mut() {
+                    match e {
+                        Value::String(f) if !Path::new(f.as_str()).is_absolute() => *f = abs(f),
+                        Value::Mapping(m) => {
+                            if let Some(Value::String(f)) = m.get_mut("path")
+                                && !Path::new(f.as_str()).is_absolute()
+                            {
+                                *f = abs(f);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -398,7 +478,8 @@ fn resolve_extends(
             };
             let base = match &base_file {
                 Some(f) => {
-                    let other = read_file(f, env, warnings, 1)?;
+                    let mut other = read_file(f, env, warnings, 1)?;
+                    rebase(&mut other, f.parent().unwrap_or(Path::new(".")));
                     other
                         .get("services")
                         .and_then(|s| s.get(base_name.as_str()))
@@ -567,6 +648,43 @@ mod tests {
             l.warnings.iter().any(|w| w.contains("\"frobnicate\"")),
             "{:?}",
             l.warnings
+        );
+    }
+
+    #[test]
+    fn volumes_merge_by_target_and_included_paths_are_the_included_files() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("sub")).unwrap();
+        let main = d.path().join("compose.yaml");
+        std::fs::write(
+            &main,
+            "include: [sub/compose.yaml]\nservices:\n  web:\n    image: x\n    volumes: ['./a:/data', './logs:/logs']\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("sub/compose.yaml"),
+            "services:\n  db:\n    image: y\n    env_file: db.env\n    volumes: ['./dbdata:/var/lib/db']\n",
+        )
+        .unwrap();
+        let over = d.path().join("override.yaml");
+        std::fs::write(&over, "services:\n  web:\n    volumes: ['./b:/data:ro']\n").unwrap();
+        let l = load(&[main, over], BTreeMap::new()).unwrap();
+        let web = &l.value["services"]["web"]["volumes"];
+        assert_eq!(
+            web,
+            &yaml("['./b:/data:ro', './logs:/logs']"),
+            "one mount per target"
+        );
+        let db = &l.value["services"]["db"];
+        let sub = std::path::absolute(d.path().join("sub")).unwrap();
+        assert_eq!(
+            db["env_file"],
+            sub.join("db.env").to_string_lossy().as_ref()
+        );
+        let vol = db["volumes"][0].as_str().unwrap();
+        assert!(
+            vol.starts_with(&*sub.join("dbdata").to_string_lossy()),
+            "{vol}"
         );
     }
 
