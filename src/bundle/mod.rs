@@ -32,6 +32,9 @@ pub const ANNOTATION_FUEL: &str = "dev.wharf.wasm.fuel";
 /// Named volumes' mount points (JSON list): an empty volume gets the image's files there
 /// first (native).
 pub const ANNOTATION_COPY_UP: &str = "dev.wharf.copy-up";
+/// The image's own health check (its config's `Healthcheck`, JSON), for a container that
+/// sets none.
+pub const ANNOTATION_IMAGE_HEALTHCHECK: &str = "dev.wharf.image-healthcheck";
 /// `--network pasta`: the published ports (JSON) pasta forwards.
 pub const ANNOTATION_PASTA: &str = "dev.wharf.network.pasta";
 /// The image's exposed ports (`80/tcp,53/udp`), for `-P`.
@@ -146,6 +149,9 @@ pub fn spec(
         .collect();
     if !exposed.is_empty() {
         annotations.insert(ANNOTATION_EXPOSED_PORTS.into(), exposed.join(","));
+    }
+    if let Some(h) = config.config.as_ref().and_then(|c| c.healthcheck.as_ref()) {
+        annotations.insert(ANNOTATION_IMAGE_HEALTHCHECK.into(), h.to_string());
     }
     let copy_up: Vec<&str> = opts
         .volumes

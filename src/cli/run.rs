@@ -423,6 +423,18 @@ pub fn create(
     if args.explain {
         explain(&prepared.name, &prepared.decision);
     }
+    // No health check given: the image's own (Docker's HEALTHCHECK), if it has one.
+    if opts.health.is_none()
+        && let Some(h) = prepared
+            .spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(wharf::bundle::ANNOTATION_IMAGE_HEALTHCHECK))
+            .and_then(|j| serde_json::from_str(j).ok())
+            .and_then(|v| HealthConfig::from_image(&v))
+    {
+        opts.health = Some(h);
+    }
     if prepared.decision.kind == Kind::Wasm
         && let Some(h) = &opts.health
         && let Err(why) = wharf::container::health::check_for_wasm(h)

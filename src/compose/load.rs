@@ -317,6 +317,24 @@ fn normalize(doc: &mut Value) {
         let Some(svc) = svc.as_mapping_mut() else {
             continue;
         };
+        // depends_on: [a] → {a: {condition: service_started}}; networks: [n] → {n: null}:
+        // so a list in one file and a mapping in another merge.
+        if let Some(Value::Sequence(items)) = svc.get("depends_on") {
+            let mut m = Mapping::new();
+            for s in items.iter().filter_map(Value::as_str) {
+                let mut c = Mapping::new();
+                c.insert("condition".into(), "service_started".into());
+                m.insert(s.into(), Value::Mapping(c));
+            }
+            svc.insert("depends_on".into(), Value::Mapping(m));
+        }
+        if let Some(Value::Sequence(items)) = svc.get("networks") {
+            let mut m = Mapping::new();
+            for n in items.iter().filter_map(Value::as_str) {
+                m.insert(n.into(), Value::Null);
+            }
+            svc.insert("networks".into(), Value::Mapping(m));
+        }
         for key in LIST_OR_MAP {
             if let Some(Value::Sequence(items)) = svc.get(*key) {
                 let mut m = Mapping::new();

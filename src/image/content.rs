@@ -212,6 +212,14 @@ pub struct RunConfig {
     pub stop_signal: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    /// Docker's `HEALTHCHECK` (durations in nanoseconds), kept as written.
+    #[serde(
+        default,
+        rename = "Healthcheck",
+        alias = "healthcheck",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub healthcheck: Option<serde_json::Value>,
 }
 
 /// `rootfs`: the layers' uncompressed digests.

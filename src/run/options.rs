@@ -364,6 +364,36 @@ impl HealthConfig {
         }
     }
 
+    /// An image's `Healthcheck` (Docker's config: `Test`, and `Interval`, `Timeout`,
+    /// `StartPeriod` in nanoseconds, `Retries`; zero means the default).
+    pub fn from_image(v: &serde_json::Value) -> Option<Self> {
+        let test: Vec<String> = v
+            .get("Test")
+            .or_else(|| v.get("test"))?
+            .as_array()?
+            .iter()
+            .filter_map(|t| t.as_str().map(String::from))
+            .collect();
+        let mut h = HealthConfig::new(test);
+        let ns = |k: &str| {
+            v.get(k)
+                .and_then(serde_json::Value::as_u64)
+                .filter(|n| *n > 0)
+                .map(Duration::from_nanos)
+        };
+        h.interval = ns("Interval").unwrap_or(h.interval);
+        h.timeout = ns("Timeout").unwrap_or(h.timeout);
+        h.start_period = ns("StartPeriod").unwrap_or(h.start_period);
+        if let Some(r) = v
+            .get("Retries")
+            .and_then(serde_json::Value::as_u64)
+            .filter(|r| *r > 0)
+        {
+            h.retries = r as u32;
+        }
+        Some(h)
+    }
+
     /// `NONE`: no checks.
     pub fn disabled(&self) -> bool {
         self.test.first().is_none_or(|t| t == "NONE")
@@ -562,6 +592,26 @@ mod tests {
         assert!("x:80".parse::<PortMapping>().is_err());
         assert!("8080:0".parse::<PortMapping>().is_err());
         assert!("8080:80/sctp".parse::<PortMapping>().is_err());
+    }
+
+    #[test]
+    fn an_images_healthcheck_reads_as_dockers() {
+        let h = HealthConfig::from_image(&serde_json::json!({
+            "Test": ["CMD-SHELL", "curl -f http://localhost/"],
+            "Interval": 5_000_000_000u64, "Timeout": 0, "Retries": 2
+        }))
+        .unwrap();
+        assert_eq!(h.test, ["CMD-SHELL", "curl -f http://localhost/"]);
+        assert_eq!(
+            (h.interval, h.timeout, h.retries),
+            (Duration::from_secs(5), Duration::from_secs(30), 2)
+        );
+        assert!(
+            HealthConfig::from_image(&serde_json::json!({"Test": ["NONE"]}))
+                .unwrap()
+                .disabled()
+        );
+        assert!(HealthConfig::from_image(&serde_json::json!({})).is_none());
     }
 
     #[test]
