@@ -190,7 +190,8 @@ fn load(args: &Args) -> anyhow::Result<Project> {
         project_name: args.project_name.clone(),
         profiles: args.profile.clone(),
         env_files: args.env_file.clone(),
-        dir: args.project_directory.clone(),
+        dir: None,
+        project_directory: args.project_directory.clone(),
     })?;
     for w in &p.warnings {
         eprintln!("wharf: warning: {w}");

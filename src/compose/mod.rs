@@ -77,6 +77,9 @@ pub struct LoadOptions {
     pub env_files: Vec<PathBuf>,
     /// Where to look for files (the current directory by default).
     pub dir: Option<PathBuf>,
+    /// `--project-directory`: where relative paths and `.env` are (default: the first
+    /// file's directory), and where the files are looked for when no `-f` is given.
+    pub project_directory: Option<PathBuf>,
 }
 
 /// A dependency's condition.
@@ -160,12 +163,17 @@ impl Project {
                 source,
             })?,
         };
+        let project_directory = opts
+            .project_directory
+            .as_ref()
+            .map(|d| std::path::absolute(cwd.join(d)).unwrap_or_else(|_| d.clone()));
         let files: Vec<PathBuf> = if opts.files.is_empty() {
+            let look = project_directory.clone().unwrap_or_else(|| cwd.clone());
             let found = DEFAULT_FILES
                 .iter()
-                .map(|f| cwd.join(f))
+                .map(|f| look.join(f))
                 .find(|p| p.is_file())
-                .ok_or(ComposeError::NoFile { dir: cwd.clone() })?;
+                .ok_or(ComposeError::NoFile { dir: look.clone() })?;
             vec![found]
         } else {
             opts.files
@@ -173,7 +181,8 @@ impl Project {
                 .map(|f| std::path::absolute(cwd.join(f)).unwrap_or_else(|_| f.clone()))
                 .collect()
         };
-        let dir = files[0].parent().unwrap_or(&cwd).to_path_buf();
+        let dir =
+            project_directory.unwrap_or_else(|| files[0].parent().unwrap_or(&cwd).to_path_buf());
         let env = load::environment(&dir, &opts.env_files)?;
         let loaded = load::load(&files, env.clone())?;
         let mut warnings = loaded.warnings;
@@ -1217,6 +1226,35 @@ networks:
         );
         assert!(line.contains("--network outside"), "{line}");
         assert!(p.volumes()[0].external && p.networks()[0].external);
+    }
+
+    #[test]
+    fn the_project_directory_holds_env_and_relative_paths() {
+        let d = tempfile::tempdir().unwrap();
+        let files = d.path().join("files");
+        let proj = d.path().join("proj");
+        std::fs::create_dir_all(&files).unwrap();
+        std::fs::create_dir_all(&proj).unwrap();
+        std::fs::write(
+            files.join("app.yaml"),
+            "services:\n  a: {image: 'x:${TAG}', volumes: ['./data:/data']}\n",
+        )
+        .unwrap();
+        std::fs::write(proj.join(".env"), "TAG=from-project-dir\n").unwrap();
+        let p = Project::load(&LoadOptions {
+            dir: Some(d.path().to_path_buf()),
+            files: vec!["files/app.yaml".into()],
+            project_directory: Some("proj".into()),
+            project_name: Some("p".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let line = p.service("a").unwrap().run_args.join(" ");
+        assert!(line.contains("x:from-project-dir"), "{line}");
+        assert!(
+            line.contains(&format!("{}:/data", proj.join("data").display())),
+            "{line}"
+        );
     }
 
     #[test]
