@@ -275,66 +275,69 @@ impl Host {
             reference: reference.into(),
             message,
         };
-        let (module, digest) = if crate::run::names_a_file(reference)
-            || std::path::Path::new(reference).is_file()
-        {
-            let bytes = std::fs::read(reference).map_err(|e| err(e.to_string()))?;
-            let m = WasmModule::from_bytes(bytes, None).map_err(|e| err(e.to_string()))?;
-            let d = m.digest.to_string();
-            (m, d)
-        } else {
-            let store = ImageStore::open(&self.shared.roots).map_err(|e| err(e.to_string()))?;
-            let parsed =
-                crate::image::Reference::parse(reference).map_err(|e| err(e.to_string()))?;
-            // name:tag@digest: the tag must still name the pinned digest.
-            if let Some(pinned) = parsed.digest() {
-                let tag_only = reference.split('@').next().unwrap_or(reference);
-                if tag_only != reference
-                    && tag_only
-                        .rsplit('/')
-                        .next()
-                        .is_some_and(|last| last.contains(':'))
-                    && let Ok(current) = store.resolve(tag_only)
-                    && current.digest() != pinned
-                {
-                    return Err(PluginError::DigestMismatch {
-                        reference: reference.into(),
-                        pinned: pinned.to_string(),
-                        current: current.digest().to_string(),
-                    });
+        let (module, digest) =
+            if crate::run::names_a_file(reference) || std::path::Path::new(reference).is_file() {
+                let bytes = std::fs::read(reference).map_err(|e| err(e.to_string()))?;
+                let m = WasmModule::from_bytes(bytes, None).map_err(|e| err(e.to_string()))?;
+                let d = m.digest.to_string();
+                (m, d)
+            } else {
+                let store = ImageStore::open(&self.shared.roots).map_err(|e| err(e.to_string()))?;
+                let parsed =
+                    crate::image::Reference::parse(reference).map_err(|e| err(e.to_string()))?;
+                // name:tag@digest: the tag must still name the pinned digest.
+                if let Some(pinned) = parsed.digest() {
+                    let tag_only = reference.split('@').next().unwrap_or(reference);
+                    if tag_only != reference
+                        && tag_only
+                            .rsplit('/')
+                            .next()
+                            .is_some_and(|last| last.contains(':'))
+                        && let Ok(current) = store.resolve(tag_only)
+                        && current.digest() != pinned
+                    {
+                        return Err(PluginError::DigestMismatch {
+                            reference: reference.into(),
+                            pinned: pinned.to_string(),
+                            current: current.digest().to_string(),
+                        });
+                    }
                 }
-            }
-            let found = store.resolve(reference);
-            let missing = matches!(found, Err(crate::image::StoreError::NotFound(_)));
-            // A tag is looked up again at its registry on reload; a pin never changes.
-            if missing || (refresh && parsed.digest().is_none() && parsed.registry() != "docker.io")
-            {
-                crate::image::registry::pull(
+                let found = store.resolve(reference);
+                let missing = matches!(found, Err(crate::image::StoreError::NotFound(_)));
+                // A tag is looked up again at its registry on reload; a pin never changes.
+                let pull = missing
+                    || (refresh && parsed.digest().is_none() && parsed.registry() != "docker.io");
+                let record = if pull {
+                    crate::image::registry::pull(
+                        &store,
+                        &parsed,
+                        None,
+                        false,
+                        &crate::image::registry::RegistryOptions {
+                            quiet: true,
+                            ..Default::default()
+                        },
+                    )
+                    .map_err(|e| err(format!("pulling: {e}")))?;
+                    store.resolve(reference)
+                } else {
+                    found
+                }
+                .map_err(|e| err(e.to_string()))?;
+                let digest = record.digest().to_string();
+                let prepared = crate::run::prepare(
                     &store,
-                    &parsed,
+                    &digest,
+                    &crate::run::options::RunOptions::default(),
                     None,
-                    false,
-                    &crate::image::registry::RegistryOptions {
-                        quiet: true,
-                        ..Default::default()
-                    },
                 )
-                .map_err(|e| err(format!("pulling: {e}")))?;
-            }
-            let record = store.resolve(reference).map_err(|e| err(e.to_string()))?;
-            let digest = record.digest().to_string();
-            let prepared = crate::run::prepare(
-                &store,
-                &digest,
-                &crate::run::options::RunOptions::default(),
-                None,
-            )
-            .map_err(|e| err(e.to_string()))?;
-            let module = prepared
-                .wasm
-                .ok_or_else(|| err("it is a native Linux image, not wasm".into()))?;
-            (module, digest)
-        };
+                .map_err(|e| err(e.to_string()))?;
+                let module = prepared
+                    .wasm
+                    .ok_or_else(|| err("it is a native Linux image, not wasm".into()))?;
+                (module, digest)
+            };
         let compiled = Cache::new(&self.shared.cache_dir)
             .load(
                 &self.shared.engine,

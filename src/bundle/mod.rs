@@ -330,14 +330,20 @@ pub fn has_private_network(spec: &Spec) -> bool {
 /// Whether the container may use sockets: the host's network, or a network namespace
 /// someone made for it (a wharf network, a CRI pod's); not a private one with only `lo`.
 pub fn network_access(spec: &Spec) -> bool {
+    !has_private_network(spec) || network_namespace_path(spec).is_some()
+}
+
+/// The network namespace the container joins (a path in the spec), if it joins one
+/// rather than getting a new one or the host's.
+pub fn network_namespace_path(spec: &Spec) -> Option<&std::path::Path> {
     spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_none_or(|ns| {
-            ns.iter()
-                .filter(|n| n.typ() == LinuxNamespaceType::Network)
-                .all(|n| n.path().is_some())
-        })
+        .as_ref()?
+        .namespaces()
+        .as_ref()?
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::Network)?
+        .path()
+        .as_deref()
 }
 
 /// The ports pasta publishes, if the container runs with `--network pasta`.

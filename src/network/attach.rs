@@ -57,11 +57,10 @@ impl Attachment {
     }
 
     fn save(&self, dir: &Path) -> Result<(), NetworkError> {
-        let path = dir.join(FILE);
-        let tmp = dir.join(format!("{FILE}.tmp{}", std::process::id()));
-        fs::write(&tmp, serde_json::to_vec_pretty(self).expect("serialises"))
-            .and_then(|()| fs::rename(&tmp, &path))
-            .map_err(|source| NetworkError::Io { path, source })
+        super::store::write_atomic(
+            &dir.join(FILE),
+            &serde_json::to_vec_pretty(self).expect("serialises"),
+        )
     }
 }
 

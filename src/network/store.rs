@@ -226,7 +226,7 @@ impl Networks {
         let subnet: Ipv4Net = DEFAULT_SUBNET.parse().expect("a valid subnet");
         let net = Network {
             name: DEFAULT_NETWORK.into(),
-            id: new_id(),
+            id: crate::container::new_id(),
             driver: "bridge".into(),
             interface: format!("{BRIDGE_PREFIX}0"),
             subnet,
@@ -297,7 +297,7 @@ impl Networks {
             .expect("some bridge name is free");
         let net = Network {
             name: name.into(),
-            id: new_id(),
+            id: crate::container::new_id(),
             driver: "bridge".into(),
             interface,
             subnet,
@@ -581,16 +581,13 @@ fn host_routes() -> Vec<(Ipv4Net, String)> {
         .collect()
 }
 
-fn new_id() -> String {
-    crate::container::new_id()
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NetworkError> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io_err(path)(e)
+/// Write `bytes` to `path` atomically (a synced temp file beside it, renamed), as the image
+/// store writes its files.
+pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NetworkError> {
+    let dir = path.parent().expect("a file has a directory");
+    crate::image::store::write_atomic(dir, path, bytes).map_err(|e| NetworkError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::other(e.to_string()),
     })
 }
 

@@ -29,7 +29,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::Spec;
 
 use super::Exit;
 use crate::bundle;
@@ -211,14 +211,7 @@ fn run_in(r: &NativeRun<'_>, state_dir: &Path) -> Result<Exit, NativeError> {
         .unwrap_or_else(|| r.id.chars().take(12).collect());
     // A network's namespace comes with its hosts and resolv.conf, written by the network
     // module; others get Docker's defaults.
-    let joined_network = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| {
-            ns.iter()
-                .any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_some())
-        });
+    let joined_network = bundle::network_namespace_path(spec).is_some();
     let etc = if joined_network {
         mounts::write_hostname(state_dir, &hostname)
     } else if bundle::pasta_ports(spec).is_some() {
@@ -416,28 +409,18 @@ fn supervise(
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC;
-    let namespaces = r
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().clone())
-        .unwrap_or_default();
     let mut plan = plan;
-    match namespaces
-        .iter()
-        .find(|n| n.typ() == LinuxNamespaceType::Network)
-    {
+    match bundle::network_namespace_path(r.spec) {
         // A network's namespace, made and wired by the network module: joined.
-        Some(n) if n.path().is_some() => {
-            let path = n.path().as_ref().expect("checked");
+        Some(path) => {
             let fd = std::fs::File::open(path).map_err(|source| NativeError::State {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 source,
             })?;
             plan.joins
                 .push((OwnedFd::from(fd), CloneFlags::CLONE_NEWNET));
         }
-        Some(_) => flags |= CloneFlags::CLONE_NEWNET,
+        None if private_network => flags |= CloneFlags::CLONE_NEWNET,
         None => {}
     }
     if r.rootless {
