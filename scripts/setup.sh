@@ -3,7 +3,7 @@
 # with sudo): Debian packages and rustup targets. Installs only what is missing.
 set -euo pipefail
 packages=(skopeo umoci busybox-static containerd runc crun docker-registry file tar gzip
-          libseccomp-dev pkg-config gcc-mingw-w64-x86-64 wine wine64 openssl apache2-utils
+          pkg-config gcc-mingw-w64-x86-64 wine wine64 openssl apache2-utils
           podman docker.io gcc libc6-dev
           netavark aardvark-dns iptables iproute2 passt curl)
 missing=()

@@ -1023,3 +1023,62 @@ fn sysctls_oom_score_and_domainname_are_honoured_and_the_rest_refused() {
     assert!(err.contains("rootfsPropagation"), "{err}");
     rt.assert_gone("k4", &b);
 }
+
+/// A spec's own seccomp profile (per-rule actions, errno values, a condition on an
+/// argument) does what it does under runc, on the same bundle.
+#[test]
+fn a_spec_seccomp_profile_behaves_as_under_runc() {
+    let _serial = serial();
+    let rt = Rt::new();
+    let b = rt.bundle(
+        "b-seccomp",
+        &[
+            "sh",
+            "-c",
+            "mkdir /tmp/d; echo mkdir=$?; kill -0 $$; echo k0=$?; kill -9 $$; echo k9=$?; \
+             grep Seccomp: /proc/self/status",
+        ],
+    );
+    edit_config(&b, |c| {
+        c["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                {"names": ["kill"], "action": "SCMP_ACT_ERRNO",
+                 "args": [{"index": 1, "value": 9, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["no_such_syscall"], "action": "SCMP_ACT_KILL"}
+            ]
+        });
+    });
+    let ours = rt.run(&["run", "--bundle", &s(&b), "sc1"]);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let (o, e) = (
+        rt.w.path(&format!("runc-out-{n}")),
+        rt.w.path(&format!("runc-err-{n}")),
+    );
+    let status = Command::new("runc")
+        .arg("--root")
+        .arg(rt.w.path("runc-root"))
+        .args(["run", "--bundle", &s(&b), "sc-runc"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap())
+        .status()
+        .unwrap();
+    let theirs = (
+        std::fs::read_to_string(&o).unwrap(),
+        std::fs::read_to_string(&e).unwrap(),
+    );
+    assert!(status.success(), "runc: {}", theirs.1);
+    let ours = (
+        String::from_utf8_lossy(&ours.stdout).into_owned(),
+        String::from_utf8_lossy(&ours.stderr).into_owned(),
+    );
+    assert_eq!(ours, theirs);
+    // EACCES from the rule's errnoRet, EPERM for kill -9 only, the filter in place.
+    assert_eq!(ours.0, "mkdir=1\nk0=0\nk9=1\nSeccomp:\t2\n", "{}", ours.1);
+    assert!(ours.1.contains("Permission denied"), "{}", ours.1);
+    assert!(ours.1.contains("Operation not permitted"), "{}", ours.1);
+    rt.assert_gone("sc1", &b);
+}

@@ -120,7 +120,7 @@ pub struct NativeRun<'a> {
 }
 
 /// The spec's seccomp profile compiled to BPF, before clone or fork: the child then loads
-/// it with one system call instead of building it (libseccomp allocates a lot, and takes
+/// it with one system call per filter instead of building it (building allocates, and takes
 /// milliseconds). Kept in `cache` keyed by the profile, so later runs only read it.
 fn compile_seccomp(spec: &Spec, cache: Option<&Path>) -> Result<Option<seccomp::Bpf>, NativeError> {
     let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
