@@ -11,7 +11,6 @@
 
 use std::process::ExitCode;
 
-#[cfg(target_os = "linux")]
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     let (mut root, mut exe, mut id) = (None, None, None);
@@ -27,11 +26,7 @@ fn main() -> ExitCode {
         return usage();
     };
     let ready = wharf::container::monitor::ready_fd_from_env();
-    // SAFETY: ignoring SIGHUP and SIGINT (no handler code runs).
-    unsafe {
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-    }
+    wharf::sys::ignore_hangup();
     let roots = wharf::paths::Roots::new(&root);
     let containers = wharf::container::Containers::new(&roots);
     let exe = std::path::PathBuf::from(exe);
@@ -44,14 +39,7 @@ fn main() -> ExitCode {
     }
 }
 
-#[cfg(target_os = "linux")]
 fn usage() -> ExitCode {
     eprintln!("usage: wharf-monitor --root ROOT --wharf EXE ID (started by wharf, not by users)");
-    ExitCode::from(125)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn main() -> ExitCode {
-    eprintln!("wharf-monitor: container monitors need a Linux host");
     ExitCode::from(125)
 }

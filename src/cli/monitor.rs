@@ -10,20 +10,9 @@ pub struct Args {
     id: String,
 }
 
-/// The readiness descriptor our parent passed, if it did (and it is open).
-#[cfg(target_os = "linux")]
-fn ready_fd() -> Option<std::os::fd::OwnedFd> {
-    wharf::container::monitor::ready_fd_from_env()
-}
-
-#[cfg(target_os = "linux")]
 pub fn monitor(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
-    let ready = ready_fd();
-    // SAFETY: ignoring SIGHUP and SIGINT (no handler code runs).
-    unsafe {
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-    }
+    let ready = wharf::container::monitor::ready_fd_from_env();
+    wharf::sys::ignore_hangup();
     let exe = std::env::current_exe()?;
     let containers = wharf::container::Containers::new(&ctx.roots);
     match wharf::container::monitor::run(&containers, &args.id, &exe, ctx.roots.data(), ready) {
@@ -35,9 +24,8 @@ pub fn monitor(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-#[cfg(target_os = "linux")]
 pub fn supervise(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
-    let ready = ready_fd().map(std::fs::File::from);
+    let ready = wharf::container::monitor::ready_fd_from_env();
     let containers = wharf::container::Containers::new(&ctx.roots);
     Ok(run::supervise(
         ctx,
@@ -47,15 +35,4 @@ pub fn supervise(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
         ready,
         false,
     ))
-}
-
-#[cfg(not(target_os = "linux"))]
-pub fn monitor(_: &Context_, _: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("container monitors need a Unix host")
-}
-
-#[cfg(not(target_os = "linux"))]
-pub fn supervise(_: &Context_, _: Args) -> anyhow::Result<ExitCode> {
-    let _ = run::supervise;
-    anyhow::bail!("container monitors need a Unix host")
 }

@@ -503,7 +503,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.print_spec || !container::supported() {
         if args.detach {
-            anyhow::bail!("detached containers (-d) need a Unix host for now");
+            anyhow::bail!("detached containers (-d) need a Linux or Windows host");
         }
         return run_unrecorded(ctx, args);
     }

@@ -52,19 +52,11 @@ pub fn start_one(
         }
     }
     let exe = std::env::current_exe()?;
-    #[cfg(target_os = "linux")]
-    {
-        use wharf::container::monitor::{self, Started};
-        Ok(match monitor::spawn(&exe, ctx.roots.data(), id)? {
-            Started::Running => None,
-            Started::Failed { code, message } => Some((code, message)),
-        })
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (exe, ctx);
-        anyhow::bail!("starting containers in the background needs a Unix host for now")
-    }
+    use wharf::container::monitor::{self, Started};
+    Ok(match monitor::spawn(&exe, ctx.roots.data(), id)? {
+        Started::Running => None,
+        Started::Failed { code, message } => Some((code, message)),
+    })
 }
 
 pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
@@ -116,7 +108,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
 /// `wharf create`: `run`'s flags, recorded but not started.
 pub fn create(ctx: &Context_, args: run_cmd::Args) -> anyhow::Result<ExitCode> {
     if !wharf::container::supported() {
-        anyhow::bail!("container records need a Unix host for now");
+        anyhow::bail!("container records need a Linux or Windows host");
     }
     match run_cmd::create(ctx, &args, true)? {
         Ok((record, _)) => {

@@ -10,7 +10,6 @@
 
 pub mod health;
 pub mod logs;
-#[cfg(target_os = "linux")]
 pub mod monitor;
 pub mod names;
 pub mod record;
@@ -437,12 +436,22 @@ impl Containers {
         // The record goes first: a half-removed directory is no longer a container.
         let _ = fs::remove_file(dir.join(RECORD));
         let _ = fs::remove_file(active_marker(&dir));
-        crate::image::store::remove_tree(&dir).map_err(|e| ContainerError::Io {
-            path: dir.clone(),
-            source: io::Error::other(e.to_string()),
-        })?;
+        // Everything but the lock, which we hold open (Windows removes an open file only
+        // once it is closed, and its directory not before); a verb that opened the lock
+        // before it goes finds no record once it has it.
+        let tree = |p: &Path| {
+            crate::image::store::remove_tree(p).map_err(|e| ContainerError::Io {
+                path: p.to_path_buf(),
+                source: io::Error::other(e.to_string()),
+            })
+        };
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
+            if entry.file_name() != LOCK {
+                tree(&entry.path())?;
+            }
+        }
         drop(locked);
-        Ok(())
+        tree(&dir)
     }
 
     /// Remove directories with no record: left by a create or removal that was killed
@@ -503,9 +512,10 @@ pub fn refresh(state: &mut State) -> bool {
     true
 }
 
-/// Whether this host keeps container records (process identity comes from Linux's /proc).
+/// Whether this host keeps container records: process identity (pid and start time) comes
+/// from Linux's /proc or from Windows' process times.
 pub fn supported() -> bool {
-    cfg!(target_os = "linux")
+    cfg!(any(target_os = "linux", windows))
 }
 
 /// The active-index marker of the container whose directory is `dir`.

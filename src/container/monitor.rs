@@ -1,13 +1,13 @@
-//! The monitor: one small process per detached container, as Podman's conmon. It runs in
-//! its own session, starts the container's supervisor (a freshly exec'd `wharf`, so native
-//! containers are still cloned from a single-threaded process), holds its stdio, writes
-//! the log, records how a run ended when the supervisor could not, and keeps the restart
-//! policy. Killing the monitor kills the supervisor (parent-death signal) and with it the
-//! container, so nothing runs unaccounted for.
+//! The monitor: one small process per detached container, as Podman's conmon. It runs
+//! detached (its own session on Unix; no console and its own process group on Windows),
+//! starts the container's supervisor (a freshly exec'd `wharf`, so native containers are
+//! still cloned from a single-threaded process), holds its stdio, writes the log, records
+//! how a run ended when the supervisor could not, and keeps the restart policy. Killing the
+//! monitor kills the supervisor (parent-death signal on Linux, a kill-on-close job object
+//! on Windows) and with it the container, so nothing runs unaccounted for. The
+//! OS-specific parts are in `sys`.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -17,10 +17,8 @@ use chrono::Utc;
 
 use super::{ContainerError, Containers, Proc, Status, logs};
 
-/// The descriptor a started process reports readiness on: `r` once the workload runs;
-/// closed without it when the start failed.
-pub const READY_FD: i32 = 3;
-/// Environment variable naming [`READY_FD`] to the supervisor.
+/// Environment variable naming the pipe a started process reports readiness on: `r` once
+/// the workload runs; closed without it when the start failed (see `sys::pass_to_child`).
 pub const READY_ENV: &str = "WHARF_READY_FD";
 
 /// First delay before a restart; doubles up to [`MAX_BACKOFF`], back to the start after a
@@ -29,42 +27,17 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const STABLE: Duration = Duration::from_secs(10);
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), ContainerError> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(ContainerError::Io {
-            path: "pipe".into(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: pipe2 succeeded, so both are fresh descriptors we own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// Make `fd` the child's descriptor 3 (inheritable) between fork and exec.
-///
-/// # Safety
-/// Only async-signal-safe calls: for `pre_exec`.
-unsafe fn install_ready_fd(fd: i32) -> std::io::Result<()> {
-    // SAFETY: dup2/fcntl on descriptors this process owns.
-    unsafe {
-        if fd == READY_FD {
-            if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        } else if libc::dup2(fd, READY_FD) < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
+fn pipe() -> Result<(std::io::PipeReader, std::io::PipeWriter), ContainerError> {
+    std::io::pipe().map_err(|source| ContainerError::Io {
+        path: "pipe".into(),
+        source,
+    })
 }
 
 /// Wait for the ready byte on `r`: true if the workload started.
-fn wait_ready(r: OwnedFd) -> bool {
-    let mut f = std::fs::File::from(r);
+fn wait_ready(mut r: std::io::PipeReader) -> bool {
     let mut b = [0u8; 1];
-    matches!(f.read(&mut b), Ok(1) if b[0] == b'r')
+    matches!(r.read(&mut b), Ok(1) if b[0] == b'r')
 }
 
 /// How a detached start went.
@@ -78,26 +51,24 @@ pub enum Started {
     },
 }
 
-/// The readiness descriptor the monitor's parent passed (see [`READY_ENV`]), if it did and
-/// it is open.
-pub fn ready_fd_from_env() -> Option<OwnedFd> {
-    let fd: i32 = std::env::var(READY_ENV).ok()?.parse().ok()?;
-    // SAFETY: fcntl F_GETFD only queries the descriptor's flags.
-    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return None;
-    }
-    // SAFETY: the descriptor was opened for us by our parent (the monitor protocol) and
-    // nothing else in this process owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+/// The readiness pipe the monitor's parent passed (see [`READY_ENV`]), if it did and it is
+/// open.
+pub fn ready_fd_from_env() -> Option<std::fs::File> {
+    crate::sys::inherited_from_env(READY_ENV)
 }
 
-/// Start the monitor of container `id` in its own session, and wait until the container
-/// runs or failed to start. The monitor is `wharf-monitor` beside `exe` (`wharf`), else
-/// `wharf container-monitor`.
+/// The small monitor binary beside `exe` (`wharf`), if installed.
+fn monitor_binary(exe: &Path) -> std::path::PathBuf {
+    exe.with_file_name(format!("wharf-monitor{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Start the monitor of container `id` detached (its own session on Unix; no console and
+/// its own process group on Windows), and wait until the container runs or failed to
+/// start. The monitor is `wharf-monitor` beside `exe` (`wharf`), else `wharf
+/// container-monitor`.
 pub fn spawn(exe: &Path, root: &Path, id: &str) -> Result<Started, ContainerError> {
-    let (ready_r, ready_w) = pipe()?;
-    let raw = ready_w.as_raw_fd();
-    let small = exe.with_file_name("wharf-monitor");
+    let (mut ready_r, ready_w) = pipe()?;
+    let small = monitor_binary(exe);
     let mut cmd = if small.is_file() {
         let mut c = Command::new(&small);
         c.arg("--root").arg(root).arg("--wharf").arg(exe).arg(id);
@@ -107,22 +78,11 @@ pub fn spawn(exe: &Path, root: &Path, id: &str) -> Result<Started, ContainerErro
         c.arg("--root").arg(root).args(["container-monitor", id]);
         c
     };
-    cmd.env(READY_ENV, READY_FD.to_string())
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: setsid, dup2, fcntl and close_range are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            install_ready_fd(raw)?;
-            // Nothing else of the caller's lives on in the monitor.
-            libc::syscall(libc::SYS_close_range, READY_FD as u32 + 1, u32::MAX, 0);
-            Ok(())
-        });
-    }
+    crate::sys::pass_to_child(&mut cmd, &ready_w, READY_ENV);
+    crate::sys::detach(&mut cmd);
     let child = cmd.spawn().map_err(|source| ContainerError::Io {
         path: exe.to_path_buf(),
         source,
@@ -131,7 +91,7 @@ pub fn spawn(exe: &Path, root: &Path, id: &str) -> Result<Started, ContainerErro
     // The monitor is not waited for: it outlives this command (init reaps it).
     drop(child);
     let mut answer = Vec::new();
-    let _ = std::fs::File::from(ready_r).read_to_end(&mut answer);
+    let _ = ready_r.read_to_end(&mut answer);
     let answer = String::from_utf8_lossy(&answer);
     if answer.starts_with('r') {
         return Ok(Started::Running);
@@ -149,22 +109,20 @@ pub fn spawn(exe: &Path, root: &Path, id: &str) -> Result<Started, ContainerErro
     })
 }
 
-/// Start `wharf container-run ID` with its stdio piped to us and a parent-death signal,
-/// so it (and its container) cannot outlive this monitor.
+/// Start `wharf container-run ID` with its stdio piped to us, tied to us so that it (and
+/// its container) cannot outlive this monitor: a parent-death signal on Linux, a
+/// kill-on-close job object on Windows.
 fn start_supervisor(
     exe: &Path,
     root: &Path,
     id: &str,
     interactive: bool,
-    ready: &OwnedFd,
-) -> Result<std::process::Child, ContainerError> {
-    let raw = ready.as_raw_fd();
-    let me = std::process::id() as i32;
+    ready: &std::io::PipeWriter,
+) -> Result<(std::process::Child, crate::sys::Tie), ContainerError> {
     let mut cmd = Command::new(exe);
     cmd.arg("--root")
         .arg(root)
         .args(["container-run", id])
-        .env(READY_ENV, READY_FD.to_string())
         .stdin(if interactive {
             Stdio::piped()
         } else {
@@ -172,26 +130,21 @@ fn start_supervisor(
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: prctl, getppid, dup2 and fcntl are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The monitor died before the signal was armed.
-            if libc::getppid() != me {
-                libc::_exit(137);
-            }
-            // The monitor ignores these; the container must not inherit that.
-            libc::signal(libc::SIGINT, libc::SIG_DFL);
-            libc::signal(libc::SIGHUP, libc::SIG_DFL);
-            install_ready_fd(raw)
-        });
-    }
-    cmd.spawn().map_err(|source| ContainerError::Io {
+    crate::sys::tie_to_parent(&mut cmd);
+    crate::sys::pass_to_child(&mut cmd, ready, READY_ENV);
+    let io = |source| ContainerError::Io {
         path: exe.to_path_buf(),
         source,
-    })
+    };
+    let mut child = cmd.spawn().map_err(io)?;
+    match crate::sys::tie_spawned(&child) {
+        Ok(tie) => Ok((child, tie)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(io(e))
+        }
+    }
 }
 
 /// The monitor's life: run the container until it ends for good.
@@ -200,7 +153,7 @@ pub fn run(
     id: &str,
     exe: &Path,
     root: &Path,
-    mut ready_to_caller: Option<OwnedFd>,
+    mut ready_to_caller: Option<std::fs::File>,
 ) -> Result<(), ContainerError> {
     let (config, interactive, log_path, health) = {
         let mut l = containers.lock(id)?;
@@ -210,8 +163,8 @@ pub fn run(
             && Some(other) != me
         {
             // Another `start` won: its monitor keeps the container.
-            if let Some(fd) = ready_to_caller.take() {
-                let _ = std::fs::File::from(fd)
+            if let Some(mut fd) = ready_to_caller.take() {
+                let _ = fd
                     .write_all(format!("f125\ncontainer {id} is already being started").as_bytes());
             }
             return Ok(());
@@ -244,7 +197,7 @@ pub fn run(
             let _ = l.save();
         }
         let (ready_r, ready_w) = pipe()?;
-        let mut child = match start_supervisor(exe, root, id, interactive, &ready_w) {
+        let (mut child, _tie) = match start_supervisor(exe, root, id, interactive, &ready_w) {
             Ok(c) => c,
             Err(e) => {
                 record_failure(containers, id, &e.to_string());
@@ -276,8 +229,8 @@ pub fn run(
         })
         .collect();
         let started = wait_ready(ready_r);
-        if started && let Some(fd) = ready_to_caller.take() {
-            let _ = std::fs::File::from(fd).write_all(b"r");
+        if started && let Some(mut fd) = ready_to_caller.take() {
+            let _ = fd.write_all(b"r");
         }
         // Health checks run while it does.
         let stop_checks = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -321,14 +274,7 @@ pub fn run(
             st.status = Status::Exited;
         } else {
             // The supervisor ended without recording the end: say what we know.
-            let code = match status.as_ref().map(|s| {
-                use std::os::unix::process::ExitStatusExt;
-                (s.code(), s.signal())
-            }) {
-                Ok((Some(c), _)) => c,
-                Ok((None, Some(sig))) => 128 + sig,
-                _ => 255,
-            };
+            let code = status.as_ref().map_or(255, crate::sys::exit_code);
             st.status = Status::Exited;
             st.exit_code = Some(code);
             st.pid = 0;
@@ -344,10 +290,10 @@ pub fn run(
         l.save()?;
         let st = &mut l.record.state;
         let code = st.exit_code.unwrap_or(255);
-        if let Some(fd) = ready_to_caller.take() {
+        if let Some(mut fd) = ready_to_caller.take() {
             // It never started: tell `run -d` / `start` why, with the code to exit with.
             let why = st.error.clone().unwrap_or_default();
-            let _ = std::fs::File::from(fd).write_all(format!("f{code}\n{why}").as_bytes());
+            let _ = fd.write_all(format!("f{code}\n{why}").as_bytes());
         }
         let again = !st.stop_requested
             && (started || !first)

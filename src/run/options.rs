@@ -84,10 +84,12 @@ impl FromStr for Volume {
     type Err = OptionError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || OptionError::Volume(s.to_string());
-        // A Windows drive letter (`C:\data:/data`) has a colon of its own.
-        let (host, rest) = match s.as_bytes() {
+        // A Windows drive letter (`C:\data:/data`, or as a long path `\\?\C:\data:/data`)
+        // has a colon of its own.
+        let prefix = if s.starts_with(r"\\?\") { 4 } else { 0 };
+        let (host, rest) = match s.as_bytes()[prefix..] {
             [d, b':', b'\\' | b'/', ..] if d.is_ascii_alphabetic() => {
-                let i = s[2..].find(':').ok_or_else(err)? + 2;
+                let i = s[prefix + 2..].find(':').ok_or_else(err)? + prefix + 2;
                 (&s[..i], &s[i + 1..])
             }
             _ => s.split_once(':').ok_or_else(err)?,
@@ -568,6 +570,13 @@ mod tests {
             (v.host.to_str().unwrap(), v.container.as_str(), v.read_only),
             (r"C:\data", "/data", true)
         );
+        let v: Volume = r"\\?\D:\very\long\path:/data".parse().unwrap();
+        assert_eq!(
+            (v.host.to_str().unwrap(), v.container.as_str(), v.read_only),
+            (r"\\?\D:\very\long\path", "/data", false)
+        );
+        let v: Volume = r"d:/data:/data:rw".parse().unwrap();
+        assert_eq!(v.host.to_str().unwrap(), "d:/data");
         assert!("/a".parse::<Volume>().is_err());
         assert!("/a:relative".parse::<Volume>().is_err());
     }

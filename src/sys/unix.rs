@@ -211,6 +211,7 @@ pub fn parse_signal(name: &str) -> Option<i32> {
     })
 }
 
+pub const SIGINT: i32 = libc::SIGINT;
 pub const SIGTERM: i32 = libc::SIGTERM;
 pub const SIGKILL: i32 = libc::SIGKILL;
 pub const SIGSTOP: i32 = libc::SIGSTOP;
@@ -279,4 +280,122 @@ pub fn file_identity(m: &std::fs::Metadata) -> Vec<i64> {
         m.ctime(),
         m.ctime_nsec(),
     ]
+}
+
+/// The descriptor a child gets its end of a pipe on (see [`pass_to_child`]).
+const PASSED_FD: i32 = 3;
+
+/// Make `fd` the child's descriptor [`PASSED_FD`] (inheritable) between fork and exec.
+///
+/// # Safety
+/// Only async-signal-safe calls: for `pre_exec`.
+unsafe fn install_passed_fd(fd: i32) -> io::Result<()> {
+    // SAFETY: dup2/fcntl on descriptors this process owns.
+    unsafe {
+        if fd == PASSED_FD {
+            if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        } else if libc::dup2(fd, PASSED_FD) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Give the child `cmd` starts the write end `w` of a pipe (its descriptor 3), named to it
+/// by the environment variable `env`; the child takes it with [`inherited_from_env`]. Call
+/// before [`detach`], which closes every other descriptor.
+pub fn pass_to_child(cmd: &mut std::process::Command, w: &std::io::PipeWriter, env: &str) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let raw = w.as_raw_fd();
+    cmd.env(env, PASSED_FD.to_string());
+    // SAFETY: install_passed_fd makes only async-signal-safe calls.
+    unsafe {
+        cmd.pre_exec(move || install_passed_fd(raw));
+    }
+}
+
+/// The pipe end our parent passed with [`pass_to_child`] under `env`, if it did and it is
+/// open. Not passed on to our own children (close-on-exec).
+pub fn inherited_from_env(env: &str) -> Option<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    let fd: i32 = std::env::var(env).ok()?.parse().ok()?;
+    // SAFETY: fcntl F_GETFD only queries the descriptor's flags.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: the descriptor was opened for us by our parent (the protocol above) and
+    // nothing else in this process owns it; it is made close-on-exec before any spawn.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        Some(std::fs::File::from_raw_fd(fd))
+    }
+}
+
+/// Start `cmd`'s child detached: a session of its own (no controlling terminal, no
+/// hangup when ours closes), with no descriptor of ours but stdio and a passed pipe.
+pub fn detach(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid and close_range are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::syscall(libc::SYS_close_range, PASSED_FD as u32 + 1, u32::MAX, 0);
+            Ok(())
+        });
+    }
+}
+
+/// Make `cmd`'s child die with this process (SIGKILL when we die), with the default
+/// disposition of the signals a monitor ignores.
+pub fn tie_to_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let me = std::process::id() as i32;
+    // SAFETY: prctl, getppid, _exit and signal are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // We died before the signal was armed.
+            if libc::getppid() != me {
+                libc::_exit(137);
+            }
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+}
+
+/// What keeps a started child tied to us ([`tie_to_parent`] did it all on Unix).
+pub struct Tie;
+
+/// Tie a started child to this process (nothing more to do on Unix).
+pub fn tie_spawned(_: &std::process::Child) -> io::Result<Tie> {
+    Ok(Tie)
+}
+
+/// Ignore the hangup and interrupt a terminal sends: for a process that outlives its
+/// starter.
+pub fn ignore_hangup() {
+    // SAFETY: ignoring SIGHUP and SIGINT (no handler code runs).
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
+}
+
+/// A child's exit status as a shell reports it: its code, or 128 + the signal that ended it.
+pub fn exit_code(status: &std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(sig)) => 128 + sig,
+        _ => 255,
+    }
 }

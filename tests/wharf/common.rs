@@ -36,7 +36,11 @@ pub struct Wharf {
 /// A test that failed half-way must not leave its containers running into the next one.
 impl Drop for Wharf {
     fn drop(&mut self) {
-        if std::env::var_os("WHARF_BIN").is_some() || !self.root().join("containers").exists() {
+        // Only when some container may still run (its marker in the active index): under
+        // wine every command costs a wine start.
+        let active = std::fs::read_dir(self.root().join("containers").join(".active"))
+            .is_ok_and(|mut d| d.next().is_some());
+        if !active {
             return;
         }
         if let Ok(out) = self.cmd(&["ps", "-aq"]).output() {
@@ -77,7 +81,7 @@ impl Wharf {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        let mut out = self.cmd(args).output().expect("running wharf");
+        let mut out = self.output(args);
         // Under wine, a process occasionally fails to start when many start at once: it
         // exits 1 having printed nothing (wharf's own errors exit 125 and say why). Retry
         // those; anything that printed, or any other code, is the real result.
@@ -91,9 +95,41 @@ impl Wharf {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(200));
-            out = self.cmd(args).output().expect("running wharf");
+            out = self.output(args);
         }
         out
+    }
+
+    /// Run to the end and collect its output. Under wine the output goes through files:
+    /// every wine process keeps the Unix stderr it was started with (wine's debug channel),
+    /// so a detached monitor would hold a pipe open, and reading it to its end would wait
+    /// for the container to end.
+    fn output(&self, args: &[&str]) -> Output {
+        let windows = std::env::var("WHARF_HOST_OS").is_ok_and(|v| v == "windows");
+        if !windows {
+            return self.cmd(args).output().expect("running wharf");
+        }
+        let mut out = tempfile::tempfile().unwrap();
+        let mut err = tempfile::tempfile().unwrap();
+        let status = self
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(err.try_clone().unwrap())
+            .status()
+            .expect("running wharf");
+        let read = |f: &mut std::fs::File| {
+            use std::io::{Read, Seek};
+            let mut v = Vec::new();
+            f.rewind().unwrap();
+            f.read_to_end(&mut v).unwrap();
+            v
+        };
+        Output {
+            status,
+            stdout: read(&mut out),
+            stderr: read(&mut err),
+        }
     }
 
     /// Run and insist on success; returns stdout.

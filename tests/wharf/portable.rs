@@ -95,3 +95,176 @@ fn host_paths_work_for_root_and_volumes() {
     // The store was written where --root said.
     assert!(w.root().join("store/index.json").exists());
 }
+
+/// `wharf inspect NAME` as JSON.
+fn inspect(w: &Wharf, name: &str) -> serde_json::Value {
+    serde_json::from_str(&w.ok(&["inspect", name])).unwrap()
+}
+
+/// Wait until `cond` holds (or fail after `secs`).
+fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Kill process `pid` of the binary under test from outside, as a user would: `kill -9` on
+/// Linux, `taskkill /F` (TerminateProcess) under wine.
+fn kill_from_outside(pid: i64) {
+    let status = if windows() {
+        std::process::Command::new("wine")
+            .args(["taskkill", "/F", "/PID", &pid.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+    } else {
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+    };
+    assert!(status.unwrap().success(), "killing {pid}");
+}
+
+/// The whole lifecycle of detached wasm containers, the same on Linux and Windows: a
+/// detached wasi:http server answers, `ps` shows it, `logs` (and `logs -f`) have its lines,
+/// `stop` ends it gracefully, `restart` runs it again, `kill`, restart policies, `rm`; a
+/// killed supervisor or monitor shows as exited, with nothing left running.
+#[test]
+fn detached_wasm_containers_live_the_same_lifecycle_on_every_host() {
+    use crate::wasm::{free_port, http, wait_for_port};
+    use std::time::{Duration, Instant};
+    let w = Wharf::new();
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    let id = w
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "edge",
+            "-p",
+            &publish,
+            &wasm("http-hello.wasm"),
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    wait_for_port(port);
+    let (status, body) = http(port, "GET", "/hello", "");
+    assert_eq!(status, 200);
+    assert!(body.contains("/hello"), "{body}");
+    let ps = w.ok(&["ps"]);
+    assert!(
+        ps.contains("edge") && ps.contains(&format!("127.0.0.1:{port}->8080/tcp")),
+        "{ps}"
+    );
+    let state = inspect(&w, "edge");
+    assert_eq!(state["State"]["Status"], "running", "{state}");
+    assert!(state["State"]["Pid"].as_i64().unwrap() > 0, "{state}");
+    assert!(
+        state["State"]["MonitorPid"].as_i64().unwrap() > 0,
+        "{state}"
+    );
+    // logs -f follows until the container ends.
+    let follower = w
+        .cmd(&["logs", "-f", "edge"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(20, "the server's log line", || {
+        let out = w.run(&["logs", "edge"]);
+        String::from_utf8_lossy(&out.stderr).contains("serving")
+    });
+    // stop: the server drains and ends by itself, well before the kill deadline.
+    let began = Instant::now();
+    w.ok(&["stop", "-t", "20", "edge"]);
+    assert!(
+        began.elapsed() < Duration::from_secs(15),
+        "graceful, not killed: {:?}",
+        began.elapsed()
+    );
+    assert_eq!(w.ok(&["wait", "edge"]).trim(), "0");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    let followed = follower.wait_with_output().unwrap();
+    let followed = String::from_utf8_lossy(&followed.stderr);
+    assert!(
+        followed.contains("serving") && followed.contains("stopping"),
+        "{followed}"
+    );
+    assert!(w.ok(&["ps", "-a"]).contains("Exited (0)"));
+    // restart runs it again, under a new supervisor; kill ends it (137).
+    let pid1 = inspect(&w, "edge")["State"]["Pid"].clone();
+    w.ok(&["restart", "edge"]);
+    wait_for_port(port);
+    assert_eq!(http(port, "GET", "/again", "").0, 200);
+    assert_ne!(inspect(&w, "edge")["State"]["Pid"], pid1);
+    w.ok(&["kill", "edge"]);
+    assert_eq!(w.ok(&["wait", "edge"]).trim(), "137");
+    w.ok(&["rm", "edge"]);
+    assert!(!w.ok(&["ps", "-a"]).contains("edge"));
+    // A guest in a loop is interrupted at its next epoch: 128 + SIGTERM.
+    w.ok(&["run", "-d", "--name", "spin", &wasm("loop.wat")]);
+    let began = Instant::now();
+    w.ok(&["stop", "-t", "20", "spin"]);
+    assert!(began.elapsed() < Duration::from_secs(10), "not the kill");
+    assert_eq!(inspect(&w, "spin")["State"]["ExitCode"], 143);
+    // Restart policies are the monitor's: on-failure:2 runs it three times.
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        &wasm("exit42.wat"),
+    ]);
+    eventually(60, "two restarts", || {
+        let s = &inspect(&w, "flaky");
+        s["State"]["Status"] == "exited" && s["RestartCount"] == 2
+    });
+    assert_eq!(w.ok(&["wait", "flaky"]).trim(), "42");
+    // A killed supervisor (the process running the guest) shows as exited, with why.
+    w.ok(&["start", "spin"]);
+    let pid = inspect(&w, "spin")["State"]["Pid"].as_i64().unwrap();
+    kill_from_outside(pid);
+    eventually(30, "the record to say exited", || {
+        inspect(&w, "spin")["State"]["Status"] == "exited"
+    });
+    let state = inspect(&w, "spin");
+    assert!(
+        state["State"]["Error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("supervisor"),
+        "{state}"
+    );
+    // A killed monitor takes its supervisor along (parent-death signal; job object).
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "orphan",
+        "-p",
+        &publish,
+        &wasm("http-hello.wasm"),
+    ]);
+    wait_for_port(port);
+    let monitor = inspect(&w, "orphan")["State"]["MonitorPid"]
+        .as_i64()
+        .unwrap();
+    kill_from_outside(monitor);
+    eventually(30, "the server to go with its monitor", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+    let ps = w.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (255)"), "{ps}");
+    assert!(w.ok(&["ps", "-q"]).trim().is_empty(), "none running");
+    w.ok(&["rm", "spin", "flaky", "orphan"]);
+    assert!(w.ok(&["ps", "-a", "-q"]).trim().is_empty());
+}

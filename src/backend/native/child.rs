@@ -555,7 +555,7 @@ fn loopback_up() -> Result<(), ChildError> {
         req.ifr_name[i] = *b as libc::c_char;
     }
     // SAFETY: `req` is a valid ifreq naming "lo"; SIOCGIFFLAGS fills its flags.
-    let r = unsafe { libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) };
+    let r = unsafe { libc::ioctl(sock, libc::SIOCGIFFLAGS as _, &mut req) };
     if r < 0 {
         // SAFETY: closing the socket we opened.
         unsafe { libc::close(sock) };
@@ -564,7 +564,7 @@ fn loopback_up() -> Result<(), ChildError> {
     // SAFETY: the union's flags member was just filled by the kernel.
     unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
     // SAFETY: as above; SIOCSIFFLAGS reads `req`.
-    let r = unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) };
+    let r = unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS as _, &req) };
     // SAFETY: closing the socket we opened.
     unsafe { libc::close(sock) };
     if r < 0 {

@@ -268,7 +268,8 @@ fn text_response(status: u16, body: String) -> hyper::Response<HyperOutgoingBody
         .expect("a static response is valid")
 }
 
-/// Ctrl-C, or SIGTERM on Unix, or Ctrl-Break on Windows.
+/// Ctrl-C, or SIGTERM on Unix; on Windows Ctrl-C, Ctrl-Break or the stop event `wharf
+/// stop` sets (see `sys::catch_termination`).
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -284,13 +285,9 @@ async fn shutdown_signal() {
     }
     #[cfg(windows)]
     {
-        let mut brk = match tokio::signal::windows::ctrl_break() {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = brk.recv() => {}
+        crate::sys::catch_termination();
+        while crate::sys::termination_requested().is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 }
