@@ -35,7 +35,10 @@ for arch in "${arches[@]}"; do
             export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc
             ;;
     esac
+    # The binaries, and the example plugin host (a program using wharf as a library), which
+    # the tests drive too.
     cargo build --quiet "${flag[@]}" --target "$target" --workspace --bins
+    cargo build --quiet "${flag[@]}" --target "$target" --example plugin-host
     dir="$CARGO_TARGET_DIR/$target/$profile"
     for b in wharf wharf-runtime wharf-monitor containerd-shim-wharf-v1; do
         # Static: no interpreter, no shared libraries.

@@ -5,7 +5,8 @@ set -euo pipefail
 packages=(skopeo umoci busybox-static containerd runc crun docker-registry file tar gzip
           pkg-config gcc-mingw-w64-x86-64 wine wine64 openssl apache2-utils
           podman docker.io gcc libc6-dev
-          netavark aardvark-dns iptables iproute2 passt curl)
+          netavark aardvark-dns iptables iproute2 passt curl
+          musl-tools gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu qemu-user)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,7 +18,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 installed=$(rustup target list --installed)
-for t in wasm32-wasip1 wasm32-wasip2 x86_64-pc-windows-gnu; do
+for t in wasm32-wasip1 wasm32-wasip2 x86_64-pc-windows-gnu x86_64-unknown-linux-musl \
+         aarch64-unknown-linux-musl; do
     grep -qx "$t" <<<"$installed" || rustup target add "$t"
 done
 # The CRI client for the shim's tests and benchmark (grpc stubs of Kubernetes' runtime.v1),

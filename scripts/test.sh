@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs wharf's tests: installs what is missing, builds the wasm examples and the busybox test
 # images (made with umoci and skopeo), runs every unit and integration test against the
-# Linux build, then the portable ones against wharf.exe under wine (scripts/test-windows.sh).
+# Linux build; then, against the static musl builds (scripts/build-static.sh), every
+# integration test again on x86_64 and the wasm ones on aarch64 under qemu-user; then the
+# portable ones against wharf.exe under wine (scripts/test-windows.sh).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -18,5 +20,6 @@ cargo build -p containerd-shim-wharf
 # The example plugin host (examples/plugin-host.rs) is driven by tests/wharf/plugin.rs.
 cargo build --example plugin-host
 cargo test --workspace --no-fail-fast "$@" || status=$?
+bash scripts/test-static.sh "$@" || status=$?
 bash scripts/test-windows.sh || status=$?
 exit $status

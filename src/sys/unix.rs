@@ -282,6 +282,17 @@ pub fn file_identity(m: &std::fs::Metadata) -> Vec<i64> {
     ]
 }
 
+/// How many bits of user address space this process has (47 on x86_64, 39 to 48 on
+/// arm64 depending on the kernel): from the top of its stack, which Linux places at the
+/// top of the user address space.
+pub fn address_space_bits() -> Option<u32> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let line = maps.lines().find(|l| l.ends_with("[stack]"))?;
+    let end = line.split_whitespace().next()?.split_once('-')?.1;
+    let end = u64::from_str_radix(end, 16).ok()?;
+    Some(64 - end.leading_zeros())
+}
+
 /// The descriptor a child gets its end of a pipe on (see [`pass_to_child`]).
 const PASSED_FD: i32 = 3;
 

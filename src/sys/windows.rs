@@ -359,6 +359,11 @@ pub fn tie_spawned(child: &std::process::Child) -> io::Result<Tie> {
     Ok(Tie(job))
 }
 
+/// Windows does not say (x64 gives processes 128 TiB): the default applies.
+pub fn address_space_bits() -> Option<u32> {
+    None
+}
+
 /// Nothing to ignore: a detached process has no console.
 pub fn ignore_hangup() {}
 

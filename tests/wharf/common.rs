@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-/// The wharf binary under test: `WHARF_BIN` (a command line, e.g. `wine64 wharf.exe`), else
-/// the one cargo built.
+/// The wharf binary under test: `WHARF_BIN` (a command line, e.g. `wine wharf.exe` or
+/// `qemu-aarch64 wharf`), else `wharf` in [`bin_dir`].
 pub fn wharf_command() -> Command {
     match std::env::var("WHARF_BIN") {
         Ok(line) if !line.trim().is_empty() => {
@@ -15,8 +15,13 @@ pub fn wharf_command() -> Command {
             c.args(parts);
             c
         }
-        _ => Command::new(env!("CARGO_BIN_EXE_wharf")),
+        _ => Command::new(bin("wharf")),
     }
+}
+
+/// A binary under test by name (`wharf`, `wharf-runtime`, ...), from [`bin_dir`].
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
 }
 
 /// A path as a command-line argument.
@@ -382,12 +387,17 @@ pub fn pid_alive(pid: i64) -> bool {
         .is_ok_and(|s| !s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
 }
 
-/// Where the built binaries are (wharf, wharf-runtime, and the shim built beside them).
+/// Where the binaries under test are (wharf, wharf-runtime, wharf-monitor, the shim and the
+/// example plugin host built beside them): `WHARF_BIN_DIR` (another build of them, e.g. the
+/// static musl one from scripts/build-static.sh), else cargo's.
 pub fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_wharf"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    match std::env::var_os("WHARF_BIN_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => Path::new(env!("CARGO_BIN_EXE_wharf"))
+            .parent()
+            .unwrap()
+            .to_path_buf(),
+    }
 }
 
 impl Containerd {

@@ -578,7 +578,7 @@ fn an_unprivileged_user_runs_native_images_rootless() {
     let base = dir.path();
     std::fs::set_permissions(base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let bin = base.join("wharf");
-    std::fs::copy(env!("CARGO_BIN_EXE_wharf"), &bin).unwrap();
+    std::fs::copy(crate::common::bin("wharf"), &bin).unwrap();
     let archive = base.join("busybox.tar");
     std::fs::copy(busybox_images().join("busybox-oci.tar"), &archive).unwrap();
     let root = base.join("root");

@@ -7,7 +7,7 @@ use std::io::BufRead;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Wharf, busybox_images, s, wasm, wharf_command};
+use crate::common::{Wharf, bin, busybox_images, s, wasm, wharf_command};
 
 /// A network and mount namespace standing for a host, kept by a sleeping process; every
 /// command of the test runs inside it through nsenter.
@@ -941,7 +941,7 @@ fn a_rootless_container_reaches_the_host_and_publishes_ports_through_pasta() {
     )
     .unwrap();
     std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_wharf"), base.join("wharf")).unwrap();
+    std::fs::copy(bin("wharf"), base.join("wharf")).unwrap();
     std::fs::copy(
         busybox_images().join("busybox-oci.tar"),
         base.join("busybox.tar"),

@@ -190,12 +190,7 @@ fn native_and_wasm_images_round_trip_through_a_registry() {
     );
     // On a terminal, each blob gets a progress bar (script(1) provides the pty).
     let tty = Wharf::new();
-    let line = format!(
-        "{} --root {} pull {}",
-        env!("CARGO_BIN_EXE_wharf"),
-        s(&tty.root()),
-        bb
-    );
+    let line = format!("{} --root {} pull {}", s(&bin("wharf")), s(&tty.root()), bb);
     let out = sh(Command::new("script").args(["-qec", &line, "/dev/null"]));
     assert!(out.contains("verified") && out.contains("[="), "{out}");
     // A second pull fetches nothing new.

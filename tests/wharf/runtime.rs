@@ -11,7 +11,8 @@ use crate::native::serial;
 static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn runtime_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_wharf-runtime")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| s(&bin("wharf-runtime")))
 }
 
 /// A runtime root and bundles of its own.
@@ -491,10 +492,12 @@ fn a_container_cannot_overwrite_the_runtime_through_proc_self_exe() {
         .args(["-static", "-O2", "-o"])
         .arg(b.join("rootfs/watcher"))
         .arg(repo_dir().join("tests/fixtures/exe-watcher.c")));
-    // The runtime is dynamically linked: give the container the host's loader and the
-    // libraries it needs, so that the runtime's binary *can* run inside (as it could in any
-    // glibc image), and the probe sees whatever the container really can reach.
-    let ldd = sh(Command::new("ldd").arg(runtime_bin()));
+    // A dynamically linked runtime: give the container the host's loader and the libraries
+    // it needs, so that the runtime's binary *can* run inside (as it could in any glibc
+    // image), and the probe sees whatever the container really can reach. (A static one
+    // runs as it is: ldd finds nothing to copy.)
+    let ldd = Command::new("ldd").arg(runtime_bin()).output().unwrap();
+    let ldd = String::from_utf8_lossy(&ldd.stdout);
     for lib in ldd.split_whitespace().filter(|w| w.starts_with('/')) {
         let dest = b.join("rootfs").join(lib.trim_start_matches('/'));
         std::fs::create_dir_all(dest.parent().unwrap()).unwrap();

@@ -22,6 +22,44 @@ use super::WasmError;
 use crate::image::package::WasmKind;
 use crate::run::WasmModule;
 
+/// The target this wharf was built for, as `arch-os-env` (`x86_64-linux-musl`).
+pub fn target() -> String {
+    let env = if cfg!(target_env = "musl") {
+        "musl"
+    } else if cfg!(target_env = "gnu") {
+        "gnu"
+    } else if cfg!(target_env = "msvc") {
+        "msvc"
+    } else {
+        "none"
+    };
+    format!("{}-{}-{env}", std::env::consts::ARCH, std::env::consts::OS)
+}
+
+/// The address space one pooled linear memory takes: wasmtime's 4 GiB reservation (bounds
+/// checks elided) and its 32 MiB guard.
+const POOL_SLOT_BYTES: u64 = (4 << 30) + (32 << 20);
+
+/// How many linear memories a wasi:http server's pool holds (the instances it can run at
+/// once: requests beyond wait for one). `WHARF_HTTP_INSTANCES` sets it; otherwise a quarter
+/// of the address space, at most 1000 (wasmtime's default, 4 TiB): a 47- or 48-bit space
+/// gets 1000, an arm64 kernel with 39-bit addresses (512 GiB) about 30, where the default
+/// pool could not even be reserved. Emulators that track reserved pages one by one
+/// (qemu-user takes ~6 MiB of memory per GiB reserved) want it small too.
+pub fn http_pool_slots() -> u32 {
+    if let Some(n) = std::env::var("WHARF_HTTP_INSTANCES")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|n| *n > 0)
+    {
+        return n.min(10_000);
+    }
+    match crate::sys::address_space_bits() {
+        Some(bits) if bits < 64 => ((1u64 << bits) / 4 / POOL_SLOT_BYTES).clamp(8, 1000) as u32,
+        _ => 1000,
+    }
+}
+
 /// Native stack the guest may use before it traps (well under the host thread's).
 const MAX_WASM_STACK: usize = 512 << 10;
 
@@ -49,7 +87,14 @@ pub fn engine(opts: EngineOptions) -> Result<Engine, WasmError> {
         .cranelift_opt_level(OptLevel::Speed)
         .parallel_compilation(true);
     if opts.serving {
-        let pooling = wasmtime::PoolingAllocationConfig::default();
+        let n = http_pool_slots();
+        let mut pooling = wasmtime::PoolingAllocationConfig::default();
+        pooling
+            .total_memories(n)
+            .total_component_instances(n)
+            .total_tables(n.saturating_mul(4))
+            .total_core_instances(n.saturating_mul(8))
+            .total_stacks(n);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
     }
     Engine::new(&config).map_err(|e| WasmError::Engine(format!("{e:#}")))
@@ -86,11 +131,19 @@ impl Cache {
         self
     }
 
-    /// An entry's key: its path under the cache directory.
+    /// An entry's key: its path under the cache directory. The first part names the
+    /// engine: wasmtime's version, the target wharf was built for (code compiled by an
+    /// x86_64 glibc build is never offered to a musl or aarch64 one sharing the root, nor
+    /// the other way round), and the engine's compatibility hash (its settings).
     pub fn key(engine: &Engine, module: &WasmModule) -> String {
         let mut h = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        let engine_key = format!("wasmtime-{}-{:016x}", wasmtime_version(), h.finish());
+        let engine_key = format!(
+            "wasmtime-{}-{}-{:016x}",
+            wasmtime_version(),
+            target(),
+            h.finish()
+        );
         let kind = match module.kind {
             WasmKind::Module => "module",
             WasmKind::Component => "component",
@@ -244,6 +297,45 @@ mod tests {
             Compiled::Module(m) => m.exports().map(|e| e.name().to_string()).collect(),
             Compiled::Component(_) => unreachable!(),
         }
+    }
+
+    #[test]
+    fn the_http_pool_fits_the_address_space() {
+        let bits = crate::sys::address_space_bits();
+        if cfg!(target_os = "linux") {
+            assert!(bits.is_some_and(|b| (39..=57).contains(&b)), "{bits:?}");
+        }
+        if std::env::var_os("WHARF_HTTP_INSTANCES").is_none() {
+            let n = http_pool_slots();
+            assert!((8..=1000).contains(&n), "{n}");
+            if bits.is_some_and(|b| b >= 47) {
+                assert_eq!(n, 1000);
+            }
+        }
+    }
+
+    #[test]
+    fn cache_keys_name_the_target_and_the_engine() {
+        let engine = engine(EngineOptions::default()).unwrap();
+        let key = Cache::key(&engine, &module("a"));
+        let t = target();
+        assert!(
+            key.starts_with(&format!("wasmtime-{}-{t}-", wasmtime_version())),
+            "{key}"
+        );
+        // This test binary's own target.
+        assert!(t.starts_with(std::env::consts::ARCH), "{t}");
+        assert_eq!(t.split('-').count(), 3, "arch-os-env: {t}");
+        if cfg!(all(target_os = "linux", target_env = "musl")) {
+            assert!(t.ends_with("-linux-musl"), "{t}");
+        }
+        // Another engine configuration (fuel) is another entry.
+        let fuel = engine(EngineOptions {
+            fuel: true,
+            ..EngineOptions::default()
+        })
+        .unwrap();
+        assert_ne!(Cache::key(&fuel, &module("a")), key);
     }
 
     #[test]

@@ -65,6 +65,9 @@ struct Server {
     limits: RunLimits,
     in_flight: AtomicUsize,
     idle: Notify,
+    /// One permit per instance the pool can hold at once: a request beyond waits for one
+    /// rather than failing.
+    instances: Arc<tokio::sync::Semaphore>,
 }
 
 /// Whether a component exports `wasi:http/incoming-handler`.
@@ -99,6 +102,12 @@ pub fn serve(
         .map_err(|e| WasmError::Link(format!("{e:#}")))?;
     // Check the context can be built (volumes exist) before listening.
     ctx::builder(spec, rootfs, stdio)?;
+    // How many instances fit the pool at once (each takes its memories and tables).
+    let per_instance = component
+        .resources_required()
+        .map_or(1, |r| r.num_memories.max(r.num_tables.div_ceil(4)).max(1));
+    let instances = (super::engine::http_pool_slots() / per_instance).max(1);
+    tracing::debug!(instances, "wasi:http instance pool");
     let server = Arc::new(Server {
         pre,
         spec: spec.clone(),
@@ -107,6 +116,7 @@ pub fn serve(
         limits,
         in_flight: AtomicUsize::new(0),
         idle: Notify::new(),
+        instances: Arc::new(tokio::sync::Semaphore::new(instances as usize)),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -232,13 +242,23 @@ impl Server {
             .map_err(|e| format!("{e:#}"))?;
         let pre = self.pre.clone();
         let limits = self.limits;
-        // The guest may go on writing the body after it has sent the response head.
+        let permit = self
+            .instances
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        // The guest may go on writing the body after it has sent the response head. The
+        // instance's slot is free again once its store is gone.
         let task = tokio::spawn(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
+            let r = proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, req, out)
-                .await
+                .await;
+            drop(store);
+            drop(permit);
+            r
         });
         match receiver.await {
             Ok(Ok(resp)) => Ok(resp),
