@@ -316,8 +316,8 @@ mod tests {
 
     #[test]
     fn cache_keys_name_the_target_and_the_engine() {
-        let engine = engine(EngineOptions::default()).unwrap();
-        let key = Cache::key(&engine, &module("a"));
+        let plain = engine(EngineOptions::default()).unwrap();
+        let key = Cache::key(&plain, &module("a"));
         let t = target();
         assert!(
             key.starts_with(&format!("wasmtime-{}-{t}-", wasmtime_version())),
