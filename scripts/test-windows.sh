@@ -22,7 +22,7 @@ export WINEDLLOVERRIDES="mscoree,mshtml="
 mkdir -p "$WINEPREFIX"
 # One persistent wineserver for the whole run: clients racing a wineserver that is shutting
 # down after its idle timeout fail with "wine client error".
-wineserver -p
+wineserver -p 2>/dev/null || true  # (one may run already for this prefix: it is reused)
 trap 'wineserver -k >/dev/null 2>&1 || true' EXIT
 # Populate a new prefix before the tests start racing each other to do it.
 [ -f "$WINEPREFIX/system.reg" ] || wineboot --init >/dev/null 2>&1

@@ -788,7 +788,21 @@ fn fifty_concurrent_run_d_and_rm_f_account_for_every_container() {
         }
     });
     assert!(w.ok(&["ps", "-a", "-q"]).is_empty());
-    eventually(30, "no container process", || !pgrep("sleep 120"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pgrep("sleep 120") {
+        if Instant::now() > deadline {
+            // Who is left, and whose child: for the report.
+            let ps = Command::new("sh")
+                .args(["-c", "for p in $(pgrep -f 'sleep 120'); do ps -o pid,ppid,stat,etime,args -p $p --no-headers; ps -o pid,args -p $(ps -o ppid= -p $p) --no-headers; done"])
+                .output()
+                .unwrap();
+            panic!(
+                "container processes left after rm -f:\n{}",
+                String::from_utf8_lossy(&ps.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     w.ok(&["system", "check"]);
     assert_clean(&w);
     // The image is no longer pinned.
