@@ -4,6 +4,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The static (musl) build of `wharf` allocates with mimalloc: musl's own allocator
+/// serialises threads and cost a third of wasi:http throughput (bench/static.sh). The small
+/// binaries (monitor, runtime, shim) keep musl's, which keeps an idle monitor at ~1.4 MB.
+#[cfg(all(target_os = "linux", target_env = "musl"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Started as `wharf-runtime` (by the small runtime, for a wasm bundle): runc's command
     // line, with the wasm engine.

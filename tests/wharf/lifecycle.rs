@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use crate::native::{assert_clean, busybox, serial};
-use crate::wasm::{free_port, http, wait_for_port};
 
 /// `wharf inspect ID` as JSON.
 fn inspect(w: &Wharf, id: &str) -> serde_json::Value {
@@ -279,62 +278,6 @@ fn exec_joins_the_container_with_the_same_restrictions() {
     let err = w.fails(&["exec", "box", "true"], 125);
     assert!(err.contains("not running"), "{err}");
     assert_clean(&w);
-}
-
-#[test]
-fn a_detached_wasm_server_answers_and_stops_within_its_timeout() {
-    let w = Wharf::new();
-    let port = free_port();
-    let publish = format!("127.0.0.1:{port}:8080");
-    let id = w
-        .ok(&[
-            "run",
-            "-d",
-            "--name",
-            "edge",
-            "-p",
-            &publish,
-            &wasm("http-hello.wasm"),
-        ])
-        .trim()
-        .to_string();
-    wait_for_port(port);
-    let (status, body) = http(port, "GET", "/hello", "");
-    assert_eq!(status, 200);
-    assert!(body.contains("/hello"), "{body}");
-    let ps = w.ok(&["ps"]);
-    assert!(
-        ps.contains("wasm")
-            && ps.contains(&format!("127.0.0.1:{port}->8080/tcp"))
-            && ps.contains("edge"),
-        "{ps}"
-    );
-    let state = inspect(&w, &id[..8]);
-    assert_eq!(state["Backend"]["Kind"], "wasm");
-    assert!(
-        state["Backend"]["Reason"]
-            .as_str()
-            .unwrap()
-            .contains("wasm"),
-        "{state}"
-    );
-    let err = w.fails(&["exec", "edge", "sh"], 125);
-    assert!(
-        err.contains("WebAssembly") && err.contains("cannot apply"),
-        "{err}"
-    );
-    let started = Instant::now();
-    w.ok(&["stop", "-t", "5", "edge"]);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "graceful, not killed"
-    );
-    assert_eq!(w.ok(&["wait", "edge"]).trim(), "0");
-    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
-    let (_, err) = logs(&w, &["edge"]);
-    assert!(err.contains("serving") && err.contains("stopping"), "{err}");
-    w.ok(&["rm", "edge"]);
-    assert!(w.ok(&["ps", "-a", "-q"]).is_empty());
 }
 
 #[test]

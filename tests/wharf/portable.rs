@@ -92,6 +92,37 @@ fn host_paths_work_for_root_and_volumes() {
         std::fs::read_to_string(data.join("output.txt")).unwrap(),
         "written by wasm\n"
     );
+    // A volume given as a long path on Windows (`\\?\Z:\...`); on Linux deeper than
+    // Windows' 260-character MAX_PATH. (wine cannot list a directory beyond MAX_PATH, even
+    // spelled so: there the path stays shorter.)
+    let mut deep = data.join("a".repeat(100));
+    if !windows() {
+        deep = deep.join("b".repeat(100)).join("c".repeat(100));
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("input.txt"), "deep file\n").unwrap();
+    let spelled = if windows() {
+        format!(r"\\?\{}", host_path(&deep))
+    } else {
+        host_path(&deep)
+    };
+    assert!(spelled.len() > 100, "{spelled}");
+    let mut c = wharf_command();
+    c.args([
+        "--root",
+        &root,
+        "run",
+        "-v",
+        &format!("{spelled}:/data"),
+        "fs",
+        "/data",
+    ]);
+    let out = sh(&mut c);
+    assert!(
+        out.contains("input: deep file") && out.contains("write: ok"),
+        "{out}"
+    );
+    assert!(deep.join("output.txt").exists());
     // The store was written where --root said.
     assert!(w.root().join("store/index.json").exists());
 }
@@ -170,6 +201,10 @@ fn detached_wasm_containers_live_the_same_lifecycle_on_every_host() {
         state["State"]["MonitorPid"].as_i64().unwrap() > 0,
         "{state}"
     );
+    assert_eq!(state["Backend"]["Kind"], "wasm", "{state}");
+    // A wasm container has no processes to join.
+    let err = w.fails(&["exec", "edge", "sh"], 125);
+    assert!(err.contains("WebAssembly"), "{err}");
     // logs -f follows until the container ends.
     let follower = w
         .cmd(&["logs", "-f", "edge"])
