@@ -706,7 +706,8 @@ fn fifty_concurrent_run_d_and_rm_f_account_for_every_container() {
                 let w = &w;
                 s.spawn(move || {
                     let name = format!("c{i}");
-                    let id = w.ok(&["run", "-d", "--name", &name, "busybox", "sleep", "120"]);
+                    // An odd duration: pgrep below looks at every process on the host.
+                    let id = w.ok(&["run", "-d", "--name", &name, "busybox", "sleep", "4711"]);
                     // Half are removed while the others are still starting.
                     if i % 2 == 0 {
                         w.ok(&["rm", "-f", &name]);
@@ -732,11 +733,11 @@ fn fifty_concurrent_run_d_and_rm_f_account_for_every_container() {
     });
     assert!(w.ok(&["ps", "-a", "-q"]).is_empty());
     let deadline = Instant::now() + Duration::from_secs(30);
-    while pgrep("sleep 120") {
+    while pgrep("sleep 4711") {
         if Instant::now() > deadline {
             // Who is left, and whose child: for the report.
             let ps = Command::new("sh")
-                .args(["-c", "for p in $(pgrep -f 'sleep 120'); do ps -o pid,ppid,stat,etime,args -p $p --no-headers; ps -o pid,args -p $(ps -o ppid= -p $p) --no-headers; done"])
+                .args(["-c", "for p in $(pgrep -f 'sleep 4711'); do ps -o pid,ppid,stat,etime,args -p $p --no-headers; ps -o pid,args -p $(ps -o ppid= -p $p) --no-headers; done"])
                 .output()
                 .unwrap();
             panic!(
