@@ -24,6 +24,23 @@ pub fn bin(name: &str) -> PathBuf {
     bin_dir().join(name)
 }
 
+/// `wharf inspect NAME` (a container or an image) as JSON.
+pub fn inspect(w: &Wharf, name: &str) -> serde_json::Value {
+    serde_json::from_str(&w.ok(&["inspect", name])).unwrap()
+}
+
+/// Wait until `cond` holds (or fail after `secs`).
+pub fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A path as a command-line argument.
 pub fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()

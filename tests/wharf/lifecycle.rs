@@ -9,20 +9,6 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use crate::native::{assert_clean, busybox, serial};
 
-/// `wharf inspect ID` as JSON.
-fn inspect(w: &Wharf, id: &str) -> serde_json::Value {
-    serde_json::from_str(&w.ok(&["inspect", id])).unwrap()
-}
-
-/// Wait until `cond` holds (or fail after `secs`).
-fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn status_of(w: &Wharf, id: &str) -> String {
     inspect(w, id)["State"]["Status"]
         .as_str()

@@ -2,10 +2,6 @@
 
 use crate::common::*;
 
-fn inspect(w: &Wharf, image: &str) -> serde_json::Value {
-    serde_json::from_str(&w.ok(&["inspect", image])).unwrap()
-}
-
 #[test]
 fn a_core_module_becomes_a_wasip1_artifact() {
     let w = Wharf::new();

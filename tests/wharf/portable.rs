@@ -127,23 +127,6 @@ fn host_paths_work_for_root_and_volumes() {
     assert!(w.root().join("store/index.json").exists());
 }
 
-/// `wharf inspect NAME` as JSON.
-fn inspect(w: &Wharf, name: &str) -> serde_json::Value {
-    serde_json::from_str(&w.ok(&["inspect", name])).unwrap()
-}
-
-/// Wait until `cond` holds (or fail after `secs`).
-fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
 /// Kill process `pid` of the binary under test from outside, as a user would: `kill -9` on
 /// Linux, `taskkill /F` (TerminateProcess) under wine.
 fn kill_from_outside(pid: i64) {

@@ -47,6 +47,12 @@ const POOL_SLOT_BYTES: u64 = (4 << 30) + (32 << 20);
 /// pool could not even be reserved. Emulators that track reserved pages one by one
 /// (qemu-user takes ~6 MiB of memory per GiB reserved) want it small too.
 pub fn http_pool_slots() -> u32 {
+    // Read once: the engine and the server each ask.
+    static SLOTS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *SLOTS.get_or_init(pool_slots_here)
+}
+
+fn pool_slots_here() -> u32 {
     if let Some(n) = std::env::var("WHARF_HTTP_INSTANCES")
         .ok()
         .and_then(|v| v.trim().parse::<u32>().ok())
