@@ -157,26 +157,23 @@ pub fn read(
     // last complete line (a partial one is the writer's, still being written). Memory stays
     // bounded whatever the log's size: without --tail entries stream straight through; with
     // it the files are read backwards from the end, holding at most N entries.
-    let mut files: Vec<PathBuf> = (1..100)
-        .map(|n| rotated(path, n))
-        .take_while(|p| p.exists())
-        .collect();
-    files.reverse();
+    // The current file is opened first, then the rotations are opened (not just listed):
+    // a rotation while we look shifts every name by one, but an open file keeps its bytes.
     let mut current = match File::open(path) {
         Ok(f) => Some(f),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
+    let mut files = rotations(path, None, current.as_ref().and_then(file_id));
+    files.reverse();
     let complete = match current.as_mut() {
         Some(f) => complete_len(f)?,
         None => 0,
     };
     match opts.tail {
         None => {
-            for f in &files {
-                if let Ok(file) = File::open(f) {
-                    drain(&mut BufReader::new(file), &mut String::new(), &keep, out)?;
-                }
+            for file in files {
+                drain(&mut BufReader::new(file), &mut String::new(), &keep, out)?;
             }
             if let Some(f) = current.as_mut() {
                 f.seek(SeekFrom::Start(0))?;
@@ -189,14 +186,12 @@ pub fn read(
             if let Some(f) = current.as_mut() {
                 tail_entries(f, complete, n, &keep, &mut last)?;
             }
-            for f in files.iter().rev() {
+            for mut file in files.into_iter().rev() {
                 if last.len() >= n {
                     break;
                 }
-                if let Ok(mut file) = File::open(f) {
-                    let len = complete_len(&mut file)?;
-                    tail_entries(&mut file, len, n, &keep, &mut last)?;
-                }
+                let len = complete_len(&mut file)?;
+                tail_entries(&mut file, len, n, &keep, &mut last)?;
             }
             for e in last.iter().rev() {
                 out(e)?;
@@ -229,27 +224,12 @@ pub fn read(
                 // than once since we looked), oldest first, then the current one.
                 drain(r, &mut partial, &keep, out)?;
                 partial.clear();
-                // (Identified by device and inode, for this look only: a deleted rotation's
-                // inode is soon reused by a new file.)
-                let held = file_id(r.get_ref());
                 let current = File::open(path).ok();
-                let current_id = current.as_ref().and_then(file_id);
-                let mut newer = Vec::new();
-                // A rotation during this scan shifts every name by one: the same file can
-                // come up twice.
-                let mut seen = std::collections::HashSet::new();
-                for n in 1..100 {
-                    let Ok(f) = File::open(rotated(path, n)) else {
-                        break;
-                    };
-                    let id = file_id(&f);
-                    if id.is_some() && id == held {
-                        break;
-                    }
-                    if id.is_none() || (id != current_id && seen.insert(id)) {
-                        newer.push(f);
-                    }
-                }
+                let newer = rotations(
+                    path,
+                    file_id(r.get_ref()),
+                    current.as_ref().and_then(file_id),
+                );
                 for f in newer.into_iter().rev() {
                     drain(&mut BufReader::new(f), &mut String::new(), &keep, out)?;
                 }
@@ -264,6 +244,30 @@ pub fn read(
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The rotated files of the log at `path`, opened, newest first: those newer than `held`
+/// when it is given (the file a follower was reading), all of them otherwise; never
+/// `current`. A rotation during the scan shifts every name by one, so the same file can
+/// come up twice (kept once) and a name can be missing for a moment (the scan goes on past
+/// it). Files are told apart by device and inode, for this look only: a deleted
+/// rotation's inode is soon reused.
+fn rotations(path: &Path, held: Option<FileId>, current: Option<FileId>) -> Vec<File> {
+    let mut seen = std::collections::HashSet::new();
+    let mut found = Vec::new();
+    for n in 1..100 {
+        let Ok(f) = File::open(rotated(path, n)) else {
+            continue;
+        };
+        let id = file_id(&f);
+        if id.is_some() && id == held {
+            break;
+        }
+        if id.is_none() || (id != current && seen.insert(id)) {
+            found.push(f);
+        }
+    }
+    found
 }
 
 /// Bytes of `f` up to and including its last newline (a trailing partial line excluded).
@@ -355,14 +359,16 @@ fn drain(
     }
 }
 
+type FileId = (u64, u64);
+
 #[cfg(unix)]
-fn file_id(f: &File) -> Option<(u64, u64)> {
+fn file_id(f: &File) -> Option<FileId> {
     use std::os::unix::fs::MetadataExt;
     f.metadata().ok().map(|m| (m.dev(), m.ino()))
 }
 
 #[cfg(not(unix))]
-fn file_id(_: &File) -> Option<(u64, u64)> {
+fn file_id(_: &File) -> Option<FileId> {
     None
 }
 
