@@ -41,6 +41,11 @@ impl Roots {
         self.data.join("layers")
     }
 
+    /// Public keys whose signed precompiled artifacts `load --precompile` trusts.
+    pub fn trusted_keys(&self) -> PathBuf {
+        self.data().join("trusted-keys")
+    }
+
     /// wharf's cache of compiled wasm (never shared with images).
     pub fn wasm_cache(&self) -> PathBuf {
         self.data.join("cache").join("wasm")

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use wharf::backend::wasm::signed;
 use wharf::image::archive;
 
 use super::Context_;
@@ -19,6 +20,15 @@ pub struct Args {
     /// Compile the wasm images now, so their first run does not (fills wharf's cache).
     #[arg(long)]
     precompile: bool,
+    /// Take compiled code from signed artifacts (`wharf package --precompile`) instead of
+    /// compiling: a file, or a directory of `*.wharf-cwasm` files (repeatable). Only files
+    /// signed by a trusted key, for this module, wasmtime and target are taken.
+    #[arg(long, value_name = "PATH", requires = "precompile")]
+    precompiled: Vec<PathBuf>,
+    /// A public key (PEM, ed25519) whose signed artifacts are trusted (repeatable); the
+    /// keys in `<root>/trusted-keys/*.pem` are trusted too.
+    #[arg(long, value_name = "PEM", requires = "precompiled")]
+    trust_key: Vec<PathBuf>,
 }
 
 pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
@@ -26,6 +36,11 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
     if !args.input.exists() {
         anyhow::bail!("{}: no such file or directory", args.input.display());
     }
+    // Checked before anything is loaded.
+    let signed = Signed {
+        files: signed::candidates(&args.precompiled)?,
+        trusted: trusted_keys(ctx, &args.trust_key)?,
+    };
     let loaded = archive::load(&store, &args.input)
         .with_context(|| format!("loading {}", args.input.display()))?;
     for l in &loaded {
@@ -38,14 +53,50 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
     }
     if args.precompile {
         for l in &loaded {
-            precompile(ctx, &store, &l.digest)?;
+            let name = l.name.as_deref().unwrap_or(&l.digest);
+            precompile(ctx, &store, &l.digest, name, &signed, args.quiet)?;
         }
     }
     Ok(())
 }
 
-/// Compile one loaded image's module if it is a wasm image.
-pub fn precompile(ctx: &Context_, store: &wharf::image::Store, image: &str) -> anyhow::Result<()> {
+/// Signed artifacts offered with `--precompiled`, and the keys trusted to sign them.
+#[derive(Default)]
+pub struct Signed {
+    files: Vec<PathBuf>,
+    trusted: Vec<ed25519_dalek::VerifyingKey>,
+}
+
+/// The `--trust-key` files and `<root>/trusted-keys/*.pem`.
+fn trusted_keys(
+    ctx: &Context_,
+    flags: &[PathBuf],
+) -> anyhow::Result<Vec<ed25519_dalek::VerifyingKey>> {
+    let mut paths = flags.to_vec();
+    if let Ok(entries) = std::fs::read_dir(ctx.roots.trusted_keys()) {
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+            .collect();
+        found.sort();
+        paths.extend(found);
+    }
+    paths
+        .iter()
+        .map(|p| signed::verifying_key(p).map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// Compile one loaded image's module if it is a wasm image (or take its code from a signed
+/// artifact).
+pub fn precompile(
+    ctx: &Context_,
+    store: &wharf::image::Store,
+    image: &str,
+    name: &str,
+    signed: &Signed,
+    quiet: bool,
+) -> anyhow::Result<()> {
     let record = store.resolve(image)?;
     let resolved = wharf::image::resolved::ResolvedImage::new(store, record, None)?;
     let says_wasm = wharf::dispatch::decide(&resolved.facts())
@@ -56,10 +107,38 @@ pub fn precompile(ctx: &Context_, store: &wharf::image::Store, image: &str) -> a
     let opts = wharf::run::options::RunOptions::default();
     let prepared = wharf::run::prepare(store, image, &opts, None)
         .with_context(|| format!("preparing {image} for compilation"))?;
-    if let Some(module) = &prepared.wasm {
-        let n = wharf::backend::wasm::precompile(module, ctx.roots.wasm_cache())
-            .with_context(|| format!("compiling {image}"))?;
-        tracing::info!(image, compiled = n, "precompiled");
+    let Some(module) = &prepared.wasm else {
+        return Ok(());
+    };
+    let mut taken = 0;
+    let mine: Vec<&PathBuf> = signed
+        .files
+        .iter()
+        .filter(|f| signed::is_for(f, module))
+        .collect();
+    for file in &mine {
+        match signed::import(file, module, &signed.trusted, &ctx.roots.wasm_cache()) {
+            Ok(i) => {
+                taken += 1;
+                tracing::info!(file = %file.display(), variant = ?i.variant, key = i.key, "took signed compiled code");
+            }
+            Err(e) => eprintln!("wharf: warning: not used: {e}"),
+        }
+    }
+    // Whatever no artifact provided is compiled here.
+    let compiled = wharf::backend::wasm::precompile(module, ctx.roots.wasm_cache())
+        .with_context(|| format!("compiling {image}"))?;
+    if !quiet {
+        let why = if mine.is_empty() && !signed.files.is_empty() {
+            format!(
+                " (none of the {} artifacts offered is for this module on {})",
+                signed.files.len(),
+                wharf::backend::wasm::engine::target()
+            )
+        } else {
+            String::new()
+        };
+        outln!("Precompiled {name}: {taken} from signed artifacts, {compiled} compiled here{why}");
     }
     Ok(())
 }

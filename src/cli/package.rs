@@ -4,8 +4,10 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use wharf::backend::wasm::signed;
 use wharf::image::Reference;
 use wharf::image::package::{self, MAX_WASM_BYTES, PackageOptions};
+use wharf::run::WasmModule;
 
 use super::Context_;
 
@@ -26,6 +28,17 @@ pub struct Args {
     /// Default environment variable KEY=VALUE (repeatable).
     #[arg(short, long, value_name = "KEY=VALUE")]
     env: Vec<String>,
+    /// Also compile the module for another host (a target triple such as
+    /// aarch64-unknown-linux-musl, repeatable) into signed artifacts that `wharf load
+    /// --precompile --precompiled` takes there instead of compiling.
+    #[arg(long, value_name = "TARGET", requires = "sign_key")]
+    precompile: Vec<String>,
+    /// The ed25519 private key (PEM, `openssl genpkey -algorithm ed25519`) that signs them.
+    #[arg(long, value_name = "PEM", requires = "precompile")]
+    sign_key: Option<PathBuf>,
+    /// Where the signed artifacts go.
+    #[arg(long, value_name = "DIR", default_value = ".", requires = "precompile")]
+    precompiled_dir: PathBuf,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -46,6 +59,15 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
         ),
         many => Some(many.to_vec()),
     };
+    // Every target and the key are checked before anything is written.
+    let key = args
+        .sign_key
+        .as_deref()
+        .map(signed::signing_key)
+        .transpose()?;
+    for t in &args.precompile {
+        signed::parse_target(t)?;
+    }
     let store = ctx.store()?;
     let opts = PackageOptions {
         compat: args.compat,
@@ -55,10 +77,42 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
     };
     let done = package::package(&store, &bytes, &name, &opts)
         .with_context(|| format!("packaging {}", args.file.display()))?;
+    let mut artifacts = Vec::new();
+    if let Some(key) = &key {
+        let module = WasmModule::from_bytes(bytes, None)?;
+        for t in &args.precompile {
+            artifacts.extend(
+                signed::export(
+                    &module,
+                    t,
+                    key,
+                    &args.precompiled_dir,
+                    &ctx.roots.wasm_cache(),
+                )
+                .with_context(|| format!("compiling {} for {t}", args.file.display()))?,
+            );
+        }
+    }
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&done)?);
+        let mut v = serde_json::to_value(&done)?;
+        if !artifacts.is_empty() {
+            v["Precompiled"] = serde_json::to_value(&artifacts)?;
+        }
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         outln!("{} ({}, {})", done.reference, done.os, done.digest);
+        for a in &artifacts {
+            outln!(
+                "signed {} code for {}: {} ({} bytes)",
+                match a.variant {
+                    signed::Variant::Command => "command",
+                    signed::Variant::Serving => "wasi:http serving",
+                },
+                a.target,
+                a.path.display(),
+                a.bytes
+            );
+        }
     }
     Ok(())
 }

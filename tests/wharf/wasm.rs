@@ -684,3 +684,225 @@ fn invoke_calls_one_export_of_a_module_or_component() {
     let e = w.fails(&["run", "--invoke", "add(x, 1)", &wat], 125);
     assert!(e.contains("\"x\" is not a i32"), "{e}");
 }
+
+/// Every target wharf is built for (CI runs this test with each binary that can run here).
+const TARGETS: [&str; 4] = [
+    "x86_64-unknown-linux-gnu",
+    "x86_64-unknown-linux-musl",
+    "aarch64-unknown-linux-musl",
+    "x86_64-pc-windows-gnu",
+];
+
+/// An ed25519 key pair made by openssl (not by wharf): (private, public) PEM paths.
+fn openssl_key(w: &Wharf, name: &str) -> (String, String) {
+    let (private, public) = (
+        w.path(&format!("{name}.pem")),
+        w.path(&format!("{name}.pub.pem")),
+    );
+    sh(Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&private));
+    sh(Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&private)
+        .arg("-out")
+        .arg(&public));
+    (s(&private), s(&public))
+}
+
+#[test]
+fn code_compiled_on_another_host_is_taken_only_as_a_trusted_signed_artifact() {
+    // The build box compiles hello.wasm for every target and signs the code.
+    let build = Wharf::new();
+    let (key, public) = openssl_key(&build, "build");
+    let art = build.path("artifacts");
+    let hello = wasm("hello.wasm");
+    let mut args = vec!["package", &hello, "-t", "hello:1"];
+    for t in TARGETS {
+        args.extend(["--precompile", t]);
+    }
+    let art_s = s(&art);
+    args.extend(["--sign-key", &key, "--precompiled-dir", &art_s]);
+    let out = build.ok(&args);
+    assert_eq!(out.matches("signed command code for").count(), 4, "{out}");
+    let archive = s(&build.path("hello.tar"));
+    build.ok(&["save", "-o", &archive, "hello:1"]);
+    let artifacts = walk(&art);
+    assert_eq!(artifacts.len(), 4, "{artifacts:?}");
+
+    let cwasm = |w: &Wharf| {
+        walk(&w.root().join("cache/wasm"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .collect::<Vec<_>>()
+    };
+    // The edge box trusts the build key: it takes its artifact and compiles nothing.
+    let edge = Wharf::new();
+    let load = |w: &Wharf, extra: &[&str]| {
+        let mut a = vec![
+            "load",
+            "-i",
+            &archive,
+            "--precompile",
+            "--precompiled",
+            &art_s,
+        ];
+        a.extend(extra);
+        run(w, &a)
+    };
+    let (code, out, err) = load(&edge, &["--trust-key", &public]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "Precompiled docker.io/library/hello:1: 1 from signed artifacts, 0 compiled here"
+        ),
+        "{out}\n{err}"
+    );
+    let entries = cwasm(&edge);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = std::fs::read(&entries[0]).unwrap();
+    assert!(
+        artifacts
+            .iter()
+            .any(|a| std::fs::read(a).unwrap().ends_with(&entry)),
+        "the cache entry is the signed code itself"
+    );
+    let modified = std::fs::metadata(&entries[0]).unwrap().modified().unwrap();
+    let (code, out, err) = run(&edge, &["run", "--rm", "hello:1"]);
+    assert_eq!(
+        (code, out.lines().next()),
+        (0, Some("hello from wasm")),
+        "{err}"
+    );
+    assert_eq!(cwasm(&edge), entries, "the run compiled nothing");
+    assert_eq!(
+        std::fs::metadata(&entries[0]).unwrap().modified().unwrap(),
+        modified,
+        "the run used the signed code, not a new compile"
+    );
+
+    // A key in <root>/trusted-keys is trusted too.
+    let edge = Wharf::new();
+    std::fs::create_dir_all(edge.root().join("trusted-keys")).unwrap();
+    std::fs::copy(&public, edge.root().join("trusted-keys/build.pem")).unwrap();
+    let (code, out, err) = load(&edge, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(": 1 from signed artifacts, 0 compiled here"),
+        "{out}\n{err}"
+    );
+
+    // Another key: refused by name, compiled here instead.
+    let edge = Wharf::new();
+    let (_, stranger) = openssl_key(&edge, "stranger");
+    let (code, out, err) = load(&edge, &["--trust-key", &stranger]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("which this host does not trust"), "{err}");
+    assert!(
+        out.contains(": 0 from signed artifacts, 1 compiled here"),
+        "{out}"
+    );
+    assert_eq!(run(&edge, &["run", "--rm", "hello:1"]).0, 0);
+
+    // Altered code: refused as not what was signed.
+    let tampered = build.path("tampered");
+    std::fs::create_dir_all(&tampered).unwrap();
+    for a in &artifacts {
+        let mut bytes = std::fs::read(a).unwrap();
+        let n = bytes.len();
+        bytes[n - 100] ^= 0x40;
+        std::fs::write(tampered.join(a.file_name().unwrap()), bytes).unwrap();
+    }
+    let edge = Wharf::new();
+    let (code, out, err) = run(
+        &edge,
+        &[
+            "load",
+            "-i",
+            &archive,
+            "--precompile",
+            "--precompiled",
+            &s(&tampered),
+            "--trust-key",
+            &public,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("is not what was signed"), "{err}");
+    assert!(
+        out.contains(": 0 from signed artifacts, 1 compiled here"),
+        "{out}"
+    );
+
+    // Artifacts for another module are not this one's.
+    let edge = Wharf::new();
+    let other = s(&edge.path("other.tar"));
+    build.ok(&["package", &wasm("p2-command.wasm"), "-t", "other"]);
+    build.ok(&["save", "-o", &other, "other"]);
+    let (code, out, err) = run(
+        &edge,
+        &[
+            "load",
+            "-i",
+            &other,
+            "--precompile",
+            "--precompiled",
+            &art_s,
+            "--trust-key",
+            &public,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("0 from signed artifacts, 1 compiled here (none of the 4 artifacts offered is for this module"), "{out}");
+
+    // Bad flags are refused before anything is loaded.
+    let edge = Wharf::new();
+    let err = edge.fails(
+        &[
+            "load",
+            "-i",
+            &archive,
+            "--precompile",
+            "--precompiled",
+            &art_s,
+            "--trust-key",
+            &key,
+        ],
+        125,
+    );
+    assert!(err.contains("not an ed25519 public key"), "{err}");
+    let missing = s(&edge.path("missing"));
+    let err = edge.fails(
+        &[
+            "load",
+            "-i",
+            &archive,
+            "--precompile",
+            "--precompiled",
+            &missing,
+            "--trust-key",
+            &public,
+        ],
+        125,
+    );
+    assert!(err.contains("missing"), "{err}");
+    assert!(edge.images().is_empty());
+    let err = build.fails(
+        &[
+            "package",
+            &wasm("hello.wasm"),
+            "-t",
+            "riscv",
+            "--precompile",
+            "riscv64gc-unknown-linux-gnu",
+            "--sign-key",
+            &key,
+        ],
+        125,
+    );
+    assert!(
+        err.contains("unknown target \"riscv64gc-unknown-linux-gnu\""),
+        "{err}"
+    );
+    assert!(!build.ok(&["images"]).contains("riscv"));
+}

@@ -84,7 +84,18 @@ pub struct EngineOptions {
 /// below the native one. Wasm threads are off because wharf builds wasmtime without its
 /// `threads` feature: shared memories would bypass the store limiter.
 pub fn engine(opts: EngineOptions) -> Result<Engine, WasmError> {
+    engine_for(opts, None)
+}
+
+/// An engine like [`engine`]'s that compiles for `target` (a triple), not this host: its
+/// code is for [`super::signed`], never run here.
+pub fn engine_for(opts: EngineOptions, target: Option<&str>) -> Result<Engine, WasmError> {
     let mut config = Config::new();
+    if let Some(t) = target {
+        config
+            .target(t)
+            .map_err(|e| WasmError::Engine(format!("target {t}: {e:#}")))?;
+    }
     config
         .epoch_interruption(true)
         .consume_fuel(opts.fuel)
@@ -193,10 +204,19 @@ impl Cache {
         }
         let path = self.path(engine, module);
         if self.is_ours(&path) {
-            match deserialize(engine, module.kind, &path) {
+            // Mapping the file can fail where the entry itself is fine (a cache on a noexec
+            // mount; wine refuses to protect a file view): then it is read into memory.
+            let mapped = deserialize(engine, module.kind, &path);
+            let loaded = mapped.or_else(|mapping| {
+                tracing::debug!(path = %path.display(), error = format!("{mapping:#}"), "cannot map cache entry: reading it");
+                std::fs::read(&path)
+                    .map_err(wasmtime::Error::from)
+                    .and_then(|bytes| deserialize_bytes(engine, module.kind, &bytes))
+            });
+            match loaded {
                 Ok(c) => return Ok(c),
                 Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable cache entry");
+                    tracing::warn!(path = %path.display(), error = format!("{e:#}"), "discarding unusable cache entry");
                     let _ = std::fs::remove_file(&path);
                 }
             }
@@ -245,8 +265,8 @@ fn deserialize(engine: &Engine, kind: WasmKind, path: &Path) -> wasmtime::Result
 }
 
 fn deserialize_bytes(engine: &Engine, kind: WasmKind, bytes: &[u8]) -> wasmtime::Result<Compiled> {
-    // SAFETY: the bytes were read by the runtime from wharf's own cache directory (an entry
-    // `Cache::store` wrote, checked with `is_recorded` in `Cache::read_entry`), keyed by this
+    // SAFETY: the bytes were read from wharf's own cache directory (an entry
+    // `Cache::store` wrote, checked with `is_recorded` first), keyed by this
     // engine's compatibility hash; nothing from an image is ever deserialised. wasmtime
     // checks the header and engine compatibility before using them.
     Ok(match kind {

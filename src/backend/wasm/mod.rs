@@ -9,6 +9,7 @@ mod ctx;
 pub mod engine;
 mod http;
 pub mod limits;
+pub mod signed;
 mod stdio;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
