@@ -712,8 +712,15 @@ fn openssl_key(w: &Wharf, name: &str) -> (String, String) {
 
 #[test]
 fn code_compiled_on_another_host_is_taken_only_as_a_trusted_signed_artifact() {
-    // The build box compiles hello.wasm for every target and signs the code.
+    // The build box (this machine's own build of wharf, whatever binary is under test: the
+    // edge box below) compiles hello.wasm for every target and signs the code.
     let build = Wharf::new();
+    let on_build_box = |args: &[&str]| {
+        sh(Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .arg("--root")
+            .arg(build.root())
+            .args(args))
+    };
     let (key, public) = openssl_key(&build, "build");
     let art = build.path("artifacts");
     let hello = wasm("hello.wasm");
@@ -723,10 +730,10 @@ fn code_compiled_on_another_host_is_taken_only_as_a_trusted_signed_artifact() {
     }
     let art_s = s(&art);
     args.extend(["--sign-key", &key, "--precompiled-dir", &art_s]);
-    let out = build.ok(&args);
+    let out = on_build_box(&args);
     assert_eq!(out.matches("signed command code for").count(), 4, "{out}");
     let archive = s(&build.path("hello.tar"));
-    build.ok(&["save", "-o", &archive, "hello:1"]);
+    on_build_box(&["save", "-o", &archive, "hello:1"]);
     let artifacts = walk(&art);
     assert_eq!(artifacts.len(), 4, "{artifacts:?}");
 
@@ -837,8 +844,8 @@ fn code_compiled_on_another_host_is_taken_only_as_a_trusted_signed_artifact() {
     // Artifacts for another module are not this one's.
     let edge = Wharf::new();
     let other = s(&edge.path("other.tar"));
-    build.ok(&["package", &wasm("p2-command.wasm"), "-t", "other"]);
-    build.ok(&["save", "-o", &other, "other"]);
+    on_build_box(&["package", &wasm("p2-command.wasm"), "-t", "other"]);
+    on_build_box(&["save", "-o", &other, "other"]);
     let (code, out, err) = run(
         &edge,
         &[

@@ -364,6 +364,48 @@ mod tests {
         assert_ne!(Cache::key(&fuel, &module("a")), key);
     }
 
+    /// A cache on a `noexec` mount cannot be mapped executable: the entry is read instead,
+    /// not compiled again on every run.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_cache_on_a_noexec_mount_is_read_not_recompiled() {
+        use std::os::unix::fs::MetadataExt;
+        use std::process::Command;
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "noexec,size=16m", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(
+            mounted.success(),
+            "this test needs root (as the native tests do)"
+        );
+        struct Unmount<'a>(&'a Path);
+        impl Drop for Unmount<'_> {
+            fn drop(&mut self) {
+                let _ = Command::new("umount").arg(self.0).status();
+            }
+        }
+        let _unmount = Unmount(dir.path());
+        let cache = Cache::new(dir.path().join("cache"));
+        let engine = engine(EngineOptions::default()).unwrap();
+        let a = module("a");
+        let t = Duration::from_secs(60);
+        assert_eq!(exports(&cache.load(&engine, &a, t).unwrap()), ["a"]);
+        let path = cache.path(&engine, &a);
+        let before = std::fs::metadata(&path).unwrap();
+        // Mapping fails here (the first attempt proves it), reading works.
+        assert!(deserialize(&engine, WasmKind::Module, &path).is_err());
+        assert_eq!(exports(&cache.load(&engine, &a, t).unwrap()), ["a"]);
+        let after = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            (before.ino(), before.ctime_nsec()),
+            (after.ino(), after.ctime_nsec()),
+            "the entry was used, not replaced"
+        );
+    }
+
     #[test]
     fn a_tampered_cache_entry_is_never_run() {
         let dir = tempfile::tempdir().unwrap();
