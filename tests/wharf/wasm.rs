@@ -710,6 +710,13 @@ fn openssl_key(w: &Wharf, name: &str) -> (String, String) {
     (s(&private), s(&public))
 }
 
+/// `load -i ARCHIVE --precompile --precompiled FROM [--trust-key KEY]`.
+fn load_args<'a>(archive: &'a str, from: &'a str, key: Option<&'a str>) -> Vec<&'a str> {
+    let mut a = vec!["load", "-i", archive, "--precompile", "--precompiled", from];
+    a.extend(key.into_iter().flat_map(|k| ["--trust-key", k]));
+    a
+}
+
 #[test]
 fn code_compiled_on_another_host_is_taken_only_as_a_trusted_signed_artifact() {
     // The build box (this machine's own build of wharf, whatever binary is under test: the
@@ -745,19 +752,8 @@ fn code_compiled_on_another_host_is_taken_only_as_a_trusted_signed_artifact() {
     };
     // The edge box trusts the build key: it takes its artifact and compiles nothing.
     let edge = Wharf::new();
-    let load = |w: &Wharf, extra: &[&str]| {
-        let mut a = vec![
-            "load",
-            "-i",
-            &archive,
-            "--precompile",
-            "--precompiled",
-            &art_s,
-        ];
-        a.extend(extra);
-        run(w, &a)
-    };
-    let (code, out, err) = load(&edge, &["--trust-key", &public]);
+    let load = |w: &Wharf, key: Option<&str>| run(w, &load_args(&archive, &art_s, key));
+    let (code, out, err) = load(&edge, Some(&public));
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains(
@@ -792,7 +788,7 @@ fn code_compiled_on_another_host_is_taken_only_as_a_trusted_signed_artifact() {
     let edge = Wharf::new();
     std::fs::create_dir_all(edge.root().join("trusted-keys")).unwrap();
     std::fs::copy(&public, edge.root().join("trusted-keys/build.pem")).unwrap();
-    let (code, out, err) = load(&edge, &[]);
+    let (code, out, err) = load(&edge, None);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains(": 1 from signed artifacts, 0 compiled here"),
@@ -802,7 +798,7 @@ fn code_compiled_on_another_host_is_taken_only_as_a_trusted_signed_artifact() {
     // Another key: refused by name, compiled here instead.
     let edge = Wharf::new();
     let (_, stranger) = openssl_key(&edge, "stranger");
-    let (code, out, err) = load(&edge, &["--trust-key", &stranger]);
+    let (code, out, err) = load(&edge, Some(&stranger));
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("which this host does not trust"), "{err}");
     assert!(
@@ -821,19 +817,7 @@ fn code_compiled_on_another_host_is_taken_only_as_a_trusted_signed_artifact() {
         std::fs::write(tampered.join(a.file_name().unwrap()), bytes).unwrap();
     }
     let edge = Wharf::new();
-    let (code, out, err) = run(
-        &edge,
-        &[
-            "load",
-            "-i",
-            &archive,
-            "--precompile",
-            "--precompiled",
-            &s(&tampered),
-            "--trust-key",
-            &public,
-        ],
-    );
+    let (code, out, err) = run(&edge, &load_args(&archive, &s(&tampered), Some(&public)));
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("is not what was signed"), "{err}");
     assert!(
@@ -846,52 +830,16 @@ fn code_compiled_on_another_host_is_taken_only_as_a_trusted_signed_artifact() {
     let other = s(&edge.path("other.tar"));
     on_build_box(&["package", &wasm("p2-command.wasm"), "-t", "other"]);
     on_build_box(&["save", "-o", &other, "other"]);
-    let (code, out, err) = run(
-        &edge,
-        &[
-            "load",
-            "-i",
-            &other,
-            "--precompile",
-            "--precompiled",
-            &art_s,
-            "--trust-key",
-            &public,
-        ],
-    );
+    let (code, out, err) = run(&edge, &load_args(&other, &art_s, Some(&public)));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("0 from signed artifacts, 1 compiled here (none of the 4 artifacts offered is for this module"), "{out}");
 
     // Bad flags are refused before anything is loaded.
     let edge = Wharf::new();
-    let err = edge.fails(
-        &[
-            "load",
-            "-i",
-            &archive,
-            "--precompile",
-            "--precompiled",
-            &art_s,
-            "--trust-key",
-            &key,
-        ],
-        125,
-    );
+    let err = edge.fails(&load_args(&archive, &art_s, Some(&key)), 125);
     assert!(err.contains("not an ed25519 public key"), "{err}");
     let missing = s(&edge.path("missing"));
-    let err = edge.fails(
-        &[
-            "load",
-            "-i",
-            &archive,
-            "--precompile",
-            "--precompiled",
-            &missing,
-            "--trust-key",
-            &public,
-        ],
-        125,
-    );
+    let err = edge.fails(&load_args(&archive, &missing, Some(&public)), 125);
     assert!(err.contains("missing"), "{err}");
     assert!(edge.images().is_empty());
     let err = build.fails(
