@@ -361,30 +361,18 @@ fn drain(
 
 type FileId = (u64, u64);
 
-#[cfg(unix)]
 fn file_id(f: &File) -> Option<FileId> {
-    use std::os::unix::fs::MetadataExt;
-    f.metadata().ok().map(|m| (m.dev(), m.ino()))
+    crate::sys::file_id(f)
 }
 
-#[cfg(not(unix))]
-fn file_id(_: &File) -> Option<FileId> {
-    None
-}
-
-#[cfg(unix)]
+/// Whether the file at `path` is no longer `file` (renamed away and replaced), or was
+/// truncated (rotation with one file).
 fn is_replaced(file: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.ino() != b.ino() || a.dev() != b.dev() || b.len() < a.len(),
-        _ => false,
-    }
-}
-
-#[cfg(not(unix))]
-fn is_replaced(file: &File, path: &Path) -> bool {
-    match (file.metadata(), fs::metadata(path)) {
-        (Ok(a), Ok(b)) => b.len() < a.len(),
+    let Ok(now) = File::open(path) else {
+        return false;
+    };
+    match (file.metadata(), now.metadata()) {
+        (Ok(a), Ok(b)) => file_id(file) != file_id(&now) || b.len() < a.len(),
         _ => false,
     }
 }

@@ -282,6 +282,13 @@ pub fn file_identity(m: &std::fs::Metadata) -> Vec<i64> {
     ]
 }
 
+/// Which file an open file is (device, inode), among the files of one directory, to tell a
+/// renamed file from its successor.
+pub fn file_id(f: &std::fs::File) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    f.metadata().ok().map(|m| (m.dev(), m.ino()))
+}
+
 /// How many bits of user address space this process has (47 on x86_64, 39 to 48 on
 /// arm64 depending on the kernel): from the top of its stack, which Linux places at the
 /// top of the user address space.

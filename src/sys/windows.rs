@@ -378,6 +378,27 @@ pub fn free_space(_: &Dir) -> Option<(u64, u64)> {
     None
 }
 
+/// Which file an open file is, among the files of one directory, to tell a renamed file
+/// from its successor: (0, file index). The volume serial number is left out: every file
+/// compared is on one volume, and wine reports 0 for it once a file has been renamed
+/// (its handle's path is gone), which made a renamed file look like another one.
+pub fn file_id(f: &std::fs::File) -> Option<(u64, u64)> {
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::Storage::FileSystem::{
+        BY_HANDLE_FILE_INFORMATION, GetFileInformationByHandle,
+    };
+    // SAFETY: an all-zero BY_HANDLE_FILE_INFORMATION is a valid value (plain integers).
+    let mut info: BY_HANDLE_FILE_INFORMATION = unsafe { std::mem::zeroed() };
+    // SAFETY: the handle is `f`'s, open for the whole call; `info` is a valid out pointer.
+    let ok = unsafe { GetFileInformationByHandle(f.as_raw_handle() as _, &mut info) };
+    (ok != 0).then(|| {
+        (
+            0,
+            (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow),
+        )
+    })
+}
+
 /// What identifies a file's content without reading it: nothing on Windows, where every
 /// time stamp can be set back by the file's owner; files given by path are hashed on every
 /// run there (store blobs are named by their digest and need no identity).

@@ -286,3 +286,63 @@ fn detached_wasm_containers_live_the_same_lifecycle_on_every_host() {
     w.ok(&["rm", "spin", "flaky", "orphan"]);
     assert!(w.ok(&["ps", "-a", "-q"]).trim().is_empty());
 }
+
+/// `logs -f` of a container whose json-file log rotates dozens of times while it is followed
+/// (1000 lines of ~80-byte entries, 4 KiB per file): every line exactly once, in order. On
+/// Windows the follower tells files apart by volume serial and file index.
+#[test]
+fn logs_follow_a_log_that_rotates_while_it_is_read() {
+    let w = Wharf::new();
+    let id = w
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "chatty",
+            "--log-opt",
+            "max-size=4k",
+            "--log-opt",
+            "max-file=100",
+            &wasm("chatty.wat"),
+        ])
+        .trim()
+        .to_string();
+    let follower = w
+        .cmd(&["logs", "-f", "chatty"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let followed = follower.wait_with_output().unwrap();
+    let expected: Vec<String> = (0..1000).map(|i| format!("line {i:04}")).collect();
+    let lines = |out: &[u8]| {
+        String::from_utf8_lossy(out)
+            .lines()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let seen = lines(&followed.stdout);
+    assert!(
+        seen == expected,
+        "followed {} lines, first {:?}, last {:?}; stderr: {}",
+        seen.len(),
+        seen.first(),
+        seen.last(),
+        String::from_utf8_lossy(&followed.stderr)
+    );
+    assert_eq!(w.ok(&["wait", "chatty"]).trim(), "0");
+    let rotated = std::fs::read_dir(w.root().join("containers").join(&id))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("-json.log.")
+        })
+        .count();
+    assert!(rotated >= 10, "the log rotated {rotated} times");
+    // And read afterwards, whole.
+    assert_eq!(lines(w.ok(&["logs", "chatty"]).as_bytes()), expected);
+    w.ok(&["rm", "chatty"]);
+}

@@ -356,7 +356,11 @@ fn read(path: &Path) -> Result<(Header, Vec<u8>), SignedError> {
         path: name.clone(),
         reason: e.to_string(),
     })?;
-    Ok((header, rest[end + 1..].to_vec()))
+    // The code is what follows, moved down in place (no second copy of a large file).
+    let code_at = MAGIC.len() + end + 1;
+    let mut bytes = bytes;
+    bytes.drain(..code_at);
+    Ok((header, bytes))
 }
 
 /// What [`import`] did with one file.
