@@ -65,9 +65,11 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
         .as_deref()
         .map(signed::signing_key)
         .transpose()?;
-    for t in &args.precompile {
-        signed::parse_target(t)?;
-    }
+    let targets = args
+        .precompile
+        .iter()
+        .map(|t| signed::parse_target(t))
+        .collect::<Result<Vec<_>, _>>()?;
     let store = ctx.store()?;
     let opts = PackageOptions {
         compat: args.compat,
@@ -77,22 +79,23 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
     };
     let done = package::package(&store, &bytes, &name, &opts)
         .with_context(|| format!("packaging {}", args.file.display()))?;
-    let mut artifacts = Vec::new();
-    if let Some(key) = &key {
-        let module = WasmModule::from_bytes(bytes, None)?;
-        for t in &args.precompile {
-            artifacts.extend(
-                signed::export(
-                    &module,
-                    t,
-                    key,
-                    &args.precompiled_dir,
-                    &ctx.roots.wasm_cache(),
-                )
-                .with_context(|| format!("compiling {} for {t}", args.file.display()))?,
-            );
-        }
-    }
+    let artifacts = match &key {
+        Some(key) => signed::export(
+            &WasmModule::from_bytes(bytes, None)?,
+            &targets,
+            key,
+            &args.precompiled_dir,
+            &ctx.roots.wasm_cache(),
+        )
+        .with_context(|| {
+            format!(
+                "compiling {} for {}",
+                args.file.display(),
+                args.precompile.join(", ")
+            )
+        })?,
+        None => Vec::new(),
+    };
     if args.json {
         let mut v = serde_json::to_value(&done)?;
         if !artifacts.is_empty() {

@@ -54,6 +54,14 @@ impl WasmKind {
         }
     }
 
+    /// The kind's name, as its JSON spelling (`module`, `component`).
+    pub fn name(self) -> &'static str {
+        match self {
+            WasmKind::Module => "module",
+            WasmKind::Component => "component",
+        }
+    }
+
     /// The artifact `os` for this kind.
     pub fn os(self) -> &'static str {
         match self {

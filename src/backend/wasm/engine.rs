@@ -161,11 +161,11 @@ impl Cache {
             target(),
             h.finish()
         );
-        let kind = match module.kind {
-            WasmKind::Module => "module",
-            WasmKind::Component => "component",
-        };
-        format!("{engine_key}/{}.{kind}.cwasm", module.digest.digest())
+        format!(
+            "{engine_key}/{}.{}.cwasm",
+            module.digest.digest(),
+            module.kind.name()
+        )
     }
 
     fn path(&self, engine: &Engine, module: &WasmModule) -> PathBuf {

@@ -25,6 +25,7 @@ use wasmtime::Engine;
 
 use super::engine::{self, Cache, Compiled, EngineOptions};
 use super::{DEFAULT_COMPILE_TIMEOUT, WasmError, http};
+use crate::image::blob::digest_of;
 use crate::image::package::WasmKind;
 use crate::run::WasmModule;
 
@@ -92,6 +93,14 @@ pub enum Variant {
 }
 
 impl Variant {
+    /// The variant's name, as its JSON spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Command => "command",
+            Variant::Serving => "serving",
+        }
+    }
+
     fn options(self) -> EngineOptions {
         EngineOptions {
             fuel: false,
@@ -122,17 +131,15 @@ pub struct Header {
 impl Header {
     /// The bytes signed: every field but the signature, in a fixed order.
     fn statement(&self) -> Vec<u8> {
-        let kind = match self.kind {
-            WasmKind::Module => "module",
-            WasmKind::Component => "component",
-        };
-        let variant = match self.variant {
-            Variant::Command => "command",
-            Variant::Serving => "serving",
-        };
         format!(
-            "wharf-precompiled v1\nwasmtime {}\ntarget {}\nkind {kind}\nvariant {variant}\nmodule {}\nartifact {}\nkey {}\n",
-            self.wasmtime, self.target, self.module, self.artifact, self.key
+            "wharf-precompiled v1\nwasmtime {}\ntarget {}\nkind {}\nvariant {}\nmodule {}\nartifact {}\nkey {}\n",
+            self.wasmtime,
+            self.target,
+            self.kind.name(),
+            self.variant.name(),
+            self.module,
+            self.artifact,
+            self.key
         )
         .into_bytes()
     }
@@ -141,10 +148,6 @@ impl Header {
 /// A short name for a public key: the first 16 hex digits of the sha256 of its 32 bytes.
 pub fn key_id(key: &VerifyingKey) -> String {
     hex::encode(&Sha256::digest(key.as_bytes())[..8])
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// A private key from a PKCS#8 PEM file.
@@ -182,9 +185,17 @@ fn read_small(path: &Path) -> Result<String, SignedError> {
     std::fs::read_to_string(path).map_err(io)
 }
 
-/// `target` as wharf names targets (`arch-os-env`), and as a triple Cranelift takes. Takes
-/// either spelling: `aarch64-unknown-linux-musl` or `aarch64-linux-musl`.
-pub fn parse_target(target: &str) -> Result<(String, String), SignedError> {
+/// A target to compile for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// As wharf names targets (`arch-os-env`, see [`engine::target`]).
+    pub name: String,
+    /// As Cranelift takes it (`aarch64-unknown-linux-musl`).
+    pub triple: String,
+}
+
+/// A target in either spelling: `aarch64-unknown-linux-musl` or `aarch64-linux-musl`.
+pub fn parse_target(target: &str) -> Result<Target, SignedError> {
     let unknown = || SignedError::UnknownTarget(target.to_string());
     let parts: Vec<&str> = target.split('-').collect();
     let arch = match parts.first().copied() {
@@ -204,7 +215,7 @@ pub fn parse_target(target: &str) -> Result<(String, String), SignedError> {
     if parts.len() != os_at + 1 + usize::from(parts.get(os_at + 1).is_some()) || os_at > 2 {
         return Err(unknown());
     }
-    Ok(match parts[os_at] {
+    let (name, triple) = match parts[os_at] {
         "linux" => (
             format!("{arch}-linux-{env}"),
             format!("{arch}-unknown-linux-{env}"),
@@ -214,7 +225,8 @@ pub fn parse_target(target: &str) -> Result<(String, String), SignedError> {
             format!("{arch}-pc-windows-{env}"),
         ),
         _ => (format!("{arch}-macos-none"), format!("{arch}-apple-darwin")),
-    })
+    };
+    Ok(Target { name, triple })
 }
 
 /// One artifact made by [`export`].
@@ -226,17 +238,17 @@ pub struct Exported {
     pub bytes: u64,
 }
 
-/// Compile `module` for `target` (every engine variant a run there needs: the command
-/// engine, and for a wasi:http component the serving one), sign each with `key`, and write
-/// them into `dir`. `host_cache` is this host's cache (to tell a wasi:http component).
+/// Compile `module` for each of `targets` (every engine variant a run there needs: the
+/// command engine, and for a wasi:http component the serving one), sign each with `key`,
+/// and write them into `dir`. `host_cache` is this host's cache (to tell a wasi:http
+/// component).
 pub fn export(
     module: &WasmModule,
-    target: &str,
+    targets: &[Target],
     key: &SigningKey,
     dir: &Path,
     host_cache: &Path,
 ) -> Result<Vec<Exported>, SignedError> {
-    let (short, triple) = parse_target(target)?;
     let host_engine = engine::engine(EngineOptions::default())?;
     let is_http =
         match Cache::new(host_cache).load(&host_engine, module, DEFAULT_COMPILE_TIMEOUT)? {
@@ -256,53 +268,79 @@ pub fn export(
         error,
     })?;
     let mut out = Vec::new();
-    let mut keys = Vec::new();
-    for &variant in variants {
-        let engine = engine::engine_for(variant.options(), Some(&triple))?;
-        // Engines whose settings compile the same code share a cache entry: one artifact.
-        let key_there = Cache::key(&engine, module);
-        if keys.contains(&key_there) {
-            continue;
-        }
-        keys.push(key_there);
-        let code = match module.kind {
-            WasmKind::Module => engine.precompile_module(&bytes),
-            WasmKind::Component => engine.precompile_component(&bytes),
-        }
-        .map_err(|e| WasmError::Compile(format!("{e:#}")))?;
-        let mut header = Header {
-            wasmtime: engine::wasmtime_version().to_string(),
-            target: short.clone(),
-            kind: module.kind,
-            variant,
-            module: module.digest.to_string(),
-            artifact: sha256(&code),
-            key: key_id(&key.verifying_key()),
-            signature: String::new(),
-        };
-        header.signature = hex::encode(key.sign(&header.statement()).to_bytes());
-        let name = format!(
-            "{}.{short}.{}{SUFFIX}",
-            &module.digest.digest()[..12],
-            match variant {
-                Variant::Command => "command",
-                Variant::Serving => "serving",
+    for target in targets {
+        let mut keys = Vec::new();
+        for &variant in variants {
+            let engine = engine::engine_for(variant.options(), Some(&target.triple))?;
+            // Engines whose settings compile the same code share a cache entry: one artifact.
+            let key_there = Cache::key(&engine, module);
+            if keys.contains(&key_there) {
+                continue;
             }
-        );
-        let path = dir.join(name);
-        let mut file = MAGIC.to_vec();
-        file.extend(serde_json::to_vec(&header).expect("a header serialises"));
-        file.push(b'\n');
-        file.extend(&code);
-        write_new(&path, &file)?;
-        out.push(Exported {
-            path,
-            target: short.clone(),
-            variant,
-            bytes: file.len() as u64,
-        });
+            keys.push(key_there);
+            let code = match module.kind {
+                WasmKind::Module => engine.precompile_module(&bytes),
+                WasmKind::Component => engine.precompile_component(&bytes),
+            }
+            .map_err(|e| WasmError::Compile(format!("{e:#}")))?;
+            let mut header = Header {
+                wasmtime: engine::wasmtime_version().to_string(),
+                target: target.name.clone(),
+                kind: module.kind,
+                variant,
+                module: module.digest.to_string(),
+                artifact: digest_of(&code).to_string(),
+                key: key_id(&key.verifying_key()),
+                signature: String::new(),
+            };
+            header.signature = hex::encode(key.sign(&header.statement()).to_bytes());
+            let path = dir.join(format!(
+                "{}.{}.{}{SUFFIX}",
+                &module.digest.digest()[..12],
+                target.name,
+                variant.name()
+            ));
+            let file = encode(&header, &code);
+            write_new(&path, &file)?;
+            out.push(Exported {
+                path,
+                target: target.name.clone(),
+                variant,
+                bytes: file.len() as u64,
+            });
+        }
     }
     Ok(out)
+}
+
+/// The file: the magic line, the header line, the code.
+fn encode(header: &Header, code: &[u8]) -> Vec<u8> {
+    let mut file = MAGIC.to_vec();
+    file.extend(serde_json::to_vec(header).expect("a header serialises"));
+    file.push(b'\n');
+    file.extend(code);
+    file
+}
+
+/// The header at the start of `bytes` (the whole file, or its first bytes), and where the
+/// code begins.
+fn decode_header(bytes: &[u8], name: &str) -> Result<(Header, usize), SignedError> {
+    let rest = bytes
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| SignedError::NotArtifact(name.to_string()))?;
+    let end = rest
+        .iter()
+        .take(MAX_HEADER)
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| SignedError::Header {
+            path: name.to_string(),
+            reason: "no header line".into(),
+        })?;
+    let header = serde_json::from_slice(&rest[..end]).map_err(|e| SignedError::Header {
+        path: name.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok((header, MAGIC.len() + end + 1))
 }
 
 /// Write through a temporary file, so a failed write leaves nothing half-written.
@@ -340,25 +378,9 @@ fn read(path: &Path) -> Result<(Header, Vec<u8>), SignedError> {
             reason: format!("{len} bytes is more than a compiled module may be"),
         });
     }
-    let bytes = std::fs::read(path).map_err(io)?;
-    let rest = bytes
-        .strip_prefix(MAGIC)
-        .ok_or_else(|| SignedError::NotArtifact(name.clone()))?;
-    let end = rest
-        .iter()
-        .take(MAX_HEADER)
-        .position(|&b| b == b'\n')
-        .ok_or_else(|| SignedError::Header {
-            path: name.clone(),
-            reason: "no header line".into(),
-        })?;
-    let header: Header = serde_json::from_slice(&rest[..end]).map_err(|e| SignedError::Header {
-        path: name.clone(),
-        reason: e.to_string(),
-    })?;
+    let mut bytes = std::fs::read(path).map_err(io)?;
+    let (header, code_at) = decode_header(&bytes, &name)?;
     // The code is what follows, moved down in place (no second copy of a large file).
-    let code_at = MAGIC.len() + end + 1;
-    let mut bytes = bytes;
     bytes.drain(..code_at);
     Ok((header, bytes))
 }
@@ -379,17 +401,14 @@ pub fn is_for(path: &Path, module: &WasmModule) -> bool {
 }
 
 fn read_header_only(path: &Path) -> Option<Header> {
-    use std::io::BufRead;
     let f = std::fs::File::open(path).ok()?;
-    let mut r = std::io::BufReader::new(std::io::Read::take(f, (MAGIC.len() + MAX_HEADER) as u64));
-    let mut magic = Vec::new();
-    r.read_until(b'\n', &mut magic).ok()?;
-    if magic != MAGIC {
-        return None;
-    }
-    let mut line = Vec::new();
-    r.read_until(b'\n', &mut line).ok()?;
-    serde_json::from_slice(line.strip_suffix(b"\n")?).ok()
+    let mut start = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(f, (MAGIC.len() + MAX_HEADER) as u64),
+        &mut start,
+    )
+    .ok()?;
+    decode_header(&start, "").ok().map(|(h, _)| h)
 }
 
 /// Check the signed artifact at `path` for `module` on this host, and make it a cache entry
@@ -418,7 +437,7 @@ pub fn import(
         .ok_or_else(|| SignedError::BadSignature { path: name.clone() })?;
     key.verify_strict(&header.statement(), &signature)
         .map_err(|_| SignedError::BadSignature { path: name.clone() })?;
-    let actual = sha256(&code);
+    let actual = digest_of(&code).to_string();
     if actual != header.artifact {
         return Err(SignedError::Tampered {
             path: name,
@@ -518,7 +537,11 @@ mod tests {
 
     #[test]
     fn targets_parse_in_both_spellings() {
-        let t = |s| parse_target(s).map(|(a, b)| format!("{a} {b}")).ok();
+        let t = |s| {
+            parse_target(s)
+                .map(|t| format!("{} {}", t.name, t.triple))
+                .ok()
+        };
         assert_eq!(
             t("aarch64-unknown-linux-musl").as_deref(),
             Some("aarch64-linux-musl aarch64-unknown-linux-musl")
@@ -541,7 +564,10 @@ mod tests {
             assert!(t(bad).is_none(), "{bad}");
         }
         // This host's own name parses back to itself.
-        assert_eq!(parse_target(&engine::target()).unwrap().0, engine::target());
+        assert_eq!(
+            parse_target(&engine::target()).unwrap().name,
+            engine::target()
+        );
     }
 
     #[test]
@@ -550,8 +576,8 @@ mod tests {
         let (out, cache) = (dir.path().join("out"), dir.path().join("cache"));
         let m = module("a");
         let signer = key(1);
-        let host = engine::target();
-        let made = export(&m, &host, &signer, &out, &cache).unwrap();
+        let host = parse_target(&engine::target()).unwrap();
+        let made = export(&m, &[host], &signer, &out, &cache).unwrap();
         assert_eq!(made.len(), 1);
         let file = &made[0].path;
         assert!(is_for(file, &m));
@@ -585,12 +611,8 @@ mod tests {
             read(file).unwrap()
         };
         let other_code = [code.as_slice(), b"x"].concat();
-        header.artifact = sha256(&other_code);
-        let mut forged = MAGIC.to_vec();
-        forged.extend(serde_json::to_vec(&header).unwrap());
-        forged.push(b'\n');
-        forged.extend(&other_code);
-        std::fs::write(file, &forged).unwrap();
+        header.artifact = digest_of(&other_code).to_string();
+        std::fs::write(file, encode(&header, &other_code)).unwrap();
         let e = import(file, &m, &trusted, c.path()).unwrap_err();
         assert!(matches!(e, SignedError::BadSignature { .. }), "{e}");
         // Not an artifact at all.
@@ -617,7 +639,7 @@ mod tests {
         let m = module("a");
         let made = export(
             &m,
-            other,
+            &[parse_target(other).unwrap()],
             &key(1),
             &dir.path().join("out"),
             &dir.path().join("cache"),
