@@ -11,6 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::LogConfig;
+use crate::sys::file_id;
 
 /// Longest piece of a line one entry holds (Docker splits long lines at 16 KiB too).
 pub const MAX_ENTRY: usize = 16 << 10;
@@ -360,10 +361,6 @@ fn drain(
 }
 
 type FileId = (u64, u64);
-
-fn file_id(f: &File) -> Option<FileId> {
-    crate::sys::file_id(f)
-}
 
 /// Whether the file at `path` is no longer `file` (renamed away and replaced), or was
 /// truncated (rotation with one file).
