@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # Installs what wharf's build, demo and tests need on a fresh Debian machine (as root, or
-# with sudo): Debian packages and rustup targets. Installs only what is missing.
+# with sudo): Debian packages and rustup targets. Installs only what is missing, and only
+# what is named here: packages are installed without their recommended ones, so a package a
+# tool merely recommends (the aarch64 C library headers for gcc-aarch64-linux-gnu) is named
+# too. scripts/check-setup.sh fails when a toolchain uses a package this list does not bring.
+#
+#   scripts/setup.sh           install what is missing
+#   scripts/setup.sh --list    print the Debian packages, one a line
 set -euo pipefail
 packages=(skopeo umoci busybox-static containerd runc crun docker-registry file tar gzip
           pkg-config gcc-mingw-w64-x86-64 wine wine64 openssl apache2-utils
           podman docker.io gcc libc6-dev
           netavark aardvark-dns iptables iproute2 passt curl
-          musl-tools gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu qemu-user)
+          musl-tools gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross
+          qemu-user strace)
+if [ "${1:-}" = --list ]; then
+    printf '%s\n' "${packages[@]}"
+    exit 0
+fi
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,13 +7,16 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
+status=0
 bash scripts/setup.sh
+# Every toolchain takes its files only from packages setup.sh installs (else a machine that
+# has them by hand hides a missing step): a failure here fails the run, after the tests.
+bash scripts/check-setup.sh || status=1
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wharf/target}
 bash wasm-examples/build.sh "$repo/wasm-examples/out" >/dev/null
 export WHARF_WASM_DIR="$repo/wasm-examples/out"
 export WHARF_TEST_IMAGES="$CARGO_TARGET_DIR/test-images"
 bash tests/fixtures/make-busybox-image.sh "$WHARF_TEST_IMAGES" >/dev/null
-status=0
 # The containerd shim is its own crate in the workspace: its binary is built for the
 # integration tests, which find it beside wharf and wharf-runtime.
 cargo build -p containerd-shim-wharf

@@ -14,6 +14,7 @@ use oci_spec::runtime::{
 };
 
 pub mod security;
+pub mod sysctl;
 
 use crate::image::content::ImageConfig;
 use crate::run::options::{Network, RunOptions};
@@ -85,10 +86,16 @@ pub fn env(config: &ImageConfig, opts: &RunOptions) -> Vec<String> {
             None => (kv.clone(), String::new()),
         })
         .chain(opts.env.iter().cloned());
+    // Where each key is in `out` (a lookup, not a scan: 200 000 variables from an env file
+    // took over a minute with one).
+    let mut at: HashMap<String, usize> = HashMap::new();
     for (k, v) in pairs {
-        match out.iter_mut().find(|(ek, _)| *ek == k) {
-            Some(slot) => slot.1 = v,
-            None => out.push((k, v)),
+        match at.get(&k) {
+            Some(&i) => out[i].1 = v,
+            None => {
+                at.insert(k.clone(), out.len());
+                out.push((k, v));
+            }
         }
     }
     out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()

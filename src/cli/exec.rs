@@ -71,7 +71,12 @@ fn exec_native(
     args: Args,
     env: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
-    use wharf::backend::native::{Overrides, exec};
+    use wharf::backend::native::{Overrides, exec, seal};
+    // The process that starts the command runs from a sealed wharf (re-executing this very
+    // command line once): otherwise a `#!/proc/self/exe` program in the container would run,
+    // and could rewrite, the host's wharf (CVE-2019-5736).
+    seal::ensure_sealed()
+        .map_err(|e| anyhow::anyhow!("cannot run from a sealed copy of wharf: {e}"))?;
     let spec_path = dir.join("config.json");
     let spec: oci_spec::runtime::Spec = serde_json::from_slice(
         &std::fs::read(&spec_path)

@@ -151,7 +151,10 @@ pub fn init_logging(cli: &Cli) {
 /// Run the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let roots = cli.root.map_or_else(Roots::default_for_host, Roots::new);
-    let ctx = Context_ { roots };
+    let ctx = Context_ {
+        roots,
+        log_level: cli.log_level,
+    };
     match cli.command {
         Command::Images(a) => images::run(&ctx, a),
         Command::Rmi(a) => rmi::run(&ctx, a),
@@ -191,6 +194,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// What every command gets.
 pub struct Context_ {
     pub roots: Roots,
+    /// `--log-level` (or `WHARF_LOG`), for the wharf processes this one starts.
+    pub log_level: String,
 }
 
 impl Context_ {

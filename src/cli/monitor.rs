@@ -8,6 +8,9 @@ use super::{Context_, run};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     id: String,
+    /// (`container-run`) A foreground `wharf run --rm`: remove the record at the end.
+    #[arg(long)]
+    rm: bool,
 }
 
 pub fn monitor(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
@@ -33,6 +36,6 @@ pub fn supervise(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
         &args.id,
         None,
         ready,
-        false,
+        args.rm,
     ))
 }

@@ -13,7 +13,7 @@ use wharf::image::platform::PlatformSpec;
 use wharf::image::store::InUse;
 use wharf::run::options::{
     HealthConfig, Limits, NativeOptions, Network, PortMapping, RunOptions, Ulimit, Volume,
-    parse_duration, parse_env, parse_env_file, parse_size,
+    parse_cpus, parse_duration, parse_env, parse_env_file, parse_size,
 };
 use wharf::run::{self, Prepared, RunError};
 
@@ -118,7 +118,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pids_limit: Option<i64>,
     /// CPU limit in cores, e.g. 0.5 (native, cgroup CPU quota).
-    #[arg(long, value_name = "CORES")]
+    #[arg(long, value_parser = parse_cpus, value_name = "CORES")]
     cpus: Option<f64>,
     /// Mount a tmpfs at this path (native).
     #[arg(long, value_name = "PATH")]
@@ -176,11 +176,14 @@ pub struct Args {
     command: Vec<String>,
 }
 
+/// The largest `--env-file` read.
+const ENV_FILE_MAX: u64 = 64 << 20;
+
 impl Args {
     fn options(&self, ctx: &Context_) -> anyhow::Result<RunOptions> {
         let mut env = Vec::new();
         for f in &self.env_file {
-            let text = std::fs::read_to_string(f)
+            let text = wharf::sys::read_text_file(f, ENV_FILE_MAX)
                 .with_context(|| format!("reading --env-file {}", f.display()))?;
             env.extend(parse_env_file(&text)?);
         }
@@ -617,6 +620,12 @@ pub fn supervise(
             }
         }
     };
+    #[cfg(target_os = "linux")]
+    if prepared.decision.kind == Kind::Native
+        && let Err(e) = continue_sealed(ctx, id, remove, ready.borrow().as_ref())
+    {
+        return end(EXIT_WHARF_FAILED, Some(e));
+    }
     let opts = &record.options;
     let (net, serve_ports) = match network_up(ctx, &record, &dir, &mut prepared) {
         Ok(n) => n,
@@ -659,6 +668,43 @@ pub fn supervise(
             end(code, message)
         }
     }
+}
+
+/// Before a native container is cloned from this process: go on from a sealed wharf (see
+/// `backend::native::seal`), as `container-run ID` (this process keeps its pid, stdio and
+/// readiness pipe, so to the monitor, the record and the user nothing changes). Returns at
+/// once when this process already runs sealed (the re-executed one); otherwise only if it
+/// could not be done.
+#[cfg(target_os = "linux")]
+fn continue_sealed(
+    ctx: &Context_,
+    id: &str,
+    remove: bool,
+    ready: Option<&std::fs::File>,
+) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    if wharf::backend::native::seal::is_protected() {
+        return Ok(());
+    }
+    if let Some(r) = ready {
+        // SAFETY: F_SETFD on a descriptor this process owns; only its close-on-exec flag
+        // changes, so the re-executed process inherits it (under the same number, which
+        // the environment still names).
+        unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFD, 0) };
+    }
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--root".into(),
+        ctx.roots.data().into(),
+        "--log-level".into(),
+        ctx.log_level.clone().into(),
+        "container-run".into(),
+        id.into(),
+    ];
+    if remove {
+        args.push("--rm".into());
+    }
+    wharf::backend::native::seal::ensure_sealed_as(args)
+        .map_err(|e| format!("cannot run from a sealed copy of wharf: {e}"))
 }
 
 /// What a run holds on its network: the host ports it published.

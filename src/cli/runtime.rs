@@ -151,7 +151,7 @@ struct CreateArgs {
     /// Accepted for compatibility (wharf always uses pivot_root).
     #[arg(long)]
     no_pivot: bool,
-    /// Accepted for compatibility (no session keyring is made).
+    /// Keep the caller's session keyring (else the container gets one of its own).
     #[arg(long)]
     no_new_keyring: bool,
     /// Accepted for compatibility.
@@ -168,7 +168,7 @@ pub fn main(engine: Option<wharf::runtime::guest::Engine>) -> ExitCode {
     // so that a container reaching it through /proc/PID/exe (an entrypoint whose
     // interpreter is `#!/proc/self/exe`, CVE-2019-5736) finds a file nobody can write,
     // never the host's binary. (Re-executes once; the copy sees itself sealed.)
-    if let Err(e) = wharf::runtime::seal::ensure_sealed() {
+    if let Err(e) = wharf::backend::native::seal::ensure_sealed() {
         eprintln!("wharf-runtime: cannot run from a sealed copy of itself: {e}");
         return ExitCode::from(1);
     }
@@ -236,7 +236,7 @@ fn hand_to_engine(bundle: &std::path::Path, why: &str) -> anyhow::Error {
         );
     }
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let e = wharf::runtime::seal::exec_sealed(&wharf, "wharf-runtime".as_ref(), args);
+    let e = wharf::backend::native::seal::exec_sealed(&wharf, "wharf-runtime".as_ref(), args);
     anyhow::anyhow!("starting a sealed {}: {e}", wharf.display())
 }
 
@@ -249,6 +249,7 @@ fn run(cli: Cli, engine: Option<wharf::runtime::guest::Engine>) -> anyhow::Resul
         pid_file: a.pid_file.clone(),
         console_socket: a.console_socket.clone(),
         engine,
+        no_new_keyring: a.no_new_keyring,
     };
     if engine.is_none()
         && let Command::Create(a) | Command::Run(a) = &cli.command

@@ -2,6 +2,11 @@
 //! `${VAR:?error}`, `${VAR?error}`, `${VAR:+alternative}`, `${VAR+alternative}`, `$$` for a
 //! dollar; defaults may themselves hold variables.
 
+/// Defaults nested deeper than this are refused: each level rescans its part of the text,
+/// so a bound on the depth keeps the work linear in the text's length (and the recursion
+/// off the end of the stack: a hostile file nesting 5000 levels aborted wharf).
+const MAX_NESTING: usize = 64;
+
 /// Interpolate `text`; `lookup` gives a variable's value. Unset variables without a default
 /// become empty and are reported in `unset`.
 pub fn interpolate(
@@ -9,6 +14,20 @@ pub fn interpolate(
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut Vec<String>,
 ) -> Result<String, String> {
+    nested(text, lookup, unset, 0)
+}
+
+fn nested(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    unset: &mut Vec<String>,
+    depth: usize,
+) -> Result<String, String> {
+    if depth > MAX_NESTING {
+        return Err(format!(
+            "variables nested more than {MAX_NESTING} levels deep in an interpolation"
+        ));
+    }
     let mut out = String::new();
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
@@ -40,8 +59,11 @@ pub fn interpolate(
                         _ => {}
                     }
                 }
-                let end = end.ok_or_else(|| format!("unclosed ${{ in {text:?}"))?;
-                out.push_str(&braced(&text[start..end], lookup, unset)?);
+                let end = end.ok_or_else(|| {
+                    let shown: String = text.chars().take(80).collect();
+                    format!("unclosed ${{ in {shown:?}")
+                })?;
+                out.push_str(&braced(&text[start..end], lookup, unset, depth)?);
             }
             Some(c) if c == '_' || c.is_ascii_alphabetic() => {
                 let mut name = String::new();
@@ -68,6 +90,7 @@ fn braced(
     inner: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut Vec<String>,
+    depth: usize,
 ) -> Result<String, String> {
     let name_len = inner
         .find(|c: char| !(c == '_' || c.is_ascii_alphanumeric()))
@@ -97,7 +120,7 @@ fn braced(
         return Err(format!("invalid interpolation ${{{inner}}}"));
     };
     let text = arg;
-    let arg = |u: &mut Vec<String>| interpolate(text, lookup, u);
+    let arg = |u: &mut Vec<String>| nested(text, lookup, u, depth + 1);
     Ok(match op {
         ":-" if !nonempty => arg(unset)?,
         "-" if !set => arg(unset)?,
@@ -197,6 +220,20 @@ mod tests {
         };
         let mut unset = Vec::new();
         interpolate(text, &env, &mut unset).map(|s| (s, unset))
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_and_long_text_stays_linear() {
+        let nest = |n: usize| format!("{}x{}", "${UNSET:-".repeat(n), "}".repeat(n));
+        assert_eq!(run(&nest(MAX_NESTING)).unwrap().0, "x");
+        // 5000 levels aborted wharf with a stack overflow: now an error naming the limit.
+        let err = run(&nest(5000)).unwrap_err();
+        assert!(err.contains("nested more than 64 levels"), "{err}");
+        // Long text, wide rather than deep: one pass.
+        let wide = "${UNSET:-${PORT}} ".repeat(200_000);
+        let t = std::time::Instant::now();
+        assert_eq!(run(&wide).unwrap().0.len(), 5 * 200_000);
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

@@ -145,10 +145,11 @@ pub fn environment(
         env_files.to_vec()
     };
     for f in files {
-        let text = std::fs::read_to_string(&f).map_err(|source| ComposeError::Io {
-            path: f.clone(),
-            source,
-        })?;
+        let text =
+            crate::sys::read_text_file(&f, MAX_FILE_BYTES).map_err(|source| ComposeError::Io {
+                path: f.clone(),
+                source,
+            })?;
         for (k, v) in parse_dotenv(&text).map_err(|m| ComposeError::Invalid {
             file: f.clone(),
             message: m,
@@ -184,6 +185,10 @@ pub fn load(files: &[PathBuf], env: BTreeMap<String, String>) -> Result<Loaded, 
     })
 }
 
+/// The largest compose or `.env` file read (an `include` of `/dev/zero` must not read until
+/// memory runs out).
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
 /// One file: parsed, interpolated, its relative paths left for the caller (they are
 /// relative to the project directory, as Compose's), its `include`s merged under it.
 fn read_file(
@@ -198,10 +203,11 @@ fn read_file(
             message: "includes nest deeper than 8 files (a cycle?)".into(),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|source| ComposeError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        crate::sys::read_text_file(path, MAX_FILE_BYTES).map_err(|source| ComposeError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let mut doc: Value = serde_yaml::from_str(&text).map_err(|e| syntax(path, &e))?;
     // `<<: *anchor` merge keys, resolved per file before anything looks at the keys.
     doc.apply_merge().map_err(|e| ComposeError::Invalid {

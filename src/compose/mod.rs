@@ -524,7 +524,7 @@ impl Project {
         // line (so a changed file changes the service).
         for (path, required) in env_files(&svc["env_file"]) {
             let p = self.dir.join(&path);
-            match std::fs::read_to_string(&p) {
+            match crate::sys::read_text_file(&p, load::MAX_FILE_BYTES) {
                 Ok(text) => {
                     let vars = parse_dotenv(&text)
                         .map_err(|m| err(format!("env_file {}: {m}", p.display())))?;

@@ -13,8 +13,12 @@ use serde::{Deserialize, Serialize};
 pub enum OptionError {
     #[error("invalid size {0:?}: expected a number with an optional unit b, k, m or g (e.g. 64m)")]
     Size(String),
+    #[error("invalid size {0:?}: larger than {MAX_SIZE} bytes (8 EiB), the largest limit there is")]
+    SizeTooLarge(String),
     #[error("invalid duration {0:?}: expected e.g. 500ms, 10s, 2m or a number of seconds")]
     Duration(String),
+    #[error("invalid --cpus {value}: expected a number of CPUs from 0.01 to {available}")]
+    Cpus { value: String, available: usize },
     #[error(
         "invalid volume {0:?}: expected HOST:CONTAINER[:ro|:rw] with an absolute container path"
     )]
@@ -43,7 +47,30 @@ pub fn parse_size(s: &str) -> Result<u64, OptionError> {
     if !n.is_finite() || n <= 0.0 {
         return Err(OptionError::Size(s.to_string()));
     }
-    Ok((n * mult as f64) as u64)
+    // Not saturated to "unlimited": a limit the kernel cannot hold (cgroup limits are
+    // signed 64-bit) is refused.
+    let bytes = n * mult as f64;
+    if bytes > MAX_SIZE as f64 {
+        return Err(OptionError::SizeTooLarge(s.to_string()));
+    }
+    Ok(bytes as u64)
+}
+
+/// The largest size a limit takes (`i64::MAX`, cgroups' own bound).
+pub const MAX_SIZE: u64 = i64::MAX as u64;
+
+/// `--cpus`: a number of CPUs, from 0.01 to the CPUs this machine has (Docker's range).
+pub fn parse_cpus(s: &str) -> Result<f64, OptionError> {
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let err = || OptionError::Cpus {
+        value: s.to_string(),
+        available,
+    };
+    let n: f64 = s.trim().parse().map_err(|_| err())?;
+    if !n.is_finite() || n < 0.01 || n > available as f64 {
+        return Err(err());
+    }
+    Ok(n)
 }
 
 /// A duration (`500ms`, `10s`, `2m`, `1h`, or seconds).
@@ -65,7 +92,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, OptionError> {
     if !n.is_finite() || n <= 0.0 {
         return Err(err());
     }
-    Ok(Duration::from_secs_f64(n * unit))
+    // (A duration beyond Duration's range is refused, not a panic.)
+    Duration::try_from_secs_f64(n * unit).map_err(|_| err())
 }
 
 /// `-v HOST:CONTAINER[:ro|:rw]`, or `-v NAME:CONTAINER[:ro|:rw]` for a named volume.
@@ -554,6 +582,18 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("soon").is_err());
+        // Too large for the kernel: refused, not saturated to "unlimited" (or a panic).
+        assert!(matches!(
+            parse_size("99999999999999999999"),
+            Err(OptionError::SizeTooLarge(_))
+        ));
+        assert!(parse_size("8589934592g").is_err());
+        assert!(parse_size("nan").is_err() && parse_size("inf").is_err());
+        assert!(parse_duration("1e300s").is_err());
+        for bad in ["NaN", "inf", "-1", "0", "0.001", "100000"] {
+            assert!(parse_cpus(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_cpus("0.5").unwrap(), 0.5);
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub struct CreateOptions {
     /// The wasm engine, for wasm bundles (only the `wharf` binary carries one; without it
     /// a wasm bundle is refused, see [`needs_engine`]).
     pub engine: Option<super::guest::Engine>,
+    /// `--no-new-keyring`: the container keeps the caller's session keyring instead of one
+    /// of its own.
+    pub no_new_keyring: bool,
 }
 
 /// Why the bundle at `bundle` is WebAssembly (and so needs the engine), if it is.
@@ -108,6 +111,25 @@ fn rootfs(bundle: &Path, spec: &Spec) -> Result<PathBuf, RuntimeError> {
 /// What wharf-runtime cannot do yet, refused clearly rather than skipped.
 fn check_supported(spec: &Spec) -> Result<(), RuntimeError> {
     if let Some(h) = spec.hooks() {
+        // The runtime spec: a hook's path is absolute. A relative one would run whatever
+        // the caller's directory (or PATH) holds under that name.
+        #[allow(deprecated)]
+        let all = [
+            h.prestart(),
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+            h.poststart(),
+            h.poststop(),
+        ];
+        for hook in all.into_iter().flatten().flatten() {
+            if !hook.path().is_absolute() {
+                return Err(RuntimeError::Unsupported(format!(
+                    "hook path {:?} is not absolute (the runtime spec requires an absolute path)",
+                    hook.path()
+                )));
+            }
+        }
         let inside = h.create_container().as_ref().is_some_and(|v| !v.is_empty())
             || h.start_container().as_ref().is_some_and(|v| !v.is_empty());
         if inside {
@@ -128,6 +150,12 @@ pub(super) fn run_hooks(
     phase: &str,
 ) -> Result<(), RuntimeError> {
     for h in hooks.into_iter().flatten() {
+        if !h.path().is_absolute() {
+            return Err(RuntimeError::Unsupported(format!(
+                "{phase} hook path {:?} is not absolute",
+                h.path()
+            )));
+        }
         let mut cmd = std::process::Command::new(h.path());
         if let Some(args) = h.args()
             && let Some((first, rest)) = args.split_first()
@@ -259,6 +287,7 @@ fn create_in(
         console: if terminal { console } else { None },
         cache_dir: Some(&rt.root.join(".cache").join("seccomp")),
         in_place: engine.is_some().then_some(&run_engine as &dyn Fn() -> u8),
+        new_keyring: !o.no_new_keyring,
     })?;
     let saved = Saved {
         id: id.to_string(),

@@ -13,7 +13,6 @@ mod exec;
 pub mod guest;
 mod kill;
 mod pause;
-pub mod seal;
 mod spec;
 mod start;
 mod state;

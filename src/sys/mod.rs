@@ -14,6 +14,31 @@ mod windows;
 #[cfg(windows)]
 pub use windows::*;
 
+/// Read a text file a user named (a compose file, an env file), refusing what is not a
+/// regular file (a FIFO would block, `/dev/zero` never ends) and anything over `cap` bytes.
+pub fn read_text_file(path: &std::path::Path, cap: u64) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Opening a FIFO for reading waits for a writer: not with O_NONBLOCK (which changes
+    // nothing for a regular file).
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {cap} bytes"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| Error::new(ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 /// Special files a layer can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeKind {

@@ -206,6 +206,59 @@ pub fn sh(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Build `tests/fixtures/NAME.c` as a static program at `dest` (probes run inside
+/// containers that have no C library of their own).
+pub fn static_probe(name: &str, dest: &Path) {
+    sh(Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(dest)
+        .arg(repo_dir().join(format!("tests/fixtures/{name}.c"))));
+}
+
+/// What `keyring-probe host CMD` saw (tests/fixtures/keyring-probe.c): the host's session
+/// keyring, the session keyring inside the container and the key added there, and every key
+/// linked in the host's session and user-session keyrings afterwards.
+#[derive(Debug)]
+pub struct Keyrings {
+    pub host: String,
+    pub inside: String,
+    pub key: String,
+    pub host_linked: Vec<String>,
+}
+
+impl Keyrings {
+    /// Run `cmd` (which runs `keyring-probe add NAME` in a container) under `probe host`.
+    pub fn of(probe: &Path, cmd: &mut Command) -> Keyrings {
+        let mut c = Command::new(probe);
+        c.arg("host").arg(cmd.get_program()).args(cmd.get_args());
+        let out = sh(&mut c);
+        let field = |prefix: &str| {
+            out.lines()
+                .flat_map(|l| l.split_whitespace())
+                .find_map(|w| w.strip_prefix(prefix))
+                .unwrap_or_else(|| panic!("no {prefix} in {out}"))
+                .to_string()
+        };
+        Keyrings {
+            host: field("host-session="),
+            inside: field("session="),
+            key: field("key="),
+            host_linked: out
+                .lines()
+                .filter_map(|l| l.strip_prefix("host-linked="))
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+
+    /// The key added inside is not in the host's keyrings, and the container's session
+    /// keyring is not the host's.
+    pub fn assert_own(&self) {
+        assert_ne!(self.inside, self.host, "{self:?}");
+        assert!(!self.host_linked.contains(&self.key), "{self:?}");
+    }
+}
+
 /// The busybox test images (made by umoci and skopeo, never by wharf), built once per run:
 /// `layout/` (tag busybox), `busybox-oci.tar`, `busybox-oci.tar.gz`, `busybox-docker.tar`.
 pub fn busybox_images() -> &'static Path {

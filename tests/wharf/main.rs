@@ -6,6 +6,8 @@ mod common;
 #[cfg(target_os = "linux")]
 mod compose;
 #[cfg(target_os = "linux")]
+mod escape;
+#[cfg(target_os = "linux")]
 mod hostile;
 mod images;
 mod layers;

@@ -488,10 +488,7 @@ fn a_container_cannot_overwrite_the_runtime_through_proc_self_exe() {
     let hash = |p: &Path| layout::digest(&std::fs::read(p).unwrap());
     let before = hash(&victim);
     let b = rt.bundle("b-cve", &["/watcher", "8"]);
-    sh(Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(b.join("rootfs/watcher"))
-        .arg(repo_dir().join("tests/fixtures/exe-watcher.c")));
+    static_probe("exe-watcher", &b.join("rootfs/watcher"));
     // A dynamically linked runtime: give the container the host's loader and the libraries
     // it needs, so that the runtime's binary *can* run inside (as it could in any glibc
     // image), and the probe sees whatever the container really can reach. (A static one
@@ -1025,6 +1022,160 @@ fn sysctls_oom_score_and_domainname_are_honoured_and_the_rest_refused() {
     let err = rt.fails(&["create", "--bundle", &s(&b), "k4"]);
     assert!(err.contains("rootfsPropagation"), "{err}");
     rt.assert_gone("k4", &b);
+}
+
+/// Host-global sysctls are the host's: a bundle asking for one is refused and the host's
+/// value stays (runc's rule: only the IPC namespace's and, with a network namespace that is
+/// not the host's, `net.*`).
+#[test]
+fn sysctls_outside_the_containers_namespaces_are_refused() {
+    let _serial = serial();
+    let rt = Rt::new();
+    let b = rt.bundle("b-sysctl", &["true"]);
+    let host = "/proc/sys/kernel/printk_ratelimit_burst";
+    let before = std::fs::read_to_string(host).unwrap();
+    let asked = (before.trim().parse::<u32>().unwrap() + 3).to_string();
+    edit_config(&b, |c| {
+        c["linux"]["sysctl"] = serde_json::json!({"kernel.printk_ratelimit_burst": asked})
+    });
+    let err = rt.fails(&["run", "--bundle", &s(&b), "h1"]);
+    assert!(
+        err.contains("kernel.printk_ratelimit_burst") && err.contains("would change the host"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(host).unwrap(), before);
+    rt.assert_gone("h1", &b);
+    // net.* in the host's network namespace (the spec has no network namespace).
+    edit_config(&b, |c| {
+        c["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_unprivileged_port_start": "0"});
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+    });
+    let err = rt.fails(&["run", "--bundle", &s(&b), "h2"]);
+    assert!(err.contains("shares the host's"), "{err}");
+    rt.assert_gone("h2", &b);
+    // The IPC namespace's own: allowed, and seen inside.
+    edit_config(&b, |c| {
+        c["linux"]["sysctl"] = serde_json::json!({"kernel.shmmni": "1234"});
+        c["process"]["args"] = serde_json::json!(["cat", "/proc/sys/kernel/shmmni"]);
+    });
+    assert_eq!(rt.ok(&["run", "--bundle", &s(&b), "h3"]), "1234\n");
+}
+
+/// Until `start`, a created container's first process is the runtime (its memory, its host
+/// environment, its descriptors: the log file, the exec FIFO). A hostile sibling sharing its
+/// pid namespace (a pod's) reaches none of it; once started, the workload is an ordinary
+/// process the same probe can read (the positive control: the probe works).
+#[test]
+fn a_created_container_cannot_be_hijacked_by_a_sibling_in_its_pid_namespace() {
+    let _serial = serial();
+    let rt = Rt::new();
+    let a = rt.bundle("b-sib-a", &["sleep", "60"]);
+    static_probe("sibling-prober", &a.join("rootfs/prober"));
+    rt.ok(&["create", "--bundle", &s(&a), "sib-a"]);
+    rt.ok(&["start", "sib-a"]);
+    let a_pid = rt.state("sib-a")["pid"].as_i64().unwrap();
+    let b = rt.bundle("b-sib-b", &["sleep", "60"]);
+    edit_config(&b, |c| {
+        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "pid" {
+                n["path"] = serde_json::json!(format!("/proc/{a_pid}/ns/pid"));
+            }
+        }
+    });
+    // Created as an engine would: a log file, and something of the host's in the runtime's
+    // environment.
+    let log = rt.w.path("sib-b.log");
+    let status = rt
+        .cmd(&["create", "--bundle", &s(&b), "sib-b"])
+        .arg("--log") // (after the verb: runc's global flags are accepted there too)
+        .arg(&log)
+        .env("WHARF_TEST_HOST_SECRET", "host-secret-42")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(rt.w.path("sib-b.out")).unwrap())
+        .stderr(std::fs::File::create(rt.w.path("sib-b.err")).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(rt.w.path("sib-b.err")).unwrap()
+    );
+    let b_host_pid = rt.state("sib-b")["pid"].as_i64().unwrap();
+    // B's pid as the shared namespace numbers it.
+    let status = std::fs::read_to_string(format!("/proc/{b_host_pid}/status")).unwrap();
+    let inner = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .to_string();
+    let probe = rt.ok(&["exec", "sib-a", "/prober", &inner]);
+    assert_eq!(probe, "done\n", "the sibling reached the created process");
+    assert_eq!(rt.state("sib-b")["status"], "created");
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!logged.contains("sibling was here"), "{logged}");
+    // Started: the workload is an ordinary process, and the probe does read it.
+    rt.ok(&["start", "sib-b"]);
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = rt.ok(&["exec", "sib-a", "/prober", &inner]);
+        if seen.contains("environ read:") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(seen.contains("environ read: PATH="), "{seen}");
+    assert!(!seen.contains("host-secret-42"), "{seen}");
+    for id in ["sib-b", "sib-a"] {
+        rt.ok(&["delete", "--force", id]);
+    }
+}
+
+/// Each container gets a session keyring of its own (runc's `_ses.<id>`), so a key added
+/// inside (no seccomp profile stops keyctl in a bare bundle) is not linked into the host's
+/// session keyring; `--no-new-keyring` keeps the caller's (the positive control).
+#[test]
+fn containers_get_a_session_keyring_of_their_own() {
+    let _serial = serial();
+    let rt = Rt::new();
+    let probe = rt.w.path("keyring-probe");
+    static_probe("keyring-probe", &probe);
+    let b = rt.bundle("b-keys", &["/probe", "add", "wharf-test-own"]);
+    std::fs::copy(&probe, b.join("rootfs/probe")).unwrap();
+    Keyrings::of(&probe, &mut rt.cmd(&["run", "--bundle", &s(&b), "keys1"])).assert_own();
+    // Exec'd processes join the container's keyring, not the host's.
+    let b2 = rt.bundle("b-keys2", &["sleep", "30"]);
+    std::fs::copy(&probe, b2.join("rootfs/probe")).unwrap();
+    rt.ok(&["create", "--bundle", &s(&b2), "keys2"]);
+    rt.ok(&["start", "keys2"]);
+    let exec = rt.cmd(&["exec", "keys2", "/probe", "add", "wharf-test-exec"]);
+    Keyrings::of(&probe, &mut { exec }).assert_own();
+    rt.ok(&["delete", "--force", "keys2"]);
+    // --no-new-keyring: the caller's session keyring, which the key then lands in.
+    let control = Keyrings::of(
+        &probe,
+        &mut rt.cmd(&["run", "--no-new-keyring", "--bundle", &s(&b), "keys3"]),
+    );
+    assert_eq!(control.inside, control.host, "{control:?}");
+    assert!(control.host_linked.contains(&control.key), "{control:?}");
+}
+
+/// Hooks must name an absolute path (the runtime spec): a relative one would run whatever
+/// the caller's directory holds under that name; a bare name whatever PATH finds.
+#[test]
+fn hooks_with_relative_paths_are_refused() {
+    let _serial = serial();
+    let rt = Rt::new();
+    let b = rt.bundle("b-hooks", &["true"]);
+    for path in ["hook.sh", "./hook.sh", "true"] {
+        edit_config(&b, |c| {
+            c["hooks"] = serde_json::json!({"prestart": [{"path": path}]});
+        });
+        let err = rt.fails(&["create", "--bundle", &s(&b), "hk"]);
+        assert!(err.contains("not absolute"), "{path}: {err}");
+        rt.assert_gone("hk", &b);
+    }
 }
 
 /// A spec's own seccomp profile (per-rule actions, errno values, a condition on an

@@ -50,6 +50,16 @@ pub struct ChildPlan<'a> {
     /// A wasm bundle: run this in place of exec'ing the entrypoint (the engine), then exit
     /// with its code.
     pub in_place: Option<&'a (dyn Fn() -> u8 + 'a)>,
+    /// The session keyring to join ([`session_keyring_name`]); none: keep the caller's
+    /// (`wharf-runtime create --no-new-keyring`).
+    pub keyring: Option<String>,
+}
+
+/// The name of container `id`'s own session keyring: its processes (the first one and
+/// those `exec` adds) join it, so no key of theirs lands in the host's session keyring, and
+/// none of the host's is theirs (runc's `_ses.<id>`).
+pub fn session_keyring_name(id: &str) -> String {
+    format!("_ses.{id}")
 }
 
 /// The child's entry point; returns only on failure, with the exit code to use.
@@ -65,6 +75,14 @@ pub fn main(plan: &ChildPlan<'_>) -> isize {
 }
 
 fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
+    if !plan.rootless {
+        // Until its exec, this process is wharf (its memory, its environment, its
+        // descriptors: a host log file, the exec FIFO): a sibling in a shared pid namespace
+        // (a pod's) must not ptrace it or reach it through /proc/PID/{mem,environ,fd}.
+        // Rootless, the parent writes our uid/gid maps first, which needs us dumpable:
+        // then once they are written (below).
+        set_non_dumpable();
+    }
     if !plan.detached {
         // Die with wharf: a container must not outlive its supervisor unnoticed.
         // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
@@ -94,6 +112,8 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
                 "the parent went away before joining us to the container's cgroup".into(),
             ));
         }
+        // Our maps are written (rootless): nothing of the parent's needs us dumpable.
+        set_non_dumpable();
         // In our cgroup now: a new cgroup namespace makes it the container's root.
         unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| ChildError::Setup(format!("cgroup namespace: {e}")))?;
@@ -161,8 +181,71 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
             seccomp: plan.seccomp.as_ref(),
             gate: plan.gate.as_ref(),
             in_place: plan.in_place,
+            keyring: plan.keyring.as_deref(),
         },
     )
+}
+
+/// Not dumpable: only a process with CAP_SYS_PTRACE over our user namespace can ptrace us or
+/// open our /proc files (mem, environ, fd/*). An exec of the workload makes it dumpable
+/// again, as any program.
+fn set_non_dumpable() {
+    // SAFETY: prctl with PR_SET_DUMPABLE and an integer has no memory effects.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong) };
+}
+
+/// Join (creating it the first time) the session keyring `name`, searchable by its owner so
+/// that processes `exec` adds find it by name, as runc does. A kernel without keyrings
+/// (ENOSYS) leaves the caller's.
+fn join_session_keyring(name: &str) -> Result<(), ChildError> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+    const KEYCTL_SETPERM: libc::c_int = 5;
+    // Possessor: everything; owner: view, read, search, link (the kernel's default for a
+    // joined keyring, plus search).
+    const PERM: libc::c_ulong = 0x3f00_0000 | 0x0001_0000 | 0x0002_0000 | 0x0008_0000 | 0x0010_0000;
+    let name = cstring(name)?;
+    // SAFETY: keyctl with a NUL-terminated name that outlives the call; returns a serial.
+    let serial =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if serial < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOSYS) {
+            return Ok(());
+        }
+        return Err(ChildError::Setup(format!(
+            "joining a session keyring of its own: {e}"
+        )));
+    }
+    // SAFETY: keyctl with integer arguments only.
+    if unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, serial, PERM) } < 0 {
+        return Err(ChildError::Setup(format!(
+            "session keyring permissions: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+/// Close every descriptor above stdio but `keep`: what a created container waits with holds
+/// nothing of its runtime's (a log file, a console socket, namespace descriptors).
+fn close_all_but(keep: &[i32]) {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&fd| fd > 2)
+        .map(|&fd| fd as u32)
+        .collect();
+    keep.sort_unstable();
+    let mut from = 3u32;
+    for fd in keep {
+        if fd > from {
+            // SAFETY: close_range with a flag of 0 closes descriptors none of which is
+            // used after (only the kept ones are).
+            unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0u32) };
+        }
+        from = fd + 1;
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32) };
 }
 
 /// The last steps before the workload runs.
@@ -174,6 +257,8 @@ pub struct LastSteps<'a> {
     pub gate: Option<&'a OwnedFd>,
     /// A wasm bundle: the engine, run in place of exec.
     pub in_place: Option<&'a dyn Fn() -> u8>,
+    /// The session keyring to join, by name (none: keep the caller's).
+    pub keyring: Option<&'a str>,
 }
 
 /// What `exec` changes from the container's own process settings.
@@ -203,11 +288,15 @@ pub fn become_process(
         seccomp: bpf,
         gate,
         in_place,
+        keyring,
     } = last;
     let process = spec
         .process()
         .as_ref()
         .ok_or_else(|| ChildError::Setup("the spec has no process".into()))?;
+    if let Some(name) = keyring {
+        join_session_keyring(name)?;
+    }
     for r in process.rlimits().iter().flatten() {
         set_rlimit(r.typ(), r.soft(), r.hard())?;
     }
@@ -316,10 +405,22 @@ pub fn become_process(
         .map_err(|e| ChildError::Setup(format!("capabilities: {e}")))?;
 
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
-    for e in &over.env {
-        let key = e.split('=').next().unwrap_or_default();
-        env.retain(|x| x.split('=').next() != Some(key));
-        env.push(e.clone());
+    if !over.env.is_empty() {
+        // `exec -e`: later keys replace earlier ones (one pass, not one per variable).
+        let key = |e: &str| e.split('=').next().unwrap_or_default().to_string();
+        let replaced: std::collections::HashSet<String> = over.env.iter().map(|e| key(e)).collect();
+        env.retain(|x| !replaced.contains(&key(x)));
+        let mut last: std::collections::HashMap<String, usize> = Default::default();
+        for (i, e) in over.env.iter().enumerate() {
+            last.insert(key(e), i);
+        }
+        env.extend(
+            over.env
+                .iter()
+                .enumerate()
+                .filter(|(i, e)| last.get(&key(e)) == Some(i))
+                .map(|(_, e)| e.clone()),
+        );
     }
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", user.home));
@@ -368,6 +469,7 @@ pub fn become_process(
                 other => ChildError::CannotInvoke(format!("{}: {other}", args[0])),
             });
         }
+        close_all_but(&[errors.as_raw_fd(), fifo.as_raw_fd()]);
         wait_for_start(errors, fifo)?;
     }
     if nnp && let Some(bpf) = bpf {

@@ -29,6 +29,8 @@ pub struct NativeCreate<'a> {
     pub cache_dir: Option<&'a Path>,
     /// A wasm bundle: the engine, run in the container's first process in place of exec.
     pub in_place: Option<&'a (dyn Fn() -> u8 + 'a)>,
+    /// Give the container a session keyring of its own (not: `--no-new-keyring`).
+    pub new_keyring: bool,
 }
 
 /// What `create` made.
@@ -96,7 +98,9 @@ pub fn create(c: NativeCreate<'_>) -> Result<Created, NativeError> {
     if n > 1 {
         return Err(NativeError::Threads(n));
     }
+    super::seal::require_protected()?;
     let spec = c.spec;
+    bundle::sysctl::check(spec)?;
     let linux = spec.linux().as_ref();
     if linux
         .and_then(|l| l.uid_mappings().as_ref())
@@ -285,6 +289,7 @@ fn clone_waiting(
         gate: Some(fifo),
         joins,
         in_place: c.in_place,
+        keyring: c.new_keyring.then(|| child::session_keyring_name(c.id)),
     };
     // The engine (a wasm bundle) runs on the child's stack: room for its deepest guest stack.
     let stack = if c.in_place.is_some() {

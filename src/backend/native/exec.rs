@@ -100,6 +100,7 @@ pub fn spawn(r: ExecRun) -> Result<Spawned, NativeError> {
     if n > 1 {
         return Err(NativeError::Threads(n));
     }
+    super::seal::require_protected()?;
     // Open every namespace first: /proc paths mean the host's /proc only until we move.
     let mut joins = Vec::new();
     let mut own_userns = false;
@@ -257,6 +258,7 @@ fn child_main(
         errors,
         super::child::LastSteps {
             seccomp: bpf,
+            keyring: Some(&super::child::session_keyring_name(r.id)),
             ..Default::default()
         },
     )

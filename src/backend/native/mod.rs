@@ -14,6 +14,7 @@ mod child;
 pub mod create;
 pub mod exec;
 pub mod init;
+pub mod seal;
 
 pub use child::Overrides;
 mod mounts;
@@ -62,6 +63,12 @@ pub enum NativeError {
     Child { code: u8, message: String },
     #[error(transparent)]
     Network(#[from] crate::network::NetworkError),
+    #[error(transparent)]
+    Sysctl(#[from] crate::bundle::sysctl::SysctlError),
+    #[error(
+        "refusing to start a process inside a container from an executable a container could rewrite through /proc/self/exe (CVE-2019-5736): run from a sealed executable first (backend::native::seal::ensure_sealed)"
+    )]
+    Unsealed,
 }
 
 impl NativeError {
@@ -180,6 +187,8 @@ pub fn run(r: NativeRun<'_>) -> Result<Exit, NativeError> {
     if n > 1 {
         return Err(NativeError::Threads(n));
     }
+    seal::require_protected()?;
+    bundle::sysctl::check(r.spec)?;
     let state_dir = r.state_dir;
     for d in ["rootfs", "upper", "work"] {
         std::fs::create_dir_all(state_dir.join(d)).map_err(|source| NativeError::State {
@@ -404,6 +413,7 @@ fn supervise(
         gate: None,
         joins: Vec::new(),
         in_place: None,
+        keyring: Some(child::session_keyring_name(r.id)),
     };
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID

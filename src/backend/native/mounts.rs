@@ -86,6 +86,42 @@ fn resolve_target(root: &Dir, dest: &str, kind: Target) -> Result<OwnedFd, Child
     Ok(fd)
 }
 
+/// Files under /proc a bind mount may cover (runc's list: lxcfs's virtualised views).
+const PROC_FILES_ALLOWED: [&str; 10] = [
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// Refuse a mount whose target (already resolved inside the root) is on procfs or sysfs:
+/// an image's symlink (`/data -> /proc/self`) must not turn a volume or tmpfs at `/data/attr`
+/// into a mount over the container's `/proc/1/attr` (CVE-2019-16884, CVE-2019-19921). Only
+/// the files runc allows under /proc may be covered, and only by a bind mount.
+fn refuse_proc_and_sys(fd: &OwnedFd, dest: &str, bind: bool) -> Result<(), ChildError> {
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    let st = nix::sys::statfs::fstatfs(fd).map_err(sys(format!(
+        "checking the filesystem of mount target {dest}"
+    )))?;
+    let magic = st.filesystem_type().0 as i64;
+    let what = match magic {
+        PROC_SUPER_MAGIC if bind && PROC_FILES_ALLOWED.contains(&dest) => return Ok(()),
+        PROC_SUPER_MAGIC => "procfs",
+        SYSFS_MAGIC => "sysfs",
+        _ => return Ok(()),
+    };
+    Err(ChildError::Setup(format!(
+        "mount target {dest} is on {what} (through a symlink in the image?): refusing to mount over it"
+    )))
+}
+
 fn fd_path(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
@@ -315,6 +351,7 @@ fn mount_one(root: &Dir, m: &Mount, plan: &RootfsPlan<'_>) -> Result<(), ChildEr
             copy_up(root, &dest, &src)?;
         }
         let fd = resolve_target(root, &dest, kind)?;
+        refuse_proc_and_sys(&fd, &dest, true)?;
         let target = fd_path(&fd);
         mount(
             Some(&src),
@@ -347,6 +384,7 @@ fn mount_one(root: &Dir, m: &Mount, plan: &RootfsPlan<'_>) -> Result<(), ChildEr
         "cgroup" | "cgroup2" => mount_cgroups(root, &dest, plan),
         _ => {
             let fd = resolve_target(root, &dest, Target::Dir)?;
+            refuse_proc_and_sys(&fd, &dest, false)?;
             let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
             let attempt = |data: &str| {
                 mount(
@@ -544,19 +582,10 @@ fn populate_dev(root: &Dir) -> Result<(), ChildError> {
     Ok(())
 }
 
-/// Hide a path: `/dev/null` over a file, an empty read-only tmpfs over a directory.
-/// `net.ipv4.ip_forward` → `/proc/sys/net/ipv4/ip_forward`, written inside the root.
+/// `net.ipv4.ip_forward` → `/proc/sys/net/ipv4/ip_forward`, written inside the root. The
+/// key was checked before clone (`bundle::sysctl::check`): a valid name, and in a namespace
+/// of the container's own.
 fn write_sysctl(root: &Dir, key: &str, value: &str) -> Result<(), ChildError> {
-    let bad = key.is_empty()
-        || key.split(['.', '/']).any(|c| c.is_empty() || c == "..")
-        || !key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b'_' | b'-'));
-    if bad {
-        return Err(ChildError::Setup(format!(
-            "sysctl {key:?}: not a sysctl name"
-        )));
-    }
     let path = format!("proc/sys/{}", key.replace('.', "/"));
     let mut f = root
         .open_with(&path, cap_std::fs::OpenOptions::new().write(true))
@@ -565,6 +594,7 @@ fn write_sysctl(root: &Dir, key: &str, value: &str) -> Result<(), ChildError> {
         .map_err(|e| ChildError::Setup(format!("sysctl {key}={value}: {e}")))
 }
 
+/// Hide a path: `/dev/null` over a file, an empty read-only tmpfs over a directory.
 fn mask(root: &Dir, path: &str) -> Result<(), ChildError> {
     let comps = normalize(path.as_bytes()).map_err(|e| ChildError::Setup(e.to_string()))?;
     let Some((name, parent)) = comps.split_last() else {

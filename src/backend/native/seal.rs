@@ -1,14 +1,24 @@
-//! A runtime's executable that a container cannot rewrite (CVE-2019-5736), without copying
-//! it: the binary is opened through a private, detached, read-only overlayfs mount of its
-//! directory (runc 1.2's way), so `/proc/PID/exe` of the process points into a filesystem
-//! that refuses writes. Costs a few syscalls where a sealed memfd copy of the 46 MB `wharf`
-//! costs ~17 ms per container. Needs the new mount API (Linux 5.2+) and CAP_SYS_ADMIN;
-//! callers fall back to a sealed copy.
+//! An executable that a container cannot rewrite (CVE-2019-5736). Every process that starts
+//! a program inside a container (a container's first process, `exec`, a health check) is
+//! cloned or forked from wharf, so until its exec that program's `/proc/self/exe` is wharf's
+//! own binary: an entrypoint whose interpreter is `#!/proc/self/exe` runs wharf inside the
+//! container, where a process watching `/proc` can keep a descriptor to it and reopen it for
+//! writing once it ends. So wharf runs from a file nobody can write before it starts
+//! anything inside a container ([`ensure_sealed`]), and the native backend refuses to start
+//! one otherwise ([`require_protected`]).
+//!
+//! Sealing does not copy the binary: it is opened through a private, detached, read-only
+//! overlayfs mount of its directory (runc 1.2's way), so `/proc/PID/exe` of the process
+//! points into a filesystem that refuses writes. Costs a few syscalls where a sealed memfd
+//! copy of the 46 MB `wharf` costs ~17 ms per container. Needs the new mount API (Linux
+//! 5.2+) and CAP_SYS_ADMIN; without them (rootless) a binary this user cannot write needs no
+//! seal, and one it can write is run from pentacle's sealed memfd copy.
 
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
@@ -136,6 +146,45 @@ pub fn running_sealed() -> bool {
         || pentacle::is_sealed()
 }
 
+/// Whether no container this process starts could rewrite its executable: it runs sealed,
+/// or (not root) from a file another user owns and this one cannot write. A rootless
+/// container's users are this user and its subordinate ids, with capabilities only over
+/// files their user namespace maps, so they cannot write (or chmod) it either. Root can
+/// write any file, whatever its mode: for root only a seal counts. (`ETXTBSY` is no
+/// protection: the file is writable again once the last process running it ends.)
+pub fn is_protected() -> bool {
+    if running_sealed() {
+        return true;
+    }
+    let me = nix::unistd::geteuid();
+    if me.is_root() {
+        return false;
+    }
+    let owned_by_me = std::fs::metadata("/proc/self/exe")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == me.as_raw())
+        .unwrap_or(true);
+    !owned_by_me
+        && matches!(
+            nix::unistd::faccessat(
+                nix::fcntl::AT_FDCWD,
+                "/proc/self/exe",
+                nix::unistd::AccessFlags::W_OK,
+                nix::fcntl::AtFlags::AT_EACCESS,
+            ),
+            Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM | nix::errno::Errno::EROFS)
+        )
+}
+
+/// Refuse to start anything inside a container from an executable a container could
+/// rewrite (see [`is_protected`]): the caller must [`ensure_sealed`] first.
+pub fn require_protected() -> Result<(), super::NativeError> {
+    if is_protected() {
+        Ok(())
+    } else {
+        Err(super::NativeError::Unsealed)
+    }
+}
+
 /// Marks a process started by [`exec_sealed`] through the overlay: should it not see itself
 /// sealed (an unexpected mount), [`ensure_sealed`] falls back to the memfd copy instead of
 /// re-executing in a loop.
@@ -148,7 +197,6 @@ pub fn exec_sealed(
     arg0: &std::ffi::OsStr,
     args: impl IntoIterator<Item = std::ffi::OsString> + Clone,
 ) -> io::Error {
-    use std::os::unix::process::CommandExt;
     if let Ok(fd) = sealed_exe(exe) {
         let e = std::process::Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
             .arg0(arg0)
@@ -170,29 +218,42 @@ pub fn exec_sealed(
     }
 }
 
-/// Before anything enters a container: make sure this process runs from a sealed executable,
-/// re-executing itself (same arguments, same name) through [`exec_sealed`]. Returns only
-/// once sealed.
+/// Before anything enters a container: make sure this process runs from an executable no
+/// container can rewrite ([`is_protected`]), re-executing itself (same arguments, same name)
+/// through [`exec_sealed`] if not. Returns only once protected. Call it while
+/// single-threaded, before anything was done that must not be done twice.
 pub fn ensure_sealed() -> io::Result<()> {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    ensure_sealed_as(args)
+}
+
+/// [`ensure_sealed`], re-executing with `args` (after the program name) instead of this
+/// process's own arguments: a process that has done part of its work goes on with the rest.
+pub fn ensure_sealed_as(args: Vec<std::ffi::OsString>) -> io::Result<()> {
     let retried = std::env::var_os(GUARD).is_some();
     if retried {
-        // SAFETY: called at the start of main, before any thread exists.
+        // SAFETY: called while single-threaded (documented above), so no other thread
+        // reads the environment.
         unsafe { std::env::remove_var(GUARD) };
     }
-    if running_sealed() {
+    if is_protected() {
         return Ok(());
     }
-    if retried {
-        return pentacle::ensure_sealed().map_err(io::Error::other);
-    }
-    let mut args = std::env::args_os();
-    let arg0 = args.next().unwrap_or_default();
-    if let Ok(exe) = std::env::current_exe() {
-        let e = exec_sealed(&exe, &arg0, args.collect::<Vec<_>>());
+    let arg0 = std::env::args_os().next().unwrap_or_default();
+    if !retried && let Ok(exe) = std::env::current_exe() {
+        let e = exec_sealed(&exe, &arg0, args.clone());
         tracing::debug!(error = %e, "re-executing sealed");
     }
-    // /proc/self/exe still reaches a binary replaced or removed since it started.
-    pentacle::ensure_sealed().map_err(io::Error::other)
+    // A sealed copy of what runs now: /proc/self/exe still reaches a binary replaced or
+    // removed since it started.
+    let mut file = std::fs::File::open("/proc/self/exe")?;
+    match pentacle::SealedCommand::new(&mut file) {
+        Ok(mut cmd) => {
+            cmd.arg0(arg0).args(args);
+            Err(cmd.exec())
+        }
+        Err(e) => Err(io::Error::other(format!("sealing a copy: {e}"))),
+    }
 }
 
 #[cfg(test)]
