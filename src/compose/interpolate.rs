@@ -44,14 +44,14 @@ fn nested(
                 chars.next();
                 // The matching brace (defaults may nest ${...}).
                 let start = i + 2;
-                let mut depth = 1;
+                let mut open = 1;
                 let mut end = None;
                 for (j, c) in chars.by_ref() {
                     match c {
-                        '{' => depth += 1,
+                        '{' => open += 1,
                         '}' => {
-                            depth -= 1;
-                            if depth == 0 {
+                            open -= 1;
+                            if open == 0 {
                                 end = Some(j);
                                 break;
                             }

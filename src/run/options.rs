@@ -50,7 +50,7 @@ pub fn parse_size(s: &str) -> Result<u64, OptionError> {
     // Not saturated to "unlimited": a limit the kernel cannot hold (cgroup limits are
     // signed 64-bit) is refused.
     let bytes = n * mult as f64;
-    if bytes > MAX_SIZE as f64 {
+    if bytes >= MAX_SIZE as f64 {
         return Err(OptionError::SizeTooLarge(s.to_string()));
     }
     Ok(bytes as u64)
