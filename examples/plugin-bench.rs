@@ -17,6 +17,7 @@ use wharf::plugin::{Grants, Host, HostOptions};
 wasmtime::component::bindgen!({
     path: "wasm-examples/plugins/wit",
     world: "text-plugin",
+    exports: { default: async },
 });
 
 struct Plain {
@@ -87,14 +88,16 @@ fn main() {
     let engine = Engine::new(&config).expect("engine");
     let component = Component::from_file(&engine, &wasm).expect("compile");
     let mut linker = Linker::<Plain>::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi");
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi");
     let pre = TextPluginPre::new(linker.instantiate_pre(&component).expect("pre")).expect("pre");
 
     let wharf_call = |p: &wharf::plugin::Plugin| {
         let out = p
-            .call(|store, pre| {
-                let w = TextPluginPre::new(pre.clone())?.instantiate(&mut *store)?;
-                w.call_process(&mut *store, "hello")
+            .call(async |store, pre| {
+                let w = TextPluginPre::new(pre.clone())?
+                    .instantiate_async(&mut *store)
+                    .await?;
+                w.call_process(&mut *store, "hello").await
             })
             .expect("call");
         assert_eq!(out.value.as_deref(), Ok("HELLO"));
@@ -108,8 +111,14 @@ fn main() {
             },
         );
         store.set_epoch_deadline(u64::MAX / 2);
-        let w = pre.instantiate(&mut store).expect("instantiate");
-        let out = w.call_process(&mut store, "hello").expect("call");
+        // The same async bindings, on the same runtime wharf drives a call on.
+        let out = wasmtime_wasi::runtime::in_tokio(async {
+            let w = pre
+                .instantiate_async(&mut store)
+                .await
+                .expect("instantiate");
+            w.call_process(&mut store, "hello").await.expect("call")
+        });
         assert_eq!(out.as_deref(), Ok("HELLO"));
     };
     // Warm up, then alternate batches so drift hits both alike.

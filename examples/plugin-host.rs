@@ -24,6 +24,8 @@ use wharf::plugin::{Grants, Host, Plugin, Preopen};
 wasmtime::component::bindgen!({
     path: "wasm-examples/plugins/wit",
     world: "text-plugin",
+    // Async exports: a call's deadline then holds while the plugin waits in a host call.
+    exports: { default: async },
 });
 
 #[derive(Parser)]
@@ -53,9 +55,11 @@ struct Args {
 
 /// Call `plugin`'s `process` with `input`.
 pub fn process(plugin: &Plugin, input: &str) -> Result<String, String> {
-    match plugin.call(|store, pre| {
-        let world = TextPluginPre::new(pre.clone())?.instantiate(&mut *store)?;
-        world.call_process(&mut *store, input)
+    match plugin.call(async |store, pre| {
+        let world = TextPluginPre::new(pre.clone())?
+            .instantiate_async(&mut *store)
+            .await?;
+        world.call_process(&mut *store, input).await
     }) {
         Ok(called) => called.value.map_err(|e| format!("the plugin said: {e}")),
         Err(e) => Err(e.to_string()),

@@ -12,8 +12,10 @@
 //! use wharf::plugin::{Grants, Host};
 //!
 //! // The host's side of the plugin's world (the guest exports `process`).
+//! // Async bindings: a call's deadline holds while the plugin waits in a host call too.
 //! wasmtime::component::bindgen!({
 //!     inline: "package demo:text; world text-plugin { export process: func(input: string) -> result<string, string>; }",
+//!     exports: { default: async },
 //! });
 //!
 //! let host = Host::open(&Roots::new("/var/lib/my-app/plugins"), Default::default())?;
@@ -23,9 +25,9 @@
 //!     ..Grants::default()
 //! };
 //! let plugin = host.load("registry.example:5000/plugins/upper:1", grants)?;
-//! let out = plugin.call(|store, pre| {
-//!     let world = TextPluginPre::new(pre.clone())?.instantiate(&mut *store)?;
-//!     world.call_process(&mut *store, "hello")
+//! let out = plugin.call(async |store, pre| {
+//!     let world = TextPluginPre::new(pre.clone())?.instantiate_async(&mut *store).await?;
+//!     world.call_process(&mut *store, "hello").await
 //! })?;
 //! assert_eq!(out.value, Ok("HELLO".to_string()));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -44,7 +46,9 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::backend::wasm::WasmError;
 use crate::backend::wasm::engine::{self, Cache, Compiled, EngineOptions};
-use crate::backend::wasm::limits::{EPOCH_TICK, Limiter, RunLimits, classify, is_guest_error};
+use crate::backend::wasm::limits::{
+    EPOCH_TICK, Limiter, RunLimits, bounded, classify, is_guest_error, timed_out,
+};
 use crate::image::Store as ImageStore;
 use crate::paths::Roots;
 use crate::run::WasmModule;
@@ -157,7 +161,8 @@ pub struct Grants {
     pub memory: Option<u64>,
     /// Fuel (about instructions) a call may burn; the host must count fuel.
     pub fuel: Option<u64>,
-    /// Longest a call may run (an epoch deadline, 10 ms granularity).
+    /// Longest a call may run: computing (an epoch deadline, 10 ms granularity) or waiting
+    /// in a host call (a sleep, a socket).
     pub timeout: Option<Duration>,
 }
 
@@ -355,14 +360,14 @@ impl Host {
         let code = match compiled {
             Compiled::Component(c) => {
                 let mut linker = Linker::<State>::new(&self.shared.engine);
-                wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link)?;
+                wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
                 // Imports resolved once: a call only instantiates.
                 let pre = linker.instantiate_pre(&c).map_err(link)?;
                 Code::Component(pre)
             }
             Compiled::Module(m) => {
                 let mut linker = wasmtime::Linker::<P1State>::new(&self.shared.engine);
-                wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s| &mut s.wasi)
+                wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)
                     .map_err(link)?;
                 Code::Module(m, linker)
             }
@@ -527,6 +532,17 @@ impl Plugin {
         Ok((b, pipes))
     }
 
+    /// Run a call to its end or to the deadline (see [`bounded`]).
+    fn bounded<F: std::future::Future>(&self, call: F) -> Result<F::Output, PluginError> {
+        bounded(self.grants.timeout, call).ok_or_else(|| {
+            let exit = timed_out(&self.limits());
+            PluginError::Guest {
+                code: exit.code,
+                message: exit.message.unwrap_or_default(),
+            }
+        })
+    }
+
     fn guest_error(&self, e: &wasmtime::Error) -> PluginError {
         if is_guest_error(e) {
             let exit = classify(e, &self.limits());
@@ -545,12 +561,16 @@ impl Plugin {
     }
 
     /// Call a component in a fresh instance: `f` instantiates the host's world (its
-    /// `bindgen!` type, e.g. `TextPluginPre::new(pre.clone())?.instantiate(store)`) from the
-    /// plugin's pre-linked component (WASI as granted; `pre.component()` is the component)
-    /// and calls it. A trap or a limit comes back as [`PluginError::Guest`].
+    /// `bindgen!` type with async exports, e.g.
+    /// `TextPluginPre::new(pre.clone())?.instantiate_async(store).await`) from the plugin's
+    /// pre-linked component (WASI as granted; `pre.component()` is the component) and calls
+    /// it. A trap or a limit comes back as [`PluginError::Guest`]; the deadline
+    /// ([`Grants::timeout`]) holds wherever the plugin is, in its code or waiting in a host
+    /// call. Callable from any thread, inside a tokio runtime's blocking context or outside
+    /// one.
     pub fn call<R>(
         &self,
-        f: impl FnOnce(&mut Store<State>, &InstancePre<State>) -> wasmtime::Result<R>,
+        f: impl AsyncFnOnce(&mut Store<State>, &InstancePre<State>) -> wasmtime::Result<R>,
     ) -> Result<Called<R>, PluginError> {
         let version = self.version();
         let Code::Component(pre) = &version.code else {
@@ -571,7 +591,9 @@ impl Plugin {
         );
         store.limiter(|s| &mut s.limiter);
         self.apply(&mut store)?;
-        let value = f(&mut store, pre).map_err(|e| self.guest_error(&e))?;
+        let value = self
+            .bounded(f(&mut store, pre))?
+            .map_err(|e| self.guest_error(&e))?;
         Ok(Called {
             value,
             stdout: pipes
@@ -606,14 +628,14 @@ impl Plugin {
                         }),
                     })
                     .collect::<Result<_, _>>()?;
-                let out = self.call(|store, pre| {
-                    let instance = pre.instantiate(&mut *store)?;
+                let out = self.call(async |store, pre| {
+                    let instance = pre.instantiate_async(&mut *store).await?;
                     let Some(func) = instance.get_func(&mut *store, name) else {
                         return Ok(None);
                     };
                     let n = func.ty(&*store).results().len();
                     let mut results = vec![wasmtime::component::Val::Bool(false); n];
-                    func.call(&mut *store, &args, &mut results)?;
+                    func.call_async(&mut *store, &args, &mut results).await?;
                     Ok(Some(results))
                 })?;
                 Ok(out
@@ -634,10 +656,6 @@ impl Plugin {
                 );
                 store.limiter(|s| &mut s.limiter);
                 self.apply(&mut store)?;
-                let instance = linker
-                    .instantiate(&mut store, module)
-                    .map_err(|e| self.guest_error(&e))?;
-                let func = instance.get_func(&mut store, name).ok_or_else(missing)?;
                 let args: Vec<wasmtime::Val> = args
                     .iter()
                     .map(|a| match a {
@@ -649,9 +667,18 @@ impl Plugin {
                         }),
                     })
                     .collect::<Result<_, _>>()?;
-                let mut results = vec![wasmtime::Val::I32(0); func.ty(&store).results().len()];
-                func.call(&mut store, &args, &mut results)
-                    .map_err(|e| self.guest_error(&e))?;
+                let results = self.bounded(async {
+                    let instance = linker.instantiate_async(&mut store, module).await?;
+                    let Some(func) = instance.get_func(&mut store, name) else {
+                        return Ok(None);
+                    };
+                    let mut results = vec![wasmtime::Val::I32(0); func.ty(&store).results().len()];
+                    func.call_async(&mut store, &args, &mut results).await?;
+                    Ok(Some(results))
+                })?;
+                let results = results
+                    .map_err(|e| self.guest_error(&e))?
+                    .ok_or_else(missing)?;
                 Ok(results.into_iter().map(Value::Core).collect())
             }
         }

@@ -105,25 +105,49 @@ impl Writer {
     }
 }
 
+/// How long logging pauses after a write failed (a full disk): output meanwhile is read and
+/// dropped, a pipe-full at a time, so the container neither blocks nor makes the monitor
+/// spin on one failing write per line.
+const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
 /// Copy `from` into the log as `stream` entries, a line (or 16 KiB of one) at a time,
-/// until it closes.
+/// until it closes. When the log cannot be written, output is dropped for a while (see
+/// [`PAUSE_AFTER_FAILURE`]); logging resumes once a write succeeds again.
 pub fn copy(from: impl io::Read, stream: &str, log: &std::sync::Mutex<Writer>) {
     let mut r = BufReader::with_capacity(MAX_ENTRY, from);
     let mut buf = Vec::with_capacity(1024);
+    let mut paused_until: Option<std::time::Instant> = None;
     loop {
+        if let Some(until) = paused_until {
+            if std::time::Instant::now() < until {
+                match drop_some(&mut r) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                }
+            }
+            paused_until = None;
+        }
         buf.clear();
         match io::Read::take(&mut r, MAX_ENTRY as u64).read_until(b'\n', &mut buf) {
             Ok(0) => return,
             Ok(_) => {
                 let mut w = log.lock().unwrap_or_else(|p| p.into_inner());
                 if let Err(e) = w.write(stream, &buf) {
-                    tracing::warn!(error = %e, "writing the container log");
+                    tracing::warn!(error = %e, "writing the container log: dropping output for a second");
+                    paused_until = Some(std::time::Instant::now() + PAUSE_AFTER_FAILURE);
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return,
         }
     }
+}
+
+/// Read and drop what is buffered, or one read's worth: how many bytes.
+fn drop_some(r: &mut BufReader<impl io::Read>) -> io::Result<usize> {
+    let n = r.fill_buf()?.len();
+    r.consume(n);
+    Ok(n)
 }
 
 /// What `wharf logs` asks for.

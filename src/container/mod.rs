@@ -115,14 +115,58 @@ impl Locked {
     }
 }
 
+/// Write a record whole: a temporary file renamed over the old one. On a full disk (the
+/// temporary file cannot be written), the old record is overwritten in place instead, in
+/// the blocks it already has: a state change (a pid, a time, an exit code) barely changes
+/// a record's size, so `stop`, `kill` and the monitor can still record how a container
+/// ended when a container has filled the disk with its log.
 fn write_atomic(path: &Path, record: &Record) -> Result<(), ContainerError> {
     let bytes = serde_json::to_vec_pretty(record).expect("a record serialises");
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
+    if let Err(e) = fs::write(&tmp, &bytes) {
+        let _ = fs::remove_file(&tmp);
+        if is_full(&e) && overwrite_in_place(path, &bytes).is_ok() {
+            return Ok(());
+        }
+        return Err(io_err(&tmp)(e));
+    }
     fs::rename(&tmp, path).map_err(|e| {
         let _ = fs::remove_file(&tmp);
         io_err(path)(e)
     })
+}
+
+/// No space (or quota) left on the device.
+fn is_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
+/// Replace the content of `path` by `bytes` without allocating: refused (nothing written)
+/// when `bytes` would need more than the blocks the file already has.
+fn overwrite_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::{Seek, Write};
+    let mut f = fs::OpenOptions::new().write(true).open(path)?;
+    let allocated = allocated_bytes(&f.metadata()?);
+    if bytes.len() as u64 > allocated {
+        return Err(io::Error::from(io::ErrorKind::StorageFull));
+    }
+    f.seek(io::SeekFrom::Start(0))?;
+    f.write_all(bytes)?;
+    f.set_len(bytes.len() as u64)?;
+    f.sync_data()
+}
+
+#[cfg(unix)]
+fn allocated_bytes(m: &fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::blocks(m) * 512
+}
+
+#[cfg(not(unix))]
+fn allocated_bytes(m: &fs::Metadata) -> u64 {
+    m.len()
 }
 
 fn lock_file(path: &Path, create: bool) -> Result<File, ContainerError> {
@@ -417,7 +461,12 @@ impl Containers {
         };
         if refresh(&mut locked.record.state) {
             crate::backend::clean_up_after(&locked.record.id, locked.dir());
-            locked.save()?;
+            // What was seen is what is returned, saved or not: the next look sees the same
+            // processes. A record that cannot be written (a full disk) must not make the
+            // container unmanageable, nor hide it from `ps`.
+            if let Err(e) = locked.save() {
+                tracing::warn!(container = %id, error = %e, "recording the refreshed state");
+            }
         }
         Ok(locked)
     }

@@ -24,7 +24,15 @@ use super::{blob, media};
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("registry {registry}: {message}")]
-    Request { registry: String, message: String },
+    Request {
+        registry: String,
+        message: String,
+        /// Worth asking again (the network failed, a 5xx, 408 or 429); else the registry's
+        /// answer is final.
+        transient: bool,
+    },
+    #[error("{reference}: the image has {layers} layers; more than {MAX_LAYERS} is refused")]
+    TooManyLayers { reference: String, layers: usize },
     #[error(
         "{reference}: the registry served a manifest of media type {media_type:?}, which wharf does not pull"
     )]
@@ -134,14 +142,48 @@ fn auth(opts: &RegistryOptions) -> RegistryAuth {
     }
 }
 
+/// A failure that asking again would not change (bad content, a local error).
 fn request_err(registry: &str, e: impl std::fmt::Display) -> RegistryError {
     RegistryError::Request {
         registry: registry.to_string(),
         message: e.to_string(),
+        transient: false,
     }
 }
 
-/// Retry `f` with exponential backoff (0.25 s, 0.5 s, 1 s).
+/// The registry client's failure: transient when the network failed or the registry said
+/// so (5xx, 408, 429); a 4xx, an error body, a body over its cap or one that never ended
+/// is the answer, and asking again would cost as much to get it again.
+fn client_err(registry: &str, e: oci_client::errors::OciDistributionError) -> RegistryError {
+    use oci_client::errors::OciDistributionError as E;
+    let transient = match &e {
+        E::RequestError(r) => !r.is_redirect() && !r.is_builder(),
+        E::IoError(_) => true,
+        E::ServerError { code, .. } => *code >= 500 || *code == 408 || *code == 429,
+        _ => false,
+    };
+    // The whole chain: reqwest says "error following redirect" and its source says why.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        source = s.source();
+    }
+    RegistryError::Request {
+        registry: registry.to_string(),
+        message,
+        transient,
+    }
+}
+
+/// The most layers an image may have (Docker's own limit is 125): a manifest listing
+/// thousands is refused before anything is fetched.
+pub const MAX_LAYERS: usize = 500;
+
+/// Retry `f` with exponential backoff (0.25 s, 0.5 s, 1 s), while its failure is transient.
 async fn retry<T, F, Fut>(what: &str, mut f: F) -> Result<T, RegistryError>
 where
     F: FnMut() -> Fut,
@@ -153,7 +195,13 @@ where
             Ok(v) => return Ok(v),
             Err(e)
                 if attempt < ATTEMPTS
-                    && !matches!(e, RegistryError::Store(_) | RegistryError::MediaType { .. }) =>
+                    && matches!(
+                        e,
+                        RegistryError::Request {
+                            transient: true,
+                            ..
+                        }
+                    ) =>
             {
                 tracing::warn!(what, attempt, error = %e, "retrying");
                 tokio::time::sleep(delay).await;
@@ -216,7 +264,7 @@ async fn pull_manifest(
         client
             .pull_manifest_raw(image, auth, ACCEPTED)
             .await
-            .map_err(|e| request_err(registry, e))
+            .map_err(|e| client_err(registry, e))
     })
     .await?;
     if bytes.len() as u64 > media::MAX_MANIFEST_BYTES {
@@ -314,6 +362,12 @@ async fn pull_async(
             top_desc.set_platform(None);
         }
     }
+    if let Some(m) = images.iter().find(|m| m.layers().len() > MAX_LAYERS) {
+        return Err(RegistryError::TooManyLayers {
+            reference: reference.to_string(),
+            layers: m.layers().len(),
+        });
+    }
     let mut blobs: Vec<Descriptor> = Vec::new();
     for m in &images {
         for d in std::iter::once(m.config()).chain(m.layers().iter()) {
@@ -335,13 +389,12 @@ async fn pull_async(
             bars.as_ref(),
         )
     });
-    let results: Vec<Result<(), RegistryError>> = futures_util::stream::iter(fetches)
-        .buffer_unordered(4)
-        .collect()
-        .await;
-    for r in results {
+    // The first failure ends the pull: the fetches under way are dropped, none is started.
+    let mut fetching = futures_util::stream::iter(fetches).buffer_unordered(4);
+    while let Some(r) = fetching.next().await {
         r?;
     }
+    drop(fetching);
     for m in &images {
         content::read_config(store, m.config())?;
     }
@@ -385,10 +438,14 @@ async fn fetch_blob(
         let mut stream = client
             .pull_blob_stream(image, digest.as_str())
             .await
-            .map_err(|e| request_err(registry, e))?;
+            .map_err(|e| client_err(registry, e))?;
         let mut writer = store.blob_writer(Some((desc.digest().clone(), desc.size())))?;
         while let Some(chunk) = stream.stream.next().await {
-            let chunk = chunk.map_err(|e| request_err(registry, e))?;
+            let chunk = chunk.map_err(|e| RegistryError::Request {
+                registry: registry.to_string(),
+                message: e.to_string(),
+                transient: true,
+            })?;
             writer.write_chunk(&chunk).map_err(StoreError::from)?;
             if let Some(bar) = &bar {
                 bar.inc(chunk.len() as u64);
@@ -433,7 +490,7 @@ async fn push_async(
     client
         .auth(&image, &auth, oci_client::RegistryOperation::Push)
         .await
-        .map_err(|e| request_err(&registry, e))?;
+        .map_err(|e| client_err(&registry, e))?;
     let top = &record.descriptor;
     let mut manifests: Vec<(Descriptor, Manifest)> = Vec::new();
     match content::read_manifest(store, top)? {
@@ -468,7 +525,7 @@ async fn push_async(
                 client
                     .push_manifest_raw(&target_ref, bytes, content_type)
                     .await
-                    .map_err(|e| request_err(registry, e))
+                    .map_err(|e| client_err(registry, e))
             }
         })
         .await?;
@@ -507,7 +564,7 @@ async fn upload_blob(
             client
                 .push_blob(image, data, &digest)
                 .await
-                .map_err(|e| request_err(registry, e))
+                .map_err(|e| client_err(registry, e))
         }
     })
     .await?;

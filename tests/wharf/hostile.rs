@@ -449,3 +449,167 @@ fn container_processes_start_with_no_signal_ignored() {
     assert_eq!(out.trim(), "SigIgn:\t0000000000000000");
     w.ok(&["rm", "-f", id.trim()]);
 }
+
+/// A tmpfs of `size` mounted at a new directory; unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn new(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        sh(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path()));
+        SmallDisk { dir }
+    }
+
+    fn free_bytes(&self) -> u64 {
+        let st = nix::sys::statvfs::statvfs(self.dir.path()).unwrap();
+        st.blocks_available() as u64 * st.fragment_size() as u64
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// CPU time (clock ticks) process `pid` has used.
+fn cpu_ticks(pid: i64) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime: fields 14 and 15 of stat, 11 and 12 after the command.
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// A container that fills the disk with its log (the root on a small tmpfs) leaves every
+/// management verb working: inspect, ps, stop, rm. No temporary file is left behind, and
+/// the monitor does not spin on writes that fail.
+#[test]
+fn a_full_disk_leaves_containers_manageable() {
+    let _serial = serial();
+    let disk = SmallDisk::new("24m");
+    let root = disk.dir.path().join("root");
+    let wharf = |args: &[&str]| {
+        let out = wharf_command()
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = wharf(&["load", "-i", &s(&busybox_images().join("busybox-oci.tar"))]);
+    assert_eq!(code, Some(0), "{err}");
+    let line = "a".repeat(200);
+    let (code, _, err) = wharf(&[
+        "run",
+        "-d",
+        "--name",
+        "flood",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("while :; do echo {line}; done"),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    eventually(60, "the log to fill the disk", || {
+        disk.free_bytes() < 256 << 10
+    });
+    // The disk stays full for a while: the monitor drops output instead of spinning on it.
+    let (_, out, _) = wharf(&["inspect", "flood"]);
+    let state: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let monitor = state["State"]["MonitorPid"].as_i64().unwrap();
+    let before = cpu_ticks(monitor);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let used = cpu_ticks(monitor) - before;
+    assert!(
+        used < 100,
+        "the monitor used {used} ticks of 200 while the disk was full"
+    );
+    // Every verb still works.
+    let (code, out, err) = wharf(&["inspect", "flood"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("\"Status\": \"running\""), "{out}");
+    let (code, out, err) = wharf(&["ps", "-a"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("flood"), "{out}");
+    let (code, _, err) = wharf(&["stop", "-t", "2", "flood"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = wharf(&["inspect", "flood"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("\"Status\": \"exited\""), "{out}");
+    let (code, _, err) = wharf(&["rm", "flood"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = wharf(&["ps", "-aq"]);
+    assert!(out.trim().is_empty(), "{out}");
+    let leftovers = sh(Command::new("find").arg(&root).args(["-name", "*.tmp*"]));
+    assert!(
+        leftovers.trim().is_empty(),
+        "temporary files left: {leftovers}"
+    );
+}
+
+/// Files a compose file includes, and env files, must be regular files of a sane size: an
+/// `include` of /dev/zero is refused at once (not read until memory runs out), a FIFO does
+/// not hang. 200 000 variables from an env file take a moment, not minutes.
+#[test]
+fn included_files_are_bounded_and_env_files_stay_linear() {
+    let w = busybox();
+    let dir = w.path("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo.yaml");
+    sh(Command::new("mkfifo").arg(&fifo));
+    for (include, why) in [
+        ("/dev/zero", "not a regular file"),
+        ("fifo.yaml", "not a regular file"),
+    ] {
+        std::fs::write(
+            dir.join("compose.yaml"),
+            format!("include: [{include}]\nservices:\n  a:\n    image: busybox\n"),
+        )
+        .unwrap();
+        let start = std::time::Instant::now();
+        let out = w
+            .cmd(&["compose", "--project-directory", &s(&dir), "config"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{include}: {err}");
+        assert!(err.contains(why), "{include}: {err}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+    }
+    let env = w.path("big.env");
+    let mut text = String::new();
+    for i in 0..200_000 {
+        text.push_str(&format!("VAR_{i}=value-{i}\n"));
+    }
+    std::fs::write(&env, text).unwrap();
+    let start = std::time::Instant::now();
+    let spec = w.ok(&[
+        "run",
+        "--print-spec",
+        "--env-file",
+        &s(&env),
+        "busybox",
+        "true",
+    ]);
+    assert!(spec.contains("VAR_199999=value-199999"));
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+}

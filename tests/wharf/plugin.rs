@@ -138,6 +138,7 @@ fn the_example_host_calls_plugins_from_8_threads_and_holds_the_hostile_one_to_it
         "three little words",
         "loop",
         "alloc",
+        "sleep",
         "read /data/note.txt",
         "read /data/../secret.txt",
         &secret,
@@ -157,6 +158,12 @@ fn the_example_host_calls_plugins_from_8_threads_and_holds_the_hostile_one_to_it
         looped.contains("wasm run-time limit of 500ms exceeded (--timeout)"),
         "{looped}"
     );
+    // Waiting in a host call (a 30 s sleep), where no epoch check runs: ended all the same.
+    let slept = one(&a, "hostile", "sleep");
+    assert!(
+        slept.contains("wasm run-time limit of 500ms exceeded (--timeout)"),
+        "{slept}"
+    );
     let hoarded = one(&a, "hostile", "alloc");
     assert!(
         hoarded.contains("wasm memory limit of 33554432 bytes exceeded"),
@@ -174,7 +181,7 @@ fn the_example_host_calls_plugins_from_8_threads_and_holds_the_hostile_one_to_it
         );
     }
     // The others kept answering through all of it.
-    for input in ["loop", "alloc"] {
+    for input in ["loop", "alloc", "sleep"] {
         assert_eq!(
             one(&a, "upper", input),
             format!("ok: {}", input.to_uppercase())
@@ -203,6 +210,7 @@ fn reload_switches_while_calls_run_and_a_moved_pin_is_refused() {
     wasmtime::component::bindgen!({
         path: "wasm-examples/plugins/wit",
         world: "text-plugin",
+        exports: { default: async },
     });
 
     let w = Wharf::new();
@@ -218,9 +226,11 @@ fn reload_switches_while_calls_run_and_a_moved_pin_is_refused() {
         .load(&format!("text@{upper_digest}"), Grants::default())
         .unwrap();
     let call = |p: &wharf::plugin::Plugin, input: &str| -> String {
-        p.call(|store, pre| {
-            let world = TextPluginPre::new(pre.clone())?.instantiate(&mut *store)?;
-            world.call_process(&mut *store, input)
+        p.call(async |store, pre| {
+            let world = TextPluginPre::new(pre.clone())?
+                .instantiate_async(&mut *store)
+                .await?;
+            world.call_process(&mut *store, input).await
         })
         .unwrap()
         .value
@@ -236,10 +246,11 @@ fn reload_switches_while_calls_run_and_a_moved_pin_is_refused() {
                 let mut answers = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let out = p
-                        .call(|store, pre| {
-                            let world =
-                                TextPluginPre::new(pre.clone())?.instantiate(&mut *store)?;
-                            world.call_process(&mut *store, "a b")
+                        .call(async |store, pre| {
+                            let world = TextPluginPre::new(pre.clone())?
+                                .instantiate_async(&mut *store)
+                                .await?;
+                            world.call_process(&mut *store, "a b").await
                         })
                         .expect("no call fails across a reload")
                         .value

@@ -485,3 +485,400 @@ fn a_multi_platform_index_pushes_and_pulls_whole_or_by_platform() {
         2
     );
 }
+
+/// What a hostile registry (a plain-HTTP server of the test's own on 127.0.0.1) does.
+#[derive(Clone, Copy)]
+enum Hostile {
+    /// A manifest whose chunked body never ends.
+    EndlessManifest,
+    /// A 404 whose error body never ends.
+    EndlessError,
+    /// `/v2/` asks for a bearer token from a realm whose answer never ends.
+    EndlessToken,
+    /// A manifest listing this many layers, none of which (nor the config) exists.
+    MissingLayers(usize),
+    /// `/v2/` asks for a bearer token from a plain-http realm on `localhost` (another host
+    /// than `127.0.0.1`) when true, on the registry's own host when false; the token
+    /// requests that carry credentials are counted.
+    Realm { elsewhere: bool },
+}
+
+/// Start the hostile registry: its port, and how many blob (or token) requests it got.
+fn hostile_registry(mode: Hostile) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let blobs = Arc::new(AtomicUsize::new(0));
+    let counted = blobs.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let blobs = counted.clone();
+            std::thread::spawn(move || {
+                let mut client = client;
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let text = String::from_utf8_lossy(&head).into_owned();
+                let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
+                let reply = |client: &mut std::net::TcpStream,
+                             status: &str,
+                             extra: &str,
+                             body: &str| {
+                    let _ = client.write_all(
+                        format!(
+                            "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    );
+                };
+                // A chunked body that goes on until the client hangs up.
+                let endless = |client: &mut std::net::TcpStream, status: &str, ctype: &str| {
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    );
+                    if client.write_all(head.as_bytes()).is_err() {
+                        return;
+                    }
+                    let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+                    while client.write_all(chunk.as_bytes()).is_ok() {}
+                };
+                let manifest_type = "application/vnd.oci.image.manifest.v1+json";
+                match (mode, path.as_str()) {
+                    (Hostile::EndlessToken, "/v2/") => reply(
+                        &mut client,
+                        "401 Unauthorized",
+                        &format!(
+                            "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"hostile\"\r\n"
+                        ),
+                        "",
+                    ),
+                    (Hostile::Realm { elsewhere }, "/v2/") => reply(
+                        &mut client,
+                        "401 Unauthorized",
+                        &format!(
+                            "WWW-Authenticate: Bearer realm=\"http://{}:{port}/token\",service=\"hostile\"\r\n",
+                            if elsewhere { "localhost" } else { "127.0.0.1" }
+                        ),
+                        "",
+                    ),
+                    (Hostile::Realm { .. }, p) if p.starts_with("/token") => {
+                        if text.to_ascii_lowercase().contains("\r\nauthorization:") {
+                            blobs.fetch_add(1, Ordering::SeqCst);
+                        }
+                        reply(&mut client, "200 OK", "", r#"{"token":"t"}"#)
+                    }
+                    (_, "/v2/") => reply(&mut client, "200 OK", "", "{}"),
+                    (Hostile::EndlessToken, p) if p.starts_with("/token") => {
+                        blobs.fetch_add(1, Ordering::SeqCst);
+                        endless(&mut client, "200 OK", "application/json")
+                    }
+                    (_, p) if p.contains("/blobs/") => {
+                        blobs.fetch_add(1, Ordering::SeqCst);
+                        reply(
+                            &mut client,
+                            "404 Not Found",
+                            "Content-Type: application/json\r\n",
+                            r#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#,
+                        )
+                    }
+                    // Without the token it never gets: what a registry answers then.
+                    (Hostile::EndlessToken | Hostile::Realm { .. }, _) => reply(
+                        &mut client,
+                        "401 Unauthorized",
+                        "Content-Type: application/json\r\n",
+                        r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+                    ),
+                    (Hostile::EndlessManifest, _) => endless(&mut client, "200 OK", manifest_type),
+                    (Hostile::EndlessError, _) => {
+                        endless(&mut client, "404 Not Found", "application/json")
+                    }
+                    (Hostile::MissingLayers(n), _) => {
+                        let desc = |i: usize, t: &str| serde_json::json!({"mediaType": t, "digest": format!("sha256:{i:064x}"), "size": 1000});
+                        let layers: Vec<_> = (1..=n)
+                            .map(|i| desc(i, "application/vnd.oci.image.layer.v1.tar"))
+                            .collect();
+                        let body = serde_json::json!({
+                            "schemaVersion": 2,
+                            "mediaType": manifest_type,
+                            "config": desc(0, "application/vnd.oci.image.config.v1+json"),
+                            "layers": layers,
+                        })
+                        .to_string();
+                        reply(
+                            &mut client,
+                            "200 OK",
+                            &format!("Content-Type: {manifest_type}\r\n"),
+                            &body,
+                        )
+                    }
+                }
+            });
+        }
+    });
+    (port, blobs)
+}
+
+/// `wharf ARGS` on `w`: exit code, peak RSS (KiB) and stderr; killed after 60 s.
+fn bounded_run(w: &Wharf, args: &[&str]) -> (Option<i32>, i64, String) {
+    let err_path = w.path("bounded.err");
+    let child = w
+        .cmd(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        // SAFETY: kill(2) on our own child's pid; harmless if it has been reaped.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child, with valid out-pointers.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid);
+    std::mem::forget(child);
+    drop(killer);
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (
+        code,
+        usage.ru_maxrss,
+        std::fs::read_to_string(err_path).unwrap(),
+    )
+}
+
+/// A registry's endless bodies (a manifest, an error, a token) are cut at their cap while
+/// they stream: wharf fails at once, its memory stays small, and nothing is left.
+#[cfg(target_os = "linux")]
+#[test]
+fn endless_registry_bodies_are_cut_at_their_cap() {
+    for mode in [
+        Hostile::EndlessManifest,
+        Hostile::EndlessError,
+        Hostile::EndlessToken,
+    ] {
+        let (port, asked) = hostile_registry(mode);
+        let w = Wharf::new();
+        let start = Instant::now();
+        let (code, rss_kib, err) = bounded_run(&w, &["pull", &format!("127.0.0.1:{port}/h/x:1")]);
+        assert_eq!(code, Some(125), "{err}");
+        // (oci-client gives up on a token it cannot get and asks without one: the
+        // registry's 401 is what is said then; the cap shows in the memory.)
+        let cut = match mode {
+            Hostile::EndlessToken => {
+                assert_eq!(
+                    asked.load(std::sync::atomic::Ordering::SeqCst),
+                    1,
+                    "token requests"
+                );
+                "Not authorized"
+            }
+            _ => "larger than 4194304 bytes",
+        };
+        assert!(err.contains(cut), "{err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(rss_kib < 200 * 1024, "peak RSS {rss_kib} KiB: {err}");
+        assert!(w.images().is_empty());
+        assert!(w.ok(&["system", "check"]).contains("0 problems"));
+    }
+}
+
+/// A manifest with thousands of layers is refused before any is fetched; one whose layers
+/// are missing fails at the first answer, without retrying each one.
+#[cfg(target_os = "linux")]
+#[test]
+fn missing_or_countless_layers_fail_fast() {
+    let (port, blobs) = hostile_registry(Hostile::MissingLayers(10_000));
+    let w = Wharf::new();
+    let err = w.fails(&["pull", &format!("127.0.0.1:{port}/h/many:1")], 125);
+    assert!(
+        err.contains("10000 layers; more than 500 is refused"),
+        "{err}"
+    );
+    assert_eq!(blobs.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let (port, blobs) = hostile_registry(Hostile::MissingLayers(50));
+    let start = Instant::now();
+    let err = w.fails(&["pull", &format!("127.0.0.1:{port}/h/missing:1")], 125);
+    assert!(
+        err.contains("BLOB_UNKNOWN") || err.contains("blob unknown"),
+        "{err}"
+    );
+    assert!(!err.contains("retrying"), "{err}");
+    // Four fetches run at once: the first answer ends the pull, so a few requests at most.
+    let asked = blobs.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(asked <= 8, "{asked} blob requests");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(w.images().is_empty());
+    assert!(w.ok(&["system", "check"]).contains("0 problems"));
+}
+
+/// A registry reached over TLS that redirects to plain HTTP is not followed: nothing is
+/// taken from (or sent to) the plain leg. The TLS side is `openssl s_server -HTTP` serving
+/// a prepared redirect; the plain leg counts the requests it gets.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_https_registry_cannot_redirect_to_plain_http() {
+    use std::sync::atomic::Ordering;
+    let plain_hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // The plain leg: a listener that only counts who comes.
+    let leg = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let leg_port = leg.local_addr().unwrap().port();
+    let hits = plain_hits.clone();
+    std::thread::spawn(move || {
+        for c in leg.incoming().flatten() {
+            hits.fetch_add(1, Ordering::SeqCst);
+            drop(c);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let openssl = |args: &[&str]| sh(Command::new("openssl").args(args).current_dir(dir.path()));
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=wharf test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    std::fs::write(dir.path().join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "1",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.crt",
+    ]);
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(dir.path().join("ca.crt"), certs.join("ca.crt")).unwrap();
+    // -HTTP serves files under its directory as whole HTTP responses.
+    let www = dir.path().join("www");
+    let manifest = www.join("v2/h/x/manifests");
+    std::fs::create_dir_all(&manifest).unwrap();
+    std::fs::write(
+        manifest.join("1"),
+        format!(
+            "HTTP/1.0 302 Found\r\nLocation: http://127.0.0.1:{leg_port}/v2/h/x/manifests/1\r\nContent-Length: 0\r\n\r\n"
+        ),
+    )
+    .unwrap();
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new("openssl")
+        .args(["s_server", "-quiet", "-HTTP", "-accept"])
+        .arg(format!("127.0.0.1:{tls_port}"))
+        .arg("-cert")
+        .arg(dir.path().join("server.crt"))
+        .arg("-key")
+        .arg(dir.path().join("server.key"))
+        .current_dir(&www)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(20, "openssl s_server", || {
+        std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
+    });
+    let w = Wharf::new();
+    let out = w.run(&[
+        "pull",
+        "--cert-dir",
+        &s(&certs),
+        &format!("127.0.0.1:{tls_port}/h/x:1"),
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("from https to plain http"), "{err}");
+    assert_eq!(
+        plain_hits.load(Ordering::SeqCst),
+        0,
+        "the plain leg was asked"
+    );
+    assert!(w.images().is_empty());
+}
+
+/// Credentials go to the registry's own host, or to a token realm it names over TLS; a
+/// plain-http realm on another host gets none (the control: the same realm on the
+/// registry's host does get them, so the count can tell).
+#[cfg(target_os = "linux")]
+#[test]
+fn credentials_are_not_sent_in_the_clear_to_another_host() {
+    use std::sync::atomic::Ordering;
+    for elsewhere in [true, false] {
+        let (port, asked) = hostile_registry(Hostile::Realm { elsewhere });
+        let w = Wharf::new();
+        let docker = w.path("docker");
+        std::fs::create_dir_all(&docker).unwrap();
+        std::fs::write(
+            docker.join("config.json"),
+            format!(r#"{{"auths": {{"127.0.0.1:{port}": {{"auth": "YWxpY2U6czNjcmV0"}}}}}}"#),
+        )
+        .unwrap();
+        let out = w
+            .cmd(&["pull", &format!("127.0.0.1:{port}/h/x:1")])
+            .env("DOCKER_CONFIG", &docker)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(125));
+        let sent = asked.load(Ordering::SeqCst);
+        if elsewhere {
+            assert_eq!(sent, 0, "credentials went to another host in the clear");
+        } else {
+            assert!(sent >= 1, "the control: the registry's own realm gets them");
+        }
+    }
+}

@@ -250,6 +250,36 @@ fn limits_trip_with_their_message_and_code() {
         "{err}"
     );
     assert!(start.elapsed() < Duration::from_secs(10));
+    // A guest waiting in a host call (a 30 s poll_oneoff; a read from a stdin that never
+    // closes) sees no epoch check: the deadline ends it there too.
+    packaged(&w, "sleep.wat", "sleeper");
+    packaged(&w, "read-stdin.wat", "reader");
+    let start = Instant::now();
+    let (code, _, err) = run(&w, &["run", "--timeout", "1s", "sleeper"]);
+    assert_eq!(code, 137, "{err}");
+    assert!(err.contains("run-time limit of 1s exceeded"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    let start = Instant::now();
+    let mut reader = w
+        .cmd(&["run", "-i", "--timeout", "1s", "reader"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = reader.stdin.take();
+    let out = reader.wait_with_output().unwrap();
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(137), "{out:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
     let (code, _, err) = run(&w, &["run", "--fuel", "1000000", "loop"]);
     assert_eq!(code, 152, "{err}");
     assert!(err.contains("fuel"), "{err}");
@@ -677,6 +707,19 @@ fn invoke_calls_one_export_of_a_module_or_component() {
         137,
     );
     assert!(e.contains("wasm run-time limit of 200ms exceeded"), "{e}");
+    // Waiting in a host call: the same.
+    let sleeper = crate::portable::host_path(&wasm_dir().join("sleep.wat"));
+    let start = Instant::now();
+    let e = w.fails(
+        &["run", "--timeout", "500ms", "--invoke", "nap()", &sleeper],
+        137,
+    );
+    assert!(e.contains("wasm run-time limit of 500ms exceeded"), "{e}");
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
     let e = w.fails(&["run", "--invoke", "nope()", &wat], 127);
     assert!(e.contains("exports no function \"nope\""), "{e}");
     let e = w.fails(&["run", "--invoke", "add(1)", &wat], 125);

@@ -1,15 +1,30 @@
 //! Running a command to completion: a WASI preview 1 module's `_start` (or a named export),
 //! or a preview 2 component's `wasi:cli/run`.
+//!
+//! The guest runs on wasmtime's async API, on a runtime of its own, under its deadline: a
+//! guest computing is stopped at its next epoch check, and one waiting in a host call
+//! (`poll_oneoff`, a read from a stdin that never closes, a socket) is stopped there, its
+//! call dropped, which no epoch check could do.
+
+use std::future::Future;
 
 use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{Engine, Linker, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::bindings::sync::CommandPre;
+use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::WasmError;
-use super::limits::{Limiter, RunLimits, classify, is_guest_error};
+use super::limits::{Limiter, RunLimits, bounded, classify, is_guest_error, timed_out};
 use crate::backend::Exit;
+
+/// Run `guest` to its end, or to the deadline of `limits` wherever it waits.
+fn run_bounded<F>(limits: &RunLimits, guest: F) -> Result<Exit, WasmError>
+where
+    F: Future<Output = Result<Exit, WasmError>>,
+{
+    bounded(limits.timeout, guest).unwrap_or_else(|| Ok(timed_out(limits)))
+}
 
 struct P1State {
     wasi: WasiP1Ctx,
@@ -25,7 +40,7 @@ pub fn run_module(
     export: Option<&str>,
 ) -> Result<Exit, WasmError> {
     let mut linker: Linker<P1State> = Linker::new(engine);
-    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s| &mut s.wasi)
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)
         .map_err(|e| WasmError::Link(format!("{e:#}")))?;
     let mut store = Store::new(
         engine,
@@ -38,22 +53,24 @@ pub fn run_module(
     limits
         .apply_interruptible(&mut store)
         .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-    let instance = match linker.instantiate(&mut store, module) {
-        Ok(i) => i,
-        Err(e) if is_guest_error(&e) => return Ok(classify(&e, limits)),
-        Err(e) => return Err(WasmError::Link(format!("{e:#}"))),
-    };
     let name = export.unwrap_or("_start");
-    let func = instance
-        .get_typed_func::<(), ()>(&mut store, name)
-        .map_err(|_| {
-            WasmError::NoEntry(format!(
-                "the module exports no function {name:?} taking no arguments"
-            ))
-        })?;
-    Ok(match func.call(&mut store, ()) {
-        Ok(()) => Exit::code(0),
-        Err(e) => classify(&e, limits),
+    run_bounded(limits, async {
+        let instance = match linker.instantiate_async(&mut store, module).await {
+            Ok(i) => i,
+            Err(e) if is_guest_error(&e) => return Ok(classify(&e, limits)),
+            Err(e) => return Err(WasmError::Link(format!("{e:#}"))),
+        };
+        let func = instance
+            .get_typed_func::<(), ()>(&mut store, name)
+            .map_err(|_| {
+                WasmError::NoEntry(format!(
+                    "the module exports no function {name:?} taking no arguments"
+                ))
+            })?;
+        Ok(match func.call_async(&mut store, ()).await {
+            Ok(()) => Exit::code(0),
+            Err(e) => classify(&e, limits),
+        })
     })
 }
 
@@ -82,7 +99,7 @@ pub fn run_component(
     let mut linker = wasmtime::component::Linker::<P2State>::new(engine);
     // Includes `wasi:cli/exit#exit-with-code` (WASI 0.2.12): components that call it report
     // any code; `exit(err)` reports 1.
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         .map_err(|e| WasmError::Link(format!("{e:#}")))?;
     let pre = linker
         .instantiate_pre(component)
@@ -102,14 +119,16 @@ pub fn run_component(
     limits
         .apply_interruptible(&mut store)
         .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-    let command = match pre.instantiate(&mut store) {
-        Ok(c) => c,
-        Err(e) if is_guest_error(&e) => return Ok(classify(&e, limits)),
-        Err(e) => return Err(WasmError::Link(format!("{e:#}"))),
-    };
-    Ok(match command.wasi_cli_run().call_run(&mut store) {
-        Ok(Ok(())) => Exit::code(0),
-        Ok(Err(())) => Exit::code(1),
-        Err(e) => classify(&e, limits),
+    run_bounded(limits, async {
+        let command = match pre.instantiate_async(&mut store).await {
+            Ok(c) => c,
+            Err(e) if is_guest_error(&e) => return Ok(classify(&e, limits)),
+            Err(e) => return Err(WasmError::Link(format!("{e:#}"))),
+        };
+        Ok(match command.wasi_cli_run().call_run(&mut store).await {
+            Ok(Ok(())) => Exit::code(0),
+            Ok(Err(())) => Exit::code(1),
+            Err(e) => classify(&e, limits),
+        })
     })
 }

@@ -187,15 +187,7 @@ pub fn classify(err: &wasmtime::Error, limits: &RunLimits) -> Exit {
                     message: Some(format!("wasm guest stopped by signal {sig}")),
                 }
             }
-            Trap::Interrupt => Exit {
-                code: EXIT_TIMEOUT,
-                message: Some(match limits.timeout {
-                    Some(t) => {
-                        format!("wasm run-time limit of {t:?} exceeded (--timeout): stopped")
-                    }
-                    None => "wasm guest interrupted: stopped".to_string(),
-                }),
-            },
+            Trap::Interrupt => timed_out(limits),
             Trap::OutOfFuel => Exit {
                 code: EXIT_FUEL,
                 message: Some(format!(
@@ -212,6 +204,31 @@ pub fn classify(err: &wasmtime::Error, limits: &RunLimits) -> Exit {
     Exit {
         code: EXIT_TRAP,
         message: Some(format!("wasm guest failed: {err:#}")),
+    }
+}
+
+/// Drive `guest` (calls into wasm on wasmtime's async API) to its end: `None` if `timeout`
+/// passed first. The epoch deadline stops a guest that computes; this stops one that waits
+/// in a host call (a sleep, a read from a stdin that never closes, a socket), where no epoch
+/// check runs: its call is dropped. On the caller's tokio runtime if it has one, else on
+/// wasmtime-wasi's own (what its synchronous bindings use).
+pub fn bounded<F: std::future::Future>(timeout: Option<Duration>, guest: F) -> Option<F::Output> {
+    wasmtime_wasi::runtime::in_tokio(async {
+        match timeout {
+            None => Some(guest.await),
+            Some(t) => tokio::time::timeout(t, guest).await.ok(),
+        }
+    })
+}
+
+/// How a guest stopped at its deadline ends (an epoch check, or a host call it waited in).
+pub fn timed_out(limits: &RunLimits) -> Exit {
+    Exit {
+        code: EXIT_TIMEOUT,
+        message: Some(match limits.timeout {
+            Some(t) => format!("wasm run-time limit of {t:?} exceeded (--timeout): stopped"),
+            None => "wasm guest interrupted: stopped".to_string(),
+        }),
     }
 }
 
