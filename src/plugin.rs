@@ -534,13 +534,18 @@ impl Plugin {
 
     /// Run a call to its end or to the deadline (see [`bounded`]).
     fn bounded<F: std::future::Future>(&self, call: F) -> Result<F::Output, PluginError> {
-        bounded(self.grants.timeout, call).ok_or_else(|| {
-            let exit = timed_out(&self.limits());
-            PluginError::Guest {
-                code: exit.code,
-                message: exit.message.unwrap_or_default(),
-            }
-        })
+        bounded(self.grants.timeout, call)
+            .map_err(|e| PluginError::Call {
+                reference: self.reference.clone(),
+                message: format!("starting an async runtime: {e}"),
+            })?
+            .ok_or_else(|| {
+                let exit = timed_out(&self.limits());
+                PluginError::Guest {
+                    code: exit.code,
+                    message: exit.message.unwrap_or_default(),
+                }
+            })
     }
 
     fn guest_error(&self, e: &wasmtime::Error) -> PluginError {

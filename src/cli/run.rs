@@ -372,6 +372,8 @@ pub fn pull_in_child(
     let mut pull = std::process::Command::new(std::env::current_exe()?);
     pull.arg("--root")
         .arg(ctx.roots.data())
+        .arg("--log-level")
+        .arg(&ctx.log_level)
         .args(["pull", "-q"]);
     if let Some(p) = platform {
         pull.arg("--platform").arg(p.to_string());

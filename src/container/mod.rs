@@ -130,7 +130,8 @@ fn write_atomic(path: &Path, record: &Record) -> Result<(), ContainerError> {
         }
         return Err(io_err(&tmp)(e));
     }
-    fs::rename(&tmp, path).map_err(|e| {
+    // (Windows refuses to replace a file another process is reading, for a moment.)
+    crate::sys::retry_transient(|| fs::rename(&tmp, path)).map_err(|e| {
         let _ = fs::remove_file(&tmp);
         io_err(path)(e)
     })
@@ -445,7 +446,7 @@ impl Containers {
         };
         // Removed while we waited for the lock?
         let path = dir.join(RECORD);
-        let bytes = match fs::read(&path) {
+        let bytes = match crate::sys::retry_transient(|| fs::read(&path)) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(ContainerError::NotFound(id.to_string()));

@@ -142,7 +142,7 @@ fn start_supervisor(
         path: exe.to_path_buf(),
         source,
     };
-    let mut child = cmd.spawn().map_err(io)?;
+    let mut child = crate::sys::retry_transient(|| cmd.spawn()).map_err(io)?;
     match crate::sys::tie_spawned(&child) {
         Ok(tie) => Ok((child, tie)),
         Err(e) => {

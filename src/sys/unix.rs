@@ -368,6 +368,11 @@ pub fn detach(cmd: &mut std::process::Command) {
     }
 }
 
+/// Run `f` (Unix has no transient sharing violations to wait out; see the Windows twin).
+pub fn retry_transient<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    f()
+}
+
 /// Make `cmd`'s child die with this process (SIGKILL when we die), with the default
 /// disposition of the signals a monitor ignores.
 pub fn tie_to_parent(cmd: &mut std::process::Command) {

@@ -316,8 +316,15 @@ pub fn detach(cmd: &mut std::process::Command) {
     cmd.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP);
 }
 
-/// Nothing to arrange before the start on Windows: [`tie_spawned`] does it after.
-pub fn tie_to_parent(_: &mut std::process::Command) {}
+/// Before the start on Windows: no console of its own (a supervisor runs in the background;
+/// its stdio are the monitor's pipes). A console host made for it (conhost) would hold
+/// those pipes open past its exit: the monitor then waited seconds for the end of its
+/// output (6 s under wine) before it could record how the run ended. The tie itself is
+/// made after the start ([`tie_spawned`]).
+pub fn tie_to_parent(cmd: &mut std::process::Command) {
+    use std::os::windows::process::CommandExt;
+    cmd.creation_flags(DETACHED_PROCESS);
+}
 
 /// What keeps a started child tied to us: a job object that kills its processes when its
 /// last handle, ours, closes (when we exit or die).
@@ -366,6 +373,31 @@ pub fn address_space_bits() -> Option<u32> {
 
 /// Nothing to ignore: a detached process has no console.
 pub fn ignore_hangup() {}
+
+/// Run `f` again (a few times, 20 ms apart, doubling, for at most about a second) while it
+/// fails with a sharing violation or access denied: Windows (and wine, under load: a
+/// supervisor's start failed with "Access denied" about 1 in 25 restarts) refuses to open or
+/// start a file briefly held by another process (a scanner, a process just exiting).
+pub fn retry_transient<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    const ERROR_ACCESS_DENIED: i32 = 5;
+    const ERROR_SHARING_VIOLATION: i32 = 32;
+    let mut delay = std::time::Duration::from_millis(20);
+    for _ in 0..6 {
+        match f() {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(ERROR_ACCESS_DENIED | ERROR_SHARING_VIOLATION)
+                ) =>
+            {
+                std::thread::sleep(delay);
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+    f()
+}
 
 /// A child's exit code.
 pub fn exit_code(status: &std::process::ExitStatus) -> i32 {

@@ -246,7 +246,12 @@ fn detached_wasm_containers_live_the_same_lifecycle_on_every_host() {
         let s = &inspect(&w, "flaky");
         s["State"]["Status"] == "exited" && s["RestartCount"] == 2
     });
-    assert_eq!(w.ok(&["wait", "flaky"]).trim(), "42");
+    assert_eq!(
+        w.ok(&["wait", "flaky"]).trim(),
+        "42",
+        "{}",
+        inspect(&w, "flaky")
+    );
     // A killed supervisor (the process running the guest) shows as exited, with why.
     w.ok(&["start", "spin"]);
     let pid = inspect(&w, "spin")["State"]["Pid"].as_i64().unwrap();

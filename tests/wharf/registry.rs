@@ -24,62 +24,10 @@ impl Registry {
         Self::start_with(
             |dir| {
                 let d = s(dir);
-                let openssl =
-                    |args: &[&str]| sh(Command::new("openssl").args(args).current_dir(dir));
-                openssl(&[
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "1",
-                    "-subj",
-                    "/CN=wharf test CA",
-                    "-keyout",
-                    "ca.key",
-                    "-out",
-                    "ca.crt",
-                ]);
-                std::fs::write(
-                    dir.join("ext.cnf"),
-                    "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-                )
-                .unwrap();
-                openssl(&[
-                    "req",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                    "-keyout",
-                    "server.key",
-                    "-out",
-                    "server.csr",
-                ]);
-                openssl(&[
-                    "x509",
-                    "-req",
-                    "-days",
-                    "1",
-                    "-in",
-                    "server.csr",
-                    "-CA",
-                    "ca.crt",
-                    "-CAkey",
-                    "ca.key",
-                    "-CAcreateserial",
-                    "-extfile",
-                    "ext.cnf",
-                    "-out",
-                    "server.crt",
-                ]);
+                test_ca(dir);
                 sh(Command::new("htpasswd")
                     .args(["-Bbc", "htpasswd", "alice", "s3cret"])
                     .current_dir(dir));
-                std::fs::create_dir_all(dir.join("certs")).unwrap();
-                std::fs::copy(dir.join("ca.crt"), dir.join("certs/ca.crt")).unwrap();
                 format!("  tls:\n    certificate: {d}/server.crt\n    key: {d}/server.key\n")
             },
             "auth:\n  htpasswd:\n    realm: wharf-test\n    path: HTPASSWD\n",
@@ -319,6 +267,64 @@ fn tls_with_a_test_ca_and_htpasswd_auth() {
         &format!("docker://{target}"),
     ]));
     assert!(raw.contains("application/vnd.wasm.config.v0+json"), "{raw}");
+}
+
+/// A test CA and a server certificate it signed for 127.0.0.1 and localhost, made by
+/// openssl in `dir`: `ca.crt`, `server.crt`, `server.key`, and `certs/ca.crt` (what
+/// `--cert-dir` takes).
+fn test_ca(dir: &std::path::Path) {
+    let openssl = |args: &[&str]| sh(Command::new("openssl").args(args).current_dir(dir));
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=wharf test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "1",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.crt",
+    ]);
+    std::fs::create_dir_all(dir.join("certs")).unwrap();
+    std::fs::copy(dir.join("ca.crt"), dir.join("certs/ca.crt")).unwrap();
 }
 
 /// How the proxy misbehaves on blob downloads.
@@ -750,55 +756,8 @@ fn an_https_registry_cannot_redirect_to_plain_http() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let openssl = |args: &[&str]| sh(Command::new("openssl").args(args).current_dir(dir.path()));
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=wharf test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    ]);
-    std::fs::write(dir.path().join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-days",
-        "1",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "server.crt",
-    ]);
+    test_ca(dir.path());
     let certs = dir.path().join("certs");
-    std::fs::create_dir_all(&certs).unwrap();
-    std::fs::copy(dir.path().join("ca.crt"), certs.join("ca.crt")).unwrap();
     // -HTTP serves files under its directory as whole HTTP responses.
     let www = dir.path().join("www");
     let manifest = www.join("v2/h/x/manifests");
