@@ -534,18 +534,13 @@ impl Plugin {
 
     /// Run a call to its end or to the deadline (see [`bounded`]).
     fn bounded<F: std::future::Future>(&self, call: F) -> Result<F::Output, PluginError> {
-        bounded(self.grants.timeout, call)
-            .map_err(|e| PluginError::Call {
-                reference: self.reference.clone(),
-                message: format!("starting an async runtime: {e}"),
-            })?
-            .ok_or_else(|| {
-                let exit = timed_out(&self.limits());
-                PluginError::Guest {
-                    code: exit.code,
-                    message: exit.message.unwrap_or_default(),
-                }
-            })
+        bounded(self.grants.timeout, call).ok_or_else(|| {
+            let exit = timed_out(&self.limits());
+            PluginError::Guest {
+                code: exit.code,
+                message: exit.message.unwrap_or_default(),
+            }
+        })
     }
 
     fn guest_error(&self, e: &wasmtime::Error) -> PluginError {
@@ -572,7 +567,7 @@ impl Plugin {
     /// it. A trap or a limit comes back as [`PluginError::Guest`]; the deadline
     /// ([`Grants::timeout`]) holds wherever the plugin is, in its code or waiting in a host
     /// call. Callable from any thread, inside a tokio runtime's blocking context or outside
-    /// one.
+    /// one (then on wasmtime-wasi's shared runtime).
     pub fn call<R>(
         &self,
         f: impl AsyncFnOnce(&mut Store<State>, &InstancePre<State>) -> wasmtime::Result<R>,

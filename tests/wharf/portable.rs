@@ -130,18 +130,31 @@ fn host_paths_work_for_root_and_volumes() {
 /// Kill process `pid` of the binary under test from outside, as a user would: `kill -9` on
 /// Linux, `taskkill /F` (TerminateProcess) under wine.
 fn kill_from_outside(pid: i64) {
-    let status = if windows() {
-        std::process::Command::new("wine")
+    if !windows() {
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        assert!(status.unwrap().success(), "killing {pid}");
+        return;
+    }
+    // Under wine a process (taskkill here) occasionally fails to start when many start at
+    // once, exiting 1 having done nothing (see `Wharf::run`): try again. A retry that finds
+    // the process gone (exit 128, "could not find process") means an earlier one killed it.
+    for attempt in 0..3 {
+        let code = std::process::Command::new("wine")
             .args(["taskkill", "/F", "/PID", &pid.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
-    } else {
-        std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-    };
-    assert!(status.unwrap().success(), "killing {pid}");
+            .unwrap()
+            .code();
+        match code {
+            Some(0) => return,
+            Some(128) if attempt > 0 => return,
+            _ => std::thread::sleep(std::time::Duration::from_millis(200)),
+        }
+    }
+    panic!("killing {pid}");
 }
 
 /// The whole lifecycle of detached wasm containers, the same on Linux and Windows: a

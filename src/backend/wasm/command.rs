@@ -23,9 +23,7 @@ fn run_bounded<F>(limits: &RunLimits, guest: F) -> Result<Exit, WasmError>
 where
     F: Future<Output = Result<Exit, WasmError>>,
 {
-    bounded(limits.timeout, guest)
-        .map_err(WasmError::Runtime)?
-        .unwrap_or_else(|| Ok(timed_out(limits)))
+    bounded(limits.timeout, guest).unwrap_or_else(|| Ok(timed_out(limits)))
 }
 
 struct P1State {

@@ -208,43 +208,20 @@ pub fn classify(err: &wasmtime::Error, limits: &RunLimits) -> Exit {
 }
 
 /// Drive `guest` (calls into wasm on wasmtime's async API) to its end: `None` if `timeout`
-/// passed first; an error only if no runtime could be made to drive it. The epoch deadline stops a guest that computes; this stops one that waits
+/// passed first. The epoch deadline stops a guest that computes; this stops one that waits
 /// in a host call (a sleep, a read from a stdin that never closes, a socket), where no epoch
 /// check runs: its call is dropped.
 ///
-/// On the caller's tokio runtime if it is in one (as wasmtime-wasi's synchronous bindings
-/// do), else on a single-threaded runtime of the calling thread's own, made on its first
-/// call: no worker threads idle beside a guest (a detached container's supervisor under
-/// wine took 8 s to exit with wasmtime-wasi's shared multi-threaded one).
-pub fn bounded<F: std::future::Future>(
-    timeout: Option<Duration>,
-    guest: F,
-) -> std::io::Result<Option<F::Output>> {
-    let bounded = async {
+/// On the caller's tokio runtime if it is in one, else on wasmtime-wasi's own, which its
+/// synchronous bindings use too: shared by every thread and never dropped. (A runtime per
+/// thread, dropped when the thread ends, deadlocked a plugin host's exit under Windows:
+/// its shutdown joins threads from a thread-local destructor.)
+pub fn bounded<F: std::future::Future>(timeout: Option<Duration>, guest: F) -> Option<F::Output> {
+    wasmtime_wasi::runtime::in_tokio(async {
         match timeout {
             None => Some(guest.await),
             Some(t) => tokio::time::timeout(t, guest).await.ok(),
         }
-    };
-    if let Ok(h) = tokio::runtime::Handle::try_current() {
-        let _enter = h.enter();
-        return Ok(h.block_on(bounded));
-    }
-    thread_local! {
-        static RUNTIME: std::cell::OnceCell<tokio::runtime::Runtime> =
-            const { std::cell::OnceCell::new() };
-    }
-    RUNTIME.with(|cell| {
-        let runtime = match cell.get() {
-            Some(r) => r,
-            None => {
-                let made = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                cell.get_or_init(|| made)
-            }
-        };
-        Ok(runtime.block_on(bounded))
     })
 }
 
