@@ -338,6 +338,21 @@ enum Fault {
     Corrupt,
 }
 
+/// An HTTP request's head (request line and headers), read byte by byte so that nothing of
+/// a body is consumed; `None` if the client went away first.
+fn request_head(client: &mut std::net::TcpStream) -> Option<String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut byte).unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
 /// A plain-HTTP proxy in front of a registry that misbehaves on `GET .../blobs/...`.
 fn fault_proxy(upstream: u16, fault: Fault) -> u16 {
     use std::io::{Read, Write};
@@ -351,15 +366,9 @@ fn fault_proxy(upstream: u16, fault: Fault) -> u16 {
             let seen = seen.clone();
             std::thread::spawn(move || {
                 let mut client = client;
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if client.read(&mut byte).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let text = String::from_utf8_lossy(&head).into_owned();
+                let Some(text) = request_head(&mut client) else {
+                    return;
+                };
                 let is_blob = text.starts_with("GET ")
                     && text.lines().next().unwrap_or("").contains("/blobs/");
                 let n = if is_blob {
@@ -511,7 +520,7 @@ enum Hostile {
 
 /// Start the hostile registry: its port, and how many blob (or token) requests it got.
 fn hostile_registry(mode: Hostile) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -523,15 +532,9 @@ fn hostile_registry(mode: Hostile) -> (u16, std::sync::Arc<std::sync::atomic::At
             let blobs = counted.clone();
             std::thread::spawn(move || {
                 let mut client = client;
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if client.read(&mut byte).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let text = String::from_utf8_lossy(&head).into_owned();
+                let Some(text) = request_head(&mut client) else {
+                    return;
+                };
                 let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
                 let reply = |client: &mut std::net::TcpStream,
                              status: &str,
