@@ -10,6 +10,7 @@ cd "$repo"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wharf/target}
 export WHARF_WASM_DIR=${WHARF_WASM_DIR:-$repo/wasm-examples/out}
 export WHARF_TEST_IMAGES=${WHARF_TEST_IMAGES:-$CARGO_TARGET_DIR/test-images}
+export WHARF_DEBIAN_IMAGE=${WHARF_DEBIAN_IMAGE:-$CARGO_TARGET_DIR/test-images-debian}
 # A phase whose binaries do not build says how many tests it could not run (and fails), so
 # the closing summary counts them instead of reporting only the tests that ran.
 not_run() {  # REASON FILTER...

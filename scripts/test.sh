@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs wharf's tests: installs what is missing, builds the wasm examples and the busybox test
-# images (made with umoci and skopeo), runs every unit and integration test against the
+# Runs wharf's tests: installs what is missing, builds the wasm examples, the busybox test
+# images (made with umoci and skopeo) and the Debian services image (debootstrap), runs every unit and integration test against the
 # Linux build; then, against the static musl builds (scripts/build-static.sh), every
 # integration test again on x86_64 and the wasm ones on aarch64 under qemu-user; then the
 # portable ones against wharf.exe under wine (scripts/test-windows.sh).
@@ -17,6 +17,10 @@ bash wasm-examples/build.sh "$repo/wasm-examples/out" >/dev/null
 export WHARF_WASM_DIR="$repo/wasm-examples/out"
 export WHARF_TEST_IMAGES="$CARGO_TARGET_DIR/test-images"
 bash tests/fixtures/make-busybox-image.sh "$WHARF_TEST_IMAGES" >/dev/null
+# Real services (PostgreSQL, nginx) from Debian's packages, made once with debootstrap and
+# umoci (the package mirror is the only network used) and kept until the script changes.
+export WHARF_DEBIAN_IMAGE="$CARGO_TARGET_DIR/test-images-debian"
+bash tests/fixtures/make-debian-image.sh "$WHARF_DEBIAN_IMAGE"
 # The containerd shim is its own crate in the workspace: its binary is built for the
 # integration tests, which find it beside wharf and wharf-runtime.
 cargo build -p containerd-shim-wharf

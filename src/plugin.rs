@@ -344,11 +344,7 @@ impl Host {
                 (module, digest)
             };
         let compiled = Cache::new(&self.shared.cache_dir)
-            .load(
-                &self.shared.engine,
-                &module,
-                crate::backend::wasm::DEFAULT_COMPILE_TIMEOUT,
-            )
+            .load(&self.shared.engine, &module, None)
             .map_err(|source| PluginError::Wasm {
                 reference: reference.into(),
                 source,

@@ -119,6 +119,12 @@ impl Volumes {
         self.get(name)
     }
 
+    /// Where volume `name`'s files are (or would be), without making it (`--print-spec`).
+    pub fn mountpoint(&self, name: &str) -> Result<PathBuf, VolumeError> {
+        check_name(name)?;
+        Ok(self.dir.join(name).join("_data"))
+    }
+
     pub fn get(&self, name: &str) -> Result<Volume, VolumeError> {
         check_name(name).map_err(|_| VolumeError::NotFound(name.into()))?;
         let bytes = fs::read(self.meta(name)).map_err(|_| VolumeError::NotFound(name.into()))?;
@@ -233,6 +239,16 @@ pub fn copy_up(from: &cap_std::fs::Dir, to: &cap_std::fs::Dir) -> io::Result<()>
     Ok(())
 }
 
+/// Give the volume directory at `path` (wharf's own, never a container's path) the owner and
+/// permission bits of `like` (the image's directory it is first mounted over).
+#[cfg(unix)]
+pub fn copy_owner_and_mode(path: &Path, like: &cap_std::fs::Metadata) -> io::Result<()> {
+    use cap_std::fs::MetadataExt;
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(path, Some(like.uid()), Some(like.gid()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(like.mode() & 0o7777))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +301,16 @@ mod tests {
         let open = |p: &Path| cap_std::fs::Dir::open_ambient_dir(p, cap_std::ambient_authority());
         copy_up(&open(&src).unwrap(), &open(&dst).unwrap()).unwrap();
         assert_eq!(fs::read_to_string(dst.join("sub/file")).unwrap(), "content");
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        fs::set_permissions(&src, fs::Permissions::from_mode(0o1750)).unwrap();
+        std::os::unix::fs::chown(&src, Some(70), Some(71)).unwrap();
+        let like = open(&src).unwrap().dir_metadata().unwrap();
+        copy_owner_and_mode(&dst, &like).unwrap();
+        let top = fs::metadata(&dst).unwrap();
+        assert_eq!(
+            (top.uid(), top.gid(), top.mode() & 0o7777),
+            (70, 71, 0o1750)
+        );
         assert_eq!(
             fs::read_link(dst.join("escape")).unwrap(),
             Path::new("/etc/passwd")

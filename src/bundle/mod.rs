@@ -254,6 +254,16 @@ fn apply_native(spec: &mut Spec, opts: &RunOptions) -> Result<(), BundleError> {
         process.set_capabilities(Some(capabilities));
         process.set_no_new_privileges(Some(!n.privileged));
         let mut rlimits = process.rlimits().clone().unwrap_or_default();
+        // Open files: Podman's default, not runc's 1024 (see `sys::container_nofile`).
+        let nofile = crate::sys::container_nofile();
+        rlimits.retain(|r| r.typ() != PosixRlimitType::RlimitNofile);
+        rlimits.push(
+            PosixRlimitBuilder::default()
+                .typ(PosixRlimitType::RlimitNofile)
+                .soft(nofile)
+                .hard(nofile)
+                .build()?,
+        );
         for u in &n.ulimits {
             let typ: PosixRlimitType = serde_json::from_value(serde_json::Value::String(format!(
                 "RLIMIT_{}",

@@ -128,9 +128,14 @@ enum Verb {
         env: Vec<String>,
         #[arg(short, long, value_name = "DIR")]
         workdir: Option<String>,
-        service: String,
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
-        command: Vec<String>,
+        /// The service, then the command and its arguments (options end at SERVICE).
+        #[arg(
+            value_name = "SERVICE",
+            required = true,
+            num_args = 2..,
+            trailing_var_arg = true
+        )]
+        argv: Vec<String>,
     },
     /// Run a one-off container of a service (its dependencies are started first).
     Run {
@@ -148,9 +153,14 @@ enum Verb {
         no_deps: bool,
         #[arg(short = 'T', long)]
         no_tty: bool,
-        service: String,
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        command: Vec<String>,
+        /// The service, then the command and its arguments (options end at SERVICE).
+        #[arg(
+            value_name = "SERVICE",
+            required = true,
+            num_args = 1..,
+            trailing_var_arg = true
+        )]
+        argv: Vec<String>,
     },
     /// Pull the services' images.
     Pull { services: Vec<String> },
@@ -326,9 +336,9 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
             user,
             env,
             workdir,
-            service,
-            command,
+            argv,
         } => {
+            let (service, command) = argv.split_first().expect("clap requires SERVICE");
             let plan = project.service(service)?;
             let name = project.container_name(&plan, *index);
             let mut line: Vec<String> = vec!["exec".into()];
@@ -359,9 +369,9 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
             workdir,
             no_deps,
             no_tty: _,
-            service,
-            command,
+            argv,
         } => {
+            let (service, command) = argv.split_first().expect("clap requires SERVICE");
             let plan = project.service(service)?;
             if !*no_deps {
                 let deps: Vec<String> = plan.depends_on.iter().map(|d| d.0.clone()).collect();

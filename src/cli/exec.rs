@@ -26,15 +26,20 @@ pub struct Args {
     /// Working directory inside the container.
     #[arg(short = 'w', long, value_name = "DIR")]
     workdir: Option<String>,
-    container: String,
-    /// The command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
+    /// The container, then the command and its arguments. wharf's options end at CONTAINER:
+    /// what follows goes to the command.
+    #[arg(
+        value_name = "CONTAINER",
+        required = true,
+        num_args = 2..,
+        trailing_var_arg = true
+    )]
+    argv: Vec<String>,
 }
 
 pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     let containers = Containers::new(&ctx.roots);
-    let id = containers.find(&args.container)?;
+    let id = containers.find(&args.argv[0])?;
     let l = containers.lock(&id)?;
     let record = l.record.clone();
     let dir = l.dir().to_path_buf();
@@ -42,14 +47,14 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     if record.kind == Kind::Wasm {
         anyhow::bail!(
             "container {} runs WebAssembly: exec cannot apply, since a wasm guest has no processes or namespaces to join (it runs inside wharf, with only the files and capabilities it was given); run another command with `wharf run`",
-            args.container
+            args.argv[0]
         );
     }
     if record.state.status == wharf::container::Status::Paused {
-        anyhow::bail!("container {} is paused: unpause it first", args.container);
+        anyhow::bail!("container {} is paused: unpause it first", args.argv[0]);
     }
     if record.state.status != wharf::container::Status::Running || record.state.pid <= 0 {
-        anyhow::bail!("container {} is not running", args.container);
+        anyhow::bail!("container {} is not running", args.argv[0]);
     }
     if let Some(u) = &args.user {
         wharf::run::options::validate_user(u).map_err(|e| anyhow::anyhow!("-u: {e}"))?;
@@ -87,7 +92,7 @@ fn exec_native(
         pid,
         spec: &spec,
         overrides: Overrides {
-            args: Some(args.command),
+            args: Some(args.argv[1..].to_vec()),
             env,
             cwd: args.workdir,
             user: args.user,

@@ -54,7 +54,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
                 kind: dispatch::decide(&img.facts())
                     .map_or_else(|_| "conflict".to_string(), |d| d.kind.to_string()),
                 platform: img.platforms.join(","),
-                size: img.size(),
+                size: img.content_size(&store),
                 created: img.config.created.clone(),
                 repository,
                 tag,

@@ -51,7 +51,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
         "RepoTags": image.record.name.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
         "MediaType": image.record.descriptor.media_type().to_string(),
         "Platforms": image.platforms,
-        "Size": image.size(),
+        "Size": image.content_size(&store),
         "Index": index,
         "ManifestDigest": image.manifest_desc.digest().to_string(),
         "Manifest": image.manifest,

@@ -20,6 +20,9 @@ pub struct Args {
     /// Compile the wasm images now, so their first run does not (fills wharf's cache).
     #[arg(long)]
     precompile: bool,
+    /// Longest one module may take to compile (default: 2 minutes, and 3 s more per MiB).
+    #[arg(long, value_parser = wharf::run::options::parse_duration, value_name = "DURATION", requires = "precompile")]
+    compile_timeout: Option<std::time::Duration>,
     /// Take compiled code from signed artifacts (`wharf package --precompile`) instead of
     /// compiling: a file, or a directory of `*.wharf-cwasm` files (repeatable). Only files
     /// signed by a trusted key, for this module, wasmtime and target are taken.
@@ -52,9 +55,23 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
         }
     }
     if args.precompile {
+        // Every image is tried: one that does not compile in time leaves the others' code.
+        let mut failed = Vec::new();
         for l in &loaded {
             let name = l.name.as_deref().unwrap_or(&l.digest);
-            precompile(ctx, &store, &l.digest, name, &signed, args.quiet)?;
+            let limit = args.compile_timeout;
+            if let Err(e) = precompile(ctx, &store, &l.digest, name, &signed, limit, args.quiet) {
+                eprintln!("wharf: {e:#}");
+                failed.push(name.to_owned());
+            }
+        }
+        if !failed.is_empty() {
+            anyhow::bail!(
+                "{} of {} loaded images could not be precompiled ({}): they are loaded, and compile when they first run",
+                failed.len(),
+                loaded.len(),
+                failed.join(", ")
+            );
         }
     }
     Ok(())
@@ -95,6 +112,7 @@ pub fn precompile(
     image: &str,
     name: &str,
     signed: &Signed,
+    limit: Option<std::time::Duration>,
     quiet: bool,
 ) -> anyhow::Result<()> {
     let record = store.resolve(image)?;
@@ -126,7 +144,7 @@ pub fn precompile(
         }
     }
     // Whatever no artifact provided is compiled here.
-    let compiled = wharf::backend::wasm::precompile(module, ctx.roots.wasm_cache())
+    let compiled = wharf::backend::wasm::precompile(module, ctx.roots.wasm_cache(), limit)
         .with_context(|| format!("compiling {image}"))?;
     if !quiet {
         let why = if mine.is_empty() && !signed.files.is_empty() {

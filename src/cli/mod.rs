@@ -77,8 +77,10 @@ enum Command {
     /// Remove images.
     Rmi(rmi::Args),
     /// Run an image (native or wasm) or a .wasm/.wat file (-d: in the background).
+    #[command(override_usage = "wharf run [OPTIONS] IMAGE [COMMAND] [ARG...]")]
     Run(Box<run::Args>),
     /// Create a container without starting it.
+    #[command(override_usage = "wharf create [OPTIONS] IMAGE [COMMAND] [ARG...]")]
     Create(Box<run::Args>),
     /// Start created or stopped containers.
     Start(start::Args),
@@ -101,6 +103,7 @@ enum Command {
     /// Remove containers.
     Rm(stop::RmArgs),
     /// Run a command in a running native container.
+    #[command(override_usage = "wharf exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
     Exec(exec::Args),
     /// Show a container's state and configuration, or an image's manifest, config and how
     /// it would run.

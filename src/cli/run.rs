@@ -83,7 +83,8 @@ pub struct Args {
     /// wasm fuel budget (roughly, instructions): exhausted → exit code 152.
     #[arg(long, value_name = "UNITS")]
     fuel: Option<u64>,
-    /// Longest a wasm module may take to compile.
+    /// Longest a wasm module may take to compile (default: 2 minutes, and 3 s more per MiB of
+    /// module).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     compile_timeout: Option<Duration>,
     /// Keep stdin open and connect it.
@@ -169,17 +170,32 @@ pub struct Args {
     /// Pull the image first: missing (default), always, never.
     #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
     pull: String,
-    /// The image, or a .wasm/.wat file.
-    image: String,
-    /// Command and arguments (replace the image's cmd).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
+    /// The image (or a .wasm/.wat file), then the command and its arguments (they replace
+    /// the image's cmd). wharf's options end at IMAGE: what follows goes to the program, as
+    /// Docker's do.
+    #[arg(
+        value_name = "IMAGE",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true
+    )]
+    argv: Vec<String>,
 }
 
 /// The largest `--env-file` read.
 const ENV_FILE_MAX: u64 = 64 << 20;
 
 impl Args {
+    /// The image (or file) to run.
+    pub(crate) fn image(&self) -> &str {
+        &self.argv[0]
+    }
+
+    /// The command and arguments after the image.
+    pub(crate) fn command(&self) -> &[String] {
+        &self.argv[1..]
+    }
+
     fn options(&self, ctx: &Context_) -> anyhow::Result<RunOptions> {
         let mut env = Vec::new();
         for f in &self.env_file {
@@ -212,22 +228,20 @@ impl Args {
         }
         Ok(RunOptions {
             entrypoint: self.entrypoint.clone(),
-            args: self.command.clone(),
+            args: self.command().to_vec(),
             env,
             workdir: self.workdir.clone(),
             // Relative host paths mean the caller's directory, which the container's helpers
             // (and a native child after it changes directory) do not share: make them absolute.
-            // A named volume is made on first use.
+            // A named volume is made on first use (not by --print-spec, which only shows).
             volumes: self
                 .volumes
                 .iter()
                 .map(|v| {
+                    let volumes = wharf::volume::Volumes::new(&ctx.roots);
                     let host = match &v.named {
-                        Some(name) => {
-                            wharf::volume::Volumes::new(&ctx.roots)
-                                .create(name, &Default::default())?
-                                .mountpoint
-                        }
+                        Some(name) if self.print_spec => volumes.mountpoint(name)?,
+                        Some(name) => volumes.create(name, &Default::default())?.mountpoint,
                         None if v.host.has_root() => v.host.clone(),
                         None => std::path::absolute(&v.host).unwrap_or_else(|_| v.host.clone()),
                     };
@@ -350,16 +364,16 @@ fn pull_if_needed(
     store: &wharf::image::Store,
 ) -> anyhow::Result<bool> {
     let is_file =
-        std::path::Path::new(&args.image).is_file() || wharf::run::names_a_file(&args.image);
+        std::path::Path::new(args.image()).is_file() || wharf::run::names_a_file(args.image());
     let missing = !is_file
         && matches!(
-            store.resolve(&args.image),
+            store.resolve(args.image()),
             Err(wharf::image::StoreError::NotFound(_))
         );
     if is_file || !(args.pull == "always" || (args.pull == "missing" && missing)) {
         return Ok(true);
     }
-    pull_in_child(ctx, &args.image, args.platform.as_ref())
+    pull_in_child(ctx, args.image(), args.platform.as_ref())
 }
 
 /// `wharf pull -q IMAGE` in a child (pulling starts threads; the caller may clone a native
@@ -418,7 +432,7 @@ pub fn create(
     if !pull_if_needed(ctx, args, &store)? {
         return Ok(Err(ExitCode::from(EXIT_WHARF_FAILED)));
     }
-    let prepared = match run::prepare(&store, &args.image, &opts, args.platform.as_ref()) {
+    let prepared = match run::prepare(&store, args.image(), &opts, args.platform.as_ref()) {
         Ok(p) => p,
         Err(e) => {
             let (code, message) = prepare_failure(e);
@@ -448,8 +462,8 @@ pub fn create(
     }
     let target = match &prepared.image_digest {
         Some(d) => d.clone(),
-        None => std::fs::canonicalize(&args.image)
-            .with_context(|| format!("resolving {}", args.image))?
+        None => std::fs::canonicalize(args.image())
+            .with_context(|| format!("resolving {}", args.image()))?
             .display()
             .to_string(),
     };
@@ -457,7 +471,7 @@ pub fn create(
         id: container::new_id(),
         name: args.name.clone().unwrap_or_default(),
         created: chrono::Utc::now(),
-        image: args.image.clone(),
+        image: args.image().to_owned(),
         target,
         image_digest: prepared.image_digest.clone(),
         platform: args.platform.as_ref().map(|p| p.to_string()),
@@ -635,9 +649,7 @@ pub fn supervise(
     };
     match prepared.decision.kind {
         Kind::Wasm => {
-            let timeout = record
-                .compile_timeout_ms
-                .map_or(wasm::DEFAULT_COMPILE_TIMEOUT, Duration::from_millis);
+            let timeout = record.compile_timeout_ms.map(Duration::from_millis);
             let opts = RunOptions {
                 ports: serve_ports,
                 ..opts.clone()
@@ -836,7 +848,7 @@ fn invoke(ctx: &Context_, args: &Args, expr: &str) -> anyhow::Result<ExitCode> {
         );
     }
     let (name, call_args) =
-        wharf::plugin::parse_invocation(expr, &args.command).map_err(anyhow::Error::msg)?;
+        wharf::plugin::parse_invocation(expr, args.command()).map_err(anyhow::Error::msg)?;
     let grants = Grants {
         dirs: opts
             .volumes
@@ -848,7 +860,7 @@ fn invoke(ctx: &Context_, args: &Args, expr: &str) -> anyhow::Result<ExitCode> {
             })
             .collect(),
         env: opts.env.clone(),
-        args: vec![args.image.clone()],
+        args: vec![args.image().to_owned()],
         stdout: Output::Inherit,
         stderr: Output::Inherit,
         network: if opts.network == Network::Host {
@@ -868,7 +880,7 @@ fn invoke(ctx: &Context_, args: &Args, expr: &str) -> anyhow::Result<ExitCode> {
             fuel: opts.limits.fuel.is_some(),
         },
     )?;
-    let plugin = match host.load(&args.image, grants) {
+    let plugin = match host.load(args.image(), grants) {
         Ok(p) => p,
         Err(e) => return Ok(fail(EXIT_WHARF_FAILED, e)),
     };
@@ -929,7 +941,7 @@ fn run_unrecorded(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     if !pull_if_needed(ctx, &args, &store)? {
         return Ok(ExitCode::from(EXIT_WHARF_FAILED));
     }
-    let prepared = match run::prepare(&store, &args.image, &opts, args.platform.as_ref()) {
+    let prepared = match run::prepare(&store, args.image(), &opts, args.platform.as_ref()) {
         Ok(p) => p,
         Err(e) => {
             let (code, message) = prepare_failure(e);
@@ -945,9 +957,7 @@ fn run_unrecorded(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     }
     match prepared.decision.kind {
         Kind::Wasm => {
-            let timeout = args
-                .compile_timeout
-                .unwrap_or(wasm::DEFAULT_COMPILE_TIMEOUT);
+            let timeout = args.compile_timeout;
             let (code, message) = run_wasm(ctx, &prepared, &opts, timeout, &|| {});
             Ok(report(&wharf::backend::Exit { code, message }))
         }
@@ -960,7 +970,7 @@ fn run_wasm(
     ctx: &Context_,
     p: &Prepared,
     opts: &RunOptions,
-    compile_timeout: Duration,
+    compile_timeout: Option<Duration>,
     started: &dyn Fn(),
 ) -> (u8, Option<String>) {
     let module = p.wasm.as_ref().expect("a wasm decision carries a module");

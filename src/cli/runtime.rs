@@ -132,9 +132,15 @@ struct ExecArgs {
     /// Accepted for compatibility.
     #[arg(long)]
     preserve_fds: Option<u32>,
-    id: String,
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
+    /// The container's id, then the command and its arguments (options end at the id, as
+    /// runc's do).
+    #[arg(
+        value_name = "ID",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true
+    )]
+    argv: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -277,7 +283,7 @@ fn run(cli: Cli, engine: Option<wharf::runtime::guest::Engine>) -> anyhow::Resul
         Command::Exec(a) => {
             let o = runtime::ExecOptions {
                 process: a.process,
-                args: a.command,
+                args: a.argv[1..].to_vec(),
                 detach: a.detach,
                 pid_file: a.pid_file,
                 console_socket: a.console_socket,
@@ -285,7 +291,7 @@ fn run(cli: Cli, engine: Option<wharf::runtime::guest::Engine>) -> anyhow::Resul
                 cwd: a.cwd,
                 env: a.env,
             };
-            if let Some(code) = runtime::exec(&rt, &a.id, &o)? {
+            if let Some(code) = runtime::exec(&rt, &a.argv[0], &o)? {
                 return Ok(ExitCode::from(code));
             }
         }

@@ -70,6 +70,20 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("writing the root filesystem to {}", to.display()));
         }
     }
-    outln!("{}", layers.len());
+    let size = super::format::human_size(image.content_size(&store));
+    let plural = if layers.len() == 1 { "" } else { "s" };
+    match &args.to {
+        Some(to) => outln!(
+            "Unpacked {}: {} layer{plural} ({size}) in wharf's layer cache, root filesystem in {}",
+            args.image,
+            layers.len(),
+            to.display()
+        ),
+        None => outln!(
+            "Unpacked {}: {} layer{plural} ({size}) in wharf's layer cache",
+            args.image,
+            layers.len()
+        ),
+    }
     Ok(())
 }

@@ -253,9 +253,22 @@ impl Project {
         })
     }
 
-    /// The project as YAML (`compose config`).
+    /// The project as YAML (`compose config`), reusable as a compose file: every `$` left
+    /// after interpolation is written `$$` again (as Docker Compose does), so reading the
+    /// output back gives the same model instead of interpolating it a second time.
     pub fn to_yaml(&self) -> String {
-        serde_yaml::to_string(&self.compose).unwrap_or_default()
+        fn escape(v: &mut serde_yaml::Value) {
+            match v {
+                serde_yaml::Value::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
+                serde_yaml::Value::Sequence(items) => items.iter_mut().for_each(escape),
+                serde_yaml::Value::Mapping(m) => m.iter_mut().for_each(|(_, v)| escape(v)),
+                serde_yaml::Value::Tagged(t) => escape(&mut t.value),
+                _ => {}
+            }
+        }
+        let mut value = serde_yaml::to_value(&self.compose).unwrap_or_default();
+        escape(&mut value);
+        serde_yaml::to_string(&value).unwrap_or_default()
     }
 
     /// Every service in the file, in file order.
@@ -1081,6 +1094,31 @@ mod tests {
             ..Default::default()
         });
         (d, p)
+    }
+
+    #[test]
+    fn config_output_reads_back_as_the_same_project() {
+        let (_d, p) = project(
+            "services:
+  db:
+    image: 'db:${TAG:-15}'
+    environment: {PGDATA: '$$PGDATA/x', PRICE: '$$5'}
+    command: [sh, -c, 'echo $${HOME}']
+",
+            &[],
+        );
+        let first = p.unwrap();
+        let yaml = first.to_yaml();
+        assert!(yaml.contains("$$PGDATA/x"), "{yaml}");
+        assert!(!yaml.contains("${TAG"), "interpolated once: {yaml}");
+        let (_d2, again) = project(&yaml, &[]);
+        let again = again.unwrap();
+        assert_eq!(again.to_yaml(), yaml, "a fixed point");
+        assert_eq!(
+            again.model["services"]["db"]["environment"]["PGDATA"],
+            "$PGDATA/x"
+        );
+        assert_eq!(again.model["services"]["db"]["command"][2], "echo ${HOME}");
     }
 
     #[test]

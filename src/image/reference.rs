@@ -174,9 +174,11 @@ impl Reference {
     }
 
     /// Why this name cannot be given to an image, if it cannot: it would read as an image id.
-    /// `sha256:<hex>` parses as repository `sha256` with a hex tag, and a bare hex word (tag
-    /// `latest`) as an id prefix; both would let a name shadow another image's id (Docker
-    /// refuses the first as "an ambiguous tag using digest algorithm as name").
+    /// `sha256:<hex>` parses as repository `sha256` with a hex tag (Docker refuses it as "an
+    /// ambiguous tag using digest algorithm as name"), and a 64-digit hexadecimal name is a
+    /// whole image id (Docker: "cannot specify 64-byte hexadecimal strings"). Shorter hex
+    /// words (`bb`, `cafe`, `deadbeef`) are names like any other: a name is looked up before
+    /// an id prefix ([`crate::image::Store::resolve`]).
     pub fn ambiguity(&self) -> Option<String> {
         let familiar = self.familiar_name();
         if familiar == "sha256" {
@@ -184,10 +186,10 @@ impl Reference {
                 "refusing the name {self}: a repository called sha256 reads as an image digest"
             ));
         }
-        let latest = matches!(self.tag.as_deref(), None | Some("latest"));
-        if latest && familiar.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let last = familiar.rsplit('/').next().unwrap_or(&familiar);
+        if last.len() == 64 && last.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Some(format!(
-                "refusing the name {familiar}: it reads as an image id prefix; give it another tag than latest, or a name that is not hexadecimal"
+                "refusing the name {familiar}: a 64-digit hexadecimal name reads as an image id"
             ));
         }
         None
@@ -326,8 +328,8 @@ mod tests {
         let hex64 = "a".repeat(64);
         for bad in [
             format!("sha256:{hex64}"),
-            "58454bc9060c".into(),
-            "cafe:latest".into(),
+            hex64.clone(),
+            format!("{hex64}:v1"),
             "sha256:v1".into(),
         ] {
             assert!(
@@ -337,6 +339,10 @@ mod tests {
         }
         for good in [
             "cafe:v1",
+            "cafe",
+            "bb",
+            "deadbeef:latest",
+            "58454bc9060c",
             "busybox",
             "localhost:5000/cafe",
             "example.com/58454bc9060c",

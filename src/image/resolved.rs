@@ -75,6 +75,28 @@ impl ResolvedImage {
         })
     }
 
+    /// Size as Docker reports it: config plus the layers uncompressed (a tar layer's stream
+    /// length, so a gzipped oci-archive and a docker-archive of one image agree), wasm
+    /// layers as they are.
+    pub fn content_size(&self, store: &Store) -> u64 {
+        let mut diff_ids = self.config.diff_ids().iter();
+        let layers: u64 = self
+            .manifest
+            .layers()
+            .iter()
+            .map(|l| {
+                if !crate::image::media::is_tar_layer(l.media_type().as_ref()) {
+                    return l.size();
+                }
+                diff_ids
+                    .next()
+                    .and_then(|d| crate::image::unpack::uncompressed_size(store, l, d).ok())
+                    .unwrap_or(l.size())
+            })
+            .sum();
+        self.manifest.config().size() + layers
+    }
+
     /// Compressed size: config plus layers.
     pub fn size(&self) -> u64 {
         self.manifest.config().size() + self.manifest.layers().iter().map(|l| l.size()).sum::<u64>()

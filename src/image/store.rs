@@ -358,22 +358,21 @@ impl Store {
         })
     }
 
-    /// Find an image by name, `name@digest`, full digest or id prefix, as Docker does. A
-    /// query that reads as an id (`sha256:<hex>`, or hexadecimal) is looked up as an id
-    /// first, so a name can never shadow an image id.
+    /// Find an image by name, `name@digest`, full digest or id prefix, as Docker does: a
+    /// `sha256:<hex>` query is an id; otherwise a name comes first and then an id prefix (so
+    /// an image may be called `cafe`; a whole 64-digit id can never be a name).
     pub fn resolve(&self, query: &str) -> Result<ImageRecord, StoreError> {
         let images = self.images()?;
         let hex = query.strip_prefix("sha256:").unwrap_or(query);
         let reads_as_id = !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit());
-        if reads_as_id {
-            if let Some(found) = self.resolve_id(&images, query, hex)? {
-                return Ok(found);
-            }
-            if query.starts_with("sha256:") {
-                return Err(StoreError::NotFound(query.to_string()));
-            }
+        if query.starts_with("sha256:") && reads_as_id {
+            return self
+                .resolve_id(&images, query, hex)?
+                .ok_or_else(|| StoreError::NotFound(query.to_string()));
         }
-        if let Ok(r) = Reference::parse(query) {
+        if let Ok(r) = Reference::parse(query)
+            && r.ambiguity().is_none()
+        {
             let found = match r.digest() {
                 Some(d) => images.iter().find(|i| i.digest() == d),
                 None => images.iter().find(|i| i.name.as_ref() == Some(&r)),
@@ -381,6 +380,9 @@ impl Store {
             if let Some(found) = found {
                 return Ok(found.clone());
             }
+        }
+        if reads_as_id && let Some(found) = self.resolve_id(&images, query, hex)? {
+            return Ok(found);
         }
         Err(StoreError::NotFound(query.to_string()))
     }
@@ -541,6 +543,17 @@ impl Store {
                     let mname = m.file_name().to_string_lossy().into_owned();
                     if !mname.starts_with('.') && !blobs.contains(&format!("sha256:{mname}")) {
                         remove_tree(&m.path())?;
+                    }
+                }
+                continue;
+            }
+            if name == crate::image::unpack::SIZES {
+                let sizes = entry.path();
+                for s in fs::read_dir(&sizes).map_err(io_err(&sizes))? {
+                    let s = s.map_err(io_err(&sizes))?;
+                    let sname = s.file_name().to_string_lossy().into_owned();
+                    if !diff_ids.contains(&format!("sha256:{sname}")) {
+                        let _ = fs::remove_file(s.path());
                     }
                 }
                 continue;
@@ -882,6 +895,19 @@ mod tests {
         assert_eq!(s.resolve("app").unwrap().digest(), b.digest());
         assert_eq!(s.images().unwrap().len(), 1);
         assert!(matches!(s.resolve("nope"), Err(StoreError::NotFound(_))));
+        // A hexadecimal word is a name first, then an id prefix; `sha256:` is always an id.
+        let prefix = b.digest().digest()[..8].to_string();
+        s.add_image(Some(&Reference::parse(&prefix).unwrap()), &a)
+            .unwrap();
+        assert_eq!(s.resolve(&prefix).unwrap().digest(), a.digest());
+        assert_eq!(
+            s.resolve(&format!("sha256:{prefix}")).unwrap().digest(),
+            b.digest()
+        );
+        assert_eq!(
+            s.resolve(&b.digest().digest()[..10]).unwrap().digest(),
+            b.digest()
+        );
     }
 
     #[test]

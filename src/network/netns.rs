@@ -71,13 +71,23 @@ pub fn is_netns(path: &Path) -> bool {
         .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
 }
 
+/// Hold the lock on `dir`'s parent (wharf's own directory under /run) while the namespace
+/// directory is mounted, filled, or emptied and unmounted: a creation never sees its
+/// directory unmounted under it.
+fn lock_parent(dir: &Path) -> Option<fs::File> {
+    let parent = dir.parent()?;
+    let _ = fs::create_dir_all(parent);
+    fs::File::open(parent).ok().filter(|f| f.lock().is_ok())
+}
+
 /// Make a new network namespace and keep it at `path` (the file is created).
 pub fn create(path: &Path) -> Result<(), NetworkError> {
     let dir = path.parent().expect("a namespace file has a directory");
+    let lock = lock_parent(dir);
     shared_dir(dir)?;
     // One left by a run that was killed before recording it.
     if is_netns(path) {
-        remove(path);
+        let _ = umount2(path, MntFlags::MNT_DETACH);
     }
     fs::OpenOptions::new()
         .append(true)
@@ -87,6 +97,8 @@ pub fn create(path: &Path) -> Result<(), NetworkError> {
             path: path.to_path_buf(),
             source,
         })?;
+    // The file keeps the directory from being unmounted by a `remove` now.
+    drop(lock);
     // A child makes the namespace and mounts it over the file: the caller's own namespace
     // never changes, whatever threads it has.
     // SAFETY: the child only makes system calls (unshare, mount, _exit) and touches no lock
@@ -130,10 +142,23 @@ pub fn create(path: &Path) -> Result<(), NetworkError> {
     }
 }
 
-/// Unmount and remove the namespace at `path` (gone already is fine).
+/// Unmount and remove the namespace at `path` (gone already is fine); the last one also
+/// takes its directory's mount and the directory away (nothing stays mounted under /run
+/// once no container has a network).
 pub fn remove(path: &Path) {
     let _ = umount2(path, MntFlags::MNT_DETACH);
     let _ = fs::remove_file(path);
+    let Some(dir) = path.parent() else {
+        return;
+    };
+    let _lock = lock_parent(dir);
+    let empty = fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none());
+    if empty {
+        if is_mount_point(dir) {
+            let _ = umount2(dir, MntFlags::MNT_DETACH);
+        }
+        let _ = fs::remove_dir(dir);
+    }
 }
 
 /// The host's namespaces, kept by a process that entered a container's network: helpers it

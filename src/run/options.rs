@@ -112,11 +112,15 @@ impl FromStr for Volume {
     type Err = OptionError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || OptionError::Volume(s.to_string());
-        // A Windows drive letter (`C:\data:/data`, or as a long path `\\?\C:\data:/data`)
-        // has a colon of its own.
-        let prefix = if s.starts_with(r"\\?\") { 4 } else { 0 };
+        // On Windows a drive letter (`C:\data:/data`, or as a long path
+        // `\\?\C:\data:/data`) has a colon of its own; elsewhere `c:/data` is volume `c`.
+        let prefix = if cfg!(windows) && s.starts_with(r"\\?\") {
+            4
+        } else {
+            0
+        };
         let (host, rest) = match s.as_bytes()[prefix..] {
-            [d, b':', b'\\' | b'/', ..] if d.is_ascii_alphabetic() => {
+            [d, b':', b'\\' | b'/', ..] if cfg!(windows) && d.is_ascii_alphabetic() => {
                 let i = s[prefix + 2..].find(':').ok_or_else(err)? + prefix + 2;
                 (&s[..i], &s[i + 1..])
             }
@@ -605,18 +609,27 @@ mod tests {
         );
         let v: Volume = "/srv/data:/data".parse().unwrap();
         assert!(!v.read_only);
-        let v: Volume = r"C:\data:/data:ro".parse().unwrap();
-        assert_eq!(
-            (v.host.to_str().unwrap(), v.container.as_str(), v.read_only),
-            (r"C:\data", "/data", true)
-        );
-        let v: Volume = r"\\?\D:\very\long\path:/data".parse().unwrap();
-        assert_eq!(
-            (v.host.to_str().unwrap(), v.container.as_str(), v.read_only),
-            (r"\\?\D:\very\long\path", "/data", false)
-        );
-        let v: Volume = r"d:/data:/data:rw".parse().unwrap();
-        assert_eq!(v.host.to_str().unwrap(), "d:/data");
+        if cfg!(windows) {
+            let v: Volume = r"C:\data:/data:ro".parse().unwrap();
+            assert_eq!(
+                (v.host.to_str().unwrap(), v.container.as_str(), v.read_only),
+                (r"C:\data", "/data", true)
+            );
+            let v: Volume = r"\\?\D:\very\long\path:/data".parse().unwrap();
+            assert_eq!(
+                (v.host.to_str().unwrap(), v.container.as_str(), v.read_only),
+                (r"\\?\D:\very\long\path", "/data", false)
+            );
+            let v: Volume = r"d:/data:/data:rw".parse().unwrap();
+            assert_eq!(v.host.to_str().unwrap(), "d:/data");
+        } else {
+            // No drive letters off Windows: `d:/data` is the named volume d.
+            let v: Volume = r"d:/data:rw".parse().unwrap();
+            assert_eq!(
+                (v.named.as_deref(), v.container.as_str(), v.read_only),
+                (Some("d"), "/data", false)
+            );
+        }
         assert!("/a".parse::<Volume>().is_err());
         assert!("/a:relative".parse::<Volume>().is_err());
     }

@@ -85,8 +85,14 @@ pub fn names_a_file(target: &str) -> bool {
         || target.starts_with("./")
         || target.starts_with("../")
         || target.starts_with("~/")
-        || target.contains('\\')
-        || matches!(target.as_bytes(), [d, b':', ..] if d.is_ascii_alphabetic())
+        || (cfg!(windows) && is_windows_path(target))
+}
+
+/// A Windows path (`C:\x`, `C:/x`, `\\server\share`): only a Windows host has drive letters,
+/// so on Linux `h:1` stays an image called `h`.
+fn is_windows_path(target: &str) -> bool {
+    target.contains('\\')
+        || matches!(target.as_bytes(), [d, b':', b'\\' | b'/', ..] if d.is_ascii_alphabetic())
 }
 
 /// Whether `target` names a wasm file on disk rather than an image.
@@ -336,4 +342,22 @@ fn open_entrypoint(
         image: image.to_string(),
         path: entry.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_images_are_told_apart() {
+        for file in ["app.wasm", "x.WAT", "/srv/app", "./app", "../app", "~/app"] {
+            assert!(names_a_file(file), "{file}");
+        }
+        for image in ["h:1", "busybox", "localhost:5000/app:v1", "bb"] {
+            assert!(!names_a_file(image), "{image}");
+        }
+        // Drive letters and backslashes are paths on Windows only.
+        assert_eq!(names_a_file(r"C:\app"), cfg!(windows));
+        assert_eq!(names_a_file("c:/app"), cfg!(windows));
+    }
 }

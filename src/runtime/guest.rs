@@ -68,7 +68,7 @@ fn try_prepare(spec: &Spec, rootfs: &Path, cache_dir: &Path) -> Result<Preloaded
     match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
         nix::unistd::ForkResult::Child => {
             drop(r);
-            let code = match wasm::precompile_for(&module, spec, cache_dir) {
+            let code = match wasm::precompile_for(&module, spec, cache_dir, None) {
                 Ok(keys) => {
                     let mut out = std::fs::File::from(w);
                     i32::from(
@@ -210,7 +210,7 @@ pub fn run(spec: &Spec, preloaded: &Preloaded) -> u8 {
         // The host's cache is out of reach in here: compiled code comes preloaded (else it
         // is compiled now and not kept).
         cache_dir: PathBuf::from("/proc/nonexistent/wharf-cache"),
-        compile_timeout: wasm::DEFAULT_COMPILE_TIMEOUT,
+        compile_timeout: None,
         preloaded: preloaded.clone(),
         started: &|| {},
     });

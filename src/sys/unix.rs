@@ -422,3 +422,36 @@ pub fn exit_code(status: &std::process::ExitStatus) -> i32 {
         _ => 255,
     }
 }
+
+/// The open-files limit a native container starts with (soft = hard), as Podman gives its
+/// containers: 1048576 when wharf may raise its limits (CAP_SYS_RESOURCE, as root has), or
+/// this process's hard limit when that is higher (never above the kernel's `fs.nr_open`);
+/// otherwise this process's own hard limit (it cannot be raised). runc's default spec says
+/// 1024, which makes servers such as redis cut their client count; a program that needs
+/// the old `select()` bound lowers its soft limit itself.
+pub fn container_nofile() -> u64 {
+    const DEFAULT: u64 = 1 << 20;
+    const CAP_SYS_RESOURCE: u32 = 24;
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(u64::MAX);
+    let may_raise = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_owned();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|eff| eff & (1 << CAP_SYS_RESOURCE) != 0);
+    if !may_raise {
+        return hard;
+    }
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(DEFAULT);
+    DEFAULT.max(hard).min(nr_open)
+}

@@ -437,3 +437,9 @@ pub fn file_id(f: &std::fs::File) -> Option<(u64, u64)> {
 pub fn file_identity(_: &std::fs::Metadata) -> Vec<i64> {
     Vec::new()
 }
+
+/// The open-files limit a native container starts with (native containers need Linux: this
+/// only fills the spec `--print-spec` shows).
+pub fn container_nofile() -> u64 {
+    1 << 20
+}

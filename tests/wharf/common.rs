@@ -275,6 +275,26 @@ pub fn busybox_images() -> &'static Path {
     })
 }
 
+/// The Debian services image (PostgreSQL 15, nginx, procps; made by debootstrap and umoci,
+/// never by wharf): `WHARF_DEBIAN_IMAGE` (its directory, as scripts/test.sh sets it), else
+/// built once into the target directory. Holds `debian-oci.tar`
+/// (debian-services:latest).
+pub fn debian_image() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = match std::env::var("WHARF_DEBIAN_IMAGE") {
+            Ok(dir) => PathBuf::from(dir),
+            Err(_) => PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-image"),
+        };
+        // Cached: the script returns at once when its image is there.
+        sh(Command::new("bash")
+            .arg(repo_dir().join("tests/fixtures/make-debian-image.sh"))
+            .arg(&dir));
+        dir.join("debian-oci.tar")
+    })
+    .clone()
+}
+
 /// The built wasm examples and .wat fixtures (`WHARF_WASM_DIR`, else wasm-examples/out,
 /// building them if needed).
 pub fn wasm_dir() -> &'static Path {

@@ -8,6 +8,7 @@ use crate::common::*;
 #[test]
 fn loads_every_format_that_umoci_and_skopeo_write() {
     let imgs = busybox_images();
+    let mut sizes = Vec::new();
     for (input, name) in [
         ("layout", "docker.io/library/busybox:latest"),
         ("busybox-oci.tar", "docker.io/library/busybox:latest"),
@@ -23,6 +24,7 @@ fn loads_every_format_that_umoci_and_skopeo_write() {
         assert_eq!(images[0]["Tag"], "latest");
         assert_eq!(images[0]["Kind"], "native", "{input}");
         assert_eq!(images[0]["Platform"], "linux/amd64", "{input}");
+        sizes.push((input, images[0]["Size"].as_u64().unwrap()));
         let table = w.ok(&["images"]);
         assert!(table.starts_with("REPOSITORY"), "{table}");
         assert!(
@@ -30,6 +32,13 @@ fn loads_every_format_that_umoci_and_skopeo_write() {
             "{table}"
         );
     }
+    // One image, one size (uncompressed, as Docker's), whether its layers came gzipped or not.
+    assert!(
+        sizes
+            .iter()
+            .all(|(_, n)| *n == sizes[0].1 && *n > 1_000_000),
+        "{sizes:?}"
+    );
 }
 
 #[test]
@@ -147,7 +156,14 @@ fn unpack_matches_what_umoci_unpacks() {
     let imgs = busybox_images();
     w.ok(&["load", "-i", &s(&imgs.join("busybox-docker.tar"))]);
     let ours = w.path("rootfs");
-    assert_eq!(w.ok(&["unpack", "busybox", "--to", &s(&ours)]).trim(), "2");
+    let said = w.ok(&["unpack", "busybox", "--to", &s(&ours)]);
+    assert!(
+        said.starts_with("Unpacked busybox: 2 layers (")
+            && said
+                .trim_end()
+                .ends_with(&format!("root filesystem in {}", s(&ours))),
+        "says what it did: {said}"
+    );
     let bundle = w.path("umoci-bundle");
     sh(Command::new("umoci").args([
         "unpack",

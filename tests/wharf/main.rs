@@ -27,3 +27,5 @@ mod runtime;
 mod shim;
 mod store;
 mod wasm;
+#[cfg(target_os = "linux")]
+mod workloads;

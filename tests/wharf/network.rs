@@ -157,6 +157,8 @@ impl FakeHost {
     /// but `keep`, no DNS server, and the firewall as it was.
     pub(crate) fn assert_clean(&self, w: &Wharf, before: &BTreeSet<String>) {
         assert_eq!(self.netns_files(), 0, "namespace files left");
+        let mounts = self.sh_ok("grep ' /run/wharf/' /proc/self/mountinfo || true");
+        assert_eq!(mounts, "", "mounts left under /run/wharf");
         let leases: Vec<_> = std::fs::read_dir(w.root().join("networks"))
             .map(|d| {
                 d.flatten()

@@ -8,6 +8,39 @@ use caps::CapSet;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+/// The name `ps` shows for pid 1 (as Docker's shows `docker-init`).
+const TITLE: &[u8] = b"wharf-init";
+
+/// Show as `wharf-init` in the container's `ps`, not as the host's wharf with its path and
+/// command line: the name (comm), and the argument area rewritten in place. With the area's
+/// last byte not NUL, the kernel reads it as a process title: up to the first NUL.
+fn retitle() {
+    let _ = nix::sys::prctl::set_name(c"wharf-init");
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // Fields after the name's closing parenthesis start at field 3; arg_start and arg_end
+    // are fields 48 and 49.
+    let Some(rest) = stat.rfind(") ").map(|i| &stat[i + 2..]) else {
+        return;
+    };
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<usize>().ok());
+    let (Some(start), Some(end)) = (field(48), field(49)) else {
+        return;
+    };
+    if end <= start + TITLE.len() + 1 || end - start > 1 << 20 {
+        return;
+    }
+    let len = end - start;
+    // SAFETY: [arg_start, arg_end) is this process's own argument area, mapped writable on
+    // its stack; this single-threaded process never reads its arguments again.
+    let area = unsafe { std::slice::from_raw_parts_mut(start as *mut u8, len) };
+    area.fill(b' ');
+    area[..TITLE.len()].copy_from_slice(TITLE);
+    area[TITLE.len()] = 0;
+}
+
 /// Be pid 1 for `workload` until it ends; exit with its status.
 pub fn reap(workload: Pid) -> ! {
     let pid = workload.as_raw();
@@ -19,6 +52,7 @@ pub fn reap(workload: Pid) -> ! {
     for set in [CapSet::Effective, CapSet::Permitted, CapSet::Inheritable] {
         let _ = caps::clear(None, set);
     }
+    retitle();
     super::forward_signals_to(workload);
     loop {
         match waitpid(Pid::from_raw(-1), None) {

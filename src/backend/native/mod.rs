@@ -527,6 +527,11 @@ fn await_child(
     if report.is_empty() {
         started();
     }
+    // The terminal is relayed on this thread until the container's side closes (its last
+    // process gone), then the process is reaped.
+    if let Some(relay) = relay {
+        relay.finish(pid);
+    }
     let status = loop {
         match waitpid(pid, None) {
             Err(nix::errno::Errno::EINTR) => continue,
@@ -534,9 +539,6 @@ fn await_child(
         }
     };
     CHILD.store(0, Ordering::SeqCst);
-    if let Some(relay) = relay {
-        relay.finish();
-    }
     if let Some((&code, message)) = report.split_first() {
         return Err(NativeError::Child {
             code,

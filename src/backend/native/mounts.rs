@@ -439,7 +439,14 @@ fn copy_up(root: &Dir, dest: &str, volume: &Path) -> Result<(), ChildError> {
         // Nothing in the image there: the volume starts empty.
         return Ok(());
     };
-    crate::volume::copy_up(&from, &to)
+    let copy = || -> std::io::Result<()> {
+        crate::volume::copy_up(&from, &to)?;
+        // The mount point's own owner and mode too (Docker's copy does): a service that runs
+        // as its own user writes at the top of its volume (PostgreSQL's /var/lib/postgresql).
+        let top = from.dir_metadata()?;
+        crate::volume::copy_owner_and_mode(volume, &top)
+    };
+    copy()
         .map_err(|e| ChildError::Setup(format!("copying the image's {dest} into its volume: {e}")))
 }
 

@@ -1,20 +1,27 @@
 //! `-t`: wharf relays between its own stdio and the container's pseudo-terminal, with its
-//! terminal (if it has one) in raw mode for the duration and restored after.
+//! terminal (if it has one) in raw mode for the duration and restored after. The relay is a
+//! `poll` loop on the waiting thread, never a thread of its own: `wharf exec` has joined the
+//! container's pid namespace by then, and the kernel refuses a new thread to a process whose
+//! children would be born in another pid namespace (EINVAL).
 
-use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::thread::JoinHandle;
 
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::termios::{self, SetArg, Termios};
 
-/// The running relay.
+/// A relay between this process's stdio and a pty master, set up by [`Relay::start`] and
+/// driven by [`Relay::finish`].
 pub struct Relay {
-    output: JoinHandle<()>,
+    master: OwnedFd,
+    interactive: bool,
     saved: Option<Termios>,
+    size: Option<libc::winsize>,
 }
 
 impl Relay {
-    /// Start copying the pty's output to stdout, and (with `interactive`) stdin to the pty.
+    /// Put our terminal (if stdin is one) in raw mode and give the container's terminal our
+    /// size; `interactive` also copies stdin to the pty.
     pub fn start(master: OwnedFd, interactive: bool) -> Relay {
         let stdin = std::io::stdin();
         let saved = termios::tcgetattr(stdin.as_fd()).ok();
@@ -22,47 +29,158 @@ impl Relay {
             let mut raw = t.clone();
             termios::cfmakeraw(&mut raw);
             let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
-            // The container's terminal starts at our size.
-            let mut size: libc::winsize = zero_winsize();
-            // SAFETY: TIOCGWINSZ/TIOCSWINSZ read or write one winsize we own.
-            unsafe {
-                if libc::ioctl(0, libc::TIOCGWINSZ, &mut size) == 0 {
-                    libc::ioctl(
-                        std::os::fd::AsRawFd::as_raw_fd(&master),
-                        libc::TIOCSWINSZ,
-                        &size,
-                    );
-                }
-            }
         }
-        let mut reader = std::fs::File::from(master.try_clone().expect("dup of the pty master"));
-        let output = std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            let mut out = std::io::stdout();
-            // EIO once the last slave descriptor closes: the container is gone.
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 || out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
-                    break;
-                }
-            }
-        });
-        if interactive {
-            let mut writer = std::fs::File::from(master);
-            // Detached: it ends with the process (a read from our stdin cannot be interrupted).
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut std::io::stdin(), &mut writer);
-            });
-        }
-        Relay { output, saved }
+        // Non-blocking: a program that neither reads its input nor lets its output drain must
+        // not stall the other direction.
+        let _ = nix::fcntl::fcntl(
+            &master,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+        let mut relay = Relay {
+            master,
+            interactive,
+            saved,
+            size: None,
+        };
+        relay.copy_size();
+        relay
     }
 
-    /// Wait for the last output and restore the terminal.
-    pub fn finish(self) {
-        let _ = self.output.join();
+    /// Give the container's terminal our terminal's size, if it changed (at start, and after
+    /// a SIGWINCH interrupts the loop).
+    fn copy_size(&mut self) {
+        if self.saved.is_none() {
+            return;
+        }
+        let mut size = zero_winsize();
+        // SAFETY: TIOCGWINSZ/TIOCSWINSZ read or write one winsize we own.
+        unsafe {
+            if libc::ioctl(0, libc::TIOCGWINSZ, &mut size) == 0
+                && self.size.is_none_or(|s| {
+                    (s.ws_row, s.ws_col, s.ws_xpixel, s.ws_ypixel)
+                        != (size.ws_row, size.ws_col, size.ws_xpixel, size.ws_ypixel)
+                })
+            {
+                libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size);
+                self.size = Some(size);
+            }
+        }
+    }
+
+    /// Copy until `child` ends (what it wrote is drained first; a process it left behind
+    /// holding the terminal does not keep wharf waiting, as with Docker) or the container's
+    /// side of the terminal is closed by every process that had it (the master then reads
+    /// EIO), then restore our terminal.
+    pub fn finish(mut self, child: nix::unistd::Pid) {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) };
+        let ended = (raw >= 0).then(|| {
+            // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+            unsafe { OwnedFd::from_raw_fd(raw as i32) }
+        });
+        let mut buf = [0u8; 8192];
+        // Input read from stdin not yet taken by the pty.
+        let mut pending: Vec<u8> = Vec::new();
+        let mut stdin_open = self.interactive;
+        loop {
+            let want_out = if pending.is_empty() {
+                PollFlags::POLLIN
+            } else {
+                PollFlags::POLLIN | PollFlags::POLLOUT
+            };
+            let stdin = std::io::stdin();
+            let mut fds = vec![PollFd::new(self.master.as_fd(), want_out)];
+            if let Some(pidfd) = &ended {
+                fds.push(PollFd::new(pidfd.as_fd(), PollFlags::POLLIN));
+            }
+            let stdin_at = fds.len();
+            if stdin_open && pending.is_empty() {
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(Errno::EINTR) => {
+                    self.copy_size();
+                    continue;
+                }
+                Err(_) => break,
+                Ok(_) => {}
+            }
+            let master_ready = fds[0].revents().unwrap_or(PollFlags::empty());
+            let child_ended = ended.is_some()
+                && fds[1]
+                    .revents()
+                    .is_some_and(|r| r.contains(PollFlags::POLLIN));
+            let stdin_ready = fds
+                .get(stdin_at)
+                .and_then(|f| f.revents())
+                .unwrap_or(PollFlags::empty());
+            drop(fds);
+            if child_ended {
+                self.drain(&mut buf);
+                break;
+            }
+            if master_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+            {
+                match nix::unistd::read(&self.master, &mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if write_all(std::io::stdout().as_fd(), &buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    Err(Errno::EAGAIN | Errno::EINTR) => {}
+                    // EIO: the last descriptor of the container's side closed.
+                    Err(_) => break,
+                }
+            }
+            if master_ready.contains(PollFlags::POLLOUT) && !pending.is_empty() {
+                match nix::unistd::write(&self.master, &pending) {
+                    Ok(n) => {
+                        pending.drain(..n);
+                    }
+                    Err(Errno::EAGAIN | Errno::EINTR) => {}
+                    Err(_) => {
+                        pending.clear();
+                        stdin_open = false;
+                    }
+                }
+            }
+            if stdin_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+                match nix::unistd::read(stdin.as_fd(), &mut buf) {
+                    Ok(0) | Err(Errno::EBADF | Errno::EIO) => stdin_open = false,
+                    Ok(n) => pending.extend_from_slice(&buf[..n]),
+                    Err(_) => {}
+                }
+            }
+        }
         if let Some(t) = &self.saved {
             let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, t);
         }
     }
+}
+
+impl Relay {
+    /// Copy what the terminal still holds to stdout, without waiting for more.
+    fn drain(&self, buf: &mut [u8]) {
+        while let Ok(n) = nix::unistd::read(&self.master, buf) {
+            if n == 0 || write_all(std::io::stdout().as_fd(), &buf[..n]).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Write all of `data` to a blocking descriptor.
+fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(0) => return Err(Errno::EIO),
+            Ok(n) => data = &data[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn zero_winsize() -> libc::winsize {

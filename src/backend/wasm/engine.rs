@@ -188,12 +188,13 @@ impl Cache {
             .flatten()
     }
 
-    /// Load from the cache or compile (within `timeout`) and store.
+    /// Load from the cache or compile (within `limit`, else the default for the module's
+    /// size: [`super::default_compile_timeout`]) and store.
     pub fn load(
         &self,
         engine: &Engine,
         module: &WasmModule,
-        timeout: Duration,
+        limit: Option<Duration>,
     ) -> Result<Compiled, WasmError> {
         let key = Self::key(engine, module);
         if let Some((_, bytes)) = self.preloaded.iter().find(|(k, _)| *k == key) {
@@ -224,6 +225,7 @@ impl Cache {
         let bytes = module
             .wasm_bytes()
             .map_err(|e| WasmError::Compile(e.to_string()))?;
+        let timeout = limit.unwrap_or_else(|| super::default_compile_timeout(bytes.len() as u64));
         let compiled = compile(engine, &bytes, module.kind, timeout)?;
         if let Err(e) = self.store(&path, &compiled) {
             tracing::warn!(path = %path.display(), error = %e, "could not cache compiled code");
@@ -391,7 +393,7 @@ mod tests {
         let cache = Cache::new(dir.path().join("cache"));
         let engine = engine(EngineOptions::default()).unwrap();
         let a = module("a");
-        let t = Duration::from_secs(60);
+        let t = Some(Duration::from_secs(60));
         assert_eq!(exports(&cache.load(&engine, &a, t).unwrap()), ["a"]);
         let path = cache.path(&engine, &a);
         let before = std::fs::metadata(&path).unwrap();
@@ -412,7 +414,7 @@ mod tests {
         let cache = Cache::new(dir.path());
         let engine = engine(EngineOptions::default()).unwrap();
         let (a, b) = (module("a"), module("b"));
-        let t = Duration::from_secs(60);
+        let t = Some(Duration::from_secs(60));
         assert_eq!(exports(&cache.load(&engine, &a, t).unwrap()), ["a"]);
         assert!(cache.contains(&engine, &a));
         // From the cache: the same code.

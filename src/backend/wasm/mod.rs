@@ -34,8 +34,12 @@ use crate::run::options::PortMapping;
 /// process outright.
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
-/// Default time a module may take to compile.
-pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a module of `wasm_len` bytes may take to compile when no limit is given: two
+/// minutes, and three seconds more per MiB (a 68 MB module such as yosys.wasm takes ~140 s on
+/// a 2-core machine; a compile bomb is a small module that takes long).
+pub fn default_compile_timeout(wasm_len: u64) -> Duration {
+    Duration::from_secs(120 + 3 * (wasm_len >> 20))
+}
 
 /// Why a wasm run could not start (the guest's own failures are an `Exit`, not this).
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +48,9 @@ pub enum WasmError {
     Engine(String),
     #[error("invalid WebAssembly: {0}")]
     Compile(String),
-    #[error("compiling took longer than {0:?} (a compile-time bomb?)")]
+    #[error(
+        "compiling took longer than {0:?}, the compile limit (--compile-timeout raises it; a compile-time bomb?)"
+    )]
     CompileTimeout(Duration),
     #[error("cannot link the guest: {0}")]
     Link(String),
@@ -87,7 +93,8 @@ pub struct WasmRun<'a> {
     pub stdio: StdioOptions,
     /// wharf's compilation cache directory.
     pub cache_dir: PathBuf,
-    pub compile_timeout: Duration,
+    /// The compile limit (`None`: [`default_compile_timeout`] for the module's size).
+    pub compile_timeout: Option<Duration>,
     /// Compiled code read from the cache beforehand (a runtime container's engine).
     pub preloaded: engine::Preloaded,
     /// Called once the guest is about to run (compiled and linked), or a server listens.
@@ -106,12 +113,16 @@ pub fn limits_from_spec(spec: &Spec) -> RunLimits {
 
 /// Compile (or load from the cache) without running: `--precompile`. Returns how many
 /// engine variants were compiled now (0: all cached already).
-pub fn precompile(module: &WasmModule, cache_dir: PathBuf) -> Result<usize, WasmError> {
+pub fn precompile(
+    module: &WasmModule,
+    cache_dir: PathBuf,
+    limit: Option<Duration>,
+) -> Result<usize, WasmError> {
     let cache = Cache::new(cache_dir);
     let mut compiled = 0;
     let engine = engine::engine(EngineOptions::default())?;
     compiled += usize::from(!cache.contains(&engine, module));
-    let is_http = match cache.load(&engine, module, DEFAULT_COMPILE_TIMEOUT)? {
+    let is_http = match cache.load(&engine, module, limit)? {
         Compiled::Component(c) => http::is_http_component(&engine, &c),
         Compiled::Module(_) => false,
     };
@@ -121,7 +132,7 @@ pub fn precompile(module: &WasmModule, cache_dir: PathBuf) -> Result<usize, Wasm
             ..EngineOptions::default()
         })?;
         compiled += usize::from(!cache.contains(&engine, module));
-        cache.load(&engine, module, DEFAULT_COMPILE_TIMEOUT)?;
+        cache.load(&engine, module, limit)?;
     }
     Ok(compiled)
 }
@@ -133,6 +144,7 @@ pub fn precompile_for(
     module: &WasmModule,
     spec: &Spec,
     cache_dir: &Path,
+    limit: Option<Duration>,
 ) -> Result<Vec<String>, WasmError> {
     let limits = limits_from_spec(spec);
     let cache = Cache::new(cache_dir);
@@ -141,14 +153,14 @@ pub fn precompile_for(
         ..EngineOptions::default()
     })?;
     let mut keys = vec![Cache::key(&engine, module)];
-    if let Compiled::Component(c) = cache.load(&engine, module, DEFAULT_COMPILE_TIMEOUT)?
+    if let Compiled::Component(c) = cache.load(&engine, module, limit)?
         && http::is_http_component(&engine, &c)
     {
         let serving = engine::engine(EngineOptions {
             fuel: limits.fuel.is_some(),
             serving: true,
         })?;
-        cache.load(&serving, module, DEFAULT_COMPILE_TIMEOUT)?;
+        cache.load(&serving, module, limit)?;
         keys.push(Cache::key(&serving, module));
     }
     Ok(keys)

@@ -24,7 +24,7 @@ use sha2::{Digest as _, Sha256};
 use wasmtime::Engine;
 
 use super::engine::{self, Cache, Compiled, EngineOptions};
-use super::{DEFAULT_COMPILE_TIMEOUT, WasmError, http};
+use super::{WasmError, http};
 use crate::image::blob::digest_of;
 use crate::image::package::WasmKind;
 use crate::run::WasmModule;
@@ -250,11 +250,10 @@ pub fn export(
     host_cache: &Path,
 ) -> Result<Vec<Exported>, SignedError> {
     let host_engine = engine::engine(EngineOptions::default())?;
-    let is_http =
-        match Cache::new(host_cache).load(&host_engine, module, DEFAULT_COMPILE_TIMEOUT)? {
-            Compiled::Component(c) => http::is_http_component(&host_engine, &c),
-            Compiled::Module(_) => false,
-        };
+    let is_http = match Cache::new(host_cache).load(&host_engine, module, None)? {
+        Compiled::Component(c) => http::is_http_component(&host_engine, &c),
+        Compiled::Module(_) => false,
+    };
     let bytes = module
         .wasm_bytes()
         .map_err(|e| WasmError::Compile(e.to_string()))?;

@@ -138,6 +138,49 @@ pub fn ensure_layers(
     Ok(out)
 }
 
+/// The uncompressed size of a tar layer (the length of its tar stream, whatever its
+/// compression, so an image reports one size however it was loaded): from the unpacked
+/// layer's record, else from `layers/.sizes/<diff id hex>`, else counted by decompressing the
+/// blob once (and remembered there).
+pub fn uncompressed_size(
+    store: &Store,
+    layer: &oci_spec::image::Descriptor,
+    diff_id: &str,
+) -> Result<u64, UnpackError> {
+    let diff = blob::parse_sha256(diff_id).map_err(|e| store_err(e.into()))?;
+    let hex = blob::sha256_hex(&diff).map_err(|e| store_err(e.into()))?;
+    if let Ok(bytes) = fs::read(store.layers_dir().join(hex).join("layer.json"))
+        && let Ok(meta) = serde_json::from_slice::<LayerMeta>(&bytes)
+    {
+        return Ok(meta.size);
+    }
+    let sizes = store.layers_dir().join(SIZES);
+    let remembered = sizes.join(hex);
+    if let Some(n) = fs::read_to_string(&remembered)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    {
+        return Ok(n);
+    }
+    let blob = store.open_blob(layer.digest()).map_err(store_err)?;
+    let mut stream =
+        super::decompress(std::io::Read::take(blob, layer.size())).map_err(UnpackError::Read)?;
+    // Counting only: nothing is written, and a bomb stops at the image size limit.
+    let limit = super::Limits::default().max_image_bytes;
+    let n = std::io::copy(
+        &mut std::io::Read::take(&mut stream, limit),
+        &mut std::io::sink(),
+    )
+    .map_err(UnpackError::Read)?;
+    if fs::create_dir_all(&sizes).is_ok() {
+        let _ = write_atomic(store.tmp_dir(), &remembered, n.to_string().as_bytes());
+    }
+    Ok(n)
+}
+
+/// `layers/.sizes`: uncompressed sizes of layers not unpacked, by diff id.
+pub const SIZES: &str = ".sizes";
+
 fn discard(staging: tempfile::TempDir) {
     let path = staging.keep();
     if let Err(e) = remove_tree(&path) {

@@ -24,7 +24,7 @@ use cap_std::fs::{Dir, OpenOptions};
 use oci_spec::image::Digest;
 
 pub use flatten::flatten;
-pub use layers::{LayerDir, ensure_layers, image_rootfs};
+pub use layers::{LayerDir, SIZES, ensure_layers, image_rootfs, uncompressed_size};
 pub use resolve::{normalize, open_file_in_root, resolve_dir};
 
 use super::blob::HashingReader;
