@@ -10,6 +10,7 @@ pub mod bundle;
 pub mod compose;
 pub mod container;
 pub mod dispatch;
+pub mod id;
 pub mod image;
 pub mod network;
 pub mod paths;

@@ -70,14 +70,12 @@ fn check_name(name: &str) -> Result<(), VolumeError> {
 #[derive(Debug, Clone)]
 pub struct Volumes {
     dir: PathBuf,
-    roots: Roots,
 }
 
 impl Volumes {
     pub fn new(roots: &Roots) -> Self {
         Volumes {
             dir: roots.data().join("volumes"),
-            roots: roots.clone(),
         }
     }
 
@@ -146,31 +144,15 @@ impl Volumes {
         out
     }
 
-    /// The containers (names) whose record mounts volume `name`.
-    pub fn users(&self, name: &str) -> Vec<String> {
-        crate::container::Containers::new(&self.roots)
-            .list()
-            .into_iter()
-            .filter(|r| {
-                r.options
-                    .volumes
-                    .iter()
-                    .any(|v| v.named.as_deref() == Some(name))
-            })
-            .map(|r| {
-                if r.name.is_empty() {
-                    r.id[..12].to_string()
-                } else {
-                    r.name
-                }
-            })
-            .collect()
-    }
-
-    /// Remove volume `name` and its files (refused while a container uses it).
-    pub fn remove(&self, name: &str) -> Result<(), VolumeError> {
+    /// Remove volume `name` and its files (refused while a container uses it: `users_of`
+    /// names the containers that mount a volume; the store does not know containers).
+    pub fn remove(
+        &self,
+        name: &str,
+        users_of: &dyn Fn(&str) -> Vec<String>,
+    ) -> Result<(), VolumeError> {
         self.get(name)?;
-        let users = self.users(name);
+        let users = users_of(name);
         if !users.is_empty() {
             return Err(VolumeError::InUse {
                 name: name.into(),
@@ -186,12 +168,16 @@ impl Volumes {
         })
     }
 
-    /// Remove every volume no container uses; their names.
-    pub fn prune(&self) -> Result<Vec<String>, VolumeError> {
+    /// Remove every volume no container uses (`users_of`, as for [`Volumes::remove`]);
+    /// their names.
+    pub fn prune(
+        &self,
+        users_of: &dyn Fn(&str) -> Vec<String>,
+    ) -> Result<Vec<String>, VolumeError> {
         let mut removed = Vec::new();
         for v in self.list() {
-            if self.users(&v.name).is_empty() {
-                self.remove(&v.name)?;
+            if users_of(&v.name).is_empty() {
+                self.remove(&v.name, users_of)?;
                 removed.push(v.name);
             }
         }
@@ -282,10 +268,13 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["a", "b"]
         );
-        vols.remove("a").unwrap();
+        vols.remove("a", &|_| Vec::new()).unwrap();
         assert!(!d.path().join("volumes/a").exists());
-        assert!(matches!(vols.remove("a"), Err(VolumeError::NotFound(_))));
-        assert_eq!(vols.prune().unwrap(), ["b"]);
+        assert!(matches!(
+            vols.remove("a", &|_| Vec::new()),
+            Err(VolumeError::NotFound(_))
+        ));
+        assert_eq!(vols.prune(&|_| Vec::new()).unwrap(), ["b"]);
     }
 
     #[cfg(unix)]

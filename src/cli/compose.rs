@@ -999,7 +999,7 @@ fn one_off(
 }
 
 fn rand_suffix() -> String {
-    wharf::container::new_id()[..12].to_string()
+    wharf::id::new_id()[..12].to_string()
 }
 
 fn down(
@@ -1041,7 +1041,7 @@ fn down(
                 .get(&n.name)
                 .is_ok_and(|d| d.labels.get(compose::LABEL_PROJECT) == Some(&project.name));
             if ours {
-                match nets.remove(&n.name) {
+                match nets.remove(&n.name, &|n| containers.network_users(n)) {
                     Ok(_) => eprintln!("wharf: network {} removed", n.name),
                     Err(e) => eprintln!("wharf: {e}"),
                 }
@@ -1053,7 +1053,7 @@ fn down(
         for v in project.volumes().into_iter().filter(|v| !v.external) {
             match vols.get(&v.name) {
                 Ok(found) if found.labels.get(compose::LABEL_PROJECT) == Some(&project.name) => {
-                    vols.remove(&v.name)?;
+                    vols.remove(&v.name, &|v| containers.volume_users(v))?;
                     eprintln!("wharf: volume {} removed", v.name);
                 }
                 Ok(_) => eprintln!(

@@ -100,6 +100,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let networks = Networks::new(&ctx.roots);
+    let containers = Containers::new(&ctx.roots);
     match args.verb {
         Verb::Create {
             subnet,
@@ -180,7 +181,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
         Verb::Rm { networks: names } => {
             let mut failed = false;
             for name in names {
-                match networks.remove(&name) {
+                match networks.remove(&name, &|n| containers.network_users(n)) {
                     Ok(n) => outln!("{}", n.name),
                     Err(e) => {
                         eprintln!("wharf: {e}");
@@ -193,7 +194,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Verb::Prune { force: _ } => {
-            let removed = networks.prune()?;
+            let removed = networks.prune(&|n| containers.network_users(n))?;
             if !removed.is_empty() {
                 outln!("Deleted Networks:");
                 for n in removed {

@@ -62,6 +62,7 @@ fn shown(v: &Volume) -> serde_json::Value {
 
 pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     let volumes = Volumes::new(&ctx.roots);
+    let containers = wharf::container::Containers::new(&ctx.roots);
     match args.verb {
         Verb::Create { label, name } => {
             let labels = super::labels(&label);
@@ -108,7 +109,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
         Verb::Rm { volumes: names } => {
             let mut failed = false;
             for n in names {
-                match volumes.remove(&n) {
+                match volumes.remove(&n, &|v| containers.volume_users(v)) {
                     Ok(()) => outln!("{n}"),
                     Err(e) => {
                         eprintln!("wharf: {e}");
@@ -121,7 +122,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Verb::Prune { force: _ } => {
-            let removed = volumes.prune()?;
+            let removed = volumes.prune(&|v| containers.volume_users(v))?;
             if !removed.is_empty() {
                 outln!("Deleted Volumes:");
                 for n in removed {

@@ -112,7 +112,7 @@ const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// Copy `from` into the log as `stream` entries, a line (or 16 KiB of one) at a time,
 /// until it closes. When the log cannot be written, output is dropped for a while (see
-/// [`PAUSE_AFTER_FAILURE`]); logging resumes once a write succeeds again.
+/// `PAUSE_AFTER_FAILURE`); logging resumes once a write succeeds again.
 pub fn copy(from: impl io::Read, stream: &str, log: &std::sync::Mutex<Writer>) {
     let mut r = BufReader::with_capacity(MAX_ENTRY, from);
     let mut buf = Vec::with_capacity(1024);

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
+pub use crate::id::new_id;
 pub use record::{LogConfig, Proc, Record, RestartPolicy, State, Status};
 
 use crate::image::store::InUse;
@@ -350,6 +351,40 @@ impl Containers {
     /// Every container, its state refreshed, newest first. A record is replaced whole (by
     /// rename), so it is read without its lock; only one that says active is then locked and
     /// read again to refresh it from its processes.
+    /// The containers (as `ps` names them) whose record mounts named volume `name`: what
+    /// `Volumes::remove` and `prune` are told.
+    pub fn volume_users(&self, name: &str) -> Vec<String> {
+        self.users(|r| {
+            r.options
+                .volumes
+                .iter()
+                .any(|v| v.named.as_deref() == Some(name))
+        })
+    }
+
+    /// The containers configured to join network `name` (first, or connected later): what
+    /// `Networks::remove` and `prune` are told.
+    pub fn network_users(&self, name: &str) -> Vec<String> {
+        self.users(|r| {
+            r.options.network.named() == Some(name)
+                || r.options.connected.iter().any(|c| c.network == name)
+        })
+    }
+
+    fn users(&self, uses: impl Fn(&Record) -> bool) -> Vec<String> {
+        self.list()
+            .into_iter()
+            .filter(|r| uses(r))
+            .map(|r| {
+                if r.name.is_empty() {
+                    r.id[..12].to_string()
+                } else {
+                    r.name
+                }
+            })
+            .collect()
+    }
+
     pub fn list(&self) -> Vec<Record> {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return Vec::new();
@@ -596,15 +631,6 @@ fn mark_active(marker: &Path) -> Result<(), ContainerError> {
 /// Whether `s` is a container id: 64 lowercase hex digits.
 fn is_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// A fresh container id: 64 hex digits, as Docker's.
-pub fn new_id() -> String {
-    let mut bytes = Vec::with_capacity(32);
-    for i in 0..4u32 {
-        bytes.extend_from_slice(&names::random_u64(i).to_le_bytes());
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

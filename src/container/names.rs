@@ -1,9 +1,8 @@
 //! Container names: checked as Docker checks them, or made up (`adjective_noun`) when none
 //! is given.
 
-use std::hash::{BuildHasher, Hasher};
-
 use super::ContainerError;
+use crate::id::random_u64;
 
 const ADJECTIVES: &[&str] = &[
     "amber", "brave", "calm", "clever", "crisp", "eager", "fancy", "gentle", "happy", "jolly",
@@ -15,20 +14,6 @@ const NOUNS: &[&str] = &[
     "keel", "lantern", "mast", "mooring", "pier", "pilot", "quay", "rudder", "sail", "skiff",
     "tide", "tug", "wharf", "yard", "yawl",
 ];
-
-/// A random number (seeded per process by the standard library's hasher keys).
-pub fn random_u64(salt: u32) -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    h.write_u32(std::process::id());
-    h.write_u32(salt);
-    h.finish()
-}
 
 /// Check a user-given name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, as Docker.
 pub fn validate(name: &str) -> Result<(), ContainerError> {

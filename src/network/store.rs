@@ -226,7 +226,7 @@ impl Networks {
         let subnet: Ipv4Net = DEFAULT_SUBNET.parse().expect("a valid subnet");
         let net = Network {
             name: DEFAULT_NETWORK.into(),
-            id: crate::container::new_id(),
+            id: crate::id::new_id(),
             driver: "bridge".into(),
             interface: format!("{BRIDGE_PREFIX}0"),
             subnet,
@@ -297,7 +297,7 @@ impl Networks {
             .expect("some bridge name is free");
         let net = Network {
             name: name.into(),
-            id: crate::container::new_id(),
+            id: crate::id::new_id(),
             driver: "bridge".into(),
             interface,
             subnet,
@@ -458,18 +458,12 @@ impl Networks {
         }
     }
 
-    /// Containers that use network `name`: holding an address, or configured to join it.
-    pub fn users(&self, name: &str) -> Vec<String> {
+    /// Containers that use network `name`: holding an address, or (`users_of`, the
+    /// caller's knowledge of containers: the store has none) configured to join it.
+    fn users(&self, name: &str, users_of: &dyn Fn(&str) -> Vec<String>) -> Vec<String> {
         let mut users: Vec<String> = self.leases(name).values().map(display_name).collect();
-        for r in crate::container::Containers::new(&self.roots).list() {
-            let uses = r.options.network.named() == Some(name)
-                || r.options.connected.iter().any(|c| c.network == name);
-            let shown = if r.name.is_empty() {
-                r.id[..12].to_string()
-            } else {
-                r.name.clone()
-            };
-            if uses && !users.contains(&shown) {
+        for shown in users_of(name) {
+            if !users.contains(&shown) {
                 users.push(shown);
             }
         }
@@ -477,14 +471,19 @@ impl Networks {
     }
 
     /// Remove network `query` (refused while a container uses it, and for the default).
-    pub fn remove(&self, query: &str) -> Result<Network, NetworkError> {
+    /// `users_of` names the containers configured to join a network.
+    pub fn remove(
+        &self,
+        query: &str,
+        users_of: &dyn Fn(&str) -> Vec<String>,
+    ) -> Result<Network, NetworkError> {
         let net = self.get(query)?;
         if net.name == DEFAULT_NETWORK {
             return Err(NetworkError::Default(net.name));
         }
         // Containers are looked at before the lock is taken: reading a dead container's
         // record takes its network down, which takes this lock.
-        let users = self.users(&net.name);
+        let users = self.users(&net.name, users_of);
         let _lock = self.lock()?;
         let holders: Vec<String> = self.leases(&net.name).values().map(display_name).collect();
         let users = if users.is_empty() { holders } else { users };
@@ -500,12 +499,16 @@ impl Networks {
         Ok(net)
     }
 
-    /// Remove every user network no container uses; their names.
-    pub fn prune(&self) -> Result<Vec<String>, NetworkError> {
+    /// Remove every user network no container uses (`users_of`, as for
+    /// [`Networks::remove`]); their names.
+    pub fn prune(
+        &self,
+        users_of: &dyn Fn(&str) -> Vec<String>,
+    ) -> Result<Vec<String>, NetworkError> {
         let mut removed = Vec::new();
         for n in self.list()? {
-            if n.name != DEFAULT_NETWORK && self.users(&n.name).is_empty() {
-                self.remove(&n.name)?;
+            if n.name != DEFAULT_NETWORK && self.users(&n.name, users_of).is_empty() {
+                self.remove(&n.name, users_of)?;
                 removed.push(n.name);
             }
         }
@@ -624,7 +627,7 @@ mod tests {
         assert_eq!(all[0].name, DEFAULT_NETWORK);
         assert!(!all[0].dns_enabled);
         assert!(matches!(
-            n.remove(DEFAULT_NETWORK),
+            n.remove(DEFAULT_NETWORK, &|_| Vec::new()),
             Err(NetworkError::Default(_))
         ));
     }
@@ -712,7 +715,7 @@ mod tests {
         fs::remove_dir_all(d.path().join("containers").join(format!("{:064}", 1))).unwrap();
         assert_eq!(n.leases("small").len(), 4);
         drop(lock);
-        let e = n.remove("small").unwrap_err();
+        let e = n.remove("small", &|_| Vec::new()).unwrap_err();
         assert!(matches!(e, NetworkError::InUse { .. }), "{e}");
     }
 }

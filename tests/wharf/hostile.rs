@@ -87,7 +87,7 @@ fn system_check_names_unreferenced_blobs_with_their_size() {
 }
 
 #[test]
-fn a_tag_cannot_impersonate_an_image_id() {
+fn a_tag_cannot_impersonate_a_whole_image_id() {
     let w = Wharf::new();
     tiny_image(&w.path("a"), "first", &[("etc/motd", b"first\n")]);
     tiny_image(&w.path("b"), "second", &[("etc/motd", b"second\n")]);
@@ -103,22 +103,30 @@ fn a_tag_cannot_impersonate_an_image_id() {
             .to_string()
     };
     let first = id_of("first");
-    // The full digest, and a short id, as a name for another image: both refused.
+    let second = id_of("second");
+    let hex = &first[7..];
+    // The full digest, and the whole id, as a name for another image: refused (Docker's rule).
     let err = w.fails(&["tag", "second", &first], 125);
     assert!(err.contains("sha256"), "{err}");
-    let short = &first[7..19];
-    let err = w.fails(&["tag", "second", short], 125);
-    assert!(err.contains("image id"), "{err}");
-    // Lookups by id still find the image the id belongs to.
-    let shown = w.ok(&["inspect", &first]);
-    assert!(shown.contains(&first), "{shown}");
+    let err = w.fails(&["tag", "second", hex], 125);
+    assert!(err.contains("64-digit"), "{err}");
     assert_eq!(w.images().len(), 2, "no name was added");
-    // A hexadecimal name with a tag of its own cannot be read as an id: allowed.
-    w.ok(&["tag", "second", "cafe:v1"]);
-    // rmi by the short id removes the image the id belongs to, not a name.
-    w.ok(&["rmi", short]);
+    // Whole ids and `sha256:` always find the image the id belongs to.
+    for id in [first.as_str(), hex] {
+        assert!(w.ok(&["inspect", id]).contains(&first), "{id}");
+    }
+    // A short hexadecimal word is a name like any other, looked up before ids (Docker's
+    // order); `sha256:PREFIX` still means the id.
+    let short = &hex[..12];
+    w.ok(&["tag", "second", short]);
+    assert!(w.ok(&["inspect", short]).contains(&second));
+    let by_id = format!("sha256:{short}");
+    assert!(w.ok(&["inspect", &by_id]).contains(&first));
+    // rmi by `sha256:` and the short id removes the image the id belongs to, not the name.
+    w.ok(&["rmi", &by_id]);
     let left: Vec<String> = w.images().iter().map(|i| i["Digest"].to_string()).collect();
     assert!(!left.iter().any(|d| d.contains(&first)), "{left:?}");
+    assert!(left.iter().any(|d| d.contains(&second)), "{left:?}");
 }
 
 #[test]

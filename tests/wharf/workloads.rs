@@ -104,6 +104,10 @@ fn postgres_runs_as_its_own_user_on_a_named_volume_and_keeps_its_rows_through_ki
         logs.contains("database system was interrupted"),
         "recovered after the kill: {logs}"
     );
+    // A volume in use is neither removed nor pruned; once its container is gone, it is.
+    let err = w.fails(&["volume", "rm", "pgdata"], 1);
+    assert!(err.contains("in use") && err.contains("pg"), "{err}");
+    assert!(!w.ok(&["volume", "prune", "-f"]).contains("pgdata"));
     w.ok(&["rm", "-f", "pg"]);
     w.ok(&["volume", "rm", "pgdata"]);
 }

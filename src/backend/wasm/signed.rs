@@ -124,7 +124,7 @@ pub struct Header {
     pub artifact: String,
     /// The signing key's id ([`key_id`]).
     pub key: String,
-    /// ed25519 signature of [`Header::statement`], hex.
+    /// ed25519 signature of the header's statement (`Header::statement`), hex.
     pub signature: String,
 }
 
