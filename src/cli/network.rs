@@ -293,11 +293,7 @@ fn connect(
     let id = containers.find(query)?;
     let mut l = containers.lock(&id)?;
     let opts = &l.record.options;
-    let shown = if l.record.name.is_empty() {
-        id[..12].to_string()
-    } else {
-        l.record.name.clone()
-    };
+    let shown = l.record.shown_name().to_owned();
     if opts.network.named().is_none() {
         anyhow::bail!(
             "container {shown} runs with --network {}: only a container on a bridge network can join another",

@@ -375,13 +375,7 @@ impl Containers {
         self.list()
             .into_iter()
             .filter(|r| uses(r))
-            .map(|r| {
-                if r.name.is_empty() {
-                    r.id[..12].to_string()
-                } else {
-                    r.name
-                }
-            })
+            .map(|r| r.shown_name().to_owned())
             .collect()
     }
 

@@ -232,6 +232,15 @@ impl Record {
     pub fn short_id(&self) -> &str {
         &self.id[..12.min(self.id.len())]
     }
+
+    /// How messages name the container: its name, else its short id.
+    pub fn shown_name(&self) -> &str {
+        if self.name.is_empty() {
+            self.short_id()
+        } else {
+            &self.name
+        }
+    }
 }
 
 #[cfg(test)]

@@ -97,11 +97,6 @@ impl ResolvedImage {
         self.manifest.config().size() + layers
     }
 
-    /// Compressed size: config plus layers.
-    pub fn size(&self) -> u64 {
-        self.manifest.config().size() + self.manifest.layers().iter().map(|l| l.size()).sum::<u64>()
-    }
-
     /// The image's annotations and config labels, merged.
     pub fn annotations(&self) -> HashMap<String, String> {
         let mut a: HashMap<String, String> = self

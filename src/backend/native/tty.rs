@@ -4,6 +4,7 @@
 //! container's pid namespace by then, and the kernel refuses a new thread to a process whose
 //! children would be born in another pid namespace (EINVAL).
 
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
@@ -120,18 +121,9 @@ impl Relay {
                 break;
             }
             if master_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+                && self.copy_output(&mut buf) == Output::Closed
             {
-                match nix::unistd::read(&self.master, &mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        if write_all(std::io::stdout().as_fd(), &buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    Err(Errno::EAGAIN | Errno::EINTR) => {}
-                    // EIO: the last descriptor of the container's side closed.
-                    Err(_) => break,
-                }
+                break;
             }
             if master_ready.contains(PollFlags::POLLOUT) && !pending.is_empty() {
                 match nix::unistd::write(&self.master, &pending) {
@@ -157,30 +149,38 @@ impl Relay {
             let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, t);
         }
     }
-}
 
-impl Relay {
+    /// Copy one read of the terminal's output to stdout.
+    fn copy_output(&self, buf: &mut [u8]) -> Output {
+        match nix::unistd::read(&self.master, buf) {
+            Ok(0) => Output::Closed,
+            Ok(n) => {
+                let mut out = std::io::stdout().lock();
+                match out.write_all(&buf[..n]).and_then(|()| out.flush()) {
+                    Ok(()) => Output::Copied,
+                    Err(_) => Output::Closed,
+                }
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => Output::Empty,
+            Err(_) => Output::Closed,
+        }
+    }
+
     /// Copy what the terminal still holds to stdout, without waiting for more.
     fn drain(&self, buf: &mut [u8]) {
-        while let Ok(n) = nix::unistd::read(&self.master, buf) {
-            if n == 0 || write_all(std::io::stdout().as_fd(), &buf[..n]).is_err() {
-                break;
-            }
-        }
+        while self.copy_output(buf) == Output::Copied {}
     }
 }
 
-/// Write all of `data` to a blocking descriptor.
-fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
-    while !data.is_empty() {
-        match nix::unistd::write(fd, data) {
-            Ok(0) => return Err(Errno::EIO),
-            Ok(n) => data = &data[n..],
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+/// What one read of the terminal's output did.
+#[derive(PartialEq)]
+enum Output {
+    Copied,
+    /// Nothing to read now (the master is non-blocking).
+    Empty,
+    /// The container's side closed (EOF, or EIO once its last descriptor is gone), or our
+    /// stdout is gone.
+    Closed,
 }
 
 fn zero_winsize() -> libc::winsize {

@@ -31,6 +31,11 @@ struct LayerMeta {
     entries: u64,
 }
 
+/// An unpacked layer's record (`layers/<hex>/layer.json`), if it is there and readable.
+fn read_meta(path: &std::path::Path) -> Option<LayerMeta> {
+    serde_json::from_slice(&fs::read(path).ok()?).ok()
+}
+
 fn store_err(e: StoreError) -> UnpackError {
     UnpackError::Store(Box::new(e))
 }
@@ -63,9 +68,7 @@ pub fn ensure_layers(
         let hex = blob::sha256_hex(&diff).map_err(|e| store_err(e.into()))?;
         let dir = store.layers_dir().join(hex);
         let meta_path = dir.join("layer.json");
-        if let Ok(bytes) = fs::read(&meta_path)
-            && let Ok(meta) = serde_json::from_slice::<LayerMeta>(&bytes)
-        {
+        if let Some(meta) = read_meta(&meta_path) {
             used = used.saturating_add(meta.size);
             if used > opts.limits.max_image_bytes {
                 return Err(UnpackError::ImageTooLarge {
@@ -149,9 +152,7 @@ pub fn uncompressed_size(
 ) -> Result<u64, UnpackError> {
     let diff = blob::parse_sha256(diff_id).map_err(|e| store_err(e.into()))?;
     let hex = blob::sha256_hex(&diff).map_err(|e| store_err(e.into()))?;
-    if let Ok(bytes) = fs::read(store.layers_dir().join(hex).join("layer.json"))
-        && let Ok(meta) = serde_json::from_slice::<LayerMeta>(&bytes)
-    {
+    if let Some(meta) = read_meta(&store.layers_dir().join(hex).join("layer.json")) {
         return Ok(meta.size);
     }
     let sizes = store.layers_dir().join(SIZES);
