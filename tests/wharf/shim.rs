@@ -439,6 +439,14 @@ fn ctr_runs_native_and_wasm_images_through_the_wharf_shim() {
         "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
     ]);
     assert_eq!(code, Some(137), "{out} {err}");
+    // containerd forwards the shim's events on its own schedule: `ctr run` may return
+    // before the exit it waited for is printed by `ctr events`.
+    wait_until("a TaskExit for oom1", 20, || {
+        std::fs::read_to_string(&events_file)
+            .unwrap()
+            .lines()
+            .any(|l| l.contains("/tasks/exit") && l.contains("\"oom1\""))
+    });
     std::thread::sleep(Duration::from_millis(300));
     let _ = events.kill();
     let _ = events.wait();

@@ -294,23 +294,26 @@ fn exec_with_a_terminal_relays_it_with_or_without_one_here() {
         String::from_utf8_lossy(&out.stdout).contains("ping"),
         "{out:?}"
     );
-    // Under a real terminal (script(1) makes one): our size is the container's.
-    let line = format!(
-        "stty rows 33 cols 101; {} --root {} exec -t c sh -c 'stty size; tty'",
-        wharf_command().get_program().to_string_lossy(),
-        s(&w.root())
-    );
-    let out = Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
-    assert!(
-        text.contains("33 101") && text.contains("/dev/pts/"),
-        "{text}"
-    );
+    // Under a real terminal (script(1) makes one): our size is the container's from the
+    // program's first instruction (a program asking at once must not see 0x0).
+    for verb in ["exec -t c", "run --rm -t busybox"] {
+        let line = format!(
+            "stty rows 33 cols 101; {} --root {} {verb} sh -c 'stty size; tty'",
+            wharf_command().get_program().to_string_lossy(),
+            s(&w.root())
+        );
+        let out = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{verb}: {text}");
+        assert!(
+            text.contains("33 101") && text.contains("/dev/pts/"),
+            "{verb}: {text}"
+        );
+    }
     w.ok(&["rm", "-f", "c"]);
 }
 

@@ -152,6 +152,7 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
         let (master, slave) = super::tty::open_inside().map_err(e)?;
         super::tty::send_fd(socket, &master).map_err(e)?;
         drop(master);
+        super::tty::inherit_size(&slave);
         nix::unistd::dup2_stdin(&slave).map_err(e)?;
         nix::unistd::dup2_stdout(&slave).map_err(e)?;
         nix::unistd::dup2_stderr(&slave).map_err(e)?;

@@ -234,6 +234,7 @@ fn child_main(
     // (TIOCSTI could type into the user's shell).
     nix::unistd::setsid().map_err(setup("setsid"))?;
     if let Some(slave) = slave {
+        super::tty::inherit_size(slave);
         nix::unistd::dup2_stdin(slave).map_err(setup("terminal"))?;
         nix::unistd::dup2_stdout(slave).map_err(setup("terminal"))?;
         nix::unistd::dup2_stderr(slave).map_err(setup("terminal"))?;

@@ -183,6 +183,19 @@ enum Output {
     Closed,
 }
 
+/// Give a new terminal our stdin's window size (if stdin is a terminal) before the program
+/// starts on it: a program that asks at once (`stty size`, an editor drawing its first
+/// screen) sees our size, not 0x0 waiting for the relay to catch up.
+pub fn inherit_size(slave: &OwnedFd) {
+    let mut size = zero_winsize();
+    // SAFETY: TIOCGWINSZ/TIOCSWINSZ read or write one winsize we own.
+    unsafe {
+        if libc::ioctl(0, libc::TIOCGWINSZ, &mut size) == 0 {
+            libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &size);
+        }
+    }
+}
+
 fn zero_winsize() -> libc::winsize {
     libc::winsize {
         ws_row: 0,
