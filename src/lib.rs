@@ -12,6 +12,7 @@ pub mod container;
 pub mod dispatch;
 pub mod id;
 pub mod image;
+pub mod lifecycle;
 pub mod network;
 pub mod paths;
 #[deny(missing_docs)]

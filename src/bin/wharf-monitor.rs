@@ -25,12 +25,12 @@ fn main() -> ExitCode {
     let (Some(root), Some(exe), Some(id)) = (root, exe, id) else {
         return usage();
     };
-    let ready = wharf::container::monitor::ready_fd_from_env();
+    let ready = wharf::lifecycle::monitor::ready_fd_from_env();
     wharf::sys::ignore_hangup();
     let roots = wharf::paths::Roots::new(&root);
-    let containers = wharf::container::Containers::new(&roots);
+    let containers = wharf::lifecycle::containers(&roots);
     let exe = std::path::PathBuf::from(exe);
-    match wharf::container::monitor::run(&containers, &id, &exe, roots.data(), ready) {
+    match wharf::lifecycle::monitor::run(&containers, &id, &exe, roots.data(), ready) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wharf-monitor: container {id}: {e}");

@@ -14,7 +14,7 @@ use clap::Parser;
 use wharf::compose::{self, Condition, LoadOptions, Project, ServicePlan};
 use wharf::container::{Containers, Record, Status};
 
-use super::{Context_, EXIT_WHARF_FAILED};
+use super::{EXIT_WHARF_FAILED, Session};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -209,12 +209,12 @@ fn load(args: &Args) -> anyhow::Result<Project> {
     Ok(p)
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
     if let Verb::Ls { all, format } = &args.verb {
         return ls(ctx, *all, format);
     }
     let project = load(&args)?;
-    let containers = Containers::new(&ctx.roots);
+    let containers = wharf::lifecycle::containers(&ctx.roots);
     match &args.verb {
         Verb::Up {
             detach,
@@ -285,7 +285,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
             // Dependents first.
             list.reverse();
             for r in list {
-                wharf::container::stop::stop(&containers, &r.id, timeout.map(Duration::from_secs))?;
+                wharf::lifecycle::stop::stop(&containers, &r.id, timeout.map(Duration::from_secs))?;
                 eprintln!("wharf: stopped {}", r.name);
             }
             Ok(ExitCode::SUCCESS)
@@ -302,7 +302,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
         }
         Verb::Restart { timeout, services } => {
             for r in of_services(&project, &containers, services, true) {
-                wharf::container::stop::stop(&containers, &r.id, timeout.map(Duration::from_secs))?;
+                wharf::lifecycle::stop::stop(&containers, &r.id, timeout.map(Duration::from_secs))?;
                 if let Some((code, why)) = super::start::start_one(ctx, &containers, &r.id)? {
                     eprintln!("wharf: {}: {why}", r.name);
                     return Ok(ExitCode::from(code));
@@ -323,9 +323,9 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
                         eprintln!("wharf: {} is running (stop it first, or -s)", r.name);
                         continue;
                     }
-                    wharf::container::stop::stop(&containers, &r.id, None)?;
+                    wharf::lifecycle::stop::stop(&containers, &r.id, None)?;
                 }
-                wharf::container::stop::remove(&containers, &r.id, false)?;
+                wharf::lifecycle::stop::remove(&containers, &r.id, false)?;
                 outln!("{}", r.name);
             }
             Ok(ExitCode::SUCCESS)
@@ -515,7 +515,7 @@ fn of_services(
     list
 }
 
-fn ensure_networks_and_volumes(ctx: &Context_, project: &Project) -> anyhow::Result<()> {
+fn ensure_networks_and_volumes(ctx: &Session, project: &Project) -> anyhow::Result<()> {
     #[cfg(target_os = "linux")]
     {
         let nets = wharf::network::Networks::new(&ctx.roots);
@@ -569,7 +569,7 @@ fn ensure_networks_and_volumes(ctx: &Context_, project: &Project) -> anyhow::Res
 }
 
 /// Make every image the services need present (pulled when missing, as `run` does).
-fn pull_missing(ctx: &Context_, plans: &[ServicePlan]) -> anyhow::Result<()> {
+fn pull_missing(ctx: &Session, plans: &[ServicePlan]) -> anyhow::Result<()> {
     let store = ctx.store()?;
     for p in plans {
         if matches!(
@@ -588,7 +588,7 @@ fn pull_missing(ctx: &Context_, plans: &[ServicePlan]) -> anyhow::Result<()> {
 /// Create (not start) container `name` for a service from its run line; its extra
 /// networks are recorded so they are joined when it starts.
 fn create(
-    ctx: &Context_,
+    ctx: &Session,
     project: &Project,
     plan: &ServicePlan,
     number: u32,
@@ -616,7 +616,7 @@ fn create(
     if plan.more_networks.is_empty() {
         return Ok(Ok(record));
     }
-    let containers = Containers::new(&ctx.roots);
+    let containers = wharf::lifecycle::containers(&ctx.roots);
     let mut l = containers.lock(&record.id)?;
     for (net, aliases) in &plan.more_networks {
         l.record
@@ -633,7 +633,7 @@ fn create(
 }
 
 fn up(
-    ctx: &Context_,
+    ctx: &Session,
     project: &Project,
     containers: &Containers,
     services: &[String],
@@ -670,7 +670,7 @@ fn up(
             .iter()
             .filter(|r| !all.iter().any(|s| s == service_of(r)))
         {
-            wharf::container::stop::remove(containers, &r.id, true)?;
+            wharf::lifecycle::stop::remove(containers, &r.id, true)?;
             eprintln!("wharf: removed orphan {}", r.name);
         }
     }
@@ -713,8 +713,8 @@ fn up(
                 }
                 Some(r) => {
                     eprintln!("wharf: recreating {} (its service changed)", r.name);
-                    wharf::container::stop::stop(containers, &r.id, None)?;
-                    wharf::container::stop::remove(containers, &r.id, true)?;
+                    wharf::lifecycle::stop::stop(containers, &r.id, None)?;
+                    wharf::lifecycle::stop::remove(containers, &r.id, true)?;
                     match create(ctx, project, plan, number, &name, true, &[])? {
                         Ok(r) => r.id,
                         Err(_) => anyhow::bail!("service {}: creating {name} failed", plan.name),
@@ -732,8 +732,8 @@ fn up(
         }
         // Scaled down: the extra containers go.
         for r in mine.iter().filter(|r| number_of(r) > plan.replicas) {
-            wharf::container::stop::stop(containers, &r.id, None)?;
-            wharf::container::stop::remove(containers, &r.id, true)?;
+            wharf::lifecycle::stop::stop(containers, &r.id, None)?;
+            wharf::lifecycle::stop::remove(containers, &r.id, true)?;
             eprintln!("wharf: removed {} (scaled down)", r.name);
         }
     }
@@ -824,7 +824,7 @@ fn wait_for(
 
 /// `up` without -d: the services' output until they all end or Ctrl-C (which stops them).
 fn attach(
-    ctx: &Context_,
+    ctx: &Session,
     project: &Project,
     containers: &Containers,
     services: &[String],
@@ -838,7 +838,7 @@ fn attach(
     if wharf::sys::termination_requested().is_some() {
         eprintln!("wharf: stopping {}", project.name);
         for r in list.iter().rev() {
-            let _ = wharf::container::stop::stop(containers, &r.id, None);
+            let _ = wharf::lifecycle::stop::stop(containers, &r.id, None);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -910,7 +910,7 @@ fn logs(
 
 #[allow(clippy::too_many_arguments)]
 fn one_off(
-    ctx: &Context_,
+    ctx: &Session,
     project: &Project,
     plan: &ServicePlan,
     rm: bool,
@@ -979,7 +979,7 @@ fn one_off(
         Ok(r) => r,
         Err(code) => return Ok(code),
     };
-    let containers = Containers::new(&ctx.roots);
+    let containers = wharf::lifecycle::containers(&ctx.roots);
     {
         let mut l = containers.lock(&record.id)?;
         l.record
@@ -988,14 +988,9 @@ fn one_off(
             .insert(compose::LABEL_ONEOFF.into(), "True".into());
         l.save()?;
     }
-    Ok(super::run::supervise(
-        ctx,
-        &containers,
-        &record.id,
-        None,
-        None,
-        rm,
-    ))
+    let events = super::Printer { explain: false };
+    let exit = wharf::lifecycle::supervise(ctx, &containers, &record.id, None, None, rm, &events);
+    Ok(super::run::report(&exit))
 }
 
 fn rand_suffix() -> String {
@@ -1003,7 +998,7 @@ fn rand_suffix() -> String {
 }
 
 fn down(
-    ctx: &Context_,
+    ctx: &Session,
     project: &Project,
     containers: &Containers,
     volumes: bool,
@@ -1020,9 +1015,9 @@ fn down(
     list.sort_by_key(|r| std::cmp::Reverse(order.iter().position(|s| s == service_of(r))));
     for r in &list {
         if r.state.is_active() {
-            wharf::container::stop::stop(containers, &r.id, timeout.map(Duration::from_secs))?;
+            wharf::lifecycle::stop::stop(containers, &r.id, timeout.map(Duration::from_secs))?;
         }
-        wharf::container::stop::remove(containers, &r.id, true)?;
+        wharf::lifecycle::stop::remove(containers, &r.id, true)?;
         eprintln!("wharf: removed {}", r.name);
     }
     let left = project_containers(project, containers);
@@ -1126,8 +1121,8 @@ fn ps(
     Ok(ExitCode::SUCCESS)
 }
 
-fn ls(ctx: &Context_, all: bool, format: &str) -> anyhow::Result<ExitCode> {
-    let containers = Containers::new(&ctx.roots);
+fn ls(ctx: &Session, all: bool, format: &str) -> anyhow::Result<ExitCode> {
+    let containers = wharf::lifecycle::containers(&ctx.roots);
     let mut projects: BTreeMap<String, (BTreeMap<String, usize>, String)> = BTreeMap::new();
     for r in containers.list() {
         let Some(p) = r.options.labels.get(compose::LABEL_PROJECT) else {

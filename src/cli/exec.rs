@@ -4,10 +4,9 @@
 
 use std::process::ExitCode;
 
-use wharf::container::Containers;
 use wharf::dispatch::Kind;
 
-use super::Context_;
+use super::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,8 +36,8 @@ pub struct Args {
     argv: Vec<String>,
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
-    let containers = Containers::new(&ctx.roots);
+pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
+    let containers = wharf::lifecycle::containers(&ctx.roots);
     let id = containers.find(&args.argv[0])?;
     let l = containers.lock(&id)?;
     let record = l.record.clone();

@@ -7,7 +7,7 @@ use serde::Serialize;
 use wharf::dispatch;
 use wharf::image::resolved::ResolvedImage;
 
-use super::Context_;
+use super::Session;
 use super::format::{ago, human_size, table};
 
 #[derive(Debug, clap::Args)]
@@ -39,7 +39,7 @@ struct Row {
     created: Option<String>,
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
+pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
     let store = ctx.store()?;
     let mut rows = Vec::new();
     for record in store.images()? {

@@ -8,7 +8,7 @@ use wharf::image::platform::PlatformSpec;
 use wharf::image::resolved::ResolvedImage;
 use wharf::image::{Manifest, media, read_manifest};
 
-use super::Context_;
+use super::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,8 +22,8 @@ pub struct Args {
     explain: bool,
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
-    let containers = wharf::container::Containers::new(&ctx.roots);
+pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
+    let containers = wharf::lifecycle::containers(&ctx.roots);
     if !args.explain
         && let Ok(id) = containers.find(&args.image)
     {

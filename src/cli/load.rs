@@ -7,7 +7,7 @@ use anyhow::Context;
 use wharf::backend::wasm::signed;
 use wharf::image::archive;
 
-use super::Context_;
+use super::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,7 +34,7 @@ pub struct Args {
     trust_key: Vec<PathBuf>,
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
+pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
     let store = ctx.store()?;
     if !args.input.exists() {
         anyhow::bail!("{}: no such file or directory", args.input.display());
@@ -86,7 +86,7 @@ pub struct Signed {
 
 /// The `--trust-key` files and `<root>/trusted-keys/*.pem`.
 fn trusted_keys(
-    ctx: &Context_,
+    ctx: &Session,
     flags: &[PathBuf],
 ) -> anyhow::Result<Vec<ed25519_dalek::VerifyingKey>> {
     let mut paths = flags.to_vec();
@@ -107,7 +107,7 @@ fn trusted_keys(
 /// Compile one loaded image's module if it is a wasm image (or take its code from a signed
 /// artifact).
 pub fn precompile(
-    ctx: &Context_,
+    ctx: &Session,
     store: &wharf::image::Store,
     image: &str,
     name: &str,

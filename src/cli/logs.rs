@@ -5,7 +5,7 @@ use std::io::Write;
 
 use wharf::container::{Containers, logs};
 
-use super::Context_;
+use super::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,8 +24,8 @@ pub struct Args {
     container: String,
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
-    let containers = Containers::new(&ctx.roots);
+pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
+    let containers = wharf::lifecycle::containers(&ctx.roots);
     let id = containers.find(&args.container)?;
     let (dir, detached) = {
         let l = containers.lock(&id)?;

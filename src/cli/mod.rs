@@ -37,9 +37,7 @@ mod volume;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use wharf::image::Store;
 use wharf::paths::Roots;
 
 /// `--label KEY=VALUE` flags as a map (a bare KEY has an empty value).
@@ -54,7 +52,7 @@ pub fn labels(flags: &[String]) -> std::collections::BTreeMap<String, String> {
 }
 
 /// Docker's exit code when the tool itself fails.
-pub const EXIT_WHARF_FAILED: u8 = 125;
+pub use wharf::lifecycle::EXIT_WHARF_FAILED;
 
 /// wharf runs OCI images holding Linux root filesystems or WebAssembly.
 #[derive(Debug, Parser)]
@@ -154,7 +152,7 @@ pub fn init_logging(cli: &Cli) {
 /// Run the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let roots = cli.root.map_or_else(Roots::default_for_host, Roots::new);
-    let ctx = Context_ {
+    let ctx = Session {
         roots,
         log_level: cli.log_level,
     };
@@ -194,20 +192,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What every command gets.
-pub struct Context_ {
-    pub roots: Roots,
-    /// `--log-level` (or `WHARF_LOG`), for the wharf processes this one starts.
-    pub log_level: String,
+/// What every command gets: the roots and log level (the library's lifecycle session).
+pub use wharf::lifecycle::Session;
+
+/// The lifecycle's events as the CLI prints them: warnings always, the decision with
+/// `--explain`.
+pub struct Printer {
+    pub explain: bool,
 }
 
-impl Context_ {
-    pub fn store(&self) -> anyhow::Result<Store> {
-        Store::open(&self.roots).with_context(|| {
-            format!(
-                "opening the image store under {}",
-                self.roots.data().display()
-            )
-        })
+impl wharf::lifecycle::Events for Printer {
+    fn decided(&self, name: &str, decision: &wharf::dispatch::Decision) {
+        if self.explain {
+            run::explain(name, decision);
+        }
+    }
+
+    fn warning(&self, message: &str) {
+        eprintln!("wharf: {message}");
     }
 }

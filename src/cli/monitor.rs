@@ -1,9 +1,11 @@
 //! The hidden commands a detached container runs as: `container-monitor ID` (the monitor)
-//! and `container-run ID` (the supervisor the monitor starts). Not for users.
+//! and `container-run ID` (the supervisor the monitor starts): the library's process
+//! protocol (`wharf::lifecycle::monitor`), routed back to it. Not for users.
 
 use std::process::ExitCode;
 
-use super::{Context_, run};
+use super::Session;
+use wharf::lifecycle::{self, monitor};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,12 +15,11 @@ pub struct Args {
     rm: bool,
 }
 
-pub fn monitor(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
-    let ready = wharf::container::monitor::ready_fd_from_env();
+pub fn monitor(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
+    let ready = monitor::ready_fd_from_env();
     wharf::sys::ignore_hangup();
     let exe = std::env::current_exe()?;
-    let containers = wharf::container::Containers::new(&ctx.roots);
-    match wharf::container::monitor::run(&containers, &args.id, &exe, ctx.roots.data(), ready) {
+    match monitor::run(&ctx.containers(), &args.id, &exe, ctx.roots.data(), ready) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             tracing::error!(container = %args.id, error = %e, "monitor failed");
@@ -27,15 +28,17 @@ pub fn monitor(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub fn supervise(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
-    let ready = wharf::container::monitor::ready_fd_from_env();
-    let containers = wharf::container::Containers::new(&ctx.roots);
-    Ok(run::supervise(
+pub fn supervise(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
+    let ready = monitor::ready_fd_from_env();
+    let events = super::Printer { explain: false };
+    let exit = lifecycle::supervise(
         ctx,
-        &containers,
+        &ctx.containers(),
         &args.id,
         None,
         ready,
         args.rm,
-    ))
+        &events,
+    );
+    Ok(super::run::report(&exit))
 }

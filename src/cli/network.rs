@@ -3,11 +3,10 @@
 use std::process::ExitCode;
 
 use serde_json::json;
-use wharf::container::Containers;
 use wharf::network::{CreateOptions, Network, Networks};
 use wharf::run::options::Connection;
 
-use super::{Context_, EXIT_WHARF_FAILED};
+use super::{EXIT_WHARF_FAILED, Session};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -91,7 +90,7 @@ fn parse_subnet(s: &str) -> Result<ipnet::Ipv4Net, String> {
     wharf::network::parse_subnet(s).map_err(|e| e.to_string())
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(why) = wharf::network::unsupported() {
         // Listing the (default) networks still works; nothing that makes or joins one.
         if !matches!(args.verb, Verb::Ls { .. } | Verb::Inspect { .. }) {
@@ -100,7 +99,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let networks = Networks::new(&ctx.roots);
-    let containers = Containers::new(&ctx.roots);
+    let containers = wharf::lifecycle::containers(&ctx.roots);
     match args.verb {
         Verb::Create {
             subnet,
@@ -254,8 +253,8 @@ fn summary(n: &Network) -> serde_json::Value {
 }
 
 /// A network as `inspect` shows it: its definition and the containers on it.
-fn details(ctx: &Context_, networks: &Networks, n: &Network) -> serde_json::Value {
-    let containers = Containers::new(&ctx.roots);
+fn details(ctx: &Session, networks: &Networks, n: &Network) -> serde_json::Value {
+    let containers = wharf::lifecycle::containers(&ctx.roots);
     let mut on = serde_json::Map::new();
     for (ip, lease) in networks.leases(&n.name) {
         #[cfg(target_os = "linux")]
@@ -283,13 +282,13 @@ fn details(ctx: &Context_, networks: &Networks, n: &Network) -> serde_json::Valu
 }
 
 fn connect(
-    ctx: &Context_,
+    ctx: &Session,
     networks: &Networks,
     query: &str,
     conn: Connection,
 ) -> anyhow::Result<ExitCode> {
     let net = networks.get(&conn.network)?;
-    let containers = Containers::new(&ctx.roots);
+    let containers = wharf::lifecycle::containers(&ctx.roots);
     let id = containers.find(query)?;
     let mut l = containers.lock(&id)?;
     let opts = &l.record.options;
@@ -325,13 +324,13 @@ fn connect(
 }
 
 fn disconnect(
-    ctx: &Context_,
+    ctx: &Session,
     networks: &Networks,
     query: &str,
     network: &str,
 ) -> anyhow::Result<ExitCode> {
     let net = networks.get(network)?;
-    let containers = Containers::new(&ctx.roots);
+    let containers = wharf::lifecycle::containers(&ctx.roots);
     let id = containers.find(query)?;
     let mut l = containers.lock(&id)?;
     if l.record.options.network.named() == Some(net.name.as_str()) {

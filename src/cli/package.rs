@@ -9,7 +9,7 @@ use wharf::image::Reference;
 use wharf::image::package::{self, MAX_WASM_BYTES, PackageOptions};
 use wharf::run::WasmModule;
 
-use super::Context_;
+use super::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -44,7 +44,7 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
+pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
     let name = Reference::parse(&args.tag).context("parsing --tag")?;
     let mut bytes = Vec::new();
     std::fs::File::open(&args.file)

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use wharf::container::{Containers, Record, Status};
 
-use super::Context_;
+use super::Session;
 use super::format::table;
 
 #[derive(Debug, clap::Args)]
@@ -181,10 +181,10 @@ fn command(r: &Record, no_trunc: bool) -> String {
     }
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
+pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
     let filters = Filters::parse(&args.filter)?;
     let all = args.all || filters.has_status();
-    let containers = Containers::new(&ctx.roots);
+    let containers = wharf::lifecycle::containers(&ctx.roots);
     // Without -a only the active index is read: stopped containers kept cost nothing.
     let list: Vec<Record> = if all {
         containers.list()

@@ -7,7 +7,7 @@ use wharf::image::platform::PlatformSpec;
 use wharf::image::registry::{self, RegistryOptions};
 use wharf::image::{Reference, credentials};
 
-use super::Context_;
+use super::Session;
 
 /// How to reach the registry.
 #[derive(Debug, clap::Args)]
@@ -48,7 +48,7 @@ pub struct PullArgs {
     tls: TlsArgs,
 }
 
-pub fn pull(ctx: &Context_, args: PullArgs) -> anyhow::Result<()> {
+pub fn pull(ctx: &Session, args: PullArgs) -> anyhow::Result<()> {
     let reference = Reference::parse(&args.image)?;
     let store = ctx.store()?;
     let opts = args.tls.options(reference.registry())?;
@@ -77,7 +77,7 @@ pub struct PushArgs {
     tls: TlsArgs,
 }
 
-pub fn push(ctx: &Context_, args: PushArgs) -> anyhow::Result<()> {
+pub fn push(ctx: &Session, args: PushArgs) -> anyhow::Result<()> {
     let store = ctx.store()?;
     let record = store.resolve(&args.image)?;
     let target = match &args.destination {

@@ -1,6 +1,6 @@
 //! `wharf rmi`: remove image names, and images no name refers to any more.
 
-use super::Context_;
+use super::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -12,7 +12,7 @@ pub struct Args {
     force: bool,
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
+pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
     let store = ctx.store()?;
     let mut failed = Vec::new();
     for image in &args.images {

@@ -6,18 +6,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use wharf::backend::wasm::{self, StdioOptions, WasmRun};
-use wharf::container::{self, Containers, LogConfig, Record, RestartPolicy, State, Status};
-use wharf::dispatch::{Decision, Kind};
+use wharf::backend::Exit;
+use wharf::container::{self, LogConfig, Record, RestartPolicy};
+use wharf::dispatch::Decision;
 use wharf::image::platform::PlatformSpec;
-use wharf::image::store::InUse;
+use wharf::lifecycle::{self, CreateRequest, LifecycleError};
 use wharf::run::options::{
     HealthConfig, Limits, NativeOptions, Network, PortMapping, RunOptions, Ulimit, Volume,
     parse_cpus, parse_duration, parse_env, parse_env_file, parse_size,
 };
-use wharf::run::{self, Prepared, RunError};
+use wharf::run::{self, Prepared};
 
-use super::{Context_, EXIT_WHARF_FAILED};
+use super::{EXIT_WHARF_FAILED, Session};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -196,7 +196,24 @@ impl Args {
         &self.argv[1..]
     }
 
-    fn options(&self, ctx: &Context_) -> anyhow::Result<RunOptions> {
+    /// What this command line says, parsed (files read, relative paths made absolute);
+    /// the library checks it as a whole ([`CreateRequest::validate`]).
+    pub(crate) fn request(&self, detached: bool) -> anyhow::Result<CreateRequest> {
+        Ok(CreateRequest {
+            image: self.image().to_owned(),
+            options: self.options()?,
+            name: self.name.clone(),
+            platform: self.platform.clone(),
+            restart: self.restart,
+            auto_remove: self.rm,
+            detached,
+            log: self.log_config()?,
+            stop_timeout: self.stop_timeout,
+            compile_timeout: self.compile_timeout,
+        })
+    }
+
+    fn options(&self) -> anyhow::Result<RunOptions> {
         let mut env = Vec::new();
         for f in &self.env_file {
             let text = wharf::sys::read_text_file(f, ENV_FILE_MAX)
@@ -206,48 +223,34 @@ impl Args {
         for e in &self.env {
             env.extend(parse_env(e)?);
         }
-        if let Some(u) = &self.user {
-            wharf::run::options::validate_user(u).map_err(|e| anyhow::anyhow!("-u: {e}"))?;
-        }
-        if let Some(bad) = self
-            .network_alias
-            .iter()
-            .chain(&self.hostname)
-            .find(|a| !wharf::network::is_dns_name(a))
-        {
-            anyhow::bail!("invalid name {bad:?}: letters, digits, '-', '_' and '.' only");
-        }
-        if self.network.named().is_none() {
-            if !self.network_alias.is_empty() || self.ip.is_some() || self.publish_all {
-                anyhow::bail!(
-                    "--network-alias, --ip and -P need a bridge network (--network NAME)"
-                );
-            }
-        } else if let Some(why) = wharf::network::unsupported() {
-            anyhow::bail!("--network {}: {why}", self.network);
-        }
+        let health = match (&self.health_cmd, &self.health_test) {
+            (Some(cmd), _) => Some(vec!["CMD-SHELL".to_string(), cmd.to_string()]),
+            (None, Some(json)) => Some(serde_json::from_str(json).map_err(|_| {
+                anyhow::anyhow!(
+                    "invalid --health-test {json:?}: expected a JSON list such as [\"CMD\", \"/healthz\"]"
+                )
+            })?),
+            (None, None) => None,
+        };
         Ok(RunOptions {
             entrypoint: self.entrypoint.clone(),
             args: self.command().to_vec(),
             env,
             workdir: self.workdir.clone(),
             // Relative host paths mean the caller's directory, which the container's helpers
-            // (and a native child after it changes directory) do not share: make them absolute.
-            // A named volume is made on first use (not by --print-spec, which only shows).
+            // (and a native child after it changes directory) do not share: make them
+            // absolute. A named volume gets its directory from the library.
             volumes: self
                 .volumes
                 .iter()
-                .map(|v| {
-                    let volumes = wharf::volume::Volumes::new(&ctx.roots);
-                    let host = match &v.named {
-                        Some(name) if self.print_spec => volumes.mountpoint(name)?,
-                        Some(name) => volumes.create(name, &Default::default())?.mountpoint,
-                        None if v.host.has_root() => v.host.clone(),
-                        None => std::path::absolute(&v.host).unwrap_or_else(|_| v.host.clone()),
-                    };
-                    Ok(wharf::run::options::Volume { host, ..v.clone() })
+                .map(|v| match &v.named {
+                    None if !v.host.has_root() => Volume {
+                        host: std::path::absolute(&v.host).unwrap_or_else(|_| v.host.clone()),
+                        ..v.clone()
+                    },
+                    _ => v.clone(),
                 })
-                .collect::<anyhow::Result<_>>()?,
+                .collect(),
             ports: self.publish.clone(),
             network: self.network.clone(),
             publish_all: self.publish_all,
@@ -255,27 +258,7 @@ impl Args {
             ip: self.ip,
             connected: Vec::new(),
             labels: super::labels(&self.label),
-            health: match (&self.health_cmd, &self.health_test) {
-                (Some(cmd), _) => Some(vec!["CMD-SHELL".to_string(), cmd.to_string()]),
-                (None, Some(json)) => {
-                    let test: Vec<String> = serde_json::from_str(json).map_err(|_| {
-                        anyhow::anyhow!(
-                            "invalid --health-test {json:?}: expected a JSON list such as [\"CMD\", \"/healthz\"]"
-                        )
-                    })?;
-                    if !matches!(
-                        test.first().map(String::as_str),
-                        Some("CMD" | "CMD-SHELL" | "NONE")
-                    ) {
-                        anyhow::bail!(
-                            "invalid --health-test {json:?}: it starts with CMD, CMD-SHELL or NONE"
-                        );
-                    }
-                    Some(test)
-                }
-                (None, None) => None,
-            }
-            .map(|test| {
+            health: health.map(|test| {
                 let mut h = HealthConfig::new(test);
                 h.interval = self.health_interval.unwrap_or(h.interval);
                 h.timeout = self.health_timeout.unwrap_or(h.timeout);
@@ -310,9 +293,7 @@ impl Args {
             },
         })
     }
-}
 
-impl Args {
     fn log_config(&self) -> anyhow::Result<LogConfig> {
         let mut c = LogConfig::default();
         for o in &self.log_opt {
@@ -334,7 +315,7 @@ impl Args {
 }
 
 /// How the workload ended: its message (if any) on stderr, its code as ours.
-fn report(exit: &wharf::backend::Exit) -> ExitCode {
+pub fn report(exit: &Exit) -> ExitCode {
     if let Some(m) = &exit.message {
         eprintln!("wharf: {m}");
     }
@@ -346,40 +327,36 @@ fn fail(code: u8, e: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// The exit code for a failed preparation.
-fn prepare_failure(e: RunError) -> (u8, String) {
-    let code = match e {
-        RunError::EntrypointNotFound { .. } => 127,
-        RunError::NotWasm { .. } | RunError::Package(_) => 126,
-        _ => EXIT_WHARF_FAILED,
-    };
-    (code, format!("{:#}", anyhow::Error::from(e)))
+/// A lifecycle error as the exit code and message of a failed command.
+pub fn lifecycle_failure(e: LifecycleError) -> ExitCode {
+    fail(e.exit_code(), anyhow::Error::from(e))
 }
 
-/// Pull `image` first if `--pull` asks for it (in a child: pulling starts threads, and a
-/// native container must be cloned from a single-threaded wharf).
+/// Pull `req`'s image first if `--pull` asks for it (in a child: pulling starts threads, and
+/// a native container must be cloned from a single-threaded wharf).
 fn pull_if_needed(
-    ctx: &Context_,
-    args: &Args,
+    ctx: &Session,
+    req: &CreateRequest,
+    pull: &str,
     store: &wharf::image::Store,
 ) -> anyhow::Result<bool> {
-    let is_file =
-        std::path::Path::new(args.image()).is_file() || wharf::run::names_a_file(args.image());
+    let image = req.image.as_str();
+    let is_file = std::path::Path::new(image).is_file() || wharf::run::names_a_file(image);
     let missing = !is_file
         && matches!(
-            store.resolve(args.image()),
+            store.resolve(image),
             Err(wharf::image::StoreError::NotFound(_))
         );
-    if is_file || !(args.pull == "always" || (args.pull == "missing" && missing)) {
+    if is_file || !(pull == "always" || (pull == "missing" && missing)) {
         return Ok(true);
     }
-    pull_in_child(ctx, args.image(), args.platform.as_ref())
+    pull_in_child(ctx, image, req.platform.as_ref())
 }
 
 /// `wharf pull -q IMAGE` in a child (pulling starts threads; the caller may clone a native
 /// container later, which needs a single-threaded wharf): whether it succeeded.
 pub fn pull_in_child(
-    ctx: &Context_,
+    ctx: &Session,
     image: &str,
     platform: Option<&PlatformSpec>,
 ) -> anyhow::Result<bool> {
@@ -399,124 +376,28 @@ pub fn pull_in_child(
     Ok(status.success())
 }
 
-/// Pull, prepare and record a new container (status created); `Err` carries the exit code.
+/// Pull if asked, then create the container `args` describe: `Err` carries the exit code
+/// (the message is printed).
 pub fn create(
-    ctx: &Context_,
+    ctx: &Session,
     args: &Args,
     detached: bool,
 ) -> anyhow::Result<Result<(Record, Prepared), ExitCode>> {
-    if args.restart != RestartPolicy::No && !detached {
-        anyhow::bail!("--restart needs -d: a detached container's monitor keeps the policy");
-    }
-    if args.restart != RestartPolicy::No && args.rm {
-        anyhow::bail!("--restart and --rm cannot be used together");
-    }
-    let mut opts = args.options(ctx)?;
-    let log = args.log_config()?;
-    if let Some(sig) = &args.stop_signal
-        && wharf::sys::parse_signal(sig).is_none()
-    {
-        anyhow::bail!("invalid --stop-signal {sig:?}: expected a signal name or number");
-    }
-    if let Some(net) = opts.network.named() {
-        if !wharf::sys::is_root() {
-            anyhow::bail!(
-                "--network {net}: bridge networks need root (netavark makes bridges and firewall rules); a rootless container can use --network pasta"
-            );
-        }
-        // Recorded by name (an id prefix given here may name another network later).
-        let net = wharf::network::Networks::new(&ctx.roots).get(net)?;
-        opts.network = Network::Named(net.name);
+    let mut req = args.request(detached)?;
+    if let Err(e) = lifecycle::create::settle(ctx, &mut req) {
+        return Ok(Err(lifecycle_failure(e)));
     }
     let store = ctx.store()?;
-    if !pull_if_needed(ctx, args, &store)? {
+    if !pull_if_needed(ctx, &req, &args.pull, &store)? {
         return Ok(Err(ExitCode::from(EXIT_WHARF_FAILED)));
     }
-    let prepared = match run::prepare(&store, args.image(), &opts, args.platform.as_ref()) {
-        Ok(p) => p,
-        Err(e) => {
-            let (code, message) = prepare_failure(e);
-            return Ok(Err(fail(code, message)));
-        }
+    let events = super::Printer {
+        explain: args.explain,
     };
-    if args.explain {
-        explain(&prepared.name, &prepared.decision);
-    }
-    // No health check given: the image's own (Docker's HEALTHCHECK), if it has one.
-    if opts.health.is_none()
-        && let Some(h) = prepared
-            .spec
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(wharf::bundle::ANNOTATION_IMAGE_HEALTHCHECK))
-            .and_then(|j| serde_json::from_str(j).ok())
-            .and_then(|v| HealthConfig::from_image(&v))
-    {
-        opts.health = Some(h);
-    }
-    if prepared.decision.kind == Kind::Wasm
-        && let Some(h) = &opts.health
-        && let Err(why) = wharf::container::health::check_for_wasm(h)
-    {
-        return Ok(Err(fail(EXIT_WHARF_FAILED, why)));
-    }
-    let target = match &prepared.image_digest {
-        Some(d) => d.clone(),
-        None => std::fs::canonicalize(args.image())
-            .with_context(|| format!("resolving {}", args.image()))?
-            .display()
-            .to_string(),
-    };
-    let record = Record {
-        id: container::new_id(),
-        name: args.name.clone().unwrap_or_default(),
-        created: chrono::Utc::now(),
-        image: args.image().to_owned(),
-        target,
-        image_digest: prepared.image_digest.clone(),
-        platform: args.platform.as_ref().map(|p| p.to_string()),
-        kind: prepared.decision.kind,
-        reason: prepared.decision.reason.clone(),
-        signals: prepared
-            .decision
-            .signals
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        command: prepared
-            .spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.args().clone())
-            .unwrap_or_default(),
-        options: opts,
-        restart: args.restart,
-        auto_remove: args.rm,
-        detached,
-        log,
-        compile_timeout_ms: args.compile_timeout.map(|d| d.as_millis() as u64),
-        stop_signal: prepared
-            .spec
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(wharf::bundle::ANNOTATION_STOP_SIGNAL).cloned()),
-        stop_timeout: args.stop_timeout,
-        // A foreground container runs in this very process from the start.
-        state: if detached {
-            State::default()
-        } else {
-            running_state(prepared.decision.kind)
-        },
-    };
-    let pins = InUse {
-        image: prepared.image_digest.clone(),
-        diff_ids: prepared.layers.iter().map(|l| l.diff_id.clone()).collect(),
-    };
-    let record = Containers::new(&ctx.roots).create(record, &pins)?;
-    Ok(Ok((record, prepared)))
+    Ok(lifecycle::create(ctx, &store, req, &events).map_err(lifecycle_failure))
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(expr) = &args.invoke {
         return invoke(ctx, &args, expr);
     }
@@ -530,318 +411,46 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
         Ok(r) => r,
         Err(code) => return Ok(code),
     };
-    let containers = Containers::new(&ctx.roots);
+    let containers = ctx.containers();
     if args.detach {
         drop(prepared);
-        return Ok(
-            match super::start::start_one(ctx, &containers, &record.id)? {
-                None => {
-                    outln!("{}", record.id);
-                    ExitCode::SUCCESS
-                }
-                Some((code, message)) => fail(code, message),
-            },
-        );
+        return Ok(match lifecycle::start(ctx, &containers, &record.id) {
+            Ok(()) => {
+                outln!("{}", record.id);
+                ExitCode::SUCCESS
+            }
+            Err(e) => lifecycle_failure(e),
+        });
     }
     let id = record.id.clone();
-    Ok(supervise(
+    let events = super::Printer { explain: false };
+    let exit = lifecycle::supervise(
         ctx,
         &containers,
         &id,
         Some((record, prepared)),
         None,
         args.rm,
-    ))
-}
-
-/// Run container `id` in this process (the foreground `wharf run`, or the helper a monitor
-/// starts): mark it running, run it, record how it ended. `ready` is told once it runs.
-///
-/// A foreground run passes its freshly created record (already marked running by this
-/// process) with what it prepared, and `remove` for `--rm`: fewer record writes.
-// Off Linux the network hold is empty: dropping it is only for the order on Linux.
-#[cfg_attr(not(target_os = "linux"), allow(clippy::drop_non_drop))]
-pub fn supervise(
-    ctx: &Context_,
-    containers: &Containers,
-    id: &str,
-    fresh: Option<(Record, Prepared)>,
-    ready: Option<std::fs::File>,
-    remove: bool,
-) -> ExitCode {
-    let ready = std::cell::RefCell::new(ready);
-    let signal_ready = || {
-        if let Some(mut f) = ready.borrow_mut().take() {
-            let _ = std::io::Write::write_all(&mut f, b"r");
-        }
-    };
-    // Under a monitor, the monitor marks the end once it has logged all the output, so a
-    // `wait` that returns sees the whole log.
-    let under_monitor = ready.borrow().is_some();
-    let dir = containers.dir_of(id);
-    let end = |code: u8, message: Option<String>| {
-        // The network goes first, whatever way the run ended.
-        #[cfg(target_os = "linux")]
-        if let Err(e) = wharf::network::detach(&ctx.roots, &dir) {
-            eprintln!("wharf: taking down the container's network: {e}");
-        }
-        if remove {
-            // `--rm`: the record goes now; nothing needs to know how it ended.
-            if let Ok(l) = containers.lock(id) {
-                let _ = containers.remove(l);
-            }
-        } else if let Ok(mut l) = containers.lock(id) {
-            let st = &mut l.record.state;
-            if !under_monitor {
-                st.status = Status::Exited;
-            }
-            st.exit_code = Some(i32::from(code));
-            st.oom_killed = message.as_deref() == Some(wharf::backend::OOM_KILLED);
-            st.error = message.clone();
-            st.pid = 0;
-            st.pid_start_time = None;
-            st.finished_at = Some(chrono::Utc::now());
-            let _ = l.save();
-        }
-        if let Some(m) = &message {
-            eprintln!("wharf: {m}");
-        }
-        ExitCode::from(code)
-    };
-    let (record, mut prepared) = match fresh {
-        Some((r, p)) => (r, p),
-        None => {
-            let record = match containers.lock(id) {
-                Ok(l) => l.record,
-                Err(e) => return fail(EXIT_WHARF_FAILED, e),
-            };
-            let platform = record.platform.as_deref().and_then(|p| p.parse().ok());
-            let store = match ctx.store() {
-                Ok(s) => s,
-                Err(e) => return end(EXIT_WHARF_FAILED, Some(format!("{e:#}"))),
-            };
-            match run::prepare(&store, &record.target, &record.options, platform.as_ref()) {
-                Ok(mut p) => {
-                    // Messages name the image as the user did, not by its digest.
-                    p.name = record.image.clone();
-                    if let Err(e) = mark_running(containers, id, p.decision.kind) {
-                        return end(EXIT_WHARF_FAILED, Some(e.to_string()));
-                    }
-                    (record, p)
-                }
-                Err(e) => {
-                    let (code, message) = prepare_failure(e);
-                    return end(code, Some(message));
-                }
-            }
-        }
-    };
-    #[cfg(target_os = "linux")]
-    if prepared.decision.kind == Kind::Native
-        && let Err(e) = continue_sealed(ctx, id, remove, ready.borrow().as_ref())
-    {
-        return end(EXIT_WHARF_FAILED, Some(e));
-    }
-    let opts = &record.options;
-    let (net, serve_ports) = match network_up(ctx, &record, &dir, &mut prepared) {
-        Ok(n) => n,
-        Err(e) => return end(EXIT_WHARF_FAILED, Some(e)),
-    };
-    match prepared.decision.kind {
-        Kind::Wasm => {
-            let timeout = record.compile_timeout_ms.map(Duration::from_millis);
-            let opts = RunOptions {
-                ports: serve_ports,
-                ..opts.clone()
-            };
-            let (code, message) = run_wasm(ctx, &prepared, &opts, timeout, &signal_ready);
-            drop(net);
-            end(code, message)
-        }
-        Kind::Native => {
-            // `exec` reads the runtime spec of a running native container.
-            if let Err(e) = std::fs::write(
-                dir.join("config.json"),
-                serde_json::to_vec(&prepared.spec).unwrap_or_default(),
-            ) {
-                return end(
-                    EXIT_WHARF_FAILED,
-                    Some(format!("writing the runtime spec: {e}")),
-                );
-            }
-            let started = |pid: i32| {
-                if let Ok(mut l) = containers.lock(id) {
-                    l.record.state.pid = pid;
-                    l.record.state.pid_start_time = wharf::sys::process_start_time(pid);
-                    let _ = l.save();
-                }
-                signal_ready();
-            };
-            let (code, message) = run_native(ctx, id, &dir, &prepared, opts.interactive, &started);
-            drop(net);
-            end(code, message)
-        }
-    }
-}
-
-/// Before a native container is cloned from this process: go on from a sealed wharf (see
-/// `backend::native::seal`), as `container-run ID` (this process keeps its pid, stdio and
-/// readiness pipe, so to the monitor, the record and the user nothing changes). Returns at
-/// once when this process already runs sealed (the re-executed one); otherwise only if it
-/// could not be done.
-#[cfg(target_os = "linux")]
-fn continue_sealed(
-    ctx: &Context_,
-    id: &str,
-    remove: bool,
-    ready: Option<&std::fs::File>,
-) -> Result<(), String> {
-    use std::os::fd::AsRawFd;
-    if wharf::backend::native::seal::is_protected() {
-        return Ok(());
-    }
-    if let Some(r) = ready {
-        // SAFETY: F_SETFD on a descriptor this process owns; only its close-on-exec flag
-        // changes, so the re-executed process inherits it (under the same number, which
-        // the environment still names).
-        unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFD, 0) };
-    }
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "--root".into(),
-        ctx.roots.data().into(),
-        "--log-level".into(),
-        ctx.log_level.clone().into(),
-        "container-run".into(),
-        id.into(),
-    ];
-    if remove {
-        args.push("--rm".into());
-    }
-    wharf::backend::native::seal::ensure_sealed_as(args)
-        .map_err(|e| format!("cannot run from a sealed copy of wharf: {e}"))
-}
-
-/// What a run holds on its network: the host ports it published.
-#[cfg(target_os = "linux")]
-type NetworkHold = Option<wharf::network::HeldPorts>;
-#[cfg(not(target_os = "linux"))]
-type NetworkHold = Option<NoHold>;
-
-/// Nothing is held off Linux (bridge networks are refused there).
-#[cfg(not(target_os = "linux"))]
-pub struct NoHold;
-
-/// Set up container `record`'s bridge network, if it asked for one: the spec then names
-/// the network's namespace, and a wasm supervisor (this process) has joined it. Returns
-/// what to hold while it runs and the ports a wasm server listens on (inside the
-/// container's namespace on a network; on the host otherwise).
-fn network_up(
-    ctx: &Context_,
-    record: &Record,
-    dir: &std::path::Path,
-    prepared: &mut Prepared,
-) -> Result<(NetworkHold, Vec<PortMapping>), String> {
-    let opts = &record.options;
-    if opts.network == Network::Pasta && prepared.decision.kind == Kind::Wasm {
-        return Err(
-            "--network pasta is for native containers: a wasm container uses the host's network with --network host (rootless too), or a bridge network".into(),
-        );
-    }
-    let Some(network) = opts.network.named() else {
-        return Ok((None, opts.ports.clone()));
-    };
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (ctx, dir, prepared, network);
-        Err(wharf::network::unsupported()
-            .unwrap_or_default()
-            .to_string())
-    }
-    #[cfg(target_os = "linux")]
-    {
-        use wharf::run::options::Protocol;
-        let mut ports = opts.ports.clone();
-        let wasm = prepared.decision.kind == Kind::Wasm;
-        if opts.publish_all {
-            let exposed = prepared
-                .spec
-                .annotations()
-                .as_ref()
-                .and_then(|a| a.get(wharf::bundle::ANNOTATION_EXPOSED_PORTS).cloned())
-                .unwrap_or_else(|| {
-                    if wasm {
-                        "8080/tcp".into()
-                    } else {
-                        String::new()
-                    }
-                });
-            for e in exposed.split(',').filter(|e| !e.is_empty()) {
-                let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
-                let Ok(container_port) = port.parse::<u16>() else {
-                    continue;
-                };
-                ports.push(PortMapping {
-                    host_ip: std::net::Ipv4Addr::LOCALHOST.into(),
-                    host_port: 0,
-                    container_port,
-                    protocol: if proto == "udp" {
-                        Protocol::Udp
-                    } else {
-                        Protocol::Tcp
-                    },
-                });
-            }
-        }
-        let hostname = prepared
-            .spec
-            .hostname()
-            .clone()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| record.id.chars().take(12).collect());
-        let req = wharf::network::Request {
-            id: &record.id,
-            name: &record.name,
-            hostname: &hostname,
-            network,
-            aliases: &opts.network_aliases,
-            ip: opts.ip,
-            connected: &opts.connected,
-            ports: &ports,
-        };
-        let (att, held) =
-            wharf::network::attach(&ctx.roots, dir, &req).map_err(|e| e.to_string())?;
-        wharf::bundle::set_network_namespace(&mut prepared.spec, &att.netns);
-        // A wasm server listens inside the namespace, on the container ports (8080 if
-        // none is published); netavark forwards the host's.
-        let mut serve: Vec<PortMapping> = Vec::new();
-        for p in &att.ports {
-            let inner = PortMapping {
-                host_ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
-                host_port: p.container_port,
-                ..*p
-            };
-            if p.protocol == Protocol::Tcp && !serve.contains(&inner) {
-                serve.push(inner);
-            }
-        }
-        if serve.is_empty() {
-            serve.push("0.0.0.0:8080:8080".parse().expect("a valid mapping"));
-        }
-        if wasm {
-            wharf::network::enter(&att, dir).map_err(|e| e.to_string())?;
-        }
-        Ok((Some(held), serve))
-    }
+        &events,
+    );
+    Ok(report(&exit))
 }
 
 /// `run --invoke`: one export called through the plugin API (the same loading, cache,
 /// grants and limits a plugin host has), its results printed one a line.
-fn invoke(ctx: &Context_, args: &Args, expr: &str) -> anyhow::Result<ExitCode> {
+fn invoke(ctx: &Session, args: &Args, expr: &str) -> anyhow::Result<ExitCode> {
     use wharf::plugin::{Grants, Host, HostOptions, Output, Preopen};
     if args.detach {
         anyhow::bail!("--invoke runs in the foreground: it cannot be used with -d");
     }
-    let opts = args.options(ctx)?;
+    let mut req = args.request(false)?;
+    if let Err(e) = req
+        .validate()
+        .and_then(|()| lifecycle::create::resolve_volumes(ctx, &mut req.options, true))
+    {
+        return Ok(lifecycle_failure(e));
+    }
+    let opts = req.options;
     if !matches!(opts.network, Network::None | Network::Host) || !opts.ports.is_empty() {
         anyhow::bail!(
             "--invoke calls an export in this process: --network none or host only, no -p"
@@ -897,56 +506,22 @@ fn invoke(ctx: &Context_, args: &Args, expr: &str) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The state of a container that starts running in this process.
-fn running_state(kind: Kind) -> State {
-    let me = container::Proc::current();
-    State {
-        status: Status::Running,
-        supervisor: me,
-        pid: match kind {
-            Kind::Wasm => std::process::id() as i32,
-            Kind::Native => 0,
-        },
-        pid_start_time: match kind {
-            Kind::Wasm => me.map(|p| p.start_time),
-            Kind::Native => None,
-        },
-        started_at: Some(chrono::Utc::now()),
-        ..State::default()
-    }
-}
-
-/// Mark container `id` running in this process (keeping its monitor and restart count).
-fn mark_running(
-    containers: &Containers,
-    id: &str,
-    kind: Kind,
-) -> Result<(), container::ContainerError> {
-    let mut l = containers.lock(id)?;
-    let st = &l.record.state;
-    l.record.state = State {
-        restart_count: st.restart_count,
-        monitor: st.monitor,
-        // A `stop` that came while it was restarting still applies.
-        stop_requested: st.stop_requested,
-        ..running_state(kind)
-    };
-    l.save()
-}
-
 /// `wharf run` where containers are not recorded (Windows for now), or `--print-spec`.
-fn run_unrecorded(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
-    let opts = args.options(ctx)?;
+fn run_unrecorded(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
+    let mut req = args.request(false)?;
+    if let Err(e) = req
+        .validate()
+        .and_then(|()| lifecycle::create::resolve_volumes(ctx, &mut req.options, !args.print_spec))
+    {
+        return Ok(lifecycle_failure(e));
+    }
     let store = ctx.store()?;
-    if !pull_if_needed(ctx, &args, &store)? {
+    if !pull_if_needed(ctx, &req, &args.pull, &store)? {
         return Ok(ExitCode::from(EXIT_WHARF_FAILED));
     }
-    let prepared = match run::prepare(&store, args.image(), &opts, args.platform.as_ref()) {
+    let prepared = match run::prepare(&store, args.image(), &req.options, args.platform.as_ref()) {
         Ok(p) => p,
-        Err(e) => {
-            let (code, message) = prepare_failure(e);
-            return Ok(fail(code, message));
-        }
+        Err(e) => return Ok(lifecycle_failure(e.into())),
     };
     if args.explain {
         explain(&prepared.name, &prepared.decision);
@@ -955,111 +530,12 @@ fn run_unrecorded(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
         outln!("{}", serde_json::to_string_pretty(&prepared.spec)?);
         return Ok(ExitCode::SUCCESS);
     }
-    match prepared.decision.kind {
-        Kind::Wasm => {
-            let timeout = args.compile_timeout;
-            let (code, message) = run_wasm(ctx, &prepared, &opts, timeout, &|| {});
-            Ok(report(&wharf::backend::Exit { code, message }))
-        }
-        Kind::Native => Ok(fail(EXIT_WHARF_FAILED, native_unavailable(&prepared))),
-    }
+    let exit =
+        lifecycle::supervise::run_unrecorded(ctx, &prepared, &req.options, args.compile_timeout);
+    Ok(report(&exit))
 }
 
-/// Run a prepared wasm container in this process: its exit code and what to say.
-fn run_wasm(
-    ctx: &Context_,
-    p: &Prepared,
-    opts: &RunOptions,
-    compile_timeout: Option<Duration>,
-    started: &dyn Fn(),
-) -> (u8, Option<String>) {
-    let module = p.wasm.as_ref().expect("a wasm decision carries a module");
-    let result = wasm::run(WasmRun {
-        name: &p.name,
-        module,
-        spec: &p.spec,
-        rootfs: p.rootfs.as_deref(),
-        ports: &opts.ports,
-        stdio: StdioOptions {
-            interactive: opts.interactive,
-            tty: opts.tty,
-        },
-        cache_dir: ctx.roots.wasm_cache(),
-        compile_timeout,
-        preloaded: Vec::new(),
-        started,
-    });
-    match result {
-        Ok(exit) => (exit.code, exit.message),
-        Err(e) => (e.exit_code(), Some(e.to_string())),
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn run_native(
-    ctx: &Context_,
-    id: &str,
-    dir: &std::path::Path,
-    p: &Prepared,
-    interactive: bool,
-    started: &dyn Fn(i32),
-) -> (u8, Option<String>) {
-    use wharf::backend::native::{self, NativeRun};
-
-    // The store was opened to prepare the run; only its layers directory is needed here.
-    let layers_dir = ctx.roots.layers();
-    let cache_dir = ctx.roots.seccomp_cache();
-    let result = native::run(NativeRun {
-        id,
-        spec: &p.spec,
-        layers: &p.layers,
-        layers_dir: &layers_dir,
-        cache_dir: Some(&cache_dir),
-        state_dir: dir,
-        interactive,
-        tty: p
-            .spec
-            .process()
-            .as_ref()
-            .and_then(|pr| pr.terminal())
-            .unwrap_or(false),
-        rootless: !wharf::sys::is_root(),
-        started,
-    });
-    match result {
-        Ok(exit) => (exit.code, exit.message),
-        Err(e) => (e.exit_code(), Some(e.to_string())),
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn run_native(
-    _: &Context_,
-    _: &str,
-    _: &std::path::Path,
-    p: &Prepared,
-    _: bool,
-    _: &dyn Fn(i32),
-) -> (u8, Option<String>) {
-    (EXIT_WHARF_FAILED, Some(native_unavailable(p)))
-}
-
-/// Why a native image cannot run here.
-fn native_unavailable(p: &run::Prepared) -> String {
-    if cfg!(target_os = "linux") {
-        format!(
-            "{} is a native Linux image: run it without --print-spec",
-            p.name
-        )
-    } else {
-        format!(
-            "{} is a native Linux image ({}): it needs a Linux host; on this system wharf runs wasm images only",
-            p.name, p.decision.reason
-        )
-    }
-}
-
-fn explain(name: &str, d: &Decision) {
+pub fn explain(name: &str, d: &Decision) {
     eprintln!("wharf: {name}: runs as {} ({})", d.kind, d.reason);
     for s in &d.signals {
         eprintln!("wharf:   {s}");

@@ -8,7 +8,7 @@ use clap::ValueEnum;
 use wharf::image::archive::{self, SaveFormat};
 use wharf::image::platform::PlatformSpec;
 
-use super::Context_;
+use super::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,7 +33,7 @@ enum Format {
     DockerArchive,
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
+pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
     let store = ctx.store()?;
     let images = args
         .images

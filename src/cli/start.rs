@@ -4,8 +4,9 @@
 use std::process::ExitCode;
 
 use wharf::container::Containers;
+use wharf::lifecycle::LifecycleError;
 
-use super::Context_;
+use super::Session;
 use super::run as run_cmd;
 
 #[derive(Debug, clap::Args)]
@@ -19,48 +20,19 @@ pub struct Args {
 
 /// Start container `id` unless it runs already: `Some((code, why))` if it did not start.
 pub fn start_one(
-    ctx: &Context_,
+    ctx: &Session,
     containers: &Containers,
     id: &str,
 ) -> anyhow::Result<Option<(u8, String)>> {
-    // A monitor that has just recorded its container's end (`stop`, then `restart`) may
-    // still be finishing its log: wait for it to go rather than take it for a start under
-    // way.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let l = containers.lock(id)?;
-        let finishing = !l.record.state.is_active()
-            && l.record.state.finished_at.is_some()
-            && l.record.state.monitor.is_some_and(|m| m.alive());
-        if !finishing || std::time::Instant::now() > deadline {
-            break;
-        }
-        drop(l);
-        std::thread::sleep(std::time::Duration::from_millis(10));
+    match wharf::lifecycle::start(ctx, containers, id) {
+        Ok(()) => Ok(None),
+        Err(LifecycleError::Failed { code, message }) => Ok(Some((code, message))),
+        Err(e) => Err(e.into()),
     }
-    {
-        let mut l = containers.lock(id)?;
-        let starting = l.record.state.monitor.is_some_and(|m| m.alive());
-        if l.record.state.is_active() || starting {
-            return Ok(None);
-        }
-        // (`run -d` creates it so: no write needed then.)
-        if !l.record.detached || l.record.state.stop_requested {
-            l.record.detached = true;
-            l.record.state.stop_requested = false;
-            l.save()?;
-        }
-    }
-    let exe = std::env::current_exe()?;
-    use wharf::container::monitor::{self, Started};
-    Ok(match monitor::spawn(&exe, ctx.roots.data(), id)? {
-        Started::Running => None,
-        Started::Failed { code, message } => Some((code, message)),
-    })
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
-    let containers = Containers::new(&ctx.roots);
+pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
+    let containers = ctx.containers();
     if args.attach {
         if args.containers.len() != 1 {
             anyhow::bail!("start -a takes one container");
@@ -81,7 +53,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
             follow: true,
         };
         super::logs::print(&containers, &id, &path, &opts, false)?;
-        let code = wharf::container::stop::wait(&containers, &id)?;
+        let code = wharf::lifecycle::stop::wait(&containers, &id)?;
         return Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)));
     }
     let mut result = ExitCode::SUCCESS;
@@ -106,7 +78,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// `wharf create`: `run`'s flags, recorded but not started.
-pub fn create(ctx: &Context_, args: run_cmd::Args) -> anyhow::Result<ExitCode> {
+pub fn create(ctx: &Session, args: run_cmd::Args) -> anyhow::Result<ExitCode> {
     if !wharf::container::supported() {
         anyhow::bail!("container records need a Linux or Windows host");
     }

@@ -4,9 +4,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use wharf::container::{Containers, stop};
+use wharf::container::Containers;
+use wharf::lifecycle::stop;
 
-use super::Context_;
+use super::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct StopArgs {
@@ -48,12 +49,12 @@ pub struct RmArgs {
 /// Run `f` on each named container, printing the name as given on success (as Docker);
 /// errors are reported and make the command fail at the end.
 fn each(
-    ctx: &Context_,
+    ctx: &Session,
     names: &[String],
     print: bool,
     mut f: impl FnMut(&Containers, &str) -> anyhow::Result<()>,
 ) -> anyhow::Result<ExitCode> {
-    let containers = Containers::new(&ctx.roots);
+    let containers = wharf::lifecycle::containers(&ctx.roots);
     let mut failed = 0;
     for n in names {
         let r = containers
@@ -76,14 +77,14 @@ fn each(
     })
 }
 
-pub fn stop(ctx: &Context_, args: StopArgs) -> anyhow::Result<ExitCode> {
+pub fn stop(ctx: &Session, args: StopArgs) -> anyhow::Result<ExitCode> {
     each(ctx, &args.containers, true, |c, id| {
         stop::stop(c, id, args.time.map(Duration::from_secs))?;
         Ok(())
     })
 }
 
-pub fn kill(ctx: &Context_, args: KillArgs) -> anyhow::Result<ExitCode> {
+pub fn kill(ctx: &Session, args: KillArgs) -> anyhow::Result<ExitCode> {
     let sig = wharf::sys::parse_signal(&args.signal)
         .ok_or_else(|| anyhow::anyhow!("invalid signal {:?}", args.signal))?;
     each(ctx, &args.containers, true, |c, id| {
@@ -91,14 +92,14 @@ pub fn kill(ctx: &Context_, args: KillArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub fn wait(ctx: &Context_, args: WaitArgs) -> anyhow::Result<ExitCode> {
+pub fn wait(ctx: &Session, args: WaitArgs) -> anyhow::Result<ExitCode> {
     each(ctx, &args.containers, false, |c, id| {
         outln!("{}", stop::wait(c, id)?);
         Ok(())
     })
 }
 
-pub fn rm(ctx: &Context_, args: RmArgs) -> anyhow::Result<ExitCode> {
+pub fn rm(ctx: &Session, args: RmArgs) -> anyhow::Result<ExitCode> {
     let _ = args.volumes;
     each(ctx, &args.containers, true, |c, id| {
         Ok(stop::remove(c, id, args.force)?)
@@ -111,17 +112,17 @@ pub struct PauseArgs {
     containers: Vec<String>,
 }
 
-pub fn pause(ctx: &Context_, args: PauseArgs) -> anyhow::Result<ExitCode> {
+pub fn pause(ctx: &Session, args: PauseArgs) -> anyhow::Result<ExitCode> {
     each(ctx, &args.containers, true, |c, id| Ok(stop::pause(c, id)?))
 }
 
-pub fn unpause(ctx: &Context_, args: PauseArgs) -> anyhow::Result<ExitCode> {
+pub fn unpause(ctx: &Session, args: PauseArgs) -> anyhow::Result<ExitCode> {
     each(ctx, &args.containers, true, |c, id| {
         Ok(stop::unpause(c, id)?)
     })
 }
 
-pub fn restart(ctx: &Context_, args: StopArgs) -> anyhow::Result<ExitCode> {
+pub fn restart(ctx: &Session, args: StopArgs) -> anyhow::Result<ExitCode> {
     each(ctx, &args.containers, true, |c, id| {
         stop::stop(c, id, args.time.map(Duration::from_secs))?;
         match super::start::start_one(ctx, c, id)? {

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use super::Context_;
+use super::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -26,12 +26,12 @@ enum Command {
     },
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
+pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
     let store = ctx.store()?;
     match args.command {
         Command::Check { repair } => {
             let mut report = store.check(repair)?;
-            let containers = wharf::container::Containers::new(&ctx.roots);
+            let containers = wharf::lifecycle::containers(&ctx.roots);
             let names = containers.check_names();
             if repair && !names.is_empty() {
                 containers.rebuild_names()?;
@@ -53,7 +53,7 @@ pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
             }
         }
         Command::Prune { all } => {
-            let containers = wharf::container::Containers::new(&ctx.roots);
+            let containers = wharf::lifecycle::containers(&ctx.roots);
             let mut removed = 0;
             for r in containers.list() {
                 if r.state.is_active() {

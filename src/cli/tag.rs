@@ -3,7 +3,7 @@
 use anyhow::Context;
 use wharf::image::Reference;
 
-use super::Context_;
+use super::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,7 +13,7 @@ pub struct Args {
     target: String,
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
+pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
     let store = ctx.store()?;
     let target = Reference::parse(&args.target).context("parsing the target name")?;
     if target.digest().is_some() {

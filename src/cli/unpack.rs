@@ -11,7 +11,7 @@ use wharf::image::platform::PlatformSpec;
 use wharf::image::resolved::ResolvedImage;
 use wharf::image::unpack::{self, Limits, UnpackOptions};
 
-use super::Context_;
+use super::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,7 +36,7 @@ pub struct Args {
     max_layer_entries: u64,
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<()> {
+pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
     let store = ctx.store()?;
     let record = store.resolve(&args.image)?;
     let image = ResolvedImage::new(&store, record, args.platform.as_ref())?;

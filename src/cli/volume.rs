@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use wharf::volume::{Volume, Volumes};
 
-use super::Context_;
+use super::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -60,9 +60,9 @@ fn shown(v: &Volume) -> serde_json::Value {
     })
 }
 
-pub fn run(ctx: &Context_, args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
     let volumes = Volumes::new(&ctx.roots);
-    let containers = wharf::container::Containers::new(&ctx.roots);
+    let containers = wharf::lifecycle::containers(&ctx.roots);
     match args.verb {
         Verb::Create { label, name } => {
             let labels = super::labels(&label);

@@ -10,10 +10,8 @@
 
 pub mod health;
 pub mod logs;
-pub mod monitor;
 pub mod names;
 pub mod record;
-pub mod stop;
 
 use std::fs::{self, File};
 use std::io;
@@ -82,7 +80,13 @@ const LOCK: &str = "lock";
 #[derive(Debug, Clone)]
 pub struct Containers {
     dir: PathBuf,
+    clean_up: CleanUp,
 }
+
+/// What removes the traces a container's processes left outside its directory (cgroup,
+/// network namespace, pasta) once they are gone: given by the caller (the lifecycle passes
+/// the backends'), so records never call a backend.
+pub type CleanUp = fn(id: &str, dir: &Path);
 
 /// A container's record, read with its lock held; `save` writes it back.
 pub struct Locked {
@@ -184,9 +188,12 @@ fn lock_file(path: &Path, create: bool) -> Result<File, ContainerError> {
 }
 
 impl Containers {
-    pub fn new(roots: &Roots) -> Self {
+    /// The containers under `roots`; `clean_up` is called for a container found dead (its
+    /// record refreshed) and for one removed.
+    pub fn new(roots: &Roots, clean_up: CleanUp) -> Self {
         Containers {
             dir: roots.containers(),
+            clean_up,
         }
     }
 
@@ -490,7 +497,7 @@ impl Containers {
             record,
         };
         if refresh(&mut locked.record.state) {
-            crate::backend::clean_up_after(&locked.record.id, locked.dir());
+            (self.clean_up)(&locked.record.id, locked.dir());
             // What was seen is what is returned, saved or not: the next look sees the same
             // processes. A record that cannot be written (a full disk) must not make the
             // container unmanageable, nor hide it from `ps`.
@@ -505,7 +512,7 @@ impl Containers {
     /// after). The caller has made sure nothing of it runs.
     pub fn remove(&self, locked: Locked) -> Result<(), ContainerError> {
         let _names = self.lock_names()?;
-        crate::backend::clean_up_after(&locked.record.id, locked.dir());
+        (self.clean_up)(&locked.record.id, locked.dir());
         let dir = locked.dir().to_path_buf();
         // The name is free once its entry names no container.
         let entry = self.names_dir().join(&locked.record.name);
@@ -545,7 +552,7 @@ impl Containers {
         for dir in entries.flatten().map(|e| e.path()) {
             if dir.is_dir() && !dir.join(RECORD).exists() {
                 if let Some(id) = dir.file_name().and_then(|n| n.to_str()) {
-                    crate::backend::clean_up_after(id, &dir);
+                    (self.clean_up)(id, &dir);
                 }
                 let _ = crate::image::store::remove_tree(&dir);
                 n += 1;
@@ -659,7 +666,7 @@ mod tests {
     #[test]
     fn names_ids_and_prefixes_resolve_as_dockers_do() {
         let dir = tempfile::tempdir().unwrap();
-        let c = Containers::new(&Roots::new(dir.path()));
+        let c = Containers::new(&Roots::new(dir.path()), |_, _| {});
         let a = "abc1".to_string() + &"0".repeat(60);
         let b = "abc2".to_string() + &"0".repeat(60);
         c.create(record(&a, "web"), &InUse::default()).unwrap();
@@ -691,7 +698,7 @@ mod tests {
     #[test]
     fn the_names_index_follows_create_and_remove_and_is_rebuilt_when_damaged() {
         let dir = tempfile::tempdir().unwrap();
-        let c = Containers::new(&Roots::new(dir.path()));
+        let c = Containers::new(&Roots::new(dir.path()), |_, _| {});
         let a = "a".repeat(64);
         c.create(record(&a, "web"), &InUse::default()).unwrap();
         assert!(c.check_names().is_empty());
@@ -723,7 +730,7 @@ mod tests {
     #[test]
     fn the_active_index_lists_only_active_containers() {
         let dir = tempfile::tempdir().unwrap();
-        let c = Containers::new(&Roots::new(dir.path()));
+        let c = Containers::new(&Roots::new(dir.path()), |_, _| {});
         let (a, b) = ("a".repeat(64), "b".repeat(64));
         c.create(record(&a, "one"), &InUse::default()).unwrap();
         c.create(record(&b, "two"), &InUse::default()).unwrap();

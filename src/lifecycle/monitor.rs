@@ -15,11 +15,38 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::{ContainerError, Containers, Proc, Status, logs};
+use crate::container::{ContainerError, Containers, Proc, Status, logs};
 
 /// Environment variable naming the pipe a started process reports readiness on: `r` once
 /// the workload runs; closed without it when the start failed (see `sys::pass_to_child`).
 pub const READY_ENV: &str = "WHARF_READY_FD";
+
+/// The hidden verb a wharf executable runs a container's supervisor as (see
+/// [`supervisor_args`]); the binaries route it to [`super::supervise()`].
+pub const SUPERVISE_VERB: &str = "container-run";
+/// The hidden verb a wharf executable runs a monitor as, when no `wharf-monitor` is
+/// installed beside it; the binaries route it to [`run`].
+pub const MONITOR_VERB: &str = "container-monitor";
+
+/// The arguments that make a wharf executable supervise container `id` under `root`
+/// (`remove`: a foreground `run --rm`, the record goes at the end): the process protocol
+/// between a monitor (or a sealed re-execution) and the supervisor.
+pub fn supervisor_args(
+    root: &Path,
+    log_level: Option<&str>,
+    id: &str,
+    remove: bool,
+) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["--root".into(), root.into()];
+    if let Some(level) = log_level {
+        args.extend(["--log-level".into(), level.into()]);
+    }
+    args.extend([SUPERVISE_VERB.into(), id.into()]);
+    if remove {
+        args.push("--rm".into());
+    }
+    args
+}
 
 /// First delay before a restart; doubles up to [`MAX_BACKOFF`], back to the start after a
 /// run that lasted [`STABLE`].
@@ -75,7 +102,7 @@ pub fn spawn(exe: &Path, root: &Path, id: &str) -> Result<Started, ContainerErro
         c
     } else {
         let mut c = Command::new(exe);
-        c.arg("--root").arg(root).args(["container-monitor", id]);
+        c.arg("--root").arg(root).args([MONITOR_VERB, id]);
         c
     };
     cmd.stdin(Stdio::null())
@@ -120,9 +147,7 @@ fn start_supervisor(
     ready: &std::io::PipeWriter,
 ) -> Result<(std::process::Child, crate::sys::Tie), ContainerError> {
     let mut cmd = Command::new(exe);
-    cmd.arg("--root")
-        .arg(root)
-        .args(["container-run", id])
+    cmd.args(supervisor_args(root, None, id, false))
         .stdin(if interactive {
             Stdio::piped()
         } else {
@@ -199,7 +224,9 @@ pub fn run(
         let began_at = Utc::now();
         // A new run has no health yet: the last run's must not be read as this one's.
         if let Ok(mut l) = containers.lock(id) {
-            l.record.state.health = health.as_ref().map(|_| super::health::Health::default());
+            l.record.state.health = health
+                .as_ref()
+                .map(|_| crate::container::health::Health::default());
             let _ = l.save();
         }
         let (ready_r, ready_w) = pipe()?;
@@ -251,7 +278,9 @@ pub fn run(
             std::thread::Builder::new()
                 .name("health".into())
                 .stack_size(256 << 10)
-                .spawn(move || super::health::watch(&containers, &id, &exe, &root, &h, stop))
+                .spawn(move || {
+                    crate::container::health::watch(&containers, &id, &exe, &root, &h, stop)
+                })
                 .ok()
         });
         let status = child.wait();

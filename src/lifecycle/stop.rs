@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{ContainerError, Containers, Proc, Status};
+use crate::container::{ContainerError, Containers, Locked, Proc, Status};
 
 /// How often the record is re-read while waiting.
 const POLL: Duration = Duration::from_millis(20);
@@ -199,7 +199,7 @@ pub fn remove(containers: &Containers, id: &str, force: bool) -> Result<(), Cont
     }
 }
 
-fn thaw(l: &mut super::Locked) -> Result<(), ContainerError> {
+fn thaw(l: &mut Locked) -> Result<(), ContainerError> {
     match l.record.state.workload() {
         Some(pid) => set_paused(l, pid, false),
         None => {
@@ -210,7 +210,7 @@ fn thaw(l: &mut super::Locked) -> Result<(), ContainerError> {
 }
 
 /// Freeze or thaw the workload `pid` of the locked container and record it.
-fn set_paused(l: &mut super::Locked, pid: i32, frozen: bool) -> Result<(), ContainerError> {
+fn set_paused(l: &mut Locked, pid: i32, frozen: bool) -> Result<(), ContainerError> {
     let r = &l.record;
     crate::backend::set_paused(&r.id, r.kind, pid, frozen).map_err(|reason| {
         ContainerError::Pause {
