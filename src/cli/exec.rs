@@ -12,19 +12,19 @@ use super::Session;
 pub struct Args {
     /// Keep stdin open and connect it.
     #[arg(short, long)]
-    interactive: bool,
+    pub(crate) interactive: bool,
     /// Allocate a terminal.
     #[arg(short, long)]
-    tty: bool,
+    pub(crate) tty: bool,
     /// Run as this user (name, uid, name:group or uid:gid) instead of the container's.
     #[arg(short, long, value_name = "USER")]
-    user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Set an environment variable (KEY=VALUE, or KEY to pass wharf's own value).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
-    env: Vec<String>,
+    pub(crate) env: Vec<String>,
     /// Working directory inside the container.
     #[arg(short = 'w', long, value_name = "DIR")]
-    workdir: Option<String>,
+    pub(crate) workdir: Option<String>,
     /// The container, then the command and its arguments. wharf's options end at CONTAINER:
     /// what follows goes to the command.
     #[arg(
@@ -33,7 +33,7 @@ pub struct Args {
         num_args = 2..,
         trailing_var_arg = true
     )]
-    argv: Vec<String>,
+    pub(crate) argv: Vec<String>,
 }
 
 pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {

@@ -3,7 +3,9 @@
 
 use std::io::Write;
 
-use wharf::container::{Containers, logs};
+use std::sync::{Arc, Mutex};
+
+use wharf::container::{Containers, Record, logs};
 
 use super::Session;
 
@@ -88,4 +90,68 @@ pub fn print(
         out.write_all(e.log.as_bytes())?;
         out.flush()
     })
+}
+
+const COLOURS: &[&str] = &["36", "33", "32", "35", "34", "96", "93", "92", "95", "94"];
+
+/// The containers' logs as one stream, each line prefixed `name  | ` (coloured on a
+/// terminal), following while they run with `follow`, until `stop()`.
+pub fn merged(
+    containers: &Containers,
+    list: &[Record],
+    follow: bool,
+    tail: Option<usize>,
+    timestamps: bool,
+    no_color: bool,
+    stop: impl Fn() -> bool + Sync,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let colour = !no_color && std::io::stdout().is_terminal();
+    let width = list.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    let out = Arc::new(Mutex::new(()));
+    std::thread::scope(|s| {
+        for (i, r) in list.iter().enumerate() {
+            let out = out.clone();
+            let stop = &stop;
+            s.spawn(move || {
+                let path = wharf::container::logs::path(&containers.dir_of(&r.id), &r.id);
+                let prefix = if colour {
+                    format!(
+                        "\x1b[{}m{:<width$} |\x1b[0m ",
+                        COLOURS[i % COLOURS.len()],
+                        r.name
+                    )
+                } else {
+                    format!("{:<width$} | ", r.name)
+                };
+                let opts = wharf::container::logs::ReadOptions {
+                    tail,
+                    since: None,
+                    follow,
+                };
+                let mut running = || {
+                    !stop()
+                        && containers
+                            .lock(&r.id)
+                            .is_ok_and(|l| l.record.state.is_active())
+                };
+                let _ = wharf::container::logs::read(&path, &opts, &mut running, &mut |e| {
+                    let _guard = out.lock();
+                    let mut stdout = std::io::stdout().lock();
+                    for line in e.log.split_inclusive('\n') {
+                        stdout.write_all(prefix.as_bytes())?;
+                        if timestamps {
+                            write!(stdout, "{} ", e.time)?;
+                        }
+                        stdout.write_all(line.as_bytes())?;
+                        if !line.ends_with('\n') {
+                            stdout.write_all(b"\n")?;
+                        }
+                    }
+                    stdout.flush()
+                });
+            });
+        }
+    });
+    Ok(())
 }

@@ -24,6 +24,7 @@ mod ps;
 mod pull;
 mod rmi;
 mod run;
+mod run_args;
 #[cfg(target_os = "linux")]
 pub mod runtime;
 mod save;
@@ -206,6 +207,10 @@ impl wharf::lifecycle::Events for Printer {
         if self.explain {
             run::explain(name, decision);
         }
+    }
+
+    fn progress(&self, message: &str) {
+        eprintln!("wharf: {message}");
     }
 
     fn warning(&self, message: &str) {

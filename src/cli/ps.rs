@@ -1,6 +1,10 @@
 //! `wharf ps [-a] [-q] [--format json]`: containers, as Docker lists them.
 
 use chrono::{DateTime, Utc};
+use std::process::ExitCode;
+
+use wharf::compose::Project;
+use wharf::compose::converge::{of_services, service_of};
 use wharf::container::{Containers, Record, Status};
 
 use super::Session;
@@ -259,6 +263,67 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
         &rows,
     )?;
     Ok(())
+}
+
+/// `compose ps`: the project's containers (of `services`, all when empty), with their
+/// service.
+pub fn compose(
+    project: &Project,
+    containers: &Containers,
+    all: bool,
+    quiet: bool,
+    format: &str,
+    services: &[String],
+) -> anyhow::Result<ExitCode> {
+    let list: Vec<Record> = of_services(project, containers, services, true)
+        .into_iter()
+        .filter(|r| all || r.state.is_active())
+        .collect();
+    if quiet {
+        for r in &list {
+            outln!("{}", r.id);
+        }
+    } else if format == "json" {
+        let v: Vec<_> = list
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "ID": r.id,
+                    "Name": r.name,
+                    "Service": service_of(r),
+                    "Project": project.name,
+                    "Image": r.image,
+                    "Kind": r.kind.to_string(),
+                    "State": r.state.status.to_string(),
+                    "Health": r.state.health.as_ref().map(|h| h.status.to_string()).unwrap_or_default(),
+                    "Status": status(r),
+                    "ExitCode": r.state.exit_code.unwrap_or(0),
+                    "Publishers": ports(containers, r),
+                })
+            })
+            .collect();
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|r| {
+                vec![
+                    r.name.clone(),
+                    r.image.clone(),
+                    r.kind.to_string(),
+                    service_of(r).to_string(),
+                    status(r),
+                    ports(containers, r),
+                ]
+            })
+            .collect();
+        super::format::table(
+            &mut std::io::stdout().lock(),
+            &["NAME", "IMAGE", "KIND", "SERVICE", "STATUS", "PORTS"],
+            &rows,
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Compose: a project's services, networks and volumes from compose files, for `wharf
 //! compose`. Loading (`load`) gives the Compose Specification's model (compose_spec);
-//! planning (here) turns each service into the `wharf run` line it is, so a compose
-//! container is made by exactly the code that makes any other container, and into the
-//! order and conditions `up` follows.
+//! planning (here) turns each service into the typed [`CreateRequest`] `wharf run` makes
+//! too, so a compose container is made by exactly the code that makes any other
+//! container, and into the order and conditions `up` follows; [`converge`] brings the
+//! containers in line with the plan (`up`, `down`, one-off runs).
 
+pub mod converge;
 mod interpolate;
 mod load;
 
@@ -12,6 +14,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 use sha2::Digest;
+
+use crate::lifecycle::CreateRequest;
+use crate::run::options::{HealthConfig, Network, parse_cpus, parse_size};
 
 pub use interpolate::{interpolate, parse_dotenv};
 
@@ -62,6 +67,11 @@ pub enum ComposeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Lifecycle(#[from] crate::lifecycle::LifecycleError),
+    /// The project could not be brought in line with its plan.
+    #[error("{0}")]
+    Converge(String),
 }
 
 /// How to find and read a project.
@@ -99,8 +109,9 @@ pub struct ServicePlan {
     pub replicas: u32,
     /// `container_name`, for a service of one container.
     pub container_name: Option<String>,
-    /// `wharf run` flags (no name, no labels of compose's), then the image and command.
-    pub run_args: Vec<String>,
+    /// The container each replica is made from (detached; no name, none of compose's
+    /// labels): the same typed request `wharf run` makes.
+    pub request: CreateRequest,
     /// Networks beyond the first: (network, aliases).
     pub more_networks: Vec<(String, Vec<String>)>,
     pub depends_on: Vec<(String, Condition, bool)>,
@@ -487,17 +498,25 @@ impl Project {
             service: s.into(),
             message,
         };
+        // A value parsed by the vocabulary `wharf run` uses, its error naming the key.
+        fn parsed<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.parse().map_err(|e| format!("{key}: {e}"))
+        }
         let image = svc["image"]
             .as_str()
             .ok_or_else(|| err("no image (building images is out of scope: give an image)".into()))?
             .to_string();
-        let mut a: Vec<String> = Vec::new();
-        let flag = |a: &mut Vec<String>, f: &str, v: &str| {
-            a.push(f.to_string());
-            a.push(v.to_string());
+        let mut req = CreateRequest {
+            image: image.clone(),
+            detached: true,
+            ..Default::default()
         };
-        // Networks: the first as --network, the others connected before the start. The
-        // service's name is an alias on each, as in Compose.
+        let o = &mut req.options;
+        // Networks: the first as the container's network, the others connected before the
+        // start. The service's name is an alias on each, as in Compose.
         let nets = self.networks();
         let net_name = |key: &str| {
             nets.iter()
@@ -506,7 +525,9 @@ impl Project {
         };
         let mut more_networks = Vec::new();
         match svc["network_mode"].as_str() {
-            Some(mode @ ("host" | "none")) => flag(&mut a, "--network", mode),
+            Some(mode @ ("host" | "none")) => {
+                o.network = parsed("network_mode", mode).map_err(err)?
+            }
             Some(other) => {
                 return Err(err(format!(
                     "network_mode {other:?} is not supported (host, none, or networks:)"
@@ -519,12 +540,10 @@ impl Project {
                         aliases.insert(0, s.to_string());
                     }
                     if i == 0 {
-                        flag(&mut a, "--network", &net_name(&key));
-                        for al in &aliases {
-                            flag(&mut a, "--network-alias", al);
-                        }
+                        o.network = Network::Named(net_name(&key));
+                        o.network_aliases = aliases;
                         if let Some(ip) = ip {
-                            flag(&mut a, "--ip", &ip);
+                            o.ip = Some(parsed("ipv4_address", &ip).map_err(err)?);
                         }
                     } else {
                         more_networks.push((net_name(&key), aliases));
@@ -533,17 +552,15 @@ impl Project {
             }
         }
         // Environment: env_file first, then environment (which wins).
-        // env_file in .env's format (quotes, `export`, comments), its values on the run
-        // line (so a changed file changes the service).
+        // env_file in .env's format (quotes, `export`, comments), its values in the plan
+        // (so a changed file changes the service).
         for (path, required) in env_files(&svc["env_file"]) {
             let p = self.dir.join(&path);
             match crate::sys::read_text_file(&p, load::MAX_FILE_BYTES) {
                 Ok(text) => {
                     let vars = parse_dotenv(&text)
                         .map_err(|m| err(format!("env_file {}: {m}", p.display())))?;
-                    for (k, v) in vars {
-                        flag(&mut a, "-e", &format!("{k}={v}"));
-                    }
+                    o.env.extend(vars);
                 }
                 Err(_) if !required => {}
                 Err(e) => return Err(err(format!("env_file {}: {e}", p.display()))),
@@ -553,104 +570,81 @@ impl Project {
             for (k, v) in env {
                 // `KEY` alone: the project's value (the environment or .env), else unset.
                 if let Some(v) = scalar(v).or_else(|| self.env.get(k).cloned()) {
-                    flag(&mut a, "-e", &format!("{k}={v}"));
+                    if k.is_empty() {
+                        return Err(err("environment: an empty variable name".into()));
+                    }
+                    o.env.push((k.clone(), v));
                 }
             }
         }
         for p in svc["ports"].as_array().into_iter().flatten() {
-            flag(&mut a, "-p", &port(p).map_err(err)?);
+            o.ports
+                .push(parsed("ports", &port(p).map_err(err)?).map_err(err)?);
         }
         let vols = self.volumes();
         for v in svc["volumes"].as_array().into_iter().flatten() {
             match volume(v, &self.dir, &vols, &self.name).map_err(err)? {
-                VolumeArg::Mount(m) => flag(&mut a, "-v", &m),
-                VolumeArg::Tmpfs(t) => flag(&mut a, "--tmpfs", &t),
+                VolumeArg::Mount(m) => o.volumes.push(parsed("volumes", &m).map_err(err)?),
+                VolumeArg::Tmpfs(t) => o.native.tmpfs.push(t),
             }
         }
-        for t in strings(&svc["tmpfs"]) {
-            flag(&mut a, "--tmpfs", &t);
-        }
+        o.native.tmpfs.extend(strings(&svc["tmpfs"]));
         if let Some(h) = svc.get("healthcheck").filter(|h| !h.is_null()) {
-            health(h, &mut a).map_err(err)?;
+            o.health = health(h).map_err(err)?;
         }
         if let Some(r) = svc["restart"].as_str() {
-            flag(&mut a, "--restart", r);
+            req.restart = parsed("restart", r).map_err(err)?;
         }
-        for (key, f) in [
-            ("user", "-u"),
-            ("working_dir", "-w"),
-            ("hostname", "--hostname"),
-            ("stop_signal", "--stop-signal"),
-            ("platform", "--platform"),
-        ] {
-            if let Some(v) = scalar(&svc[key]) {
-                flag(&mut a, f, &v);
-            }
+        let o = &mut req.options;
+        o.native.user = scalar(&svc["user"]);
+        o.workdir = scalar(&svc["working_dir"]);
+        o.native.hostname = scalar(&svc["hostname"]);
+        o.stop_signal = scalar(&svc["stop_signal"]);
+        if let Some(p) = scalar(&svc["platform"]) {
+            req.platform = Some(parsed("platform", &p).map_err(err)?);
         }
         if let Some(g) = scalar(&svc["stop_grace_period"]) {
-            let d = duration(&g).map_err(err)?;
-            flag(
-                &mut a,
-                "--stop-timeout",
-                &d.as_secs_f64().ceil().to_string(),
-            );
+            let d = duration(&g).map_err(|e| err(format!("stop_grace_period: {e}")))?;
+            req.stop_timeout = Some(d.as_secs_f64().ceil() as u64);
         }
+        let o = &mut req.options;
         let limits = &svc["deploy"]["resources"]["limits"];
         if let Some(m) = scalar(&limits["memory"]).or_else(|| scalar(&svc["mem_limit"])) {
-            flag(&mut a, "--memory", &m);
+            o.limits.memory = Some(parse_size(&m).map_err(|e| err(format!("memory: {e}")))?);
         }
         if let Some(c) = scalar(&limits["cpus"]).or_else(|| scalar(&svc["cpus"])) {
-            flag(&mut a, "--cpus", &c);
+            o.native.cpus = Some(parse_cpus(&c).map_err(|e| err(format!("cpus: {e}")))?);
         }
         if let Some(p) = scalar(&limits["pids"]).or_else(|| scalar(&svc["pids_limit"])) {
-            flag(&mut a, "--pids-limit", &p);
+            o.native.pids_limit = Some(parsed("pids_limit", &p).map_err(err)?);
         }
-        for (k, v) in labels_of(&svc["labels"]) {
-            flag(&mut a, "--label", &format!("{k}={v}"));
-        }
-        for c in strings(&svc["cap_add"]) {
-            flag(&mut a, "--cap-add", &c);
-        }
-        for c in strings(&svc["cap_drop"]) {
-            flag(&mut a, "--cap-drop", &c);
-        }
-        for o in strings(&svc["security_opt"]) {
-            flag(&mut a, "--security-opt", &o);
-        }
+        o.labels = labels_of(&svc["labels"]);
+        o.native.cap_add = strings(&svc["cap_add"]);
+        o.native.cap_drop = strings(&svc["cap_drop"]);
+        o.native.seccomp_unconfined = strings(&svc["security_opt"])
+            .iter()
+            .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
         for (name, v) in svc["ulimits"].as_object().into_iter().flatten() {
             let (soft, hard) = match v {
                 Json::Object(m) => (scalar(&m["soft"]), scalar(&m["hard"])),
                 other => (scalar(other), scalar(other)),
             };
             if let (Some(soft), Some(hard)) = (soft, hard) {
-                flag(&mut a, "--ulimit", &format!("{name}={soft}:{hard}"));
+                o.native
+                    .ulimits
+                    .push(parsed("ulimits", &format!("{name}={soft}:{hard}")).map_err(err)?);
             }
         }
-        for (key, f) in [
-            ("init", "--init"),
-            ("read_only", "--read-only"),
-            ("privileged", "--privileged"),
-        ] {
-            if svc[key].as_bool() == Some(true) {
-                a.push(f.into());
-            }
-        }
+        o.native.init = svc["init"].as_bool() == Some(true);
+        o.native.read_only = svc["read_only"].as_bool() == Some(true);
+        o.native.privileged = svc["privileged"].as_bool() == Some(true);
         let entrypoint = command(&svc["entrypoint"]);
-        let cmd = command(&svc["command"]);
         if let Some(ep) = &entrypoint {
-            match ep.split_first() {
-                Some((first, _)) => flag(&mut a, "--entrypoint", first),
-                None => flag(&mut a, "--entrypoint", ""),
-            }
+            o.entrypoint = Some(ep.first().cloned().unwrap_or_default());
+            o.args.extend(ep.iter().skip(1).cloned());
         }
-        a.push("--pull".into());
-        a.push("never".into());
-        a.push(image.clone());
-        if let Some(ep) = &entrypoint {
-            a.extend(ep.iter().skip(1).cloned());
-        }
-        if let Some(c) = cmd {
-            a.extend(c);
+        if let Some(c) = command(&svc["command"]) {
+            o.args.extend(c);
         }
         let replicas = svc["deploy"]["replicas"]
             .as_u64()
@@ -662,24 +656,26 @@ impl Project {
                 "container_name names one container: it cannot be scaled".into(),
             ));
         }
-        let mut hasher = sha2::Sha256::new();
-        for x in a.iter().chain(
-            more_networks
-                .iter()
-                .flat_map(|(n, al)| std::iter::once(n).chain(al)),
-        ) {
-            hasher.update(x.as_bytes());
-            hasher.update([0]);
-        }
+        req.validate().map_err(|e| err(e.to_string()))?;
+        // The fingerprint: everything the container is made from.
+        let fingerprint = serde_json::to_vec(&(
+            &image,
+            &req.options,
+            req.restart.to_string(),
+            req.stop_timeout,
+            req.platform.as_ref().map(|p| p.to_string()),
+            &more_networks,
+        ))
+        .expect("a plan serialises");
         Ok(ServicePlan {
             name: s.to_string(),
             image,
             replicas,
             container_name,
-            run_args: a,
+            request: req,
             more_networks,
             depends_on: self.depends_on(s)?,
-            hash: hex::encode(hasher.finalize()),
+            hash: hex::encode(sha2::Sha256::digest(&fingerprint)),
         })
     }
 
@@ -1027,20 +1023,23 @@ pub fn duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(total))
 }
 
-fn dur_arg(v: &Json) -> Result<Option<String>, String> {
+/// A compose duration of a health check, in whole milliseconds (at least one).
+fn health_duration(v: &Json, key: &str) -> Result<Option<std::time::Duration>, String> {
     match scalar(v) {
         None => Ok(None),
         Some(s) => {
-            let d = duration(&s)?;
-            Ok(Some(format!("{}ms", d.as_millis().max(1))))
+            let d = duration(&s).map_err(|e| format!("healthcheck {key}: {e}"))?;
+            Ok(Some(std::time::Duration::from_millis(
+                (d.as_millis() as u64).max(1),
+            )))
         }
     }
 }
 
-/// `healthcheck:` as `--health-*` flags.
-fn health(h: &Json, a: &mut Vec<String>) -> Result<(), String> {
+/// `healthcheck:` as the health check wharf runs (none when disabled).
+fn health(h: &Json) -> Result<Option<HealthConfig>, String> {
     if h["disable"].as_bool() == Some(true) {
-        return Ok(());
+        return Ok(None);
     }
     // Docker's list form, as is: CMD runs the program itself (no shell in the image
     // needed), CMD-SHELL through sh -c.
@@ -1048,7 +1047,7 @@ fn health(h: &Json, a: &mut Vec<String>) -> Result<(), String> {
         Json::Array(list) => {
             let words: Vec<String> = list.iter().filter_map(scalar).collect();
             match words.first().map(String::as_str) {
-                Some("NONE") => return Ok(()),
+                Some("NONE") => return Ok(None),
                 Some("CMD" | "CMD-SHELL") => words,
                 _ => vec!["CMD-SHELL".into(), words.join(" ")],
             }
@@ -1056,23 +1055,16 @@ fn health(h: &Json, a: &mut Vec<String>) -> Result<(), String> {
         Json::String(s) => vec!["CMD-SHELL".into(), s.clone()],
         _ => return Err("healthcheck has no test".into()),
     };
-    a.push("--health-test".into());
-    a.push(serde_json::to_string(&test).expect("strings serialise"));
-    for (key, f) in [
-        ("interval", "--health-interval"),
-        ("timeout", "--health-timeout"),
-        ("start_period", "--health-start-period"),
-    ] {
-        if let Some(d) = dur_arg(&h[key])? {
-            a.push(f.into());
-            a.push(d);
-        }
-    }
+    let mut c = HealthConfig::new(test);
+    c.interval = health_duration(&h["interval"], "interval")?.unwrap_or(c.interval);
+    c.timeout = health_duration(&h["timeout"], "timeout")?.unwrap_or(c.timeout);
+    c.start_period = health_duration(&h["start_period"], "start_period")?.unwrap_or(c.start_period);
     if let Some(r) = scalar(&h["retries"]) {
-        a.push("--health-retries".into());
-        a.push(r);
+        c.retries = r
+            .parse()
+            .map_err(|_| format!("healthcheck retries: {r:?} is not a count"))?;
     }
-    Ok(())
+    Ok(Some(c))
 }
 
 #[cfg(test)]
@@ -1133,7 +1125,7 @@ mod tests {
     }
 
     #[test]
-    fn services_become_run_lines_in_dependency_order() {
+    fn services_become_create_requests_in_dependency_order() {
         let (_d, p) = project(
             "services:
   web:
@@ -1159,40 +1151,32 @@ networks:
         let p = p.unwrap();
         assert_eq!(p.order(&[]).unwrap(), ["db", "web"]);
         let web = p.service("web").unwrap();
-        let line = web.run_args.join(" ");
-        assert!(
-            line.contains("--network demo_default --network-alias web"),
-            "{line}"
-        );
-        assert!(line.contains("-p 8080:80 -p 0.0.0.0:9081:81"), "{line}");
-        assert!(
-            line.contains("-e MODE=prod") && !line.contains("EMPTY"),
-            "{line}"
-        );
-        assert!(line.contains("-v demo_data:/srv"), "{line}");
-        assert!(line.contains("/conf:/etc/conf:ro"), "{line}");
-        assert!(line.contains("--tmpfs /cache"), "{line}");
-        assert!(
-            line.contains(r#"--health-test ["CMD","wget","-q","http://localhost:80/"]"#),
-            "{line}"
-        );
-        assert!(
-            line.contains("--health-interval 1000ms --health-retries 2"),
-            "{line}"
-        );
-        assert!(line.ends_with("web:1 serve --port 80"), "{line}");
+        let o = &web.request.options;
+        assert_eq!(o.network, Network::Named("demo_default".into()));
+        assert_eq!(o.network_aliases, ["web"]);
+        let ports: Vec<String> = o.ports.iter().map(|p| p.to_string()).collect();
+        assert_eq!(ports, ["127.0.0.1:8080->80/tcp", "0.0.0.0:9081->81/tcp"]);
+        assert_eq!(o.env, [("MODE".to_string(), "prod".to_string())]);
+        assert_eq!(o.volumes[0].named.as_deref(), Some("demo_data"));
+        assert_eq!(o.volumes[0].container, "/srv");
+        assert!(o.volumes[1].host.ends_with("conf") && o.volumes[1].read_only);
+        assert_eq!(o.native.tmpfs, ["/cache"]);
+        let h = o.health.as_ref().unwrap();
+        assert_eq!(h.test, ["CMD", "wget", "-q", "http://localhost:80/"]);
+        assert_eq!((h.interval.as_millis(), h.retries), (1000, 2));
+        assert_eq!(web.request.image, "web:1");
+        assert_eq!(o.args, ["serve", "--port", "80"]);
+        assert!(web.request.detached);
         assert_eq!(
             web.depends_on,
             [("db".to_string(), Condition::Healthy, true)]
         );
         let db = p.service("db").unwrap();
         assert_eq!(db.replicas, 2);
-        let line = db.run_args.join(" ");
-        assert!(
-            line.contains("--network demo_back --network-alias db --network-alias database"),
-            "{line}"
-        );
-        assert!(line.contains("--memory 64m"), "{line}");
+        let o = &db.request.options;
+        assert_eq!(o.network, Network::Named("demo_back".into()));
+        assert_eq!(o.network_aliases, ["db", "database"]);
+        assert_eq!(o.limits.memory, Some(64 << 20));
         assert_eq!(
             db.more_networks,
             [("demo_default".to_string(), vec!["db".to_string()])]
@@ -1252,17 +1236,20 @@ networks:
         );
         let p = p.unwrap();
         let a = p.service("a").unwrap();
-        let line = a.run_args.join(" ");
-        assert!(line.contains("-e FROM_ANCHOR=yes"), "{line}");
-        assert!(
-            line.contains("-e QUOTED=two words") && line.contains("-e PLAIN=1"),
-            "{line}"
+        let env: Vec<String> = a
+            .request
+            .options
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(env, ["QUOTED=two words", "PLAIN=1", "FROM_ANCHOR=yes"]);
+        assert_eq!(
+            a.request.options.volumes[0].named.as_deref(),
+            Some("ext"),
+            "external volumes keep their name"
         );
-        assert!(
-            line.contains("-v ext:/data"),
-            "external volumes keep their name: {line}"
-        );
-        assert!(line.contains("--network outside"), "{line}");
+        assert_eq!(a.request.options.network, Network::Named("outside".into()));
         assert!(p.volumes()[0].external && p.networks()[0].external);
     }
 
@@ -1287,12 +1274,9 @@ networks:
             ..Default::default()
         })
         .unwrap();
-        let line = p.service("a").unwrap().run_args.join(" ");
-        assert!(line.contains("x:from-project-dir"), "{line}");
-        assert!(
-            line.contains(&format!("{}:/data", proj.join("data").display())),
-            "{line}"
-        );
+        let a = p.service("a").unwrap();
+        assert_eq!(a.request.image, "x:from-project-dir");
+        assert_eq!(a.request.options.volumes[0].host, proj.join("data"));
     }
 
     #[test]
@@ -1303,12 +1287,7 @@ networks:
         );
         let p = p.unwrap();
         assert_eq!(p.active_services(), ["a"]);
-        assert!(
-            p.service("a")
-                .unwrap()
-                .run_args
-                .contains(&"x:2".to_string())
-        );
+        assert_eq!(p.service("a").unwrap().request.image, "x:2");
         let (_d, p) = project("services:\n  a: {image: 'x:${NOPE:?set NOPE}'}\n", &[]);
         let e = p.err().unwrap().to_string();
         assert!(e.contains("NOPE") && e.contains("set NOPE"), "{e}");

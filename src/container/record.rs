@@ -143,6 +143,32 @@ impl Default for LogConfig {
     }
 }
 
+impl LogConfig {
+    /// The defaults with `--log-opt` options applied: `max-size=SIZE`, `max-file=N`.
+    pub fn from_options(options: &[String]) -> Result<LogConfig, String> {
+        let mut c = LogConfig::default();
+        for o in options {
+            match o.split_once('=') {
+                Some(("max-size", v)) => {
+                    c.max_size = crate::run::options::parse_size(v)
+                        .map_err(|e| format!("invalid --log-opt {o:?}: {e}"))?
+                }
+                Some(("max-file", v)) => {
+                    c.max_files = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        format!("invalid --log-opt {o:?}: max-file must be a positive number")
+                    })?
+                }
+                _ => {
+                    return Err(format!(
+                        "invalid --log-opt {o:?}: expected max-size=SIZE or max-file=N"
+                    ));
+                }
+            }
+        }
+        Ok(c)
+    }
+}
+
 /// How a container's runs went, and what runs it now.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {

@@ -9,7 +9,9 @@
 //! process protocol, which the binaries only route back here.
 
 pub mod create;
+pub mod invoke;
 pub mod monitor;
+pub mod pull;
 pub mod start;
 pub mod stop;
 pub mod supervise;
@@ -46,7 +48,7 @@ pub enum LifecycleError {
         #[source]
         source: StoreError,
     },
-    /// The container's process could not start or failed at once: with its exit code.
+    /// The workload could not start, or (an export invoked) failed: with its exit code.
     #[error("{message}")]
     Failed { code: u8, message: String },
     #[error("{what}: {source}")]
@@ -105,6 +107,10 @@ pub fn containers(roots: &Roots) -> Containers {
 pub trait Events {
     /// How an image will run, and why.
     fn decided(&self, _name: &str, _decision: &crate::dispatch::Decision) {}
+    /// Something was done on the way (a network made, a container started).
+    fn progress(&self, message: &str) {
+        tracing::info!("{message}");
+    }
     /// Something went wrong that does not stop the call (a network not taken down).
     fn warning(&self, message: &str) {
         tracing::warn!("{message}");

@@ -1,0 +1,290 @@
+//! The flags of `wharf run` and `wharf create` (the container-making half of Docker's
+//! `run`), and the typed [`CreateRequest`] they say, the one compose's plans make too.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use wharf::container::{LogConfig, RestartPolicy};
+use wharf::image::platform::PlatformSpec;
+use wharf::lifecycle::CreateRequest;
+use wharf::run::options::{
+    HealthConfig, Limits, NativeOptions, Network, PortMapping, RunOptions, Ulimit, Volume,
+    parse_cpus, parse_duration, parse_env, parse_env_file, parse_size,
+};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run in the background: print the container's id; a monitor keeps its log.
+    #[arg(short, long)]
+    pub(crate) detach: bool,
+    /// Name the container (else one is made up).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: Option<String>,
+    /// Remove the container when it ends.
+    #[arg(long)]
+    pub(crate) rm: bool,
+    /// Restart policy of a detached container: no, on-failure[:N], always.
+    #[arg(long, default_value = "no", value_name = "POLICY")]
+    pub(crate) restart: RestartPolicy,
+    /// Signal `stop` sends first (default: the image's StopSignal, else SIGTERM).
+    #[arg(long, value_name = "SIGNAL")]
+    pub(crate) stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) stop_timeout: Option<u64>,
+    /// Log options: max-size=SIZE (default 20m), max-file=N (default 5).
+    #[arg(long, value_name = "OPT=VALUE")]
+    pub(crate) log_opt: Vec<String>,
+    /// Replace the image's entrypoint (for wasm, `file.wasm#export` calls another export).
+    #[arg(long, value_name = "CMD")]
+    pub(crate) entrypoint: Option<String>,
+    /// Set an environment variable (KEY=VALUE, or KEY to pass wharf's own value).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub(crate) env: Vec<String>,
+    /// Read environment variables from a file (KEY=VALUE lines).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) env_file: Vec<PathBuf>,
+    /// Working directory inside the container (wasm: passed as PWD).
+    #[arg(short = 'w', long, value_name = "DIR")]
+    pub(crate) workdir: Option<String>,
+    /// Bind a host directory: HOST:CONTAINER[:ro|:rw] (read-write unless :ro).
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    pub(crate) volumes: Vec<Volume>,
+    /// Publish a port: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp] (IP defaults to 127.0.0.1;
+    /// no host port: a free one).
+    #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST:CONTAINER")]
+    pub(crate) publish: Vec<PortMapping>,
+    /// Publish every port the image exposes on free loopback ports (a bridge network).
+    #[arg(short = 'P', long)]
+    pub(crate) publish_all: bool,
+    /// Network: none (default; wasm sockets denied), host, or a network's name (`wharf network
+    /// ls`; `bridge` is the default one).
+    #[arg(long, alias = "net", default_value = "none", value_name = "NETWORK")]
+    pub(crate) network: Network,
+    /// Another name for the container on its --network.
+    #[arg(long, alias = "net-alias", value_name = "NAME")]
+    pub(crate) network_alias: Vec<String>,
+    /// The container's IPv4 address on its --network.
+    #[arg(long, value_name = "IP")]
+    pub(crate) ip: Option<std::net::Ipv4Addr>,
+    /// Memory limit (e.g. 64m): wasm linear memories and tables.
+    #[arg(long, value_parser = parse_size, value_name = "BYTES")]
+    pub(crate) memory: Option<u64>,
+    /// Wall-clock limit (e.g. 10s, 500ms): the guest is stopped with exit code 137.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) timeout: Option<Duration>,
+    /// wasm fuel budget (roughly, instructions): exhausted → exit code 152.
+    #[arg(long, value_name = "UNITS")]
+    pub(crate) fuel: Option<u64>,
+    /// Longest a wasm module may take to compile (default: 2 minutes, and 3 s more per MiB of
+    /// module).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) compile_timeout: Option<Duration>,
+    /// Keep stdin open and connect it.
+    #[arg(short, long)]
+    pub(crate) interactive: bool,
+    /// Allocate a terminal (wasm: guest output passes through unsanitised).
+    #[arg(short, long)]
+    pub(crate) tty: bool,
+    /// Run as this user: name, uid, name:group or uid:gid (native).
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub(crate) user: Option<String>,
+    /// Container hostname (native).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) hostname: Option<String>,
+    /// Mount the root filesystem read-only (native).
+    #[arg(long)]
+    pub(crate) read_only: bool,
+    /// Add a capability (native; ALL for every one).
+    #[arg(long, value_name = "CAP")]
+    pub(crate) cap_add: Vec<String>,
+    /// Drop a capability (native; ALL for every one).
+    #[arg(long, value_name = "CAP")]
+    pub(crate) cap_drop: Vec<String>,
+    /// Every capability, no seccomp, no masked paths: the container can do what root on the
+    /// host can (native).
+    #[arg(long)]
+    pub(crate) privileged: bool,
+    /// Security options: seccomp=unconfined (native).
+    #[arg(long, value_name = "OPT")]
+    pub(crate) security_opt: Vec<String>,
+    /// Most processes the container may have (native, cgroup pids.max).
+    #[arg(long, value_name = "N")]
+    pub(crate) pids_limit: Option<i64>,
+    /// CPU limit in cores, e.g. 0.5 (native, cgroup CPU quota).
+    #[arg(long, value_parser = parse_cpus, value_name = "CORES")]
+    pub(crate) cpus: Option<f64>,
+    /// Mount a tmpfs at this path (native).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) tmpfs: Vec<String>,
+    /// Run a small init as pid 1 that reaps zombies and forwards signals (native).
+    #[arg(long)]
+    pub(crate) init: bool,
+    /// Resource limit NAME=SOFT[:HARD], e.g. nofile=1024:2048 (native).
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    pub(crate) ulimit: Vec<Ulimit>,
+    /// Health check run inside the container by `sh -c` (a wasm container: a command naming
+    /// an http:// URL, which is fetched), by its monitor (-d).
+    #[arg(long, value_name = "COMMAND")]
+    pub(crate) health_cmd: Option<String>,
+    /// Health check as a JSON list, Docker's form: `["CMD", "/healthz"]` runs the program
+    /// itself (no shell), `["CMD-SHELL", "..."]` through `sh -c` (compose uses this).
+    #[arg(long, value_name = "JSON", conflicts_with = "health_cmd")]
+    pub(crate) health_test: Option<String>,
+    /// Time between health checks (default 30s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) health_interval: Option<Duration>,
+    /// Longest a health check may run (default 30s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) health_timeout: Option<Duration>,
+    /// Failures in a row that make it unhealthy (default 3).
+    #[arg(long, value_name = "N")]
+    pub(crate) health_retries: Option<u32>,
+    /// Failures before this much time has passed do not count (default 0s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) health_start_period: Option<Duration>,
+    /// A label KEY=VALUE (`ps -f label=KEY[=VALUE]` finds it).
+    #[arg(short = 'l', long, value_name = "KEY=VALUE")]
+    pub(crate) label: Vec<String>,
+    /// Call one export of a wasm module or component and print its results, as `wasmtime
+    /// run --invoke`: `'name(arg, ...)'` (numbers, bools, 'c', "strings"), or `name` with the
+    /// arguments after the image.
+    #[arg(long, value_name = "EXPR")]
+    pub(crate) invoke: Option<String>,
+    /// Print how wharf decided to run the image, and why, before running it.
+    #[arg(long)]
+    pub(crate) explain: bool,
+    /// Print the OCI runtime spec (config.json) wharf would run, and exit.
+    #[arg(long)]
+    pub(crate) print_spec: bool,
+    /// Platform of a multi-platform image.
+    #[arg(long)]
+    pub(crate) platform: Option<PlatformSpec>,
+    /// Pull the image first: missing (default), always, never.
+    #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
+    pub(crate) pull: String,
+    /// The image (or a .wasm/.wat file), then the command and its arguments (they replace
+    /// the image's cmd). wharf's options end at IMAGE: what follows goes to the program, as
+    /// Docker's do.
+    #[arg(
+        value_name = "IMAGE",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true
+    )]
+    pub(crate) argv: Vec<String>,
+}
+
+/// The largest `--env-file` read.
+const ENV_FILE_MAX: u64 = 64 << 20;
+
+impl Args {
+    /// The image (or file) to run.
+    pub(crate) fn image(&self) -> &str {
+        &self.argv[0]
+    }
+
+    /// The command and arguments after the image.
+    pub(crate) fn command(&self) -> &[String] {
+        &self.argv[1..]
+    }
+
+    /// What this command line says, parsed (files read, relative paths made absolute);
+    /// the library checks it as a whole ([`CreateRequest::validate`]).
+    pub(crate) fn request(&self, detached: bool) -> anyhow::Result<CreateRequest> {
+        Ok(CreateRequest {
+            image: self.image().to_owned(),
+            options: self.options()?,
+            name: self.name.clone(),
+            platform: self.platform.clone(),
+            restart: self.restart,
+            auto_remove: self.rm,
+            detached,
+            log: LogConfig::from_options(&self.log_opt).map_err(anyhow::Error::msg)?,
+            stop_timeout: self.stop_timeout,
+            compile_timeout: self.compile_timeout,
+        })
+    }
+
+    fn options(&self) -> anyhow::Result<RunOptions> {
+        let mut env = Vec::new();
+        for f in &self.env_file {
+            let text = wharf::sys::read_text_file(f, ENV_FILE_MAX)
+                .with_context(|| format!("reading --env-file {}", f.display()))?;
+            env.extend(parse_env_file(&text)?);
+        }
+        for e in &self.env {
+            env.extend(parse_env(e)?);
+        }
+        let health = match (&self.health_cmd, &self.health_test) {
+            (Some(cmd), _) => Some(vec!["CMD-SHELL".to_string(), cmd.to_string()]),
+            (None, Some(json)) => Some(serde_json::from_str(json).map_err(|_| {
+                anyhow::anyhow!(
+                    "invalid --health-test {json:?}: expected a JSON list such as [\"CMD\", \"/healthz\"]"
+                )
+            })?),
+            (None, None) => None,
+        };
+        Ok(RunOptions {
+            entrypoint: self.entrypoint.clone(),
+            args: self.command().to_vec(),
+            env,
+            workdir: self.workdir.clone(),
+            // Relative host paths mean the caller's directory, which the container's helpers
+            // (and a native child after it changes directory) do not share: make them
+            // absolute. A named volume gets its directory from the library.
+            volumes: self
+                .volumes
+                .iter()
+                .map(|v| match &v.named {
+                    None if !v.host.has_root() => Volume {
+                        host: std::path::absolute(&v.host).unwrap_or_else(|_| v.host.clone()),
+                        ..v.clone()
+                    },
+                    _ => v.clone(),
+                })
+                .collect(),
+            ports: self.publish.clone(),
+            network: self.network.clone(),
+            publish_all: self.publish_all,
+            network_aliases: self.network_alias.clone(),
+            ip: self.ip,
+            connected: Vec::new(),
+            labels: super::labels(&self.label),
+            health: health.map(|test| {
+                let mut h = HealthConfig::new(test);
+                h.interval = self.health_interval.unwrap_or(h.interval);
+                h.timeout = self.health_timeout.unwrap_or(h.timeout);
+                h.retries = self.health_retries.unwrap_or(h.retries);
+                h.start_period = self.health_start_period.unwrap_or(h.start_period);
+                h
+            }),
+            limits: Limits {
+                memory: self.memory,
+                timeout: self.timeout,
+                fuel: self.fuel,
+            },
+            interactive: self.interactive,
+            tty: self.tty,
+            stop_signal: self.stop_signal.clone(),
+            native: NativeOptions {
+                user: self.user.clone(),
+                hostname: self.hostname.clone(),
+                read_only: self.read_only,
+                cap_add: self.cap_add.clone(),
+                cap_drop: self.cap_drop.clone(),
+                privileged: self.privileged,
+                seccomp_unconfined: self
+                    .security_opt
+                    .iter()
+                    .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined"),
+                pids_limit: self.pids_limit,
+                cpus: self.cpus,
+                tmpfs: self.tmpfs.clone(),
+                init: self.init,
+                ulimits: self.ulimit.clone(),
+            },
+        })
+    }
+}

@@ -1,0 +1,33 @@
+//! Pulling for a container about to be made: in a child wharf (`EXE pull -q IMAGE`), since
+//! pulling starts threads and a native container must be cloned from a single-threaded
+//! process.
+
+use super::{LifecycleError, Session};
+use crate::image::platform::PlatformSpec;
+
+/// Pull `image` in a child wharf: whether it succeeded (the child says why not on stderr).
+pub fn pull_in_child(
+    session: &Session,
+    image: &str,
+    platform: Option<&PlatformSpec>,
+) -> Result<bool, LifecycleError> {
+    let io = |source| LifecycleError::Io {
+        what: format!("pulling {image}"),
+        source,
+    };
+    let mut pull = std::process::Command::new(std::env::current_exe().map_err(io)?);
+    pull.arg("--root")
+        .arg(session.roots.data())
+        .arg("--log-level")
+        .arg(&session.log_level)
+        .args(["pull", "-q"]);
+    if let Some(p) = platform {
+        pull.arg("--platform").arg(p.to_string());
+    }
+    let status = pull
+        .arg(image)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(io)?;
+    Ok(status.success())
+}
