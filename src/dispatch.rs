@@ -81,6 +81,30 @@ pub struct Facts {
     pub entrypoint_magic: Option<Vec<u8>>,
 }
 
+impl Facts {
+    /// The facts a stored image gives without reading its layers.
+    pub fn of_image(image: &crate::image::resolved::ResolvedImage) -> Facts {
+        let run = image.config.config.as_ref();
+        let entrypoint = run
+            .and_then(|c| c.entrypoint.as_ref().and_then(|e| e.first().cloned()))
+            .or_else(|| run.and_then(|c| c.cmd.as_ref().and_then(|e| e.first().cloned())));
+        Facts {
+            config_media_type: image.manifest.config().media_type().to_string(),
+            layer_media_types: image
+                .manifest
+                .layers()
+                .iter()
+                .map(|l| l.media_type().to_string())
+                .collect(),
+            os: image.config.os.clone(),
+            architecture: image.config.architecture.clone(),
+            annotations: image.annotations(),
+            entrypoint,
+            entrypoint_magic: None,
+        }
+    }
+}
+
 /// The decision and its reasons.
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {

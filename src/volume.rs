@@ -52,14 +52,7 @@ pub fn is_name(s: &str) -> bool {
 }
 
 fn check_name(name: &str) -> Result<(), VolumeError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        && !name.contains("..");
-    if ok {
+    if crate::run::options::is_volume_name(name) {
         Ok(())
     } else {
         Err(VolumeError::BadName(name.into()))

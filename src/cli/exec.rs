@@ -49,11 +49,15 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
             args.argv[0]
         );
     }
-    if record.state.status == wharf::container::Status::Paused {
-        anyhow::bail!("container {} is paused: unpause it first", args.argv[0]);
-    }
-    if record.state.status != wharf::container::Status::Running || record.state.pid <= 0 {
-        anyhow::bail!("container {} is not running", args.argv[0]);
+    match record.state.status.reach() {
+        Err(wharf::status::Refused::Paused) => {
+            anyhow::bail!("container {} is paused: unpause it first", args.argv[0])
+        }
+        Err(_) => anyhow::bail!("container {} is not running", args.argv[0]),
+        Ok(()) if record.state.pid <= 0 => {
+            anyhow::bail!("container {} is not running", args.argv[0])
+        }
+        Ok(()) => {}
     }
     if let Some(u) = &args.user {
         wharf::run::options::validate_user(u).map_err(|e| anyhow::anyhow!("-u: {e}"))?;

@@ -51,7 +51,7 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
         let digest = record.digest().to_string();
         let row = match ResolvedImage::new(&store, record, None) {
             Ok(img) => Row {
-                kind: dispatch::decide(&img.facts())
+                kind: dispatch::decide(&dispatch::Facts::of_image(&img))
                     .map_or_else(|_| "conflict".to_string(), |d| d.kind.to_string()),
                 platform: img.platforms.join(","),
                 size: img.content_size(&store),

@@ -36,7 +36,7 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
         Manifest::Image(_) => None,
     };
     let image = ResolvedImage::new(&store, record, args.platform.as_ref())?;
-    let decision = dispatch::decide(&image.facts());
+    let decision = dispatch::decide(&dispatch::Facts::of_image(&image));
     if args.explain {
         explain(&args.image, &image, &decision)?;
         return decision.map(drop).map_err(Into::into);

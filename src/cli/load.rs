@@ -117,7 +117,7 @@ pub fn precompile(
 ) -> anyhow::Result<()> {
     let record = store.resolve(image)?;
     let resolved = wharf::image::resolved::ResolvedImage::new(store, record, None)?;
-    let says_wasm = wharf::dispatch::decide(&resolved.facts())
+    let says_wasm = wharf::dispatch::decide(&wharf::dispatch::Facts::of_image(&resolved))
         .is_ok_and(|d| d.kind == wharf::dispatch::Kind::Wasm);
     if !says_wasm {
         return Ok(());

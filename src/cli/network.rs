@@ -209,7 +209,6 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
         } => {
             return connect(
                 ctx,
-                &networks,
                 &container,
                 Connection {
                     network,
@@ -222,7 +221,7 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
             force: _,
             network,
             container,
-        } => return disconnect(ctx, &networks, &container, &network),
+        } => return disconnect(ctx, &container, &network),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -281,78 +280,12 @@ fn details(ctx: &Session, networks: &Networks, n: &Network) -> serde_json::Value
     v
 }
 
-fn connect(
-    ctx: &Session,
-    networks: &Networks,
-    query: &str,
-    conn: Connection,
-) -> anyhow::Result<ExitCode> {
-    let net = networks.get(&conn.network)?;
-    let containers = wharf::lifecycle::containers(&ctx.roots);
-    let id = containers.find(query)?;
-    let mut l = containers.lock(&id)?;
-    let opts = &l.record.options;
-    let shown = l.record.shown_name().to_owned();
-    if opts.network.named().is_none() {
-        anyhow::bail!(
-            "container {shown} runs with --network {}: only a container on a bridge network can join another",
-            opts.network
-        );
-    }
-    if opts.network.named() == Some(net.name.as_str())
-        || opts.connected.iter().any(|c| c.network == net.name)
-    {
-        anyhow::bail!(
-            "container {shown} is already connected to network {}",
-            net.name
-        );
-    }
-    let conn = Connection {
-        network: net.name.clone(),
-        ..conn
-    };
-    #[cfg(target_os = "linux")]
-    if l.record.state.is_active() {
-        let dir = containers.dir_of(&id);
-        if wharf::network::Attachment::read(&dir).is_some() {
-            wharf::network::connect(&ctx.roots, &dir, &id, &l.record.name, &conn)?;
-        }
-    }
-    l.record.options.connected.push(conn);
-    l.save()?;
+fn connect(ctx: &Session, query: &str, conn: Connection) -> anyhow::Result<ExitCode> {
+    wharf::lifecycle::connect::connect(ctx, query, conn)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn disconnect(
-    ctx: &Session,
-    networks: &Networks,
-    query: &str,
-    network: &str,
-) -> anyhow::Result<ExitCode> {
-    let net = networks.get(network)?;
-    let containers = wharf::lifecycle::containers(&ctx.roots);
-    let id = containers.find(query)?;
-    let mut l = containers.lock(&id)?;
-    if l.record.options.network.named() == Some(net.name.as_str()) {
-        anyhow::bail!(
-            "network {} is the container's --network: it stays on it while it exists",
-            net.name
-        );
-    }
-    let Some(i) = l
-        .record
-        .options
-        .connected
-        .iter()
-        .position(|c| c.network == net.name)
-    else {
-        anyhow::bail!("container {query} is not connected to network {}", net.name);
-    };
-    #[cfg(target_os = "linux")]
-    if l.record.state.is_active() {
-        wharf::network::disconnect(&ctx.roots, &containers.dir_of(&id), &id, &net.name)?;
-    }
-    l.record.options.connected.remove(i);
-    l.save()?;
+fn disconnect(ctx: &Session, query: &str, network: &str) -> anyhow::Result<ExitCode> {
+    wharf::lifecycle::connect::disconnect(ctx, query, network)?;
     Ok(ExitCode::SUCCESS)
 }

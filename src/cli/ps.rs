@@ -124,6 +124,7 @@ fn ago(t: Option<DateTime<Utc>>) -> String {
 pub fn status(r: &Record) -> String {
     let st = &r.state;
     match st.status {
+        Status::Creating => "Creating".into(),
         Status::Created => "Created".into(),
         Status::Running => format!(
             "Up {}{}",

@@ -127,19 +127,11 @@ impl Locked {
 /// ended when a container has filled the disk with its log.
 fn write_atomic(path: &Path, record: &Record) -> Result<(), ContainerError> {
     let bytes = serde_json::to_vec_pretty(record).expect("a record serialises");
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    if let Err(e) = fs::write(&tmp, &bytes) {
-        let _ = fs::remove_file(&tmp);
-        if is_full(&e) && overwrite_in_place(path, &bytes).is_ok() {
-            return Ok(());
-        }
-        return Err(io_err(&tmp)(e));
+    // Unsynced: a record is checked against its processes whenever it is read.
+    match crate::sys::write_atomic(None, path, &bytes, crate::sys::Durability::Unsynced) {
+        Err(e) if is_full(&e) && overwrite_in_place(path, &bytes).is_ok() => Ok(()),
+        other => other.map_err(io_err(path)),
     }
-    // (Windows refuses to replace a file another process is reading, for a moment.)
-    crate::sys::retry_transient(|| fs::rename(&tmp, path)).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io_err(path)(e)
-    })
 }
 
 /// No space (or quota) left on the device.
@@ -562,14 +554,30 @@ impl Containers {
     }
 }
 
+impl ContainerError {
+    /// A verb refused by container `name`'s status, as Docker says it.
+    pub fn refused(name: &str, why: crate::status::Refused) -> ContainerError {
+        use crate::status::Refused;
+        let name = name.to_string();
+        match why {
+            Refused::Running => ContainerError::Running(name),
+            Refused::Paused => ContainerError::Paused(name),
+            Refused::NotPaused => ContainerError::NotPaused(name),
+            Refused::NotRunning | Refused::NotCreated => ContainerError::NotRunning(name),
+        }
+    }
+}
+
 /// Bring a record's state in line with its processes; true if it changed. A container whose
 /// supervisor and monitor are both gone cannot be running, whatever the record said.
 pub fn refresh(state: &mut State) -> bool {
-    if !state.is_active() {
-        return false;
-    }
     let alive = |p: &Option<Proc>| p.as_ref().is_some_and(Proc::alive);
-    if alive(&state.supervisor) || alive(&state.monitor) {
+    let status = state.status.observed(
+        alive(&state.supervisor) || alive(&state.monitor),
+        false,
+        state.status == Status::Paused,
+    );
+    if status == state.status {
         return false;
     }
     let who = match (state.monitor, state.supervisor) {
@@ -577,7 +585,7 @@ pub fn refresh(state: &mut State) -> bool {
         (None, Some(s)) => format!("its supervisor (pid {})", s.pid),
         (None, None) => "the wharf process running it".to_string(),
     };
-    state.status = Status::Exited;
+    state.status = status;
     state.pid = 0;
     if state.finished_at.is_some() && state.exit_code.is_some() {
         // The supervisor recorded the end; its monitor died before confirming it.

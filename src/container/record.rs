@@ -11,35 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::dispatch::Kind;
 use crate::run::options::RunOptions;
 
-/// Where a container is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Made by `create`, never started.
-    #[default]
-    Created,
-    Running,
-    /// Frozen by `pause` until `unpause`.
-    Paused,
-    /// Between two runs, under a restart policy.
-    Restarting,
-    Exited,
-    /// Its monitor or supervisor vanished and could not be accounted for.
-    Dead,
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Paused => "paused",
-            Status::Restarting => "restarting",
-            Status::Exited => "exited",
-            Status::Dead => "dead",
-        })
-    }
-}
+pub use crate::status::Status;
 
 /// A process, named so that a recycled pid is not mistaken for it: the pid plus the
 /// kernel's start time of the process.
@@ -201,10 +173,7 @@ pub struct State {
 impl State {
     /// Running (paused or not) or between restarts.
     pub fn is_active(&self) -> bool {
-        matches!(
-            self.status,
-            Status::Running | Status::Paused | Status::Restarting
-        )
+        self.status.is_active()
     }
 
     /// The workload's pid, if that process still runs (not a later one reusing the pid).

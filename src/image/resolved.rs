@@ -1,5 +1,5 @@
 //! An image chosen from the store and narrowed to one platform: its manifest, config and
-//! what dispatch needs to know about it.
+//! what dispatch needs to know about it (`dispatch::Facts::of_image`).
 
 use std::collections::HashMap;
 
@@ -8,7 +8,6 @@ use oci_spec::image::{Descriptor, ImageManifest};
 use super::content::{self, ImageConfig, Manifest};
 use super::platform::{self, PlatformSpec};
 use super::store::{ImageRecord, Store, StoreError};
-use crate::dispatch::Facts;
 
 /// One platform's manifest and config of a stored image.
 #[derive(Debug, Clone)]
@@ -118,27 +117,5 @@ impl ResolvedImage {
             a.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         a
-    }
-
-    /// The dispatch facts available without reading layers.
-    pub fn facts(&self) -> Facts {
-        let run = self.config.config.as_ref();
-        let entrypoint = run
-            .and_then(|c| c.entrypoint.as_ref().and_then(|e| e.first().cloned()))
-            .or_else(|| run.and_then(|c| c.cmd.as_ref().and_then(|e| e.first().cloned())));
-        Facts {
-            config_media_type: self.manifest.config().media_type().to_string(),
-            layer_media_types: self
-                .manifest
-                .layers()
-                .iter()
-                .map(|l| l.media_type().to_string())
-                .collect(),
-            os: self.config.os.clone(),
-            architecture: self.config.architecture.clone(),
-            annotations: self.annotations(),
-            entrypoint,
-            entrypoint_magic: None,
-        }
     }
 }

@@ -776,18 +776,8 @@ pub fn descriptor(media_type: &str, digest: Digest, size: u64) -> Descriptor {
 
 /// Write `bytes` to `dest` through a temp file in `tmp_dir` and a rename.
 pub fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    use std::io::Write;
-    let mut tmp = tempfile::Builder::new()
-        .prefix("write-")
-        .tempfile_in(tmp_dir)
-        .map_err(io_err(tmp_dir))?;
-    tmp.write_all(bytes).map_err(io_err(tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io_err(dest))?;
-    tmp.persist(dest).map_err(|e| StoreError::Io {
-        path: dest.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
+    crate::sys::write_atomic(Some(tmp_dir), dest, bytes, crate::sys::Durability::Synced)
+        .map_err(io_err(dest))
 }
 
 fn open_lock_file(path: &Path) -> Result<File, StoreError> {

@@ -8,6 +8,7 @@
 //! as `EXE --root ROOT container-run ID` ([`monitor::supervisor_args`]): the library's own
 //! process protocol, which the binaries only route back here.
 
+pub mod connect;
 pub mod create;
 pub mod invoke;
 pub mod monitor;

@@ -306,11 +306,11 @@ pub fn run(
             // Recorded already (removed and re-created, or refreshed).
         } else if ended_now && (ours || st.status != Status::Running) {
             // The supervisor recorded the end; the output is all logged now.
-            st.status = Status::Exited;
+            st.status = st.status.exit();
         } else {
             // The supervisor ended without recording the end: say what we know.
             let code = status.as_ref().map_or(255, crate::sys::exit_code);
-            st.status = Status::Exited;
+            st.status = st.status.exit();
             st.exit_code = Some(code);
             st.pid = 0;
             st.finished_at = Some(Utc::now());
@@ -341,7 +341,8 @@ pub fn run(
             }
             return Ok(());
         }
-        st.status = Status::Restarting;
+        // (A run that just ended can always wait for the next.)
+        st.status = st.status.restart().unwrap_or(Status::Restarting);
         st.restart_count += 1;
         l.save()?;
         drop(l);
@@ -362,7 +363,7 @@ fn sleep_unless_stopped(containers: &Containers, id: &str, d: Duration) -> bool 
     loop {
         match containers.lock(id) {
             Ok(mut l) if l.record.state.stop_requested => {
-                l.record.state.status = Status::Exited;
+                l.record.state.status = l.record.state.status.exit();
                 l.record.state.finished_at = Some(Utc::now());
                 let _ = l.save();
                 return false;
@@ -381,7 +382,7 @@ fn sleep_unless_stopped(containers: &Containers, id: &str, d: Duration) -> bool 
 fn record_failure(containers: &Containers, id: &str, message: &str) {
     if let Ok(mut l) = containers.lock(id) {
         let st = &mut l.record.state;
-        st.status = Status::Exited;
+        st.status = st.status.exit();
         st.exit_code = Some(125);
         st.error = Some(message.to_string());
         st.finished_at = Some(Utc::now());

@@ -26,8 +26,9 @@ pub fn start(session: &Session, containers: &Containers, id: &str) -> Result<(),
     }
     {
         let mut l = containers.lock(id)?;
+        // Running already, or being started by a live monitor: done (Docker's `start`).
         let starting = l.record.state.monitor.is_some_and(|m| m.alive());
-        if l.record.state.is_active() || starting {
+        if l.record.state.status.run().is_err() || starting {
             return Ok(());
         }
         // (`run -d` creates it so: no write needed then.)

@@ -158,13 +158,13 @@ pub fn kill_all(procs: &[Proc]) {
 pub fn kill(containers: &Containers, id: &str, sig: i32) -> Result<(), ContainerError> {
     let mut l = containers.lock(id)?;
     let st = &mut l.record.state;
-    if st.status == Status::Paused {
-        return Err(ContainerError::Paused(l.record.name.clone()));
-    }
-    let pid = match st.workload() {
-        Some(pid) if st.status == Status::Running => pid,
-        _ => return Err(ContainerError::NotRunning(l.record.name.clone())),
-    };
+    let name = &l.record.name;
+    st.status
+        .reach()
+        .map_err(|why| ContainerError::refused(name, why))?;
+    let pid = st
+        .workload()
+        .ok_or_else(|| ContainerError::NotRunning(name.clone()))?;
     if sig == crate::sys::SIGKILL {
         st.stop_requested = true;
         l.save()?;
@@ -178,11 +178,12 @@ pub fn kill(containers: &Containers, id: &str, sig: i32) -> Result<(), Container
 /// `wharf rm`: remove container `id`; a running one only with `force` (then killed first).
 pub fn remove(containers: &Containers, id: &str, force: bool) -> Result<(), ContainerError> {
     let l = containers.lock(id)?;
-    if !l.record.state.is_active() {
+    let status = l.record.state.status;
+    status
+        .remove(force)
+        .map_err(|why| ContainerError::refused(&l.record.name, why))?;
+    if !status.is_active() {
         return containers.remove(l);
-    }
-    if !force {
-        return Err(ContainerError::Running(l.record.name.clone()));
     }
     drop(l);
     if let Some(Stopping { pid, procs, .. }) = request_stop(containers, id)? {
@@ -218,11 +219,13 @@ fn set_paused(l: &mut Locked, pid: i32, frozen: bool) -> Result<(), ContainerErr
             reason,
         }
     })?;
+    let status = l.record.state.status;
     l.record.state.status = if frozen {
-        Status::Paused
+        status.pause()
     } else {
-        Status::Running
-    };
+        status.unpause()
+    }
+    .map_err(|why| ContainerError::refused(&l.record.name, why))?;
     l.save()
 }
 
@@ -230,11 +233,14 @@ fn set_paused(l: &mut Locked, pid: i32, frozen: bool) -> Result<(), ContainerErr
 pub fn pause(containers: &Containers, id: &str) -> Result<(), ContainerError> {
     let mut l = containers.lock(id)?;
     let r = &l.record;
-    let pid = match (r.state.status, r.state.workload()) {
-        (Status::Paused, _) => return Err(ContainerError::Paused(r.name.clone())),
-        (Status::Running, Some(pid)) => pid,
-        _ => return Err(ContainerError::NotRunning(r.name.clone())),
-    };
+    r.state
+        .status
+        .pause()
+        .map_err(|why| ContainerError::refused(&r.name, why))?;
+    let pid = r
+        .state
+        .workload()
+        .ok_or_else(|| ContainerError::NotRunning(r.name.clone()))?;
     if r.kind == crate::dispatch::Kind::Wasm && !r.detached {
         // Its guest runs inside the `wharf run` attached to a terminal: stopping that
         // process would hand the terminal back to the shell.
@@ -249,8 +255,10 @@ pub fn pause(containers: &Containers, id: &str) -> Result<(), ContainerError> {
 /// `wharf unpause`: thaw a paused container.
 pub fn unpause(containers: &Containers, id: &str) -> Result<(), ContainerError> {
     let mut l = containers.lock(id)?;
-    if l.record.state.status != Status::Paused {
-        return Err(ContainerError::NotPaused(l.record.name.clone()));
-    }
+    l.record
+        .state
+        .status
+        .unpause()
+        .map_err(|why| ContainerError::refused(&l.record.name, why))?;
     thaw(&mut l)
 }

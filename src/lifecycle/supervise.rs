@@ -8,7 +8,7 @@ use super::create::running_state;
 use super::{EXIT_WHARF_FAILED, Events, LifecycleError, Session};
 use crate::backend::Exit;
 use crate::backend::wasm::{self, StdioOptions, WasmRun};
-use crate::container::{ContainerError, Containers, Record, State, Status};
+use crate::container::{ContainerError, Containers, Record, State};
 use crate::dispatch::Kind;
 use crate::run::Prepared;
 use crate::run::options::{Network, PortMapping, RunOptions};
@@ -79,7 +79,7 @@ pub fn supervise(
         } else if let Ok(mut l) = containers.lock(id) {
             let st = &mut l.record.state;
             if !under_monitor {
-                st.status = Status::Exited;
+                st.status = st.status.exit();
             }
             st.exit_code = Some(i32::from(code));
             st.oom_killed = message.as_deref() == Some(crate::backend::OOM_KILLED);

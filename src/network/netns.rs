@@ -170,7 +170,7 @@ static HOST: OnceLock<(OwnedFd, OwnedFd)> = OnceLock::new();
 /// `hosts`), so libc's name lookups see the container's view. The process must be
 /// single-threaded (a thread spawned earlier would stay in the host's namespace).
 pub fn enter(netns: &Path, etc: &Path) -> Result<(), NetworkError> {
-    let threads = crate::backend::native::threads();
+    let threads = crate::sys::thread_count();
     if threads > 1 {
         return Err(NetworkError::Setup {
             what: "joining the container's network".into(),

@@ -587,10 +587,11 @@ fn host_routes() -> Vec<(Ipv4Net, String)> {
 /// Write `bytes` to `path` atomically (a synced temp file beside it, renamed), as the image
 /// store writes its files.
 pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NetworkError> {
-    let dir = path.parent().expect("a file has a directory");
-    crate::image::store::write_atomic(dir, path, bytes).map_err(|e| NetworkError::Io {
-        path: path.to_path_buf(),
-        source: io::Error::other(e.to_string()),
+    crate::sys::write_atomic(None, path, bytes, crate::sys::Durability::Synced).map_err(|source| {
+        NetworkError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 

@@ -108,6 +108,18 @@ pub struct Volume {
     pub named: Option<String>,
 }
 
+/// Whether `name` is a named volume's name (`-v NAME:/path`) rather than a host path:
+/// letters, digits, `_`, `.` and `-`, starting with a letter or digit, at most 128, no `..`.
+pub fn is_volume_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && !name.contains("..")
+}
+
 impl FromStr for Volume {
     type Err = OptionError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -133,7 +145,7 @@ impl FromStr for Volume {
         if host.is_empty() || !container.starts_with('/') {
             return Err(err());
         }
-        let named = crate::volume::is_name(host).then(|| host.to_string());
+        let named = is_volume_name(host).then(|| host.to_string());
         Ok(Volume {
             host: if named.is_some() {
                 PathBuf::new()

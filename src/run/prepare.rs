@@ -184,7 +184,7 @@ fn prepare_image(
     image: &ResolvedImage,
     opts: &RunOptions,
 ) -> Result<Prepared, RunError> {
-    let mut facts = image.facts();
+    let mut facts = crate::dispatch::Facts::of_image(image);
     let layers = image.manifest.layers();
     let wasm_layer = layers
         .iter()

@@ -1,5 +1,5 @@
-//! `create` (and `run`, which is create, start and wait): read and check the bundle, decide
-//! the backend, set the container up and leave its first process waiting for `start`.
+//! `create`: read and check the bundle, decide the backend, set the container up and leave
+//! its first process waiting for `start`.
 
 use std::fs;
 use std::os::fd::OwnedFd;
@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
+use super::hooks::run_hooks;
+use super::spec::read_spec;
 use super::{Runtime, RuntimeError, Saved, Status, io, state_json};
 use crate::backend::native::create::{self as native, NativeCreate};
-
-/// Largest config.json read (runc has no cap; a bundle is input).
-const MAX_CONFIG: u64 = 16 << 20;
 
 /// `create`'s options.
 #[derive(Debug, Default, Clone)]
@@ -46,38 +45,6 @@ fn says_wasm(spec: &Spec, rootfs: &Path) -> Option<String> {
     let mut head = [0u8; 4];
     std::io::Read::read_exact(&mut f, &mut head).ok()?;
     (&head == b"\0asm").then(|| format!("entrypoint {entry} holds wasm magic"))
-}
-
-/// Read `bundle/config.json`, with errors that say what is wrong.
-pub fn read_spec(bundle: &Path) -> Result<Spec, RuntimeError> {
-    let meta = fs::metadata(bundle).map_err(|e| RuntimeError::Bundle {
-        path: bundle.to_path_buf(),
-        why: e.to_string(),
-    })?;
-    if !meta.is_dir() {
-        return Err(RuntimeError::Bundle {
-            path: bundle.to_path_buf(),
-            why: "not a directory".into(),
-        });
-    }
-    let path = bundle.join("config.json");
-    let file = fs::File::open(&path).map_err(|e| RuntimeError::Spec {
-        path: path.clone(),
-        why: e.to_string(),
-    })?;
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_CONFIG + 1), &mut bytes)
-        .map_err(io(&path))?;
-    if bytes.len() as u64 > MAX_CONFIG {
-        return Err(RuntimeError::Spec {
-            path,
-            why: format!("larger than {MAX_CONFIG} bytes"),
-        });
-    }
-    serde_json::from_slice(&bytes).map_err(|e| RuntimeError::Spec {
-        path,
-        why: e.to_string(),
-    })
 }
 
 /// The spec's root filesystem: inside the bundle unless absolute, a real directory (a
@@ -141,64 +108,6 @@ fn check_supported(spec: &Spec) -> Result<(), RuntimeError> {
     }
     Ok(())
 }
-
-/// Run the hooks of one phase on the host, the state on their stdin (runc's behaviour:
-/// a failing hook fails the operation).
-pub(super) fn run_hooks(
-    hooks: Option<&Vec<oci_spec::runtime::Hook>>,
-    state: &serde_json::Value,
-    phase: &str,
-) -> Result<(), RuntimeError> {
-    for h in hooks.into_iter().flatten() {
-        if !h.path().is_absolute() {
-            return Err(RuntimeError::Unsupported(format!(
-                "{phase} hook path {:?} is not absolute",
-                h.path()
-            )));
-        }
-        let mut cmd = std::process::Command::new(h.path());
-        if let Some(args) = h.args()
-            && let Some((first, rest)) = args.split_first()
-        {
-            cmd.arg0(first);
-            cmd.args(rest);
-        }
-        cmd.env_clear();
-        for kv in h.env().iter().flatten() {
-            if let Some((k, v)) = kv.split_once('=') {
-                cmd.env(k, v);
-            }
-        }
-        cmd.stdin(std::process::Stdio::piped());
-        let hook_err = |why: String| {
-            RuntimeError::Unsupported(format!("{phase} hook {}: {why}", h.path().display()))
-        };
-        let mut child = cmd.spawn().map_err(|e| hook_err(e.to_string()))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = std::io::Write::write_all(&mut stdin, state.to_string().as_bytes());
-        }
-        let deadline = h
-            .timeout()
-            .map(|t| std::time::Instant::now() + std::time::Duration::from_secs(t.max(1) as u64));
-        let status = loop {
-            if let Some(s) = child.try_wait().map_err(|e| hook_err(e.to_string()))? {
-                break s;
-            }
-            if deadline.is_some_and(|d| std::time::Instant::now() > d) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(hook_err("timed out".into()));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        };
-        if !status.success() {
-            return Err(hook_err(format!("failed ({status})")));
-        }
-    }
-    Ok(())
-}
-
-use std::os::unix::process::CommandExt;
 
 /// `create ID`: the container set up, its first process waiting for `start`.
 pub fn create(rt: &Runtime, id: &str, o: &CreateOptions) -> Result<Saved, RuntimeError> {
@@ -368,22 +277,4 @@ impl PidFile {
 
 pub(super) fn write_pid_file(path: &Path, pid: i32) -> Result<(), RuntimeError> {
     PidFile::at(path)?.write(pid)
-}
-
-/// `run ID`: create, start, wait for the first process, delete; returns its exit code.
-pub fn run(rt: &Runtime, id: &str, o: &CreateOptions) -> Result<u8, RuntimeError> {
-    let saved = create(rt, id, o)?;
-    // We are the container's parent here (it was cloned from us): wait for it directly.
-    super::start::start(rt, id)?;
-    let pid = nix::unistd::Pid::from_raw(saved.pid);
-    let code = loop {
-        match nix::sys::wait::waitpid(pid, None) {
-            Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => break c as u8,
-            Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => break 128 + s as u8,
-            Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
-            Err(_) => break 255,
-        }
-    };
-    super::delete::delete(rt, id, true)?;
-    Ok(code)
 }

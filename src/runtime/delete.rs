@@ -24,7 +24,7 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<(), RuntimeError> {
         Err(e) => return Err(e),
     };
     let status = rt.status(&saved);
-    if matches!(status, Status::Running | Status::Paused) && !force {
+    if status.remove(force).is_err() {
         return Err(RuntimeError::BadState {
             id: id.to_string(),
             status,
@@ -32,7 +32,7 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<(), RuntimeError> {
         });
     }
     let cgroup = Cgroup::from_dirs(saved.cgroup_dirs.clone());
-    if status != Status::Stopped {
+    if status != Status::Exited {
         // A created container's waiting process, or a forced running one: kill it (and
         // everything in its cgroup), and wait until it is gone.
         let _ = cgroup.set_frozen(false);
@@ -51,11 +51,11 @@ pub fn delete(rt: &Runtime, id: &str, force: bool) -> Result<(), RuntimeError> {
     }
     cgroup.destroy();
     std::fs::remove_dir_all(&dir).map_err(super::io(&dir))?;
-    if let Ok(spec) = super::create::read_spec(&saved.bundle)
+    if let Ok(spec) = super::spec::read_spec(&saved.bundle)
         && let Some(hooks) = spec.hooks()
-        && let Err(e) = super::create::run_hooks(
+        && let Err(e) = super::hooks::run_hooks(
             hooks.poststop().as_ref(),
-            &state_json(&saved, Status::Stopped),
+            &state_json(&saved, Status::Exited),
             "poststop",
         )
     {

@@ -42,7 +42,7 @@ pub fn exec(rt: &Runtime, id: &str, o: &ExecOptions) -> Result<Option<u8>, Runti
             "container \"{id}\" runs WebAssembly ({why}): exec cannot apply, since a wasm guest has no processes or namespaces to join"
         )));
     }
-    let mut spec = super::create::read_spec(&saved.bundle)?;
+    let mut spec = super::spec::read_spec(&saved.bundle)?;
     let process: Process = match &o.process {
         Some(path) => {
             let bytes = std::fs::read(path).map_err(io(path))?;

@@ -44,7 +44,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path, cache_dir: &Path) -> Preloaded {
 }
 
 fn try_prepare(spec: &Spec, rootfs: &Path, cache_dir: &Path) -> Result<Preloaded, String> {
-    if crate::backend::native::threads() > 1 {
+    if crate::sys::thread_count() > 1 {
         return Err("the runtime is multi-threaded: no helper is forked".into());
     }
     let entry = spec

@@ -8,7 +8,7 @@ use crate::backend::native::cgroups::Cgroup;
 pub fn kill(rt: &Runtime, id: &str, signal: i32, all: bool) -> Result<(), RuntimeError> {
     let s = rt.load(id)?;
     let status = rt.status(&s);
-    if status == Status::Stopped && !all {
+    if status == Status::Exited && !all {
         return Err(RuntimeError::BadState {
             id: id.to_string(),
             status,

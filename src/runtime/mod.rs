@@ -11,17 +11,20 @@ mod create;
 mod delete;
 mod exec;
 pub mod guest;
+mod hooks;
 mod kill;
 mod pause;
+mod run;
 mod spec;
 mod start;
 mod state;
 
-pub use create::{CreateOptions, create, needs_engine, run};
+pub use create::{CreateOptions, create, needs_engine};
 pub use delete::delete;
 pub use exec::{ExecOptions, exec};
 pub use kill::kill;
 pub use pause::{events, pause, resume, update};
+pub use run::run;
 pub use spec::{default_spec, features};
 pub use start::start;
 pub use state::{list, ps, state};
@@ -51,7 +54,7 @@ pub enum RuntimeError {
     Bundle { path: PathBuf, why: String },
     #[error("{path}: not a valid runtime spec: {why}")]
     Spec { path: PathBuf, why: String },
-    #[error("container \"{id}\" is {status}: {why}")]
+    #[error("container \"{id}\" is {}: {why}", status.oci())]
     BadState {
         id: String,
         status: Status,
@@ -76,28 +79,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError + '_ {
     }
 }
 
-/// A container's status, as the runtime spec names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Creating,
-    Created,
-    Running,
-    Paused,
-    Stopped,
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Status::Creating => "creating",
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Paused => "paused",
-            Status::Stopped => "stopped",
-        })
-    }
-}
+pub use crate::status::Status;
 
 /// What the runtime keeps of a container (`state.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,27 +144,22 @@ impl Runtime {
     fn save(&self, s: &Saved) -> Result<(), RuntimeError> {
         let dir = self.dir(&s.id)?;
         let path = dir.join("state.json");
-        let tmp = dir.join(".state.json.tmp");
         let bytes = serde_json::to_vec(s).expect("state serialises");
-        fs::write(&tmp, bytes)
-            .and_then(|()| fs::rename(&tmp, &path))
+        // Unsynced: the runtime's state lives in /run, and is checked against the process.
+        crate::sys::write_atomic(None, &path, &bytes, crate::sys::Durability::Unsynced)
             .map_err(io(&path))
     }
 
-    /// The status of a container from its processes, as runc derives it.
+    /// The status of a container from its processes, as runc derives it: its first
+    /// process alive (the same pid and start time), waiting on the exec FIFO, frozen.
     pub fn status(&self, s: &Saved) -> Status {
-        if s.pid <= 0 || crate::sys::process_start_time(s.pid) != Some(s.start_time) {
-            return Status::Stopped;
-        }
-        if self.root.join(&s.id).join("exec.fifo").exists() {
-            return Status::Created;
-        }
-        let cg = crate::backend::native::cgroups::Cgroup::from_dirs(s.cgroup_dirs.clone());
-        if cg.is_frozen() {
-            Status::Paused
-        } else {
-            Status::Running
-        }
+        let alive = s.pid > 0 && crate::sys::process_start_time(s.pid) == Some(s.start_time);
+        let waiting = alive && self.root.join(&s.id).join("exec.fifo").exists();
+        let frozen = alive
+            && !waiting
+            && crate::backend::native::cgroups::Cgroup::from_dirs(s.cgroup_dirs.clone())
+                .is_frozen();
+        Status::Running.observed(alive, waiting, frozen)
     }
 
     /// Every container id under the root.
@@ -220,8 +197,8 @@ pub fn state_json(s: &Saved, status: Status) -> serde_json::Value {
     let mut v = serde_json::json!({
         "ociVersion": OCI_VERSION,
         "id": s.id,
-        "pid": if status == Status::Stopped { 0 } else { s.pid },
-        "status": status,
+        "pid": if status.oci() == "stopped" { 0 } else { s.pid },
+        "status": status.oci(),
         "bundle": s.bundle,
         "rootfs": s.rootfs,
         "created": s.created.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),

@@ -5,18 +5,20 @@ use oci_spec::runtime::LinuxResources;
 use super::{Runtime, RuntimeError, Status};
 use crate::backend::native::cgroups::Cgroup;
 
-fn running(rt: &Runtime, id: &str, want: Status) -> Result<Cgroup, RuntimeError> {
+/// The container's cgroup, if `transition` allows the change from its status.
+fn cgroup_for(
+    rt: &Runtime,
+    id: &str,
+    transition: fn(Status) -> Result<Status, crate::status::Refused>,
+    why: &'static str,
+) -> Result<Cgroup, RuntimeError> {
     let s = rt.load(id)?;
     let status = rt.status(&s);
-    if status != want {
+    if transition(status).is_err() {
         return Err(RuntimeError::BadState {
             id: id.to_string(),
             status,
-            why: if want == Status::Running {
-                "only a running container can be paused"
-            } else {
-                "only a paused container can be resumed"
-            },
+            why,
         });
     }
     Ok(Cgroup::from_dirs(s.cgroup_dirs))
@@ -24,12 +26,14 @@ fn running(rt: &Runtime, id: &str, want: Status) -> Result<Cgroup, RuntimeError>
 
 /// `pause ID`: freeze every process of the container.
 pub fn pause(rt: &Runtime, id: &str) -> Result<(), RuntimeError> {
-    Ok(running(rt, id, Status::Running)?.set_frozen(true)?)
+    let why = "only a running container can be paused";
+    Ok(cgroup_for(rt, id, Status::pause, why)?.set_frozen(true)?)
 }
 
 /// `resume ID`.
 pub fn resume(rt: &Runtime, id: &str) -> Result<(), RuntimeError> {
-    Ok(running(rt, id, Status::Paused)?.set_frozen(false)?)
+    let why = "only a paused container can be resumed";
+    Ok(cgroup_for(rt, id, Status::unpause, why)?.set_frozen(false)?)
 }
 
 /// `update --resources JSON ID`: memory, pids and cpu limits applied to the running cgroup.

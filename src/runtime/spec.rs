@@ -1,6 +1,15 @@
-//! `spec` and `features`: what a bundle looks like, and what this runtime supports.
+//! `spec` and `features`: what a bundle looks like, and what this runtime supports; a
+//! bundle's config.json read.
 
-use super::OCI_VERSION;
+use std::fs;
+use std::path::Path;
+
+use oci_spec::runtime::Spec;
+
+use super::{OCI_VERSION, RuntimeError, io};
+
+/// Largest config.json read (runc has no cap; a bundle is input).
+const MAX_CONFIG: u64 = 16 << 20;
 
 /// `spec`: a starting config.json (runc's defaults: `sh` in a terminal, the usual
 /// namespaces, mounts and capabilities).
@@ -32,5 +41,37 @@ pub fn features() -> serde_json::Value {
             "selinux": {"enabled": false},
         },
         "annotations": {"io.github.wharf.runtime": "native and wasm bundles (the wasm engine is the wharf binary installed beside wharf-runtime)"},
+    })
+}
+
+/// Read `bundle/config.json`, with errors that say what is wrong.
+pub fn read_spec(bundle: &Path) -> Result<Spec, RuntimeError> {
+    let meta = fs::metadata(bundle).map_err(|e| RuntimeError::Bundle {
+        path: bundle.to_path_buf(),
+        why: e.to_string(),
+    })?;
+    if !meta.is_dir() {
+        return Err(RuntimeError::Bundle {
+            path: bundle.to_path_buf(),
+            why: "not a directory".into(),
+        });
+    }
+    let path = bundle.join("config.json");
+    let file = fs::File::open(&path).map_err(|e| RuntimeError::Spec {
+        path: path.clone(),
+        why: e.to_string(),
+    })?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_CONFIG + 1), &mut bytes)
+        .map_err(io(&path))?;
+    if bytes.len() as u64 > MAX_CONFIG {
+        return Err(RuntimeError::Spec {
+            path,
+            why: format!("larger than {MAX_CONFIG} bytes"),
+        });
+    }
+    serde_json::from_slice(&bytes).map_err(|e| RuntimeError::Spec {
+        path,
+        why: e.to_string(),
     })
 }

@@ -7,7 +7,7 @@ use super::{Runtime, RuntimeError, Status, state_json};
 pub fn start(rt: &Runtime, id: &str) -> Result<(), RuntimeError> {
     let saved = rt.load(id)?;
     let status = rt.status(&saved);
-    if status != Status::Created {
+    if status.start().is_err() {
         return Err(RuntimeError::BadState {
             id: id.to_string(),
             status,
@@ -15,10 +15,10 @@ pub fn start(rt: &Runtime, id: &str) -> Result<(), RuntimeError> {
         });
     }
     crate::backend::native::create::start(&rt.root.join(id))?;
-    let spec = super::create::read_spec(&saved.bundle).ok();
+    let spec = super::spec::read_spec(&saved.bundle).ok();
     if let Some(hooks) = spec.as_ref().and_then(|s| s.hooks().as_ref()) {
         // A failing poststart hook is reported, not undone (runc warns and goes on).
-        if let Err(e) = super::create::run_hooks(
+        if let Err(e) = super::hooks::run_hooks(
             hooks.poststart().as_ref(),
             &state_json(&saved, Status::Running),
             "poststart",

@@ -47,6 +47,47 @@ pub enum NodeKind {
     Block,
 }
 
+/// Whether a write must reach the disk before it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Synced before the rename: the file survives a crash whole or not at all (the image
+    /// store, network and volume definitions).
+    Synced,
+    /// Renamed without a sync: whole or not at all to every process, not across a crash
+    /// (state rebuilt from processes anyway: container records, runtime state).
+    Unsynced,
+}
+
+/// Write `bytes` to `dest` whole or not at all: a temporary file in `tmp_dir` (on the same
+/// file system; `dest`'s own directory when `None`), synced if asked, renamed over `dest`
+/// (retrying the moment Windows refuses to replace a file being read). The temporary file
+/// is gone whatever happens.
+pub fn write_atomic(
+    tmp_dir: Option<&std::path::Path>,
+    dest: &std::path::Path,
+    bytes: &[u8],
+    durability: Durability,
+) -> std::io::Result<()> {
+    let dir = match tmp_dir {
+        Some(d) => d,
+        None => dest.parent().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "a file needs a directory")
+        })?,
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".write-")
+        .tempfile_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    if durability == Durability::Synced {
+        tmp.as_file().sync_all()?;
+    }
+    let tmp = tmp.into_temp_path();
+    retry_transient(|| std::fs::rename(&tmp, dest))?;
+    // Renamed: nothing left for the guard to remove.
+    let _ = tmp.keep();
+    Ok(())
+}
+
 /// Write `bytes` to `path` (a temporary file beside it, renamed into place) and record the
 /// identity of the file written beside it (`path` with the extension `id`), so that
 /// [`is_recorded`] later recognises that very file and nothing else: a replaced or
@@ -54,15 +95,15 @@ pub enum NodeKind {
 pub fn write_recorded(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("a cache file has a directory");
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.as_file().sync_data()?;
-    tmp.persist(path)?;
+    write_atomic(None, path, bytes, Durability::Synced)?;
     let identity = file_identity(&std::fs::metadata(path)?);
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer(&mut tmp, &identity)?;
-    tmp.persist(path.with_extension("id"))?;
-    Ok(())
+    let identity = serde_json::to_vec(&identity)?;
+    write_atomic(
+        None,
+        &path.with_extension("id"),
+        &identity,
+        Durability::Unsynced,
+    )
 }
 
 /// Whether `path` is the file [`write_recorded`] wrote (and nobody changed since). Where
@@ -79,4 +120,12 @@ pub fn is_recorded(path: &std::path::Path) -> bool {
         .ok()
         .and_then(|b| serde_json::from_slice::<Vec<i64>>(&b).ok())
         .is_some_and(|recorded| recorded == identity)
+}
+
+/// How many threads this process runs (1 where it cannot be told). A process joining
+/// namespaces or cloning a container must still be single-threaded.
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(1)
 }

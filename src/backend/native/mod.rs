@@ -175,11 +175,7 @@ fn forward_signals_to(pid: Pid) {
     }
 }
 
-pub(crate) fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(1)
-}
+pub(crate) use crate::sys::thread_count as threads;
 
 /// Run the container in the foreground; returns how it ended.
 pub fn run(r: NativeRun<'_>) -> Result<Exit, NativeError> {
