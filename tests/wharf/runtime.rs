@@ -1236,3 +1236,118 @@ fn a_spec_seccomp_profile_behaves_as_under_runc() {
     assert!(ours.1.contains("Operation not permitted"), "{}", ours.1);
     rt.assert_gone("sc1", &b);
 }
+
+/// What a container sees of itself, one fact a line: which namespaces are its own, its
+/// capabilities, seccomp and no_new_privs, ids, directory, host name, environment, open-file
+/// limit, cgroup limits, and every mount (point, ro/rw, file system type).
+const PROBE: &str = r#"
+for n in cgroup ipc mnt net pid user uts; do echo "ns $n $(readlink /proc/self/ns/$n)"; done
+grep -E '^(Cap|Seccomp|NoNewPrivs|Uid|Gid|Groups)' /proc/self/status
+echo "cwd $(pwd)"; echo "hostname $(hostname)"; echo "nofile $(ulimit -n)"
+env | sort | sed 's/^/env /'
+echo "memory $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)"
+echo "pids $(cat /sys/fs/cgroup/pids/pids.max)"
+while read -r id parent dev root point opts rest; do
+  set -- ${rest#*- }
+  echo "mount $point ${opts%%,*} $1"
+done < /proc/self/mountinfo
+"#;
+
+/// The probe's lines with the namespace ids replaced by whether each is the host's.
+fn probe_facts(out: &str) -> Vec<String> {
+    let host = |n: &str| std::fs::read_link(format!("/proc/self/ns/{n}")).unwrap();
+    let mut facts: Vec<String> = out
+        .lines()
+        .map(
+            |l| match l.split_whitespace().collect::<Vec<_>>().as_slice() {
+                ["ns", n, id] => {
+                    let shared = Path::new(id) == host(n);
+                    format!("ns {n} {}", if shared { "host's" } else { "own" })
+                }
+                _ => l.to_string(),
+            },
+        )
+        .collect();
+    facts.sort();
+    facts
+}
+
+#[test]
+fn wharf_run_and_wharf_runtime_make_the_same_container() {
+    let _serial = serial();
+    let rt = Rt {
+        w: crate::native::busybox(),
+    };
+    let opts = [
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        "--cap-add",
+        "SYS_PTRACE",
+        "--cap-drop",
+        "CHOWN",
+        "--hostname",
+        "probe",
+        "-e",
+        "X=1",
+        "-w",
+        "/tmp",
+        "-u",
+        "1000:1000",
+    ];
+    let mut run = vec!["run", "--rm"];
+    run.extend(opts);
+    run.extend(["busybox", "sh", "-c", PROBE]);
+    let ours = rt.w.ok(&run);
+    // The spec `wharf run` runs, as a bundle for wharf-runtime (umoci's unpacking of the
+    // same image as its root filesystem).
+    let mut print = vec!["run", "--print-spec"];
+    print.extend(opts);
+    print.extend(["busybox", "sh", "-c", PROBE]);
+    let spec = rt.w.ok(&print);
+    let b = rt.bundle("b-same", &["true"]);
+    std::fs::write(b.join("config.json"), spec).unwrap();
+    let theirs = rt.ok(&["run", "--bundle", &s(&b), "same1"]);
+    let (ours, theirs) = (probe_facts(&ours), probe_facts(&theirs));
+    // What only `wharf run` adds: the files naming the host and its resolver, and the
+    // root file system's kind (an overlay of the image's layers; the bundle's directory).
+    let only_run = |l: &&String| {
+        ["/etc/hosts ", "/etc/hostname ", "/etc/resolv.conf "]
+            .iter()
+            .any(|p| l.starts_with(&format!("mount {p}")))
+            || l.starts_with("mount / ")
+    };
+    let ours_common: Vec<&String> = ours.iter().filter(|l| !only_run(l)).collect();
+    let theirs_common: Vec<&String> = theirs.iter().filter(|l| !only_run(l)).collect();
+    assert_eq!(
+        ours_common, theirs_common,
+        "wharf run saw:\n{ours:#?}\nwharf-runtime saw:\n{theirs:#?}"
+    );
+    // And the facts are the ones asked for.
+    for fact in [
+        "memory 67108864",
+        "pids 50",
+        "hostname probe",
+        "cwd /tmp",
+        "env X=1",
+        "NoNewPrivs:\t1",
+        "Seccomp:\t2",
+        "ns net own",
+        "ns pid own",
+        "ns mnt own",
+        "ns cgroup own",
+        "ns user host's",
+    ] {
+        assert!(ours.iter().any(|l| l == fact), "{fact} not in {ours:#?}");
+    }
+    assert!(
+        ours.iter().any(|l| l.starts_with("Uid:\t1000")),
+        "{ours:#?}"
+    );
+    assert!(
+        ours.iter().any(|l| l.starts_with("mount /etc/hosts ")),
+        "{ours:#?}"
+    );
+    rt.assert_gone("same1", &b);
+}

@@ -8,12 +8,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{OFlag, open};
-use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::Spec;
 
-use super::{NativeError, cgroups, child, clone_child, compile_seccomp, mounts, pipe, threads};
-use crate::bundle;
+use super::{NativeError, cgroups, child, compile_seccomp, launch, mounts};
 
 /// One container to create from a bundle.
 pub struct NativeCreate<'a> {
@@ -42,26 +40,6 @@ pub struct Created {
     pub cgroup_dirs: Vec<PathBuf>,
 }
 
-fn ns_flag(t: LinuxNamespaceType) -> CloneFlags {
-    match t {
-        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
-        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
-        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
-        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
-        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
-        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
-        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
-        LinuxNamespaceType::Time => CloneFlags::empty(),
-    }
-}
-
-fn unsupported(what: String) -> NativeError {
-    NativeError::Child {
-        code: 125,
-        message: what,
-    }
-}
-
 /// The cgroup a spec asks for: `cgroupsPath` (`/a/b`, or systemd's `slice:prefix:name`,
 /// kept as the same place under cgroupfs), else `wharf-runtime/<id>`.
 fn cgroup_path(spec: &Spec, id: &str) -> Result<PathBuf, NativeError> {
@@ -88,112 +66,23 @@ fn cgroup_path(spec: &Spec, id: &str) -> Result<PathBuf, NativeError> {
         }
         Some(p) => p.to_string(),
     };
-    cgroups::clean_relative(&rel)
-        .ok_or_else(|| unsupported(format!("cgroupsPath {rel:?} is not a usable cgroup path")))
+    cgroups::clean_relative(&rel).ok_or_else(|| {
+        launch::unsupported(format!("cgroupsPath {rel:?} is not a usable cgroup path"))
+    })
 }
 
 /// Create the container; returns once its first process waits for `start`.
 pub fn create(c: NativeCreate<'_>) -> Result<Created, NativeError> {
-    let n = threads();
-    if n > 1 {
-        return Err(NativeError::Threads(n));
-    }
-    super::seal::require_protected()?;
     let spec = c.spec;
-    bundle::sysctl::check(spec)?;
-    let linux = spec.linux().as_ref();
-    if linux
-        .and_then(|l| l.uid_mappings().as_ref())
-        .is_some_and(|m| !m.is_empty())
-    {
-        return Err(unsupported(
-            "user namespaces with uid/gid mappings are not supported by wharf-runtime yet".into(),
-        ));
-    }
-    // What is not done yet is refused, never skipped.
-    if linux
-        .and_then(|l| l.devices().as_ref())
-        .is_some_and(|d| !d.is_empty())
-    {
-        return Err(unsupported(
-            "linux.devices (extra device nodes) are not supported by wharf-runtime yet".into(),
-        ));
-    }
-    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref())
-        && !matches!(p, "" | "private" | "rprivate")
-    {
-        return Err(unsupported(format!(
-            "rootfsPropagation {p:?} is not supported by wharf-runtime yet (private only)"
-        )));
-    }
-    let mut flags = CloneFlags::empty();
-    let mut joins = Vec::new();
-    let mut pid_ns = None;
-    let mut private_network = false;
-    for ns in linux
-        .and_then(|l| l.namespaces().as_ref())
-        .into_iter()
-        .flatten()
-    {
-        let flag = ns_flag(ns.typ());
-        if flag.is_empty() {
-            return Err(unsupported(format!(
-                "the {:?} namespace is not supported here",
-                ns.typ()
-            )));
-        }
-        match ns.path() {
-            None => {
-                flags |= flag;
-                private_network |= ns.typ() == LinuxNamespaceType::Network;
-            }
-            Some(path) => {
-                if ns.typ() == LinuxNamespaceType::User {
-                    return Err(unsupported(format!(
-                        "joining an existing user namespace ({}) is not supported yet",
-                        path.display()
-                    )));
-                }
-                let fd =
-                    open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| {
-                        NativeError::State {
-                            path: path.clone(),
-                            source: e.into(),
-                        }
-                    })?;
-                // A process enters a pid namespace only when it is made: the parent
-                // points its children there before the clone (a CRI pod sharing one).
-                if ns.typ() == LinuxNamespaceType::Pid {
-                    pid_ns = Some(fd);
-                } else {
-                    joins.push((fd, flag));
-                }
-            }
-        }
-    }
-    if !flags.contains(CloneFlags::CLONE_NEWNS) {
-        return Err(unsupported(
-            "a container needs a mount namespace of its own".into(),
-        ));
-    }
-    // The child makes its own cgroup namespace once it is in its cgroup.
-    flags.remove(CloneFlags::CLONE_NEWCGROUP);
-
-    let resources = linux.and_then(|l| l.resources().as_ref());
-    let privileged = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.capabilities().as_ref())
-        .and_then(|c| c.bounding().as_ref())
-        .is_some_and(|b| b.len() >= bundle::security::ALL_CAPABILITIES.len());
-    let cgroup = cgroups::Cgroup::create_at(&cgroup_path(spec, c.id)?, resources, privileged)?;
-    let result = match &pid_ns {
-        None => clone_waiting(&c, &cgroup, flags, joins, private_network),
-        Some(target) => in_pid_namespace(target, || {
-            clone_waiting(&c, &cgroup, flags, joins, private_network)
-        }),
-    };
-    match result {
+    launch::preflight(spec)?;
+    let ns = launch::namespaces(spec, false)?;
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    let cgroup = cgroups::Cgroup::create_at(
+        &cgroup_path(spec, c.id)?,
+        resources,
+        launch::is_privileged(spec),
+    )?;
+    match clone_waiting(&c, &cgroup, ns) {
         Ok(pid) => Ok(Created {
             pid,
             cgroup_dirs: cgroup.dirs().to_vec(),
@@ -205,35 +94,10 @@ pub fn create(c: NativeCreate<'_>) -> Result<Created, NativeError> {
     }
 }
 
-/// Runs `clone` with this process's children made in the pid namespace `target`, then points
-/// them back at its own (hooks and helpers started later stay on the host).
-fn in_pid_namespace<T>(
-    target: &OwnedFd,
-    clone: impl FnOnce() -> Result<T, NativeError>,
-) -> Result<T, NativeError> {
-    let state = |path: &str, e: nix::Error| NativeError::State {
-        path: path.into(),
-        source: e.into(),
-    };
-    let own = open(
-        "/proc/self/ns/pid",
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| state("/proc/self/ns/pid", e))?;
-    nix::sched::setns(target, CloneFlags::CLONE_NEWPID)
-        .map_err(|e| state("the pid namespace to join", e))?;
-    let result = clone();
-    nix::sched::setns(&own, CloneFlags::CLONE_NEWPID).map_err(|e| state("/proc/self/ns/pid", e))?;
-    result
-}
-
 fn clone_waiting(
     c: &NativeCreate<'_>,
     cgroup: &cgroups::Cgroup,
-    flags: CloneFlags,
-    joins: Vec<(OwnedFd, CloneFlags)>,
-    private_network: bool,
+    mut ns: launch::Namespaces,
 ) -> Result<i32, NativeError> {
     let fifo_path = c.state_dir.join("exec.fifo");
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o600)).map_err(|e| {
@@ -253,8 +117,7 @@ fn clone_waiting(
         path: fifo_path.clone(),
         source: e.into(),
     })?;
-    let (go_r, go_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
+    let ((go_r, go_w), (err_r, err_w)) = launch::pipes()?;
     let seccomp = compile_seccomp(c.spec, c.cache_dir)?;
     let hostname = c.spec.hostname().clone().unwrap_or_default();
     let console = match &c.console {
@@ -272,7 +135,7 @@ fn clone_waiting(
             state_dir: c.state_dir,
             cgroup_dirs: cgroup.dirs(),
             cgroup_v2: cgroup.is_v2(),
-            private_network,
+            private_network: ns.private_network,
             copy_root: false,
             bundle_rootfs: Some(c.rootfs),
         },
@@ -287,7 +150,7 @@ fn clone_waiting(
         seccomp,
         detached: true,
         gate: Some(fifo),
-        joins,
+        joins: std::mem::take(&mut ns.joins),
         in_place: c.in_place,
         keyring: c.new_keyring.then(|| child::session_keyring_name(c.id)),
     };
@@ -297,21 +160,18 @@ fn clone_waiting(
     } else {
         1 << 20
     };
-    let pid = clone_child(&plan, flags, stack)?;
+    let launched = launch::launch(&plan, &ns, go_w, err_r, stack, |pid| {
+        cgroup.add(pid.as_raw())
+    })?;
     drop(plan);
+    let pid = launched.pid;
     let kill = || {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(pid, None);
     };
-    if let Err(e) = cgroup.add(pid.as_raw()) {
-        kill();
-        return Err(e);
-    }
-    let _ = nix::unistd::write(&go_w, b"g");
-    drop(go_w);
     // One NUL byte: set up and waiting. Anything else: the child's error (code, message).
     let mut report = Vec::new();
-    let mut file = std::fs::File::from(err_r);
+    let mut file = std::fs::File::from(launched.errors);
     let mut first = [0u8; 1];
     let got = std::io::Read::read(&mut file, &mut first).unwrap_or(0);
     if got == 1 && first[0] == 0 {

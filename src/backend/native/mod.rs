@@ -14,6 +14,7 @@ mod child;
 pub mod create;
 pub mod exec;
 pub mod init;
+mod launch;
 pub mod seal;
 
 pub use child::Overrides;
@@ -179,12 +180,7 @@ pub(crate) use crate::sys::thread_count as threads;
 
 /// Run the container in the foreground; returns how it ended.
 pub fn run(r: NativeRun<'_>) -> Result<Exit, NativeError> {
-    let n = threads();
-    if n > 1 {
-        return Err(NativeError::Threads(n));
-    }
-    seal::require_protected()?;
-    bundle::sysctl::check(r.spec)?;
+    launch::preflight(r.spec)?;
     let state_dir = r.state_dir;
     for d in ["rootfs", "upper", "work"] {
         std::fs::create_dir_all(state_dir.join(d)).map_err(|source| NativeError::State {
@@ -208,7 +204,8 @@ pub fn clean_up(id: &str) {
 
 fn run_in(r: &NativeRun<'_>, state_dir: &Path) -> Result<Exit, NativeError> {
     let spec = r.spec;
-    let private_network = bundle::has_private_network(spec);
+    let ns = launch::namespaces(spec, r.rootless)?;
+    let private_network = ns.private_network;
     let hostname = spec
         .hostname()
         .clone()
@@ -243,15 +240,13 @@ fn run_in(r: &NativeRun<'_>, state_dir: &Path) -> Result<Exit, NativeError> {
         }
         None
     } else {
-        let privileged = spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.capabilities().as_ref())
-            .and_then(|c| c.bounding().as_ref())
-            .is_some_and(|b| b.len() >= crate::bundle::security::ALL_CAPABILITIES.len());
         // Left by a supervisor that was killed before it could remove it.
         cgroups::remove_stale(r.id);
-        Some(cgroups::Cgroup::create(r.id, resources, privileged)?)
+        Some(cgroups::Cgroup::create(
+            r.id,
+            resources,
+            launch::is_privileged(spec),
+        )?)
     };
     let copy_root = r
         .layers
@@ -274,14 +269,7 @@ fn run_in(r: &NativeRun<'_>, state_dir: &Path) -> Result<Exit, NativeError> {
             source: std::io::Error::other(e.to_string()),
         })?;
     }
-    let result = supervise(
-        r,
-        state_dir,
-        cgroup.as_ref(),
-        hostname,
-        private_network,
-        copy_root,
-    );
+    let result = supervise(r, state_dir, cgroup.as_ref(), hostname, ns, copy_root);
     if let Some(cg) = &cgroup {
         cg.destroy();
     }
@@ -365,11 +353,10 @@ fn supervise(
     state_dir: &Path,
     cgroup: Option<&cgroups::Cgroup>,
     hostname: String,
-    private_network: bool,
+    mut ns: launch::Namespaces,
     copy_root: bool,
 ) -> Result<Exit, NativeError> {
-    let (go_r, go_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
+    let ((go_r, go_w), (err_r, err_w)) = launch::pipes()?;
     let wants_init = r
         .spec
         .annotations()
@@ -392,7 +379,7 @@ fn supervise(
             state_dir,
             cgroup_dirs: cgroup.map_or(&[], |c| c.dirs()),
             cgroup_v2: cgroup.is_some_and(|c| c.is_v2()),
-            private_network,
+            private_network: ns.private_network,
             copy_root,
             bundle_rootfs: None,
         },
@@ -407,72 +394,45 @@ fn supervise(
         seccomp,
         detached: false,
         gate: None,
-        joins: Vec::new(),
+        joins: std::mem::take(&mut ns.joins),
         in_place: None,
         keyring: Some(child::session_keyring_name(r.id)),
     };
-    let mut flags = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC;
-    let mut plan = plan;
-    match bundle::network_namespace_path(r.spec) {
-        // A network's namespace, made and wired by the network module: joined.
-        Some(path) => {
-            let fd = std::fs::File::open(path).map_err(|source| NativeError::State {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            plan.joins
-                .push((OwnedFd::from(fd), CloneFlags::CLONE_NEWNET));
-        }
-        None if private_network => flags |= CloneFlags::CLONE_NEWNET,
-        None => {}
-    }
-    if r.rootless {
-        // The user namespace is created first, and owns the others.
-        flags |= CloneFlags::CLONE_NEWUSER;
-    }
     // Orphans of the container (its pid 1 gone) are reparented to wharf, which reaps them:
     // a zombie would otherwise keep the cgroup from being removed.
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER and an integer has no memory effects.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) };
-    let pid = clone_child(&plan, flags, 1 << 20)?;
-    drop(plan);
-    forward_signals_to(pid);
-    let go = match cgroup {
-        Some(cg) => cg.add(pid.as_raw()),
-        None => Ok(()),
-    }
-    .and_then(|()| if r.rootless { map_ids(pid) } else { Ok(()) });
     // `--network pasta`: the namespace is wired before the workload runs, and unwired
     // (pasta stopped) when this returns.
-    let (go, _pasta) = match (go, bundle::pasta_ports(r.spec)) {
-        (Ok(()), Some(ports)) => {
+    let mut pasta = None;
+    let launched = launch::launch(&plan, &ns, go_w, err_r, 1 << 20, |pid| {
+        forward_signals_to(pid);
+        if let Some(cg) = cgroup {
+            cg.add(pid.as_raw())?;
+        }
+        if r.rootless {
+            map_ids(pid)?;
+        }
+        if let Some(ports) = bundle::pasta_ports(r.spec) {
             let ports = crate::network::pasta::choose_ports(&ports);
-            match crate::network::pasta::start(
+            pasta = Some(crate::network::pasta::start(
                 pid.as_raw(),
                 r.rootless,
                 &ports,
                 &state_dir.join(crate::network::pasta::PID_FILE),
-            ) {
-                Ok(p) => (Ok(()), Some(p)),
-                Err(e) => (Err(NativeError::from(e)), None),
-            }
+            )?);
         }
-        (go, _) => (go, None),
-    };
-    // Let the child go on (or, if the cgroup failed, make it fail and be reaped).
-    if go.is_ok() {
-        let _ = nix::unistd::write(&go_w, b"g");
-    }
-    drop(go_w);
-    go?;
+        Ok(())
+    });
+    drop(plan);
+    let launched = launched.inspect_err(|_| CHILD.store(0, Ordering::SeqCst))?;
+    let pid = launched.pid;
     // Nothing comes if the child failed first: its error is in the error pipe.
     let relay = tty_parent
         .and_then(|s| tty::receive_fd(&s))
         .map(|m| tty::Relay::start(m, r.interactive));
-    let status = await_child(pid, err_r, relay, || (r.started)(pid.as_raw()))?;
+    let status = await_child(pid, launched.errors, relay, || (r.started)(pid.as_raw()))?;
+    drop(pasta);
     Ok(match status {
         Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _))
             if cgroup.is_some_and(|c| c.oom_killed()) =>
