@@ -26,8 +26,12 @@ fn main() -> ExitCode {
     {
         return cli::runtime::main(Some(wharf::runtime::guest::ENGINE));
     }
+    // Started by the lifecycle as a container's monitor or supervisor.
+    if let Some(p) = wharf::lifecycle::monitor::Protocol::from_args(std::env::args_os()) {
+        return cli::monitor::serve(p);
+    }
     let cli = cli::Cli::parse();
-    cli::init_logging(&cli);
+    cli::init_logging(&cli.log_level);
     match cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

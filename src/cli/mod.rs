@@ -17,7 +17,7 @@ mod images;
 mod inspect;
 mod load;
 mod logs;
-mod monitor;
+pub mod monitor;
 mod network;
 mod package;
 mod ps;
@@ -64,7 +64,7 @@ pub struct Cli {
     root: Option<PathBuf>,
     /// Log filter (error, warn, info, debug, trace, or tracing directives).
     #[arg(long, global = true, env = "WHARF_LOG", default_value = "warn")]
-    log_level: String,
+    pub(crate) log_level: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -133,15 +133,11 @@ enum Command {
     Volume(volume::Args),
     /// Multi-container apps (native and wasm) from compose files.
     Compose(compose::Args),
-    #[command(hide = true)]
-    ContainerMonitor(monitor::Args),
-    #[command(hide = true)]
-    ContainerRun(monitor::Args),
 }
 
-/// Set up `tracing` on stderr.
-pub fn init_logging(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+/// Set up `tracing` on stderr at `level` (`--log-level`).
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -173,8 +169,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Wait(a) => return stop::wait(&ctx, a),
         Command::Rm(a) => return stop::rm(&ctx, a),
         Command::Exec(a) => return exec::run(&ctx, a),
-        Command::ContainerMonitor(a) => return monitor::monitor(&ctx, a),
-        Command::ContainerRun(a) => return monitor::supervise(&ctx, a),
         Command::Inspect(a) => inspect::run(&ctx, a),
         Command::Tag(a) => tag::run(&ctx, a),
         Command::Load(a) => load::run(&ctx, a),

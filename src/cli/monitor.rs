@@ -1,44 +1,26 @@
-//! The hidden commands a detached container runs as: `container-monitor ID` (the monitor)
-//! and `container-run ID` (the supervisor the monitor starts): the library's process
-//! protocol (`wharf::lifecycle::monitor`), routed back to it. Not for users.
+//! The processes the lifecycle starts (a container's monitor and supervisor) speak the
+//! library's process protocol (`wharf::lifecycle::monitor::Protocol`), read before any
+//! command line of a user's is parsed: no commands of the CLI. This door only prints what
+//! a supervisor has to say and exits with its container's code.
 
 use std::process::ExitCode;
 
-use super::Session;
-use wharf::lifecycle::{self, monitor};
+use wharf::lifecycle::monitor::{self, Protocol};
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    id: String,
-    /// (`container-run`) A foreground `wharf run --rm`: remove the record at the end.
-    #[arg(long)]
-    rm: bool,
-}
-
-pub fn monitor(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
-    let ready = monitor::ready_fd_from_env();
-    wharf::sys::ignore_hangup();
-    let exe = std::env::current_exe()?;
-    match monitor::run(&ctx.containers(), &args.id, &exe, ctx.roots.data(), ready) {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) => {
-            tracing::error!(container = %args.id, error = %e, "monitor failed");
-            Ok(ExitCode::from(super::EXIT_WHARF_FAILED))
+/// Serve `p` in this process (at its starter's log level, else `WHARF_LOG`'s, as a
+/// command's).
+pub fn serve(mut p: Protocol) -> ExitCode {
+    let level = p
+        .log_level()
+        .map(String::from)
+        .or_else(|| std::env::var("WHARF_LOG").ok())
+        .unwrap_or_else(|| "warn".into());
+    super::init_logging(&level);
+    match &mut p {
+        Protocol::Supervise { log_level, .. } | Protocol::Monitor { log_level, .. } => {
+            *log_level = Some(level)
         }
     }
-}
-
-pub fn supervise(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
-    let ready = monitor::ready_fd_from_env();
-    let events = super::Printer { explain: false };
-    let exit = lifecycle::supervise(
-        ctx,
-        &ctx.containers(),
-        &args.id,
-        None,
-        ready,
-        args.rm,
-        &events,
-    );
-    Ok(super::run::report(&exit))
+    let exit = monitor::serve(p, &super::Printer { explain: false });
+    super::run::report(&exit)
 }

@@ -5,8 +5,9 @@
 //! call these; what they print is theirs.
 //!
 //! Processes: a detached container is kept by its [`monitor`], which starts the supervisor
-//! as `EXE --root ROOT container-run ID` ([`monitor::supervisor_args`]): the library's own
-//! process protocol, which the binaries only route back here.
+//! as `EXE --root ROOT container-run ID` ([`monitor::supervisor_args`]). That is the
+//! library's own process protocol ([`monitor::Protocol`]): a wharf binary reads it before
+//! any user's command line and hands it to [`monitor::serve`]; it is no command of the CLI.
 
 pub mod connect;
 pub mod create;

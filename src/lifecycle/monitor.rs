@@ -21,12 +21,77 @@ use crate::container::{ContainerError, Containers, Proc, Status, logs};
 /// the workload runs; closed without it when the start failed (see `sys::pass_to_child`).
 pub const READY_ENV: &str = "WHARF_READY_FD";
 
-/// The hidden verb a wharf executable runs a container's supervisor as (see
-/// [`supervisor_args`]); the binaries route it to [`super::supervise()`].
+/// The word of [`supervisor_args`] that makes a wharf executable a supervisor.
 pub const SUPERVISE_VERB: &str = "container-run";
-/// The hidden verb a wharf executable runs a monitor as, when no `wharf-monitor` is
-/// installed beside it; the binaries route it to [`run`].
+/// The word that makes a wharf executable a monitor (when no `wharf-monitor` is installed
+/// beside it).
 pub const MONITOR_VERB: &str = "container-monitor";
+
+/// What a wharf process started by the lifecycle (not by a user) is to be: read from its
+/// command line by [`Protocol::from_args`] before any user command is parsed, so these are
+/// no commands of the CLI. The format is the one [`supervisor_args`] and [`spawn`] write
+/// (and earlier wharf versions wrote: a monitor that outlives an upgrade still restarts its
+/// container).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protocol {
+    /// Supervise container `id` under `root`: run it in this process and record its end
+    /// (`remove`: a foreground `run --rm`; the record goes at the end).
+    Supervise {
+        root: std::path::PathBuf,
+        log_level: Option<String>,
+        id: String,
+        remove: bool,
+    },
+    /// Be container `id`'s monitor ([`run`]).
+    Monitor {
+        root: std::path::PathBuf,
+        log_level: Option<String>,
+        id: String,
+    },
+}
+
+impl Protocol {
+    /// The protocol `args` (a process's arguments, its program first) speak, if they are
+    /// the lifecycle's: `EXE --root ROOT [--log-level L] container-run ID [--rm]` or
+    /// `EXE --root ROOT [--log-level L] container-monitor ID`. Anything else is a user's.
+    pub fn from_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<Protocol> {
+        let args: Vec<std::ffi::OsString> = args.into_iter().skip(1).collect();
+        let word = |i: usize| args.get(i).and_then(|a| a.to_str());
+        if word(0) != Some("--root") {
+            return None;
+        }
+        let root = std::path::PathBuf::from(args.get(1)?);
+        let (log_level, at) = match word(2) {
+            Some("--log-level") => (Some(word(3)?.to_string()), 4),
+            _ => (None, 2),
+        };
+        let id = word(at + 1)?.to_string();
+        let rest = &args[at + 2..];
+        match word(at)? {
+            SUPERVISE_VERB if rest.is_empty() || rest == ["--rm"] => Some(Protocol::Supervise {
+                root,
+                log_level,
+                id,
+                remove: !rest.is_empty(),
+            }),
+            MONITOR_VERB if rest.is_empty() => Some(Protocol::Monitor {
+                root,
+                log_level,
+                id,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The log level the starting process had, if it passed one.
+    pub fn log_level(&self) -> Option<&str> {
+        match self {
+            Protocol::Supervise { log_level, .. } | Protocol::Monitor { log_level, .. } => {
+                log_level.as_deref()
+            }
+        }
+    }
+}
 
 /// The arguments that make a wharf executable supervise container `id` under `root`
 /// (`remove`: a foreground `run --rm`, the record goes at the end): the process protocol
@@ -46,6 +111,47 @@ pub fn supervisor_args(
         args.push("--rm".into());
     }
     args
+}
+
+/// Be what `p` says, in this process: a supervisor (what it has to say goes to `events`;
+/// returns how the container ended) or a monitor (returns when the container has ended for
+/// good). The readiness pipe, if the starter passed one, is taken from the environment.
+pub fn serve(p: Protocol, events: &dyn super::Events) -> crate::backend::Exit {
+    let ready = ready_fd_from_env();
+    match p {
+        Protocol::Supervise {
+            root,
+            log_level,
+            id,
+            remove,
+        } => {
+            let session = super::Session {
+                roots: crate::paths::Roots::new(root),
+                log_level: log_level.unwrap_or_else(|| "warn".into()),
+            };
+            let containers = session.containers();
+            super::supervise(&session, &containers, &id, None, ready, remove, events)
+        }
+        Protocol::Monitor { root, id, .. } => {
+            crate::sys::ignore_hangup();
+            let roots = crate::paths::Roots::new(root);
+            let failed = |message: String| crate::backend::Exit {
+                code: super::EXIT_WHARF_FAILED,
+                message: Some(message),
+            };
+            let exe = match std::env::current_exe() {
+                Ok(e) => e,
+                Err(e) => return failed(format!("finding wharf's own executable: {e}")),
+            };
+            match run(&super::containers(&roots), &id, &exe, roots.data(), ready) {
+                Ok(()) => crate::backend::Exit::code(0),
+                Err(e) => {
+                    tracing::error!(container = %id, error = %e, "monitor failed");
+                    failed(e.to_string())
+                }
+            }
+        }
+    }
 }
 
 /// First delay before a restart; doubles up to [`MAX_BACKOFF`], back to the start after a
@@ -387,5 +493,67 @@ fn record_failure(containers: &Containers, id: &str, message: &str) {
         st.error = Some(message.to_string());
         st.finished_at = Some(Utc::now());
         let _ = l.save();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<std::ffi::OsString> {
+        std::iter::once("wharf")
+            .chain(words.iter().copied())
+            .map(Into::into)
+            .collect()
+    }
+
+    #[test]
+    fn the_protocol_reads_back_what_it_writes() {
+        for (level, remove) in [(None, false), (Some("debug"), true)] {
+            let mut written = vec![std::ffi::OsString::from("/usr/bin/wharf")];
+            written.extend(supervisor_args(
+                Path::new("/var/lib/w"),
+                level,
+                "abc",
+                remove,
+            ));
+            assert_eq!(
+                Protocol::from_args(written),
+                Some(Protocol::Supervise {
+                    root: "/var/lib/w".into(),
+                    log_level: level.map(String::from),
+                    id: "abc".into(),
+                    remove,
+                })
+            );
+        }
+        // What a monitor of an earlier wharf writes, and the monitor's own line.
+        assert!(matches!(
+            Protocol::from_args(args(&["--root", "/r", "container-run", "id"])),
+            Some(Protocol::Supervise { remove: false, .. })
+        ));
+        assert_eq!(
+            Protocol::from_args(args(&["--root", "/r", "container-monitor", "id"])),
+            Some(Protocol::Monitor {
+                root: "/r".into(),
+                log_level: None,
+                id: "id".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_users_command_line_is_not_the_protocol() {
+        for line in [
+            &["run", "--rm", "busybox"][..],
+            &["--root", "/r", "run", "busybox"],
+            &["--root", "/r", "container-run"],
+            &["--root", "/r", "container-run", "id", "--rm", "extra"],
+            &["--root", "/r", "container-monitor", "id", "--rm"],
+            &["container-run", "id"],
+            &[],
+        ] {
+            assert_eq!(Protocol::from_args(args(line)), None, "{line:?}");
+        }
     }
 }
