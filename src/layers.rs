@@ -37,38 +37,58 @@ fn layer_of(layers: &[Vec<String>], m: &str) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
-/// Every `crate::a::b` path in `code` outside comments: its first two segments.
+/// Every `crate::a::b` path in `code` outside comments: its first two segments (for a
+/// group, `crate::{a::b, c}`, each member's, over as many lines as it takes).
 fn crate_paths(code: &str) -> Vec<String> {
+    let code: String = code
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    // A path's first two segments, up to a nested group's brace.
+    let first_two = |path: &str| -> Option<String> {
+        let segments: Vec<&str> = path
+            .split('{')
+            .next()
+            .unwrap_or_default()
+            .split("::")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .take(2)
+            .collect();
+        (!segments.is_empty()).then(|| segments.join("::"))
+    };
+    // A group's members at its top level (`a::{b, c}, d` is two).
+    let members = |group: &str| -> Vec<String> {
+        let (mut depth, mut cur, mut all) = (0, String::new(), Vec::new());
+        for c in group.chars() {
+            match c {
+                '}' if depth == 0 => break,
+                ',' if depth == 0 => all.push(std::mem::take(&mut cur)),
+                '{' | '}' => {
+                    depth += if c == '{' { 1 } else { -1 };
+                    cur.push(c);
+                }
+                _ => cur.push(c),
+            }
+        }
+        all.push(cur);
+        all
+    };
     let mut out = Vec::new();
-    for line in code.lines() {
-        let line = line.split("//").next().unwrap_or_default();
-        let mut rest = line;
-        while let Some(at) = rest.find("crate::") {
-            let after = &rest[at + "crate::".len()..];
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("crate::") {
+        let after = &rest[at + "crate::".len()..];
+        if let Some(group) = after.strip_prefix('{') {
+            out.extend(members(group).iter().filter_map(|m| first_two(m)));
+        } else {
             let path: String = after
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
                 .collect();
-            let segments: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).take(2).collect();
-            if !segments.is_empty() {
-                out.push(segments.join("::"));
-            } else if let Some(group) = after.strip_prefix('{') {
-                // `crate::{a::b, c}`: each member (on this line).
-                let group = group.split('}').next().unwrap_or_default();
-                for member in group.split(',') {
-                    let segments: Vec<&str> = member
-                        .trim()
-                        .split("::")
-                        .filter(|s| !s.is_empty())
-                        .take(2)
-                        .collect();
-                    if !segments.is_empty() {
-                        out.push(segments.join("::"));
-                    }
-                }
-            }
-            rest = after;
+            out.extend(first_two(&path));
         }
+        rest = after;
     }
     out
 }

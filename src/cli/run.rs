@@ -133,7 +133,7 @@ fn invoke(ctx: &Session, args: &Args, expr: &str) -> anyhow::Result<ExitCode> {
 fn run_unrecorded(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
     let mut req = args.request(false)?;
     if let Err(e) = req
-        .validate()
+        .validate_run()
         .and_then(|()| lifecycle::create::resolve_volumes(ctx, &mut req.options, !args.print_spec))
     {
         return Ok(lifecycle_failure(e));

@@ -219,11 +219,22 @@ impl Args {
         }
         let health = match (&self.health_cmd, &self.health_test) {
             (Some(cmd), _) => Some(vec!["CMD-SHELL".to_string(), cmd.to_string()]),
-            (None, Some(json)) => Some(serde_json::from_str(json).map_err(|_| {
-                anyhow::anyhow!(
-                    "invalid --health-test {json:?}: expected a JSON list such as [\"CMD\", \"/healthz\"]"
-                )
-            })?),
+            (None, Some(json)) => {
+                let test: Vec<String> = serde_json::from_str(json).map_err(|_| {
+                    anyhow::anyhow!(
+                        "invalid --health-test {json:?}: expected a JSON list such as [\"CMD\", \"/healthz\"]"
+                    )
+                })?;
+                if !matches!(
+                    test.first().map(String::as_str),
+                    Some("CMD" | "CMD-SHELL" | "NONE")
+                ) {
+                    anyhow::bail!(
+                        "invalid --health-test {json:?}: it starts with CMD, CMD-SHELL or NONE"
+                    );
+                }
+                Some(test)
+            }
             (None, None) => None,
         };
         Ok(RunOptions {

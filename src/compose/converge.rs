@@ -1030,7 +1030,6 @@ mod tests {
         assert!(keep.options.ports.is_empty() && !keep.detached);
         assert_eq!(keep.restart, Default::default());
         assert_eq!(keep.options.args, ["serve"], "the service's command");
-        keep.validate().unwrap();
         let one = OneOff {
             rm: true,
             env: vec![("X".into(), "1".into())],

@@ -656,7 +656,6 @@ impl Project {
                 "container_name names one container: it cannot be scaled".into(),
             ));
         }
-        req.validate().map_err(|e| err(e.to_string()))?;
         // The fingerprint: everything the container is made from.
         let fingerprint = serde_json::to_vec(&(
             &image,

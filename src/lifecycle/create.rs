@@ -36,10 +36,11 @@ pub struct CreateRequest {
 }
 
 impl CreateRequest {
-    /// Check the request as a whole, before anything is made or pulled.
+    /// Check the request as a whole, before anything is made or pulled: how it runs
+    /// ([`CreateRequest::validate_run`]) and what is recorded of the container (its name,
+    /// restart policy, stop signal).
     pub fn validate(&self) -> Result<(), LifecycleError> {
         let bad = |m: String| Err(LifecycleError::Invalid(m));
-        let o = &self.options;
         if self.restart != RestartPolicy::No && !self.detached {
             return bad(
                 "--restart needs -d: a detached container's monitor keeps the policy".into(),
@@ -48,11 +49,28 @@ impl CreateRequest {
         if self.restart != RestartPolicy::No && self.auto_remove {
             return bad("--restart and --rm cannot be used together".into());
         }
-        if let Some(name) = &self.name
+        // An empty name asks for a made-up one, as none does (Docker's `--name ""`).
+        if let Some(name) = self.name.as_deref().filter(|n| !n.is_empty())
             && let Err(e) = container::names::validate(name)
         {
             return Err(e.into());
         }
+        if let Some(sig) = &self.options.stop_signal
+            && crate::sys::parse_signal(sig).is_none()
+        {
+            return bad(format!(
+                "invalid --stop-signal {sig:?}: expected a signal name or number"
+            ));
+        }
+        self.validate_run()
+    }
+
+    /// Check how the request runs (user, names on the network, the network, the health
+    /// check): what also applies to a run that records no container (`--print-spec`,
+    /// `--invoke`).
+    pub fn validate_run(&self) -> Result<(), LifecycleError> {
+        let bad = |m: String| Err(LifecycleError::Invalid(m));
+        let o = &self.options;
         if let Some(u) = &o.native.user
             && let Err(e) = crate::run::options::validate_user(u)
         {
@@ -76,13 +94,6 @@ impl CreateRequest {
             }
         } else if let Some(why) = crate::network::unsupported() {
             return bad(format!("--network {}: {why}", o.network));
-        }
-        if let Some(sig) = &o.stop_signal
-            && crate::sys::parse_signal(sig).is_none()
-        {
-            return bad(format!(
-                "invalid --stop-signal {sig:?}: expected a signal name or number"
-            ));
         }
         if let Some(test) = o.health.as_ref().map(|h| &h.test)
             && !matches!(
@@ -163,9 +174,9 @@ pub fn create(
     let target = match &prepared.image_digest {
         Some(d) => d.clone(),
         None => std::fs::canonicalize(&req.image)
-            .map_err(|source| LifecycleError::Io {
+            .map_err(|cause| LifecycleError::Io {
                 what: format!("resolving {}", req.image),
-                source,
+                cause,
             })?
             .display()
             .to_string(),
@@ -283,6 +294,19 @@ mod tests {
         r.options.stop_signal = Some("SIGQUIT".into());
         r.options.health = Some(HealthConfig::new(vec!["CMD".into(), "/healthz".into()]));
         r.validate().unwrap();
+    }
+
+    #[test]
+    fn an_empty_name_is_none_and_a_run_without_record_ignores_record_settings() {
+        let mut r = request();
+        r.name = Some(String::new());
+        r.validate().unwrap();
+        // `--print-spec --restart always`: nothing is recorded, so nothing to refuse.
+        r.restart = RestartPolicy::Always;
+        r.detached = false;
+        r.options.stop_signal = Some("SIGNOPE".into());
+        r.validate_run().unwrap();
+        assert!(r.validate().is_err());
     }
 
     #[test]

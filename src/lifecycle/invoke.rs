@@ -18,7 +18,7 @@ pub fn invoke(
     if req.detached {
         return bad("--invoke runs in the foreground: it cannot be used with -d");
     }
-    req.validate()?;
+    req.validate_run()?;
     super::create::resolve_volumes(session, &mut req.options, true)?;
     let opts = req.options;
     if !matches!(opts.network, Network::None | Network::Host) || !opts.ports.is_empty() {

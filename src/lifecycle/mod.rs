@@ -44,21 +44,17 @@ pub enum LifecycleError {
     Network(#[from] crate::network::NetworkError),
     #[error(transparent)]
     Volume(#[from] crate::volume::VolumeError),
-    #[error("opening the image store under {root}: {source}")]
+    // The cause is in the message and not a `source`: shown once, by `{}` and `{:#}` alike.
+    #[error("opening the image store under {root}: {cause}")]
     Store {
         root: std::path::PathBuf,
-        #[source]
-        source: StoreError,
+        cause: StoreError,
     },
     /// The workload could not start, or (an export invoked) failed: with its exit code.
     #[error("{message}")]
     Failed { code: u8, message: String },
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{what}: {cause}")]
+    Io { what: String, cause: std::io::Error },
 }
 
 impl LifecycleError {
@@ -86,9 +82,9 @@ pub struct Session {
 impl Session {
     /// The image store under these roots.
     pub fn store(&self) -> Result<Store, LifecycleError> {
-        Store::open(&self.roots).map_err(|source| LifecycleError::Store {
+        Store::open(&self.roots).map_err(|cause| LifecycleError::Store {
             root: self.roots.data().to_path_buf(),
-            source,
+            cause,
         })
     }
 

@@ -11,9 +11,9 @@ pub fn pull_in_child(
     image: &str,
     platform: Option<&PlatformSpec>,
 ) -> Result<bool, LifecycleError> {
-    let io = |source| LifecycleError::Io {
+    let io = |cause| LifecycleError::Io {
         what: format!("pulling {image}"),
-        source,
+        cause,
     };
     let mut pull = std::process::Command::new(std::env::current_exe().map_err(io)?);
     pull.arg("--root")

@@ -38,9 +38,9 @@ pub fn start(session: &Session, containers: &Containers, id: &str) -> Result<(),
             l.save()?;
         }
     }
-    let exe = std::env::current_exe().map_err(|source| LifecycleError::Io {
+    let exe = std::env::current_exe().map_err(|cause| LifecycleError::Io {
         what: "finding wharf's own executable".into(),
-        source,
+        cause,
     })?;
     match monitor::spawn(&exe, session.roots.data(), id)? {
         Started::Running => Ok(()),

@@ -17,9 +17,7 @@ pub fn list(rt: &Runtime) -> Vec<serde_json::Value> {
         .filter_map(|id| rt.load(id).ok())
         .map(|s| {
             let status = rt.status(&s);
-            let mut v = state_json(&s, status);
-            v["status"] = serde_json::json!(status);
-            v
+            state_json(&s, status)
         })
         .collect()
 }

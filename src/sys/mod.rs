@@ -81,11 +81,18 @@ pub fn write_atomic(
     if durability == Durability::Synced {
         tmp.as_file().sync_all()?;
     }
-    let tmp = tmp.into_temp_path();
-    retry_transient(|| std::fs::rename(&tmp, dest))?;
-    // Renamed: nothing left for the guard to remove.
-    let _ = tmp.keep();
-    Ok(())
+    // `persist` renames (on Windows also clearing the temporary-file attribute); a failed
+    // attempt hands the file back, to try again or to be removed when dropped.
+    let mut pending = Some(tmp);
+    retry_transient(|| {
+        let tmp = pending
+            .take()
+            .expect("the temporary file is handed back on failure");
+        tmp.persist(dest).map(drop).map_err(|e| {
+            pending = Some(e.file);
+            e.error
+        })
+    })
 }
 
 /// Write `bytes` to `path` (a temporary file beside it, renamed into place) and record the

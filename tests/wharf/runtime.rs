@@ -268,6 +268,11 @@ fn create_start_state_kill_delete_as_runc_callers_use_them() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert_eq!(rt.state("c1")["status"], "stopped");
+    // `list` names states as the runtime spec does too (runc's), not as `wharf ps`.
+    let list: serde_json::Value =
+        serde_json::from_str(&rt.ok(&["list", "--format", "json"])).unwrap();
+    assert_eq!(list[0]["status"], "stopped");
+    assert_eq!(list[0]["pid"], 0);
     assert_eq!(rt.state("c1")["pid"], 0);
     rt.ok(&["delete", "c1"]);
     rt.assert_gone("c1", &b);

@@ -404,6 +404,18 @@ fn print_spec_makes_nothing_and_init_shows_as_wharf_init() {
     let spec = w.ok(&["run", "--print-spec", "-v", "fresh:/data", "busybox"]);
     assert!(spec.contains("/volumes/fresh/_data"), "{spec}");
     assert_eq!(w.ok(&["volume", "ls", "-q"]).trim(), "", "no volume made");
+    // Nothing is recorded by --print-spec: what only a record needs is not checked.
+    w.ok(&["run", "--print-spec", "--restart", "always", "busybox"]);
+    // An empty name is none, as Docker's: one is made up.
+    w.ok(&["run", "--rm", "--name", "", "busybox", "true"]);
+    let err = w.fails(
+        &["run", "--health-test", "[\"curl\"]", "busybox", "true"],
+        125,
+    );
+    assert!(
+        err.contains("invalid --health-test") && err.contains("CMD, CMD-SHELL or NONE"),
+        "{err}"
+    );
     let ps = w.ok(&[
         "run",
         "--rm",
