@@ -170,19 +170,18 @@ pub fn pull_missing(
     Ok(())
 }
 
-/// Create (not start) container `name` of a service from `req` (the plan's request, or a
-/// one-off's), with compose's labels; its extra networks are recorded so they are joined
-/// when it starts.
+/// Create (not start) container `number` of a service from `req` (the plan's request, or a
+/// one-off's, named), with compose's labels; its extra networks are recorded so they are
+/// joined when it starts.
 fn create(
     session: &Session,
+    store: &crate::image::Store,
     project: &Project,
     plan: &ServicePlan,
     number: u32,
-    name: &str,
     mut req: CreateRequest,
     events: &dyn Events,
 ) -> Result<Record, ComposeError> {
-    req.name = Some(name.to_string());
     // The service's own labels win over compose's, as on a `run` line after them.
     for (k, v) in project.container_labels(&plan.name, number, &plan.hash) {
         req.options.labels.entry(k).or_insert(v);
@@ -198,8 +197,7 @@ fn create(
                     ip: None,
                 }),
         );
-    let store = session.store()?;
-    let (record, _) = lifecycle::create(session, &store, req, events)?;
+    let (record, _) = lifecycle::create(session, store, req, events)?;
     Ok(record)
 }
 
@@ -352,11 +350,11 @@ pub fn up(
                         name_of(&id)
                     ));
                     stop_and_remove(&id)?;
-                    let r = create_replica(session, project, plan, number, &name, events)?;
+                    let r = create_replica(session, &store, project, plan, number, &name, events)?;
                     (r.id, name)
                 }
                 Action::Create { number, name } => {
-                    let r = create_replica(session, project, plan, number, &name, events)?;
+                    let r = create_replica(session, &store, project, plan, number, &name, events)?;
                     (r.id, name)
                 }
                 Action::Remove { id } => {
@@ -379,22 +377,17 @@ pub fn up(
 
 fn create_replica(
     session: &Session,
+    store: &crate::image::Store,
     project: &Project,
     plan: &ServicePlan,
     number: u32,
     name: &str,
     events: &dyn Events,
 ) -> Result<Record, ComposeError> {
-    create(
-        session,
-        project,
-        plan,
-        number,
-        name,
-        plan.request.clone(),
-        events,
-    )
-    .map_err(|e| ComposeError::Converge(format!("service {}: creating {name}: {e}", plan.name)))
+    let mut req = plan.request.clone();
+    req.name = Some(name.to_string());
+    create(session, store, project, plan, number, req, events)
+        .map_err(|e| ComposeError::Converge(format!("service {}: creating {name}: {e}", plan.name)))
 }
 
 /// Wait until service `service`'s containers meet `condition`.
@@ -549,7 +542,8 @@ pub fn one_off(
         .labels
         .insert(LABEL_ONEOFF.into(), "True".into());
     // (The service's labels win over compose's in `create`: this one stays a one-off.)
-    create(session, project, plan, 0, &name, req, events)
+    req.name = Some(name);
+    create(session, &session.store()?, project, plan, 0, req, events)
 }
 
 /// How `down` is asked to run.

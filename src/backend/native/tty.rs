@@ -53,18 +53,16 @@ impl Relay {
         if self.saved.is_none() {
             return;
         }
-        let mut size = zero_winsize();
-        // SAFETY: TIOCGWINSZ/TIOCSWINSZ read or write one winsize we own.
-        unsafe {
-            if libc::ioctl(0, libc::TIOCGWINSZ, &mut size) == 0
-                && self.size.is_none_or(|s| {
-                    (s.ws_row, s.ws_col, s.ws_xpixel, s.ws_ypixel)
-                        != (size.ws_row, size.ws_col, size.ws_xpixel, size.ws_ypixel)
-                })
-            {
-                libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size);
-                self.size = Some(size);
-            }
+        let Some(size) = stdin_size() else {
+            return;
+        };
+        let changed = self.size.is_none_or(|s| {
+            (s.ws_row, s.ws_col, s.ws_xpixel, s.ws_ypixel)
+                != (size.ws_row, size.ws_col, size.ws_xpixel, size.ws_ypixel)
+        });
+        if changed {
+            set_size(&self.master, &size);
+            self.size = Some(size);
         }
     }
 
@@ -187,13 +185,22 @@ enum Output {
 /// starts on it: a program that asks at once (`stty size`, an editor drawing its first
 /// screen) sees our size, not 0x0 waiting for the relay to catch up.
 pub fn inherit_size(slave: &OwnedFd) {
-    let mut size = zero_winsize();
-    // SAFETY: TIOCGWINSZ/TIOCSWINSZ read or write one winsize we own.
-    unsafe {
-        if libc::ioctl(0, libc::TIOCGWINSZ, &mut size) == 0 {
-            libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &size);
-        }
+    if let Some(size) = stdin_size() {
+        set_size(slave, &size);
     }
+}
+
+/// Our stdin's window size, if stdin is a terminal.
+fn stdin_size() -> Option<libc::winsize> {
+    let mut size = zero_winsize();
+    // SAFETY: TIOCGWINSZ writes one winsize, which we own, for the duration of the call.
+    (unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut size) } == 0).then_some(size)
+}
+
+/// Give the terminal `fd` (either side) window size `size`.
+fn set_size(fd: &OwnedFd, size: &libc::winsize) {
+    // SAFETY: TIOCSWINSZ reads one winsize, which outlives the call.
+    unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, size) };
 }
 
 fn zero_winsize() -> libc::winsize {
