@@ -13,7 +13,9 @@ packages=(skopeo umoci busybox-static containerd runc crun docker-registry file 
           podman docker.io gcc libc6-dev
           netavark aardvark-dns iptables iproute2 passt curl
           musl-tools gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross
-          qemu-user strace debootstrap debian-archive-keyring)
+          qemu-user strace debootstrap debian-archive-keyring
+          golang-go golang-github-google-uuid-dev golang-github-opencontainers-runtime-tools-dev
+          xz-utils)
 if [ "${1:-}" = --list ]; then
     printf '%s\n' "${packages[@]}"
     exit 0

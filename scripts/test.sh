@@ -3,7 +3,8 @@
 # images (made with umoci and skopeo) and the Debian services image (debootstrap), runs every unit and integration test against the
 # Linux build; then, against the static musl builds (scripts/build-static.sh), every
 # integration test again on x86_64 and the wasm ones on aarch64 under qemu-user; then the
-# portable ones against wharf.exe under wine (scripts/test-windows.sh).
+# portable ones against wharf.exe under wine (scripts/test-windows.sh). The OCI
+# runtime-tools suite runs after the unit and integration tests.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -27,6 +28,9 @@ cargo build -p containerd-shim-wharf
 # The example plugin host (examples/plugin-host.rs) is driven by tests/wharf/plugin.rs.
 cargo build --example plugin-host
 cargo test --workspace --no-fail-fast "$@" || status=$?
+# The OCI runtime-tools validation suite, wharf-runtime beside runc: fails where
+# wharf-runtime is not clean on a test runc is clean on (tests/conformance/).
+bash tests/conformance/runtime-tools.sh "$CARGO_TARGET_DIR/debug/wharf-runtime" || status=$?
 bash scripts/test-static.sh "$@" || status=$?
 bash scripts/test-windows.sh || status=$?
 exit $status

@@ -46,10 +46,7 @@ pub fn exec(rt: &Runtime, id: &str, o: &ExecOptions) -> Result<Option<u8>, Runti
     let process: Process = match &o.process {
         Some(path) => {
             let bytes = std::fs::read(path).map_err(io(path))?;
-            serde_json::from_slice(&bytes).map_err(|e| RuntimeError::Spec {
-                path: path.clone(),
-                why: e.to_string(),
-            })?
+            super::spec::parse_process(&bytes, path)?
         }
         None => {
             if o.args.is_empty() {

@@ -70,8 +70,91 @@ pub fn read_spec(bundle: &Path) -> Result<Spec, RuntimeError> {
             why: format!("larger than {MAX_CONFIG} bytes"),
         });
     }
-    serde_json::from_slice(&bytes).map_err(|e| RuntimeError::Spec {
-        path,
+    parse_spec(&bytes, &path)
+}
+
+/// A config.json's bytes as a spec. Capability names this build does not know are
+/// dropped with a warning, as runc does (a newer kernel's capability must not make a
+/// whole spec invalid).
+fn parse_spec(bytes: &[u8], path: &Path) -> Result<Spec, RuntimeError> {
+    let invalid = |e: serde_json::Error| RuntimeError::Spec {
+        path: path.to_path_buf(),
         why: e.to_string(),
-    })
+    };
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).map_err(invalid)?;
+    if let Some(process) = v.get_mut("process") {
+        known_capabilities_only(process);
+    }
+    serde_json::from_value(v).map_err(invalid)
+}
+
+/// A process's (config.json's `process`, or `exec --process`'s file) from its bytes,
+/// unknown capabilities dropped with a warning.
+pub(super) fn parse_process(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<oci_spec::runtime::Process, RuntimeError> {
+    let invalid = |e: serde_json::Error| RuntimeError::Spec {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    };
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).map_err(invalid)?;
+    known_capabilities_only(&mut v);
+    serde_json::from_value(v).map_err(invalid)
+}
+
+/// Removes from a process's capability sets the names that are not capabilities this
+/// build knows, warning about each.
+fn known_capabilities_only(process: &mut serde_json::Value) {
+    let Some(sets) = process
+        .get_mut("capabilities")
+        .and_then(|c| c.as_object_mut())
+    else {
+        return;
+    };
+    for (set, names) in sets.iter_mut() {
+        let Some(names) = names.as_array_mut() else {
+            continue;
+        };
+        names.retain(|name| {
+            let known =
+                serde_json::from_value::<oci_spec::runtime::Capability>(name.clone()).is_ok();
+            if !known {
+                tracing::warn!(capability = %name, set = %set, "unknown capability ignored");
+            }
+            known
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_capability_is_dropped_not_fatal() {
+        let mut v = default_spec();
+        v["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_CHOWN", "CAP_TEST"]);
+        v["process"]["capabilities"]["ambient"] = serde_json::json!(["CAP_NO_SUCH"]);
+        let bytes = serde_json::to_vec(&v).unwrap();
+        let spec = parse_spec(&bytes, Path::new("config.json")).unwrap();
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .clone()
+            .unwrap();
+        let bounding: Vec<_> = caps.bounding().clone().unwrap().into_iter().collect();
+        assert_eq!(bounding, [oci_spec::runtime::Capability::Chown]);
+        assert!(caps.ambient().as_ref().unwrap().is_empty());
+        // Anything else wrong is still an error naming the file.
+        v["process"]["capabilities"]["bounding"] = serde_json::json!("CAP_CHOWN");
+        let err = parse_spec(&serde_json::to_vec(&v).unwrap(), Path::new("c.json")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("c.json: not a valid runtime spec"),
+            "{err}"
+        );
+    }
 }

@@ -1005,7 +1005,8 @@ fn sysctls_oom_score_and_domainname_are_honoured_and_the_rest_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n500\nwharf.test\n");
-    // A sysctl name that tries to leave /proc/sys, extra devices, shared propagation.
+    // A sysctl name that tries to leave /proc/sys; a device path that is not absolute; a
+    // propagation that is none.
     edit_config(&b, |c| {
         c["linux"]["sysctl"] = serde_json::json!({"../../etc/passwd": "x"})
     });
@@ -1015,18 +1016,109 @@ fn sysctls_oom_score_and_domainname_are_honoured_and_the_rest_refused() {
     edit_config(&b, |c| {
         c["linux"]["sysctl"] = serde_json::json!({});
         c["linux"]["devices"] =
-            serde_json::json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]);
+            serde_json::json!([{"path": "dev/fuse", "type": "c", "major": 10, "minor": 229}]);
     });
     let err = rt.fails(&["create", "--bundle", &s(&b), "k3"]);
-    assert!(err.contains("linux.devices"), "{err}");
+    assert!(
+        err.contains("linux.devices") && err.contains("not an absolute path"),
+        "{err}"
+    );
     rt.assert_gone("k3", &b);
     edit_config(&b, |c| {
         c["linux"]["devices"] = serde_json::json!([]);
-        c["linux"]["rootfsPropagation"] = serde_json::json!("shared");
+        c["linux"]["rootfsPropagation"] = serde_json::json!("sideways");
     });
     let err = rt.fails(&["create", "--bundle", &s(&b), "k4"]);
-    assert!(err.contains("rootfsPropagation"), "{err}");
+    assert!(err.contains("rootfsPropagation \"sideways\""), "{err}");
     rt.assert_gone("k4", &b);
+}
+
+/// What runtime-tools checks and runc does, on this runtime's own tests too: extra device
+/// nodes (made with their mode and owner, and usable through the devices cgroup), the
+/// root's propagation, a user namespace with the spec's maps, and the capability sets as
+/// given (ambient ones survive a non-root exec).
+#[test]
+fn devices_propagation_user_namespaces_and_capability_sets_are_as_the_spec_says() {
+    let _serial = serial();
+    let rt = Rt::new();
+    let run = |id: &str, script: &str, edit: &dyn Fn(&mut serde_json::Value)| -> Vec<String> {
+        let b = rt.bundle(&format!("b-{id}"), &["sh", "-c", script]);
+        edit_config(&b, |c| edit(c));
+        // A user namespace's root (host uid 100000) must reach the bundle, as under runc.
+        for d in [b.as_path(), b.parent().unwrap()] {
+            std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        }
+        let out = rt.run(&["run", "--bundle", &s(&b), id]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        rt.assert_gone(id, &b);
+        stdout.lines().map(|l| l.trim().to_string()).collect()
+    };
+    let devices = serde_json::json!([
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o640,
+         "uid": 0, "gid": 0},
+        {"path": "/dev/extra/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o600,
+         "uid": 1000, "gid": 1000}
+    ]);
+    // Made with their mode and owner, usable through the devices cgroup; the root shared.
+    let lines = run(
+        "d1",
+        "stat -c '%t:%T %a %u:%g' /dev/fuse /dev/extra/kmsg; head -c 0 /dev/fuse && echo opened; \
+         awk '$5 == \"/\" && / shared:/' /proc/self/mountinfo | wc -l",
+        &|c| {
+            c["linux"]["devices"] = devices.clone();
+            c["linux"]["rootfsPropagation"] = serde_json::json!("shared");
+        },
+    );
+    assert_eq!(lines, ["a:e5 640 0:0", "1:b 600 1000:1000", "opened", "1"]);
+    // In a user namespace with the spec's maps, as a non-root user whose capability sets
+    // are all CAP_NET_BIND_SERVICE (bit 10): the ambient one keeps it across the exec.
+    let lines = run(
+        "u1",
+        "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c '%t:%T' /dev/fuse; \
+         grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status",
+        &|c| {
+            // (Only a node the host has: the host's is what gets bound.)
+            c["linux"]["devices"] = serde_json::json!([devices[0].clone()]);
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.push(serde_json::json!({"type": "user"}));
+            for maps in ["uidMappings", "gidMappings"] {
+                c["linux"][maps] =
+                    serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            }
+            c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+            let net = serde_json::json!(["CAP_NET_BIND_SERVICE"]);
+            for set in [
+                "bounding",
+                "effective",
+                "permitted",
+                "inheritable",
+                "ambient",
+            ] {
+                c["process"]["capabilities"][set] = net.clone();
+            }
+        },
+    );
+    let maps: Vec<String> = lines[..2]
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(maps, ["0 100000 65536", "0 100000 65536"], "{lines:?}");
+    // No node can be made in a user namespace: the host's is bound instead.
+    assert_eq!(lines[2..4], ["1000", "a:e5"], "{lines:?}");
+    for (line, set) in lines[4..]
+        .iter()
+        .zip(["CapInh", "CapPrm", "CapEff", "CapAmb"])
+    {
+        assert_eq!(*line, format!("{set}:\t0000000000000400"), "{lines:?}");
+    }
+    assert_eq!(lines.len(), 8, "{lines:?}");
 }
 
 /// Host-global sysctls are the host's: a bundle asking for one is refused and the host's

@@ -230,6 +230,15 @@ impl containerd_shim::Shim for Shim {
 
     fn wait(&mut self) {
         self.exit.wait();
+        // Shut down: the crate now stops its server, which waits for its connections and
+        // handlers. A relay thread blocked on a stream no one reads (an exec whose command
+        // was not found, say) must not keep the shim alive after containerd asked it to
+        // go: whatever is still running after a grace period, the process exits.
+        std::thread::spawn(|| {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            log::info!("shutdown: exiting with threads still running");
+            std::process::exit(0);
+        });
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {

@@ -133,6 +133,23 @@ fn runtime_error(e: RuntimeError) -> ttrpc::Error {
     status(Code::UNKNOWN, e)
 }
 
+/// A kill that found nothing to signal is NotFound, as runc's shim maps "not running"
+/// and ESRCH: containerd tolerates only that when it stops a pod whose container has just
+/// exited (anything else fails StopPodSandbox and leaves the pod and its shim).
+fn kill_error(e: RuntimeError) -> ttrpc::Error {
+    let text = e.to_string();
+    let gone = [
+        "there is no process to signal",
+        "does not exist",
+        "not running",
+        "no such process",
+    ];
+    if gone.iter().any(|g| text.to_lowercase().contains(g)) {
+        return status(Code::NOT_FOUND, format!("process already finished: {text}"));
+    }
+    runtime_error(e)
+}
+
 fn not_found(id: &str) -> ttrpc::Error {
     status(Code::NOT_FOUND, format!("container {id} not found"))
 }
@@ -727,7 +744,7 @@ impl Task for Service {
         match target {
             Target::Init(runtime) => runtime
                 .kill(&req.id, req.signal, req.all)
-                .map_err(runtime_error)?,
+                .map_err(kill_error)?,
             Target::Exec(0) => {
                 return Err(status(
                     Code::FAILED_PRECONDITION,
@@ -894,5 +911,35 @@ impl Task for Service {
                 ..Default::default()
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod kill_tests {
+    use super::*;
+
+    fn code(e: ttrpc::Error) -> Code {
+        match e {
+            ttrpc::Error::RpcStatus(s) => s.code(),
+            other => panic!("not a status: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_kill_with_nothing_to_signal_is_not_found() {
+        let failed = |message: &str| RuntimeError::Failed {
+            verb: "kill".into(),
+            message: message.into(),
+        };
+        for gone in [
+            "container \"c1\" is stopped: there is no process to signal",
+            "container \"c1\" does not exist",
+        ] {
+            assert_eq!(code(kill_error(failed(gone))), Code::NOT_FOUND, "{gone}");
+        }
+        assert_eq!(
+            code(kill_error(failed("invalid signal \"SIGNOPE\""))),
+            Code::UNKNOWN
+        );
     }
 }

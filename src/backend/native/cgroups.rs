@@ -7,13 +7,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxResources};
 
 use super::NativeError;
 
 const ROOT: &str = "/sys/fs/cgroup";
 /// cpuacct is its own hierarchy on some hosts, a link to `cpu,cpuacct` on others.
-const V1_CONTROLLERS: [&str; 6] = ["memory", "pids", "cpu", "cpuacct", "devices", "freezer"];
+const V1_CONTROLLERS: [&str; 11] = [
+    "memory", "pids", "cpu", "cpuacct", "devices", "freezer", "cpuset", "blkio", "hugetlb",
+    "net_cls", "net_prio",
+];
 
 /// The devices a container may use (Docker's default list): any node may be created, only
 /// these opened. Without this a container with CAP_MKNOD could open the host's disks.
@@ -32,6 +35,54 @@ const ALLOWED_DEVICES: &[&str] = &[
     "c 10:200 rwm",
 ];
 
+/// A device rule as the devices controller reads it: `c 1:3 rwm`, `a *:* rwm`.
+fn device_rule(rule: &oci_spec::runtime::LinuxDeviceCgroup) -> String {
+    let number = |n: Option<i64>| {
+        n.filter(|n| *n >= 0)
+            .map_or("*".to_string(), |n| n.to_string())
+    };
+    // The controller knows a, b and c; an unbuffered character device is a c.
+    let typ = match rule.typ().unwrap_or(LinuxDeviceType::A) {
+        LinuxDeviceType::A => "a",
+        LinuxDeviceType::B => "b",
+        LinuxDeviceType::C | LinuxDeviceType::U => "c",
+        LinuxDeviceType::P => "p",
+    };
+    let access = rule
+        .access()
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .unwrap_or("rwm");
+    if typ == "a" {
+        return format!("a *:* {access}");
+    }
+    format!(
+        "{typ} {}:{} {access}",
+        number(rule.major()),
+        number(rule.minor())
+    )
+}
+
+/// A new v1 cpuset cgroup starts with no CPUs and no memory nodes, and no process can
+/// join it: each directory from the hierarchy's root down to `rel` takes its parent's
+/// where it has none.
+fn inherit_cpuset(hierarchy: &Path, rel: &Path) -> Result<(), NativeError> {
+    let mut parent = hierarchy.to_path_buf();
+    for c in rel.components() {
+        let dir = parent.join(c);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let own = fs::read_to_string(dir.join(file)).map_err(|e| err(&dir.join(file), e))?;
+            if own.trim().is_empty() {
+                let from = fs::read_to_string(parent.join(file))
+                    .map_err(|e| err(&parent.join(file), e))?;
+                write(&dir.join(file), from.trim())?;
+            }
+        }
+        parent = dir;
+    }
+    Ok(())
+}
+
 /// A container's cgroup(s).
 #[derive(Debug)]
 pub struct Cgroup {
@@ -43,12 +94,17 @@ pub struct Cgroup {
 fn err(path: &Path, e: io::Error) -> NativeError {
     NativeError::Cgroup {
         path: path.to_path_buf(),
-        source: e,
+        cause: e,
     }
 }
 
 fn write(path: &Path, value: &str) -> Result<(), NativeError> {
-    fs::write(path, value).map_err(|e| err(path, e))
+    fs::write(path, value).map_err(|e| {
+        err(
+            path,
+            io::Error::new(e.kind(), format!("writing {value:?}: {e}")),
+        )
+    })
 }
 
 /// Whether this host's unified hierarchy has the controllers wharf needs.
@@ -77,8 +133,9 @@ impl Cgroup {
         id: &str,
         resources: Option<&LinuxResources>,
         privileged: bool,
+        devices: &[LinuxDevice],
     ) -> Result<Cgroup, NativeError> {
-        Self::create_at(&Path::new("wharf").join(id), resources, privileged)
+        Self::create_at(&Path::new("wharf").join(id), resources, privileged, devices)
     }
 
     /// Create the cgroup `rel` (relative to each hierarchy's root) and apply `resources`.
@@ -86,6 +143,7 @@ impl Cgroup {
         rel: &Path,
         resources: Option<&LinuxResources>,
         privileged: bool,
+        devices: &[LinuxDevice],
     ) -> Result<Cgroup, NativeError> {
         let v2 = is_v2();
         let cg = if v2 {
@@ -118,6 +176,9 @@ impl Cgroup {
                 seen.push(real);
                 let dir = hierarchy.join(rel);
                 fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
+                if c == "cpuset" {
+                    inherit_cpuset(&hierarchy, rel)?;
+                }
                 dirs.push(dir);
             }
             Cgroup { dirs, v2 }
@@ -138,7 +199,7 @@ impl Cgroup {
             cg.destroy();
             return Err(e);
         }
-        if let Err(e) = cg.restrict_devices(privileged) {
+        if let Err(e) = cg.restrict_devices(privileged, resources, devices) {
             cg.destroy();
             return Err(e);
         }
@@ -164,52 +225,232 @@ impl Cgroup {
         }
     }
 
-    /// Apply `r` (`update --resources`).
+    /// Apply `r` (`update --resources`): every limit the runtime spec defines that this
+    /// host's cgroups have a file for. A limit whose controller is missing is an error
+    /// naming it; a value the kernel refuses is an error naming the file.
     pub fn apply(&self, r: &LinuxResources) -> Result<(), NativeError> {
-        if let Some(limit) = r
-            .memory()
-            .as_ref()
-            .and_then(|m| m.limit())
-            .filter(|l| *l > 0)
-        {
+        let put = |controller: &'static str, file: &str, value: String| {
             let dir = self
-                .dir_for("memory")
-                .ok_or(NativeError::NoController("memory"))?;
-            if self.v2 {
-                write(&dir.join("memory.max"), &limit.to_string())?;
-                // No swap: a container over its limit is OOM-killed, as Docker's default.
-                let _ = fs::write(dir.join("memory.swap.max"), "0");
-            } else {
-                write(&dir.join("memory.limit_in_bytes"), &limit.to_string())?;
-                let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), limit.to_string());
-                let _ = fs::write(dir.join("memory.swappiness"), "0");
-            }
+                .dir_for(controller)
+                .ok_or(NativeError::NoController(controller))?;
+            write(&dir.join(file), &value)
+        };
+        if let Some(m) = r.memory() {
+            self.apply_memory(m)?;
         }
         if let Some(pids) = r.pids().as_ref().map(|p| p.limit()).filter(|l| *l > 0) {
-            let dir = self
-                .dir_for("pids")
-                .ok_or(NativeError::NoController("pids"))?;
-            write(&dir.join("pids.max"), &pids.to_string())?;
+            put("pids", "pids.max", pids.to_string())?;
         }
-        if let Some(cpu) = r.cpu().as_ref()
-            && let (Some(quota), Some(period)) = (cpu.quota(), cpu.period())
-        {
-            let dir = self
-                .dir_for("cpu")
-                .ok_or(NativeError::NoController("cpu"))?;
+        if let Some(cpu) = r.cpu() {
             if self.v2 {
-                write(&dir.join("cpu.max"), &format!("{quota} {period}"))?;
+                if let Some(shares) = cpu.shares().filter(|s| *s > 0) {
+                    // runc's conversion of v1 shares [2, 262144] to v2 weight [1, 10000].
+                    let weight = 1 + ((shares.clamp(2, 262_144) - 2) * 9999) / 262_142;
+                    put("cpu", "cpu.weight", weight.to_string())?;
+                }
+                if cpu.quota().is_some() || cpu.period().is_some() {
+                    let quota = cpu
+                        .quota()
+                        .filter(|q| *q > 0)
+                        .map_or("max".to_string(), |q| q.to_string());
+                    let period = cpu.period().unwrap_or(100_000);
+                    put("cpu", "cpu.max", format!("{quota} {period}"))?;
+                }
             } else {
-                write(&dir.join("cpu.cfs_period_us"), &period.to_string())?;
-                write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
+                if let Some(shares) = cpu.shares().filter(|s| *s > 0) {
+                    put("cpu", "cpu.shares", shares.to_string())?;
+                }
+                if let Some(period) = cpu.period().filter(|p| *p > 0) {
+                    put("cpu", "cpu.cfs_period_us", period.to_string())?;
+                }
+                if let Some(quota) = cpu.quota().filter(|q| *q != 0) {
+                    put("cpu", "cpu.cfs_quota_us", quota.to_string())?;
+                }
+                if let Some(period) = cpu.realtime_period().filter(|p| *p > 0) {
+                    put("cpu", "cpu.rt_period_us", period.to_string())?;
+                }
+                if let Some(runtime) = cpu.realtime_runtime().filter(|r| *r != 0) {
+                    put("cpu", "cpu.rt_runtime_us", runtime.to_string())?;
+                }
+            }
+            if let Some(cpus) = cpu.cpus().as_deref().filter(|c| !c.is_empty()) {
+                put("cpuset", "cpuset.cpus", cpus.to_string())?;
+            }
+            if let Some(mems) = cpu.mems().as_deref().filter(|m| !m.is_empty()) {
+                put("cpuset", "cpuset.mems", mems.to_string())?;
+            }
+        }
+        if let Some(b) = r.block_io() {
+            if self.v2 {
+                if let Some(w) = b.weight().filter(|w| *w > 0) {
+                    put("io", "io.weight", format!("default {w}"))?;
+                }
+            } else {
+                if let Some(w) = b.weight().filter(|w| *w > 0) {
+                    put("blkio", "blkio.weight", w.to_string())?;
+                }
+                if let Some(w) = b.leaf_weight().filter(|w| *w > 0) {
+                    put("blkio", "blkio.leaf_weight", w.to_string())?;
+                }
+                for d in b.weight_device().iter().flatten() {
+                    if let Some(w) = d.weight() {
+                        let v = format!("{}:{} {w}", d.major(), d.minor());
+                        put("blkio", "blkio.weight_device", v)?;
+                    }
+                    if let Some(w) = d.leaf_weight() {
+                        let v = format!("{}:{} {w}", d.major(), d.minor());
+                        put("blkio", "blkio.leaf_weight_device", v)?;
+                    }
+                }
+            }
+            for (list, v1, v2) in [
+                (
+                    b.throttle_read_bps_device(),
+                    "blkio.throttle.read_bps_device",
+                    "rbps",
+                ),
+                (
+                    b.throttle_write_bps_device(),
+                    "blkio.throttle.write_bps_device",
+                    "wbps",
+                ),
+                (
+                    b.throttle_read_iops_device(),
+                    "blkio.throttle.read_iops_device",
+                    "riops",
+                ),
+                (
+                    b.throttle_write_iops_device(),
+                    "blkio.throttle.write_iops_device",
+                    "wiops",
+                ),
+            ] {
+                for d in list.iter().flatten() {
+                    if self.v2 {
+                        let v = format!("{}:{} {v2}={}", d.major(), d.minor(), d.rate());
+                        put("io", "io.max", v)?;
+                    } else {
+                        put(
+                            "blkio",
+                            v1,
+                            format!("{}:{} {}", d.major(), d.minor(), d.rate()),
+                        )?;
+                    }
+                }
+            }
+        }
+        for h in r.hugepage_limits().iter().flatten() {
+            let file = if self.v2 {
+                format!("hugetlb.{}.max", h.page_size())
+            } else {
+                format!("hugetlb.{}.limit_in_bytes", h.page_size())
+            };
+            put("hugetlb", &file, h.limit().to_string())?;
+        }
+        if let Some(n) = r.network() {
+            if let Some(id) = n.class_id() {
+                put("net_cls", "net_cls.classid", id.to_string())?;
+            }
+            for p in n.priorities().iter().flatten() {
+                let v = format!("{} {}", p.name(), p.priority());
+                put("net_prio", "net_prio.ifpriomap", v)?;
             }
         }
         Ok(())
     }
 
-    /// v1: deny every device but the standard ones (privileged containers keep all). On v2
-    /// device control needs an eBPF program, which wharf does not load yet.
-    fn restrict_devices(&self, privileged: bool) -> Result<(), NativeError> {
+    fn apply_memory(&self, m: &oci_spec::runtime::LinuxMemory) -> Result<(), NativeError> {
+        let dir = || {
+            self.dir_for("memory")
+                .ok_or(NativeError::NoController("memory"))
+        };
+        let limit = m.limit().filter(|l| *l != 0);
+        let swap = m.swap().filter(|s| *s != 0);
+        if self.v2 {
+            if let Some(limit) = limit {
+                let v = if limit < 0 {
+                    "max".into()
+                } else {
+                    limit.to_string()
+                };
+                write(&dir()?.join("memory.max"), &v)?;
+            }
+            // v1's swap is memory + swap; v2's swap.max is the swap alone. No swap unless
+            // asked: a container over its limit is OOM-killed, as Docker's default.
+            match (limit, swap) {
+                (Some(l), Some(s)) if l > 0 && s > 0 => {
+                    write(&dir()?.join("memory.swap.max"), &(s - l).max(0).to_string())?
+                }
+                (_, Some(s)) if s < 0 => write(&dir()?.join("memory.swap.max"), "max")?,
+                (Some(_), None) => {
+                    let _ = fs::write(dir()?.join("memory.swap.max"), "0");
+                }
+                _ => {}
+            }
+            if let Some(r) = m.reservation().filter(|r| *r > 0) {
+                write(&dir()?.join("memory.low"), &r.to_string())?;
+            }
+            return Ok(());
+        }
+        if let Some(limit) = limit {
+            let dir = dir()?;
+            let memsw = swap.unwrap_or(limit);
+            // memsw must stay at or above the limit at every step: when the limit cannot
+            // be raised first, raise memsw first.
+            if write(&dir.join("memory.limit_in_bytes"), &limit.to_string()).is_err() {
+                let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), memsw.to_string());
+                write(&dir.join("memory.limit_in_bytes"), &limit.to_string())?;
+            }
+            match swap {
+                Some(s) => write(&dir.join("memory.memsw.limit_in_bytes"), &s.to_string())?,
+                // No swap accounting on some hosts: then there is nothing to limit.
+                None => {
+                    let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), memsw.to_string());
+                }
+            }
+        } else if let Some(s) = swap {
+            write(&dir()?.join("memory.memsw.limit_in_bytes"), &s.to_string())?;
+        }
+        if let Some(r) = m.reservation().filter(|r| *r != 0) {
+            write(&dir()?.join("memory.soft_limit_in_bytes"), &r.to_string())?;
+        }
+        if let Some(k) = m.kernel().filter(|k| *k != 0) {
+            write(&dir()?.join("memory.kmem.limit_in_bytes"), &k.to_string())?;
+        }
+        if let Some(k) = m.kernel_tcp().filter(|k| *k != 0) {
+            write(
+                &dir()?.join("memory.kmem.tcp.limit_in_bytes"),
+                &k.to_string(),
+            )?;
+        }
+        match m.swappiness() {
+            Some(s) if s <= 100 => write(&dir()?.join("memory.swappiness"), &s.to_string())?,
+            Some(s) => {
+                return Err(err(
+                    &dir()?.join("memory.swappiness"),
+                    io::Error::other(format!("swappiness {s} is not between 0 and 100")),
+                ));
+            }
+            None if limit.is_some() => {
+                let _ = fs::write(dir()?.join("memory.swappiness"), "0");
+            }
+            None => {}
+        }
+        if m.disable_oom_killer() == Some(true) {
+            write(&dir()?.join("memory.oom_control"), "1")?;
+        }
+        Ok(())
+    }
+
+    /// v1: deny every device, then allow the spec's rules (in order), the standard nodes
+    /// and the spec's `linux.devices`; privileged containers keep all. On v2 device control
+    /// needs an eBPF program, which wharf does not load yet.
+    fn restrict_devices(
+        &self,
+        privileged: bool,
+        resources: Option<&LinuxResources>,
+        devices: &[LinuxDevice],
+    ) -> Result<(), NativeError> {
         if self.v2 || privileged {
             return Ok(());
         }
@@ -217,8 +458,24 @@ impl Cgroup {
             return Ok(());
         };
         write(&dir.join("devices.deny"), "a")?;
+        for rule in resources
+            .and_then(|r| r.devices().as_ref())
+            .into_iter()
+            .flatten()
+        {
+            let file = if rule.allow() {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
+            write(&dir.join(file), &device_rule(rule))?;
+        }
         for rule in ALLOWED_DEVICES {
             write(&dir.join("devices.allow"), rule)?;
+        }
+        // A FIFO is no device the controller governs.
+        for d in devices.iter().filter(|d| d.typ() != LinuxDeviceType::P) {
+            write(&dir.join("devices.allow"), &device_rule(&d.into()))?;
         }
         Ok(())
     }
@@ -500,4 +757,33 @@ fn set_frozen(dirs: &[PathBuf], v2: bool, frozen: bool) -> Result<(), NativeErro
         &dir.join(check),
         io::Error::other(format!("the cgroup did not become {value}")),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(json: serde_json::Value) -> oci_spec::runtime::LinuxDeviceCgroup {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn device_rules_read_as_the_controller_reads_them() {
+        let all = rule(serde_json::json!({"allow": false, "access": "rwm"}));
+        assert_eq!(device_rule(&all), "a *:* rwm");
+        let null = rule(serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 3}));
+        assert_eq!(device_rule(&null), "c 1:3 rwm", "no access means rwm");
+        let any_minor =
+            rule(serde_json::json!({"allow": true, "type": "b", "major": 8, "access": "r"}));
+        assert_eq!(device_rule(&any_minor), "b 8:* r");
+        let unbuffered =
+            rule(serde_json::json!({"allow": true, "type": "u", "major": 4, "minor": 1}));
+        assert_eq!(device_rule(&unbuffered), "c 4:1 rwm");
+        // A spec's device node is allowed as runc allows it.
+        let node: LinuxDevice = serde_json::from_value(serde_json::json!(
+            {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}
+        ))
+        .unwrap();
+        assert_eq!(device_rule(&(&node).into()), "c 1:11 rwm");
+    }
 }

@@ -75,7 +75,9 @@ pub fn main(plan: &ChildPlan<'_>) -> isize {
 }
 
 fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
-    if !plan.rootless {
+    // In a user namespace whose maps the parent writes (rootless, or the spec's own).
+    let mapped = plan.rootless || super::launch::maps_ids(plan.spec);
+    if !mapped {
         // Until its exec, this process is wharf (its memory, its environment, its
         // descriptors: a host log file, the exec FIFO): a sibling in a shared pid namespace
         // (a pod's) must not ptrace it or reach it through /proc/PID/{mem,environ,fd}.
@@ -119,9 +121,19 @@ fn setup_and_exec(plan: &ChildPlan<'_>) -> Result<Infallible, ChildError> {
             .map_err(|e| ChildError::Setup(format!("cgroup namespace: {e}")))?;
         Ok(())
     };
-    let overlap = !plan.rootfs.cgroup_v2 && !plan.rootless;
+    let overlap = !plan.rootfs.cgroup_v2 && !mapped;
     if !overlap {
         join_cgroup()?;
+    }
+    if mapped && !plan.rootless {
+        // The maps are written, but this process is still the host's root, which the
+        // spec's maps need not map: become the namespace's root (as runc).
+        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).map_err(|e| {
+            ChildError::Setup(format!("becoming root in the user namespace: setgid: {e}"))
+        })?;
+        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).map_err(|e| {
+            ChildError::Setup(format!("becoming root in the user namespace: setuid: {e}"))
+        })?;
     }
     nix::unistd::setsid().map_err(|e| ChildError::Setup(format!("setsid: {e}")))?;
 
@@ -385,25 +397,27 @@ pub fn become_process(
         Uid::from_raw(user.uid),
     )
     .map_err(|e| ChildError::Setup(format!("setuid {}: {e}", user.uid)))?;
-    // As Docker: a non-root user gets no effective or permitted capabilities.
-    let granted: std::collections::HashSet<Cap> = if user.uid == 0 {
-        caps.effective()
-            .iter()
-            .flatten()
-            .filter_map(to_cap)
-            .collect()
-    } else {
-        Default::default()
+    // The spec's sets, exactly (a non-root user's spec from `wharf run` has no inheritable
+    // or ambient capabilities, so, as under Docker, its exec leaves it none).
+    let set_of = |set: &Option<oci_spec::runtime::Capabilities>| -> std::collections::HashSet<Cap> {
+        set.iter().flatten().filter_map(to_cap).collect()
     };
-    // Effective first: it must stay a subset of permitted at every step.
-    caps::set(None, CapSet::Effective, &granted)
-        .map_err(|e| ChildError::Setup(format!("capabilities: {e}")))?;
-    caps::set(None, CapSet::Permitted, &granted)
-        .map_err(|e| ChildError::Setup(format!("capabilities: {e}")))?;
-    caps::set(None, CapSet::Inheritable, &Default::default())
-        .map_err(|e| ChildError::Setup(format!("capabilities: {e}")))?;
-    caps::clear(None, CapSet::Ambient)
-        .map_err(|e| ChildError::Setup(format!("capabilities: {e}")))?;
+    let fail = |set: &str, e: caps::errors::CapsError| {
+        ChildError::Setup(format!("capabilities ({set} set): {e}"))
+    };
+    // Inheritable first, while every capability is still permitted; effective before
+    // permitted, since it must stay a subset at every step; ambient last (each one must be
+    // permitted and inheritable).
+    caps::set(None, CapSet::Inheritable, &set_of(caps.inheritable()))
+        .map_err(|e| fail("inheritable", e))?;
+    caps::set(None, CapSet::Effective, &set_of(caps.effective()))
+        .map_err(|e| fail("effective", e))?;
+    caps::set(None, CapSet::Permitted, &set_of(caps.permitted()))
+        .map_err(|e| fail("permitted", e))?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| fail("ambient", e))?;
+    for c in set_of(caps.ambient()) {
+        caps::raise(None, CapSet::Ambient, c).map_err(|e| fail("ambient", e))?;
+    }
 
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     if !over.env.is_empty() {

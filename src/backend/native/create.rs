@@ -81,6 +81,7 @@ pub fn create(c: NativeCreate<'_>) -> Result<Created, NativeError> {
         &cgroup_path(spec, c.id)?,
         resources,
         launch::is_privileged(spec),
+        launch::devices(spec),
     )?;
     match clone_waiting(&c, &cgroup, ns) {
         Ok(pid) => Ok(Created {
@@ -161,6 +162,9 @@ fn clone_waiting(
         1 << 20
     };
     let launched = launch::launch(&plan, &ns, go_w, err_r, stack, |pid| {
+        if launch::maps_ids(c.spec) {
+            launch::write_id_maps(c.spec, pid)?;
+        }
         cgroup.add(pid.as_raw())
     })?;
     drop(plan);

@@ -15,7 +15,7 @@ use nix::fcntl::{OFlag, open};
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
 use super::{NativeError, child, clone_child, pipe, threads};
 use crate::bundle;
@@ -40,30 +40,40 @@ pub(super) fn preflight(spec: &Spec) -> Result<(), NativeError> {
     super::seal::require_protected()?;
     bundle::sysctl::check(spec)?;
     let linux = spec.linux().as_ref();
-    if linux
-        .and_then(|l| l.uid_mappings().as_ref())
-        .is_some_and(|m| !m.is_empty())
-    {
+    let new_userns = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    let has = |m: Option<&Vec<LinuxIdMapping>>| m.is_some_and(|m| !m.is_empty());
+    let (uids, gids) = (
+        has(linux.and_then(|l| l.uid_mappings().as_ref())),
+        has(linux.and_then(|l| l.gid_mappings().as_ref())),
+    );
+    if new_userns && !(uids && gids) {
         return Err(unsupported(
-            "user namespaces with uid/gid mappings are not supported by wharf-runtime yet".into(),
+            "a new user namespace needs linux.uidMappings and linux.gidMappings".into(),
         ));
     }
-    if linux
-        .and_then(|l| l.devices().as_ref())
-        .is_some_and(|d| !d.is_empty())
-    {
+    if !new_userns && (uids || gids) {
         return Err(unsupported(
-            "linux.devices (extra device nodes) are not supported by wharf-runtime yet".into(),
+            "linux.uidMappings/gidMappings are given, but linux.namespaces makes no user namespace"
+                .into(),
         ));
     }
-    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref())
-        && !matches!(p, "" | "private" | "rprivate")
-    {
-        return Err(unsupported(format!(
-            "rootfsPropagation {p:?} is not supported by wharf-runtime yet (private only)"
-        )));
+    for d in devices(spec) {
+        super::mounts::check_device(d).map_err(unsupported)?;
     }
+    super::mounts::rootfs_propagation(spec).map_err(unsupported)?;
     Ok(())
+}
+
+/// The spec's `linux.devices`: nodes made in the container (and allowed by its cgroup).
+pub(super) fn devices(spec: &Spec) -> &[oci_spec::runtime::LinuxDevice] {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or_default()
 }
 
 /// Whether the spec grants every capability (`--privileged`): its cgroup then allows
@@ -143,6 +153,12 @@ pub(super) fn namespaces(spec: &Spec, rootless: bool) -> Result<Namespaces, Nati
                             source: e.into(),
                         }
                     })?;
+                if n.typ() == LinuxNamespaceType::Mount && same_file(&fd, "/proc/self/ns/mnt") {
+                    return Err(unsupported(format!(
+                        "{} is wharf's own mount namespace: a container's root file system would be mounted over the host's",
+                        path.display()
+                    )));
+                }
                 if n.typ() == LinuxNamespaceType::Pid {
                     ns.pid = Some(fd);
                 } else {
@@ -151,9 +167,13 @@ pub(super) fn namespaces(spec: &Spec, rootless: bool) -> Result<Namespaces, Nati
             }
         }
     }
-    if !ns.flags.contains(CloneFlags::CLONE_NEWNS) {
+    // A mount namespace made or joined by path (then the root filesystem is set up in the
+    // joined one, as runc does); never the host's own.
+    if !ns.flags.contains(CloneFlags::CLONE_NEWNS)
+        && !ns.joins.iter().any(|(_, f)| *f == CloneFlags::CLONE_NEWNS)
+    {
         return Err(unsupported(
-            "a container needs a mount namespace of its own".into(),
+            "a container needs a mount namespace (linux.namespaces has no \"mount\")".into(),
         ));
     }
     ns.flags.remove(CloneFlags::CLONE_NEWCGROUP);
@@ -161,6 +181,44 @@ pub(super) fn namespaces(spec: &Spec, rootless: bool) -> Result<Namespaces, Nati
         ns.flags |= CloneFlags::CLONE_NEWUSER;
     }
     Ok(ns)
+}
+
+/// Whether the spec makes a user namespace with its own id maps (which the parent
+/// writes once the child is cloned, [`write_id_maps`]; the child waits for them).
+pub(super) fn maps_ids(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.uid_mappings().as_ref())
+        .is_some_and(|m| !m.is_empty())
+}
+
+/// Writes the spec's uid and gid maps for the child `pid`'s new user namespace (as root:
+/// any ranges, `setgroups` left allowed).
+pub(super) fn write_id_maps(spec: &Spec, pid: Pid) -> Result<(), NativeError> {
+    let Some(linux) = spec.linux().as_ref() else {
+        return Ok(());
+    };
+    for (file, maps) in [
+        ("uid_map", linux.uid_mappings()),
+        ("gid_map", linux.gid_mappings()),
+    ] {
+        let text: String = maps
+            .iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect();
+        let path = std::path::PathBuf::from(format!("/proc/{pid}/{file}"));
+        std::fs::write(&path, text).map_err(|source| NativeError::State { path, source })?;
+    }
+    Ok(())
+}
+
+/// Whether `fd` is the file at `path` (same device and inode).
+fn same_file(fd: &OwnedFd, path: &str) -> bool {
+    match (nix::sys::stat::fstat(fd), nix::sys::stat::stat(path)) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    }
 }
 
 /// A launched first process: its pid, and the read end of its error pipe (closed by its

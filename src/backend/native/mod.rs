@@ -44,11 +44,11 @@ pub enum NativeError {
         "wharf has {0} threads; native containers are cloned only from a single-threaded process"
     )]
     Threads(usize),
-    #[error("cgroup {path}: {source}")]
+    /// (The cause is in the message, not a source: callers print a chain.)
+    #[error("cgroup {path}: {cause}")]
     Cgroup {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("the {0} cgroup controller is not available")]
     NoController(&'static str),
@@ -246,6 +246,7 @@ fn run_in(r: &NativeRun<'_>, state_dir: &Path) -> Result<Exit, NativeError> {
             r.id,
             resources,
             launch::is_privileged(spec),
+            launch::devices(spec),
         )?)
     };
     let copy_root = r
@@ -412,6 +413,8 @@ fn supervise(
         }
         if r.rootless {
             map_ids(pid)?;
+        } else if launch::maps_ids(r.spec) {
+            launch::write_id_maps(r.spec, pid)?;
         }
         if let Some(ports) = bundle::pasta_ports(r.spec) {
             let ports = crate::network::pasta::choose_ports(&ports);

@@ -16,7 +16,7 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::unistd::{chdir, pivot_root};
-use oci_spec::runtime::{Mount, Spec};
+use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
 
 use super::ChildError;
 use crate::image::unpack::{self, LayerDir, normalize};
@@ -146,11 +146,92 @@ fn parse_options(options: &[String]) -> (MsFlags, bool, String) {
                 bind = true;
                 flags |= MsFlags::MS_REC;
             }
-            "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" => {}
+            // Propagation is applied after the mount (`propagation`), not with it.
+            o if propagation(o).is_some() => {}
             other => data.push(other.to_string()),
         }
     }
     (flags, bind, data.join(","))
+}
+
+/// A propagation option's flags (runc's table): `shared`, `rslave`, `runbindable`...
+fn propagation(option: &str) -> Option<MsFlags> {
+    let (rec, kind) = match option.strip_prefix('r') {
+        Some(k) if matches!(k, "private" | "slave" | "shared" | "unbindable") => {
+            (MsFlags::MS_REC, k)
+        }
+        _ => (MsFlags::empty(), option),
+    };
+    let flag = match kind {
+        "private" => MsFlags::MS_PRIVATE,
+        "slave" => MsFlags::MS_SLAVE,
+        "shared" => MsFlags::MS_SHARED,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        _ => return None,
+    };
+    Some(flag | rec)
+}
+
+/// The propagation a mount's options ask for, last one winning.
+fn propagation_of(options: &[String]) -> Option<MsFlags> {
+    options.iter().filter_map(|o| propagation(o)).next_back()
+}
+
+/// The spec's `rootfsPropagation` as flags (checked before clone by the preflight).
+pub(super) fn rootfs_propagation(spec: &Spec) -> Result<Option<MsFlags>, String> {
+    match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+    {
+        None | Some("") => Ok(None),
+        Some(p) => propagation(p)
+            .map(Some)
+            .ok_or_else(|| format!("rootfsPropagation {p:?} is not a mount propagation")),
+    }
+}
+
+/// Makes the mount holding `path` private in this (the container's) mount namespace if
+/// it is shared, as runc does: a root filesystem mounted under a shared mount would be
+/// propagated to the host's peers, and `pivot_root` refuses a shared parent.
+fn make_parent_private(path: &Path) -> Result<(), ChildError> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| ChildError::Setup(format!("/proc/self/mountinfo: {e}")))?;
+    let unescape = |f: &str| {
+        f.replace("\\040", " ")
+            .replace("\\011", "\t")
+            .replace("\\012", "\n")
+    };
+    let mut best: Option<(PathBuf, bool)> = None;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (Some(point), Some(dash)) = (fields.get(4), fields.iter().position(|f| *f == "-"))
+        else {
+            continue;
+        };
+        let point = PathBuf::from(unescape(point));
+        if path.starts_with(&point)
+            && best
+                .as_ref()
+                .is_none_or(|(b, _)| point.as_os_str().len() >= b.as_os_str().len())
+        {
+            let shared = fields[6.min(dash)..dash]
+                .iter()
+                .any(|f| f.starts_with("shared:"));
+            best = Some((point, shared));
+        }
+    }
+    if let Some((point, true)) = best {
+        mount(
+            None::<&str>,
+            &point,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(sys(format!("making {} private", point.display())))?;
+    }
+    Ok(())
 }
 
 /// What the container's root filesystem needs, prepared by the parent.
@@ -175,17 +256,22 @@ pub struct RootfsPlan<'a> {
 /// Build the root filesystem and pivot into it. Runs in the child, in its own mount
 /// namespace, before any capability is dropped.
 pub fn setup(plan: &RootfsPlan<'_>) -> Result<(), ChildError> {
-    // Nothing we mount may propagate back to the host.
+    // The host's mounts as the spec's rootfsPropagation asks (runc's default is rslave;
+    // wharf's is rprivate: nothing mounted on the host appears in the container later,
+    // and nothing of the container's reaches the host), but never the root filesystem's
+    // own mount: what is mounted on and in it stays the container's.
+    let requested = rootfs_propagation(plan.spec).map_err(ChildError::Setup)?;
     mount(
         None::<&str>,
         "/",
         None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        requested.unwrap_or(MsFlags::MS_REC | MsFlags::MS_PRIVATE),
         None::<&str>,
     )
-    .map_err(sys("making / private"))?;
+    .map_err(sys("setting the propagation of /"))?;
     let rootfs = match plan.bundle_rootfs {
         Some(r) => {
+            make_parent_private(r)?;
             mount(
                 Some(r),
                 r,
@@ -198,6 +284,7 @@ pub fn setup(plan: &RootfsPlan<'_>) -> Result<(), ChildError> {
         }
         None => {
             let rootfs = plan.state_dir.join("rootfs");
+            make_parent_private(&rootfs)?;
             mount_overlay(plan, &rootfs)?;
             rootfs
         }
@@ -211,6 +298,9 @@ pub fn setup(plan: &RootfsPlan<'_>) -> Result<(), ChildError> {
         if m.destination() == Path::new("/dev") {
             populate_dev(&root)?;
         }
+    }
+    for d in super::launch::devices(plan.spec) {
+        make_device(&root, d)?;
     }
     for (file, name) in [
         ("hosts", "/etc/hosts"),
@@ -261,6 +351,11 @@ pub fn setup(plan: &RootfsPlan<'_>) -> Result<(), ChildError> {
     pivot_root(".", ".").map_err(sys("pivot_root"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(sys("detaching the old root"))?;
     chdir("/").map_err(sys("chdir /"))?;
+    // The root's own propagation, now that pivot_root (which has its rules) is done.
+    if let Some(flags) = requested {
+        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+            .map_err(sys("setting the propagation of the root"))?;
+    }
     if plan
         .spec
         .root()
@@ -363,6 +458,12 @@ fn mount_one(root: &Dir, m: &Mount, plan: &RootfsPlan<'_>) -> Result<(), ChildEr
         .map_err(sys(format!("bind-mounting {} at {dest}", src.display())))?;
         if flags.contains(MsFlags::MS_RDONLY) {
             remount_readonly_at(root, &dest, kind, flags)?;
+        }
+        if let Some(p) = propagation_of(&options) {
+            // Resolved again: the descriptor above is of the directory under the mount.
+            let top = resolve_target(root, &dest, kind)?;
+            mount(None::<&str>, &fd_path(&top), None::<&str>, p, None::<&str>)
+                .map_err(sys(format!("setting the propagation of {dest}")))?;
         }
         return Ok(());
     }
@@ -589,6 +690,98 @@ fn populate_dev(root: &Dir) -> Result<(), ChildError> {
     Ok(())
 }
 
+/// Checks a `linux.devices` entry before anything is made: an absolute path, not the
+/// root, of a known type.
+pub(super) fn check_device(d: &oci_spec::runtime::LinuxDevice) -> Result<(), String> {
+    let path = d.path().to_string_lossy();
+    if !path.starts_with('/') || normalize(path.as_bytes()).map_or(true, |c| c.is_empty()) {
+        return Err(format!(
+            "linux.devices: {path:?} is not an absolute path of a file"
+        ));
+    }
+    if d.typ() == LinuxDeviceType::A {
+        return Err(format!(
+            "linux.devices: {path}: type \"a\" is not a device type"
+        ));
+    }
+    Ok(())
+}
+
+/// Makes a `linux.devices` node inside the root (its directories too), with the spec's
+/// mode and owner, as runc: an existing file is left as it is; where the node cannot be
+/// made (a user namespace), the host's node at the same path is bound instead.
+fn make_device(root: &Dir, d: &oci_spec::runtime::LinuxDevice) -> Result<(), ChildError> {
+    let path = d.path().to_string_lossy().into_owned();
+    let fail = |e: std::io::Error| ChildError::Setup(format!("creating device {path}: {e}"));
+    let comps = normalize(path.as_bytes())
+        .map_err(|e| ChildError::Setup(format!("device path {path:?}: {e}")))?;
+    let Some((name, parent)) = comps.split_last() else {
+        return Err(ChildError::Setup(format!(
+            "device path {path:?} names no file"
+        )));
+    };
+    let name = name.as_os_str();
+    let dir = unpack::resolve_dir(root, parent, true)
+        .map_err(|e| ChildError::Setup(format!("creating device {path}: {e}")))?;
+    if dir.symlink_metadata(name).is_ok() {
+        return Ok(());
+    }
+    let kind = match d.typ() {
+        LinuxDeviceType::B => crate::sys::NodeKind::Block,
+        LinuxDeviceType::P => crate::sys::NodeKind::Fifo,
+        _ => crate::sys::NodeKind::Char,
+    };
+    let mode = d.file_mode().unwrap_or(0o666);
+    let number = |n: i64| {
+        u32::try_from(n).map_err(|_| {
+            fail(std::io::Error::other(format!(
+                "device number {n} is out of range"
+            )))
+        })
+    };
+    let made = crate::sys::mknod(
+        &dir,
+        name,
+        kind,
+        mode,
+        number(d.major())?,
+        number(d.minor())?,
+    );
+    if let Err(e) = made {
+        if e.raw_os_error() != Some(libc::EPERM) {
+            return Err(fail(e));
+        }
+        let mut o = cap_std::fs::OpenOptions::new();
+        o.write(true).create(true);
+        dir.open_with(name, &o).map_err(fail)?;
+        let fd = resolve_target(root, &path, Target::File)?;
+        mount(
+            Some(d.path()),
+            &fd_path(&fd),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys(format!("bind-mounting the host's {path}")))?;
+        return Ok(());
+    }
+    rustix::fs::chmodat(
+        &dir,
+        name,
+        rustix::fs::Mode::from_raw_mode(mode & 0o7777),
+        rustix::fs::AtFlags::empty(),
+    )
+    .map_err(|e| fail(e.into()))?;
+    rustix::fs::chownat(
+        &dir,
+        name,
+        Some(rustix::fs::Uid::from_raw(d.uid().unwrap_or(0))),
+        Some(rustix::fs::Gid::from_raw(d.gid().unwrap_or(0))),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| fail(e.into()))
+}
+
 /// `net.ipv4.ip_forward` → `/proc/sys/net/ipv4/ip_forward`, written inside the root. The
 /// key was checked before clone (`bundle::sysctl::check`): a valid name, and in a namespace
 /// of the container's own.
@@ -707,4 +900,72 @@ pub fn write_etc_files(
         String::new()
     };
     fs::write(state_dir.join("resolv.conf"), resolv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn propagation_options_are_runc_s() {
+        assert_eq!(propagation("shared"), Some(MsFlags::MS_SHARED));
+        assert_eq!(
+            propagation("rslave"),
+            Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
+        );
+        assert_eq!(
+            propagation("runbindable"),
+            Some(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC)
+        );
+        assert_eq!(propagation("ro"), None);
+        assert_eq!(
+            propagation("rbind"),
+            None,
+            "rbind is a bind, not a propagation"
+        );
+        let opts: Vec<String> = ["rbind", "rprivate", "ro", "rshared"]
+            .map(String::from)
+            .into();
+        assert_eq!(
+            propagation_of(&opts),
+            Some(MsFlags::MS_SHARED | MsFlags::MS_REC),
+            "the last one wins"
+        );
+        let (flags, bind, data) = parse_options(&opts);
+        assert!(bind && flags.contains(MsFlags::MS_RDONLY) && data.is_empty());
+    }
+
+    #[test]
+    fn rootfs_propagation_is_checked() {
+        let mut spec = Spec::default();
+        assert_eq!(rootfs_propagation(&spec), Ok(None));
+        let mut linux = spec.linux().clone().unwrap();
+        linux.set_rootfs_propagation(Some("slave".into()));
+        spec.set_linux(Some(linux.clone()));
+        assert_eq!(rootfs_propagation(&spec), Ok(Some(MsFlags::MS_SLAVE)));
+        linux.set_rootfs_propagation(Some("sideways".into()));
+        spec.set_linux(Some(linux));
+        let e = rootfs_propagation(&spec).unwrap_err();
+        assert!(e.contains("\"sideways\""), "{e}");
+    }
+
+    #[test]
+    fn device_entries_are_checked() {
+        let dev = |json: serde_json::Value| -> oci_spec::runtime::LinuxDevice {
+            serde_json::from_value(json).unwrap()
+        };
+        assert!(
+            check_device(&dev(serde_json::json!(
+                {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}
+            )))
+            .is_ok()
+        );
+        for bad in ["dev/fuse", "/", "/.."] {
+            let e = check_device(&dev(serde_json::json!(
+                {"path": bad, "type": "c", "major": 10, "minor": 229}
+            )))
+            .unwrap_err();
+            assert!(e.contains("not an absolute path"), "{bad}: {e}");
+        }
+    }
 }
