@@ -30,7 +30,21 @@ fn main() -> ExitCode {
     if let Some(p) = wharf::lifecycle::monitor::Protocol::from_args(std::env::args_os()) {
         return cli::monitor::serve(p);
     }
-    let cli = cli::Cli::parse();
+    // A command line wharf cannot read is wharf failing (125), as Docker's flag errors;
+    // --help, --version and a bare `wharf` (its usage) print and succeed, as Docker's.
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            let usage =
+                e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand;
+            return if e.use_stderr() && !usage {
+                ExitCode::from(125)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     cli::init_logging(&cli.log_level);
     match cli::run(cli) {
         Ok(code) => code,

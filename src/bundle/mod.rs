@@ -50,6 +50,8 @@ pub enum BundleError {
     Spec(#[from] oci_spec::OciSpecError),
     #[error(transparent)]
     Capability(#[from] security::UnknownCapability),
+    #[error("--device {path}: {why}")]
+    Device { path: String, why: String },
 }
 
 /// The process arguments Docker would run: `--entrypoint` replaces the image's entrypoint and
@@ -331,8 +333,60 @@ fn apply_native(spec: &mut Spec, opts: &RunOptions) -> Result<(), BundleError> {
                     .build()?,
             ));
         }
+        add_devices(linux, &mut resources, &n.devices)?;
         linux.set_resources(Some(resources));
     }
+    Ok(())
+}
+
+/// `--device`: each host node made in the container with the host's numbers, mode and
+/// owner, and allowed in its devices cgroup with the permissions given (Docker's way).
+fn add_devices(
+    linux: &mut oci_spec::runtime::Linux,
+    resources: &mut oci_spec::runtime::LinuxResources,
+    devices: &[crate::run::options::DeviceMapping],
+) -> Result<(), BundleError> {
+    use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType};
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let mut nodes = linux.devices().clone().unwrap_or_default();
+    let mut rules = resources.devices().clone().unwrap_or_default();
+    for d in devices {
+        let node = crate::sys::device_node(std::path::Path::new(&d.host)).map_err(|e| {
+            BundleError::Device {
+                path: d.host.clone(),
+                why: e.to_string(),
+            }
+        })?;
+        let typ = match node.kind {
+            crate::sys::NodeKind::Block => LinuxDeviceType::B,
+            _ => LinuxDeviceType::C,
+        };
+        nodes.retain(|n| n.path() != std::path::Path::new(&d.container));
+        nodes.push(
+            LinuxDeviceBuilder::default()
+                .path(PathBuf::from(&d.container))
+                .typ(typ)
+                .major(i64::from(node.major))
+                .minor(i64::from(node.minor))
+                .file_mode(node.mode)
+                .uid(node.uid)
+                .gid(node.gid)
+                .build()?,
+        );
+        rules.push(
+            LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .typ(typ)
+                .major(i64::from(node.major))
+                .minor(i64::from(node.minor))
+                .access(d.permissions.clone())
+                .build()?,
+        );
+    }
+    linux.set_devices(Some(nodes));
+    resources.set_devices(Some(rules));
     Ok(())
 }
 

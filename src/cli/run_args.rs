@@ -9,8 +9,8 @@ use wharf::container::{LogConfig, RestartPolicy};
 use wharf::image::platform::PlatformSpec;
 use wharf::lifecycle::CreateRequest;
 use wharf::run::options::{
-    HealthConfig, Limits, NativeOptions, Network, PortMapping, RunOptions, Ulimit, Volume,
-    parse_cpus, parse_duration, parse_env, parse_env_file, parse_size,
+    DeviceMapping, HealthConfig, Limits, NativeOptions, Network, PortMapping, RunOptions, Ulimit,
+    Volume, parse_cpus, parse_duration, parse_env, parse_env_file, parse_size,
 };
 
 #[derive(Debug, clap::Args)]
@@ -124,6 +124,10 @@ pub struct Args {
     /// Resource limit NAME=SOFT[:HARD], e.g. nofile=1024:2048 (native).
     #[arg(long, value_name = "NAME=SOFT[:HARD]")]
     pub(crate) ulimit: Vec<Ulimit>,
+    /// A host device in the container: HOST[:CONTAINER[:PERMISSIONS]], PERMISSIONS of rwm
+    /// (native).
+    #[arg(long, value_name = "HOST[:CONTAINER[:PERMS]]")]
+    pub(crate) device: Vec<DeviceMapping>,
     /// Health check run inside the container by `sh -c` (a wasm container: a command naming
     /// an http:// URL, which is fetched), by its monitor (-d).
     #[arg(long, value_name = "COMMAND")]
@@ -295,6 +299,7 @@ impl Args {
                 tmpfs: self.tmpfs.clone(),
                 init: self.init,
                 ulimits: self.ulimit.clone(),
+                devices: self.device.clone(),
             },
         })
     }

@@ -621,6 +621,11 @@ impl Project {
         o.labels = labels_of(&svc["labels"]);
         o.native.cap_add = strings(&svc["cap_add"]);
         o.native.cap_drop = strings(&svc["cap_drop"]);
+        for d in strings(&svc["devices"]) {
+            o.native
+                .devices
+                .push(d.parse().map_err(|e| err(format!("devices: {e}")))?);
+        }
         o.native.seccomp_unconfined = strings(&svc["security_opt"])
             .iter()
             .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
@@ -714,7 +719,6 @@ const UNSUPPORTED: &[&str] = &[
     "build",
     "configs",
     "secrets",
-    "devices",
     "dns",
     "dns_search",
     "dns_opt",
@@ -1140,6 +1144,7 @@ mod tests {
     image: db:1
     deploy: {replicas: 2, resources: {limits: {memory: 64m}}}
     networks: {back: {aliases: [database]}, default: }
+    devices: ['/dev/fuse:/dev/fuse', '/dev/kmsg:/dev/log:r']
 volumes:
   data:
 networks:
@@ -1176,6 +1181,25 @@ networks:
         assert_eq!(o.network, Network::Named("demo_back".into()));
         assert_eq!(o.network_aliases, ["db", "database"]);
         assert_eq!(o.limits.memory, Some(64 << 20));
+        let devices: Vec<(&str, &str, &str)> = o
+            .native
+            .devices
+            .iter()
+            .map(|d| {
+                (
+                    d.host.as_str(),
+                    d.container.as_str(),
+                    d.permissions.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            devices,
+            [
+                ("/dev/fuse", "/dev/fuse", "rwm"),
+                ("/dev/kmsg", "/dev/log", "r")
+            ]
+        );
         assert_eq!(
             db.more_networks,
             [("demo_default".to_string(), vec!["db".to_string()])]

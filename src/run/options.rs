@@ -31,6 +31,8 @@ pub enum OptionError {
     Network(String),
     #[error("invalid ulimit {0:?}: expected NAME=SOFT[:HARD], e.g. nofile=1024:2048")]
     Ulimit(String),
+    #[error("invalid device {0:?}: {1}")]
+    Device(String, &'static str),
 }
 
 /// A byte count as Docker's flags spell it (`64m`, `1g`, `512k`, `1024`).
@@ -468,6 +470,49 @@ pub struct NativeOptions {
     /// `--init`: a small reaper runs as pid 1.
     pub init: bool,
     pub ulimits: Vec<Ulimit>,
+    /// `--device HOST[:CONTAINER[:PERMISSIONS]]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceMapping>,
+}
+
+/// `--device HOST[:CONTAINER[:PERMISSIONS]]`: the host's device node at `host` made at
+/// `container` in the container, and usable there with `permissions` (of `rwm`), as Docker's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceMapping {
+    pub host: String,
+    pub container: String,
+    pub permissions: String,
+}
+
+impl FromStr for DeviceMapping {
+    type Err = OptionError;
+    /// Docker's reading: `HOST`, `HOST:CONTAINER`, `HOST:PERMISSIONS` (a second part made of
+    /// r, w and m only), `HOST:CONTAINER:PERMISSIONS`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |why| OptionError::Device(s.to_string(), why);
+        let is_mode = |m: &str| {
+            !m.is_empty() && m.len() <= 3 && m.chars().all(|c| matches!(c, 'r' | 'w' | 'm'))
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        let (host, container, permissions) = match parts[..] {
+            [h] => (h, h, "rwm"),
+            [h, m] if is_mode(m) => (h, h, m),
+            [h, c] => (h, c, "rwm"),
+            [h, c, m] if is_mode(m) => (h, c, m),
+            [_, _, _] => return Err(err("the permissions are letters of rwm")),
+            _ => return Err(err("expected HOST[:CONTAINER[:PERMISSIONS]]")),
+        };
+        for p in [host, container] {
+            if !p.starts_with('/') || p == "/" {
+                return Err(err("a device is an absolute path of a file"));
+            }
+        }
+        Ok(DeviceMapping {
+            host: host.to_string(),
+            container: container.to_string(),
+            permissions: permissions.to_string(),
+        })
+    }
 }
 
 /// One `wharf run`, validated.
@@ -583,6 +628,37 @@ pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, OptionError> 
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn device_mappings_read_as_docker_reads_them() {
+        let d = |s: &str| s.parse::<DeviceMapping>();
+        let m = |h: &str, c: &str, p: &str| DeviceMapping {
+            host: h.into(),
+            container: c.into(),
+            permissions: p.into(),
+        };
+        assert_eq!(d("/dev/fuse").unwrap(), m("/dev/fuse", "/dev/fuse", "rwm"));
+        assert_eq!(d("/dev/fuse:r").unwrap(), m("/dev/fuse", "/dev/fuse", "r"));
+        assert_eq!(
+            d("/dev/fuse:/dev/f").unwrap(),
+            m("/dev/fuse", "/dev/f", "rwm")
+        );
+        assert_eq!(
+            d("/dev/fuse:/dev/f:mw").unwrap(),
+            m("/dev/fuse", "/dev/f", "mw")
+        );
+        for bad in [
+            "",
+            "fuse",
+            "/dev/fuse:f",
+            "/dev/fuse:/dev/f:x",
+            "/a:/b:r:w",
+            "/",
+        ] {
+            assert!(d(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -47,6 +47,19 @@ pub enum NodeKind {
     Block,
 }
 
+/// A device node of the host's, as `--device` copies it into a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// Char or Block.
+    pub kind: NodeKind,
+    pub major: u32,
+    pub minor: u32,
+    /// Permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
 /// Whether a write must reach the disk before it counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {

@@ -1,7 +1,7 @@
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cap_std::fs::Dir;
 use rustix::fs::{AtFlags, FileType, Mode, Timespec, Timestamps};
@@ -76,6 +76,32 @@ pub fn set_opaque(dir: &Dir) -> io::Result<()> {
 pub fn is_opaque(dir: &Dir) -> bool {
     let mut buf = [0u8; 4];
     matches!(rustix::fs::fgetxattr(dir.as_fd(), "trusted.overlay.opaque", &mut buf), Ok(1) if buf[0] == b'y')
+}
+
+/// The host's device node at `path` (a symlink followed, as Docker's `--device` does); an
+/// error naming what it is if it is no character or block device.
+pub fn device_node(path: &Path) -> io::Result<super::DeviceNode> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(path)?;
+    let kind = if meta.file_type().is_char_device() {
+        NodeKind::Char
+    } else if meta.file_type().is_block_device() {
+        NodeKind::Block
+    } else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a character or block device",
+        ));
+    };
+    let rdev = meta.rdev();
+    Ok(super::DeviceNode {
+        kind,
+        major: rustix::fs::major(rdev),
+        minor: rustix::fs::minor(rdev),
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+    })
 }
 
 /// Whether the metadata describes an overlayfs whiteout.

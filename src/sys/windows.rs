@@ -36,6 +36,10 @@ pub fn mknod(_: &Dir, _: &OsStr, _: NodeKind, _: u32, _: u32, _: u32) -> io::Res
     Err(unsupported("creating special files"))
 }
 
+pub fn device_node(_: &Path) -> io::Result<super::DeviceNode> {
+    Err(unsupported("host devices"))
+}
+
 pub fn whiteout(_: &Dir, _: &OsStr) -> io::Result<()> {
     Err(unsupported("overlay whiteouts"))
 }

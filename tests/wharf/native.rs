@@ -142,6 +142,58 @@ fn the_container_sees_only_itself() {
     assert_clean(&w);
 }
 
+/// `--device HOST[:CONTAINER[:PERMISSIONS]]`, as Docker's: the host's node made at the
+/// container's path with the host's numbers and mode, usable as the permissions say (the
+/// devices cgroup refuses the rest); bad input named, exit 125, nothing left.
+#[test]
+fn device_puts_a_host_node_in_the_container_with_its_permissions() {
+    let _serial = serial();
+    let w = busybox();
+    let out = sh_in(
+        &w,
+        &[
+            "--device",
+            "/dev/fuse:/dev/myfuse:r",
+            "--device",
+            "/dev/kmsg",
+        ],
+        "stat -c '%t:%T %a' /dev/myfuse /dev/kmsg; head -c 0 /dev/myfuse && echo read-ok; \
+         (echo x > /dev/myfuse) 2>/dev/null || echo write-refused",
+    );
+    let mode = |p: &str| {
+        let m =
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions());
+        format!("{:o}", m & 0o7777)
+    };
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            format!("a:e5 {}", mode("/dev/fuse")).as_str(),
+            &format!("1:b {}", mode("/dev/kmsg")),
+            "read-ok",
+            "write-refused"
+        ],
+        "{out}"
+    );
+    for (arg, want) in [
+        (
+            "/etc/passwd",
+            "--device /etc/passwd: not a character or block device",
+        ),
+        (
+            "/dev/no-such",
+            "--device /dev/no-such: No such file or directory",
+        ),
+        ("/dev/fuse:dev/x", "invalid device \"/dev/fuse:dev/x\""),
+        ("/dev/fuse:/dev/x:rwx", "the permissions are letters of rwm"),
+    ] {
+        let (code, _, err) = run(&w, &["run", "--rm", "--device", arg, "busybox", "true"]);
+        assert_eq!(code, 125, "{arg}: {err}");
+        assert!(err.contains(want), "{arg}: {err}");
+    }
+    assert_clean(&w);
+}
+
 #[test]
 fn confinement_matches_runc_defaults() {
     let _serial = serial();

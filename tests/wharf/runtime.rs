@@ -1034,7 +1034,7 @@ fn sysctls_oom_score_and_domainname_are_honoured_and_the_rest_refused() {
 }
 
 /// What runtime-tools checks and runc does, on this runtime's own tests too: extra device
-/// nodes (made with their mode and owner, and usable through the devices cgroup), the
+/// nodes (made with their mode and owner, and usable where a device rule allows), the
 /// root's propagation, a user namespace with the spec's maps, and the capability sets as
 /// given (ambient ones survive a non-root exec).
 #[test]
@@ -1073,6 +1073,11 @@ fn devices_propagation_user_namespaces_and_capability_sets_are_as_the_spec_says(
          awk '$5 == \"/\" && / shared:/' /proc/self/mountinfo | wc -l",
         &|c| {
             c["linux"]["devices"] = devices.clone();
+            // As under runc, a node is made, not allowed: a rule allows it.
+            c["linux"]["resources"]["devices"] = serde_json::json!([
+                {"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}
+            ]);
             c["linux"]["rootfsPropagation"] = serde_json::json!("shared");
         },
     );

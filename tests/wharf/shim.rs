@@ -707,3 +707,85 @@ fn cri_runs_a_pod_mixing_native_and_wasm_containers() {
         );
     }
 }
+
+/// The cases where Kubernetes' CRI validation suite (critest) once failed with the wharf
+/// handler and passed with runc's, on the same containerd, side by side: a privileged
+/// container (containerd lists every host device in `linux.devices`), the three mount
+/// propagations (bidirectional, host-to-container, private, each privileged), a pod stopped
+/// right after its container exited (Kill must say NotFound, not fail the stop), and an
+/// ExecSync of a command the image lacks followed by the pod's removal (the shim must still
+/// exit). Both handlers must see the same, and leave no pod, shim or mount.
+#[test]
+fn cri_edge_cases_behave_as_under_runc() {
+    let _serial = serial();
+    shim_bin();
+    let pythonpath = cri_pythonpath();
+    let w = Wharf::new();
+    let config = std::fs::read_to_string(repo_dir().join("tests/fixtures/containerd-cri.toml"))
+        .unwrap()
+        .replace("@DIR@", &s(w.dir.path()));
+    let cd = Containerd::start_with(&w, &config);
+    import_busybox(&cd, "k8s.io");
+    let _cleanup = PodsCleanup {
+        cd: &cd,
+        pythonpath: pythonpath.clone(),
+    };
+    let mut seen = Vec::new();
+    for handler in ["runc", "wharf"] {
+        let logs = w.path(&format!("pod-logs-{handler}"));
+        std::fs::create_dir_all(&logs).unwrap();
+        // A shared mount point of the host's, as a node's kubelet directory is.
+        let host = w.path(&format!("shared-{handler}"));
+        std::fs::create_dir_all(&host).unwrap();
+        for args in [
+            vec!["--bind", &s(&host), &s(&host)],
+            vec!["--make-rshared", &s(&host)],
+        ] {
+            let ok = Command::new("mount").args(&args).status().unwrap();
+            assert!(ok.success(), "mount {args:?}");
+        }
+        let got = cri(&cd, &pythonpath, &["edges", handler, &s(&logs), &s(&host)]);
+        let _ = Command::new("umount").args(["-R", &s(&host)]).status();
+        wait_until("the shims to exit", 10, || {
+            processes_mentioning(&s(cd.sock()), "containerd-shim").is_empty()
+        });
+        seen.push(got);
+    }
+    let (runc, wharf) = (&seen[0], &seen[1]);
+    assert_eq!(runc, wharf, "runc saw {runc}\nwharf saw {wharf}");
+    // What both saw is what the specs expect.
+    assert_eq!(wharf["privileged"]["exit_code"], 0, "{wharf}");
+    // Every capability this host lets containerd's children have: its bounding set.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim();
+    let every = format!("CapEff:\t{bounding}");
+    assert_eq!(
+        wharf["privileged"]["log"],
+        serde_json::json!([every, "host-devices"]),
+        "{wharf}"
+    );
+    assert_eq!(wharf["container_mount_on_host"], true, "{wharf}");
+    assert_eq!(
+        wharf["host_mount_in"],
+        serde_json::json!({"private": "0", "host_to_container": "1", "bidirectional": "1"}),
+        "{wharf}"
+    );
+    for removal in [
+        "privileged_pod_removal",
+        "propagation_pod_removal",
+        "missing_pod_removal",
+    ] {
+        assert_eq!(wharf[removal], "", "{removal}: {wharf}");
+    }
+    assert_eq!(
+        wharf["quick_pod_removal"],
+        serde_json::json!(["", "", "", "", ""]),
+        "{wharf}"
+    );
+    assert_eq!(wharf["pods_left"], 0, "{wharf}");
+    assert_nothing_left(&w, &cd, "k8s.io", &[], &[]);
+}

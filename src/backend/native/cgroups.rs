@@ -7,7 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxResources};
+use oci_spec::runtime::{LinuxDeviceType, LinuxResources};
 
 use super::NativeError;
 
@@ -133,9 +133,8 @@ impl Cgroup {
         id: &str,
         resources: Option<&LinuxResources>,
         privileged: bool,
-        devices: &[LinuxDevice],
     ) -> Result<Cgroup, NativeError> {
-        Self::create_at(&Path::new("wharf").join(id), resources, privileged, devices)
+        Self::create_at(&Path::new("wharf").join(id), resources, privileged)
     }
 
     /// Create the cgroup `rel` (relative to each hierarchy's root) and apply `resources`.
@@ -143,7 +142,6 @@ impl Cgroup {
         rel: &Path,
         resources: Option<&LinuxResources>,
         privileged: bool,
-        devices: &[LinuxDevice],
     ) -> Result<Cgroup, NativeError> {
         let v2 = is_v2();
         let cg = if v2 {
@@ -199,7 +197,7 @@ impl Cgroup {
             cg.destroy();
             return Err(e);
         }
-        if let Err(e) = cg.restrict_devices(privileged, resources, devices) {
+        if let Err(e) = cg.restrict_devices(privileged, resources) {
             cg.destroy();
             return Err(e);
         }
@@ -442,14 +440,14 @@ impl Cgroup {
         Ok(())
     }
 
-    /// v1: deny every device, then allow the spec's rules (in order), the standard nodes
-    /// and the spec's `linux.devices`; privileged containers keep all. On v2 device control
-    /// needs an eBPF program, which wharf does not load yet.
+    /// v1: deny every device, then apply the spec's rules (in order) and allow the standard
+    /// nodes; privileged containers keep all. A `linux.devices` node is made, not allowed:
+    /// as under runc, its use needs a rule (engines write one beside it). On v2 device
+    /// control needs an eBPF program, which wharf does not load yet.
     fn restrict_devices(
         &self,
         privileged: bool,
         resources: Option<&LinuxResources>,
-        devices: &[LinuxDevice],
     ) -> Result<(), NativeError> {
         if self.v2 || privileged {
             return Ok(());
@@ -472,10 +470,6 @@ impl Cgroup {
         }
         for rule in ALLOWED_DEVICES {
             write(&dir.join("devices.allow"), rule)?;
-        }
-        // A FIFO is no device the controller governs.
-        for d in devices.iter().filter(|d| d.typ() != LinuxDeviceType::P) {
-            write(&dir.join("devices.allow"), &device_rule(&d.into()))?;
         }
         Ok(())
     }
@@ -779,11 +773,5 @@ mod tests {
         let unbuffered =
             rule(serde_json::json!({"allow": true, "type": "u", "major": 4, "minor": 1}));
         assert_eq!(device_rule(&unbuffered), "c 4:1 rwm");
-        // A spec's device node is allowed as runc allows it.
-        let node: LinuxDevice = serde_json::from_value(serde_json::json!(
-            {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}
-        ))
-        .unwrap();
-        assert_eq!(device_rule(&(&node).into()), "c 1:11 rwm");
     }
 }

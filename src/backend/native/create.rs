@@ -81,7 +81,6 @@ pub fn create(c: NativeCreate<'_>) -> Result<Created, NativeError> {
         &cgroup_path(spec, c.id)?,
         resources,
         launch::is_privileged(spec),
-        launch::devices(spec),
     )?;
     match clone_waiting(&c, &cgroup, ns) {
         Ok(pid) => Ok(Created {

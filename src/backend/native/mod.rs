@@ -246,7 +246,6 @@ fn run_in(r: &NativeRun<'_>, state_dir: &Path) -> Result<Exit, NativeError> {
             r.id,
             resources,
             launch::is_privileged(spec),
-            launch::devices(spec),
         )?)
     };
     let copy_root = r
