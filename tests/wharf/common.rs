@@ -570,3 +570,50 @@ impl Drop for Containerd {
         let _ = std::fs::remove_dir_all(Path::new("/run/containerd/wharf").join(&self.namespace));
     }
 }
+
+/// A shared mount point of the host's (a directory bound onto itself, made rshared, as a
+/// node's kubelet directory is) holding a tmpfs canary; all unmounted when dropped. A
+/// container whose mounts are peers of the host's must never unmount the canary.
+pub struct SharedMount {
+    pub path: PathBuf,
+}
+
+impl SharedMount {
+    pub fn new(path: PathBuf) -> SharedMount {
+        std::fs::create_dir_all(&path).unwrap();
+        let p = path.to_string_lossy().into_owned();
+        let guard = SharedMount { path };
+        let canary = format!("{p}/canary");
+        for args in [
+            vec!["--bind", &p, &p],
+            vec!["--make-rshared", &p],
+            vec!["-t", "tmpfs", "canary", &canary],
+        ] {
+            if args[0] == "-t" {
+                std::fs::create_dir_all(&canary).unwrap();
+            }
+            let ok = Command::new("mount").args(&args).status().unwrap();
+            assert!(ok.success(), "mount {args:?}");
+        }
+        assert!(guard.canary_mounted());
+        guard
+    }
+
+    /// Whether the canary is still mounted on the host.
+    pub fn canary_mounted(&self) -> bool {
+        let want = self.path.join("canary");
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(4).is_some_and(|m| Path::new(m) == want))
+    }
+}
+
+impl Drop for SharedMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .args(["-R", "-l"])
+            .arg(&self.path)
+            .status();
+    }
+}

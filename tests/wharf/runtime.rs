@@ -1082,6 +1082,14 @@ fn devices_propagation_user_namespaces_and_capability_sets_are_as_the_spec_says(
         },
     );
     assert_eq!(lines, ["a:e5 640 0:0", "1:b 600 1000:1000", "opened", "1"]);
+    // A shared root's mounts are peers of the host's: tearing down the old root must not
+    // unmount the host's (runc makes it a slave first; wharf once did not).
+    let shared = SharedMount::new(rt.w.path("host-shared"));
+    run("d2", "true", &|c| {
+        c["linux"]["rootfsPropagation"] = serde_json::json!("rshared");
+    });
+    assert!(shared.canary_mounted(), "the host lost a mount");
+    drop(shared);
     // In a user namespace with the spec's maps, as a non-root user whose capability sets
     // are all CAP_NET_BIND_SERVICE (bit 10): the ambient one keeps it across the exec.
     let lines = run(

@@ -734,18 +734,16 @@ fn cri_edge_cases_behave_as_under_runc() {
     for handler in ["runc", "wharf"] {
         let logs = w.path(&format!("pod-logs-{handler}"));
         std::fs::create_dir_all(&logs).unwrap();
-        // A shared mount point of the host's, as a node's kubelet directory is.
-        let host = w.path(&format!("shared-{handler}"));
-        std::fs::create_dir_all(&host).unwrap();
-        for args in [
-            vec!["--bind", &s(&host), &s(&host)],
-            vec!["--make-rshared", &s(&host)],
-        ] {
-            let ok = Command::new("mount").args(&args).status().unwrap();
-            assert!(ok.success(), "mount {args:?}");
-        }
-        let got = cri(&cd, &pythonpath, &["edges", handler, &s(&logs), &s(&host)]);
-        let _ = Command::new("umount").args(["-R", &s(&host)]).status();
+        // A shared mount point of the host's, as a node's kubelet directory is: what the
+        // containers mount and unmount there must not take the host's canary with it.
+        let shared = SharedMount::new(w.path(&format!("shared-{handler}")));
+        let got = cri(
+            &cd,
+            &pythonpath,
+            &["edges", handler, &s(&logs), &s(&shared.path)],
+        );
+        assert!(shared.canary_mounted(), "{handler}: the host lost a mount");
+        drop(shared);
         wait_until("the shims to exit", 10, || {
             processes_mentioning(&s(cd.sock()), "containerd-shim").is_empty()
         });

@@ -492,7 +492,9 @@ pub fn become_process(
     }
     default_signals();
     if init {
-        // pid 1 becomes the reaper; the workload runs as its child.
+        // pid 1 becomes the reaper; the workload runs as its child. Named wharf-init
+        // before the fork, so the workload never sees it under wharf's own name.
+        super::init::retitle();
         // SAFETY: single-threaded (the clone child); the forked child only execs or exits.
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Parent { child }) => super::init::reap(child),

@@ -14,7 +14,7 @@ const TITLE: &[u8] = b"wharf-init";
 /// Show as `wharf-init` in the container's `ps`, not as the host's wharf with its path and
 /// command line: the name (comm), and the argument area rewritten in place. With the area's
 /// last byte not NUL, the kernel reads it as a process title: up to the first NUL.
-fn retitle() {
+pub(super) fn retitle() {
     let _ = nix::sys::prctl::set_name(c"wharf-init");
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return;
@@ -52,7 +52,6 @@ pub fn reap(workload: Pid) -> ! {
     for set in [CapSet::Effective, CapSet::Permitted, CapSet::Inheritable] {
         let _ = caps::clear(None, set);
     }
-    retitle();
     super::forward_signals_to(workload);
     loop {
         match waitpid(Pid::from_raw(-1), None) {

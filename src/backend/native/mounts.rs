@@ -346,9 +346,29 @@ pub fn setup(plan: &RootfsPlan<'_>) -> Result<(), ChildError> {
     }
     drop(root);
 
+    // pivot_root(".", "."): the old root ends up stacked on the new one; detach it. As
+    // runc: from a descriptor of the old root taken before (what "." names after the
+    // pivot is the kernel's to choose), made a slave first: with a shared propagation
+    // asked for, its mounts are peers of the host's, and detaching them would unmount the
+    // host's; and the new root's mounts must keep their peers.
+    let old_root = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(sys("opening the old root"))?;
     chdir(&rootfs).map_err(sys("entering the root filesystem"))?;
-    // pivot_root(".", "."): the old root ends up stacked under the new one; detach it.
     pivot_root(".", ".").map_err(sys("pivot_root"))?;
+    nix::unistd::fchdir(&old_root).map_err(sys("entering the old root"))?;
+    drop(old_root);
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys("making the old root a slave"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(sys("detaching the old root"))?;
     chdir("/").map_err(sys("chdir /"))?;
     // The root's own propagation, now that pivot_root (which has its rules) is done.
