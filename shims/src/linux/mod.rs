@@ -229,14 +229,23 @@ impl containerd_shim::Shim for Shim {
     }
 
     fn wait(&mut self) {
+        // The socket this shim serves (read now: containerd removes the bundle on delete).
+        let socket = std::fs::read_to_string(self.bundle.join("address"))
+            .ok()
+            .map(|a| PathBuf::from(a.trim().trim_start_matches("unix://")))
+            .filter(|p| p.starts_with(containerd_shim::SOCKET_ROOT));
         self.exit.wait();
         // Shut down: the crate now stops its server, which waits for its connections and
         // handlers. A relay thread blocked on a stream no one reads (an exec whose command
         // was not found, say) must not keep the shim alive after containerd asked it to
-        // go: whatever is still running after a grace period, the process exits.
-        std::thread::spawn(|| {
+        // go: whatever is still running after a grace period, the process exits, removing
+        // its socket (containerd's `delete` found it still served, so left it).
+        std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_secs(2));
             log::info!("shutdown: exiting with threads still running");
+            if let Some(socket) = socket {
+                let _ = std::fs::remove_file(socket);
+            }
             std::process::exit(0);
         });
     }
