@@ -756,18 +756,8 @@ fn cri_edge_cases_behave_as_under_runc() {
         wait_until("the shims to exit", 10, || {
             processes_mentioning(&s(cd.sock()), "containerd-shim").is_empty()
         });
-        // (Known: under wharf, the pod whose ExecSync named a missing command leaves its
-        // shim's socket file behind, though the shim itself is gone. Counted, so a second
-        // leak shows.)
         let left: Vec<_> = sockets().difference(&before).cloned().collect();
-        let allowed = usize::from(handler == "wharf");
-        assert!(
-            left.len() <= allowed,
-            "{handler}: shim sockets left: {left:?}"
-        );
-        for socket in left {
-            let _ = std::fs::remove_file(socket);
-        }
+        assert!(left.is_empty(), "{handler}: shim sockets left: {left:?}");
         seen.push(got);
     }
     let (runc, wharf) = (&seen[0], &seen[1]);

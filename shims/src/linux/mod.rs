@@ -235,17 +235,19 @@ impl containerd_shim::Shim for Shim {
             .map(|a| PathBuf::from(a.trim().trim_start_matches("unix://")))
             .filter(|p| p.starts_with(containerd_shim::SOCKET_ROOT));
         self.exit.wait();
-        // Shut down: the crate now stops its server, which waits for its connections and
-        // handlers. A relay thread blocked on a stream no one reads (an exec whose command
-        // was not found, say) must not keep the shim alive after containerd asked it to
-        // go: whatever is still running after a grace period, the process exits, removing
-        // its socket (containerd's `delete` found it still served, so left it).
+        // Shut down. The socket goes first, as runc's shim removes it on Shutdown: the
+        // crate removes it only after its server stopped and only if the bundle still
+        // holds the address, which containerd may have removed meanwhile (seen: a pod whose
+        // ExecSync named a missing command left its socket file).
+        if let Some(socket) = &socket {
+            let _ = std::fs::remove_file(socket);
+        }
+        // The crate now stops its server, which waits for its connections and handlers. A
+        // thread blocked on a stream no one reads must not keep the shim alive after
+        // containerd asked it to go: whatever still runs after a grace period, it exits.
         std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_secs(2));
             log::info!("shutdown: exiting with threads still running");
-            if let Some(socket) = socket {
-                let _ = std::fs::remove_file(socket);
-            }
             std::process::exit(0);
         });
     }
