@@ -600,17 +600,24 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// containerd with its CRI plugin (tests/fixtures/containerd-cri.toml: the `runc` and
+/// `wharf` handlers) and the busybox and pause images in `k8s.io`.
+fn cri_containerd(w: &Wharf) -> Containerd {
+    let config = std::fs::read_to_string(repo_dir().join("tests/fixtures/containerd-cri.toml"))
+        .unwrap()
+        .replace("@DIR@", &s(w.dir.path()));
+    let cd = Containerd::start_with(w, &config);
+    import_busybox(&cd, "k8s.io");
+    cd
+}
+
 #[test]
 fn cri_runs_a_pod_mixing_native_and_wasm_containers() {
     let _serial = serial();
     shim_bin();
     let pythonpath = cri_pythonpath();
     let w = Wharf::new();
-    let config = std::fs::read_to_string(repo_dir().join("tests/fixtures/containerd-cri.toml"))
-        .unwrap()
-        .replace("@DIR@", &s(w.dir.path()));
-    let cd = Containerd::start_with(&w, &config);
-    import_busybox(&cd, "k8s.io");
+    let cd = cri_containerd(&w);
     import_wasm(
         &w,
         &cd,
@@ -721,11 +728,7 @@ fn cri_edge_cases_behave_as_under_runc() {
     shim_bin();
     let pythonpath = cri_pythonpath();
     let w = Wharf::new();
-    let config = std::fs::read_to_string(repo_dir().join("tests/fixtures/containerd-cri.toml"))
-        .unwrap()
-        .replace("@DIR@", &s(w.dir.path()));
-    let cd = Containerd::start_with(&w, &config);
-    import_busybox(&cd, "k8s.io");
+    let cd = cri_containerd(&w);
     let _cleanup = PodsCleanup {
         cd: &cd,
         pythonpath: pythonpath.clone(),

@@ -668,28 +668,8 @@ fn populate_dev(root: &Dir) -> Result<(), ChildError> {
             major,
             minor,
         )
-        .or_else(|_| {
-            // Without CAP_MKNOD (rootless), bind the host's node instead.
-            let mut o = cap_std::fs::OpenOptions::new();
-            o.write(true).create(true);
-            dev.open_with(name, &o).map(drop)?;
-            let fd = rustix::fs::openat(
-                &dev,
-                name,
-                rustix::fs::OFlags::PATH
-                    | rustix::fs::OFlags::NOFOLLOW
-                    | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )?;
-            mount(
-                Some(&Path::new("/dev").join(name)),
-                &fd_path(&fd),
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(std::io::Error::from)
-        })
+        // Without CAP_MKNOD (rootless), bind the host's node instead.
+        .or_else(|_| bind_host_node(&dev, name.as_ref(), &Path::new("/dev").join(name)))
         .map_err(|e| ChildError::Setup(format!("creating /dev/{name}: {e}")))?;
         let _ = rustix::fs::chmodat(
             &dev,
@@ -771,19 +751,7 @@ fn make_device(root: &Dir, d: &oci_spec::runtime::LinuxDevice) -> Result<(), Chi
         if e.raw_os_error() != Some(libc::EPERM) {
             return Err(fail(e));
         }
-        let mut o = cap_std::fs::OpenOptions::new();
-        o.write(true).create(true);
-        dir.open_with(name, &o).map_err(fail)?;
-        let fd = resolve_target(root, &path, Target::File)?;
-        mount(
-            Some(d.path()),
-            &fd_path(&fd),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(sys(format!("bind-mounting the host's {path}")))?;
-        return Ok(());
+        return bind_host_node(&dir, name, d.path()).map_err(fail);
     }
     rustix::fs::chmodat(
         &dir,
@@ -800,6 +768,28 @@ fn make_device(root: &Dir, d: &oci_spec::runtime::LinuxDevice) -> Result<(), Chi
         rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
     )
     .map_err(|e| fail(e.into()))
+}
+
+/// Where a node cannot be made (no CAP_MKNOD: rootless, or a user namespace): an empty
+/// file `name` in `dir` with the host's node at `host` bound onto it.
+fn bind_host_node(dir: &Dir, name: &std::ffi::OsStr, host: &Path) -> std::io::Result<()> {
+    let mut o = cap_std::fs::OpenOptions::new();
+    o.write(true).create(true);
+    dir.open_with(name, &o).map(drop)?;
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    mount(
+        Some(host),
+        &fd_path(&fd),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(std::io::Error::from)
 }
 
 /// `net.ipv4.ip_forward` → `/proc/sys/net/ipv4/ip_forward`, written inside the root. The
