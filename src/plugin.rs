@@ -357,8 +357,14 @@ impl Host {
             Compiled::Component(c) => {
                 let mut linker = Linker::<State>::new(&self.shared.engine);
                 wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
+                // WASI 0.3 too: a plugin may import its async interfaces and export async
+                // functions (called on the store's event loop: `Store::run_concurrent`).
+                wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(link)?;
                 // Imports resolved once: a call only instantiates.
-                let pre = linker.instantiate_pre(&c).map_err(link)?;
+                let pre = linker.instantiate_pre(&c).map_err(|e| PluginError::Wasm {
+                    reference: reference.into(),
+                    source: crate::backend::wasm::link_error(&self.shared.engine, &c, &e),
+                })?;
                 Code::Component(pre)
             }
             Compiled::Module(m) => {
@@ -612,7 +618,9 @@ impl Plugin {
             name: name.to_string(),
         };
         match &version.code {
-            Code::Component(..) => {
+            Code::Component(pre) => {
+                let concurrent = crate::backend::wasm::wasi_version(pre.component())
+                    == crate::image::package::WasiVersion::P3;
                 let args: Vec<wasmtime::component::Val> = args
                     .iter()
                     .map(|a| match a {
@@ -629,9 +637,20 @@ impl Plugin {
                     let Some(func) = instance.get_func(&mut *store, name) else {
                         return Ok(None);
                     };
-                    let n = func.ty(&*store).results().len();
-                    let mut results = vec![wasmtime::component::Val::Bool(false); n];
-                    func.call_async(&mut *store, &args, &mut results).await?;
+                    let ty = func.ty(&*store);
+                    let mut results =
+                        vec![wasmtime::component::Val::Bool(false); ty.results().len()];
+                    if ty.async_() || concurrent {
+                        // An async export (WASI 0.3), or a component using 0.3's async
+                        // imports: driven by the store's event loop.
+                        store
+                            .run_concurrent(async |a| {
+                                func.call_concurrent(a, &args, &mut results).await
+                            })
+                            .await??;
+                    } else {
+                        func.call_async(&mut *store, &args, &mut results).await?;
+                    }
                     Ok(Some(results))
                 })?;
                 Ok(out

@@ -39,6 +39,9 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
     let decision = dispatch::decide(&dispatch::Facts::of_image(&image));
     if args.explain {
         explain(&args.image, &image, &decision)?;
+        if matches!(&decision, Ok(d) if d.kind == dispatch::Kind::Wasm) {
+            explain_wasi(&store, &args.image, args.platform.as_ref())?;
+        }
         return decision.map(drop).map_err(Into::into);
     }
     let raw_config: serde_json::Value = serde_json::from_slice(&store.read_blob_capped(
@@ -89,6 +92,32 @@ fn explain(
     }
     for s in signals {
         outln!("  {s}");
+    }
+    Ok(())
+}
+
+/// Which WASI version the image's wasm targets, read from the wasm itself (an image's
+/// config may say nothing, or be wrong).
+fn explain_wasi(
+    store: &wharf::image::Store,
+    name: &str,
+    platform: Option<&PlatformSpec>,
+) -> std::io::Result<()> {
+    let options = wharf::run::options::RunOptions::default();
+    let found = wharf::run::prepare(store, name, &options, platform)
+        .map_err(|e| e.to_string())
+        .and_then(|p| p.wasm.ok_or_else(|| "no wasm entrypoint".to_string()))
+        .and_then(|m| {
+            m.wasm_bytes()
+                .map(|b| b.into_owned())
+                .map_err(|e| e.to_string())
+        });
+    match found {
+        Ok(bytes) => match wharf::image::package::WasiVersion::of_bytes(&bytes) {
+            Some((version, why)) => outln!("wasi:     {version}: {why}"),
+            None => outln!("wasi:     unknown (the entrypoint is not WebAssembly)"),
+        },
+        Err(e) => outln!("wasi:     unknown ({e})"),
     }
     Ok(())
 }

@@ -103,7 +103,13 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
         }
         outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        outln!("{} ({}, {})", done.reference, done.os, done.digest);
+        outln!(
+            "{} ({}, WASI {}, {})",
+            done.reference,
+            done.os,
+            done.wasi.number(),
+            done.digest
+        );
         for a in &artifacts {
             outln!(
                 "signed {} code for {}: {} ({} bytes)",

@@ -71,6 +71,97 @@ impl WasmKind {
     }
 }
 
+/// The WASI version a guest targets: preview 1 (a core module), 0.2 or 0.3 (components).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum WasiVersion {
+    #[serde(rename = "0.1")]
+    P1,
+    #[serde(rename = "0.2")]
+    P2,
+    #[serde(rename = "0.3")]
+    P3,
+}
+
+impl WasiVersion {
+    /// What a guest targets, from its kind and (for a component) its own imports and
+    /// exports: 0.3 when it exports WASI 0.3's `wasi:cli/run` or `wasi:http/handler`, or uses
+    /// any other `wasi:` interface at 0.3 (a 0.3 command built with Rust's std also imports
+    /// 0.2 interfaces, for its stdio); else 0.2.
+    pub fn of(kind: WasmKind, imports: &[String], exports: &[String]) -> WasiVersion {
+        if kind == WasmKind::Module {
+            return WasiVersion::P1;
+        }
+        let at_0_3 = |name: &String| {
+            name.starts_with("wasi:")
+                && name.split_once('@').is_some_and(|(_, v)| {
+                    v == "0.3" || v.starts_with("0.3.") || v.starts_with("0.3-")
+                })
+        };
+        if exports.iter().chain(imports).any(at_0_3) {
+            WasiVersion::P3
+        } else {
+            WasiVersion::P2
+        }
+    }
+
+    /// [`WasiVersion::of`] with the name that decided it, for `inspect --explain`.
+    pub fn explain(
+        kind: WasmKind,
+        imports: &[String],
+        exports: &[String],
+    ) -> (WasiVersion, String) {
+        let version = WasiVersion::of(kind, imports, exports);
+        let why = match version {
+            WasiVersion::P1 => "a core module".to_string(),
+            WasiVersion::P3 => {
+                let export = exports.iter().find(|e| e.contains("@0.3"));
+                match export {
+                    Some(e) => format!("exports {e}"),
+                    None => imports
+                        .iter()
+                        .find(|i| i.starts_with("wasi:") && i.contains("@0.3"))
+                        .map(|i| format!("imports {i}"))
+                        .unwrap_or_default(),
+                }
+            }
+            WasiVersion::P2 => match target_world(exports) {
+                Some(t) => format!("targets {t}"),
+                None => "a component with no WASI 0.3 import or export".to_string(),
+            },
+        };
+        (version, why)
+    }
+
+    /// What `bytes` (a module or a component) target, and why.
+    pub fn of_bytes(bytes: &[u8]) -> Option<(WasiVersion, String)> {
+        let kind = WasmKind::detect(bytes)?;
+        let info = match kind {
+            WasmKind::Module => ComponentInfo::default(),
+            WasmKind::Component => component_info(bytes),
+        };
+        Some(WasiVersion::explain(kind, &info.imports, &info.exports))
+    }
+
+    /// `0.1`, `0.2`, `0.3`.
+    pub fn number(self) -> &'static str {
+        match self {
+            WasiVersion::P1 => "0.1",
+            WasiVersion::P2 => "0.2",
+            WasiVersion::P3 => "0.3",
+        }
+    }
+}
+
+impl std::fmt::Display for WasiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WasiVersion::P1 => f.write_str("WASI preview 1 (0.1, a core module)"),
+            WasiVersion::P2 => f.write_str("WASI 0.2 (preview 2, a component)"),
+            WasiVersion::P3 => f.write_str("WASI 0.3 (preview 3, an async component)"),
+        }
+    }
+}
+
 /// Options of `wharf package`.
 #[derive(Debug, Clone, Default)]
 pub struct PackageOptions {
@@ -88,6 +179,10 @@ pub struct Packaged {
     pub digest: String,
     pub kind: WasmKind,
     pub os: String,
+    /// The WASI version the guest targets. The artifact's `os` stays `wasip1`/`wasip2`
+    /// (the Wasm OCI layout defines no other): a 0.3 component is `wasip2`, its version in
+    /// `component.target` (`wasi:cli/command@0.3.0`) and its imports.
+    pub wasi: WasiVersion,
 }
 
 /// Package `wasm` and tag it `name` in the store.
@@ -185,6 +280,7 @@ pub fn package(
         digest: desc.digest().to_string(),
         kind,
         os: config.os,
+        wasi: WasiVersion::of_bytes(wasm).map_or(WasiVersion::P2, |(v, _)| v),
     })
 }
 
@@ -240,12 +336,12 @@ pub fn component_info(wasm: &[u8]) -> ComponentInfo {
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentImportSection(reader) if depth == 1 => {
                 for import in reader.into_iter().flatten() {
-                    info.imports.push(import.name.0.to_string());
+                    info.imports.push(import.name.name.to_string());
                 }
             }
             Payload::ComponentExportSection(reader) if depth == 1 => {
                 for export in reader.into_iter().flatten() {
-                    info.exports.push(export.name.0.to_string());
+                    info.exports.push(export.name.name.to_string());
                 }
             }
             _ => {}
@@ -269,6 +365,7 @@ fn target_world(exports: &[String]) -> Option<String> {
         })
     };
     versioned("wasi:http/incoming-handler", "wasi:http/proxy")
+        .or_else(|| versioned("wasi:http/handler", "wasi:http/service"))
         .or_else(|| versioned("wasi:cli/run", "wasi:cli/command"))
 }
 
@@ -310,5 +407,84 @@ mod tests {
             Some("wasi:cli/command@0.2.0")
         );
         assert_eq!(target_world(&e(&["my:pkg/thing"])), None);
+        // WASI 0.3's names: its http world is `service`, exporting `handler`.
+        assert_eq!(
+            target_world(&e(&["wasi:http/handler@0.3.0"])).as_deref(),
+            Some("wasi:http/service@0.3.0")
+        );
+        assert_eq!(
+            target_world(&e(&["wasi:cli/run@0.3.0"])).as_deref(),
+            Some("wasi:cli/command@0.3.0")
+        );
+    }
+
+    #[test]
+    fn wasi_version_from_kind_imports_and_exports() {
+        let e = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        use WasiVersion::*;
+        assert_eq!(WasiVersion::of(WasmKind::Module, &[], &[]), P1);
+        assert_eq!(WasiVersion::of(WasmKind::Component, &[], &[]), P2);
+        assert_eq!(
+            WasiVersion::of(
+                WasmKind::Component,
+                &e(&["wasi:cli/stdout@0.2.6", "wasi:io/streams@0.2.6"]),
+                &e(&["wasi:cli/run@0.2.6"])
+            ),
+            P2
+        );
+        // Rust's std imports 0.2 stdio; the export says 0.3.
+        assert_eq!(
+            WasiVersion::of(
+                WasmKind::Component,
+                &e(&["wasi:cli/stdout@0.2.6"]),
+                &e(&["wasi:cli/run@0.3.0"])
+            ),
+            P3
+        );
+        assert_eq!(
+            WasiVersion::of(
+                WasmKind::Component,
+                &[],
+                &e(&["wasi:http/handler@0.3.0-rc-2025-09-16"])
+            ),
+            P3
+        );
+        // A library component using 0.3 imports only.
+        assert_eq!(
+            WasiVersion::of(
+                WasmKind::Component,
+                &e(&["wasi:clocks/monotonic-clock@0.3.1"]),
+                &e(&["my:pkg/api"])
+            ),
+            P3
+        );
+        // Not WASI, or 0.30: not 0.3.
+        assert_eq!(
+            WasiVersion::of(
+                WasmKind::Component,
+                &e(&["my:pkg/x@0.3.0", "wasi:foo/bar@0.30.0"]),
+                &[]
+            ),
+            P2
+        );
+        assert_eq!(P3.number(), "0.3");
+        let (v, why) = WasiVersion::explain(
+            WasmKind::Component,
+            &e(&["wasi:cli/stdout@0.2.6"]),
+            &e(&["wasi:cli/run@0.3.0"]),
+        );
+        assert_eq!((v, why.as_str()), (P3, "exports wasi:cli/run@0.3.0"));
+        let (v, why) = WasiVersion::explain(
+            WasmKind::Component,
+            &[],
+            &e(&["wasi:http/incoming-handler@0.2.0"]),
+        );
+        assert_eq!((v, why.as_str()), (P2, "targets wasi:http/proxy@0.2.0"));
+        let module = wat::parse_str("(module)").unwrap();
+        assert_eq!(
+            WasiVersion::of_bytes(&module),
+            Some((P1, "a core module".to_string()))
+        );
+        assert_eq!(WasiVersion::of_bytes(b"not wasm"), None);
     }
 }

@@ -1,5 +1,6 @@
 //! Running a command to completion: a WASI preview 1 module's `_start` (or a named export),
-//! or a preview 2 component's `wasi:cli/run`.
+//! or a component's `wasi:cli/run`: WASI 0.3's async `run` when the component exports it
+//! (driven on the store's concurrent event loop), else WASI 0.2's.
 //!
 //! The guest runs on wasmtime's async API, on a runtime of its own, under its deadline: a
 //! guest computing is stopped at its next epoch check, and one waiting in a host call
@@ -12,11 +13,12 @@ use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{Engine, Linker, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView, p2, p3};
 
 use super::WasmError;
 use super::limits::{Limiter, RunLimits, bounded, classify, is_guest_error, timed_out};
 use crate::backend::Exit;
+use crate::image::package::WasiVersion;
 
 /// Run `guest` to its end, or to the deadline of `limits` wherever it waits.
 fn run_bounded<F>(limits: &RunLimits, guest: F) -> Result<Exit, WasmError>
@@ -74,13 +76,13 @@ pub fn run_module(
     })
 }
 
-struct P2State {
+struct ComponentState {
     ctx: WasiCtx,
     table: ResourceTable,
     limiter: Limiter,
 }
 
-impl WasiView for P2State {
+impl WasiView for ComponentState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.ctx,
@@ -89,27 +91,34 @@ impl WasiView for P2State {
     }
 }
 
-/// Run a component's `wasi:cli/run`.
+/// Run a component's `wasi:cli/run`. Both WASI 0.2 and 0.3 are linked: a 0.3 command made
+/// by today's toolchains often imports 0.2 interfaces too (Rust's std for its stdio).
 pub fn run_component(
     engine: &Engine,
     component: &Component,
     wasi: &mut WasiCtxBuilder,
     limits: &RunLimits,
 ) -> Result<Exit, WasmError> {
-    let mut linker = wasmtime::component::Linker::<P2State>::new(engine);
+    let mut linker = wasmtime::component::Linker::<ComponentState>::new(engine);
     // Includes `wasi:cli/exit#exit-with-code` (WASI 0.2.12): components that call it report
     // any code; `exit(err)` reports 1.
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         .map_err(|e| WasmError::Link(format!("{e:#}")))?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(|e| WasmError::Link(format!("{e:#}")))?;
     let pre = linker
         .instantiate_pre(component)
-        .map_err(|e| WasmError::Link(format!("{e:#}")))?;
-    let pre = CommandPre::new(pre).map_err(|e| {
-        WasmError::NoEntry(format!("the component does not export wasi:cli/run: {e:#}"))
-    })?;
+        .map_err(|e| super::wasi::link_error(engine, component, &e))?;
+    let version = super::wasi::version_of_component(engine, component);
+    if version != WasiVersion::P3 {
+        // Checked before instantiating: a component without `run` is told apart from one
+        // whose start traps.
+        CommandPre::new(pre.clone()).map_err(|e| {
+            WasmError::NoEntry(format!("the component does not export wasi:cli/run: {e:#}"))
+        })?;
+    }
     let mut store = Store::new(
         engine,
-        P2State {
+        ComponentState {
             ctx: wasi.build(),
             table: ResourceTable::new(),
             limiter: Limiter::new(limits.memory),
@@ -120,12 +129,28 @@ pub fn run_component(
         .apply_interruptible(&mut store)
         .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
     run_bounded(limits, async {
-        let command = match pre.instantiate_async(&mut store).await {
-            Ok(c) => c,
+        let instance = match pre.instantiate_async(&mut store).await {
+            Ok(i) => i,
             Err(e) if is_guest_error(&e) => return Ok(classify(&e, limits)),
             Err(e) => return Err(WasmError::Link(format!("{e:#}"))),
         };
-        Ok(match command.wasi_cli_run().call_run(&mut store).await {
+        let ran = if version == WasiVersion::P3 {
+            let command = p3::bindings::Command::new(&mut store, &instance).map_err(|e| {
+                WasmError::NoEntry(format!(
+                    "the component does not export wasi:cli/run@0.3: {e:#}"
+                ))
+            })?;
+            store
+                .run_concurrent(async |store| command.wasi_cli_run().call_run(store).await)
+                .await
+                .and_then(|r| r)
+        } else {
+            let command = p2::bindings::Command::new(&mut store, &instance).map_err(|e| {
+                WasmError::NoEntry(format!("the component does not export wasi:cli/run: {e:#}"))
+            })?;
+            command.wasi_cli_run().call_run(&mut store).await
+        };
+        Ok(match ran {
             Ok(Ok(())) => Exit::code(0),
             Ok(Err(())) => Exit::code(1),
             Err(e) => classify(&e, limits),

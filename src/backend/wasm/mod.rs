@@ -1,5 +1,5 @@
-//! The wasm backend: runs WASI preview 1 modules and preview 2 components under wasmtime,
-//! serves `wasi:http/proxy` components, and enforces limits that need no cgroups (memory,
+//! The wasm backend: runs WASI preview 1 modules and 0.2 and 0.3 components under wasmtime,
+//! serves `wasi:http` components (0.2's `proxy`, 0.3's `service`), and enforces limits that need no cgroups (memory,
 //! run time, fuel), so it behaves the same on Linux and Windows.
 //!
 //! All wasmtime-wasi calls live in this module, so a wasmtime upgrade touches one place.
@@ -11,6 +11,7 @@ mod http;
 pub mod limits;
 pub mod signed;
 mod stdio;
+mod wasi;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use oci_spec::runtime::Spec;
 
 pub use ctx::StdioOptions;
 pub use engine::{Cache, EngineOptions, wasmtime_version};
+pub use wasi::link_error;
 
 use self::engine::Compiled;
 use self::limits::{EPOCH_TICK, RunLimits};
@@ -48,6 +50,9 @@ pub enum WasmError {
     Engine(String),
     #[error("invalid WebAssembly: {0}")]
     Compile(String),
+    /// Valid WebAssembly that uses a feature this build's wasmtime does not enable.
+    #[error("{0}")]
+    Unsupported(String),
     #[error(
         "compiling took longer than {0:?}, the compile limit (--compile-timeout raises it; a compile-time bomb?)"
     )]
@@ -75,7 +80,10 @@ impl WasmError {
     /// nothing to invoke, 125 wharf itself failed.
     pub fn exit_code(&self) -> u8 {
         match self {
-            WasmError::Compile(_) | WasmError::CompileTimeout(_) | WasmError::Link(_) => 126,
+            WasmError::Compile(_)
+            | WasmError::Unsupported(_)
+            | WasmError::CompileTimeout(_)
+            | WasmError::Link(_) => 126,
             WasmError::NoEntry(_) => 127,
             _ => 125,
         }
@@ -99,6 +107,13 @@ pub struct WasmRun<'a> {
     pub preloaded: engine::Preloaded,
     /// Called once the guest is about to run (compiled and linked), or a server listens.
     pub started: &'a dyn Fn(),
+}
+
+/// The WASI version a compiled component targets.
+pub fn wasi_version(
+    component: &wasmtime::component::Component,
+) -> crate::image::package::WasiVersion {
+    wasi::version_of_component(component.engine(), component)
 }
 
 /// Limits as the spec carries them: the OCI memory limit becomes the store's memory budget.
