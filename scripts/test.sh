@@ -16,6 +16,9 @@ bash scripts/check-setup.sh || status=1
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wharf/target}
 bash wasm-examples/build.sh "$repo/wasm-examples/out" >/dev/null
 export WHARF_WASM_DIR="$repo/wasm-examples/out"
+# The official wasmtime CLI of wharf's line, which wasm tests compare wharf's output with.
+WHARF_WASMTIME=$(bash scripts/peer-wasmtime.sh)
+export WHARF_WASMTIME
 export WHARF_TEST_IMAGES="$CARGO_TARGET_DIR/test-images"
 bash tests/fixtures/make-busybox-image.sh "$WHARF_TEST_IMAGES" >/dev/null
 # Real services (PostgreSQL, nginx) from Debian's packages, made once with debootstrap and

@@ -54,6 +54,12 @@ fn the_mixed_example_comes_up_in_order_serves_both_kinds_and_goes_down_clean() {
         "-t",
         "wasm-examples/http-hello:latest",
     ]);
+    host.ok(&[
+        "package",
+        &wasm("p3-http.wasm"),
+        "-t",
+        "wasm-examples/p3-http:latest",
+    ]);
     let before = host.rules();
     let file = s(&repo_dir().join("wasm-examples/mixed-app/compose.yaml"));
     let (_, err) = compose_ok(host, &file, &["up", "-d"]);
@@ -81,6 +87,22 @@ fn the_mixed_example_comes_up_in_order_serves_both_kinds_and_goes_down_clean() {
         "http://127.0.0.1:18090/fetch/backend/shared/output.txt",
     );
     assert_eq!(file_from_wasm, "written by wasm\n");
+    // A WASI 0.2 and a 0.3 component side by side: the 0.3 front (healthy only after the 0.2
+    // one) asks the 0.2 one by service name with its own outgoing wasi:http 0.3 request.
+    let front3 = inspect(host, "mixed-front3-1");
+    assert_eq!(front3["State"]["Health"]["Status"], "healthy", "{front3}");
+    assert!(started_at(host, "mixed-front-1") <= started_at(host, "mixed-front3-1"));
+    assert_eq!(
+        wait_for(host, "http://127.0.0.1:18091/fetch/front:8080/from-p3"),
+        "hello from wasi:http: GET /from-p3\n"
+    );
+    assert_eq!(
+        wait_for(
+            host,
+            "http://127.0.0.1:18091/fetch/backend/shared/output.txt"
+        ),
+        "written by wasm\n"
+    );
     let (ps, _) = compose_ok(host, &file, &["ps", "-a", "--format", "json"]);
     let ps: serde_json::Value = serde_json::from_str(&ps).unwrap();
     let kinds: Vec<(&str, &str)> = ps
@@ -91,7 +113,12 @@ fn the_mixed_example_comes_up_in_order_serves_both_kinds_and_goes_down_clean() {
         .collect();
     assert_eq!(
         kinds,
-        [("worker", "wasm"), ("backend", "native"), ("front", "wasm")]
+        [
+            ("worker", "wasm"),
+            ("backend", "native"),
+            ("front", "wasm"),
+            ("front3", "wasm")
+        ]
     );
     // Labels find them too.
     let labelled = host.ok(&[
@@ -101,29 +128,29 @@ fn the_mixed_example_comes_up_in_order_serves_both_kinds_and_goes_down_clean() {
         "-f",
         "label=com.docker.compose.project=mixed",
     ]);
-    assert_eq!(labelled.lines().count(), 3);
+    assert_eq!(labelled.lines().count(), 4);
     // A second up changes nothing.
     let ids = host.ok(&["ps", "-a", "-q", "--no-trunc"]);
-    let starts: Vec<String> = ["mixed-worker-1", "mixed-backend-1", "mixed-front-1"]
-        .iter()
-        .map(|n| started_at(host, n))
-        .collect();
+    let all = [
+        "mixed-worker-1",
+        "mixed-backend-1",
+        "mixed-front-1",
+        "mixed-front3-1",
+    ];
+    let starts: Vec<String> = all.iter().map(|n| started_at(host, n)).collect();
     let (_, err) = compose_ok(host, &file, &["up", "-d"]);
     assert!(
         !err.contains("started") && !err.contains("recreating"),
         "{err}"
     );
     assert_eq!(host.ok(&["ps", "-a", "-q", "--no-trunc"]), ids);
-    for (n, st) in ["mixed-worker-1", "mixed-backend-1", "mixed-front-1"]
-        .iter()
-        .zip(&starts)
-    {
+    for (n, st) in all.iter().zip(&starts) {
         assert_eq!(&started_at(host, n), st, "{n} untouched");
     }
     let (logs, _) = compose_ok(host, &file, &["logs", "--no-color"]);
     assert!(logs.contains("mixed-worker-1  | write: ok"), "{logs}");
     let (ls, _) = compose_ok(host, &file, &["ls"]);
-    assert!(ls.contains("mixed") && ls.contains("running(2)"), "{ls}");
+    assert!(ls.contains("mixed") && ls.contains("running(3)"), "{ls}");
     // down -v: every container, network and volume it made.
     compose_ok(host, &file, &["down", "-v"]);
     assert_eq!(host.ok(&["ps", "-a", "-q"]), "");

@@ -890,6 +890,20 @@ fn wasm_bundles_run_in_place_under_the_runtime_containerd_and_podman() {
         modified,
         "compiled again"
     );
+    // A WASI 0.3 component in its place: async `run`, stdio as streams.
+    std::fs::copy(wasm("p3-command.wasm"), b.join("rootfs/app.wasm")).unwrap();
+    let p3 = rt.run(&["run", "--bundle", &s(&b), "w1c"]);
+    assert_eq!(
+        p3.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&p3.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&p3.stdout),
+        "hello from a WASI 0.3 component\narg[0]=/app.wasm\narg[1]=x\n"
+    );
+    rt.assert_gone("w1c", &b);
     // The guest's own exit code; a detached wasm container is stopped by SIGTERM at its
     // next epoch check (143); exec refuses it with the reason.
     let exit42 = wat::parse_str(

@@ -152,6 +152,13 @@ fn ctr_runs_native_and_wasm_images_through_the_wharf_shim() {
     import_busybox(&cd, &ns);
     import_wasm(&w, &cd, &ns, Path::new(&wasm("hello.wasm")), "wharf-hello");
     import_wasm(&w, &cd, &ns, Path::new(&wasm("exit42.wat")), "wharf-exit42");
+    import_wasm(
+        &w,
+        &cd,
+        &ns,
+        Path::new(&wasm("p3-command.wasm")),
+        "wharf-p3",
+    );
     // Every event the shim publishes, as containerd forwards them.
     let events_file = w.path("events.txt");
     let mut events = Command::new("ctr")
@@ -259,6 +266,20 @@ fn ctr_runs_native_and_wasm_images_through_the_wharf_shim() {
     );
     let (code, _, err) = run(&["docker.io/library/wharf-exit42:latest", "w2"]);
     assert_eq!(code, Some(42), "{err}");
+    // A WASI 0.3 component: async `run`, stdio as streams, its own exit code.
+    let (code, out, err) = run(&[
+        "docker.io/library/wharf-p3:latest",
+        "w3",
+        "/app.wasm",
+        "x",
+        "--exit",
+        "4",
+    ]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        out.starts_with("hello from a WASI 0.3 component\narg[0]=/app.wasm\narg[1]=x\n"),
+        "{out}"
+    );
     // A missing entrypoint: the create fails with the runtime's reason, nothing is left.
     let (code, _, err) = run(&[BUSYBOX, "n4", "/no/such/binary"]);
     assert_ne!(code, Some(0));
@@ -491,7 +512,8 @@ fn ctr_runs_native_and_wasm_images_through_the_wharf_shim() {
     );
 
     let ids: Vec<String> = [
-        "n1", "n2", "n3", "n4", "in1", "w1", "w2", "bg", "tty1", "lg", "bl", "oomlive", "oom1",
+        "n1", "n2", "n3", "n4", "in1", "w1", "w2", "w3", "bg", "tty1", "lg", "bl", "oomlive",
+        "oom1",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -632,14 +654,25 @@ fn cri_runs_a_pod_mixing_native_and_wasm_containers() {
         Path::new(&wasm("http-hello.wasm")),
         "wharf-http",
     );
+    import_wasm(
+        &w,
+        &cd,
+        "k8s.io",
+        Path::new(&wasm("p3-http.wasm")),
+        "wharf-http3",
+    );
     let logs = w.path("pod-logs");
     std::fs::create_dir_all(&logs).unwrap();
     let _cleanup = PodsCleanup {
         cd: &cd,
         pythonpath: pythonpath.clone(),
     };
-    let port = free_port().to_string();
-    let seen = cri(&cd, &pythonpath, &["mixed", "wharf", &s(&logs), &port]);
+    let (port, port3) = (free_port().to_string(), free_port().to_string());
+    let seen = cri(
+        &cd,
+        &pythonpath,
+        &["mixed", "wharf", &s(&logs), &port, &port3],
+    );
 
     // The native job and the wasm module ran to their own exit codes, with their output in
     // the CRI log files.
@@ -695,6 +728,13 @@ fn cri_runs_a_pod_mixing_native_and_wasm_containers() {
         "{seen}"
     );
     assert_eq!(seen["http"]["exit_code"], 0, "{seen}");
+    // And the WASI 0.3 one beside it in the pod.
+    assert_eq!(seen["http3_get"]["status"], 200, "{seen}");
+    assert_eq!(
+        seen["http3_get"]["body"], "hello from wasi:http 0.3: GET /from-cri\n",
+        "{seen}"
+    );
+    assert_eq!(seen["http3"]["exit_code"], 0, "{seen}");
     assert!(seen["http_stop_seconds"].as_f64().unwrap() < 5.0, "{seen}");
     assert_eq!(seen["native"]["exit_code"], 143, "{seen}");
     assert_eq!(seen["pods_left"], 0, "{seen}");

@@ -12,6 +12,8 @@ use tar::EntryType as T;
 use crate::common::layout::{digest, tar};
 use crate::common::*;
 
+mod wasi3;
+
 fn packaged(w: &Wharf, file: &str, name: &str) {
     w.ok(&["package", &wasm(file), "-t", name]);
 }
