@@ -2,7 +2,7 @@
 # Runs the integration tests against the static musl builds of wharf (scripts/build-static.sh):
 # on x86_64 all of them (native included: WHARF_BIN_DIR points the tests at the musl
 # wharf, wharf-runtime, wharf-monitor, shim and plugin host); on aarch64 the wasm ones (WASI
-# p1 and p2, wasi:http, limits), the binary run by Debian's qemu-user. Extra arguments
+# p1, 0.2 and 0.3, wasi:http, limits), the binary run by Debian's qemu-user. Extra arguments
 # filter the x86_64 run (as cargo test's).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)

@@ -364,3 +364,36 @@ fn logs_follow_a_log_that_rotates_while_it_is_read() {
     assert_eq!(lines(w.ok(&["logs", "chatty"]).as_bytes()), expected);
     w.ok(&["rm", "chatty"]);
 }
+
+/// A WASI 0.3 image detached: its output in the log, its exit code from `wait`.
+#[test]
+fn a_wasi_0_3_image_runs_detached_with_logs_wait_and_rm() {
+    let w = Wharf::new();
+    w.ok(&["package", &wasm("p3-command.wasm"), "-t", "greet3"]);
+    // inspect --explain names the version, from the component itself.
+    let explained = w.ok(&["inspect", "--explain", "greet3"]);
+    assert!(
+        explained.contains("wasi:     WASI 0.3")
+            && explained.contains("exports wasi:cli/run@0.3.0"),
+        "{explained}"
+    );
+    let config = &inspect(&w, "greet3")["Config"];
+    assert_eq!(
+        config["os"], "wasip2",
+        "the artifact os the Wasm OCI layout defines"
+    );
+    assert_eq!(config["component"]["target"], "wasi:cli/command@0.3.0");
+    w.ok(&["run", "-d", "--name", "g3", "greet3", "--exit", "3"]);
+    assert_eq!(w.ok(&["wait", "g3"]).trim(), "3");
+    let logs = w.ok(&["logs", "g3"]);
+    assert!(
+        logs.contains("hello from a WASI 0.3 component\narg[0]=greet3\n"),
+        "{logs}"
+    );
+    assert_eq!(inspect(&w, "g3")["State"]["ExitCode"], 3);
+    w.ok(&["rm", "g3"]);
+    // --rm: gone once it ends, its output on the terminal.
+    let out = w.ok(&["run", "--rm", "--name", "g3rm", "greet3", "x"]);
+    assert!(out.contains("arg[1]=x"), "{out}");
+    assert_eq!(w.ok(&["ps", "-a", "-q"]), "");
+}

@@ -660,29 +660,32 @@ fn the_http_component_serves_concurrent_requests_and_stops_gracefully() {
     assert!(err.contains("stopping"), "{err}");
 }
 
+/// WASI 0.2 (an instance per request) and 0.3 (instances reused) alike.
 #[test]
 fn http_requests_get_the_limits_too() {
     let w = Wharf::new();
-    packaged(&w, "http-hello.wasm", "http");
-    let port = free_port();
-    let mut server = w
-        .cmd(&[
-            "run",
-            "--memory",
-            "1m",
-            "-p",
-            &format!("127.0.0.1:{port}:80"),
-            "http",
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port);
-    let (status, body) = http(port, "GET", "/", "");
-    let _ = server.kill();
-    let _ = server.wait();
-    assert_eq!(status, 500, "{body}");
-    assert!(body.contains("memory limit"), "{body}");
+    for file in ["http-hello.wasm", "p3-http.wasm"] {
+        packaged(&w, file, "http");
+        let port = free_port();
+        let mut server = w
+            .cmd(&[
+                "run",
+                "--memory",
+                "1m",
+                "-p",
+                &format!("127.0.0.1:{port}:80"),
+                "http",
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port);
+        let (status, body) = http(port, "GET", "/", "");
+        let _ = server.kill();
+        let _ = server.wait();
+        assert_eq!(status, 500, "{file}: {body}");
+        assert!(body.contains("memory limit"), "{file}: {body}");
+    }
 }
 
 #[test]

@@ -1,6 +1,6 @@
-//! WASI 0.3 components (async exports, stdio and bodies as streams) through every wasm door:
-//! `wharf run` of files and images, detached with logs, wait and stop, the wasi:http 0.3
-//! server, `run --invoke` of an async export; each compared with the official wasmtime CLI
+//! WASI 0.3 components (async exports, stdio and bodies as streams) through the wasm doors
+//! of `wharf run`: files and images, the wasi:http 0.3 server and its stop, `run --invoke` of
+//! an async export (detached runs: portable.rs); each compared with the official wasmtime CLI
 //! of wharf's line on the same component (scripts/peer-wasmtime.sh). Run on Linux, the
 //! static builds (x86_64, aarch64 under qemu) and wharf.exe under wine.
 
@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use super::{free_port, http, wait_for_port};
 use crate::common::*;
-use crate::portable::host_path;
+use crate::portable::{host_path, windows};
 
 /// The peer: `wasmtime` 48 (WHARF_WASMTIME, set by scripts/test.sh; else fetched).
 fn wasmtime() -> Command {
@@ -119,38 +119,6 @@ fn a_p3_command_prints_what_wasmtime_run_prints() {
     assert!(out.ends_with("a note from the host\n"), "{out}");
 }
 
-#[test]
-fn a_p3_image_runs_detached_with_logs_wait_and_rm() {
-    let w = Wharf::new();
-    w.ok(&["package", &wasm("p3-command.wasm"), "-t", "greet3"]);
-    // inspect --explain names the version, from the component itself.
-    let explained = w.ok(&["inspect", "--explain", "greet3"]);
-    assert!(
-        explained.contains("wasi:     WASI 0.3")
-            && explained.contains("exports wasi:cli/run@0.3.0"),
-        "{explained}"
-    );
-    let config = &inspect(&w, "greet3")["Config"];
-    assert_eq!(
-        config["os"], "wasip2",
-        "the artifact os the Wasm OCI layout defines"
-    );
-    assert_eq!(config["component"]["target"], "wasi:cli/command@0.3.0");
-    w.ok(&["run", "-d", "--name", "g3", "greet3", "--exit", "3"]);
-    assert_eq!(w.ok(&["wait", "g3"]).trim(), "3");
-    let logs = w.ok(&["logs", "g3"]);
-    assert!(
-        logs.contains("hello from a WASI 0.3 component\narg[0]=greet3\n"),
-        "{logs}"
-    );
-    assert_eq!(inspect(&w, "g3")["State"]["ExitCode"], 3);
-    w.ok(&["rm", "g3"]);
-    // --rm: gone once it ends, its output on the terminal.
-    let out = w.ok(&["run", "--rm", "--name", "g3rm", "greet3", "x"]);
-    assert!(out.contains("arg[1]=x"), "{out}");
-    assert_eq!(w.ok(&["ps", "-a", "-q"]), "");
-}
-
 /// A one-request-at-a-time HTTP server on loopback answering `body` (the fetch target).
 fn upstream(body: &'static str) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -176,15 +144,20 @@ fn a_p3_http_server_answers_as_wasmtime_serve_does_and_stops() {
     w.ok(&["package", &wasm("p3-http.wasm"), "-t", "web3"]);
     let up = upstream("from upstream\n");
     let (ours, theirs) = (free_port(), free_port());
-    w.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "web3",
-        "-p",
-        &format!("127.0.0.1:{ours}:8080"),
-        "web3",
-    ]);
+    // In the foreground (a detached run is tested in portable.rs: qemu-user, which runs the
+    // aarch64 build here, cannot start its monitor).
+    let mut server = w
+        .cmd(&[
+            "run",
+            "--name",
+            "web3",
+            "-p",
+            &format!("127.0.0.1:{ours}:8080"),
+            "web3",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut peer = wasmtime()
         .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{theirs}")])
         .arg(wasm("p3-http.wasm"))
@@ -222,38 +195,17 @@ fn a_p3_http_server_answers_as_wasmtime_serve_does_and_stops() {
             (200, format!("hello from wasi:http 0.3: GET /req/{i}\n"))
         );
     }
-    w.ok(&["stop", "web3"]);
+    if windows() {
+        w.ok(&["stop", "web3"]);
+    } else {
+        sh(Command::new("kill").args(["-TERM", &server.id().to_string()]));
+    }
     assert_eq!(
-        inspect(&w, "web3")["State"]["ExitCode"],
-        0,
+        server.wait().unwrap().code(),
+        Some(0),
         "a stop ends it cleanly"
     );
     assert!(std::net::TcpStream::connect(("127.0.0.1", ours)).is_err());
-}
-
-#[test]
-fn p3_http_requests_get_the_limits_too() {
-    let w = Wharf::new();
-    w.ok(&["package", &wasm("p3-http.wasm"), "-t", "web3"]);
-    let port = free_port();
-    let mut server = w
-        .cmd(&[
-            "run",
-            "--memory",
-            "1m",
-            "-p",
-            &format!("127.0.0.1:{port}:80"),
-            "web3",
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port);
-    let (status, body) = http(port, "GET", "/", "");
-    let _ = server.kill();
-    let _ = server.wait();
-    assert_eq!(status, 500, "{body}");
-    assert!(body.contains("memory limit"), "{body}");
 }
 
 #[test]
