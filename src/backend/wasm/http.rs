@@ -255,6 +255,9 @@ async fn accept_loop(listener: TcpListener, server: Arc<Server>) {
                 continue;
             }
         };
+        // A response is written as it is produced (a 0.3 guest streams its body after the
+        // head): Nagle's algorithm would hold the later writes for the peer's delayed ACK.
+        let _ = stream.set_nodelay(true);
         let server = server.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
