@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::common::{repo_dir, s, wasm};
+use crate::common::{eventually, repo_dir, s, wasm};
 use crate::network::{FakeHost, inspect, setup, wait_for};
 
 /// Write `text` as `dir/name`.
@@ -89,8 +89,10 @@ fn the_mixed_example_comes_up_in_order_serves_both_kinds_and_goes_down_clean() {
     assert_eq!(file_from_wasm, "written by wasm\n");
     // A WASI 0.2 and a 0.3 component side by side: the 0.3 front (healthy only after the 0.2
     // one) asks the 0.2 one by service name with its own outgoing wasi:http 0.3 request.
-    let front3 = inspect(host, "mixed-front3-1");
-    assert_eq!(front3["State"]["Health"]["Status"], "healthy", "{front3}");
+    // (`up -d` waits for the health only of services others depend on: front3 gets there.)
+    eventually(15, "front3's health check to pass", || {
+        inspect(host, "mixed-front3-1")["State"]["Health"]["Status"] == "healthy"
+    });
     assert!(started_at(host, "mixed-front-1") <= started_at(host, "mixed-front3-1"));
     assert_eq!(
         wait_for(host, "http://127.0.0.1:18091/fetch/front:8080/from-p3"),

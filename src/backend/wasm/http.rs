@@ -302,10 +302,16 @@ impl Server {
             Guest::P2(pre) => pre.clone(),
             Guest::P3(handler) => {
                 let req = req.map(|body| body.map_err(Into::into).boxed_unsync());
+                let limits = &self.setup.limits;
                 return handler.handle((), req).await.map_err(|e| {
-                    classify(&e, &self.setup.limits)
-                        .message
-                        .unwrap_or_else(|| format!("{e:#}"))
+                    // The request outlived its deadline (`on_request_start`'s sleep): the
+                    // same words as a 0.2 request stopped by its epoch deadline.
+                    let exit = if e.downcast_ref::<handler::ExpirationError>().is_some() {
+                        super::limits::timed_out(limits)
+                    } else {
+                        classify(&e, limits)
+                    };
+                    exit.message.unwrap_or_else(|| format!("{e:#}"))
                 });
             }
         };

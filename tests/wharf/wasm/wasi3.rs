@@ -208,6 +208,44 @@ fn a_p3_http_server_answers_as_wasmtime_serve_does_and_stops() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", ours)).is_err());
 }
 
+/// A request waiting on an upstream that never answers is ended by `--timeout`, with
+/// wharf's words, and the server goes on answering.
+#[test]
+fn a_p3_request_past_its_deadline_is_ended_with_the_limit_named() {
+    let w = Wharf::new();
+    w.ok(&["package", &wasm("p3-http.wasm"), "-t", "web3"]);
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = silent.local_addr().unwrap().port();
+    let port = free_port();
+    let mut server = w
+        .cmd(&[
+            "run",
+            "--timeout",
+            "400ms",
+            "-p",
+            &format!("127.0.0.1:{port}:8080"),
+            "web3",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    let started = std::time::Instant::now();
+    let (status, body) = http(port, "GET", &format!("/fetch/127.0.0.1:{up}/never"), "");
+    let took = started.elapsed();
+    let fine = http(port, "GET", "/after", "");
+    let _ = server.kill();
+    let _ = server.wait();
+    drop(silent);
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("run-time limit of 400ms exceeded"), "{body}");
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    assert_eq!(
+        fine,
+        (200, "hello from wasi:http 0.3: GET /after\n".to_string())
+    );
+}
+
 #[test]
 fn an_async_export_is_invoked_with_its_deadline() {
     let w = Wharf::new();
