@@ -363,7 +363,7 @@ impl Host {
                 // Imports resolved once: a call only instantiates.
                 let pre = linker.instantiate_pre(&c).map_err(|e| PluginError::Wasm {
                     reference: reference.into(),
-                    source: crate::backend::wasm::link_error(&self.shared.engine, &c, &e),
+                    source: crate::backend::wasm::link_error(&c, &e),
                 })?;
                 Code::Component(pre)
             }
@@ -374,7 +374,14 @@ impl Host {
                 Code::Module(m, linker)
             }
         };
-        Ok(Version { digest, code })
+        let wasi3 = matches!(&code, Code::Component(pre)
+            if crate::backend::wasm::wasi_version(pre.component())
+                == crate::image::package::WasiVersion::P3);
+        Ok(Version {
+            digest,
+            code,
+            wasi3,
+        })
     }
 }
 
@@ -392,6 +399,9 @@ enum Code {
 struct Version {
     digest: String,
     code: Code,
+    /// A WASI 0.3 component: its exports are called on the store's event loop (decided
+    /// once, at load, not on every call).
+    wasi3: bool,
 }
 
 /// A loaded plugin; calls may come from any number of threads at once, each in an
@@ -618,9 +628,8 @@ impl Plugin {
             name: name.to_string(),
         };
         match &version.code {
-            Code::Component(pre) => {
-                let concurrent = crate::backend::wasm::wasi_version(pre.component())
-                    == crate::image::package::WasiVersion::P3;
+            Code::Component(..) => {
+                let concurrent = version.wasi3;
                 let args: Vec<wasmtime::component::Val> = args
                     .iter()
                     .map(|a| match a {

@@ -91,13 +91,7 @@ impl WasiVersion {
         if kind == WasmKind::Module {
             return WasiVersion::P1;
         }
-        let at_0_3 = |name: &String| {
-            name.starts_with("wasi:")
-                && name.split_once('@').is_some_and(|(_, v)| {
-                    v == "0.3" || v.starts_with("0.3.") || v.starts_with("0.3-")
-                })
-        };
-        if exports.iter().chain(imports).any(at_0_3) {
+        if exports.iter().chain(imports).any(|n| is_wasi_0_3(n)) {
             WasiVersion::P3
         } else {
             WasiVersion::P2
@@ -113,17 +107,14 @@ impl WasiVersion {
         let version = WasiVersion::of(kind, imports, exports);
         let why = match version {
             WasiVersion::P1 => "a core module".to_string(),
-            WasiVersion::P3 => {
-                let export = exports.iter().find(|e| e.contains("@0.3"));
-                match export {
-                    Some(e) => format!("exports {e}"),
-                    None => imports
-                        .iter()
-                        .find(|i| i.starts_with("wasi:") && i.contains("@0.3"))
-                        .map(|i| format!("imports {i}"))
-                        .unwrap_or_default(),
-                }
-            }
+            WasiVersion::P3 => match exports.iter().find(|e| is_wasi_0_3(e)) {
+                Some(e) => format!("exports {e}"),
+                None => imports
+                    .iter()
+                    .find(|i| is_wasi_0_3(i))
+                    .map(|i| format!("imports {i}"))
+                    .unwrap_or_default(),
+            },
             WasiVersion::P2 => match target_world(exports) {
                 Some(t) => format!("targets {t}"),
                 None => "a component with no WASI 0.3 import or export".to_string(),
@@ -160,6 +151,14 @@ impl std::fmt::Display for WasiVersion {
             WasiVersion::P3 => f.write_str("WASI 0.3 (preview 3, an async component)"),
         }
     }
+}
+
+/// Whether `name` is a `wasi:` interface at version 0.3 (`0.3`, `0.3.x`, `0.3-rc...`).
+fn is_wasi_0_3(name: &str) -> bool {
+    name.starts_with("wasi:")
+        && name
+            .split_once('@')
+            .is_some_and(|(_, v)| v == "0.3" || v.starts_with("0.3.") || v.starts_with("0.3-"))
 }
 
 /// Options of `wharf package`.
@@ -213,6 +212,11 @@ pub fn package(
         )
     })?;
     validate(wasm)?;
+    let component = (kind == WasmKind::Component).then(|| component_info(wasm));
+    let wasi = match &component {
+        Some(c) => WasiVersion::of(kind, &c.imports, &c.exports),
+        None => WasiVersion::of(kind, &[], &[]),
+    };
     for e in &opts.env {
         if !e.contains('=') || e.starts_with('=') {
             return Err(PackageError::BadEnv(e.clone()));
@@ -256,7 +260,7 @@ pub fn package(
             os: kind.os().into(),
             config: run,
             layer_digests: Some(vec![layer.digest().to_string()]),
-            component: (kind == WasmKind::Component).then(|| component_info(wasm)),
+            component,
             ..ImageConfig::default()
         };
         (media::WASM_CONFIG, config, layer, HashMap::new())
@@ -280,7 +284,7 @@ pub fn package(
         digest: desc.digest().to_string(),
         kind,
         os: config.os,
-        wasi: WasiVersion::of_bytes(wasm).map_or(WasiVersion::P2, |(v, _)| v),
+        wasi,
     })
 }
 

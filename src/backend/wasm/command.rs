@@ -107,8 +107,8 @@ pub fn run_component(
     wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(|e| WasmError::Link(format!("{e:#}")))?;
     let pre = linker
         .instantiate_pre(component)
-        .map_err(|e| super::wasi::link_error(engine, component, &e))?;
-    let version = super::wasi::version_of_component(engine, component);
+        .map_err(|e| super::wasi::link_error(component, &e))?;
+    let version = super::wasi::version_of(component);
     if version != WasiVersion::P3 {
         // Checked before instantiating: a component without `run` is told apart from one
         // whose start traps.

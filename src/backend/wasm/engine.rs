@@ -320,9 +320,9 @@ fn compile_error(message: String) -> WasmError {
                 .unwrap_or_default();
             WasmError::Unsupported(format!(
                 "this guest is valid but needs the {feature}, which wharf's wasmtime {} does \
-                 not enable ({}; wasmtime said: {message})",
+                 not enable (wharf runs {} components; wasmtime said: {message})",
                 wasmtime_version(),
-                "wharf runs WASI preview 1, 0.2.x and 0.3.0 components"
+                super::wasi::SUPPORTED
             ))
         }
         _ => WasmError::Compile(message),

@@ -162,8 +162,8 @@ pub fn serve(
     wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(link)?;
     let pre = linker
         .instantiate_pre(component)
-        .map_err(|e| super::wasi::link_error(engine, component, &e))?;
-    let version = super::wasi::version_of_component(engine, component);
+        .map_err(|e| super::wasi::link_error(component, &e))?;
+    let version = super::wasi::version_of(component);
     // Check the context can be built (volumes exist) before listening.
     ctx::builder(spec, rootfs, stdio)?;
     // How many instances fit the pool at once (each takes its memories and tables).
@@ -396,7 +396,6 @@ impl HandlerState for P3Handler {
                 setup: self.setup.clone(),
                 reuse: self.reuse,
                 concurrent: self.concurrent,
-                timeout,
                 _permit: permit,
             },
         })
@@ -407,7 +406,6 @@ struct P3Worker {
     setup: Arc<Setup>,
     reuse: usize,
     concurrent: usize,
-    timeout: Duration,
     /// The instance's place in the pool, given back when the worker ends.
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
@@ -432,7 +430,8 @@ impl WorkerState for P3Worker {
         _: (),
         _: GuestTaskId,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>> {
-        Box::pin(tokio::time::sleep(self.timeout))
+        let timeout = self.setup.limits.timeout.unwrap_or(Duration::MAX);
+        Box::pin(tokio::time::sleep(timeout))
     }
 
     fn drop(&self, store: Store<HttpState>, result: wasmtime::Result<()>) {

@@ -23,7 +23,7 @@ use oci_spec::runtime::Spec;
 
 pub use ctx::StdioOptions;
 pub use engine::{Cache, EngineOptions, wasmtime_version};
-pub use wasi::link_error;
+pub use wasi::{link_error, version_of as wasi_version};
 
 use self::engine::Compiled;
 use self::limits::{EPOCH_TICK, RunLimits};
@@ -107,13 +107,6 @@ pub struct WasmRun<'a> {
     pub preloaded: engine::Preloaded,
     /// Called once the guest is about to run (compiled and linked), or a server listens.
     pub started: &'a dyn Fn(),
-}
-
-/// The WASI version a compiled component targets.
-pub fn wasi_version(
-    component: &wasmtime::component::Component,
-) -> crate::image::package::WasiVersion {
-    wasi::version_of_component(component.engine(), component)
 }
 
 /// Limits as the spec carries them: the OCI memory limit becomes the store's memory budget.

@@ -2,14 +2,14 @@
 //! the interface it imports that wharf's wasmtime does not provide, named, with the WASI
 //! versions that do run.
 
-use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::WasmError;
 use crate::image::package::{WasiVersion, WasmKind};
 
 /// The WASI version a compiled component targets (see [`WasiVersion::of`]).
-pub fn version_of_component(engine: &Engine, component: &Component) -> WasiVersion {
+pub fn version_of(component: &Component) -> WasiVersion {
+    let engine = component.engine();
     let ty = component.component_type();
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
@@ -20,12 +20,12 @@ pub fn version_of_component(engine: &Engine, component: &Component) -> WasiVersi
 pub const SUPPORTED: &str = "WASI preview 1, 0.2.x and 0.3.0";
 
 /// A linking failure explained: the import that has no implementation, and why.
-pub fn link_error(engine: &Engine, component: &Component, err: &wasmtime::Error) -> WasmError {
+pub fn link_error(component: &Component, err: &wasmtime::Error) -> WasmError {
     let message = format!("{err:#}");
     let Some(name) = missing_import(&message) else {
         return WasmError::Link(message);
     };
-    let version = version_of_component(engine, component);
+    let version = version_of(component);
     let wasi = name.strip_prefix("wasi:");
     WasmError::Link(match wasi {
         Some(_) => format!(
@@ -76,7 +76,7 @@ mod tests {
             .instantiate_pre(&component)
             .err()
             .expect("cannot link");
-        let WasmError::Link(message) = link_error(&engine, &component, &err) else {
+        let WasmError::Link(message) = link_error(&component, &err) else {
             panic!("a link error");
         };
         assert!(
@@ -86,7 +86,7 @@ mod tests {
             "{message}"
         );
         assert_eq!(
-            version_of_component(&engine, &component),
+            version_of(&component),
             WasiVersion::P3,
             "a 0.3 import makes it a 0.3 component"
         );
