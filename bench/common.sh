@@ -7,7 +7,7 @@ bench_setup() {
     repo=$(cd "$(dirname "${BASH_SOURCE[1]}")/.." && pwd)
     export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wharf/target}
     for t in hyperfine "$@"; do
-        command -v "$t" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$t" >/dev/null
+        command -v "$t" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$t" >/dev/null
     done
     (cd "$repo" && cargo build --release --quiet)
     wharf="$CARGO_TARGET_DIR/release/wharf"
