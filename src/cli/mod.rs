@@ -20,8 +20,10 @@ mod logs;
 pub mod monitor;
 mod network;
 mod package;
+mod port;
 mod ps;
 mod pull;
+mod rename;
 mod rmi;
 mod run;
 mod run_args;
@@ -29,10 +31,14 @@ mod run_args;
 pub mod runtime;
 mod save;
 mod start;
+mod stats;
 mod stop;
 mod system;
 mod tag;
+mod template;
+mod top;
 mod unpack;
+mod version;
 mod volume;
 
 use std::path::PathBuf;
@@ -107,6 +113,18 @@ enum Command {
     /// Show a container's state and configuration, or an image's manifest, config and how
     /// it would run.
     Inspect(inspect::Args),
+    /// Show what containers use: CPU, memory, network and block I/O, PIDs (native and
+    /// wasm).
+    Stats(stats::Args),
+    /// Show a container's processes (`ps` options; default -ef).
+    #[command(override_usage = "wharf top CONTAINER [ps OPTIONS]")]
+    Top(top::Args),
+    /// Show a container's published ports.
+    Port(port::Args),
+    /// Give a container another name.
+    Rename(rename::Args),
+    /// Show wharf's version, its wasmtime and the WASI versions it runs.
+    Version(version::Args),
     /// Give an image another name.
     Tag(tag::Args),
     /// Load images from an OCI layout, oci-archive or docker-archive.
@@ -170,6 +188,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rm(a) => return stop::rm(&ctx, a),
         Command::Exec(a) => return exec::run(&ctx, a),
         Command::Inspect(a) => inspect::run(&ctx, a),
+        Command::Stats(a) => stats::run(&ctx, a),
+        Command::Top(a) => top::run(&ctx, a),
+        Command::Port(a) => port::run(&ctx, a),
+        Command::Rename(a) => rename::run(&ctx, a),
+        Command::Version(a) => version::run(a),
         Command::Tag(a) => tag::run(&ctx, a),
         Command::Load(a) => load::run(&ctx, a),
         Command::Save(a) => save::run(&ctx, a),

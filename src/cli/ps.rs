@@ -1,4 +1,4 @@
-//! `wharf ps [-a] [-q] [--format json]`: containers, as Docker lists them.
+//! `wharf ps [-a] [-q] [--format table|json|TEMPLATE]`: containers, as Docker lists them.
 
 use chrono::{DateTime, Utc};
 use std::process::ExitCode;
@@ -18,8 +18,9 @@ pub struct Args {
     /// Only ids.
     #[arg(short, long)]
     quiet: bool,
-    /// Output format: table or json (one object per line).
-    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    /// Output format: table, json (one object per line) or a Go template over the json's
+    /// fields (`{{.Names}} {{.Status}}`), as Docker's.
+    #[arg(long, default_value = "table")]
     format: String,
     /// Do not truncate ids and commands.
     #[arg(long)]
@@ -154,23 +155,22 @@ pub fn status(r: &Record) -> String {
     }
 }
 
-/// The PORTS column: as published (host ports chosen) while it runs on a network, else as
-/// asked.
-pub fn ports(containers: &Containers, r: &Record) -> String {
+/// The ports a container publishes: as published (host ports chosen) while it runs on a
+/// network, else as asked.
+pub fn published(containers: &Containers, r: &Record) -> Vec<wharf::run::options::PortMapping> {
     #[cfg(target_os = "linux")]
     if r.state.is_active()
         && let Some(a) = wharf::network::Attachment::read(&containers.dir_of(&r.id))
     {
-        return a
-            .ports
-            .iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
+        return a.ports;
     }
     let _ = containers;
-    r.options
-        .ports
+    r.options.ports.clone()
+}
+
+/// The PORTS column.
+pub fn ports(containers: &Containers, r: &Record) -> String {
+    published(containers, r)
         .iter()
         .map(|p| p.to_string())
         .collect::<Vec<_>>()
@@ -215,7 +215,11 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if args.format == "json" {
+    if args.format != "table" {
+        let template = match args.format.as_str() {
+            "json" => None,
+            t => Some(super::template::Format::parse(t)?),
+        };
         for r in &list {
             let v = serde_json::json!({
                 "ID": id(r),
@@ -229,8 +233,12 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
                 "ExitCode": r.state.exit_code,
                 "Ports": ports(&containers, r),
                 "Names": r.name,
+                "Labels": r.options.labels,
             });
-            writeln!(out, "{v}")?;
+            match &template {
+                Some(t) => writeln!(out, "{}", t.render(&v)?)?,
+                None => writeln!(out, "{v}")?,
+            }
         }
         return Ok(());
     }

@@ -68,8 +68,8 @@ pub struct Args {
     /// The container's IPv4 address on its --network.
     #[arg(long, value_name = "IP")]
     pub(crate) ip: Option<std::net::Ipv4Addr>,
-    /// Memory limit (e.g. 64m): wasm linear memories and tables.
-    #[arg(long, value_parser = parse_size, value_name = "BYTES")]
+    /// Memory limit (e.g. 64m): native: the cgroup's; wasm: linear memories and tables.
+    #[arg(short = 'm', long, value_parser = parse_size, value_name = "BYTES")]
     pub(crate) memory: Option<u64>,
     /// Wall-clock limit (e.g. 10s, 500ms): the guest is stopped with exit code 137.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]

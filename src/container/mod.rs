@@ -36,6 +36,8 @@ pub enum ContainerError {
         "the container name {0:?} is already in use (remove that container or choose another name)"
     )]
     NameInUse(String),
+    #[error("the container is already named {0:?}")]
+    SameName(String),
     #[error(
         "invalid container name {0:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit"
     )]
@@ -498,6 +500,37 @@ impl Containers {
             }
         }
         Ok(locked)
+    }
+
+    /// Give a container (its lock held by the caller) the name `new`, which must be free: the
+    /// names index and the record change under the names lock, so no create takes the name
+    /// in between and the old name is free once this returns.
+    pub fn rename(&self, locked: &mut Locked, new: &str) -> Result<(), ContainerError> {
+        names::validate(new)?;
+        let _names = self.lock_names()?;
+        let old = locked.record.name.clone();
+        if old == new {
+            return Err(ContainerError::SameName(new.to_string()));
+        }
+        if self.id_by_name(new).is_some() {
+            return Err(ContainerError::NameInUse(new.to_string()));
+        }
+        let entry = self.names_dir().join(new);
+        let tmp = self.names_dir().join(format!(".{new}.tmp"));
+        fs::write(&tmp, &locked.record.id)
+            .and_then(|()| fs::rename(&tmp, &entry))
+            .map_err(io_err(&entry))?;
+        locked.record.name = new.to_string();
+        if let Err(e) = locked.save() {
+            locked.record.name = old;
+            let _ = fs::remove_file(&entry);
+            return Err(e);
+        }
+        let old_entry = self.names_dir().join(&old);
+        if fs::read_to_string(&old_entry).is_ok_and(|id| id.trim() == locked.record.id) {
+            let _ = fs::remove_file(&old_entry);
+        }
+        Ok(())
     }
 
     /// Remove container `id`'s directory (its lock is held by the caller and released

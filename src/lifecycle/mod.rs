@@ -15,6 +15,7 @@ pub mod invoke;
 pub mod monitor;
 pub mod pull;
 pub mod start;
+pub mod stats;
 pub mod stop;
 pub mod supervise;
 

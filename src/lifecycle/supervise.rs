@@ -132,6 +132,11 @@ pub fn supervise(
     };
     match prepared.decision.kind {
         Kind::Wasm => {
+            // `wharf stats` reads the guest's memory from here.
+            match std::fs::File::create(dir.join(GUEST_MEMORY)) {
+                Ok(f) => wasm::limits::gauge::publish_to(f),
+                Err(e) => tracing::warn!(error = %e, "publishing the guest's memory for stats"),
+            }
             let timeout = record.compile_timeout_ms.map(Duration::from_millis);
             let opts = RunOptions {
                 ports: serve_ports,
@@ -322,6 +327,10 @@ fn mark_running(containers: &Containers, id: &str, kind: Kind) -> Result<(), Con
     };
     l.save()
 }
+
+/// The file in a wasm container's directory that holds its guest's memory in bytes, while
+/// it runs ([`wasm::limits::gauge`]).
+pub const GUEST_MEMORY: &str = "guest-memory";
 
 /// Run a prepared wasm container in this process: its exit code and what to say.
 fn run_wasm(

@@ -6,4 +6,4 @@ pub mod options;
 mod prepare;
 
 pub use module::{ModuleError, Opened, WasmModule};
-pub use prepare::{Prepared, RunError, names_a_file, prepare};
+pub use prepare::{DEFAULT_PATH, Prepared, RunError, names_a_file, prepare};

@@ -21,7 +21,8 @@ use crate::image::unpack::{self, LayerDir, UnpackError, UnpackOptions};
 use crate::image::{Store, StoreError, media};
 
 /// The PATH used to find a relative entrypoint when the image sets none.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The PATH native containers get when their image sets none (Docker's).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Why a run could not be prepared.
 #[derive(Debug, thiserror::Error)]

@@ -24,9 +24,11 @@ pub fn bin(name: &str) -> PathBuf {
     bin_dir().join(name)
 }
 
-/// `wharf inspect NAME` (a container or an image) as JSON.
+/// `wharf inspect NAME` (a container or an image) as JSON: the one object of Docker's array.
 pub fn inspect(w: &Wharf, name: &str) -> serde_json::Value {
-    serde_json::from_str(&w.ok(&["inspect", name])).unwrap()
+    let mut all: serde_json::Value = serde_json::from_str(&w.ok(&["inspect", name])).unwrap();
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
+    all[0].take()
 }
 
 /// Wait until `cond` holds (or fail after `secs`).

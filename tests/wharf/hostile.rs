@@ -279,7 +279,6 @@ fn logs_memory_stays_bounded_whatever_the_log_size() {
     let inspect: serde_json::Value = serde_json::from_str(&w.ok(&["inspect", &id])).unwrap();
     let log = inspect[0]["LogPath"]
         .as_str()
-        .or(inspect["LogPath"].as_str())
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| panic!("no LogPath in {inspect}"));
     // 120 MB more of entries, written as the monitor would.
@@ -538,7 +537,7 @@ fn a_full_disk_leaves_containers_manageable() {
     // The disk stays full for a while: the monitor drops output instead of spinning on it.
     let (_, out, _) = wharf(&["inspect", "flood"]);
     let state: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let monitor = state["State"]["MonitorPid"].as_i64().unwrap();
+    let monitor = state[0]["State"]["MonitorPid"].as_i64().unwrap();
     let before = cpu_ticks(monitor);
     std::thread::sleep(std::time::Duration::from_secs(2));
     let used = cpu_ticks(monitor) - before;

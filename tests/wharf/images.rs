@@ -104,7 +104,7 @@ fn docker_archive_round_trips() {
     w.ok(&["load", "-i", &s(&busybox_images().join("busybox-oci.tar"))]);
     let config = |w: &Wharf| {
         let v: serde_json::Value = serde_json::from_str(&w.ok(&["inspect", "busybox"])).unwrap();
-        v["Manifest"]["config"]["digest"]
+        v[0]["Manifest"]["config"]["digest"]
             .as_str()
             .unwrap()
             .to_string()
@@ -276,7 +276,9 @@ fn a_mixed_multi_platform_index_is_kept_whole() {
         "the host's platform by default"
     );
     let inspect = |p: &str| -> serde_json::Value {
-        serde_json::from_str(&fresh.ok(&["inspect", "--platform", p, "mixed"])).unwrap()
+        let v: serde_json::Value =
+            serde_json::from_str(&fresh.ok(&["inspect", "--platform", p, "mixed"])).unwrap();
+        v[0].clone()
     };
     assert_eq!(inspect("wasi/wasm")["Kind"], "wasm");
     assert_eq!(inspect("linux/amd64")["Kind"], "native");

@@ -517,7 +517,7 @@ fn restart_policies_are_kept_by_the_monitor() {
     });
     assert_eq!(logs(&w, &["flaky"]).0, "attempt\nattempt\nattempt\n");
     assert_eq!(
-        inspect(&w, "flaky")["HostConfig"]["RestartPolicy"]["name"],
+        inspect(&w, "flaky")["HostConfig"]["RestartPolicy"]["Name"],
         "on-failure"
     );
     // on-failure does not restart a success.

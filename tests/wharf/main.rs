@@ -17,6 +17,8 @@ mod lifecycle;
 mod native;
 #[cfg(target_os = "linux")]
 mod network;
+#[cfg(target_os = "linux")]
+mod operate;
 mod package;
 mod plugin;
 mod portable;

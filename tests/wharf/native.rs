@@ -490,7 +490,7 @@ fn a_killed_wharf_takes_its_container_along_and_the_next_run_cleans_up() {
     let ps = w.ok(&["ps", "-a"]);
     assert!(ps.contains("Exited (255)"), "{ps}");
     let id = w.ok(&["ps", "-aq"]);
-    let state: serde_json::Value = serde_json::from_str(&w.ok(&["inspect", id.trim()])).unwrap();
+    let state = inspect(&w, id.trim());
     assert_eq!(state["State"]["ExitCode"], 255);
     assert!(
         state["State"]["Error"]

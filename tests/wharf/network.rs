@@ -228,7 +228,8 @@ pub(crate) fn setup() -> Setup {
 }
 
 pub(crate) fn inspect(host: &FakeHost, name: &str) -> serde_json::Value {
-    serde_json::from_str(&host.ok(&["inspect", name])).unwrap()
+    let mut all: serde_json::Value = serde_json::from_str(&host.ok(&["inspect", name])).unwrap();
+    all[0].take()
 }
 
 /// SIGKILL a container's monitor, supervisor and workload (as if wharf were killed).
@@ -373,15 +374,19 @@ fn native_containers_reach_each_other_by_name_and_alias_and_publish_ports() {
         "-c",
         "mkdir /www && echo any > /www/index.html && exec httpd -f -p 80 -h /www",
     ]);
-    let ports = inspect(host, "any")["NetworkSettings"]["Ports"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let port = ports
-        .strip_prefix("127.0.0.1:")
-        .and_then(|p| p.split("->").next())
-        .unwrap();
+    // Docker's shape: {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "N"}]}, and `port`.
+    let ports = inspect(host, "any")["NetworkSettings"]["Ports"].clone();
+    assert_eq!(ports["80/tcp"][0]["HostIp"], "127.0.0.1", "{ports}");
+    let port = ports["80/tcp"][0]["HostPort"].as_str().unwrap().to_string();
     assert_ne!(port, "0", "{ports}");
+    assert_eq!(
+        host.ok(&["port", "any", "80"]).trim(),
+        format!("127.0.0.1:{port}")
+    );
+    assert_eq!(
+        host.ok(&["port", "any"]).trim(),
+        format!("80/tcp -> 127.0.0.1:{port}")
+    );
     assert!(wait_for(host, &format!("http://127.0.0.1:{port}/")).contains("any"));
     // The network cannot go while used.
     let e = host.fails(&["network", "rm", "app"], 1);

@@ -34,7 +34,7 @@ fn a_core_module_becomes_a_wasip1_artifact() {
         crate::common::layout::digest(&wasm_bytes)
     );
     assert_eq!(layers[0]["size"], wasm_bytes.len());
-    let c = &v["Config"];
+    let c = &v["ImageConfig"];
     assert_eq!(c["architecture"], "wasm");
     assert_eq!(c["os"], "wasip1");
     assert_eq!(c["layerDigests"], serde_json::json!([layers[0]["digest"]]));
@@ -53,7 +53,7 @@ fn components_carry_their_world() {
     let w = Wharf::new();
     w.ok(&["package", &wasm("p2-command.wasm"), "-t", "p2"]);
     w.ok(&["package", &wasm("http-hello.wasm"), "-t", "http"]);
-    let c = &inspect(&w, "p2")["Config"];
+    let c = &inspect(&w, "p2")["ImageConfig"];
     assert_eq!(c["os"], "wasip2");
     let exports = c["component"]["exports"].as_array().unwrap();
     assert!(
@@ -69,7 +69,7 @@ fn components_carry_their_world() {
             .starts_with("wasi:cli/command@0.2")
     );
     assert!(!c["component"]["imports"].as_array().unwrap().is_empty());
-    let c = &inspect(&w, "http")["Config"];
+    let c = &inspect(&w, "http")["ImageConfig"];
     assert!(
         c["component"]["target"]
             .as_str()
@@ -100,12 +100,9 @@ fn compat_images_hold_the_module_at_app_wasm() {
         m["layers"][0]["mediaType"],
         "application/vnd.oci.image.layer.v1.tar"
     );
-    assert_eq!(v["Config"]["os"], "wasi");
-    assert_eq!(v["Config"]["architecture"], "wasm");
-    assert_eq!(
-        v["Config"]["config"]["Entrypoint"],
-        serde_json::json!(["/app.wasm"])
-    );
+    assert_eq!(v["ImageConfig"]["os"], "wasi");
+    assert_eq!(v["ImageConfig"]["architecture"], "wasm");
+    assert_eq!(v["Config"]["Entrypoint"], serde_json::json!(["/app.wasm"]));
     assert_eq!(v["Kind"], "wasm");
     let rootfs = w.path("rootfs");
     w.ok(&["unpack", "hello-compat", "--to", &rootfs.to_string_lossy()]);

@@ -105,7 +105,7 @@ fn the_example_host_calls_plugins_from_8_threads_and_holds_the_hostile_one_to_it
             }
             let inspect: serde_json::Value =
                 serde_json::from_str(&w.ok(&["inspect", "plugins/wordcount:1"])).unwrap();
-            let digest = inspect["Id"].as_str().unwrap().to_string();
+            let digest = inspect[0]["Id"].as_str().unwrap().to_string();
             refs[1] = format!("{}/plugins/wordcount@{digest}", r.host());
             (w.path("fresh-root"), refs)
         }
@@ -271,7 +271,7 @@ fn reload_switches_while_calls_run_and_a_moved_pin_is_refused() {
     w.ok(&["package", &wasm("plugin-wordcount.wasm"), "-t", "counter:1"]);
     let upper_digest = {
         let v: serde_json::Value = serde_json::from_str(&w.ok(&["inspect", "text:1"])).unwrap();
-        v["Id"].as_str().unwrap().to_string()
+        v[0]["Id"].as_str().unwrap().to_string()
     };
     let host = Host::open(&wharf::paths::Roots::new(w.root()), Default::default()).unwrap();
     let plugin = Arc::new(host.load("text:1", Grants::default()).unwrap());

@@ -377,7 +377,7 @@ fn a_wasi_0_3_image_runs_detached_with_logs_wait_and_rm() {
             && explained.contains("exports wasi:cli/run@0.3.0"),
         "{explained}"
     );
-    let config = &inspect(&w, "greet3")["Config"];
+    let config = &inspect(&w, "greet3")["ImageConfig"];
     assert_eq!(
         config["os"], "wasip2",
         "the artifact os the Wasm OCI layout defines"

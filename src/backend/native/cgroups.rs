@@ -214,6 +214,116 @@ impl Cgroup {
             .map(PathBuf::as_path)
     }
 
+    /// The cgroup `wharf run` made for container `id` (the directories that exist).
+    pub fn of_container(id: &str) -> Cgroup {
+        if is_v2() {
+            Cgroup {
+                dirs: vec![Path::new(ROOT).join("wharf").join(id)],
+                v2: true,
+            }
+        } else {
+            Cgroup {
+                dirs: V1_CONTROLLERS
+                    .iter()
+                    .map(|c| Path::new(ROOT).join(c).join("wharf").join(id))
+                    .filter(|d| d.exists())
+                    .collect(),
+                v2: false,
+            }
+        }
+    }
+
+    /// Bytes read and written by the cgroup's processes on block devices (v1
+    /// `blkio.throttle.io_service_bytes`, v2 `io.stat`), as Docker's BLOCK I/O column.
+    pub fn block_io(&self) -> (u64, u64) {
+        let (mut read, mut write) = (0, 0);
+        if self.v2 {
+            let Some(text) = self
+                .dir_for("io")
+                .or_else(|| self.dirs.first().map(PathBuf::as_path))
+                .and_then(|d| fs::read_to_string(d.join("io.stat")).ok())
+            else {
+                return (0, 0);
+            };
+            for field in text.split_whitespace() {
+                if let Some(n) = field
+                    .strip_prefix("rbytes=")
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
+                    read += n;
+                } else if let Some(n) = field
+                    .strip_prefix("wbytes=")
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
+                    write += n;
+                }
+            }
+        } else if let Some(text) = self
+            .dir_for("blkio")
+            .and_then(|d| fs::read_to_string(d.join("blkio.throttle.io_service_bytes")).ok())
+        {
+            for line in text.lines() {
+                let mut f = line.split_whitespace();
+                match (
+                    f.next(),
+                    f.next(),
+                    f.next().and_then(|n| n.parse::<u64>().ok()),
+                ) {
+                    (Some(_dev), Some("Read"), Some(n)) => read += n,
+                    (Some(_dev), Some("Write"), Some(n)) => write += n,
+                    _ => {}
+                }
+            }
+        }
+        (read, write)
+    }
+
+    /// Memory in use as Docker counts it: usage less the inactive file cache (v1
+    /// `total_inactive_file`, v2 `inactive_file`), and the limit (none: unlimited).
+    pub fn memory(&self) -> (u64, Option<u64>) {
+        let Some(d) = self.dir_for("memory") else {
+            return (0, None);
+        };
+        let num =
+            |f: &str| -> Option<u64> { fs::read_to_string(d.join(f)).ok()?.trim().parse().ok() };
+        let stat = |key: &str| -> Option<u64> {
+            fs::read_to_string(d.join("memory.stat"))
+                .ok()?
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+        };
+        let (usage, limit, inactive) = if self.v2 {
+            (
+                num("memory.current"),
+                num("memory.max"),
+                stat("inactive_file "),
+            )
+        } else {
+            (
+                num("memory.usage_in_bytes"),
+                num("memory.limit_in_bytes"),
+                stat("total_inactive_file "),
+            )
+        };
+        let usage = usage.unwrap_or(0);
+        // v1 writes "no limit" as a page-rounded i64::MAX; v2 as "max" (which does not parse).
+        let limit = limit.filter(|l| *l < (1 << 62));
+        (usage.saturating_sub(inactive.unwrap_or(0)), limit)
+    }
+
+    /// CPU time the cgroup's processes used, in nanoseconds.
+    pub fn cpu_ns(&self) -> u64 {
+        self.stats()["cpu"]["usage"]["total"].as_u64().unwrap_or(0)
+    }
+
+    /// Processes in the cgroup now (`pids.current`, else counted).
+    pub fn pids(&self) -> u64 {
+        self.stats()["pids"]["current"]
+            .as_u64()
+            .filter(|n| *n > 0)
+            .unwrap_or(self.procs().len() as u64)
+    }
+
     /// The cgroup whose directories are `dirs` (as recorded when it was made).
     pub fn from_dirs(dirs: Vec<PathBuf>) -> Cgroup {
         let v2 = dirs.len() == 1 && !dirs[0].starts_with(Path::new(ROOT).join("memory"));
@@ -650,22 +760,7 @@ fn reap() {
 
 /// Remove the cgroup of container `id` if it is still there (after a crash).
 pub fn remove_stale(id: &str) {
-    let cg = if is_v2() {
-        Cgroup {
-            dirs: vec![Path::new(ROOT).join("wharf").join(id)],
-            v2: true,
-        }
-    } else {
-        Cgroup {
-            dirs: V1_CONTROLLERS
-                .iter()
-                .map(|c| Path::new(ROOT).join(c).join("wharf").join(id))
-                .filter(|d| d.exists())
-                .collect(),
-            v2: false,
-        }
-    };
-    cg.destroy();
+    Cgroup::of_container(id).destroy();
 }
 
 /// Container `id`'s `cgroup.procs` files, opened for writing (`exec` opens them on the

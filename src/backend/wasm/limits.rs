@@ -63,7 +63,67 @@ impl Limiter {
             return Err(MemoryLimitExceeded { limit, requested }.into());
         }
         self.used = requested;
+        gauge::add(delta);
         Ok(())
+    }
+}
+
+/// A store's memories and tables are freed with it.
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        gauge::sub(self.used);
+    }
+}
+
+/// The guests' memory in this process: the bytes of linear memory and tables every live
+/// store holds, which `wharf stats` shows for a wasm container. The process running a
+/// container's guest publishes it in a file of the container's ([`gauge::publish_to`]),
+/// rewritten in place whenever it changes (a store grows or goes): no thread, no timer.
+pub mod gauge {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static IN_USE: AtomicUsize = AtomicUsize::new(0);
+    static PUBLISHED: OnceLock<std::fs::File> = OnceLock::new();
+
+    /// Bytes of guest memory (linear memories and tables) live in this process.
+    pub fn in_use() -> usize {
+        IN_USE.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn add(delta: usize) {
+        let now = IN_USE.fetch_add(delta, Ordering::Relaxed) + delta;
+        publish(now);
+    }
+
+    pub(super) fn sub(delta: usize) {
+        let now = IN_USE
+            .fetch_sub(delta.min(in_use()), Ordering::Relaxed)
+            .saturating_sub(delta);
+        publish(now);
+    }
+
+    /// From now on, keep `file` holding the figure (a fixed-width decimal line, written at
+    /// offset 0 so a reader never sees a mix of two figures' lengths).
+    pub fn publish_to(file: std::fs::File) {
+        if PUBLISHED.set(file).is_ok() {
+            publish(in_use());
+        }
+    }
+
+    fn publish(value: usize) {
+        if let Some(f) = PUBLISHED.get() {
+            let line = format!("{value:>20}\n");
+            #[cfg(unix)]
+            let _ = std::os::unix::fs::FileExt::write_at(f, line.as_bytes(), 0);
+            #[cfg(windows)]
+            let _ = std::os::windows::fs::FileExt::seek_write(f, line.as_bytes(), 0);
+        }
+    }
+
+    /// The figure a guest's process published in `path`, if any.
+    pub fn read(path: &std::path::Path) -> Option<u64> {
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
     }
 }
 

@@ -23,7 +23,7 @@ use oci_spec::runtime::Spec;
 
 pub use ctx::StdioOptions;
 pub use engine::{Cache, EngineOptions, wasmtime_version};
-pub use wasi::{link_error, version_of as wasi_version};
+pub use wasi::{SUPPORTED as SUPPORTED_WASI, link_error, version_of as wasi_version};
 
 use self::engine::Compiled;
 use self::limits::{EPOCH_TICK, RunLimits};

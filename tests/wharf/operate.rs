@@ -1,0 +1,331 @@
+//! The verbs Docker users look at and operate running containers with: `stats`, `top`,
+//! `port`, `rename`, `inspect --format` in Docker's shapes, `ps --format TEMPLATE`,
+//! `version`, for native (busybox) and wasm containers, with figures checked against what
+//! the containers were made to do.
+
+use crate::common::*;
+use crate::native::{assert_clean, busybox, serial};
+
+/// One `stats --no-stream --format json` reading of container `name`.
+fn stats(w: &Wharf, name: &str) -> serde_json::Value {
+    let out = w.ok(&["stats", "--no-stream", "--format", "json", name]);
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// CPU % of a reading ("99.52%").
+fn cpu(reading: &serde_json::Value) -> f64 {
+    reading["CPUPerc"]
+        .as_str()
+        .and_then(|c| c.trim_end_matches('%').parse().ok())
+        .unwrap_or_else(|| panic!("no CPUPerc in {reading}"))
+}
+
+/// Whether one of three readings of `name`'s CPU is within 90-110% (a busy 2-core test
+/// machine may steal the core from one reading).
+fn burns_one_core(w: &Wharf, name: &str) -> Vec<f64> {
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let c = cpu(&stats(w, name));
+        seen.push(c);
+        if (90.0..=110.0).contains(&c) {
+            return Vec::new();
+        }
+    }
+    seen
+}
+
+#[test]
+fn stats_show_what_native_and_wasm_containers_use() {
+    let _serial = serial();
+    let w = busybox();
+    // Native: one core burnt, under a 64 MiB limit.
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "burn",
+        "-m",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    let missed = burns_one_core(&w, "burn");
+    assert!(missed.is_empty(), "CPU % of a busy loop: {missed:?}");
+    let r = stats(&w, "burn");
+    assert!(r["MemUsage"].as_str().unwrap().ends_with(" / 64MiB"), "{r}");
+    assert_eq!(r["MemoryLimitBytes"], 64 << 20);
+    assert_eq!(r["PIDs"], "1", "the shell alone: {r}");
+    // wasm: a guest that grows its linear memory to 40 MiB and sleeps, and one that spins.
+    let grow = w.path("grow40.wat");
+    std::fs::write(&grow, GROW_40_MIB).unwrap();
+    w.ok(&["run", "-d", "--name", "g40", "-m", "100m", &s(&grow)]);
+    w.ok(&["run", "-d", "--name", "spin", &wasm("loop.wat")]);
+    eventually(10, "the wasm guest to reach 40 MiB", || {
+        stats(&w, "g40")["MemoryBytes"] == 40 << 20
+    });
+    let r = stats(&w, "g40");
+    assert_eq!(r["MemUsage"], "40MiB / 100MiB", "{r}");
+    assert_eq!(r["MemPerc"], "40.00%", "{r}");
+    assert_eq!(r["Kind"], "wasm");
+    assert!(cpu(&r) < 10.0, "a sleeping guest: {r}");
+    let missed = burns_one_core(&w, "spin");
+    assert!(missed.is_empty(), "CPU % of a spinning guest: {missed:?}");
+    // The table: Docker's columns, every running container, in one reading.
+    let table = w.ok(&["stats", "--no-stream"]);
+    let header = table.lines().next().unwrap();
+    for col in [
+        "CONTAINER ID",
+        "NAME",
+        "CPU %",
+        "MEM USAGE / LIMIT",
+        "MEM %",
+        "NET I/O",
+        "BLOCK I/O",
+        "PIDS",
+    ] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert_eq!(table.lines().count(), 4, "{table}");
+    // A template, and a stopped container shown with -a but without figures.
+    w.ok(&["kill", "spin"]);
+    w.ok(&["wait", "spin"]);
+    let out = w.ok(&[
+        "stats",
+        "--no-stream",
+        "-a",
+        "--format",
+        "{{.Name}} {{.CPUPerc}}",
+    ]);
+    assert!(out.lines().any(|l| l == "spin --"), "{out}");
+    let e = w.fails(&["stats", "--no-stream", "nothere"], 125);
+    assert!(e.contains("nothere"), "{e}");
+    w.ok(&["rm", "-f", "burn", "g40", "spin"]);
+    assert_clean(&w);
+}
+
+/// Grows its memory from 1 to 640 pages (40 MiB), touches every page, then sleeps 30 s.
+const GROW_40_MIB: &str = r#"(module
+  (import "wasi_snapshot_preview1" "poll_oneoff"
+    (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "\01\00\00\00")
+  (data (i32.const 24) "\00\ac\23\fc\06\00\00\00")
+  (func (export "_start") (local $p i32)
+    (drop (memory.grow (i32.const 639)))
+    (local.set $p (i32.const 65536))
+    (loop $touch
+      (i32.store (local.get $p) (i32.const 1))
+      (local.set $p (i32.add (local.get $p) (i32.const 4096)))
+      (br_if $touch (i32.lt_u (local.get $p) (i32.const 41943040))))
+    (drop (call $poll_oneoff (i32.const 0) (i32.const 48) (i32.const 1) (i32.const 124)))))
+"#;
+
+#[test]
+fn top_lists_a_containers_processes_and_only_them() {
+    let _serial = serial();
+    let w = busybox();
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "two",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1001 & sleep 1002",
+    ]);
+    eventually(10, "both sleeps", || {
+        let top = w.ok(&["top", "two"]);
+        top.contains("sleep 1001") && top.contains("sleep 1002")
+    });
+    let top = w.ok(&["top", "two"]);
+    let header = top.lines().next().unwrap();
+    assert!(header.contains("PID") && header.contains("CMD"), "{top}");
+    // Only the container's: the two sleeps (sh execs the last command).
+    assert_eq!(top.lines().count(), 3, "{top}");
+    assert!(
+        !top.contains("/sbin/init") && !top.contains("cargo"),
+        "{top}"
+    );
+    // ps options, as Docker passes them.
+    let top = w.ok(&["top", "two", "-o", "pid,comm"]);
+    assert!(top.lines().next().unwrap().contains("COMMAND"), "{top}");
+    assert_eq!(
+        top.lines().filter(|l| l.ends_with("sleep")).count(),
+        2,
+        "{top}"
+    );
+    let e = w.fails(&["top", "two", "-o", "comm"], 125);
+    assert!(e.contains("PID"), "{e}");
+    // wasm: the process that runs the guest.
+    w.ok(&["run", "-d", "--name", "guest", &wasm("sleep.wat")]);
+    let top = w.ok(&["top", "guest"]);
+    assert_eq!(top.lines().count(), 2, "{top}");
+    let pid = inspect(&w, "guest")["State"]["Pid"].as_i64().unwrap();
+    assert!(
+        top.lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .any(|f| f == pid.to_string()),
+        "{top}"
+    );
+    w.ok(&["rm", "-f", "two", "guest"]);
+    let e = w.fails(&["top", "two"], 125);
+    assert!(e.contains("no such container"), "{e}");
+    w.ok(&["create", "--name", "idle", "busybox", "true"]);
+    let e = w.fails(&["top", "idle"], 125);
+    assert!(e.contains("not running"), "{e}");
+    w.ok(&["rm", "idle"]);
+    assert_clean(&w);
+}
+
+#[test]
+fn rename_moves_the_name_and_frees_the_old_one() {
+    let _serial = serial();
+    let w = busybox();
+    w.ok(&["run", "-d", "--name", "old", "busybox", "sleep", "1000"]);
+    let id = inspect(&w, "old")["Id"].as_str().unwrap().to_string();
+    w.ok(&["rename", "old", "new"]);
+    assert_eq!(inspect(&w, "new")["Id"], id.as_str());
+    assert_eq!(inspect(&w, "new")["Name"], "new");
+    let e = w.fails(&["inspect", "--type", "container", "old"], 125);
+    assert!(e.contains("old"), "{e}");
+    // The old name is free for another container; the new one is taken.
+    w.ok(&["create", "--name", "old", "busybox", "true"]);
+    let e = w.fails(&["rename", "old", "new"], 125);
+    assert!(e.contains("already in use"), "{e}");
+    let e = w.fails(&["rename", "new", "bad/name"], 125);
+    assert!(e.contains("invalid container name"), "{e}");
+    // The renamed container is still driven by its new name, and the index agrees.
+    w.ok(&["stop", "-t", "0", "new"]);
+    assert!(!w.ok(&["system", "check"]).contains("names index"));
+    w.ok(&["rm", "new", "old"]);
+    assert_clean(&w);
+}
+
+#[test]
+fn inspect_speaks_dockers_shapes_and_templates() {
+    let _serial = serial();
+    let w = busybox();
+    w.ok(&[
+        "create",
+        "--name",
+        "shaped",
+        "-e",
+        "GREETING=hi",
+        "-v",
+        "data:/data",
+        "-v",
+        &format!("{}:/host:ro", s(&w.root())),
+        "--restart",
+        "on-failure:3",
+        "-m",
+        "32m",
+        "--label",
+        "b=2",
+        "--label",
+        "a=1",
+        "busybox",
+        "sleep",
+        "5",
+    ]);
+    let all: serde_json::Value = serde_json::from_str(&w.ok(&["inspect", "shaped"])).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 1, "an array, as Docker's");
+    let c = &all[0];
+    let mounts = c["Mounts"].as_array().unwrap();
+    assert_eq!(mounts[0]["Type"], "volume");
+    assert_eq!(mounts[0]["Name"], "data");
+    assert_eq!(mounts[0]["Driver"], "local");
+    assert_eq!(mounts[1]["Type"], "bind");
+    assert_eq!(mounts[1]["RW"], false);
+    assert_eq!(
+        c["HostConfig"]["RestartPolicy"],
+        serde_json::json!({"Name": "on-failure", "MaximumRetryCount": 3})
+    );
+    assert_eq!(c["HostConfig"]["Memory"], 32 << 20);
+    let env: Vec<&str> = c["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(env.contains(&"GREETING=hi"), "{env:?}");
+    assert!(env.iter().any(|e| e.starts_with("PATH=")), "{env:?}");
+    assert_eq!(c["State"]["StartedAt"], "0001-01-01T00:00:00Z");
+    // Templates, as scripts written for `docker inspect -f` use them.
+    let f = |t: &str| w.ok(&["inspect", "-f", t, "shaped"]).trim_end().to_string();
+    assert_eq!(f("{{.State.Status}}"), "created");
+    assert_eq!(
+        f("{{range .Mounts}}{{.Type}}:{{.Destination}} {{end}}"),
+        "volume:/data bind:/host"
+    );
+    assert_eq!(
+        f("{{range $k, $v := .Config.Labels}}{{$k}}={{$v}},{{end}}"),
+        "a=1,b=2,"
+    );
+    assert_eq!(f("{{index .Config.Labels \"b\"}}"), "2");
+    assert_eq!(f("{{json .Config.Cmd}}"), r#"["sleep","5"]"#);
+    assert_eq!(f("{{.HostConfig.RestartPolicy.Name}}"), "on-failure");
+    // Several objects: one line each; an image too.
+    let out = w.ok(&["inspect", "--format", "{{.Id}}", "shaped", "busybox"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.lines().nth(1).unwrap().starts_with("sha256:"), "{out}");
+    let os = w.ok(&["inspect", "-f", "{{.Os}}/{{.Architecture}}", "busybox"]);
+    assert!(os.starts_with("linux/"), "{os}");
+    // Bad templates and unknown names are errors that say so.
+    let e = w.fails(&["inspect", "-f", "{{.State.Status", "shaped"], 125);
+    assert!(e.contains("template"), "{e}");
+    let e = w.fails(&["inspect", "shaped", "nothere"], 125);
+    assert!(e.contains("nothere") && e.contains("1 of 2"), "{e}");
+    // ps takes templates too, with Docker's \t.
+    let ps = w.ok(&["ps", "-a", "--format", r"{{.Names}}\t{{.State}}"]);
+    assert_eq!(ps.trim(), "shaped\tcreated");
+    w.ok(&["rm", "shaped"]);
+    assert_clean(&w);
+}
+
+#[test]
+fn port_shows_published_ports_for_wasm_servers() {
+    let w = Wharf::new();
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "127.0.0.1:18097:8080",
+        &wasm("http-hello.wasm"),
+    ]);
+    assert_eq!(w.ok(&["port", "web"]).trim(), "8080/tcp -> 127.0.0.1:18097");
+    assert_eq!(w.ok(&["port", "web", "8080/tcp"]).trim(), "127.0.0.1:18097");
+    let e = w.fails(&["port", "web", "81"], 125);
+    assert!(e.contains("no public port"), "{e}");
+    let e = w.fails(&["port", "web", "8080/sctp"], 125);
+    assert!(e.contains("sctp"), "{e}");
+    let bindings = inspect(&w, "web")["HostConfig"]["PortBindings"].clone();
+    assert_eq!(
+        bindings,
+        serde_json::json!({"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18097"}]})
+    );
+    w.ok(&["rm", "-f", "web"]);
+}
+
+#[test]
+fn version_names_wharf_and_its_wasmtime() {
+    let w = Wharf::new();
+    let v: serde_json::Value =
+        serde_json::from_str(&w.ok(&["version", "--format", "json"])).unwrap();
+    assert_eq!(v["Client"]["Version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        v["Client"]["Wasmtime"].as_str().unwrap().starts_with("48."),
+        "{v}"
+    );
+    assert_eq!(
+        w.ok(&["version", "-f", "{{.Client.Version}}"]).trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(w.ok(&["version"]).contains("Wasmtime:"));
+}
