@@ -33,6 +33,7 @@ pub mod bundle;
 pub mod compose;
 pub mod container;
 pub mod dispatch;
+pub mod host;
 pub mod id;
 pub mod image;
 #[cfg(test)]

@@ -10,10 +10,15 @@ macro_rules! outln {
     }};
 }
 
+mod completion;
 mod compose;
+mod df;
 mod exec;
 mod format;
+mod history;
+mod image;
 mod images;
+mod info;
 mod inspect;
 mod load;
 mod logs;
@@ -125,6 +130,12 @@ enum Command {
     Rename(rename::Args),
     /// Show wharf's version, its wasmtime and the WASI versions it runs.
     Version(version::Args),
+    /// Show what wharf keeps and what this host offers it (kernel features, engine).
+    Info(info::Args),
+    /// Show how an image was made, newest step first.
+    History(history::Args),
+    /// Manage images: prune, history, ls, rm.
+    Image(image::Args),
     /// Give an image another name.
     Tag(tag::Args),
     /// Load images from an OCI layout, oci-archive or docker-archive.
@@ -151,6 +162,10 @@ enum Command {
     Volume(volume::Args),
     /// Multi-container apps (native and wasm) from compose files.
     Compose(compose::Args),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completion(completion::CompletionArgs),
+    /// Write man pages for wharf and each of its commands into a directory.
+    Man(completion::ManArgs),
 }
 
 /// Set up `tracing` on stderr at `level` (`--log-level`).
@@ -193,6 +208,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Port(a) => port::run(&ctx, a),
         Command::Rename(a) => rename::run(&ctx, a),
         Command::Version(a) => version::run(a),
+        Command::Info(a) => info::run(&ctx, a),
+        Command::History(a) => history::run(&ctx, a),
+        Command::Image(a) => image::run(&ctx, a),
         Command::Tag(a) => tag::run(&ctx, a),
         Command::Load(a) => load::run(&ctx, a),
         Command::Save(a) => save::run(&ctx, a),
@@ -206,6 +224,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Network(a) => return network::run(&ctx, a),
         Command::Volume(a) => return volume::run(&ctx, a),
         Command::Compose(a) => return compose::run(&ctx, a),
+        Command::Completion(a) => completion::completion(a),
+        Command::Man(a) => completion::man(a),
     }?;
     Ok(ExitCode::SUCCESS)
 }

@@ -225,7 +225,7 @@ impl Row {
 
 /// A size in binary units with four significant digits, as Docker's memory column
 /// (`1.5MiB`, `7.645GiB`).
-fn binary_size(bytes: u64) -> String {
+pub fn binary_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = bytes as f64;
     let mut unit = 0;

@@ -1,4 +1,4 @@
-//! `wharf system check [--repair]` and `wharf system prune`.
+//! `wharf system check [--repair]`, `wharf system df [-v]` and `wharf system prune`.
 
 use std::collections::HashSet;
 
@@ -17,6 +17,15 @@ enum Command {
         /// Remove what is broken (corrupt blobs, images missing blobs, leftovers).
         #[arg(long)]
         repair: bool,
+    },
+    /// Show the disk wharf uses: images, containers, volumes, the layer and code caches.
+    Df {
+        /// Also list each image, container and volume.
+        #[arg(short, long)]
+        verbose: bool,
+        /// table, json (one object per line) or a Go template.
+        #[arg(long, default_value = "table")]
+        format: String,
     },
     /// Remove stopped containers, then blobs and unpacked layers that nothing uses.
     Prune {
@@ -52,6 +61,7 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Df { verbose, format } => super::df::run(ctx, &store, verbose, &format)?,
         Command::Prune { all } => {
             let containers = wharf::lifecycle::containers(&ctx.roots);
             let mut removed = 0;

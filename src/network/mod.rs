@@ -27,6 +27,8 @@ pub use attach::{
     Attachment, Endpoint, HeldPorts, Published, Request, attach, connect, detach, detach_leftover,
     disconnect, enter,
 };
+#[cfg(target_os = "linux")]
+pub use netavark::binaries;
 pub use store::{
     CreateOptions, DEFAULT_NETWORK, Lease, Network, NetworkError, Networks, parse_subnet,
 };

@@ -54,6 +54,14 @@ fn find(name: &str, var: &str) -> Result<PathBuf, NetworkError> {
         })
 }
 
+/// Where netavark and aardvark-dns are (as a network run would find them), or why not.
+pub fn binaries() -> Result<(PathBuf, PathBuf), NetworkError> {
+    Ok((
+        find("netavark", "WHARF_NETAVARK")?,
+        find("aardvark-dns", "WHARF_AARDVARK_DNS")?,
+    ))
+}
+
 impl Netavark {
     /// Find the binaries (`WHARF_NETAVARK`, `WHARF_AARDVARK_DNS` override); state goes in
     /// `config` (aardvark-dns' per-network files).

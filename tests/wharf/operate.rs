@@ -3,6 +3,8 @@
 //! `version`, for native (busybox) and wasm containers, with figures checked against what
 //! the containers were made to do.
 
+use std::process::Command;
+
 use crate::common::*;
 use crate::native::{assert_clean, busybox, serial};
 
@@ -328,4 +330,173 @@ fn version_names_wharf_and_its_wasmtime() {
         env!("CARGO_PKG_VERSION")
     );
     assert!(w.ok(&["version"]).contains("Wasmtime:"));
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_commands() {
+    let w = Wharf::new();
+    // bash completes wharf's commands and a command's flags from the generated script.
+    let script = w.path("wharf.bash");
+    std::fs::write(&script, w.ok(&["completion", "bash"])).unwrap();
+    let complete = |line: &str| -> String {
+        // As bash calls a completion function: the command, the word, the word before.
+        let words: Vec<&str> = line.split(' ').collect();
+        let n = words.len();
+        sh(Command::new("bash").arg("-c").arg(format!(
+            "source {}; COMP_WORDS=({line}); COMP_CWORD={}; COMP_LINE='{line}'; COMP_POINT={}; \
+             _wharf wharf '{}' '{}'; echo \"${{COMPREPLY[@]}}\"",
+            s(&script),
+            n - 1,
+            line.len(),
+            words[n - 1],
+            words[n - 2],
+        )))
+    };
+    let verbs = complete("wharf st");
+    for v in ["stats", "start", "stop"] {
+        assert!(verbs.split_whitespace().any(|c| c == v), "{verbs}");
+    }
+    let flags = complete("wharf stats --no");
+    assert!(
+        flags.contains("--no-stream") && flags.contains("--no-trunc"),
+        "{flags}"
+    );
+    for shell in ["zsh", "fish", "powershell"] {
+        let script = w.ok(&["completion", shell]);
+        assert!(script.contains("no-stream"), "{shell}");
+    }
+    let e = w.fails(&["completion", "tcsh"], 125);
+    assert!(e.contains("tcsh"), "{e}");
+    // A man page per command, in roff, with the flags' help.
+    let dir = w.path("man");
+    w.ok(&["man", &s(&dir)]);
+    let page = std::fs::read_to_string(dir.join("wharf-stats.1")).unwrap();
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH wharf-stats"),
+        "{page}"
+    );
+    assert!(page.contains("no\\-stream"), "{page}");
+    assert!(dir.join("wharf.1").exists() && dir.join("wharf-compose-up.1").exists());
+}
+
+#[test]
+fn info_reports_the_root_and_what_the_host_offers() {
+    let w = busybox();
+    w.ok(&["create", "--name", "c1", "busybox", "true"]);
+    w.ok(&["volume", "create", "v1"]);
+    let v: serde_json::Value = serde_json::from_str(&w.ok(&["info", "-f", "json"])).unwrap();
+    assert_eq!(v["Containers"], 1);
+    assert_eq!(v["ContainersStopped"], 1);
+    assert_eq!(v["Images"], 1);
+    assert_eq!(v["Volumes"], 1);
+    assert_eq!(v["RootDir"], s(&w.root()).as_str());
+    // What this CI host is: root, cgroup v1 controllers, overlay, netavark installed.
+    assert_eq!(v["Native"]["Available"], true, "{v}");
+    let cgroup = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+        && std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .unwrap()
+            .contains("memory")
+    {
+        "2"
+    } else {
+        "1"
+    };
+    assert_eq!(v["CgroupVersion"], cgroup);
+    assert_eq!(v["Overlay"]["Available"], true);
+    assert_eq!(v["Netavark"]["Available"], true, "{v}");
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(v["KernelVersion"], release.trim());
+    assert!(v["Wasmtime"].as_str().unwrap().starts_with("48."));
+    let text = w.ok(&["info"]);
+    for line in ["Containers: 1", " Stopped: 1", "Cgroup Version: ", "WASI: "] {
+        assert!(text.contains(line), "{text}");
+    }
+    assert_eq!(w.ok(&["info", "-f", "{{.Images}}"]).trim(), "1");
+    w.ok(&["rm", "c1"]);
+    w.ok(&["volume", "rm", "v1"]);
+}
+
+#[test]
+fn history_prune_and_df_account_for_images_and_disk() {
+    let _serial = serial();
+    let w = busybox();
+    // history: the config's steps, newest first, as skopeo (which wharf did not write)
+    // reads them from the same archive.
+    let config: serde_json::Value = serde_json::from_str(&sh(Command::new("skopeo").args([
+        "inspect",
+        "--config",
+        &format!(
+            "oci-archive:{}",
+            s(&busybox_images().join("busybox-oci.tar"))
+        ),
+    ])))
+    .unwrap();
+    let mut expected: Vec<String> = config["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["created_by"].as_str().unwrap_or_default().to_string())
+        .collect();
+    expected.reverse();
+    let got: Vec<String> = w
+        .ok(&["history", "--format", "{{.CreatedBy}}", "busybox"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(got, expected);
+    let table = w.ok(&["image", "history", "busybox"]);
+    assert!(table.starts_with("IMAGE "), "{table}");
+    assert_eq!(table.lines().count(), expected.len() + 1, "{table}");
+    assert!(
+        table.lines().nth(2).unwrap().starts_with("<missing>"),
+        "{table}"
+    );
+    // df: a container's files and a volume's are counted, and reclaimable once unused.
+    w.ok(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "blob:/data",
+        "busybox",
+        "dd",
+        "if=/dev/zero",
+        "of=/data/f",
+        "bs=1024",
+        "count=300",
+    ]);
+    let df: Vec<serde_json::Value> = w
+        .ok(&["system", "df", "--format", "json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let row = |t: &str| df.iter().find(|r| r["Type"] == t).unwrap().clone();
+    assert_eq!(row("Images")["TotalCount"], 1);
+    assert_eq!(
+        row("Images")["Active"],
+        1,
+        "a stopped container still uses it"
+    );
+    assert_eq!(row("Containers")["TotalCount"], 1);
+    assert_eq!(row("Local Volumes")["TotalCount"], 1);
+    assert_eq!(row("Local Volumes")["Bytes"], 300 * 1024);
+    assert!(row("Layer Cache")["Bytes"].as_u64().unwrap() > 0);
+    let verbose = w.ok(&["system", "df", "-v"]);
+    assert!(verbose.contains("Local Volumes space usage") && verbose.contains("blob"));
+    // prune: an image a container uses stays; unused, -a removes it and its blobs.
+    let out = w.ok(&["image", "prune", "-a", "-f"]);
+    assert!(!out.contains("deleted:"), "{out}");
+    assert_eq!(w.images().len(), 1);
+    w.ok(&["rm", "writer"]);
+    w.ok(&["volume", "rm", "blob"]);
+    let out = w.ok(&["image", "prune"]);
+    assert!(
+        out.contains("Total reclaimed space: 0B"),
+        "tagged images stay: {out}"
+    );
+    let out = w.ok(&["image", "prune", "-a"]);
+    assert!(out.contains("deleted: sha256:"), "{out}");
+    assert!(w.images().is_empty());
+    assert_eq!(w.blob_count(), 0);
+    assert_clean(&w);
 }
