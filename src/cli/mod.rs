@@ -12,6 +12,7 @@ macro_rules! outln {
 
 mod completion;
 mod compose;
+mod cp;
 mod df;
 mod exec;
 mod format;
@@ -126,6 +127,8 @@ enum Command {
     Top(top::Args),
     /// Show a container's published ports.
     Port(port::Args),
+    /// Copy files between a container and the host.
+    Cp(cp::Args),
     /// Give a container another name.
     Rename(rename::Args),
     /// Show wharf's version, its wasmtime and the WASI versions it runs.
@@ -206,6 +209,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(a) => stats::run(&ctx, a),
         Command::Top(a) => top::run(&ctx, a),
         Command::Port(a) => port::run(&ctx, a),
+        Command::Cp(a) => cp::run(&ctx, a),
         Command::Rename(a) => rename::run(&ctx, a),
         Command::Version(a) => version::run(a),
         Command::Info(a) => info::run(&ctx, a),

@@ -10,6 +10,7 @@
 //! any user's command line and hands it to [`monitor::serve`]; it is no command of the CLI.
 
 pub mod connect;
+pub mod copy;
 pub mod create;
 pub mod invoke;
 pub mod monitor;

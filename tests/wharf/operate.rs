@@ -500,3 +500,161 @@ fn history_prune_and_df_account_for_images_and_disk() {
     assert_eq!(w.blob_count(), 0);
     assert_clean(&w);
 }
+
+#[test]
+fn cp_copies_both_ways_and_never_out_of_the_container() {
+    let _serial = serial();
+    let w = busybox();
+    let host = w.path("host");
+    std::fs::create_dir_all(host.join("conf/sub")).unwrap();
+    std::fs::write(host.join("conf/app.conf"), "setting=1\n").unwrap();
+    std::fs::write(host.join("conf/sub/deep"), "deep\n").unwrap();
+    std::os::unix::fs::symlink("app.conf", host.join("conf/link")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        host.join("conf/sub"),
+        std::fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
+    // Into a created container (its overlay shown to wharf alone), then read by it.
+    w.ok(&[
+        "create",
+        "--name",
+        "app",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /conf/app.conf /conf/link /conf/sub/deep; stat -c '%a %u:%g' /conf/sub; echo made > /out.txt",
+    ]);
+    w.ok(&["cp", &s(&host.join("conf")), "app:/"]);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&s(&w.root())),
+        "cp left a mount on the host"
+    );
+    let out = w.ok(&["start", "-a", "app"]);
+    assert_eq!(out, "setting=1\nsetting=1\ndeep\n750 0:0\n");
+    // Out of a stopped container: a file into a new name, a directory into a directory,
+    // a directory's contents (`/.`).
+    w.ok(&["cp", "app:/out.txt", &s(&host.join("got.txt"))]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("got.txt")).unwrap(),
+        "made\n"
+    );
+    let back = host.join("back");
+    std::fs::create_dir(&back).unwrap();
+    w.ok(&["cp", "app:/conf", &s(&back)]);
+    assert_eq!(
+        std::fs::read_to_string(back.join("conf/sub/deep")).unwrap(),
+        "deep\n"
+    );
+    assert_eq!(
+        std::fs::read_link(back.join("conf/link")).unwrap(),
+        std::path::Path::new("app.conf")
+    );
+    let flat = host.join("flat");
+    std::fs::create_dir(&flat).unwrap();
+    w.ok(&["cp", "app:/conf/.", &s(&flat)]);
+    assert!(flat.join("app.conf").is_file() && flat.join("sub").is_dir());
+    // Docker's errors.
+    let e = w.fails(&["cp", "app:/nothere", &s(&host)], 125);
+    assert!(e.contains("no such file"), "{e}");
+    let e = w.fails(
+        &[
+            "cp",
+            "app:/out.txt",
+            &format!("{}/", s(&host.join("nodir"))),
+        ],
+        125,
+    );
+    assert!(e.contains("does not exist"), "{e}");
+    let e = w.fails(&["cp", &s(&host.join("got.txt")), &s(&host.join("x"))], 125);
+    assert!(e.contains("must be a container"), "{e}");
+    let e = w.fails(&["cp", "nosuch:/x", &s(&host)], 125);
+    assert!(e.contains("nosuch"), "{e}");
+    w.ok(&["rm", "app"]);
+
+    // A running container that plants symlinks pointing out of itself.
+    let marker = format!("wharf-cp-escape-{}", std::process::id());
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hostile",
+        "busybox",
+        "sh",
+        "-c",
+        &format!(
+            "ln -s / /escape; ln -s /tmp/{marker} /victim; ln -s ../../../../etc /up; \
+             echo inside > /etc/only-here; exec sleep 1000"
+        ),
+    ]);
+    eventually(10, "the symlinks", || {
+        w.run(&["exec", "hostile", "test", "-L", "/up"])
+            .status
+            .success()
+    });
+    // Reads resolve in the container: its /etc, not the host's.
+    w.ok(&["cp", "hostile:/escape/etc/only-here", &s(&host.join("r1"))]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("r1")).unwrap(),
+        "inside\n"
+    );
+    w.ok(&["cp", "hostile:/up/only-here", &s(&host.join("r2"))]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("r2")).unwrap(),
+        "inside\n"
+    );
+    w.ok(&[
+        "cp",
+        "hostile:/../../../etc/only-here",
+        &s(&host.join("r3")),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("r3")).unwrap(),
+        "inside\n"
+    );
+    // Writes too: through /escape, and onto a symlink naming a host path.
+    w.ok(&[
+        "cp",
+        &s(&host.join("got.txt")),
+        &format!("hostile:/escape/tmp/{marker}-2"),
+    ]);
+    w.ok(&["cp", &s(&host.join("got.txt")), "hostile:/victim"]);
+    for planted in [format!("/tmp/{marker}"), format!("/tmp/{marker}-2")] {
+        assert!(
+            !std::path::Path::new(&planted).exists(),
+            "{planted} written on the host"
+        );
+        let inside = w.ok(&["exec", "hostile", "cat", &planted]);
+        assert_eq!(inside, "made\n", "{planted} in the container");
+    }
+    w.ok(&["rm", "-f", "hostile"]);
+
+    // wasm: its volumes, not its image's files.
+    w.ok(&["volume", "create", "wdata"]);
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "guest",
+        "-v",
+        "wdata:/data",
+        "-v",
+        &format!("{}:/ro:ro", s(&host)),
+        &wasm("sleep.wat"),
+    ]);
+    w.ok(&["cp", &s(&host.join("got.txt")), "guest:/data/in.txt"]);
+    w.ok(&["cp", "guest:/data/in.txt", &s(&host.join("wasm-out"))]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("wasm-out")).unwrap(),
+        "made\n"
+    );
+    let e = w.fails(&["cp", &s(&host.join("got.txt")), "guest:/ro/x"], 125);
+    assert!(e.contains("read-only"), "{e}");
+    let e = w.fails(&["cp", &s(&host.join("got.txt")), "guest:/etc/x"], 125);
+    assert!(e.contains("wasm container") && e.contains("volume"), "{e}");
+    w.ok(&["rm", "-f", "guest"]);
+    w.ok(&["volume", "rm", "wdata"]);
+    assert_clean(&w);
+}

@@ -19,6 +19,7 @@ pub mod seal;
 
 pub use child::Overrides;
 mod mounts;
+pub use mounts::show_stopped_root;
 mod seccomp;
 mod tty;
 mod user;

@@ -18,7 +18,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::unistd::{chdir, pivot_root};
 use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
 
-use super::ChildError;
+use super::{ChildError, NativeError};
 use crate::image::unpack::{self, LayerDir, normalize};
 
 /// What kind of object a mount target must be.
@@ -910,6 +910,88 @@ pub fn write_etc_files(
         String::new()
     };
     fs::write(state_dir.join("resolv.conf"), resolv)
+}
+
+/// Show a stopped container's root filesystem at `STATE_DIR/rootfs` to this process only
+/// (`wharf cp`): this process moves to a mount namespace of its own first, so the mount
+/// is never seen on the host and goes when the process ends, however it ends. The caller
+/// holds the container's lock (no start can mount the same upper directory meanwhile).
+/// Returns the directory to open.
+pub fn show_stopped_root(state_dir: &Path, layers: &[LayerDir]) -> Result<PathBuf, NativeError> {
+    let rootfs = state_dir.join("rootfs");
+    let state = |what: &str, e: nix::Error| NativeError::State {
+        path: rootfs.clone(),
+        source: std::io::Error::other(format!("{what}: {e}")),
+    };
+    // Made by a copy (layers that cannot be stacked): the files are the directory's own.
+    let copied = fs::read_dir(&rootfs).is_ok_and(|mut d| d.next().is_some());
+    if copied || layers.is_empty() && !state_dir.join("upper").is_dir() {
+        return Ok(rootfs);
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| state("a private mount namespace", e))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| state("making mounts private", e))?;
+    for d in ["rootfs", "upper", "work"] {
+        fs::create_dir_all(state_dir.join(d)).map_err(|source| NativeError::State {
+            path: state_dir.join(d),
+            source,
+        })?;
+    }
+    if layers.is_empty() {
+        mount(
+            Some(&state_dir.join("upper")),
+            &rootfs,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| state("bind-mounting the container's files", e))?;
+        return Ok(rootfs);
+    }
+    let layers_dir = layers[0]
+        .root
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("/"))
+        .to_path_buf();
+    let lowers: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|l| {
+            l.root
+                .strip_prefix(&layers_dir)
+                .unwrap_or(&l.root)
+                .display()
+                .to_string()
+        })
+        .collect();
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lowers.join(":"),
+        state_dir.join("upper").display(),
+        state_dir.join("work").display()
+    );
+    let cwd = std::env::current_dir().ok();
+    chdir(&layers_dir).map_err(|e| state("entering the layer directory", e))?;
+    let mounted = mount(
+        Some("overlay"),
+        &rootfs,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    );
+    if let Some(cwd) = cwd {
+        let _ = chdir(&cwd);
+    }
+    mounted.map_err(|e| state("mounting the container's root filesystem", e))?;
+    Ok(rootfs)
 }
 
 #[cfg(test)]
