@@ -14,13 +14,13 @@
 //! and every `crate::` path in `src/`). From the top:
 //!
 //! ```text
-//! compose                             a project's plan (typed create requests) and its convergence
+//! compose host                        a project's plan and its convergence · what the host offers
 //! lifecycle                           create / start / supervise / stop / remove / connect, the monitor
 //! container runtime plugin            records and names · runc's verbs · the embedding API
 //! backend                             native (namespaces, cgroups, seccomp) · wasm (wasmtime)
 //! run bundle dispatch network volume  preparing a run: its bundle, the decision, networks, volumes
 //! image                               the store, its formats, registries, layer unpacking
-//! paths                               where state lives
+//! paths events                        where state lives · the event log
 //! sys id status run::options          OS seams · ids · the status machine · the vocabulary of a run
 //! ```
 //!
@@ -33,6 +33,7 @@ pub mod bundle;
 pub mod compose;
 pub mod container;
 pub mod dispatch;
+pub mod events;
 pub mod host;
 pub mod id;
 pub mod image;

@@ -102,12 +102,29 @@ impl Volumes {
         let tmp = dir.join(format!("volume.json.tmp{}", std::process::id()));
         fs::write(&tmp, serde_json::to_vec_pretty(&v).expect("serialises"))
             .map_err(io_err(&tmp))?;
-        if fs::hard_link(&tmp, &meta).is_err() && !meta.exists() {
+        let made = fs::hard_link(&tmp, &meta).is_ok();
+        if !made && !meta.exists() {
             let _ = fs::remove_file(&tmp);
             return Err(io_err(&meta)(io::Error::last_os_error()));
         }
         let _ = fs::remove_file(&tmp);
+        if made {
+            self.event("create", name);
+        }
         self.get(name)
+    }
+
+    /// Record a volume event in the root's event log.
+    fn event(&self, action: &str, name: &str) {
+        if let Some(data) = self.dir.parent() {
+            let attributes = [("driver".to_string(), "local".to_string())]
+                .into_iter()
+                .collect();
+            crate::events::append(
+                &crate::events::log_path(data),
+                &crate::events::Event::new("volume", action, name, attributes),
+            );
+        }
     }
 
     /// Where volume `name`'s files are (or would be), without making it (`--print-spec`).
@@ -155,6 +172,7 @@ impl Volumes {
         let dir = self.dir.join(name);
         // The record goes first: a half-removed directory is no longer a volume.
         fs::remove_file(self.meta(name)).map_err(io_err(&self.meta(name)))?;
+        self.event("destroy", name);
         crate::image::store::remove_tree(&dir).map_err(|e| VolumeError::Io {
             path: dir.clone(),
             source: io::Error::other(e.to_string()),

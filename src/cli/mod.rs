@@ -14,6 +14,7 @@ mod completion;
 mod compose;
 mod cp;
 mod df;
+mod events;
 mod exec;
 mod format;
 mod history;
@@ -125,6 +126,8 @@ enum Command {
     /// Show a container's processes (`ps` options; default -ef).
     #[command(override_usage = "wharf top CONTAINER [ps OPTIONS]")]
     Top(top::Args),
+    /// Show what happens to containers, images, networks and volumes (past and live).
+    Events(events::Args),
     /// Show a container's published ports.
     Port(port::Args),
     /// Copy files between a container and the host.
@@ -208,6 +211,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(a) => inspect::run(&ctx, a),
         Command::Stats(a) => stats::run(&ctx, a),
         Command::Top(a) => top::run(&ctx, a),
+        Command::Events(a) => events::run(&ctx, a),
         Command::Port(a) => port::run(&ctx, a),
         Command::Cp(a) => cp::run(&ctx, a),
         Command::Rename(a) => rename::run(&ctx, a),

@@ -95,6 +95,59 @@ pub struct Locked {
     _lock: File,
     path: PathBuf,
     pub record: Record,
+    /// The state last read or saved: `save` records the events between it and the new one.
+    seen: std::cell::RefCell<Seen>,
+}
+
+/// What a state change is told from.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    status: Status,
+    oom_killed: bool,
+    health: Option<String>,
+}
+
+impl Seen {
+    fn of(r: &Record) -> Seen {
+        Seen {
+            status: r.state.status,
+            oom_killed: r.state.oom_killed,
+            health: r.state.health.as_ref().map(|h| h.status.to_string()),
+        }
+    }
+}
+
+/// Whether a container in `s` has a workload (Docker's running: paused too).
+fn runs(s: Status) -> bool {
+    matches!(s, Status::Running | Status::Paused)
+}
+
+/// The events between `before` and the state of `r` now, in order.
+fn transitions(before: &Seen, r: &Record) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+    let now = Seen::of(r);
+    let mut out = Vec::new();
+    if !runs(before.status) && runs(now.status) {
+        out.push(("start", vec![]));
+    }
+    if before.status == Status::Running && now.status == Status::Paused {
+        out.push(("pause", vec![]));
+    }
+    if before.status == Status::Paused && now.status == Status::Running {
+        out.push(("unpause", vec![]));
+    }
+    if now.oom_killed && !before.oom_killed {
+        out.push(("oom", vec![]));
+    }
+    if runs(before.status) && !runs(now.status) {
+        let code = r.state.exit_code.unwrap_or(0).to_string();
+        out.push(("die", vec![("exitCode", code)]));
+    }
+    if now.health != before.health
+        && let Some(h) = &now.health
+    {
+        out.push(("health_status", vec![("healthStatus", h.clone())]));
+    }
+    out
 }
 
 impl Locked {
@@ -113,13 +166,51 @@ impl Locked {
         if !active {
             let _ = fs::remove_file(&marker);
         }
+        let before = self.seen.replace(Seen::of(&self.record));
+        for (action, extra) in transitions(&before, &self.record) {
+            self.event(action, &extra);
+        }
         Ok(())
+    }
+
+    /// Record event `action` about this container (with its name and image), under its
+    /// lock: a container's events are in the order its lifecycle went.
+    pub fn event(&self, action: &str, extra: &[(&str, String)]) {
+        // `health_status` reads as Docker's `health_status: healthy`.
+        let action = match extra.iter().find(|(k, _)| *k == "healthStatus") {
+            Some((_, h)) => format!("{action}: {h}"),
+            None => action.to_string(),
+        };
+        event(&self.path, &self.record, &action, extra);
     }
 
     /// The container's directory.
     pub fn dir(&self) -> &Path {
         &self.path
     }
+}
+
+/// Append a container event to the log of the root whose container directory is `dir`.
+fn event(dir: &Path, r: &Record, action: &str, extra: &[(&str, String)]) {
+    let Some(data) = dir.parent().and_then(Path::parent) else {
+        return;
+    };
+    let mut attributes: std::collections::BTreeMap<String, String> = [
+        ("name".to_string(), r.name.clone()),
+        ("image".to_string(), r.image.clone()),
+    ]
+    .into_iter()
+    .collect();
+    for (k, v) in &r.options.labels {
+        attributes.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    for (k, v) in extra {
+        attributes.insert((*k).to_string(), v.clone());
+    }
+    crate::events::append(
+        &crate::events::log_path(data),
+        &crate::events::Event::new("container", action, &r.id, attributes),
+    );
 }
 
 /// Write a record whole: a temporary file renamed over the old one. On a full disk (the
@@ -189,6 +280,11 @@ impl Containers {
             dir: roots.containers(),
             clean_up,
         }
+    }
+
+    /// What removes a dead container's traces outside its directory (given at `new`).
+    pub fn clean_up(&self) -> CleanUp {
+        self.clean_up
     }
 
     /// The directory of container `id`.
@@ -333,6 +429,11 @@ impl Containers {
         if let Err(e) = written {
             let _ = fs::remove_dir_all(&dir);
             return Err(e);
+        }
+        event(&dir, &record, "create", &[]);
+        if runs(record.state.status) {
+            // Made running (a `run`): it starts as it is made.
+            event(&dir, &record, "start", &[]);
         }
         Ok(record)
     }
@@ -488,6 +589,7 @@ impl Containers {
         let mut locked = Locked {
             _lock: lock,
             path: dir,
+            seen: std::cell::RefCell::new(Seen::of(&record)),
             record,
         };
         if refresh(&mut locked.record.state) {
@@ -530,6 +632,7 @@ impl Containers {
         if fs::read_to_string(&old_entry).is_ok_and(|id| id.trim() == locked.record.id) {
             let _ = fs::remove_file(&old_entry);
         }
+        locked.event("rename", &[("oldName", old)]);
         Ok(())
     }
 
@@ -545,6 +648,13 @@ impl Containers {
             let _ = fs::remove_file(&entry);
         }
         // The record goes first: a half-removed directory is no longer a container.
+        if runs(locked.record.state.status) {
+            // Removed while its record still said running (`rm -f` ending its processes):
+            // it died all the same.
+            let code = locked.record.state.exit_code.unwrap_or(137);
+            locked.event("die", &[("exitCode", code.to_string())]);
+        }
+        locked.event("destroy", &[]);
         let _ = fs::remove_file(dir.join(RECORD));
         let _ = fs::remove_file(active_marker(&dir));
         // Everything but the lock, which we hold open (Windows removes an open file only

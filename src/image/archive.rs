@@ -123,6 +123,11 @@ fn import_entries(
         );
         clean.set_platform(desc.platform().clone());
         store.add_image(name.as_ref(), &clean)?;
+        store.event(
+            "load",
+            clean.digest().as_ref(),
+            name.as_ref().map(|n| n.to_string()).as_deref(),
+        );
         loaded.push(Loaded {
             name: name.map(|n| n.to_string()),
             digest: desc.digest().to_string(),
@@ -361,6 +366,7 @@ fn load_docker(
         let tags = entry.repo_tags.clone().unwrap_or_default();
         if tags.is_empty() {
             store.add_image(None, &mdesc)?;
+            store.event("load", mdesc.digest().as_ref(), None);
             loaded.push(Loaded {
                 name: None,
                 digest: mdesc.digest().to_string(),
@@ -369,6 +375,7 @@ fn load_docker(
         for tag in tags {
             let name = Reference::parse(&tag).map_err(StoreError::from)?;
             store.add_image(Some(&name), &mdesc)?;
+            store.event("load", mdesc.digest().as_ref(), Some(&name.to_string()));
             loaded.push(Loaded {
                 name: Some(name.to_string()),
                 digest: mdesc.digest().to_string(),

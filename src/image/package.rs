@@ -279,6 +279,7 @@ pub fn package(
     let bytes = serde_json::to_vec(&manifest).expect("manifest serialises");
     let desc = store.put_blob(media::OCI_MANIFEST, &bytes)?;
     store.add_image(Some(name), &desc)?;
+    store.event("tag", desc.digest().as_ref(), Some(&name.to_string()));
     Ok(Packaged {
         reference: name.to_string(),
         digest: desc.digest().to_string(),

@@ -399,6 +399,7 @@ async fn pull_async(
         content::read_config(store, m.config())?;
     }
     store.add_image(Some(&reference.without_digest()), &top_desc)?;
+    store.event("pull", &reference.to_string(), Some(&reference.to_string()));
     Ok(top_desc)
 }
 
@@ -474,7 +475,9 @@ pub fn push(
     target: &Reference,
     opts: &RegistryOptions,
 ) -> Result<String, RegistryError> {
-    with_store(store, push_async(store, record, target, opts))
+    let pushed = with_store(store, push_async(store, record, target, opts))?;
+    store.event("push", &target.to_string(), Some(&target.to_string()));
+    Ok(pushed)
 }
 
 async fn push_async(

@@ -106,6 +106,7 @@ pub struct Store {
     store_lock: PathBuf,
     index_lock: PathBuf,
     wasm_cache: PathBuf,
+    events: PathBuf,
 }
 
 /// A held file lock; released on drop.
@@ -130,6 +131,7 @@ impl Store {
             store_lock: data.join("locks").join("store.lock"),
             index_lock: data.join("locks").join("index.lock"),
             wasm_cache: roots.wasm_cache(),
+            events: crate::events::log_path(data),
             layout,
         };
         for dir in [&store.blobs, &store.tmp, &data.join("locks")] {
@@ -423,7 +425,22 @@ impl Store {
     pub fn tag(&self, src: &str, dst: &Reference) -> Result<ImageRecord, StoreError> {
         let image = self.resolve(src)?;
         self.add_image(Some(dst), &image.descriptor)?;
+        self.event("tag", image.digest().as_ref(), Some(&dst.to_string()));
         Ok(image)
+    }
+
+    /// Record an image event (`pull`, `load`, `push`, `tag`, `untag`, `delete`) in the
+    /// event log: `id` is the image's digest (a pull's or push's: the reference), `name` its
+    /// name.
+    pub fn event(&self, action: &str, id: &str, name: Option<&str>) {
+        let attributes = name
+            .map(|n| ("name".to_string(), n.to_string()))
+            .into_iter()
+            .collect();
+        crate::events::append(
+            &self.events,
+            &crate::events::Event::new("image", action, id, attributes),
+        );
     }
 
     /// Remove an image's name (or, given an id, the image and all its names), then collect
@@ -475,6 +492,13 @@ impl Store {
                 })
             }
         })?;
+        let gone = !self.images()?.iter().any(|i| i.digest() == image.digest());
+        for name in removed.iter().filter(|n| !n.starts_with("sha256:")) {
+            self.event("untag", image.digest().as_ref(), Some(name));
+        }
+        if gone {
+            self.event("delete", image.digest().as_ref(), None);
+        }
         let report = self.gc(&HashSet::new())?;
         Ok((removed, report))
     }

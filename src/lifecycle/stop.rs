@@ -82,6 +82,7 @@ fn request_stop(containers: &Containers, id: &str) -> Result<Option<Stopping>, C
     };
     let timeout = l.record.stop_timeout.map(Duration::from_secs);
     l.save()?;
+    l.event("kill", &[("signal", signal.to_string())]);
     Ok(Some(Stopping {
         pid,
         procs,
@@ -120,6 +121,7 @@ pub fn stop(
     let timeout = timeout.or(own).unwrap_or(DEFAULT_STOP_TIMEOUT);
     signal(pid, first);
     if wait_inactive(containers, id, Some(timeout))? {
+        stopped(containers, id);
         return Ok(true);
     }
     // Re-read: a restarting container may have a new workload by now.
@@ -128,16 +130,28 @@ pub fn stop(
         .map(|l| l.record.state.pid)
         .unwrap_or(pid);
     signal(pid, crate::sys::SIGKILL);
+    if let Ok(l) = containers.lock(id) {
+        l.event("kill", &[("signal", crate::sys::SIGKILL.to_string())]);
+    }
     if wait_inactive(containers, id, Some(KILL_GRACE))? {
+        stopped(containers, id);
         return Ok(true);
     }
     // The supervisor does not answer: end it and its monitor; the record is then refreshed
     // from their absence.
     kill_all(&procs);
     if wait_inactive(containers, id, Some(KILL_GRACE))? {
+        stopped(containers, id);
         Ok(true)
     } else {
         Err(ContainerError::StopFailed(id.to_string()))
+    }
+}
+
+/// Record that `stop` stopped container `id` (after its `die`).
+fn stopped(containers: &Containers, id: &str) {
+    if let Ok(l) = containers.lock(id) {
+        l.event("stop", &[]);
     }
 }
 
@@ -172,7 +186,9 @@ pub fn kill(containers: &Containers, id: &str, sig: i32) -> Result<(), Container
     crate::sys::send_signal(pid, sig).map_err(|source| ContainerError::Io {
         path: format!("pid {pid}").into(),
         source,
-    })
+    })?;
+    l.event("kill", &[("signal", sig.to_string())]);
+    Ok(())
 }
 
 /// `wharf rm`: remove container `id`; a running one only with `force` (then killed first).
@@ -187,11 +203,23 @@ pub fn remove(containers: &Containers, id: &str, force: bool) -> Result<(), Cont
     }
     drop(l);
     if let Some(Stopping { pid, procs, .. }) = request_stop(containers, id)? {
+        // Killed with the lock held: no monitor or supervisor is killed half-way through
+        // writing the record and its events (they wait for the lock, and die waiting).
+        let mut l = match containers.lock(id) {
+            Ok(l) => l,
+            Err(ContainerError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
         signal(pid, crate::sys::SIGKILL);
         // The monitor first: its supervisor and container die with it.
         let mut order = procs;
         order.reverse();
         kill_all(&order);
+        if crate::container::refresh(&mut l.record.state) {
+            (containers.clean_up())(&l.record.id, l.dir());
+            l.save()?;
+        }
+        return containers.remove(l);
     }
     match containers.lock(id) {
         Ok(l) => containers.remove(l),

@@ -74,6 +74,7 @@ pub fn supervise(
         if remove {
             // `--rm`: the record goes now; nothing needs to know how it ended.
             if let Ok(l) = containers.lock(id) {
+                l.event("die", &[("exitCode", code.to_string())]);
                 let _ = containers.remove(l);
             }
         } else if let Ok(mut l) = containers.lock(id) {

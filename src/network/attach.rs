@@ -244,6 +244,7 @@ fn setup_one(
             .filter_map(|s| s.as_str().map(String::from))
             .collect()
     };
+    networks.event("connect", net, Some(req.id));
     Ok(Endpoint {
         network: net.name.clone(),
         network_id: net.id.clone(),
@@ -309,7 +310,12 @@ pub fn detach(roots: &Roots, dir: &Path) -> Result<(), NetworkError> {
             }),
         };
         match down {
-            Ok(()) => networks.release(&lock, &ep.network, &id),
+            Ok(()) => {
+                if let Ok(net) = networks.get(&ep.network) {
+                    networks.event("disconnect", &net, Some(&id));
+                }
+                networks.release(&lock, &ep.network, &id)
+            }
             // Its rules and name may still point at the address: it stays leased and
             // recorded, and the next detach tries again.
             Err(e) => {
@@ -415,6 +421,7 @@ pub fn disconnect(roots: &Roots, dir: &Path, id: &str, network: &str) -> Result<
     // Taken down first: on failure the endpoint stays recorded and leased.
     netavark(roots).and_then(|nv| nv.teardown(&att.netns, &att.endpoints[i].options))?;
     let ep = att.endpoints.remove(i);
+    networks.event("disconnect", &net, Some(id));
     networks.release(&lock, &ep.network, id);
     att.save(dir)?;
     write_etc(dir, &att)

@@ -308,6 +308,7 @@ impl Networks {
             labels: opts.labels.clone(),
         };
         self.write_def(&net)?;
+        self.event("create", &net, None);
         Ok(net)
     }
 
@@ -496,7 +497,26 @@ impl Networks {
         let path = self.def_path(&net.name);
         fs::remove_file(&path).map_err(io_err(&path))?;
         let _ = fs::remove_file(self.leases_path(&net.name));
+        self.event("destroy", &net, None);
         Ok(net)
+    }
+
+    /// Record a network event (`create`, `destroy`, `connect`, `disconnect`) in the root's
+    /// event log; `container` for the last two.
+    pub fn event(&self, action: &str, net: &Network, container: Option<&str>) {
+        let mut attributes: std::collections::BTreeMap<String, String> = [
+            ("name".to_string(), net.name.clone()),
+            ("type".to_string(), "bridge".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        if let Some(c) = container {
+            attributes.insert("container".into(), c.to_string());
+        }
+        crate::events::append(
+            &crate::events::log_path(self.roots.data()),
+            &crate::events::Event::new("network", action, &net.id, attributes),
+        );
     }
 
     /// Remove every user network no container uses (`users_of`, as for

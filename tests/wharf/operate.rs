@@ -658,3 +658,113 @@ fn cp_copies_both_ways_and_never_out_of_the_container() {
     w.ok(&["volume", "rm", "wdata"]);
     assert_clean(&w);
 }
+
+#[test]
+fn events_are_durable_ordered_and_followed_live() {
+    let _serial = serial();
+    let w = busybox();
+    let since = format!(
+        "{:.9}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    );
+    let mut live = w
+        .cmd(&["events", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // 20 containers made and removed at once, half native, half wasm.
+    std::thread::scope(|s| {
+        for i in 0..20 {
+            let w = &w;
+            s.spawn(move || {
+                let name = format!("ev{i}");
+                if i % 2 == 0 {
+                    w.ok(&["run", "-d", "--name", &name, "busybox", "sleep", "100"]);
+                } else {
+                    w.ok(&["run", "-d", "--name", &name, &wasm("sleep.wat")]);
+                }
+                w.ok(&["rm", "-f", &name]);
+            });
+        }
+    });
+    w.ok(&["volume", "create", "evvol"]);
+    w.ok(&["volume", "rm", "evvol"]);
+    w.ok(&["tag", "busybox", "evtag:1"]);
+    w.ok(&["rmi", "evtag:1"]);
+    let until = format!(
+        "{:.9}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            + 0.5
+    );
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    live.kill().unwrap();
+    let out = live.wait_with_output().unwrap();
+    let parse = |text: &str| -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    };
+    let followed = parse(&String::from_utf8_lossy(&out.stdout));
+    // Every container's lifecycle, once each, in order.
+    for i in 0..20 {
+        let name = format!("ev{i}");
+        let mine: Vec<&str> = followed
+            .iter()
+            .filter(|e| {
+                e["Type"] == "container" && e["Actor"]["Attributes"]["name"] == name.as_str()
+            })
+            .map(|e| e["Action"].as_str().unwrap())
+            .filter(|a| *a != "kill")
+            .collect();
+        assert_eq!(mine, ["create", "start", "die", "destroy"], "{name}");
+    }
+    let actions = |kind: &str| -> Vec<String> {
+        followed
+            .iter()
+            .filter(|e| e["Type"] == kind)
+            .map(|e| e["Action"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(actions("volume"), ["create", "destroy"]);
+    assert_eq!(actions("image"), ["tag", "untag"]);
+    // Read again after the fact: the same events, in the same order.
+    let past = parse(&w.ok(&[
+        "events", "--since", &since, "--until", &until, "--format", "json",
+    ]));
+    let brief = |events: &[serde_json::Value]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| format!("{} {} {}", e["Type"], e["Action"], e["Actor"]["ID"]))
+            .collect()
+    };
+    assert_eq!(brief(&past), brief(&followed));
+    assert_eq!(past, followed);
+    // Filters: one container's die, with its exit code (SIGKILL: 137).
+    let died = w.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "container=ev0",
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.Actor.Attributes.exitCode}}",
+    ]);
+    assert_eq!(died.trim(), "137");
+    let e = w.fails(
+        &["events", "--filter", "colour=red", "--until", &until],
+        125,
+    );
+    assert!(e.contains("colour"), "{e}");
+    assert_clean(&w);
+}
