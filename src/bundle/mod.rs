@@ -3,7 +3,7 @@
 //! entrypoint, cmd, env and working directory apply; wasm-only limits travel as annotations.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use std::collections::HashSet;
 
@@ -25,6 +25,9 @@ pub const ANNOTATION_STOP_SIGNAL: &str = "org.opencontainers.image.stopSignal";
 pub const ANNOTATION_USER: &str = "dev.wharf.user";
 /// Annotation asking for the init reaper as pid 1.
 pub const ANNOTATION_INIT: &str = "dev.wharf.init";
+/// `--group-add`: more supplementary groups, comma-separated names or numbers, resolved in
+/// the container's /etc/group.
+pub const ANNOTATION_GROUP_ADD: &str = "dev.wharf.group-add";
 
 /// Annotation carrying the wasm run-time limit in milliseconds.
 pub const ANNOTATION_TIMEOUT_MS: &str = "dev.wharf.wasm.timeout-ms";
@@ -52,6 +55,8 @@ pub enum BundleError {
     Capability(#[from] security::UnknownCapability),
     #[error("--device {path}: {why}")]
     Device { path: String, why: String },
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// The process arguments Docker would run: `--entrypoint` replaces the image's entrypoint and
@@ -287,21 +292,32 @@ fn apply_native(spec: &mut Spec, opts: &RunOptions) -> Result<(), BundleError> {
         root.set_readonly(Some(n.read_only));
     }
     let mut mounts = spec.mounts().clone().unwrap_or_default();
-    for path in &n.tmpfs {
+    for t in &n.tmpfs {
+        let (path, options) = tmpfs_options(t)?;
         mounts.push(
             MountBuilder::default()
                 .destination(PathBuf::from(path))
                 .typ("tmpfs")
                 .source(PathBuf::from("tmpfs"))
-                .options(vec![
-                    "rw".into(),
-                    "nosuid".into(),
-                    "nodev".into(),
-                    "noexec".into(),
-                    "size=65536k".into(),
-                ])
+                .options(options)
                 .build()?,
         );
+    }
+    if let Some(size) = n.shm_size {
+        for m in mounts
+            .iter_mut()
+            .filter(|m| m.destination() == Path::new("/dev/shm"))
+        {
+            let mut options: Vec<String> = m
+                .options()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| !o.starts_with("size="))
+                .collect();
+            options.push(format!("size={}k", size.div_ceil(1024)));
+            m.set_options(Some(options));
+        }
     }
     spec.set_mounts(Some(mounts));
     let mut annotations = spec.annotations().clone().unwrap_or_default();
@@ -310,6 +326,9 @@ fn apply_native(spec: &mut Spec, opts: &RunOptions) -> Result<(), BundleError> {
     }
     if n.init {
         annotations.insert(ANNOTATION_INIT.into(), "true".into());
+    }
+    if !n.group_add.is_empty() {
+        annotations.insert(ANNOTATION_GROUP_ADD.into(), n.group_add.join(","));
     }
     spec.set_annotations(Some(annotations));
     if let Some(linux) = spec.linux_mut() {
@@ -320,7 +339,26 @@ fn apply_native(spec: &mut Spec, opts: &RunOptions) -> Result<(), BundleError> {
             linux.set_masked_paths(Some(vec![]));
             linux.set_readonly_paths(Some(vec![]));
         }
+        if !n.sysctls.is_empty() {
+            linux.set_sysctl(Some(n.sysctls.clone().into_iter().collect()));
+        }
+        if let Some(ns) = linux.namespaces_mut() {
+            ns.retain(|x| {
+                !(n.ipc_host && x.typ() == LinuxNamespaceType::Ipc
+                    || n.pid_host && x.typ() == LinuxNamespaceType::Pid)
+            });
+        }
         let mut resources = linux.resources().clone().unwrap_or_default();
+        if n.memory_swap.is_some() || n.memory_reservation.is_some() {
+            let mut memory = (*resources.memory()).unwrap_or_default();
+            if let Some(swap) = n.memory_swap {
+                memory.set_swap(Some(swap));
+            }
+            if let Some(r) = n.memory_reservation {
+                memory.set_reservation(Some(r as i64));
+            }
+            resources.set_memory(Some(memory));
+        }
         if let Some(pids) = n.pids_limit {
             resources.set_pids(Some(LinuxPidsBuilder::default().limit(pids).build()?));
         }
@@ -333,10 +371,77 @@ fn apply_native(spec: &mut Spec, opts: &RunOptions) -> Result<(), BundleError> {
                     .build()?,
             ));
         }
+        if n.cpuset_cpus.is_some() || n.cpuset_mems.is_some() {
+            let mut cpu = resources.cpu().clone().unwrap_or_default();
+            cpu.set_cpus(n.cpuset_cpus.clone());
+            cpu.set_mems(n.cpuset_mems.clone());
+            resources.set_cpu(Some(cpu));
+        }
         add_devices(linux, &mut resources, &n.devices)?;
         linux.set_resources(Some(resources));
     }
     Ok(())
+}
+
+/// `--tmpfs PATH[:OPTIONS]` as Docker reads it: the path, and mount options (`size=64m`,
+/// `mode=1777`, `ro`, `exec`, ...) over the defaults `rw,nosuid,nodev,noexec,size=65536k`.
+pub fn tmpfs_options(flag: &str) -> Result<(&str, Vec<String>), BundleError> {
+    let (path, extra) = flag.split_once(':').unwrap_or((flag, ""));
+    if !path.starts_with('/') {
+        return Err(BundleError::Invalid(format!(
+            "--tmpfs {flag:?}: the path must be absolute"
+        )));
+    }
+    let mut options: Vec<String> = ["rw", "nosuid", "nodev", "noexec", "size=65536k"]
+        .map(String::from)
+        .to_vec();
+    for o in extra.split(',').filter(|o| !o.is_empty()) {
+        let key = o.split_once('=').map_or(o, |(k, _)| k);
+        let opposite = match key {
+            "ro" => Some("rw"),
+            "rw" => Some("ro"),
+            "exec" => Some("noexec"),
+            "noexec" => Some("exec"),
+            "suid" => Some("nosuid"),
+            "nosuid" => Some("suid"),
+            "dev" => Some("nodev"),
+            "nodev" => Some("dev"),
+            _ => None,
+        };
+        if !matches!(
+            key,
+            "ro" | "rw"
+                | "exec"
+                | "noexec"
+                | "suid"
+                | "nosuid"
+                | "dev"
+                | "nodev"
+                | "size"
+                | "mode"
+                | "uid"
+                | "gid"
+                | "nr_inodes"
+                | "noatime"
+                | "nodiratime"
+        ) {
+            return Err(BundleError::Invalid(format!(
+                "--tmpfs {flag:?}: unknown option {o:?}"
+            )));
+        }
+        if key == "size" {
+            let v = &o[5..];
+            let bytes = crate::run::options::parse_size(v).map_err(|_| {
+                BundleError::Invalid(format!("--tmpfs {flag:?}: invalid size {v:?}"))
+            })?;
+            options.retain(|x| !x.starts_with("size="));
+            options.push(format!("size={}k", bytes.div_ceil(1024)));
+            continue;
+        }
+        options.retain(|x| Some(x.as_str()) != opposite && x.split('=').next() != Some(key));
+        options.push(o.to_string());
+    }
+    Ok((path, options))
 }
 
 /// `--device`: each host node made in the container with the host's numbers, mode and
@@ -489,6 +594,20 @@ mod tests {
             }),
             ..ImageConfig::default()
         }
+    }
+
+    #[test]
+    fn tmpfs_options_override_dockers_defaults() {
+        let (p, o) = tmpfs_options("/run:size=16m,mode=1770,exec").unwrap();
+        assert_eq!(p, "/run");
+        assert_eq!(o, ["rw", "nosuid", "nodev", "size=16384k", "mode=1770", "exec"]);
+        let (_, o) = tmpfs_options("/t").unwrap();
+        assert_eq!(o, ["rw", "nosuid", "nodev", "noexec", "size=65536k"]);
+        let (_, o) = tmpfs_options("/t:ro").unwrap();
+        assert!(o.contains(&"ro".to_string()) && !o.contains(&"rw".to_string()));
+        assert!(tmpfs_options("rel").is_err());
+        assert!(tmpfs_options("/t:bogus=1").is_err());
+        assert!(tmpfs_options("/t:size=lots").is_err());
     }
 
     #[test]

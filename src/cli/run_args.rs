@@ -115,9 +115,42 @@ pub struct Args {
     /// CPU limit in cores, e.g. 0.5 (native, cgroup CPU quota).
     #[arg(long, value_parser = parse_cpus, value_name = "CORES")]
     pub(crate) cpus: Option<f64>,
-    /// Mount a tmpfs at this path (native).
-    #[arg(long, value_name = "PATH")]
+    /// Mount a tmpfs at PATH, with mount options after a colon (`/run:size=16m,mode=755`;
+    /// default rw,nosuid,nodev,noexec,size=64m) (native).
+    #[arg(long, value_name = "PATH[:OPTIONS]")]
     pub(crate) tmpfs: Vec<String>,
+    /// A mount, Docker's syntax: type=bind|volume|tmpfs,source=…,target=…[,readonly]
+    /// [,tmpfs-size=…][,tmpfs-mode=…].
+    #[arg(long, value_name = "SPEC")]
+    pub(crate) mount: Vec<String>,
+    /// Size of /dev/shm, e.g. 256m (native; default 64m).
+    #[arg(long, value_parser = parse_size, value_name = "BYTES")]
+    pub(crate) shm_size: Option<u64>,
+    /// A namespaced kernel parameter KEY=VALUE (net.*, kernel.shm*, kernel.msg*, kernel.sem,
+    /// fs.mqueue.*; native).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub(crate) sysctl: Vec<String>,
+    /// Another supplementary group for the process (name or number; native).
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) group_add: Vec<String>,
+    /// CPUs the container may run on, e.g. 0-1,3 (native).
+    #[arg(long, value_name = "CPUS")]
+    pub(crate) cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use, e.g. 0 (native).
+    #[arg(long, value_name = "NODES")]
+    pub(crate) cpuset_mems: Option<String>,
+    /// Memory plus swap, e.g. 128m; -1: unlimited swap (native; needs --memory).
+    #[arg(long, value_parser = parse_swap, value_name = "BYTES", allow_hyphen_values = true)]
+    pub(crate) memory_swap: Option<i64>,
+    /// Memory soft limit, e.g. 32m (native).
+    #[arg(long, value_parser = parse_size, value_name = "BYTES")]
+    pub(crate) memory_reservation: Option<u64>,
+    /// IPC namespace: private (default) or host (native).
+    #[arg(long, value_parser = ["private", "shareable", "host"], value_name = "MODE")]
+    pub(crate) ipc: Option<String>,
+    /// PID namespace: private (default) or host (native).
+    #[arg(long, value_parser = ["private", "host"], value_name = "MODE")]
+    pub(crate) pid: Option<String>,
     /// Run a small init as pid 1 that reaps zombies and forwards signals (native).
     #[arg(long)]
     pub(crate) init: bool,
@@ -241,6 +274,14 @@ impl Args {
             }
             (None, None) => None,
         };
+        let mut mount_volumes = Vec::new();
+        let mut tmpfs = self.tmpfs.clone();
+        for m in &self.mount {
+            match parse_mount(m)? {
+                Mounted::Volume(v) => mount_volumes.push(v),
+                Mounted::Tmpfs(t) => tmpfs.push(t),
+            }
+        }
         Ok(RunOptions {
             entrypoint: self.entrypoint.clone(),
             args: self.command().to_vec(),
@@ -252,6 +293,7 @@ impl Args {
             volumes: self
                 .volumes
                 .iter()
+                .chain(&mount_volumes)
                 .map(|v| match &v.named {
                     None if !v.host.has_root() => Volume {
                         host: std::path::absolute(&v.host).unwrap_or_else(|_| v.host.clone()),
@@ -296,11 +338,157 @@ impl Args {
                     .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined"),
                 pids_limit: self.pids_limit,
                 cpus: self.cpus,
-                tmpfs: self.tmpfs.clone(),
+                tmpfs,
                 init: self.init,
                 ulimits: self.ulimit.clone(),
                 devices: self.device.clone(),
+                shm_size: self.shm_size,
+                sysctls: self
+                    .sysctl
+                    .iter()
+                    .map(|s| {
+                        s.split_once('=')
+                            .filter(|(k, _)| !k.is_empty())
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .ok_or_else(|| {
+                                anyhow::anyhow!("invalid --sysctl {s:?}: expected KEY=VALUE")
+                            })
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+                group_add: self.group_add.clone(),
+                cpuset_cpus: self.cpuset_cpus.clone(),
+                cpuset_mems: self.cpuset_mems.clone(),
+                memory_swap: self.memory_swap,
+                memory_reservation: self.memory_reservation,
+                ipc_host: self.ipc.as_deref() == Some("host"),
+                pid_host: self.pid.as_deref() == Some("host"),
             },
         })
+    }
+}
+
+/// What a `--mount` adds: a volume or bind mount (as `-v`), or a tmpfs (as `--tmpfs`).
+enum Mounted {
+    Volume(Volume),
+    Tmpfs(String),
+}
+
+/// Docker's `--mount` syntax: comma-separated `key=value`s (`type`, `source`/`src`,
+/// `target`/`destination`/`dst`, `readonly`/`ro`, `tmpfs-size`, `tmpfs-mode`).
+fn parse_mount(s: &str) -> anyhow::Result<Mounted> {
+    let bad = |why: &str| anyhow::anyhow!("invalid --mount {s:?}: {why}");
+    let (mut typ, mut source, mut target, mut ro) = ("volume", None, None, false);
+    let (mut size, mut mode) = (None, None);
+    for field in s.split(',') {
+        let (k, v) = field.split_once('=').unwrap_or((field, ""));
+        match k {
+            "type" => typ = v,
+            "source" | "src" => source = Some(v),
+            "target" | "destination" | "dst" => target = Some(v),
+            "readonly" | "ro" => ro = matches!(v, "" | "true" | "1"),
+            "tmpfs-size" => size = Some(v),
+            "tmpfs-mode" => mode = Some(v),
+            "bind-propagation" | "consistency" | "volume-nocopy" => {}
+            other => return Err(bad(&format!("unknown key {other:?}"))),
+        }
+    }
+    let target = target.ok_or_else(|| bad("it needs target=PATH"))?;
+    if !target.starts_with('/') {
+        return Err(bad("the target must be an absolute path"));
+    }
+    let ro = if ro { ":ro" } else { "" };
+    match typ {
+        "bind" => {
+            let src = source.ok_or_else(|| bad("a bind mount needs source=PATH"))?;
+            if !std::path::Path::new(src).is_absolute() {
+                return Err(bad("a bind mount's source must be an absolute path"));
+            }
+            if !std::path::Path::new(src).exists() {
+                return Err(bad(&format!("bind source path does not exist: {src}")));
+            }
+            Ok(Mounted::Volume(format!("{src}:{target}{ro}").parse()?))
+        }
+        "volume" => {
+            let name = source.ok_or_else(|| {
+                bad("a volume mount needs source=NAME (wharf makes no anonymous volumes)")
+            })?;
+            if !wharf::run::options::is_volume_name(name) {
+                return Err(bad(&format!("{name:?} is not a volume name")));
+            }
+            Ok(Mounted::Volume(format!("{name}:{target}{ro}").parse()?))
+        }
+        "tmpfs" => {
+            if source.is_some() {
+                return Err(bad("a tmpfs mount takes no source"));
+            }
+            let mut options = Vec::new();
+            if let Some(sz) = size {
+                options.push(format!("size={sz}"));
+            }
+            if let Some(m) = mode {
+                options.push(format!("mode={m}"));
+            }
+            if !ro.is_empty() {
+                options.push("ro".into());
+            }
+            Ok(Mounted::Tmpfs(if options.is_empty() {
+                target.to_string()
+            } else {
+                format!("{target}:{}", options.join(","))
+            }))
+        }
+        other => Err(bad(&format!(
+            "type {other:?}: wharf mounts bind, volume and tmpfs"
+        ))),
+    }
+}
+
+/// `--memory-swap`: a size, or -1 for unlimited swap.
+fn parse_swap(s: &str) -> Result<i64, String> {
+    if s == "-1" {
+        return Ok(-1);
+    }
+    parse_size(s).map(|b| b as i64).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_read_as_dockers() {
+        let Mounted::Volume(v) = parse_mount("type=volume,source=data,target=/d,readonly").unwrap()
+        else {
+            panic!("a volume");
+        };
+        assert_eq!(
+            (v.named.as_deref(), v.container.as_str(), v.read_only),
+            (Some("data"), "/d", true)
+        );
+        let Mounted::Volume(v) = parse_mount("type=bind,src=/tmp,dst=/t").unwrap() else {
+            panic!("a bind");
+        };
+        assert_eq!(
+            (v.host.as_path(), v.read_only),
+            (std::path::Path::new("/tmp"), false)
+        );
+        let Mounted::Tmpfs(t) =
+            parse_mount("type=tmpfs,target=/run,tmpfs-size=16m,tmpfs-mode=1770").unwrap()
+        else {
+            panic!("a tmpfs");
+        };
+        assert_eq!(t, "/run:size=16m,mode=1770");
+        for bad in [
+            "type=bind,source=rel,target=/x",
+            "type=volume,target=/x",
+            "type=npipe,target=/x",
+            "type=tmpfs,target=rel",
+            "type=bind,source=/nonexistent-wharf,target=/x",
+            "target=/x,colour=red",
+        ] {
+            assert!(parse_mount(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_swap("-1").unwrap(), -1);
+        assert_eq!(parse_swap("128m").unwrap(), 128 << 20);
     }
 }

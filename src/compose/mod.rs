@@ -618,6 +618,39 @@ impl Project {
         if let Some(p) = scalar(&limits["pids"]).or_else(|| scalar(&svc["pids_limit"])) {
             o.native.pids_limit = Some(parsed("pids_limit", &p).map_err(err)?);
         }
+        if let Some(s) = scalar(&svc["shm_size"]) {
+            o.native.shm_size = Some(parse_size(&s).map_err(|e| err(format!("shm_size: {e}")))?);
+        }
+        o.native.sysctls = labels_of(&svc["sysctls"]);
+        o.native.group_add = strings(&svc["group_add"]);
+        o.native.cpuset_cpus = scalar(&svc["cpuset"]);
+        if let Some(r) = scalar(&svc["mem_reservation"])
+            .or_else(|| scalar(&svc["deploy"]["resources"]["reservations"]["memory"]))
+        {
+            o.native.memory_reservation =
+                Some(parse_size(&r).map_err(|e| err(format!("mem_reservation: {e}")))?);
+        }
+        if let Some(s) = scalar(&svc["memswap_limit"]) {
+            o.native.memory_swap = Some(if s == "-1" {
+                -1
+            } else {
+                parse_size(&s).map_err(|e| err(format!("memswap_limit: {e}")))? as i64
+            });
+        }
+        for (key, host) in [
+            ("ipc", &mut o.native.ipc_host),
+            ("pid", &mut o.native.pid_host),
+        ] {
+            match scalar(&svc[key]).as_deref() {
+                None | Some("private" | "shareable") => {}
+                Some("host") => *host = true,
+                Some(other) => {
+                    return Err(err(format!(
+                        "{key}: {other:?}: wharf offers private and host"
+                    )));
+                }
+            }
+        }
         o.labels = labels_of(&svc["labels"]);
         o.native.cap_add = strings(&svc["cap_add"]);
         o.native.cap_drop = strings(&svc["cap_drop"]);
@@ -727,22 +760,14 @@ const UNSUPPORTED: &[&str] = &[
     "external_links",
     "logging",
     "volumes_from",
-    "sysctls",
-    "shm_size",
-    "ipc",
-    "pid",
     "userns_mode",
     "cgroup_parent",
-    "group_add",
     "mac_address",
     "develop",
     "blkio_config",
     "cpu_shares",
     "cpu_quota",
     "cpu_period",
-    "cpuset",
-    "mem_reservation",
-    "memswap_limit",
     "oom_score_adj",
     "runtime",
     "storage_opt",
@@ -1125,6 +1150,36 @@ mod tests {
         assert_eq!(duration("1m30s").unwrap().as_secs(), 90);
         assert_eq!(duration("250ms").unwrap().as_millis(), 250);
         assert!(duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn kernel_and_resource_keys_reach_the_run_options() {
+        let (_d, p) = project(
+            "services:
+  db:
+    image: postgres:16
+    shm_size: 256m
+    sysctls: {net.core.somaxconn: 1024}
+    group_add: [wheel, '4242']
+    cpuset: '0'
+    mem_reservation: 32m
+    memswap_limit: -1
+    ipc: host
+",
+            &[],
+        );
+        let p = p.unwrap();
+        let n = &p.service("db").unwrap().request.options.native;
+        assert_eq!(n.shm_size, Some(256 << 20));
+        assert_eq!(n.sysctls["net.core.somaxconn"], "1024");
+        assert_eq!(n.group_add, ["wheel", "4242"]);
+        assert_eq!(n.cpuset_cpus.as_deref(), Some("0"));
+        assert_eq!(n.memory_reservation, Some(32 << 20));
+        assert_eq!(n.memory_swap, Some(-1));
+        assert!(n.ipc_host && !n.pid_host);
+        let (_d, bad) = project("services:\n  x:\n    image: x\n    pid: 'service:y'\n", &[]);
+        let e = bad.unwrap().service("x").err().unwrap().to_string();
+        assert!(e.contains("pid"), "{e}");
     }
 
     #[test]

@@ -473,6 +473,33 @@ pub struct NativeOptions {
     /// `--device HOST[:CONTAINER[:PERMISSIONS]]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<DeviceMapping>,
+    /// `--shm-size`: the size of /dev/shm (default 64 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<u64>,
+    /// `--sysctl KEY=VALUE`: namespaced kernel parameters only (checked at start).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sysctls: std::collections::BTreeMap<String, String>,
+    /// `--group-add GROUP`: more supplementary groups (names from the container's
+    /// /etc/group, or numbers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
+    /// `--cpuset-cpus`, `--cpuset-mems`: the CPUs and memory nodes it may use (`0-1,3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset_cpus: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset_mems: Option<String>,
+    /// `--memory-swap`: memory plus swap (-1: unlimited swap), as Docker's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<i64>,
+    /// `--memory-reservation`: the soft limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<u64>,
+    /// `--ipc host`: the host's IPC namespace (else a private one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ipc_host: bool,
+    /// `--pid host`: the host's PID namespace (else a private one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pid_host: bool,
 }
 
 /// `--device HOST[:CONTAINER[:PERMISSIONS]]`: the host's device node at `host` made at

@@ -768,3 +768,185 @@ fn events_are_durable_ordered_and_followed_live() {
     assert!(e.contains("colour"), "{e}");
     assert_clean(&w);
 }
+
+#[test]
+fn run_flags_docker_users_reach_for() {
+    let _serial = serial();
+    let w = busybox();
+    let run = |args: &[&str]| -> String {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        w.ok(&a)
+    };
+    // /dev/shm's size, a tmpfs with options, and --mount of each type.
+    let out = run(&[
+        "--shm-size",
+        "128m",
+        "--tmpfs",
+        "/scratch:size=16m,mode=1770",
+        "busybox",
+        "sh",
+        "-c",
+        "df -k /dev/shm /scratch | tail -2 | awk '{print $2}'; stat -c %a /scratch",
+    ]);
+    assert_eq!(out, "131072\n16384\n1770\n", "{out}");
+    let host = w.path("bound");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("f"), "from the host\n").unwrap();
+    let out = run(&[
+        "--mount",
+        &format!("type=bind,source={},target=/b,readonly", s(&host)),
+        "--mount",
+        "type=volume,source=mvol,target=/v",
+        "--mount",
+        "type=tmpfs,target=/t,tmpfs-size=8m",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /b/f; touch /b/x 2>/dev/null || echo ro; echo kept > /v/k; df -k /t | tail -1 | awk '{print $2}'",
+    ]);
+    assert_eq!(out, "from the host\nro\n8192\n", "{out}");
+    assert_eq!(
+        run(&["-v", "mvol:/v", "busybox", "cat", "/v/k"]),
+        "kept\n",
+        "the --mount volume is a named volume"
+    );
+    let e = w.fails(
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=bind,source=rel,target=/x",
+            "busybox",
+            "true",
+        ],
+        125,
+    );
+    assert!(e.contains("absolute"), "{e}");
+    // A namespaced sysctl is set; a host-wide one is refused, naming it.
+    let out = run(&[
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "busybox",
+        "cat",
+        "/proc/sys/net/ipv4/ip_forward",
+    ]);
+    assert_eq!(out, "1\n");
+    let before = std::fs::read_to_string("/proc/sys/vm/swappiness").unwrap();
+    let e = w.fails(
+        &[
+            "run",
+            "--rm",
+            "--sysctl",
+            "vm.swappiness=1",
+            "busybox",
+            "true",
+        ],
+        125,
+    );
+    assert!(e.contains("vm.swappiness"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/vm/swappiness").unwrap(),
+        before
+    );
+    // Groups by name and number.
+    let out = run(&[
+        "--group-add",
+        "wheel",
+        "--group-add",
+        "4242",
+        "busybox",
+        "id",
+        "-G",
+    ]);
+    let groups: Vec<&str> = out.split_whitespace().collect();
+    assert!(groups.contains(&"10") && groups.contains(&"4242"), "{out}");
+    let e = w.fails(
+        &[
+            "run",
+            "--rm",
+            "--group-add",
+            "nosuchgroup",
+            "busybox",
+            "true",
+        ],
+        126,
+    );
+    assert!(e.contains("nosuchgroup"), "{e}");
+    // cpuset, memory reservation and swap reach the cgroup.
+    let out = run(&[
+        "--cpuset-cpus",
+        "0",
+        "busybox",
+        "grep",
+        "Cpus_allowed_list",
+        "/proc/self/status",
+    ]);
+    assert!(out.trim().ends_with("\t0"), "{out:?}");
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "mem",
+        "-m",
+        "64m",
+        "--memory-reservation",
+        "32m",
+        "--memory-swap",
+        "128m",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    let id = inspect(&w, "mem")["Id"].as_str().unwrap().to_string();
+    let cg = std::path::Path::new("/sys/fs/cgroup/memory/wharf").join(&id);
+    if cg.is_dir() {
+        let read = |f: &str| {
+            std::fs::read_to_string(cg.join(f))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(
+            read("memory.soft_limit_in_bytes"),
+            (32u64 << 20).to_string()
+        );
+        if cg.join("memory.memsw.limit_in_bytes").exists() {
+            assert_eq!(
+                read("memory.memsw.limit_in_bytes"),
+                (128u64 << 20).to_string()
+            );
+        }
+    } else {
+        let cg = std::path::Path::new("/sys/fs/cgroup/wharf").join(&id);
+        let read = |f: &str| {
+            std::fs::read_to_string(cg.join(f))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(read("memory.low"), (32u64 << 20).to_string());
+        assert_eq!(read("memory.swap.max"), (64u64 << 20).to_string());
+    }
+    w.ok(&["rm", "-f", "mem"]);
+    // The host's IPC and PID namespaces when asked; private ones otherwise.
+    let ns = |kind: &str| std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap();
+    let out = run(&[
+        "--ipc",
+        "host",
+        "--pid",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/ipc; readlink /proc/self/ns/pid",
+    ]);
+    assert_eq!(
+        out,
+        format!("{}\n{}\n", ns("ipc").display(), ns("pid").display())
+    );
+    let out = run(&["busybox", "readlink", "/proc/self/ns/ipc"]);
+    assert_ne!(out.trim(), ns("ipc").display().to_string());
+    w.ok(&["volume", "rm", "mvol"]);
+    assert_clean(&w);
+}

@@ -361,6 +361,18 @@ pub fn become_process(
             home: "/root".into(),
         },
     };
+    let mut user = user;
+    if let Some(extra) = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(bundle::ANNOTATION_GROUP_ADD))
+    {
+        for g in user::extra_groups(extra)? {
+            if !user.groups.contains(&g) {
+                user.groups.push(g);
+            }
+        }
+    }
     let caps = process.capabilities().clone().unwrap_or_default();
     let bounding: Vec<Cap> = caps
         .bounding()

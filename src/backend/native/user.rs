@@ -117,6 +117,32 @@ pub fn resolve_with(spec: &str, passwd_text: &str, group_text: &str) -> Result<U
     })
 }
 
+/// `--group-add` groups (comma-separated names or numbers), resolved in the current root's
+/// `/etc/group`.
+pub fn extra_groups(list: &str) -> Result<Vec<u32>, ChildError> {
+    extra_groups_with(list, &fs::read_to_string("/etc/group").unwrap_or_default())
+}
+
+fn extra_groups_with(list: &str, group_text: &str) -> Result<Vec<u32>, ChildError> {
+    let all = groups(group_text);
+    list.split(',')
+        .filter(|g| !g.is_empty())
+        .map(|g| {
+            let id = match (all.iter().find(|(n, _, _)| n == g), g.parse::<u32>()) {
+                (Some((_, id, _)), _) => *id,
+                (None, Ok(id)) => id,
+                (None, Err(_)) => {
+                    return Err(ChildError::User(format!(
+                        "unable to find group {g} (--group-add): no matching entries in the container's /etc/group"
+                    )));
+                }
+            };
+            check_id(id.into(), "group").map_err(ChildError::User)?;
+            Ok(id)
+        })
+        .collect()
+}
+
 /// Resolve `spec` in the current root's `/etc/passwd` and `/etc/group`.
 pub fn resolve(spec: &str) -> Result<User, ChildError> {
     let p = fs::read_to_string("/etc/passwd").unwrap_or_default();
@@ -130,6 +156,13 @@ mod tests {
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n";
     const GROUP: &str = "root:x:0:\napp:x:1000:\nwheel:x:10:app\n";
+
+    #[test]
+    fn added_groups_by_name_or_number() {
+        let group = "root:x:0:\nwheel:x:10:app\n";
+        assert_eq!(super::extra_groups_with("wheel,4242", group).unwrap(), [10, 4242]);
+        assert!(super::extra_groups_with("nosuch", group).is_err());
+    }
 
     #[test]
     fn names_ids_and_groups() {
