@@ -600,7 +600,10 @@ mod tests {
     fn tmpfs_options_override_dockers_defaults() {
         let (p, o) = tmpfs_options("/run:size=16m,mode=1770,exec").unwrap();
         assert_eq!(p, "/run");
-        assert_eq!(o, ["rw", "nosuid", "nodev", "size=16384k", "mode=1770", "exec"]);
+        assert_eq!(
+            o,
+            ["rw", "nosuid", "nodev", "size=16384k", "mode=1770", "exec"]
+        );
         let (_, o) = tmpfs_options("/t").unwrap();
         assert_eq!(o, ["rw", "nosuid", "nodev", "noexec", "size=65536k"]);
         let (_, o) = tmpfs_options("/t:ro").unwrap();

@@ -16,6 +16,7 @@ mod cp;
 mod df;
 mod events;
 mod exec;
+mod export;
 mod format;
 mod history;
 mod image;
@@ -45,6 +46,7 @@ mod tag;
 mod template;
 mod top;
 mod unpack;
+mod update;
 mod version;
 mod volume;
 
@@ -132,8 +134,14 @@ enum Command {
     Port(port::Args),
     /// Copy files between a container and the host.
     Cp(cp::Args),
+    /// Show what a container changed against its image (A added, C changed, D deleted).
+    Diff(export::DiffArgs),
+    /// Write a container's root filesystem as a tar archive.
+    Export(export::ExportArgs),
     /// Give a container another name.
     Rename(rename::Args),
+    /// Change containers' limits and restart policy (a running native one's at once).
+    Update(update::Args),
     /// Show wharf's version, its wasmtime and the WASI versions it runs.
     Version(version::Args),
     /// Show what wharf keeps and what this host offers it (kernel features, engine).
@@ -214,7 +222,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(a) => events::run(&ctx, a),
         Command::Port(a) => port::run(&ctx, a),
         Command::Cp(a) => cp::run(&ctx, a),
+        Command::Diff(a) => export::diff(&ctx, a),
+        Command::Export(a) => export::export(&ctx, a),
         Command::Rename(a) => rename::run(&ctx, a),
+        Command::Update(a) => update::run(&ctx, a),
         Command::Version(a) => version::run(a),
         Command::Info(a) => info::run(&ctx, a),
         Command::History(a) => history::run(&ctx, a),

@@ -12,6 +12,7 @@
 pub mod connect;
 pub mod copy;
 pub mod create;
+pub mod export;
 pub mod invoke;
 pub mod monitor;
 pub mod pull;
@@ -19,6 +20,7 @@ pub mod start;
 pub mod stats;
 pub mod stop;
 pub mod supervise;
+pub mod update;
 
 pub use create::{CreateRequest, create};
 pub use start::start;

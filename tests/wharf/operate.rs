@@ -950,3 +950,119 @@ fn run_flags_docker_users_reach_for() {
     w.ok(&["volume", "rm", "mvol"]);
     assert_clean(&w);
 }
+
+#[test]
+fn diff_export_and_update_work_on_a_containers_own_state() {
+    let _serial = serial();
+    let w = busybox();
+    w.ok(&[
+        "run",
+        "--name",
+        "changed",
+        "busybox",
+        "sh",
+        "-c",
+        "echo new > /new.txt; rm /bin/ls; echo changed >> /etc/passwd; mkdir /data",
+    ]);
+    assert_eq!(
+        w.ok(&["diff", "changed"]),
+        "C /bin\nD /bin/ls\nA /data\nC /etc\nC /etc/passwd\nA /new.txt\n",
+        "Docker's A/C/D lines, by path"
+    );
+    // export: the container's files as Debian's tar reads them.
+    let archive = w.path("changed.tar");
+    w.ok(&["export", "-o", &s(&archive), "changed"]);
+    let listing = sh(Command::new("tar").arg("-tf").arg(&archive));
+    let names: Vec<&str> = listing
+        .lines()
+        .map(|l| l.trim_start_matches("./"))
+        .collect();
+    assert!(
+        names.contains(&"new.txt") && names.contains(&"bin/busybox"),
+        "{listing}"
+    );
+    assert!(!names.contains(&"bin/ls"), "a deleted file is not exported");
+    let passwd = sh(Command::new("tar")
+        .arg("-xOf")
+        .arg(&archive)
+        .arg("etc/passwd"));
+    assert!(passwd.ends_with("changed\n"), "{passwd}");
+    // A running one, to a pipe: nothing stays mounted, its own writes go on.
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "busybox",
+        "sh",
+        "-c",
+        "echo live > /live; exec sleep 100",
+    ]);
+    eventually(10, "the file", || {
+        w.run(&["exec", "live", "test", "-f", "/live"])
+            .status
+            .success()
+    });
+    let out = w.cmd(&["export", "live"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut tar = tar::Archive::new(&out.stdout[..]);
+    let exported: Vec<String> = tar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(
+        exported
+            .iter()
+            .any(|p| p.trim_start_matches("./") == "live"),
+        "{exported:?}"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&s(&w.root())), "export left a mount");
+    w.ok(&["exec", "live", "sh", "-c", "echo more > /more"]);
+    // update: the running cgroup takes new limits, a bad one changes nothing.
+    w.ok(&[
+        "update",
+        "-m",
+        "96m",
+        "--pids-limit",
+        "20",
+        "--restart",
+        "on-failure:2",
+        "live",
+    ]);
+    let c = inspect(&w, "live");
+    assert_eq!(c["HostConfig"]["Memory"], 96 << 20);
+    assert_eq!(c["HostConfig"]["PidsLimit"], 20);
+    assert_eq!(c["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 2);
+    let id = c["Id"].as_str().unwrap();
+    let v1 = std::path::Path::new("/sys/fs/cgroup/pids/wharf").join(id);
+    let pids_max = if v1.is_dir() {
+        v1.join("pids.max")
+    } else {
+        std::path::Path::new("/sys/fs/cgroup/wharf")
+            .join(id)
+            .join("pids.max")
+    };
+    assert_eq!(std::fs::read_to_string(pids_max).unwrap().trim(), "20");
+    let e = w.fails(&["update", "-m", "1k", "live"], 125);
+    assert!(e.contains("memory"), "{e}");
+    assert_eq!(inspect(&w, "live")["HostConfig"]["Memory"], 96 << 20);
+    // wasm: no root filesystem of its own; engine limits from the next start.
+    w.ok(&["run", "-d", "--name", "guest", &wasm("sleep.wat")]);
+    let e = w.fails(&["diff", "guest"], 125);
+    assert!(e.contains("wasm container"), "{e}");
+    let e = w.fails(&["export", "-o", &s(&w.path("g.tar")), "guest"], 125);
+    assert!(e.contains("wasm container"), "{e}");
+    assert!(!w.path("g.tar").exists() && !w.path("g.wharf-export.tmp").exists());
+    let out = w.run(&["update", "--fuel", "5000", "guest"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("next start"));
+    assert_eq!(inspect(&w, "guest")["Backend"]["Limits"]["Fuel"], 5000);
+    w.ok(&["rm", "-f", "changed", "live", "guest"]);
+    assert_clean(&w);
+}

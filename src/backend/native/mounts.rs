@@ -912,6 +912,90 @@ pub fn write_etc_files(
     fs::write(state_dir.join("resolv.conf"), resolv)
 }
 
+/// Show a container's root filesystem, running or not, read-only, at `STATE_DIR/export`
+/// to this process only (`wharf export`): its upper directory stacked as the top lower
+/// layer of a read-only overlay (no upper directory of its own, so a running container's
+/// writes are never disturbed), in a mount namespace of this process's own (nothing to
+/// unmount, whatever happens). Returns the directory to read.
+pub fn show_root_read_only(state_dir: &Path, layers: &[LayerDir]) -> Result<PathBuf, NativeError> {
+    let rootfs = state_dir.join("rootfs");
+    let at = state_dir.join("export");
+    let state = |what: &str, e: nix::Error| NativeError::State {
+        path: at.clone(),
+        source: std::io::Error::other(format!("{what}: {e}")),
+    };
+    if layers
+        .iter()
+        .any(|l| l.whiteouts != unpack::WhiteoutFormat::Overlay)
+    {
+        // Layers that could not be stacked were copied: the files are the root's own.
+        return Ok(rootfs);
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| state("a private mount namespace", e))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| state("making mounts private", e))?;
+    fs::create_dir_all(&at).map_err(|source| NativeError::State {
+        path: at.clone(),
+        source,
+    })?;
+    let upper = state_dir.join("upper");
+    if layers.is_empty() {
+        mount(
+            Some(&upper),
+            &at,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| state("bind-mounting the container's files", e))?;
+        mount(
+            None::<&str>,
+            &at,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(|e| state("making them read-only", e))?;
+        return Ok(at);
+    }
+    let layers_dir = layers[0]
+        .root
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("/"))
+        .to_path_buf();
+    let mut lowers = vec![upper.display().to_string()];
+    lowers.extend(layers.iter().rev().map(|l| {
+        l.root
+            .strip_prefix(&layers_dir)
+            .unwrap_or(&l.root)
+            .display()
+            .to_string()
+    }));
+    let data = format!("lowerdir={}", lowers.join(":"));
+    let cwd = std::env::current_dir().ok();
+    chdir(&layers_dir).map_err(|e| state("entering the layer directory", e))?;
+    let mounted = mount(
+        Some("overlay"),
+        &at,
+        Some("overlay"),
+        MsFlags::MS_RDONLY,
+        Some(data.as_str()),
+    );
+    if let Some(cwd) = cwd {
+        let _ = chdir(&cwd);
+    }
+    mounted.map_err(|e| state("mounting the container's root filesystem", e))?;
+    Ok(at)
+}
+
 /// Show a stopped container's root filesystem at `STATE_DIR/rootfs` to this process only
 /// (`wharf cp`): this process moves to a mount namespace of its own first, so the mount
 /// is never seen on the host and goes when the process ends, however it ends. The caller

@@ -160,7 +160,10 @@ mod tests {
     #[test]
     fn added_groups_by_name_or_number() {
         let group = "root:x:0:\nwheel:x:10:app\n";
-        assert_eq!(super::extra_groups_with("wheel,4242", group).unwrap(), [10, 4242]);
+        assert_eq!(
+            super::extra_groups_with("wheel,4242", group).unwrap(),
+            [10, 4242]
+        );
         assert!(super::extra_groups_with("nosuch", group).is_err());
     }
 
