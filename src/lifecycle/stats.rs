@@ -57,57 +57,47 @@ pub fn processes(r: &Record) -> Result<Vec<i32>, StatsError> {
     list_processes(r, pid)
 }
 
-#[cfg(target_os = "linux")]
 fn list_processes(r: &Record, pid: i32) -> Result<Vec<i32>, StatsError> {
+    #[cfg(target_os = "linux")]
     if r.kind == Kind::Native {
         let procs = crate::backend::native::cgroups::Cgroup::of_container(&r.id).procs();
         if !procs.is_empty() {
             return Ok(procs);
         }
     }
+    let _ = r;
     Ok(vec![pid])
 }
 
-#[cfg(not(target_os = "linux"))]
-fn list_processes(_: &Record, _: i32) -> Result<Vec<i32>, StatsError> {
-    Err(StatsError::Unsupported)
-}
-
-#[cfg(target_os = "linux")]
 fn read_usage(roots: &crate::paths::Roots, r: &Record, pid: i32) -> Result<Usage, StatsError> {
-    use crate::backend::native::cgroups::Cgroup;
-    use crate::run::options::Network;
+    #[cfg(target_os = "linux")]
     if r.kind == Kind::Native {
-        let cg = Cgroup::of_container(&r.id);
-        let (memory, memory_limit) = cg.memory();
-        let (block_read, block_write) = cg.block_io();
-        let (net_rx, net_tx) = if matches!(r.options.network, Network::Host) {
-            (0, 0)
-        } else {
-            linux::net_dev(pid)
-        };
-        return Ok(Usage {
-            cpu_ns: cg.cpu_ns(),
-            memory,
-            memory_limit,
-            pids: cg.pids(),
-            net_rx,
-            net_tx,
-            block_read,
-            block_write,
-        });
+        return Ok(native_usage(r, pid));
     }
-    let (block_read, block_write) = linux::process_io(pid);
-    // The guest's own memory as its process publishes it; that process's resident memory
-    // (engine and code included) if it has not yet.
+    // wasm: the guest's own memory as its process publishes it (that process's resident
+    // memory, engine and code included, until it has); its CPU time and storage I/O.
     let published = crate::backend::wasm::limits::gauge::read(
         &crate::lifecycle::containers(roots)
             .dir_of(&r.id)
             .join(super::supervise::GUEST_MEMORY),
     );
+    #[cfg(target_os = "linux")]
+    let ((block_read, block_write), cpu_ns, rss) = (
+        linux::process_io(pid),
+        linux::process_cpu_ns(pid),
+        linux::process_rss(pid),
+    );
+    #[cfg(windows)]
+    let ((block_read, block_write), cpu_ns, rss) =
+        ((0, 0), crate::sys::process_cpu_ns(pid).unwrap_or(0), 0);
+    #[cfg(not(any(target_os = "linux", windows)))]
+    let ((block_read, block_write), cpu_ns, rss) = {
+        let _ = pid;
+        return Err(StatsError::Unsupported);
+    };
     Ok(Usage {
-        cpu_ns: linux::process_cpu_ns(pid),
-        memory: published.unwrap_or_else(|| linux::process_rss(pid)),
+        cpu_ns,
+        memory: published.unwrap_or(rss),
         memory_limit: r.options.limits.memory,
         pids: 1,
         net_rx: 0,
@@ -117,9 +107,28 @@ fn read_usage(roots: &crate::paths::Roots, r: &Record, pid: i32) -> Result<Usage
     })
 }
 
-#[cfg(not(target_os = "linux"))]
-fn read_usage(_: &crate::paths::Roots, _: &Record, _: i32) -> Result<Usage, StatsError> {
-    Err(StatsError::Unsupported)
+#[cfg(target_os = "linux")]
+fn native_usage(r: &Record, pid: i32) -> Usage {
+    use crate::backend::native::cgroups::Cgroup;
+    use crate::run::options::Network;
+    let cg = Cgroup::of_container(&r.id);
+    let (memory, memory_limit) = cg.memory();
+    let (block_read, block_write) = cg.block_io();
+    let (net_rx, net_tx) = if matches!(r.options.network, Network::Host) {
+        (0, 0)
+    } else {
+        linux::net_dev(pid)
+    };
+    Usage {
+        cpu_ns: cg.cpu_ns(),
+        memory,
+        memory_limit,
+        pids: cg.pids(),
+        net_rx,
+        net_tx,
+        block_read,
+        block_write,
+    }
 }
 
 /// The host's memory, which Docker shows as the limit of a container that has none.

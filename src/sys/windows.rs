@@ -158,6 +158,20 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     (ok != 0).then(|| (u64::from(created.dwHighDateTime) << 32) | u64::from(created.dwLowDateTime))
 }
 
+/// CPU time (user + kernel) process `pid` has used, in nanoseconds.
+pub fn process_cpu_ns(pid: i32) -> Option<u64> {
+    let p = Process::open(pid, PROCESS_QUERY_LIMITED_INFORMATION).ok()?;
+    let zero = FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    };
+    let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
+    // SAFETY: the handle is open; the four FILETIMEs are ours to write.
+    let ok = unsafe { GetProcessTimes(p.0, &mut created, &mut exited, &mut kernel, &mut user) };
+    let ticks = |t: FILETIME| (u64::from(t.dwHighDateTime) << 32) | u64::from(t.dwLowDateTime);
+    (ok != 0).then(|| (ticks(kernel) + ticks(user)) * 100)
+}
+
 fn wide(s: &str) -> Vec<u16> {
     s.encode_utf16().chain(std::iter::once(0)).collect()
 }

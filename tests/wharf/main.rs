@@ -19,6 +19,7 @@ mod native;
 mod network;
 #[cfg(target_os = "linux")]
 mod operate;
+mod operate_guests;
 mod package;
 mod plugin;
 mod portable;

@@ -397,3 +397,66 @@ fn a_wasi_0_3_image_runs_detached_with_logs_wait_and_rm() {
     assert!(out.contains("arg[1]=x"), "{out}");
     assert_eq!(w.ok(&["ps", "-a", "-q"]), "");
 }
+
+#[test]
+fn a_wasm_guests_stats_events_info_and_version_on_every_host() {
+    let w = Wharf::new();
+    let grow = w.path("grow40.wat");
+    std::fs::write(&grow, crate::operate_guests::GROW_40_MIB).unwrap();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let version: serde_json::Value =
+        serde_json::from_str(&w.ok(&["version", "-f", "json"])).unwrap();
+    assert_eq!(
+        version["Client"]["Os"],
+        if windows() { "windows" } else { "linux" }
+    );
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "g40",
+        "-m",
+        "100m",
+        &host_path(&grow),
+    ]);
+    // The guest's linear memory, as the engine counts it, against its --memory.
+    let reading = || -> serde_json::Value {
+        let out = w.ok(&["stats", "--no-stream", "--format", "json", "g40"]);
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    eventually(20, "the guest's 40 MiB", || {
+        reading()["MemoryBytes"] == 40 << 20
+    });
+    let r = reading();
+    assert_eq!(r["MemUsage"], "40MiB / 100MiB", "{r}");
+    assert_eq!(r["PIDs"], "1");
+    assert!(r["CPUTimeNs"].as_u64().is_some(), "{r}");
+    let info: serde_json::Value = serde_json::from_str(&w.ok(&["info", "-f", "json"])).unwrap();
+    assert_eq!(info["ContainersRunning"], 1, "{info}");
+    assert_eq!(info["Native"]["Available"], !windows());
+    assert!(info["Wasmtime"].as_str().unwrap().starts_with("48."));
+    w.ok(&["rm", "-f", "g40"]);
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let actions = w.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "container=g40",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = actions.lines().filter(|a| *a != "kill").collect();
+    assert_eq!(actions, ["create", "start", "die", "destroy"]);
+}
