@@ -10,6 +10,7 @@ macro_rules! outln {
     }};
 }
 
+mod attach;
 mod completion;
 mod compose;
 mod cp;
@@ -130,6 +131,8 @@ enum Command {
     Top(top::Args),
     /// Show what happens to containers, images, networks and volumes (past and live).
     Events(events::Args),
+    /// Follow a running detached container's output until it ends, and exit with its code.
+    Attach(attach::Args),
     /// Show a container's published ports.
     Port(port::Args),
     /// Copy files between a container and the host.
@@ -220,6 +223,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(a) => stats::run(&ctx, a),
         Command::Top(a) => top::run(&ctx, a),
         Command::Events(a) => events::run(&ctx, a),
+        Command::Attach(a) => return attach::run(&ctx, a),
         Command::Port(a) => port::run(&ctx, a),
         Command::Cp(a) => cp::run(&ctx, a),
         Command::Diff(a) => export::diff(&ctx, a),

@@ -219,6 +219,7 @@ impl Row {
             "CPUTimeNs": self.usage.as_ref().map(|u| u.cpu_ns),
             "MemoryBytes": self.usage.as_ref().map(|u| u.memory),
             "MemoryLimitBytes": self.limit,
+            "Requests": self.usage.as_ref().and_then(|u| u.requests),
         })
     }
 }

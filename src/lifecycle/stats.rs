@@ -26,6 +26,8 @@ pub struct Usage {
     /// Bytes read from and written to block devices.
     pub block_read: u64,
     pub block_write: u64,
+    /// wasi:http requests a wasm server answered (none for other containers).
+    pub requests: Option<u64>,
 }
 
 /// Why a container's usage cannot be read.
@@ -97,7 +99,10 @@ fn read_usage(roots: &crate::paths::Roots, r: &Record, pid: i32) -> Result<Usage
     };
     Ok(Usage {
         cpu_ns,
-        memory: published.unwrap_or(rss),
+        memory: published.map_or(rss, |(m, _)| m),
+        requests: published
+            .map(|(_, n)| n)
+            .filter(|_| !r.options.ports.is_empty()),
         memory_limit: r.options.limits.memory,
         pids: 1,
         net_rx: 0,
@@ -128,6 +133,7 @@ fn native_usage(r: &Record, pid: i32) -> Usage {
         net_tx,
         block_read,
         block_write,
+        requests: None,
     }
 }
 

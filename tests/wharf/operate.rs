@@ -286,6 +286,19 @@ fn port_shows_published_ports_for_wasm_servers() {
         &wasm("http-hello.wasm"),
     ]);
     assert_eq!(w.ok(&["port", "web"]).trim(), "8080/tcp -> 127.0.0.1:18097");
+    // stats counts the requests the server answered.
+    eventually(20, "the server", || {
+        std::net::TcpStream::connect(("127.0.0.1", 18097)).is_ok()
+    });
+    for _ in 0..3 {
+        assert_eq!(crate::wasm::http(18097, "GET", "/", "").0, 200);
+    }
+    let r: serde_json::Value = serde_json::from_str(
+        w.ok(&["stats", "--no-stream", "--format", "json", "web"])
+            .trim(),
+    )
+    .unwrap();
+    assert_eq!(r["Requests"], 3, "{r}");
     assert_eq!(w.ok(&["port", "web", "8080/tcp"]).trim(), "127.0.0.1:18097");
     let e = w.fails(&["port", "web", "81"], 125);
     assert!(e.contains("no public port"), "{e}");
@@ -1048,5 +1061,54 @@ fn diff_export_and_update_work_on_a_containers_own_state() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("next start"));
     assert_eq!(inspect(&w, "guest")["Backend"]["Limits"]["Fuel"], 5000);
     w.ok(&["rm", "-f", "changed", "live", "guest"]);
+    assert_clean(&w);
+}
+
+#[test]
+fn attach_follows_output_passes_signals_and_exits_with_the_code() {
+    let _serial = serial();
+    let w = busybox();
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "later",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; echo out; echo err >&2; exit 7",
+    ]);
+    let out = w.run(&["attach", "later"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    let e = w.fails(&["attach", "later"], 125);
+    assert!(e.contains("stopped container"), "{e}");
+    // Ctrl-C reaches the container, which ends as it chooses.
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "trapper",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo got INT; exit 3' INT; echo ready; while :; do sleep 0.1; done",
+    ]);
+    let mut attach = w
+        .cmd(&["attach", "trapper"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(attach.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = attach.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got INT\n");
+    w.ok(&["rm", "later", "trapper"]);
     assert_clean(&w);
 }

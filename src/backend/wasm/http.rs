@@ -282,6 +282,7 @@ impl Server {
     ) -> hyper::Response<HyperOutgoingBody> {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         let result = self.clone().call(req).await;
+        super::limits::gauge::served();
         if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.idle.notify_waiters();
         }

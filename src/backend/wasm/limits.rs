@@ -84,7 +84,14 @@ pub mod gauge {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     static IN_USE: AtomicUsize = AtomicUsize::new(0);
+    static REQUESTS: AtomicUsize = AtomicUsize::new(0);
     static PUBLISHED: OnceLock<std::fs::File> = OnceLock::new();
+
+    /// A wasi:http request answered (`stats` shows how many).
+    pub fn served() {
+        REQUESTS.fetch_add(1, Ordering::Relaxed);
+        publish(in_use());
+    }
 
     /// Bytes of guest memory (linear memories and tables) live in this process.
     pub fn in_use() -> usize {
@@ -103,8 +110,8 @@ pub mod gauge {
         publish(now);
     }
 
-    /// From now on, keep `file` holding the figure (a fixed-width decimal line, written at
-    /// offset 0 so a reader never sees a mix of two figures' lengths).
+    /// From now on, keep `file` holding the figures (memory, requests: fixed-width decimals
+    /// on one line, written at offset 0 so a reader never sees a mix of two lengths).
     pub fn publish_to(file: std::fs::File) {
         if PUBLISHED.set(file).is_ok() {
             publish(in_use());
@@ -113,7 +120,8 @@ pub mod gauge {
 
     fn publish(value: usize) {
         if let Some(f) = PUBLISHED.get() {
-            let line = format!("{value:>20}\n");
+            let requests = REQUESTS.load(Ordering::Relaxed);
+            let line = format!("{value:>20} {requests:>20}\n");
             #[cfg(unix)]
             let _ = std::os::unix::fs::FileExt::write_at(f, line.as_bytes(), 0);
             #[cfg(windows)]
@@ -121,9 +129,12 @@ pub mod gauge {
         }
     }
 
-    /// The figure a guest's process published in `path`, if any.
-    pub fn read(path: &std::path::Path) -> Option<u64> {
-        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    /// What a guest's process published in `path`, if anything: its memory in bytes and
+    /// the wasi:http requests it answered.
+    pub fn read(path: &std::path::Path) -> Option<(u64, u64)> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+        Some((fields.next()??, fields.next().flatten().unwrap_or(0)))
     }
 }
 
