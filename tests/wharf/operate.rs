@@ -1095,7 +1095,7 @@ fn attach_follows_output_passes_signals_and_exits_with_the_code() {
         "-c",
         "trap 'echo got INT; exit 3' INT; echo ready; while :; do sleep 0.1; done",
     ]);
-    let mut attach = w
+    let attach = w
         .cmd(&["attach", "trapper"])
         .stdout(std::process::Stdio::piped())
         .spawn()
