@@ -22,6 +22,7 @@ mod format;
 mod history;
 mod image;
 mod images;
+mod import;
 mod info;
 mod inspect;
 mod load;
@@ -141,6 +142,8 @@ enum Command {
     Diff(export::DiffArgs),
     /// Write a container's root filesystem as a tar archive.
     Export(export::ExportArgs),
+    /// Make a one-layer image from a root filesystem tarball.
+    Import(import::Args),
     /// Give a container another name.
     Rename(rename::Args),
     /// Change containers' limits and restart policy (a running native one's at once).
@@ -228,6 +231,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cp(a) => cp::run(&ctx, a),
         Command::Diff(a) => export::diff(&ctx, a),
         Command::Export(a) => export::export(&ctx, a),
+        Command::Import(a) => import::run(&ctx, a),
         Command::Rename(a) => rename::run(&ctx, a),
         Command::Update(a) => update::run(&ctx, a),
         Command::Version(a) => version::run(a),

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod blob;
 pub mod content;
 pub mod credentials;
+pub mod import;
 pub mod layout;
 pub mod media;
 pub mod package;

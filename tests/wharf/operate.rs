@@ -1112,3 +1112,87 @@ fn attach_follows_output_passes_signals_and_exits_with_the_code() {
     w.ok(&["rm", "later", "trapper"]);
     assert_clean(&w);
 }
+
+#[test]
+fn import_makes_an_image_of_a_tarball_and_refuses_what_is_not_one() {
+    let _serial = serial();
+    let w = busybox();
+    // export's output, gzipped by the system's gzip, imported with changes.
+    w.ok(&[
+        "run",
+        "--name",
+        "src",
+        "busybox",
+        "sh",
+        "-c",
+        "echo imported > /hello",
+    ]);
+    let tar = w.path("src.tar");
+    w.ok(&["export", "-o", &s(&tar), "src"]);
+    sh(Command::new("gzip").arg("-k").arg(&tar));
+    let digest = w.ok(&[
+        "import",
+        "-c",
+        r#"CMD ["cat", "/hello"]"#,
+        "-c",
+        "ENV GREETING=hi",
+        "-m",
+        "from export",
+        &format!("{}.gz", s(&tar)),
+        "imported:1",
+    ]);
+    assert!(digest.trim().starts_with("sha256:"), "{digest}");
+    assert_eq!(w.ok(&["run", "--rm", "imported:1"]), "imported\n");
+    assert_eq!(
+        w.ok(&["run", "--rm", "imported:1", "sh", "-c", "echo $GREETING"]),
+        "hi\n"
+    );
+    assert_eq!(
+        w.ok(&[
+            "history",
+            "--format",
+            "{{.CreatedBy}}|{{.Comment}}",
+            "imported:1"
+        ])
+        .trim(),
+        "wharf import|from export"
+    );
+    // A tarball Debian's tar made, from standard input.
+    let dir = w.path("tree");
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    std::fs::write(dir.join("etc/motd"), "made by tar\n").unwrap();
+    let made = w.path("made.tar");
+    sh(Command::new("tar")
+        .arg("-cf")
+        .arg(&made)
+        .arg("-C")
+        .arg(&dir)
+        .arg("."));
+    let out = w
+        .cmd(&["import", "-", "plain:1"])
+        .stdin(std::fs::File::open(&made).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: serde_json::Value = serde_json::from_str(&w.ok(&["inspect", "plain:1"])).unwrap();
+    assert_eq!(config[0]["Os"], "linux");
+    // Not an archive: refused, nothing of it kept.
+    let blobs = w.blob_count();
+    let bad = w.path("bad.tar");
+    std::fs::write(
+        &bad,
+        "this is not a tarball at all, not even close to 512 bytes",
+    )
+    .unwrap();
+    let e = w.fails(&["import", &s(&bad), "bad:1"], 125);
+    assert!(e.contains("not a tar archive"), "{e}");
+    assert_eq!(w.blob_count(), blobs);
+    let e = w.fails(&["import", "-c", "RUN make", &s(&made)], 125);
+    assert!(e.contains("RUN"), "{e}");
+    w.ok(&["rm", "src"]);
+    assert_clean(&w);
+}
