@@ -46,6 +46,9 @@ struct ManifestOut<'a> {
     layers: &'a [oci_spec::image::Descriptor],
 }
 
+/// How a stored archive is read back uncompressed.
+type Decoder = fn(std::fs::File) -> io::Result<Box<dyn Read>>;
+
 /// Store the archive read from `input` as a one-layer image, named `name` if given.
 /// Returns the image's digest.
 pub fn import(
@@ -73,18 +76,17 @@ pub fn import(
         }
         w.write_chunk(&buf[..n]).map_err(StoreError::from)?;
     }
-    let (layer_type, decoder): (&str, fn(std::fs::File) -> io::Result<Box<dyn Read>>) =
-        if head.starts_with(&[0x1f, 0x8b]) {
-            (media::OCI_LAYER_GZIP, |f| {
-                Ok(Box::new(flate2::read::GzDecoder::new(f)))
-            })
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            (media::OCI_LAYER_ZSTD, |f| {
-                Ok(Box::new(zstd::stream::read::Decoder::new(f)?))
-            })
-        } else {
-            (media::OCI_LAYER_TAR, |f| Ok(Box::new(f)))
-        };
+    let (layer_type, decoder): (&str, Decoder) = if head.starts_with(&[0x1f, 0x8b]) {
+        (media::OCI_LAYER_GZIP, |f| {
+            Ok(Box::new(flate2::read::GzDecoder::new(f)))
+        })
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        (media::OCI_LAYER_ZSTD, |f| {
+            Ok(Box::new(zstd::stream::read::Decoder::new(f)?))
+        })
+    } else {
+        (media::OCI_LAYER_TAR, |f| Ok(Box::new(f)))
+    };
     let (digest, size) = store.commit(w)?;
     let layer = descriptor(layer_type, digest.clone(), size);
     let uncompressed = decoder(store.open_blob(&digest)?)?;
