@@ -15,6 +15,7 @@
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cap_std::fs::{Dir, Metadata};
 
@@ -34,7 +35,9 @@ impl Side {
     /// Docker's reading of a `cp` argument: `CONTAINER:PATH` unless it names a local path
     /// (starts with `/` or `.`, or has no `:`; `./a:b` is the file `a:b`).
     pub fn parse(arg: &str) -> Side {
-        if arg.starts_with('/') || arg.starts_with('.') {
+        let drive = cfg!(windows)
+            && matches!(arg.as_bytes(), [d, b':', b'\\' | b'/', ..] if d.is_ascii_alphabetic());
+        if arg.starts_with('/') || arg.starts_with('.') || drive {
             return Side::Host(PathBuf::from(arg));
         }
         match arg.split_once(':') {
@@ -86,6 +89,14 @@ pub fn copy(
     to: &Side,
     opts: CopyOptions,
 ) -> Result<Copied, LifecycleError> {
+    if [from, to]
+        .iter()
+        .any(|s| **s == Side::Host(PathBuf::from("-")))
+    {
+        return Err(invalid(
+            "copying a tar stream from standard input or to standard output (-) is not supported yet: give a path",
+        ));
+    }
     let containers = session.containers();
     match (from, to) {
         (Side::Container { container, path }, Side::Host(dest)) => {
@@ -116,6 +127,19 @@ struct ContainerFs {
     rel: Vec<OsString>,
     /// How messages name where it is.
     shown: String,
+    /// A stopped container's root mounted for the copy: unmounted when this goes (before
+    /// the container's lock, which the caller holds longer).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    mounted: Option<PathBuf>,
+}
+
+impl Drop for ContainerFs {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Some(at) = &self.mounted {
+            crate::backend::native::hide_root(at);
+        }
+    }
 }
 
 impl ContainerFs {
@@ -160,6 +184,7 @@ impl ContainerFs {
                 root,
                 rel: comps[at.len()..].to_vec(),
                 shown: format!("{name}:{path}"),
+                mounted: None,
             });
         }
         if r.kind == Kind::Wasm {
@@ -167,11 +192,17 @@ impl ContainerFs {
                 "{name} is a wasm container: {path} is not on one of its volumes; its other files are its image's, read-only to it (copy to or from a -v volume's path)"
             )));
         }
-        let root = native_root(session, r, dir, running)?;
+        if r.state.is_active() && !running {
+            return Err(invalid(format!(
+                "{name} is starting or restarting: try again in a moment"
+            )));
+        }
+        let (root, mounted) = native_root(session, r, dir, running)?;
         Ok(ContainerFs {
             root,
             rel: comps,
             shown: format!("{name}:{path}"),
+            mounted,
         })
     }
 }
@@ -182,26 +213,41 @@ fn native_root(
     r: &Record,
     dir: &Path,
     running: bool,
-) -> Result<Dir, LifecycleError> {
-    let at = if running {
+) -> Result<(Dir, Option<PathBuf>), LifecycleError> {
+    if running {
         let pid = r.state.workload().unwrap_or(0);
-        PathBuf::from(format!("/proc/{pid}/root"))
-    } else {
-        let store = session.store()?;
-        let platform = r.platform.as_deref().and_then(|p| p.parse().ok());
-        let prepared = crate::run::prepare(&store, &r.target, &r.options, platform.as_ref())?;
+        let at = PathBuf::from(format!("/proc/{pid}/root"));
+        let root = Dir::open_ambient_dir(&at, cap_std::ambient_authority())
+            .map_err(io_at(at.display()))?;
+        // Still the container's process after the open: a pid reused in between (the
+        // container gone, another process in its place) is not taken for it.
+        if r.state.workload() != Some(pid) {
+            return Err(invalid(format!("{} ended meanwhile", r.shown_name())));
+        }
+        return Ok((root, None));
+    }
+    let store = session.store()?;
+    let platform = r.platform.as_deref().and_then(|p| p.parse().ok());
+    let prepared = crate::run::prepare(&store, &r.target, &r.options, platform.as_ref())?;
+    let (at, mounted) =
         crate::backend::native::show_stopped_root(dir, &prepared.layers).map_err(|e| {
             LifecycleError::Io {
                 what: format!("showing {}'s files", r.shown_name()),
                 cause: io::Error::other(e.to_string()),
             }
-        })?
-    };
-    Dir::open_ambient_dir(&at, cap_std::ambient_authority()).map_err(io_at(at.display()))
+        })?;
+    let root =
+        Dir::open_ambient_dir(&at, cap_std::ambient_authority()).map_err(io_at(at.display()))?;
+    Ok((root, mounted.then_some(at)))
 }
 
 #[cfg(not(target_os = "linux"))]
-fn native_root(_: &Session, r: &Record, _: &Path, _: bool) -> Result<Dir, LifecycleError> {
+fn native_root(
+    _: &Session,
+    r: &Record,
+    _: &Path,
+    _: bool,
+) -> Result<(Dir, Option<PathBuf>), LifecycleError> {
     Err(invalid(format!(
         "{} is a native Linux container: its files are reachable on a Linux host only",
         r.shown_name()
@@ -337,21 +383,27 @@ fn copy_out(
     };
     let mut copied = Copied::default();
     // (directory in the container, entry name in it or None for the directory itself,
-    //  what it is, where it goes on the host)
-    let mut todo: Vec<(Dir, Option<OsString>, Metadata, PathBuf)> =
-        vec![(found.parent, found.name, found.meta, target)];
+    //  what it is, where it goes on the host). A directory is shared by its entries: one
+    //  descriptor each, however many entries wait.
+    let mut todo: Vec<(Arc<Dir>, Option<OsString>, Metadata, PathBuf)> =
+        vec![(Arc::new(found.parent), found.name, found.meta, target)];
     while let Some((parent, name, meta, host)) = todo.pop() {
         let shown = host.display().to_string();
         let ft = meta.file_type();
         if ft.is_dir() {
             let dir = match &name {
-                Some(n) => parent.open_dir(n).map_err(io_at(&fs.shown))?,
+                Some(n) => Arc::new(parent.open_dir(n).map_err(io_at(&fs.shown))?),
                 None => parent,
             };
-            match std::fs::create_dir(&host) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && host.is_dir() => {}
-                Err(e) => return Err(io_at(&shown)(e)),
+            // Never through what is there already unless it is a real directory: a link
+            // left by an earlier copy (the container's own symlink) is replaced, not used.
+            match std::fs::symlink_metadata(&host) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    std::fs::remove_file(&host).map_err(io_at(&shown))?;
+                    std::fs::create_dir(&host).map_err(io_at(&shown))?;
+                }
+                Err(_) => std::fs::create_dir(&host).map_err(io_at(&shown))?,
             }
             set_host_mode(&host, &meta, opts)?;
             for entry in dir.entries().map_err(io_at(&fs.shown))? {
@@ -359,23 +411,24 @@ fn copy_out(
                 let child = entry.file_name();
                 let m = dir.symlink_metadata(&child).map_err(io_at(&fs.shown))?;
                 let into = host.join(&child);
-                todo.push((
-                    dir.try_clone().map_err(io_at(&fs.shown))?,
-                    Some(child),
-                    m,
-                    into,
-                ));
+                todo.push((dir.clone(), Some(child), m, into));
             }
         } else if ft.is_symlink() {
             let n = name.expect("a symlink has a name");
             let link = crate::sys::read_link(&parent, &n).map_err(io_at(&fs.shown))?;
-            let _ = std::fs::remove_file(&host);
+            clear_host_entry(&host)?;
             host_symlink(&link, &host).map_err(io_at(&shown))?;
             copied.files += 1;
         } else if ft.is_file() {
             let n = name.expect("a file has a name");
-            let mut from = parent.open(&n).map_err(io_at(&fs.shown))?;
-            let mut to = std::fs::File::create(&host).map_err(io_at(&shown))?;
+            let mut from = open_regular(&parent, &n).map_err(io_at(&fs.shown))?;
+            clear_host_entry(&host)?;
+            // Made new, never opened through a link.
+            let mut to = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&host)
+                .map_err(io_at(&shown))?;
             copied.bytes += io::copy(&mut from, &mut to).map_err(io_at(&shown))?;
             copied.files += 1;
             drop(to);
@@ -386,6 +439,42 @@ fn copy_out(
         }
     }
     Ok(copied)
+}
+
+/// Remove what is at `host` unless it is a directory (which a file must not replace).
+fn clear_host_entry(host: &Path) -> Result<(), LifecycleError> {
+    match std::fs::symlink_metadata(host) {
+        Ok(m) if m.is_dir() => Err(invalid(format!(
+            "cannot overwrite the directory {} with a non-directory",
+            host.display()
+        ))),
+        Ok(_) => std::fs::remove_file(host).map_err(io_at(host.display())),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Open `name` in `parent` for reading only if it is a regular file now: a FIFO or device
+/// swapped in after the listing is neither waited on nor read (opened without blocking,
+/// then checked on the open handle).
+pub(super) fn open_regular(parent: &Dir, name: &OsStr) -> io::Result<cap_std::fs::File> {
+    let mut o = cap_std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use cap_std::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+    }
+    let f = parent.open_with(name, &o)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is no longer a regular file",
+                std::path::Path::new(name).display()
+            ),
+        ));
+    }
+    Ok(f)
 }
 
 #[cfg(unix)]
@@ -487,8 +576,8 @@ fn copy_tree_in(
     opts: CopyOptions,
 ) -> Result<Copied, LifecycleError> {
     let mut copied = Copied::default();
-    let mut todo: Vec<(PathBuf, std::fs::Metadata, Dir, Option<OsString>)> =
-        vec![(src.to_path_buf(), src_meta.clone(), parent, name)];
+    let mut todo: Vec<(PathBuf, std::fs::Metadata, Arc<Dir>, Option<OsString>)> =
+        vec![(src.to_path_buf(), src_meta.clone(), Arc::new(parent), name)];
     let err = |e: io::Error| io_at(&fs.shown)(e);
     while let Some((host, meta, parent, name)) = todo.pop() {
         let ft = meta.file_type();
@@ -505,18 +594,13 @@ fn copy_tree_in(
                         Err(_) => parent.create_dir(n).map_err(err)?,
                     }
                     set_container_mode(&parent, n, &meta, opts)?;
-                    parent.open_dir(n).map_err(err)?
+                    Arc::new(parent.open_dir(n).map_err(err)?)
                 }
             };
             for entry in std::fs::read_dir(&host).map_err(io_at(host.display()))? {
                 let entry = entry.map_err(io_at(host.display()))?;
                 let m = entry.metadata().map_err(io_at(entry.path().display()))?;
-                todo.push((
-                    entry.path(),
-                    m,
-                    dir.try_clone().map_err(err)?,
-                    Some(entry.file_name()),
-                ));
+                todo.push((entry.path(), m, dir.clone(), Some(entry.file_name())));
             }
             continue;
         }

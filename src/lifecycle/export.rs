@@ -7,6 +7,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use cap_std::fs::Dir;
+
 use super::{LifecycleError, Session};
 use crate::container::Record;
 use crate::dispatch::Kind;
@@ -32,12 +34,103 @@ pub fn export(session: &Session, id: &str, out: &mut dyn Write) -> Result<Record
         what: format!("exporting {}", l.record.shown_name()),
         cause,
     };
+    let dir = Dir::open_ambient_dir(&root, cap_std::ambient_authority()).map_err(io)?;
     let mut tar = tar::Builder::new(out);
-    tar.follow_symlinks(false);
-    tar.mode(tar::HeaderMode::Complete);
-    tar.append_dir_all(".", &root).map_err(io)?;
+    write_tree(&dir, &mut tar).map_err(io)?;
     tar.finish().map_err(io)?;
     Ok(l.record.clone())
+}
+
+/// Every entry under `root` into `tar`, walked on directory handles: a name is looked up in
+/// its directory only, never followed (a running container swapping a directory for a
+/// symlink to `/` meanwhile leads nowhere outside `root`); a file is read only if it is
+/// a regular file once open. Sockets are left out, as Docker does.
+fn write_tree<W: Write>(root: &Dir, tar: &mut tar::Builder<W>) -> std::io::Result<()> {
+    use std::sync::Arc;
+    let mut todo: Vec<(Arc<Dir>, PathBuf)> = vec![(Arc::new(root.try_clone()?), PathBuf::new())];
+    while let Some((dir, at)) = todo.pop() {
+        let mut names = Vec::new();
+        for e in dir.entries()? {
+            names.push(e?.file_name());
+        }
+        names.sort();
+        for name in names {
+            let Ok(m) = dir.symlink_metadata(&name) else {
+                continue; // gone meanwhile
+            };
+            let path = at.join(&name);
+            let mut h = header(&m);
+            let ft = m.file_type();
+            if ft.is_dir() {
+                h.set_entry_type(tar::EntryType::Directory);
+                tar.append_data(&mut h, &path, std::io::empty())?;
+                if let Ok(child) = dir.open_dir(&name) {
+                    todo.push((Arc::new(child), path));
+                }
+            } else if ft.is_symlink() {
+                let target = crate::sys::read_link(&dir, &name)?;
+                h.set_entry_type(tar::EntryType::Symlink);
+                tar.append_link(&mut h, &path, &target)?;
+            } else if ft.is_file() {
+                let Ok(f) = super::copy::open_regular(&dir, &name) else {
+                    continue; // no longer a regular file
+                };
+                let size = f.metadata()?.len();
+                h.set_size(size);
+                h.set_entry_type(tar::EntryType::Regular);
+                // Exactly `size` bytes even if it changes while read.
+                let body = std::io::Read::take(
+                    std::io::Read::chain(std::io::Read::take(f, size), std::io::repeat(0)),
+                    size,
+                );
+                tar.append_data(&mut h, &path, body)?;
+            } else if let Some(kind) = special(&m) {
+                h.set_entry_type(kind);
+                tar.append_data(&mut h, &path, std::io::empty())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A tar header with `m`'s mode, owner and time (GNU format, as Docker writes).
+fn header(m: &cap_std::fs::Metadata) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(0);
+    #[cfg(unix)]
+    {
+        use cap_std::fs::MetadataExt;
+        h.set_mode(m.mode() & 0o7777);
+        h.set_uid(m.uid().into());
+        h.set_gid(m.gid().into());
+        h.set_mtime(u64::try_from(m.mtime()).unwrap_or(0));
+        let rdev = m.rdev();
+        let _ = h.set_device_major(((rdev >> 8) & 0xfff) as u32 | ((rdev >> 32) & !0xfff) as u32);
+        let _ = h.set_device_minor((rdev & 0xff) as u32 | ((rdev >> 12) & !0xff) as u32);
+    }
+    #[cfg(not(unix))]
+    let _ = m;
+    h
+}
+
+/// The tar type of a device or FIFO (`None`: a socket, which is not archived).
+fn special(m: &cap_std::fs::Metadata) -> Option<tar::EntryType> {
+    #[cfg(unix)]
+    {
+        use cap_std::fs::FileTypeExt;
+        let ft = m.file_type();
+        if ft.is_char_device() {
+            return Some(tar::EntryType::Char);
+        }
+        if ft.is_block_device() {
+            return Some(tar::EntryType::Block);
+        }
+        if ft.is_fifo() {
+            return Some(tar::EntryType::Fifo);
+        }
+    }
+    let _ = m;
+    None
 }
 
 /// One change: `A` added, `C` changed, `D` deleted, and the path in the container.
@@ -52,15 +145,21 @@ pub fn diff(session: &Session, id: &str) -> Result<Vec<Change>, LifecycleError> 
     let layers = layers_of(session, &l.record)?;
     let upper = l.dir().join("upper");
     let mut out = Vec::new();
-    let mut todo: Vec<(PathBuf, String)> = vec![(upper.clone(), String::new())];
+    // Walked on directory handles: a directory the container swaps for a symlink meanwhile
+    // lists nothing of the host's.
+    let Ok(top) = Dir::open_ambient_dir(&upper, cap_std::ambient_authority()) else {
+        return Ok(out);
+    };
+    let mut dirs: Vec<String> = Vec::new();
+    let mut todo: Vec<(Dir, String)> = vec![(top, String::new())];
     while let Some((dir, at)) = todo.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+        let Ok(entries) = dir.entries() else {
             continue;
         };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let path = format!("{at}/{name}");
-            let Ok(meta) = e.path().symlink_metadata() else {
+            let Ok(meta) = dir.symlink_metadata(e.file_name()) else {
                 continue;
             };
             let in_image = layers.iter().any(|root| exists_in(root, &path));
@@ -68,13 +167,16 @@ pub fn diff(session: &Session, id: &str) -> Result<Vec<Change>, LifecycleError> 
                 // Made to bind the container's own files on: not a change it made.
                 continue;
             }
-            if is_whiteout(&meta) {
+            if is_whiteout_cap(&meta) {
                 out.push(('D', path));
                 continue;
             }
             out.push((if in_image { 'C' } else { 'A' }, path.clone()));
-            if meta.is_dir() {
-                todo.push((e.path(), path));
+            if meta.is_dir()
+                && let Ok(child) = dir.open_dir(e.file_name())
+            {
+                dirs.push(path.clone());
+                todo.push((child, path));
             }
         }
     }
@@ -82,9 +184,7 @@ pub fn diff(session: &Session, id: &str) -> Result<Vec<Change>, LifecycleError> 
     // A directory of the image copied up only to hold those mount points changed nothing.
     let listed: Vec<String> = out.iter().map(|(_, p)| p.clone()).collect();
     out.retain(|(kind, p)| {
-        *kind != 'C'
-            || !upper.join(p.trim_start_matches('/')).is_dir()
-            || listed.iter().any(|q| q.starts_with(&format!("{p}/")))
+        *kind != 'C' || !dirs.contains(p) || listed.iter().any(|q| q.starts_with(&format!("{p}/")))
     });
     Ok(out)
 }
@@ -113,6 +213,17 @@ fn is_whiteout(m: &std::fs::Metadata) -> bool {
 
 #[cfg(not(unix))]
 fn is_whiteout(_: &std::fs::Metadata) -> bool {
+    false
+}
+
+#[cfg(unix)]
+fn is_whiteout_cap(m: &cap_std::fs::Metadata) -> bool {
+    use cap_std::fs::{FileTypeExt, MetadataExt};
+    m.file_type().is_char_device() && m.rdev() == 0
+}
+
+#[cfg(not(unix))]
+fn is_whiteout_cap(_: &cap_std::fs::Metadata) -> bool {
     false
 }
 

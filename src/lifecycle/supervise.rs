@@ -73,8 +73,10 @@ pub fn supervise(
         }
         if remove {
             // `--rm`: the record goes now; nothing needs to know how it ended.
-            if let Ok(l) = containers.lock(id) {
-                l.event("die", &[("exitCode", code.to_string())]);
+            if let Ok(mut l) = containers.lock(id) {
+                // (Removing a container whose record says running records its `die`, with
+                // this code.)
+                l.record.state.exit_code = Some(i32::from(code));
                 let _ = containers.remove(l);
             }
         } else if let Ok(mut l) = containers.lock(id) {

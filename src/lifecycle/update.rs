@@ -34,6 +34,7 @@ pub enum Applied {
 /// Apply `u` to container `id`.
 pub fn update(containers: &Containers, id: &str, u: &Update) -> Result<Applied, LifecycleError> {
     let mut l = containers.lock(id)?;
+    let before = l.record.options.clone();
     let r = &mut l.record;
     if r.auto_remove && u.restart.is_some_and(|p| p != RestartPolicy::No) {
         return Err(LifecycleError::Invalid(
@@ -61,13 +62,24 @@ pub fn update(containers: &Containers, id: &str, u: &Update) -> Result<Applied, 
         r.restart = p;
     }
     let running = r.state.is_active() && r.state.workload().is_some();
-    let applied = if running && r.kind == Kind::Native {
-        apply_live(&r.id, &r.options)?;
+    let live = running && r.kind == Kind::Native;
+    if live && let Err(e) = apply_live(&r.id, &r.options) {
+        // The cgroup takes one file at a time: what was written before the refusal goes
+        // back to what the record (unchanged) says.
+        let _ = apply_live(&r.id, &before);
+        return Err(e);
+    }
+    if let Err(e) = l.save() {
+        if live {
+            let _ = apply_live(&l.record.id, &before);
+        }
+        return Err(e.into());
+    }
+    let applied = if live {
         Applied::Now
     } else {
         Applied::NextStart
     };
-    l.save()?;
     l.event("update", &[]);
     Ok(applied)
 }

@@ -628,6 +628,52 @@ fn cp_copies_both_ways_and_never_out_of_the_container() {
     }
     w.ok(&["rm", "-f", "hostile"]);
 
+    // A link the container made is copied as a link; when the container then puts a file
+    // there, the next copy replaces the host's link instead of writing through it.
+    let trap = format!("/tmp/wharf-cp-trap-{}", std::process::id());
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "switch",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("ln -s {trap} /report; exec sleep 100"),
+    ]);
+    eventually(10, "the link", || {
+        w.run(&["exec", "switch", "test", "-L", "/report"])
+            .status
+            .success()
+    });
+    let out = host.join("report");
+    w.ok(&["cp", "switch:/report", &s(&out)]);
+    assert!(
+        std::fs::symlink_metadata(&out)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    w.ok(&[
+        "exec",
+        "switch",
+        "sh",
+        "-c",
+        "rm /report; echo data > /report; mkfifo /pipe",
+    ]);
+    w.ok(&["cp", "switch:/report", &s(&out)]);
+    assert!(
+        !std::path::Path::new(&trap).exists(),
+        "written through the host's link"
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "data\n");
+    // A FIFO is not copied (and not waited on).
+    let o = w.run(&["cp", "switch:/pipe", &s(&host.join("pipe"))]);
+    assert!(o.status.success() && !host.join("pipe").exists());
+    w.ok(&["rm", "-f", "switch"]);
+    let e = w.fails(&["cp", "-", "app:/x"], 125);
+    assert!(e.contains("not supported"), "{e}");
+
     // wasm: its volumes, not its image's files.
     w.ok(&["volume", "create", "wdata"]);
     w.ok(&[
@@ -688,6 +734,11 @@ fn events_are_durable_ordered_and_followed_live() {
             });
         }
     });
+    // A foreground --rm run: one die, with its code.
+    let out = w.run(&[
+        "run", "--rm", "--name", "evrm", "busybox", "sh", "-c", "exit 4",
+    ]);
+    assert_eq!(out.status.code(), Some(4));
     w.ok(&["volume", "create", "evvol"]);
     w.ok(&["volume", "rm", "evvol"]);
     w.ok(&["tag", "busybox", "evtag:1"]);
@@ -722,6 +773,21 @@ fn events_are_durable_ordered_and_followed_live() {
             .collect();
         assert_eq!(mine, ["create", "start", "die", "destroy"], "{name}");
     }
+    let rm: Vec<String> = followed
+        .iter()
+        .filter(|e| e["Actor"]["Attributes"]["name"] == "evrm")
+        .map(|e| {
+            format!(
+                "{}{}",
+                e["Action"].as_str().unwrap(),
+                e["Actor"]["Attributes"]["exitCode"]
+                    .as_str()
+                    .map(|c| format!(" {c}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(rm, ["create", "start", "die 4", "destroy"]);
     let actions = |kind: &str| -> Vec<String> {
         followed
             .iter()

@@ -19,7 +19,7 @@ pub mod seal;
 
 pub use child::Overrides;
 mod mounts;
-pub use mounts::{show_root_read_only, show_stopped_root};
+pub use mounts::{hide_root, show_root_read_only, show_stopped_root};
 mod seccomp;
 mod tty;
 mod user;

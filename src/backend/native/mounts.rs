@@ -996,12 +996,21 @@ pub fn show_root_read_only(state_dir: &Path, layers: &[LayerDir]) -> Result<Path
     Ok(at)
 }
 
+/// Take away what [`show_stopped_root`] mounted (before the container's lock is given up:
+/// a start must not find its upper directory in use).
+pub fn hide_root(at: &Path) {
+    let _ = umount2(at, MntFlags::MNT_DETACH);
+}
+
 /// Show a stopped container's root filesystem at `STATE_DIR/rootfs` to this process only
 /// (`wharf cp`): this process moves to a mount namespace of its own first, so the mount
 /// is never seen on the host and goes when the process ends, however it ends. The caller
 /// holds the container's lock (no start can mount the same upper directory meanwhile).
 /// Returns the directory to open.
-pub fn show_stopped_root(state_dir: &Path, layers: &[LayerDir]) -> Result<PathBuf, NativeError> {
+pub fn show_stopped_root(
+    state_dir: &Path,
+    layers: &[LayerDir],
+) -> Result<(PathBuf, bool), NativeError> {
     let rootfs = state_dir.join("rootfs");
     let state = |what: &str, e: nix::Error| NativeError::State {
         path: rootfs.clone(),
@@ -1010,7 +1019,7 @@ pub fn show_stopped_root(state_dir: &Path, layers: &[LayerDir]) -> Result<PathBu
     // Made by a copy (layers that cannot be stacked): the files are the directory's own.
     let copied = fs::read_dir(&rootfs).is_ok_and(|mut d| d.next().is_some());
     if copied || layers.is_empty() && !state_dir.join("upper").is_dir() {
-        return Ok(rootfs);
+        return Ok((rootfs, false));
     }
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| state("a private mount namespace", e))?;
@@ -1037,7 +1046,7 @@ pub fn show_stopped_root(state_dir: &Path, layers: &[LayerDir]) -> Result<PathBu
             None::<&str>,
         )
         .map_err(|e| state("bind-mounting the container's files", e))?;
-        return Ok(rootfs);
+        return Ok((rootfs, true));
     }
     let layers_dir = layers[0]
         .root
@@ -1075,7 +1084,7 @@ pub fn show_stopped_root(state_dir: &Path, layers: &[LayerDir]) -> Result<PathBu
         let _ = chdir(&cwd);
     }
     mounted.map_err(|e| state("mounting the container's root filesystem", e))?;
-    Ok(rootfs)
+    Ok((rootfs, true))
 }
 
 #[cfg(test)]

@@ -86,11 +86,12 @@ pub mod gauge {
     static IN_USE: AtomicUsize = AtomicUsize::new(0);
     static REQUESTS: AtomicUsize = AtomicUsize::new(0);
     static PUBLISHED: OnceLock<std::fs::File> = OnceLock::new();
+    static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     /// A wasi:http request answered (`stats` shows how many).
     pub fn served() {
         REQUESTS.fetch_add(1, Ordering::Relaxed);
-        publish(in_use());
+        publish();
     }
 
     /// Bytes of guest memory (linear memories and tables) live in this process.
@@ -99,28 +100,29 @@ pub mod gauge {
     }
 
     pub(super) fn add(delta: usize) {
-        let now = IN_USE.fetch_add(delta, Ordering::Relaxed) + delta;
-        publish(now);
+        IN_USE.fetch_add(delta, Ordering::Relaxed);
+        publish();
     }
 
     pub(super) fn sub(delta: usize) {
-        let now = IN_USE
-            .fetch_sub(delta.min(in_use()), Ordering::Relaxed)
-            .saturating_sub(delta);
-        publish(now);
+        IN_USE.fetch_sub(delta.min(in_use()), Ordering::Relaxed);
+        publish();
     }
 
     /// From now on, keep `file` holding the figures (memory, requests: fixed-width decimals
     /// on one line, written at offset 0 so a reader never sees a mix of two lengths).
     pub fn publish_to(file: std::fs::File) {
         if PUBLISHED.set(file).is_ok() {
-            publish(in_use());
+            publish();
         }
     }
 
-    fn publish(value: usize) {
+    fn publish() {
         if let Some(f) = PUBLISHED.get() {
-            let requests = REQUESTS.load(Ordering::Relaxed);
+            // Read and written under one lock: two threads never leave an older figure
+            // written after a newer one.
+            let _order = WRITING.lock().unwrap_or_else(|p| p.into_inner());
+            let (value, requests) = (in_use(), REQUESTS.load(Ordering::Relaxed));
             let line = format!("{value:>20} {requests:>20}\n");
             #[cfg(unix)]
             let _ = std::os::unix::fs::FileExt::write_at(f, line.as_bytes(), 0);
