@@ -25,6 +25,9 @@ pub const ANNOTATION_STOP_SIGNAL: &str = "org.opencontainers.image.stopSignal";
 pub const ANNOTATION_USER: &str = "dev.wharf.user";
 /// Annotation asking for the init reaper as pid 1.
 pub const ANNOTATION_INIT: &str = "dev.wharf.init";
+/// `--add-host`/`--dns*` (JSON of `NameOptions`): applied to the container's /etc/hosts and
+/// /etc/resolv.conf once wharf has written them.
+pub const ANNOTATION_NAMES: &str = "dev.wharf.names";
 /// `--group-add`: more supplementary groups, comma-separated names or numbers, resolved in
 /// the container's /etc/group.
 pub const ANNOTATION_GROUP_ADD: &str = "dev.wharf.group-add";
@@ -329,6 +332,12 @@ fn apply_native(spec: &mut Spec, opts: &RunOptions) -> Result<(), BundleError> {
     }
     if !n.group_add.is_empty() {
         annotations.insert(ANNOTATION_GROUP_ADD.into(), n.group_add.join(","));
+    }
+    if !opts.names.is_empty() {
+        annotations.insert(
+            ANNOTATION_NAMES.into(),
+            serde_json::to_string(&opts.names).expect("names serialise"),
+        );
     }
     spec.set_annotations(Some(annotations));
     if let Some(linux) = spec.linux_mut() {

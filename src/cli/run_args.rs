@@ -145,6 +145,18 @@ pub struct Args {
     /// Memory soft limit, e.g. 32m (native).
     #[arg(long, value_parser = parse_size, value_name = "BYTES")]
     pub(crate) memory_reservation: Option<u64>,
+    /// Another /etc/hosts entry NAME:IP (native).
+    #[arg(long, value_name = "NAME:IP")]
+    pub(crate) add_host: Vec<String>,
+    /// A name server for /etc/resolv.conf, replacing the default ones (native).
+    #[arg(long, value_name = "IP")]
+    pub(crate) dns: Vec<std::net::IpAddr>,
+    /// A search domain for /etc/resolv.conf (native).
+    #[arg(long, value_name = "DOMAIN")]
+    pub(crate) dns_search: Vec<String>,
+    /// A resolver option for /etc/resolv.conf, e.g. ndots:2 (native).
+    #[arg(long, alias = "dns-opt", value_name = "OPTION")]
+    pub(crate) dns_option: Vec<String>,
     /// IPC namespace: private (default) or host (native).
     #[arg(long, value_parser = ["private", "shareable", "host"], value_name = "MODE")]
     pub(crate) ipc: Option<String>,
@@ -325,6 +337,17 @@ impl Args {
             interactive: self.interactive,
             tty: self.tty,
             stop_signal: self.stop_signal.clone(),
+            names: wharf::run::options::NameOptions {
+                extra_hosts: self
+                    .add_host
+                    .iter()
+                    .map(|h| wharf::run::options::NameOptions::parse_host(h))
+                    .collect::<Result<_, _>>()
+                    .map_err(anyhow::Error::msg)?,
+                dns: self.dns.clone(),
+                dns_search: self.dns_search.clone(),
+                dns_options: self.dns_option.clone(),
+            },
             native: NativeOptions {
                 user: self.user.clone(),
                 hostname: self.hostname.clone(),

@@ -618,6 +618,25 @@ impl Project {
         if let Some(p) = scalar(&limits["pids"]).or_else(|| scalar(&svc["pids_limit"])) {
             o.native.pids_limit = Some(parsed("pids_limit", &p).map_err(err)?);
         }
+        for h in strings(&svc["extra_hosts"]).into_iter().chain(
+            svc["extra_hosts"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k}:{}", scalar(v).unwrap_or_default())),
+        ) {
+            let h = crate::run::options::NameOptions::parse_host(&h)
+                .map_err(|e| err(format!("extra_hosts: {e}")))?;
+            o.names.extra_hosts.push(h);
+        }
+        for d in strings(&svc["dns"]) {
+            o.names.dns.push(
+                d.parse()
+                    .map_err(|_| err(format!("dns: {d:?} is not an IP address")))?,
+            );
+        }
+        o.names.dns_search = strings(&svc["dns_search"]);
+        o.names.dns_options = strings(&svc["dns_opt"]);
         if let Some(s) = scalar(&svc["shm_size"]) {
             o.native.shm_size = Some(parse_size(&s).map_err(|e| err(format!("shm_size: {e}")))?);
         }
@@ -752,10 +771,6 @@ const UNSUPPORTED: &[&str] = &[
     "build",
     "configs",
     "secrets",
-    "dns",
-    "dns_search",
-    "dns_opt",
-    "extra_hosts",
     "links",
     "external_links",
     "logging",
@@ -1165,6 +1180,10 @@ mod tests {
     mem_reservation: 32m
     memswap_limit: -1
     ipc: host
+    extra_hosts: ['db:10.0.0.5']
+    dns: 1.1.1.1
+    dns_search: [corp.example]
+    dns_opt: [ndots:2]
 ",
             &[],
         );
@@ -1177,6 +1196,14 @@ mod tests {
         assert_eq!(n.memory_reservation, Some(32 << 20));
         assert_eq!(n.memory_swap, Some(-1));
         assert!(n.ipc_host && !n.pid_host);
+        let names = &p.service("db").unwrap().request.options.names;
+        assert_eq!(
+            names.extra_hosts,
+            [("db".to_string(), "10.0.0.5".parse().unwrap())]
+        );
+        assert_eq!(names.dns, ["1.1.1.1".parse::<std::net::IpAddr>().unwrap()]);
+        assert_eq!(names.dns_search, ["corp.example"]);
+        assert_eq!(names.dns_options, ["ndots:2"]);
         let (_d, bad) = project("services:\n  x:\n    image: x\n    pid: 'service:y'\n", &[]);
         let e = bad.unwrap().service("x").err().unwrap().to_string();
         assert!(e.contains("pid"), "{e}");

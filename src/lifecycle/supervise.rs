@@ -290,6 +290,7 @@ fn network_up(
             ip: opts.ip,
             connected: &opts.connected,
             ports: &ports,
+            names: &opts.names,
         };
         let (att, held) =
             crate::network::attach(&session.roots, dir, &req).map_err(|e| e.to_string())?;

@@ -48,6 +48,9 @@ pub struct Attachment {
     pub hostname: String,
     pub endpoints: Vec<Endpoint>,
     pub ports: Vec<Published>,
+    /// `--add-host`, `--dns*`: kept so that every rewrite of the /etc files has them.
+    #[serde(default)]
+    pub names: crate::run::options::NameOptions,
 }
 
 impl Attachment {
@@ -81,6 +84,8 @@ pub struct Request<'a> {
     pub connected: &'a [Connection],
     /// Published ports (host port 0: any free one).
     pub ports: &'a [PortMapping],
+    /// `--add-host`, `--dns*`.
+    pub names: &'a crate::run::options::NameOptions,
 }
 
 fn netavark(roots: &Roots) -> Result<Netavark, NetworkError> {
@@ -160,6 +165,7 @@ pub fn attach(
         hostname: req.hostname.to_string(),
         endpoints: Vec::new(),
         ports: ports.clone(),
+        names: req.names.clone(),
     };
     let result = (|| {
         att.save(dir)?;
@@ -387,6 +393,7 @@ pub fn connect(
         ip: conn.ip,
         connected: &[],
         ports: &[],
+        names: &att.names.clone(),
     };
     let ep = setup_one(
         &networks,
@@ -463,6 +470,7 @@ fn write_etc(dir: &Path, att: &Attachment) -> Result<(), NetworkError> {
             resolv.push_str(&format!("search {}\n", search.join(" ")));
         }
     }
+    let (hosts, resolv) = att.names.apply(&hosts, &resolv);
     for (name, text) in [("hosts", hosts), ("resolv.conf", resolv)] {
         let path = dir.join(name);
         fs::write(&path, text).map_err(|source| NetworkError::Io { path, source })?;

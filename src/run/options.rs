@@ -582,6 +582,97 @@ pub struct RunOptions {
     #[serde(default)]
     pub stop_signal: Option<String>,
     pub native: NativeOptions,
+    /// `--add-host`, `--dns`, `--dns-search`, `--dns-option`.
+    #[serde(default)]
+    pub names: NameOptions,
+}
+
+/// What a native container's /etc/hosts and /etc/resolv.conf get besides wharf's own
+/// entries: `--add-host NAME:IP` lines, and `--dns`/`--dns-search`/`--dns-option`, which
+/// replace the name servers, search domains and options.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameOptions {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<(String, IpAddr)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<IpAddr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
+}
+
+impl NameOptions {
+    /// Whether any is set.
+    pub fn is_empty(&self) -> bool {
+        self == &NameOptions::default()
+    }
+
+    /// `--add-host NAME:IP` (Docker's; `NAME=IP` too). An IPv6 address may be in brackets.
+    pub fn parse_host(s: &str) -> Result<(String, IpAddr), String> {
+        let (name, ip) = s
+            .split_once('=')
+            .or_else(|| s.split_once(':'))
+            .ok_or_else(|| format!("invalid --add-host {s:?}: expected NAME:IP"))?;
+        let ip = ip.trim_start_matches('[').trim_end_matches(']');
+        let dns_name = name.len() <= 253
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        if name.is_empty() || !dns_name {
+            return Err(format!(
+                "invalid --add-host {s:?}: {name:?} is not a host name"
+            ));
+        }
+        let ip: IpAddr = ip.parse().map_err(|_| {
+            format!("invalid --add-host {s:?}: {ip:?} is not an IP address (host-gateway is not supported)")
+        })?;
+        Ok((name.to_string(), ip))
+    }
+
+    /// `hosts` with the extra entries added, and `resolv` with the name servers, search
+    /// domains and options replaced where any is given.
+    pub fn apply(&self, hosts: &str, resolv: &str) -> (String, String) {
+        let mut h = hosts.to_string();
+        if !h.is_empty() && !h.ends_with('\n') {
+            h.push('\n');
+        }
+        for (name, ip) in &self.extra_hosts {
+            h.push_str(&format!("{ip}\t{name}\n"));
+        }
+        let mut r = String::new();
+        for line in resolv.lines() {
+            let key = line.split_whitespace().next().unwrap_or_default();
+            let replaced = (key == "nameserver" && !self.dns.is_empty())
+                || ((key == "search" || key == "domain") && !self.dns_search.is_empty())
+                || (key == "options" && !self.dns_options.is_empty());
+            if !replaced {
+                r.push_str(line);
+                r.push('\n');
+            }
+        }
+        for ip in &self.dns {
+            r.push_str(&format!("nameserver {ip}\n"));
+        }
+        if !self.dns_search.is_empty() {
+            r.push_str(&format!("search {}\n", self.dns_search.join(" ")));
+        }
+        if !self.dns_options.is_empty() {
+            r.push_str(&format!("options {}\n", self.dns_options.join(" ")));
+        }
+        (h, r)
+    }
+
+    /// Apply to the `hosts` and `resolv.conf` files in `dir` (a container's).
+    pub fn apply_to(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap_or_default();
+        let (hosts, resolv) = self.apply(&read("hosts"), &read("resolv.conf"));
+        std::fs::write(dir.join("hosts"), hosts)?;
+        std::fs::write(dir.join("resolv.conf"), resolv)
+    }
 }
 
 /// The largest id a process may take: `(uid_t)-1` means "leave unchanged" to
@@ -822,6 +913,38 @@ mod tests {
                 .unwrap_err()
                 .contains("out of range")
         );
+    }
+
+    #[test]
+    fn names_add_hosts_and_replace_resolvers() {
+        let n = NameOptions {
+            extra_hosts: vec![
+                NameOptions::parse_host("db:10.0.0.5").unwrap(),
+                NameOptions::parse_host("v6=[::1]").unwrap(),
+            ],
+            dns: vec!["1.1.1.1".parse().unwrap()],
+            dns_search: vec!["corp.example".into()],
+            dns_options: vec!["ndots:2".into()],
+        };
+        let (h, r) = n.apply(
+            "127.0.0.1\tlocalhost",
+            "# written\nnameserver 8.8.8.8\nsearch home\noptions edns0\n",
+        );
+        assert_eq!(h, "127.0.0.1\tlocalhost\n10.0.0.5\tdb\n::1\tv6\n");
+        assert_eq!(
+            r,
+            "# written\nnameserver 1.1.1.1\nsearch corp.example\noptions ndots:2\n"
+        );
+        for bad in [
+            "nohost",
+            "x:notanip",
+            ":1.2.3.4",
+            "bad name:1.2.3.4",
+            "gw:host-gateway",
+        ] {
+            assert!(NameOptions::parse_host(bad).is_err(), "{bad}");
+        }
+        assert!(NameOptions::default().is_empty());
     }
 
     #[test]

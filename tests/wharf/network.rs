@@ -341,6 +341,30 @@ fn native_containers_reach_each_other_by_name_and_alias_and_publish_ports() {
     );
     let gateway = settings["Networks"]["app"]["Gateway"].as_str().unwrap();
     assert!(out.contains(&format!("nameserver {gateway}")), "{out}");
+    // --add-host and --dns-search/--dns-option on a network: over its own files (its name
+    // server kept, as no --dns replaces it).
+    let files = host.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "app",
+        "--add-host",
+        "legacy:10.9.9.9",
+        "--dns-search",
+        "corp.example",
+        "--dns-option",
+        "ndots:2",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+    ]);
+    assert!(files.contains("10.9.9.9\tlegacy\n"), "{files}");
+    assert!(files.contains(&format!("nameserver {gateway}")), "{files}");
+    assert!(
+        files.contains("search corp.example\n") && files.contains("options ndots:2\n"),
+        "{files}"
+    );
     assert_eq!(
         settings["Networks"]["app"]["MacAddress"]
             .as_str()

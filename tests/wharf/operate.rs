@@ -1010,6 +1010,45 @@ fn run_flags_docker_users_reach_for() {
     );
     let out = run(&["busybox", "readlink", "/proc/self/ns/ipc"]);
     assert_ne!(out.trim(), ns("ipc").display().to_string());
+    // /etc/hosts and resolv.conf: extra entries, and name servers replaced.
+    let files = run(&[
+        "--add-host",
+        "db:10.1.2.3",
+        "--add-host",
+        "v6host=[::1]",
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "corp.example",
+        "--dns-option",
+        "ndots:2",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+    ]);
+    for line in [
+        "10.1.2.3\tdb\n",
+        "::1\tv6host\n",
+        "nameserver 192.0.2.53\n",
+        "search corp.example\n",
+        "options ndots:2\n",
+    ] {
+        assert!(files.contains(line), "{line:?} in {files}");
+    }
+    assert_eq!(files.matches("nameserver").count(), 1, "{files}");
+    let e = w.fails(
+        &[
+            "run",
+            "--rm",
+            "--add-host",
+            "gw:host-gateway",
+            "busybox",
+            "true",
+        ],
+        125,
+    );
+    assert!(e.contains("host-gateway"), "{e}");
     w.ok(&["volume", "rm", "mvol"]);
     assert_clean(&w);
 }

@@ -829,10 +829,8 @@ impl Task for Service {
 
     fn close_io(&self, _ctx: &TtrpcContext, req: CloseIORequest) -> TtrpcResult<Empty> {
         if req.stdin {
-            self.with(&req.id, |c| {
-                c.process(&req.exec_id)?.io.close_stdin();
-                Ok(())
-            })?;
+            let closer = self.with(&req.id, |c| Ok(c.process(&req.exec_id)?.io.stdin_closer()))?;
+            closer.close();
         }
         Ok(Empty::new())
     }

@@ -14,6 +14,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,8 @@ pub struct Io {
     /// Where the shim writes the process's stdin (a pipe, or the pty master): taken by
     /// CloseIO.
     stdin: Arc<Mutex<Option<File>>>,
+    /// While the relay copies the stdin FIFO: CloseIO lets it drain first.
+    relaying: Arc<AtomicBool>,
     /// The pty master, for ResizePty.
     console: Option<Arc<File>>,
     /// A `binary://` logger.
@@ -297,7 +300,7 @@ impl Prepared {
                 .map_err(|e| StdioError::Console(e.to_string()))?;
             *io.stdin.lock().unwrap() = Some(writer);
             if let Some(fifo) = self.stdin_fifo.take() {
-                relay_stdin(name, fifo, io.stdin.clone(), false);
+                relay_stdin(name, fifo, io.stdin.clone(), io.relaying.clone(), false);
             }
             if let Some(fifo) = self.stdout_fifo.take() {
                 let out = open_output("stdout", &fifo)?;
@@ -310,7 +313,7 @@ impl Prepared {
         }
         if let (Some(fifo), Some(w)) = (self.stdin_fifo.take(), self.stdin_pipe.take()) {
             *io.stdin.lock().unwrap() = Some(w);
-            relay_stdin(name, fifo, io.stdin.clone(), true);
+            relay_stdin(name, fifo, io.stdin.clone(), io.relaying.clone(), true);
         }
         Ok(io)
     }
@@ -390,10 +393,26 @@ fn receive_master(listener: &UnixListener) -> Result<File, StdioError> {
 /// Copies the stdin FIFO into the process (pipe or pty) until the client closes it. The open
 /// waits for a writer here, on this thread, never in an RPC. `close_at_end`: end the
 /// process's input at EOF (a pipe; a pty stays).
-fn relay_stdin(name: &str, fifo: String, to: Arc<Mutex<Option<File>>>, close_at_end: bool) {
-    let _ = std::thread::Builder::new()
+fn relay_stdin(
+    name: &str,
+    fifo: String,
+    to: Arc<Mutex<Option<File>>>,
+    relaying: Arc<AtomicBool>,
+    close_at_end: bool,
+) {
+    relaying.store(true, Ordering::SeqCst);
+    let done = relaying.clone();
+    let spawned = std::thread::Builder::new()
         .name(format!("stdin {name}"))
         .spawn(move || {
+            // Whatever way it ends, CloseIO stops waiting for it.
+            struct Done(Arc<AtomicBool>);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.store(false, Ordering::SeqCst);
+                }
+            }
+            let _done = Done(done);
             if let Ok(mut from) = File::open(&fifo) {
                 let mut buf = vec![0u8; 32 * 1024];
                 loop {
@@ -412,6 +431,9 @@ fn relay_stdin(name: &str, fifo: String, to: Arc<Mutex<Option<File>>>, close_at_
                 to.lock().unwrap().take();
             }
         });
+    if spawned.is_err() {
+        relaying.store(false, Ordering::SeqCst);
+    }
 }
 
 /// Copies the pty master to the stdout FIFO until the terminal closes (EIO once every slave
@@ -426,11 +448,36 @@ fn relay_output(name: &str, mut from: File, mut to: File) {
 }
 
 impl Io {
-    /// CloseIO: the process sees the end of its input.
-    pub fn close_stdin(&self) {
+    /// CloseIO: what closes stdin (used without holding the shim's container table: its
+    /// wait must not hold up other calls). The process sees the end of its input after what
+    /// the client wrote before asking (ctr closes its end of the FIFO, then calls CloseIO):
+    /// the relay gets a moment to drain the FIFO, as runc's shim closes only its own end and
+    /// lets the copy finish. A client that keeps the FIFO open is not waited for long.
+    pub fn stdin_closer(&self) -> StdinCloser {
+        StdinCloser {
+            stdin: self.stdin.clone(),
+            relaying: self.relaying.clone(),
+        }
+    }
+}
+
+/// Closes a process's stdin once its relay has drained (or after half a second).
+pub struct StdinCloser {
+    stdin: Arc<Mutex<Option<File>>>,
+    relaying: Arc<AtomicBool>,
+}
+
+impl StdinCloser {
+    pub fn close(self) {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while self.relaying.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         self.stdin.lock().unwrap().take();
     }
+}
 
+impl Io {
     /// ResizePty.
     pub fn resize(&self, width: u32, height: u32) -> Result<(), String> {
         let Some(master) = &self.console else {
@@ -453,7 +500,8 @@ impl Io {
 
     /// Once the process is gone: a logger gets a moment to drain, then is stopped.
     pub fn release(&mut self) {
-        self.close_stdin();
+        // The process is gone: nothing is waited for.
+        self.stdin.lock().unwrap().take();
         if let Some(pid) = self.logger.take() {
             let pid = nix::unistd::Pid::from_raw(pid as i32);
             let deadline = Instant::now() + Duration::from_secs(2);

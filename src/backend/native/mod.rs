@@ -228,6 +228,16 @@ fn run_in(r: &NativeRun<'_>, state_dir: &Path) -> Result<Exit, NativeError> {
     } else {
         mounts::write_etc_files(state_dir, &hostname, !private_network)
     };
+    // `--add-host`, `--dns*`: over what was written (a network's files carry them already).
+    let names: Option<crate::run::options::NameOptions> = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(bundle::ANNOTATION_NAMES))
+        .and_then(|j| serde_json::from_str(j).ok());
+    let etc = etc.and_then(|()| match names.filter(|_| !joined_network) {
+        Some(n) => n.apply_to(state_dir),
+        None => Ok(()),
+    });
     etc.map_err(|source| NativeError::State {
         path: state_dir.to_path_buf(),
         source,
