@@ -42,8 +42,8 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
     }
 }
 
-fn prune(ctx: &Session, all: bool) -> anyhow::Result<()> {
-    let store = ctx.store()?;
+/// The digests of the images no container uses: every one with `all`, else the untagged.
+pub fn unused(store: &wharf::image::Store, all: bool) -> anyhow::Result<Vec<String>> {
     let used: HashSet<String> = store.in_use().into_iter().filter_map(|u| u.image).collect();
     let mut doomed: Vec<String> = store
         .images()?
@@ -54,6 +54,12 @@ fn prune(ctx: &Session, all: bool) -> anyhow::Result<()> {
         .collect();
     doomed.sort();
     doomed.dedup();
+    Ok(doomed)
+}
+
+fn prune(ctx: &Session, all: bool) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    let doomed = unused(&store, all)?;
     let mut reclaimed = 0;
     if !doomed.is_empty() {
         outln!("Deleted Images:");

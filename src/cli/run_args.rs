@@ -10,7 +10,7 @@ use wharf::image::platform::PlatformSpec;
 use wharf::lifecycle::CreateRequest;
 use wharf::run::options::{
     DeviceMapping, HealthConfig, Limits, NativeOptions, Network, PortMapping, RunOptions, Ulimit,
-    Volume, parse_cpus, parse_duration, parse_env, parse_env_file, parse_size,
+    Volume, parse_cpus, parse_duration, parse_env, parse_env_file, parse_size, parse_swap,
 };
 
 #[derive(Debug, clap::Args)]
@@ -464,14 +464,6 @@ fn parse_mount(s: &str) -> anyhow::Result<Mounted> {
             "type {other:?}: wharf mounts bind, volume and tmpfs"
         ))),
     }
-}
-
-/// `--memory-swap`: a size, or -1 for unlimited swap.
-fn parse_swap(s: &str) -> Result<i64, String> {
-    if s == "-1" {
-        return Ok(-1);
-    }
-    parse_size(s).map(|b| b as i64).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

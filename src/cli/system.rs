@@ -79,15 +79,7 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
             containers.remove_leftovers()?;
             outln!("Deleted {removed} stopped containers");
             if all {
-                let used: HashSet<String> =
-                    store.in_use().into_iter().filter_map(|u| u.image).collect();
-                let mut images: Vec<String> = store
-                    .images()?
-                    .iter()
-                    .map(|i| i.digest().to_string())
-                    .filter(|d| !used.contains(d))
-                    .collect();
-                images.dedup();
+                let images = super::image::unused(&store, true)?;
                 for d in &images {
                     store.remove(d, false)?;
                 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use wharf::container::RestartPolicy;
 use wharf::lifecycle::update::{Applied, Update, update};
-use wharf::run::options::{parse_cpus, parse_duration, parse_size};
+use wharf::run::options::{parse_cpus, parse_duration, parse_size, parse_swap};
 
 use super::Session;
 
@@ -45,13 +45,6 @@ pub struct Args {
     /// The containers.
     #[arg(required = true)]
     containers: Vec<String>,
-}
-
-fn parse_swap(s: &str) -> Result<i64, String> {
-    if s == "-1" {
-        return Ok(-1);
-    }
-    parse_size(s).map(|b| b as i64).map_err(|e| e.to_string())
 }
 
 pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {

@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 use sha2::Digest;
 
 use crate::lifecycle::CreateRequest;
-use crate::run::options::{HealthConfig, Network, parse_cpus, parse_size};
+use crate::run::options::{HealthConfig, Network, parse_cpus, parse_size, parse_swap};
 
 pub use interpolate::{interpolate, parse_dotenv};
 
@@ -650,11 +650,8 @@ impl Project {
                 Some(parse_size(&r).map_err(|e| err(format!("mem_reservation: {e}")))?);
         }
         if let Some(s) = scalar(&svc["memswap_limit"]) {
-            o.native.memory_swap = Some(if s == "-1" {
-                -1
-            } else {
-                parse_size(&s).map_err(|e| err(format!("memswap_limit: {e}")))? as i64
-            });
+            o.native.memory_swap =
+                Some(parse_swap(&s).map_err(|e| err(format!("memswap_limit: {e}")))?);
         }
         for (key, host) in [
             ("ipc", &mut o.native.ipc_host),

@@ -642,6 +642,17 @@ fn copy_tree_in(
     Ok(copied)
 }
 
+/// Who owns what is copied in: the container's root, or with `-a` the source's owner.
+#[cfg(unix)]
+fn owner(meta: &std::fs::Metadata, opts: CopyOptions) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    if opts.archive {
+        (meta.uid(), meta.gid())
+    } else {
+        (0, 0)
+    }
+}
+
 /// A file copied in: the source's mode; owned by the container's root, or with `-a` by the
 /// source's owner.
 #[cfg(unix)]
@@ -651,11 +662,7 @@ fn set_file_mode(
     opts: CopyOptions,
 ) -> Result<(), LifecycleError> {
     use std::os::unix::fs::MetadataExt;
-    let (uid, gid) = if opts.archive {
-        (meta.uid(), meta.gid())
-    } else {
-        (0, 0)
-    };
+    let (uid, gid) = owner(meta, opts);
     let _ = crate::sys::fchown(f, uid, gid);
     crate::sys::fchmod(f, meta.mode() & 0o7777).map_err(io_at("setting a copied file's mode"))
 }
@@ -670,11 +677,7 @@ fn set_container_mode(
 ) -> Result<(), LifecycleError> {
     use cap_std::fs::PermissionsExt as _;
     use std::os::unix::fs::MetadataExt;
-    let (uid, gid) = if opts.archive {
-        (meta.uid(), meta.gid())
-    } else {
-        (0, 0)
-    };
+    let (uid, gid) = owner(meta, opts);
     let _ = crate::sys::lchown(parent, name, uid, gid);
     // (cap-std resolves `name` inside `parent`: swapped for a symlink meanwhile, it still
     // cannot lead out of it.)

@@ -124,11 +124,18 @@ fn native_usage(r: &Record, pid: i32) -> Usage {
     } else {
         linux::net_dev(pid)
     };
+    // One read of the cgroup's figures for CPU time and processes (`pids.current`, else
+    // counted).
+    let figures = cg.stats();
+    let pids = figures["pids"]["current"]
+        .as_u64()
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| cg.procs().len() as u64);
     Usage {
-        cpu_ns: cg.cpu_ns(),
+        cpu_ns: figures["cpu"]["usage"]["total"].as_u64().unwrap_or(0),
         memory,
         memory_limit,
-        pids: cg.pids(),
+        pids,
         net_rx,
         net_tx,
         block_read,

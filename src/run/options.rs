@@ -36,6 +36,14 @@ pub enum OptionError {
 }
 
 /// A byte count as Docker's flags spell it (`64m`, `1g`, `512k`, `1024`).
+/// `--memory-swap` (compose `memswap_limit`): a size, or -1 for unlimited swap.
+pub fn parse_swap(s: &str) -> Result<i64, OptionError> {
+    if s == "-1" {
+        return Ok(-1);
+    }
+    parse_size(s).map(|b| b as i64)
+}
+
 pub fn parse_size(s: &str) -> Result<u64, OptionError> {
     let t = s.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').filter(|r| !r.is_empty()).unwrap_or(&t);

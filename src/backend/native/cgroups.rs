@@ -311,19 +311,6 @@ impl Cgroup {
         (usage.saturating_sub(inactive.unwrap_or(0)), limit)
     }
 
-    /// CPU time the cgroup's processes used, in nanoseconds.
-    pub fn cpu_ns(&self) -> u64 {
-        self.stats()["cpu"]["usage"]["total"].as_u64().unwrap_or(0)
-    }
-
-    /// Processes in the cgroup now (`pids.current`, else counted).
-    pub fn pids(&self) -> u64 {
-        self.stats()["pids"]["current"]
-            .as_u64()
-            .filter(|n| *n > 0)
-            .unwrap_or(self.procs().len() as u64)
-    }
-
     /// The cgroup whose directories are `dirs` (as recorded when it was made).
     pub fn from_dirs(dirs: Vec<PathBuf>) -> Cgroup {
         let v2 = dirs.len() == 1 && !dirs[0].starts_with(Path::new(ROOT).join("memory"));

@@ -931,16 +931,7 @@ pub fn show_root_read_only(state_dir: &Path, layers: &[LayerDir]) -> Result<Path
         // Layers that could not be stacked were copied: the files are the root's own.
         return Ok(rootfs);
     }
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-        .map_err(|e| state("a private mount namespace", e))?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| state("making mounts private", e))?;
+    private_mount_namespace().map_err(|(what, e)| state(what, e))?;
     fs::create_dir_all(&at).map_err(|source| NativeError::State {
         path: at.clone(),
         source,
@@ -965,13 +956,44 @@ pub fn show_root_read_only(state_dir: &Path, layers: &[LayerDir]) -> Result<Path
         .map_err(|e| state("making them read-only", e))?;
         return Ok(at);
     }
+    mount_layers(layers, &at, Some(&upper), None, MsFlags::MS_RDONLY)
+        .map_err(|(what, e)| state(what, e))?;
+    Ok(at)
+}
+
+/// Move this process to a mount namespace of its own whose mounts propagate nowhere: what
+/// it mounts then is seen by no one else and goes when the process ends.
+fn private_mount_namespace() -> Result<(), (&'static str, nix::Error)> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| ("a private mount namespace", e))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| ("making mounts private", e))
+}
+
+/// Mount `layers` (lowest first) as an overlay at `at`, for this process's `wharf cp` or
+/// `export`: `top` stacked above them as another lower layer, `upper_work` as the upper
+/// and work directories. The layers are named relative to their directory (entered for
+/// the mount), to stay within the page-size limit on mount options.
+fn mount_layers(
+    layers: &[LayerDir],
+    at: &Path,
+    top: Option<&Path>,
+    upper_work: Option<&(PathBuf, PathBuf)>,
+    flags: MsFlags,
+) -> Result<(), (&'static str, nix::Error)> {
     let layers_dir = layers[0]
         .root
         .parent()
         .and_then(Path::parent)
         .unwrap_or(Path::new("/"))
         .to_path_buf();
-    let mut lowers = vec![upper.display().to_string()];
+    let mut lowers: Vec<String> = top.map(|t| t.display().to_string()).into_iter().collect();
     lowers.extend(layers.iter().rev().map(|l| {
         l.root
             .strip_prefix(&layers_dir)
@@ -979,21 +1001,27 @@ pub fn show_root_read_only(state_dir: &Path, layers: &[LayerDir]) -> Result<Path
             .display()
             .to_string()
     }));
-    let data = format!("lowerdir={}", lowers.join(":"));
+    let mut data = format!("lowerdir={}", lowers.join(":"));
+    if let Some((upper, work)) = upper_work {
+        data.push_str(&format!(
+            ",upperdir={},workdir={}",
+            upper.display(),
+            work.display()
+        ));
+    }
     let cwd = std::env::current_dir().ok();
-    chdir(&layers_dir).map_err(|e| state("entering the layer directory", e))?;
+    chdir(&layers_dir).map_err(|e| ("entering the layer directory", e))?;
     let mounted = mount(
         Some("overlay"),
-        &at,
+        at,
         Some("overlay"),
-        MsFlags::MS_RDONLY,
+        flags,
         Some(data.as_str()),
     );
     if let Some(cwd) = cwd {
         let _ = chdir(&cwd);
     }
-    mounted.map_err(|e| state("mounting the container's root filesystem", e))?;
-    Ok(at)
+    mounted.map_err(|e| ("mounting the container's root filesystem", e))
 }
 
 /// Take away what [`show_stopped_root`] mounted (before the container's lock is given up:
@@ -1021,16 +1049,7 @@ pub fn show_stopped_root(
     if copied || layers.is_empty() && !state_dir.join("upper").is_dir() {
         return Ok((rootfs, false));
     }
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-        .map_err(|e| state("a private mount namespace", e))?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| state("making mounts private", e))?;
+    private_mount_namespace().map_err(|(what, e)| state(what, e))?;
     for d in ["rootfs", "upper", "work"] {
         fs::create_dir_all(state_dir.join(d)).map_err(|source| NativeError::State {
             path: state_dir.join(d),
@@ -1048,42 +1067,9 @@ pub fn show_stopped_root(
         .map_err(|e| state("bind-mounting the container's files", e))?;
         return Ok((rootfs, true));
     }
-    let layers_dir = layers[0]
-        .root
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("/"))
-        .to_path_buf();
-    let lowers: Vec<String> = layers
-        .iter()
-        .rev()
-        .map(|l| {
-            l.root
-                .strip_prefix(&layers_dir)
-                .unwrap_or(&l.root)
-                .display()
-                .to_string()
-        })
-        .collect();
-    let data = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lowers.join(":"),
-        state_dir.join("upper").display(),
-        state_dir.join("work").display()
-    );
-    let cwd = std::env::current_dir().ok();
-    chdir(&layers_dir).map_err(|e| state("entering the layer directory", e))?;
-    let mounted = mount(
-        Some("overlay"),
-        &rootfs,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(data.as_str()),
-    );
-    if let Some(cwd) = cwd {
-        let _ = chdir(&cwd);
-    }
-    mounted.map_err(|e| state("mounting the container's root filesystem", e))?;
+    let writable = (state_dir.join("upper"), state_dir.join("work"));
+    mount_layers(layers, &rootfs, None, Some(&writable), MsFlags::empty())
+        .map_err(|(what, e)| state(what, e))?;
     Ok((rootfs, true))
 }
 
