@@ -1,18 +1,25 @@
 # Sourced by the bench/*.sh scripts: what every benchmark needs before it measures.
-#   bench_setup TOOL...   installs missing Debian tools (hyperfine always), builds wharf in
+#   bench_tools TOOL...   installs missing Debian tools (hyperfine always).
+#   bench_setup TOOL...   bench_tools, then builds wharf in
 #                         release mode, sets $repo, $wharf and $work (removed on exit unless
 #                         the caller replaces the EXIT trap).
 #   bench_big_image LAYOUT DIR...   adds one layer per host directory to LAYOUT:busybox.
 bench_setup() {
     repo=$(cd "$(dirname "${BASH_SOURCE[1]}")/.." && pwd)
     export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wharf/target}
-    for t in hyperfine "$@"; do
-        command -v "$t" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$t" >/dev/null
-    done
+    bench_tools "$@"
     (cd "$repo" && cargo build --release --quiet)
     wharf="$CARGO_TARGET_DIR/release/wharf"
     work=$(mktemp -d /var/tmp/wharf-bench.XXXXXX)
     trap 'rm -rf "$work"' EXIT
+}
+
+# bench_tools TOOL...: installs the missing Debian tools (hyperfine always). A script that
+# runs in a fake host (no network) calls it before it enters it.
+bench_tools() {
+    for t in hyperfine "$@"; do
+        command -v "$t" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$t" >/dev/null
+    done
 }
 
 # The peer wasmtime CLI of wharf's wasmtime line (scripts/peer-wasmtime.sh: the official

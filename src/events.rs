@@ -88,9 +88,21 @@ fn rotated(log: &Path) -> PathBuf {
     log.with_extension("log.1")
 }
 
+/// The environment variable that turns the log off: `WHARF_EVENTS_LOGGER=none` (Podman's
+/// `events_logger = "none"`), for hosts whose storage should not take a write per event.
+pub const LOGGER_VAR: &str = "WHARF_EVENTS_LOGGER";
+
+/// Whether events are recorded (not with `WHARF_EVENTS_LOGGER=none`).
+pub fn enabled() -> bool {
+    std::env::var_os(LOGGER_VAR).is_none_or(|v| v != "none")
+}
+
 /// Append `event` to `log`. An event that cannot be written is reported (tracing) and
 /// otherwise dropped: a full disk must not fail the verb that caused it.
 pub fn append(log: &Path, event: &Event) {
+    if !enabled() {
+        return;
+    }
     if let Err(e) = try_append(log, event) {
         tracing::warn!(log = %log.display(), error = %e, "recording an event");
     }

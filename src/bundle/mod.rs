@@ -539,13 +539,18 @@ pub fn pasta_ports(spec: &Spec) -> Option<Vec<crate::run::options::PortMapping>>
 
 /// Point the spec's network namespace at `path` (a network's namespace, made for it).
 pub fn set_network_namespace(spec: &mut Spec, path: &std::path::Path) {
+    set_namespace_path(spec, LinuxNamespaceType::Network, path);
+}
+
+/// Make the spec join the namespace at `path` (`/proc/PID/ns/...`) for its `typ` one.
+pub fn set_namespace_path(spec: &mut Spec, typ: LinuxNamespaceType, path: &std::path::Path) {
     if let Some(ns) = spec
         .linux_mut()
         .as_mut()
         .and_then(|l| l.namespaces_mut().as_mut())
     {
         for n in ns.iter_mut() {
-            if n.typ() == LinuxNamespaceType::Network {
+            if n.typ() == typ {
                 n.set_path(Some(path.to_path_buf()));
             }
         }

@@ -48,6 +48,12 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
         None | Some("json") => None,
         Some(t) => Some(super::template::Format::parse(t)?),
     };
+    if !wharf::events::enabled() {
+        eprintln!(
+            "wharf: the event log is off ({}=none): nothing new is recorded",
+            wharf::events::LOGGER_VAR
+        );
+    }
     let log = log_path(ctx.roots.data());
     let mut follower = if since.is_some() {
         Follower::from_start(&log)

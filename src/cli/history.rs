@@ -101,15 +101,33 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
         }
         "json" => {
             for s in &steps {
-                outln!("{s}");
+                outln!("{}", docker_shape(s));
             }
         }
         t => {
             let f = super::template::Format::parse(t)?;
             for s in &steps {
-                outln!("{}", f.render(s)?);
+                outln!("{}", f.render(&docker_shape(s))?);
             }
         }
     }
     Ok(())
+}
+
+/// A step as Docker's `history --format '{{json .}}'` prints it: the size in its units, the
+/// time to the second.
+fn docker_shape(step: &serde_json::Value) -> serde_json::Value {
+    let mut s = step.clone();
+    s["Size"] = json!(human_size(step["Size"].as_u64().unwrap_or(0)));
+    if let Some(t) = step["CreatedAt"]
+        .as_str()
+        .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+    {
+        s["CreatedAt"] = json!(
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string()
+        );
+    }
+    s
 }

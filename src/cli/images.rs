@@ -2,7 +2,6 @@
 
 use std::io::Write;
 
-use clap::ValueEnum;
 use serde::Serialize;
 use wharf::dispatch;
 use wharf::image::resolved::ResolvedImage;
@@ -12,18 +11,13 @@ use super::format::{ago, human_size, table};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    format: Format,
+    /// Output format: table, json (an array) or a Go template over Docker's fields
+    /// (`{{.Repository}}:{{.Tag}}`, `{{json .}}`; `table ...` for headed columns).
+    #[arg(long, default_value = "table")]
+    format: String,
     /// Only show image ids.
     #[arg(short, long)]
     quiet: bool,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Format {
-    Table,
-    Json,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,9 +78,9 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    match args.format {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
-        Format::Table => {
+    match args.format.as_str() {
+        "json" => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
+        "table" => {
             let cells: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| {
@@ -115,6 +109,60 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
                 &cells,
             )?;
         }
+        template => {
+            let f = super::template::Format::parse(template)?;
+            let rows: Vec<_> = rows.iter().map(Row::docker).collect();
+            f.write_rows(&mut out, HEADERS, &rows)?;
+        }
     }
     Ok(())
+}
+
+/// Docker's column headers for `images --format 'table ...'`.
+const HEADERS: &[(&str, &str)] = &[
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("ID", "IMAGE ID"),
+    ("Digest", "DIGEST"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("Size", "SIZE"),
+    ("VirtualSize", "SIZE"),
+    ("SharedSize", "SHARED SIZE"),
+    ("UniqueSize", "UNIQUE SIZE"),
+    ("Containers", "CONTAINERS"),
+    ("Kind", "KIND"),
+    ("Platform", "PLATFORM"),
+];
+
+impl Row {
+    /// The row with Docker's `images --format '{{json .}}'` fields (sizes in its units;
+    /// what wharf does not count, N/A as Docker says), and wharf's Kind and Platform.
+    fn docker(&self) -> serde_json::Value {
+        let created = self
+            .created
+            .as_deref()
+            .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+            .map(|t| {
+                t.with_timezone(&chrono::Utc)
+                    .format("%Y-%m-%d %H:%M:%S %z UTC")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        serde_json::json!({
+            "Containers": "N/A",
+            "CreatedAt": created,
+            "CreatedSince": ago(self.created.as_deref()),
+            "Digest": self.digest,
+            "ID": self.id,
+            "Repository": self.repository,
+            "SharedSize": "N/A",
+            "Size": human_size(self.size),
+            "Tag": self.tag,
+            "UniqueSize": "N/A",
+            "VirtualSize": human_size(self.size),
+            "Kind": self.kind,
+            "Platform": self.platform,
+        })
+    }
 }

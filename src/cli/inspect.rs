@@ -223,80 +223,121 @@ fn network_settings(
     containers: &wharf::container::Containers,
     r: &wharf::container::Record,
 ) -> serde_json::Value {
-    let ports = port_map(&super::ps::published(containers, r));
+    // Docker's keys, empty where nothing applies.
+    let endpoint = |aliases: &[String]| {
+        json!({
+            "IPAMConfig": null, "Links": null,
+            "Aliases": if aliases.is_empty() { json!(null) } else { json!(aliases) },
+            "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": "",
+            "DriverOpts": null,
+        })
+    };
+    let mut settings = json!({
+        "Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0, "SandboxKey": "", "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+        "MacAddress": "",
+        "Ports": port_map(&super::ps::published(containers, r)),
+    });
+    let mut networks = serde_json::Map::new();
     #[cfg(target_os = "linux")]
     if r.state.is_active()
         && let Some(a) = wharf::network::Attachment::read(&containers.dir_of(&r.id))
     {
-        let mut networks = serde_json::Map::new();
         for e in &a.endpoints {
-            networks.insert(
-                e.network.clone(),
-                json!({
-                    "NetworkID": e.network_id,
-                    "IPAddress": e.ip.to_string(),
-                    "IPPrefixLen": e.prefix_len,
-                    "Gateway": e.gateway.to_string(),
-                    "MacAddress": e.mac,
-                    "Aliases": e.aliases,
-                    "DNSServers": e.dns,
-                    "Interface": e.interface,
-                }),
-            );
+            let mut n = endpoint(&e.aliases);
+            for (k, v) in [
+                ("NetworkID", json!(e.network_id)),
+                ("IPAddress", json!(e.ip.to_string())),
+                ("IPPrefixLen", json!(e.prefix_len)),
+                ("Gateway", json!(e.gateway.to_string())),
+                ("MacAddress", json!(e.mac)),
+                ("DNSServers", json!(e.dns)),
+                ("Interface", json!(e.interface)),
+            ] {
+                n[k] = v;
+            }
+            networks.insert(e.network.clone(), n);
         }
-        let first = a.endpoints.first();
-        return json!({
-            "SandboxKey": a.netns,
-            "IPAddress": first.map(|e| e.ip.to_string()).unwrap_or_default(),
-            "Gateway": first.map(|e| e.gateway.to_string()).unwrap_or_default(),
-            "MacAddress": first.map(|e| e.mac.clone()).unwrap_or_default(),
-            "Ports": ports,
-            "Networks": networks,
-        });
+        if let Some(first) = a.endpoints.first() {
+            settings["IPAddress"] = json!(first.ip.to_string());
+            settings["IPPrefixLen"] = json!(first.prefix_len);
+            settings["Gateway"] = json!(first.gateway.to_string());
+            settings["MacAddress"] = json!(first.mac);
+        }
+        settings["SandboxKey"] = json!(a.netns);
+        settings["Networks"] = json!(networks);
+        return settings;
     }
-    let mut networks = serde_json::Map::new();
-    if let Some(n) = r.options.network.named() {
-        networks.insert(n.to_string(), json!({"Aliases": r.options.network_aliases}));
+    match r.options.network.named() {
+        Some(n) => {
+            networks.insert(n.to_string(), endpoint(&r.options.network_aliases));
+        }
+        // `none` and `host` are networks to Docker too.
+        None => {
+            networks.insert(r.options.network.to_string(), endpoint(&[]));
+        }
     }
     for c in &r.options.connected {
-        networks.insert(c.network.clone(), json!({"Aliases": c.aliases}));
+        networks.insert(c.network.clone(), endpoint(&c.aliases));
     }
-    json!({
-        "SandboxKey": "",
-        "IPAddress": "",
-        "Ports": ports,
-        "Networks": networks,
-    })
+    settings["Networks"] = json!(networks);
+    settings
 }
 
-/// The environment the container's process gets, as Docker's `Config.Env`: the image's,
-/// then `-e`/`--env-file` replacing by name (and native containers' default PATH).
-fn effective_env(ctx: &Session, r: &wharf::container::Record) -> Vec<String> {
-    let mut env: Vec<String> = r
-        .image_digest
-        .as_deref()
-        .and_then(|digest| {
-            let store = ctx.store().ok()?;
-            let record = store.resolve(digest).ok()?;
-            let platform = r.platform.as_deref().and_then(|p| p.parse().ok());
-            let image = ResolvedImage::new(&store, record, platform.as_ref()).ok()?;
-            image.config.config.as_ref()?.env.clone()
-        })
+/// The environment the container's process gets, in Docker's `Config.Env` order: `-e` and
+/// `--env-file` first, then the image's that they do not replace (and native containers'
+/// default PATH); with the image's declared volumes (`Config.Volumes`) and the working
+/// directory (`-w`, else the image's).
+fn effective_env(
+    ctx: &Session,
+    r: &wharf::container::Record,
+) -> (Vec<String>, Option<serde_json::Value>, String) {
+    let config = r.image_digest.as_deref().and_then(|digest| {
+        let store = ctx.store().ok()?;
+        let record = store.resolve(digest).ok()?;
+        let platform = r.platform.as_deref().and_then(|p| p.parse().ok());
+        let image = ResolvedImage::new(&store, record, platform.as_ref()).ok()?;
+        image.config.config.clone()
+    });
+    let image_env = config
+        .as_ref()
+        .and_then(|c| c.env.clone())
         .unwrap_or_default();
-    for (k, v) in &r.options.env {
-        let entry = format!("{k}={v}");
-        match env
-            .iter_mut()
-            .find(|e| e.split_once('=').map_or(e.as_str(), |p| p.0) == k)
-        {
-            Some(e) => *e = entry,
-            None => env.push(entry),
+    let key = |e: &str| e.split_once('=').map_or(e, |p| p.0).to_string();
+    let mut env: Vec<String> = r
+        .options
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for e in image_env {
+        if !env.iter().any(|u| key(u) == key(&e)) {
+            env.push(e);
         }
     }
     if r.kind == dispatch::Kind::Native && !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(0, format!("PATH={}", wharf::run::DEFAULT_PATH));
+        env.push(format!("PATH={}", wharf::run::DEFAULT_PATH));
     }
-    env
+    let workdir = r
+        .options
+        .workdir
+        .clone()
+        .or_else(|| config.as_ref().and_then(|c| c.working_dir.clone()))
+        .unwrap_or_default();
+    let volumes = config
+        .and_then(|c| c.volumes)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            json!(
+                v.keys()
+                    .map(|k| (k.clone(), json!({})))
+                    .collect::<serde_json::Map<_, _>>()
+            )
+        });
+    (env, volumes, workdir)
 }
 
 /// A container's record as Docker-shaped JSON.
@@ -359,9 +400,135 @@ fn container(
         .iter()
         .map(|p| (format!("{}/{}", p.container_port, p.protocol), json!({})))
         .collect();
+    // Docker's HostConfig: what wharf sets, and Docker's value for what it never sets
+    // (so a script's `{{.HostConfig.CpuShares}}` reads 0, not "<no value>").
+    let default_spec = oci_spec::runtime::Spec::default();
+    let (env, image_volumes, workdir) = effective_env(ctx, r);
+    let driver = if r.kind == dispatch::Kind::Native {
+        "overlay"
+    } else {
+        ""
+    };
+    let etc_file = |name: &str| {
+        let p = l.dir().join(name);
+        if r.kind == dispatch::Kind::Native && p.exists() {
+            p.display().to_string()
+        } else {
+            String::new()
+        }
+    };
+    let mut host_config = json!({
+        "Binds": binds,
+        "RestartPolicy": {"Name": restart_name, "MaximumRetryCount": retries},
+        "AutoRemove": r.auto_remove,
+        "LogConfig": {"Type": "json-file", "Config": {"max-size": r.log.max_size.to_string(), "max-file": r.log.max_files.to_string()}},
+        "PortBindings": port_map(&r.options.ports),
+        "PublishAllPorts": r.options.publish_all,
+        "NetworkMode": r.options.network.to_string(),
+        "Memory": r.options.limits.memory.unwrap_or(0),
+        "NanoCpus": native.cpus.map_or(0, |c| (c * 1e9) as i64),
+        "PidsLimit": native.pids_limit,
+        "Privileged": native.privileged,
+        "ReadonlyRootfs": native.read_only,
+        "CapAdd": native.cap_add,
+        "CapDrop": native.cap_drop,
+        "Init": native.init,
+        "Tmpfs": native.tmpfs,
+        "Ulimits": native.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
+        "Devices": native.devices.iter().map(|d| json!({"PathOnHost": d.host, "PathInContainer": d.container, "CgroupPermissions": d.permissions})).collect::<Vec<_>>(),
+        "IpcMode": Some(native.namespace_mode("ipc")).filter(|m| !m.is_empty()).unwrap_or_else(|| "private".into()),
+        "PidMode": native.namespace_mode("pid"),
+        "ShmSize": native.shm_size.unwrap_or(64 << 20),
+        "Sysctls": native.sysctls,
+        "GroupAdd": native.group_add,
+        "CpusetCpus": native.cpuset_cpus.clone().unwrap_or_default(),
+        "CpusetMems": native.cpuset_mems.clone().unwrap_or_default(),
+        "MemorySwap": native.memory_swap.unwrap_or(0),
+        "MemoryReservation": native.memory_reservation.unwrap_or(0),
+        "Dns": r.options.names.dns,
+        "DnsSearch": r.options.names.dns_search,
+        "DnsOptions": r.options.names.dns_options,
+        "ExtraHosts": r.options.names.extra_hosts.iter().map(|(n, ip)| format!("{n}:{ip}")).collect::<Vec<_>>(),
+    });
+    let fixed = json!({
+        "CgroupnsMode": "private",
+        "Cgroup": "",
+        "CgroupParent": "",
+        "UTSMode": "",
+        "UsernsMode": "",
+        "Runtime": "wharf",
+        "Isolation": "",
+        "ConsoleSize": [0, 0],
+        "ContainerIDFile": "",
+        "VolumeDriver": "",
+        "VolumesFrom": null,
+        "Links": null,
+        "OomScoreAdj": 0,
+        "OomKillDisable": false,
+        "SecurityOpt": if native.seccomp_unconfined { json!(["seccomp=unconfined"]) } else { json!(null) },
+        "MaskedPaths": if native.privileged { vec![] } else { default_spec.linux().as_ref().and_then(|l| l.masked_paths().clone()).unwrap_or_default() },
+        "ReadonlyPaths": if native.privileged { vec![] } else { default_spec.linux().as_ref().and_then(|l| l.readonly_paths().clone()).unwrap_or_default() },
+        "CpuShares": 0,
+        "CpuPeriod": 0,
+        "CpuQuota": 0,
+        "CpuRealtimePeriod": 0,
+        "CpuRealtimeRuntime": 0,
+        "CpuCount": 0,
+        "CpuPercent": 0,
+        "BlkioWeight": 0,
+        "BlkioWeightDevice": [],
+        "BlkioDeviceReadBps": [],
+        "BlkioDeviceWriteBps": [],
+        "BlkioDeviceReadIOps": [],
+        "BlkioDeviceWriteIOps": [],
+        "IOMaximumIOps": 0,
+        "IOMaximumBandwidth": 0,
+        "KernelMemory": 0,
+        "KernelMemoryTCP": 0,
+        "MemorySwappiness": null,
+        "DeviceCgroupRules": null,
+        "DeviceRequests": null,
+    });
+    if let (Some(h), serde_json::Value::Object(f)) = (host_config.as_object_mut(), fixed) {
+        h.extend(f);
+    }
+    let config = json!({
+        "Hostname": native.hostname.clone().unwrap_or_else(|| r.id[..12.min(r.id.len())].to_string()),
+        "User": native.user.clone().unwrap_or_default(),
+        "Image": r.image,
+        "Cmd": r.command,
+        "Entrypoint": r.options.entrypoint,
+        "Env": env,
+        "Volumes": image_volumes,
+        "Domainname": "",
+        "AttachStdin": r.options.interactive && !r.detached,
+        "AttachStdout": !r.detached,
+        "AttachStderr": !r.detached,
+        "StdinOnce": r.options.interactive && !r.detached,
+        "OnBuild": null,
+        "WorkingDir": workdir,
+        "Tty": r.options.tty,
+        "OpenStdin": r.options.interactive,
+        "ExposedPorts": exposed,
+        "StopSignal": r.stop_signal,
+        "Labels": r.options.labels,
+        "StopTimeout": r.stop_timeout,
+        "Healthcheck": r.options.health,
+    });
     Ok(json!({
         "Id": r.id,
-        "Name": r.name,
+        "Driver": driver,
+        "GraphDriver": {"Name": driver, "Data": null},
+        "HostnamePath": etc_file("hostname"),
+        "HostsPath": etc_file("hosts"),
+        "ResolvConfPath": etc_file("resolv.conf"),
+        // No LSM profile or label is applied, and exec sessions are not kept.
+        "AppArmorProfile": "",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "ExecIDs": null,
+        // Docker's shape: the name with a leading slash (Podman drops it).
+        "Name": format!("/{}", r.name),
         "Created": r.created.to_rfc3339(),
         "Path": r.command.first(),
         "Args": r.command.iter().skip(1).collect::<Vec<_>>(),
@@ -400,42 +567,8 @@ fn container(
         "LogPath": if r.detached { json!(log) } else { json!(null) },
         "Mounts": mounts,
         "NetworkSettings": network_settings(containers, r),
-        "Config": {
-            "Hostname": native.hostname.clone().unwrap_or_else(|| r.id[..12.min(r.id.len())].to_string()),
-            "User": native.user.clone().unwrap_or_default(),
-            "Image": r.image,
-            "Cmd": r.command,
-            "Entrypoint": r.options.entrypoint,
-            "Env": effective_env(ctx, r),
-            "WorkingDir": r.options.workdir.clone().unwrap_or_default(),
-            "Tty": r.options.tty,
-            "OpenStdin": r.options.interactive,
-            "ExposedPorts": exposed,
-            "StopSignal": r.stop_signal,
-            "Labels": r.options.labels,
-            "StopTimeout": r.stop_timeout,
-            "Healthcheck": r.options.health,
-        },
-        "HostConfig": {
-            "Binds": binds,
-            "RestartPolicy": {"Name": restart_name, "MaximumRetryCount": retries},
-            "AutoRemove": r.auto_remove,
-            "LogConfig": {"Type": "json-file", "Config": {"max-size": r.log.max_size.to_string(), "max-file": r.log.max_files.to_string()}},
-            "PortBindings": port_map(&r.options.ports),
-            "PublishAllPorts": r.options.publish_all,
-            "NetworkMode": r.options.network.to_string(),
-            "Memory": r.options.limits.memory.unwrap_or(0),
-            "NanoCpus": native.cpus.map_or(0, |c| (c * 1e9) as i64),
-            "PidsLimit": native.pids_limit,
-            "Privileged": native.privileged,
-            "ReadonlyRootfs": native.read_only,
-            "CapAdd": native.cap_add,
-            "CapDrop": native.cap_drop,
-            "Init": native.init,
-            "Tmpfs": native.tmpfs,
-            "Ulimits": native.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
-            "Devices": native.devices.iter().map(|d| json!({"PathOnHost": d.host, "PathInContainer": d.container, "CgroupPermissions": d.permissions})).collect::<Vec<_>>(),
-        },
+        "Config": config,
+        "HostConfig": host_config,
         "Backend": {
             "Kind": r.kind,
             "Reason": r.reason,

@@ -168,6 +168,14 @@ pub fn published(containers: &Containers, r: &Record) -> Vec<wharf::run::options
     r.options.ports.clone()
 }
 
+/// The networks a container is on, as Docker's `ps` names them (`none`, `host` too).
+fn networks(r: &Record) -> String {
+    std::iter::once(r.options.network.to_string())
+        .chain(r.options.connected.iter().map(|c| c.network.clone()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The PORTS column.
 pub fn ports(containers: &Containers, r: &Record) -> String {
     published(containers, r)
@@ -178,7 +186,20 @@ pub fn ports(containers: &Containers, r: &Record) -> String {
 }
 
 fn command(r: &Record, no_trunc: bool) -> String {
-    let c = r.command.join(" ");
+    // As Docker's: an argument with a space in single quotes.
+    let c = r
+        .command
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if i > 0 && a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
     if no_trunc || c.chars().count() <= 20 {
         format!("\"{c}\"")
     } else {
@@ -220,25 +241,46 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
             "json" => None,
             t => Some(super::template::Format::parse(t)?),
         };
+        let mut rows = Vec::new();
         for r in &list {
             let v = serde_json::json!({
                 "ID": id(r),
                 "Image": r.image,
                 "Kind": r.kind,
                 "Command": command(r, args.no_trunc),
-                "CreatedAt": r.created.to_rfc3339(),
-                "RunningFor": human_duration(Utc::now() - r.created),
+                // Docker's fields, as its `ps --format '{{json .}}'` spells them.
+                "CreatedAt": r.created.format("%Y-%m-%d %H:%M:%S %z UTC").to_string(),
+                "RunningFor": ago(Some(r.created)),
                 "State": r.state.status,
                 "Status": status(r),
                 "ExitCode": r.state.exit_code,
                 "Ports": ports(&containers, r),
                 "Names": r.name,
-                "Labels": r.options.labels,
+                "Labels": r
+                    .options
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                "LocalVolumes": r.options.volumes.iter().filter(|v| v.named.is_some()).count().to_string(),
+                "Mounts": r
+                    .options
+                    .volumes
+                    .iter()
+                    .map(|v| v.named.clone().unwrap_or_else(|| v.host.display().to_string()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                "Networks": networks(r),
+                "Platform": r.platform,
             });
             match &template {
-                Some(t) => writeln!(out, "{}", t.render(&v)?)?,
+                Some(_) => rows.push(v),
                 None => writeln!(out, "{v}")?,
             }
+        }
+        if let Some(t) = template {
+            t.write_rows(&mut out, PS_HEADERS, &rows)?;
         }
         return Ok(());
     }
@@ -273,6 +315,22 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
     )?;
     Ok(())
 }
+
+/// Docker's column headers for `ps --format 'table ...'`.
+const PS_HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Kind", "KIND"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("ExitCode", "EXIT CODE"),
+    ("Ports", "PORTS"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+];
 
 /// `compose ps`: the project's containers (of `services`, all when empty), with their
 /// service.

@@ -9,8 +9,9 @@ use wharf::container::{LogConfig, RestartPolicy};
 use wharf::image::platform::PlatformSpec;
 use wharf::lifecycle::CreateRequest;
 use wharf::run::options::{
-    DeviceMapping, HealthConfig, Limits, NativeOptions, Network, PortMapping, RunOptions, Ulimit,
-    Volume, parse_cpus, parse_duration, parse_env, parse_env_file, parse_size, parse_swap,
+    DeviceMapping, HealthConfig, Limits, NamespaceMode, NativeOptions, Network, PortMapping,
+    RunOptions, Ulimit, Volume, parse_cpus, parse_duration, parse_env, parse_env_file,
+    parse_namespace_mode, parse_size, parse_swap,
 };
 
 #[derive(Debug, clap::Args)]
@@ -157,12 +158,13 @@ pub struct Args {
     /// A resolver option for /etc/resolv.conf, e.g. ndots:2 (native).
     #[arg(long, alias = "dns-opt", value_name = "OPTION")]
     pub(crate) dns_option: Vec<String>,
-    /// IPC namespace: private (default) or host (native).
-    #[arg(long, value_parser = ["private", "shareable", "host"], value_name = "MODE")]
-    pub(crate) ipc: Option<String>,
-    /// PID namespace: private (default) or host (native).
-    #[arg(long, value_parser = ["private", "host"], value_name = "MODE")]
-    pub(crate) pid: Option<String>,
+    /// IPC namespace: private (default), host, or container:NAME (another running
+    /// container's, joined at each start) (native).
+    #[arg(long, value_parser = |s: &str| parse_namespace_mode("ipc", s), value_name = "MODE")]
+    pub(crate) ipc: Option<NamespaceMode>,
+    /// PID namespace: private (default), host, or container:NAME (native).
+    #[arg(long, value_parser = |s: &str| parse_namespace_mode("pid", s), value_name = "MODE")]
+    pub(crate) pid: Option<NamespaceMode>,
     /// Run a small init as pid 1 that reaps zombies and forwards signals (native).
     #[arg(long)]
     pub(crate) init: bool,
@@ -294,7 +296,7 @@ impl Args {
                 Mounted::Tmpfs(t) => tmpfs.push(t),
             }
         }
-        Ok(RunOptions {
+        let mut opts = RunOptions {
             entrypoint: self.entrypoint.clone(),
             args: self.command().to_vec(),
             env,
@@ -383,10 +385,16 @@ impl Args {
                 cpuset_mems: self.cpuset_mems.clone(),
                 memory_swap: self.memory_swap,
                 memory_reservation: self.memory_reservation,
-                ipc_host: self.ipc.as_deref() == Some("host"),
-                pid_host: self.pid.as_deref() == Some("host"),
+                ..NativeOptions::default()
             },
-        })
+        };
+        if let Some(mode) = &self.ipc {
+            opts.native.set_namespace_mode("ipc", mode.clone());
+        }
+        if let Some(mode) = &self.pid {
+            opts.native.set_namespace_mode("pid", mode.clone());
+        }
+        Ok(opts)
     }
 }
 

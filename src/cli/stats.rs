@@ -22,7 +22,8 @@ pub struct Args {
     /// Every container, stopped ones too (shown with no figures).
     #[arg(short, long)]
     all: bool,
-    /// Print one reading and stop.
+    /// Print one reading and stop (CPU % then on average since each container started, as
+    /// Podman's first reading; a stream's later readings are over the last second).
     #[arg(long)]
     no_stream: bool,
     /// table, json (one object per line and reading, Docker's fields) or a Go template.
@@ -32,6 +33,20 @@ pub struct Args {
     #[arg(long)]
     no_trunc: bool,
 }
+
+/// Docker's column headers for `stats --format 'table ...'`.
+const STATS_HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Container", "CONTAINER"),
+    ("Name", "NAME"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
+    ("Requests", "REQUESTS"),
+];
 
 const INTERVAL: Duration = Duration::from_secs(1);
 
@@ -59,25 +74,30 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
                 .collect()
         }
     };
-    let live = !args.no_stream && std::io::stdout().is_terminal() && args.format == "table";
+    let live =
+        !args.no_stream && std::io::stdout().is_terminal() && args.format.starts_with("table");
     let mut last: HashMap<String, (Instant, u64)> = HashMap::new();
-    // The first reading: CPU % needs two.
-    for r in pick() {
-        if let Ok(u) = usage(&ctx.roots, &r) {
-            last.insert(r.id.clone(), (Instant::now(), u.cpu_ns));
-        }
-    }
     let host_mem = host_memory();
-    loop {
-        std::thread::sleep(INTERVAL);
+    for frame in 0.. {
+        if frame > 0 {
+            std::thread::sleep(INTERVAL);
+        }
         let now = Instant::now();
         let mut rows = Vec::new();
         for r in pick() {
             let reading = usage(&ctx.roots, &r).ok();
-            let cpu = reading.as_ref().and_then(|u| {
-                let (then, cpu) = last.get(&r.id)?;
-                let wall = now.duration_since(*then).as_nanos() as f64;
-                Some(u.cpu_ns.saturating_sub(*cpu) as f64 / wall * 100.0)
+            // CPU % over the last interval; the first time, on average since the container
+            // started (as Podman's first reading), so one reading is all `--no-stream`
+            // needs: no second sample a second later.
+            let cpu = reading.as_ref().and_then(|u| match last.get(&r.id) {
+                Some((then, cpu)) => {
+                    let wall = now.duration_since(*then).as_nanos() as f64;
+                    Some(u.cpu_ns.saturating_sub(*cpu) as f64 / wall * 100.0)
+                }
+                None => {
+                    let wall = (chrono::Utc::now() - r.state.started_at?).num_nanoseconds()?;
+                    (wall > 0).then(|| u.cpu_ns as f64 / wall as f64 * 100.0)
+                }
             });
             if let Some(u) = &reading {
                 last.insert(r.id.clone(), (now, u.cpu_ns));
@@ -91,9 +111,8 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
         }
         match (&template, args.format.as_str()) {
             (Some(t), _) => {
-                for row in &rows {
-                    writeln!(out, "{}", t.render(&row.json())?)?;
-                }
+                let rows: Vec<_> = rows.iter().map(Row::json).collect();
+                t.write_rows(&mut out, STATS_HEADERS, &rows)?;
             }
             (None, "json") => {
                 for row in &rows {
@@ -117,9 +136,10 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
         }
         out.flush()?;
         if args.no_stream {
-            return Ok(());
+            break;
         }
     }
+    Ok(())
 }
 
 /// One container's line.

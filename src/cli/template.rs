@@ -17,11 +17,19 @@ pub struct TemplateError {
 pub struct Format {
     template: Template,
     text: String,
+    /// `table TEMPLATE`: a header row, columns aligned at the template's tabs.
+    table: bool,
 }
 
 impl Format {
     /// Parse `text` (Docker's `--format`; a trailing newline is added on output, as Docker does).
     pub fn parse(text: &str) -> Result<Format, TemplateError> {
+        let (table, text) = match text.strip_prefix("table") {
+            Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => {
+                (true, rest.trim_start())
+            }
+            _ => (false, text),
+        };
         let mut template = Template::default();
         template.add_funcs(&[
             ("json", json as gtmpl_value::Func),
@@ -42,7 +50,67 @@ impl Format {
         Ok(Format {
             template,
             text: text.to_string(),
+            table,
         })
+    }
+
+    /// Every row through the template, one output line each; a `table` format first renders
+    /// the template over the column headers (`headers`: field name and Docker's header for
+    /// it; other fields are headed by their name in capitals) and aligns the tab-separated
+    /// cells as Docker's tabwriter does (at least 10 wide, 3 spaces apart).
+    pub fn write_rows(
+        &self,
+        out: &mut impl std::io::Write,
+        headers: &[(&str, &str)],
+        rows: &[serde_json::Value],
+    ) -> anyhow::Result<()> {
+        if !self.table {
+            for row in rows {
+                writeln!(out, "{}", self.render(row)?)?;
+            }
+            return Ok(());
+        }
+        let mut head = serde_json::Map::new();
+        if let Some(serde_json::Value::Object(first)) = rows.first() {
+            for k in first.keys() {
+                head.insert(k.clone(), k.to_uppercase().into());
+            }
+        }
+        for (field, title) in headers {
+            head.insert(field.to_string(), title.to_string().into());
+        }
+        let mut lines = vec![self.render(&serde_json::Value::Object(head))?];
+        for row in rows {
+            lines.push(self.render(row)?);
+        }
+        let lines: Vec<Vec<&str>> = lines
+            .iter()
+            .flat_map(|l| l.split('\n'))
+            .map(|l| l.split('\t').collect())
+            .collect();
+        let mut widths = Vec::<usize>::new();
+        for cells in &lines {
+            // A line's last cell is not a column: it sets no width.
+            for (i, c) in cells.iter().enumerate().take(cells.len().saturating_sub(1)) {
+                if widths.len() <= i {
+                    widths.push(0);
+                }
+                widths[i] = widths[i].max((c.chars().count() + 3).max(10));
+            }
+        }
+        for cells in &lines {
+            let last = cells.len() - 1;
+            let mut line = String::new();
+            for (i, c) in cells.iter().enumerate() {
+                if i == last {
+                    line.push_str(c);
+                } else {
+                    line.push_str(&format!("{c:<w$}", w = widths[i]));
+                }
+            }
+            writeln!(out, "{}", line.trim_end())?;
+        }
+        Ok(())
     }
 
     /// The template applied to `data`.

@@ -653,18 +653,16 @@ impl Project {
             o.native.memory_swap =
                 Some(parse_swap(&s).map_err(|e| err(format!("memswap_limit: {e}")))?);
         }
-        for (key, host) in [
-            ("ipc", &mut o.native.ipc_host),
-            ("pid", &mut o.native.pid_host),
-        ] {
-            match scalar(&svc[key]).as_deref() {
-                None | Some("private" | "shareable") => {}
-                Some("host") => *host = true,
-                Some(other) => {
+        for key in ["ipc", "pid"] {
+            if let Some(mode) = scalar(&svc[key]) {
+                if mode.starts_with("service:") {
                     return Err(err(format!(
-                        "{key}: {other:?}: wharf offers private and host"
+                        "{key}: {mode:?}: name the service's container instead (container:NAME)"
                     )));
                 }
+                let mode = crate::run::options::parse_namespace_mode(key, &mode)
+                    .map_err(|e| err(e.to_string()))?;
+                o.native.set_namespace_mode(key, mode);
             }
         }
         o.labels = labels_of(&svc["labels"]);
@@ -1204,6 +1202,13 @@ mod tests {
         let (_d, bad) = project("services:\n  x:\n    image: x\n    pid: 'service:y'\n", &[]);
         let e = bad.unwrap().service("x").err().unwrap().to_string();
         assert!(e.contains("pid"), "{e}");
+        let (_d, joined) = project(
+            "services:\n  x:\n    image: x\n    pid: 'container:owner'\n",
+            &[],
+        );
+        let n = joined.unwrap().service("x").unwrap().request.options.native;
+        assert_eq!(n.pid_container.as_deref(), Some("owner"));
+        assert!(!n.pid_host && n.ipc_container.is_none());
     }
 
     #[test]

@@ -212,6 +212,9 @@ pub struct RunConfig {
     pub stop_signal: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    /// `VOLUME`s the image declares (paths, as keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
     /// Docker's `HEALTHCHECK` (durations in nanoseconds), kept as written.
     #[serde(
         default,

@@ -94,7 +94,7 @@ pub fn copy(
         .any(|s| **s == Side::Host(PathBuf::from("-")))
     {
         return Err(invalid(
-            "copying a tar stream from standard input or to standard output (-) is not supported yet: give a path",
+            "- (a tar stream on standard input or output) needs a container on the other side: wharf cp - CONTAINER:DIR, or wharf cp CONTAINER:PATH -",
         ));
     }
     let containers = session.containers();
@@ -119,6 +119,117 @@ pub fn copy(
             "one side of a copy must be a container: CONTAINER:PATH",
         )),
     }
+}
+
+/// Unpack the tar stream `input` (plain, gzip or zstd) into the directory `path` of
+/// `container`, as `docker cp - CONTAINER:DIR`. Entries are contained in that directory
+/// whatever they name (`../`, absolute paths, links planted by earlier entries: the layer
+/// unpacker's rules); owners are the container's root unless `-a` keeps the tar's, and
+/// device nodes are made only then.
+pub fn copy_from_tar(
+    session: &Session,
+    container: &str,
+    path: &str,
+    opts: CopyOptions,
+    input: &mut dyn io::Read,
+) -> Result<Copied, LifecycleError> {
+    let containers = session.containers();
+    let id = containers.find(container)?;
+    let locked = containers.lock(&id)?;
+    let fs = ContainerFs::open(session, &locked.record, locked.dir(), path, true)?;
+    let dir = match find(&fs.root, &fs.rel, true)? {
+        Ok(f) if f.meta.is_dir() => match &f.name {
+            Some(n) => f.parent.open_dir(n).map_err(io_at(&fs.shown))?,
+            None => f.parent,
+        },
+        Ok(_) => {
+            return Err(invalid(format!(
+                "{}: a tar stream is unpacked into a directory, and this is not one",
+                fs.shown
+            )));
+        }
+        Err(_) => {
+            return Err(invalid(format!(
+                "destination directory {} does not exist",
+                fs.shown
+            )));
+        }
+    };
+    let unpack = crate::image::unpack::UnpackOptions {
+        limits: crate::image::unpack::Limits::from_env().map_err(invalid)?,
+        // The stream's own files: `.wh.` names are files here, not deletions.
+        whiteouts: crate::image::unpack::WhiteoutFormat::Files,
+        privileged: opts.archive && crate::sys::is_root(),
+    };
+    let report = crate::image::unpack::apply_layer(input, &dir, &unpack)
+        .map_err(|e| invalid(format!("unpacking into {}: {e}", fs.shown)))?;
+    Ok(Copied {
+        files: report.entries,
+        bytes: report.size,
+        skipped: report.skipped_devices,
+    })
+}
+
+/// Write `path` of `container` to `out` as a tar stream, as `docker cp CONTAINER:PATH -`:
+/// entries named from the path's last name (`DIR/.`: its contents, unprefixed).
+pub fn copy_to_tar(
+    session: &Session,
+    container: &str,
+    path: &str,
+    opts: CopyOptions,
+    out: &mut dyn io::Write,
+) -> Result<Copied, LifecycleError> {
+    let containers = session.containers();
+    let id = containers.find(container)?;
+    let locked = containers.lock(&id)?;
+    let fs = ContainerFs::open(session, &locked.record, locked.dir(), path, false)?;
+    let found = find(&fs.root, &fs.rel, opts.follow_link)?
+        .map_err(|_| invalid(format!("{}: no such file or directory", fs.shown)))?;
+    let err = io_at(&fs.shown);
+    let mut tar = tar::Builder::new(out);
+    let mut files = 0;
+    let name = copied_name(&fs.rel, &found);
+    let dir = if found.meta.is_dir() && contents_only(path) {
+        Some(match &found.name {
+            Some(n) => found.parent.open_dir(n).map_err(io_at(&fs.shown))?,
+            None => found.parent.try_clone().map_err(io_at(&fs.shown))?,
+        })
+    } else {
+        files += 1;
+        match &found.name {
+            Some(n) => super::export::append_entry(
+                &found.parent,
+                n,
+                &found.meta,
+                Path::new(&name),
+                &mut tar,
+            )
+            .map_err(io_at(&fs.shown))?,
+            None => {
+                // The root itself: its entry, then what is in it.
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                tar.append_data(&mut h, &name, io::empty())
+                    .map_err(io_at(&fs.shown))?;
+                Some(found.parent.try_clone().map_err(io_at(&fs.shown))?)
+            }
+        }
+    };
+    if let Some(dir) = dir {
+        let prefix = if contents_only(path) {
+            PathBuf::new()
+        } else {
+            PathBuf::from(&name)
+        };
+        files += super::export::write_tree(&dir, &prefix, &mut tar).map_err(io_at(&fs.shown))?;
+    }
+    tar.finish().map_err(err)?;
+    Ok(Copied {
+        files,
+        ..Copied::default()
+    })
 }
 
 /// The directory a container path lives in, and the path's components below it.
@@ -325,6 +436,16 @@ fn find(
     Err(invalid(format!("{}: too many levels of symlinks", shown())))
 }
 
+/// The name a copy out gives what it found: the name asked for (with `-L`, a link's copy
+/// is named as the link, as Docker's), `rootfs` for the root.
+fn copied_name(asked: &[OsString], found: &Found) -> OsString {
+    asked
+        .last()
+        .or(found.name.as_ref())
+        .cloned()
+        .unwrap_or_else(|| OsString::from("rootfs"))
+}
+
 fn display(comps: &[OsString]) -> String {
     comps
         .iter()
@@ -346,10 +467,7 @@ fn copy_out(
 ) -> Result<Copied, LifecycleError> {
     let found = find(&fs.root, &fs.rel, opts.follow_link)?
         .map_err(|_| invalid(format!("{}: no such file or directory", fs.shown)))?;
-    let src_name = found
-        .name
-        .clone()
-        .unwrap_or_else(|| OsString::from("rootfs"));
+    let src_name = copied_name(&fs.rel, &found);
     let dest_meta = std::fs::metadata(dest).ok();
     let target = match &dest_meta {
         Some(m) if m.is_dir() && found.meta.is_dir() && contents_only(src_path) => {

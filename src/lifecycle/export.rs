@@ -36,7 +36,7 @@ pub fn export(session: &Session, id: &str, out: &mut dyn Write) -> Result<Record
     };
     let dir = Dir::open_ambient_dir(&root, cap_std::ambient_authority()).map_err(io)?;
     let mut tar = tar::Builder::new(out);
-    write_tree(&dir, &mut tar).map_err(io)?;
+    write_tree(&dir, Path::new(""), &mut tar).map_err(io)?;
     tar.finish().map_err(io)?;
     Ok(l.record.clone())
 }
@@ -44,10 +44,17 @@ pub fn export(session: &Session, id: &str, out: &mut dyn Write) -> Result<Record
 /// Every entry under `root` into `tar`, walked on directory handles: a name is looked up in
 /// its directory only, never followed (a running container swapping a directory for a
 /// symlink to `/` meanwhile leads nowhere outside `root`); a file is read only if it is
-/// a regular file once open. Sockets are left out, as Docker does.
-fn write_tree<W: Write>(root: &Dir, tar: &mut tar::Builder<W>) -> std::io::Result<()> {
+/// a regular file once open. Sockets are left out, as Docker does. Entries are named
+/// `prefix/...`.
+pub(super) fn write_tree<W: Write>(
+    root: &Dir,
+    prefix: &Path,
+    tar: &mut tar::Builder<W>,
+) -> std::io::Result<u64> {
     use std::sync::Arc;
-    let mut todo: Vec<(Arc<Dir>, PathBuf)> = vec![(Arc::new(root.try_clone()?), PathBuf::new())];
+    let mut written = 0;
+    let mut todo: Vec<(Arc<Dir>, PathBuf)> =
+        vec![(Arc::new(root.try_clone()?), prefix.to_path_buf())];
     while let Some((dir, at)) = todo.pop() {
         let mut names = Vec::new();
         for e in dir.entries()? {
@@ -59,38 +66,53 @@ fn write_tree<W: Write>(root: &Dir, tar: &mut tar::Builder<W>) -> std::io::Resul
                 continue; // gone meanwhile
             };
             let path = at.join(&name);
-            let mut h = header(&m);
-            let ft = m.file_type();
-            if ft.is_dir() {
-                h.set_entry_type(tar::EntryType::Directory);
-                tar.append_data(&mut h, &path, std::io::empty())?;
-                if let Ok(child) = dir.open_dir(&name) {
-                    todo.push((Arc::new(child), path));
-                }
-            } else if ft.is_symlink() {
-                let target = crate::sys::read_link(&dir, &name)?;
-                h.set_entry_type(tar::EntryType::Symlink);
-                tar.append_link(&mut h, &path, &target)?;
-            } else if ft.is_file() {
-                let Ok(f) = super::copy::open_regular(&dir, &name) else {
-                    continue; // no longer a regular file
-                };
-                let size = f.metadata()?.len();
-                h.set_size(size);
-                h.set_entry_type(tar::EntryType::Regular);
-                // Exactly `size` bytes even if it changes while read.
-                let body = std::io::Read::take(
-                    std::io::Read::chain(std::io::Read::take(f, size), std::io::repeat(0)),
-                    size,
-                );
-                tar.append_data(&mut h, &path, body)?;
-            } else if let Some(kind) = special(&m) {
-                h.set_entry_type(kind);
-                tar.append_data(&mut h, &path, std::io::empty())?;
+            if let Some(child) = append_entry(&dir, &name, &m, &path, tar)? {
+                todo.push((Arc::new(child), path));
             }
+            written += 1;
         }
     }
-    Ok(())
+    Ok(written)
+}
+
+/// `name` in `dir` (which is `m`) into `tar` as `path`; a directory's handle is returned
+/// for its entries to follow.
+pub(super) fn append_entry<W: Write>(
+    dir: &Dir,
+    name: &std::ffi::OsStr,
+    m: &cap_std::fs::Metadata,
+    path: &Path,
+    tar: &mut tar::Builder<W>,
+) -> std::io::Result<Option<Dir>> {
+    let mut h = header(m);
+    let ft = m.file_type();
+    if ft.is_dir() {
+        h.set_entry_type(tar::EntryType::Directory);
+        tar.append_data(&mut h, path, std::io::empty())?;
+        return Ok(dir.open_dir(name).ok());
+    }
+    if ft.is_symlink() {
+        let target = crate::sys::read_link(dir, name)?;
+        h.set_entry_type(tar::EntryType::Symlink);
+        tar.append_link(&mut h, path, &target)?;
+    } else if ft.is_file() {
+        let Ok(f) = super::copy::open_regular(dir, name) else {
+            return Ok(None); // no longer a regular file
+        };
+        let size = f.metadata()?.len();
+        h.set_size(size);
+        h.set_entry_type(tar::EntryType::Regular);
+        // Exactly `size` bytes even if it changes while read.
+        let body = std::io::Read::take(
+            std::io::Read::chain(std::io::Read::take(f, size), std::io::repeat(0)),
+            size,
+        );
+        tar.append_data(&mut h, path, body)?;
+    } else if let Some(kind) = special(m) {
+        h.set_entry_type(kind);
+        tar.append_data(&mut h, path, std::io::empty())?;
+    }
+    Ok(None)
 }
 
 /// A tar header with `m`'s mode, owner and time (GNU format, as Docker writes).

@@ -50,9 +50,13 @@ struct Stopping {
     timeout: Option<Duration>,
 }
 
-/// Mark container `id` as stopped on purpose (no restart follows) and say what to signal.
-/// `None` if it is not running.
-fn request_stop(containers: &Containers, id: &str) -> Result<Option<Stopping>, ContainerError> {
+/// Mark container `id` as stopped on purpose (no restart follows) and say what to signal:
+/// `forced`, else its stop signal. `None` if it is not running.
+fn request_stop(
+    containers: &Containers,
+    id: &str,
+    forced: Option<i32>,
+) -> Result<Option<Stopping>, ContainerError> {
     let mut l = containers.lock(id)?;
     if !l.record.state.is_active() {
         return Ok(None);
@@ -72,6 +76,7 @@ fn request_stop(containers: &Containers, id: &str) -> Result<Option<Stopping>, C
     // A wasm guest's process turns SIGTERM into an interrupt; another signal would end it
     // without a record of how.
     let signal = match l.record.kind {
+        _ if forced.is_some() => forced.unwrap_or_default(),
         crate::dispatch::Kind::Wasm => crate::sys::SIGTERM,
         crate::dispatch::Kind::Native => l
             .record
@@ -114,7 +119,7 @@ pub fn stop(
         procs,
         signal: first,
         timeout: own,
-    }) = request_stop(containers, id)?
+    }) = request_stop(containers, id, None)?
     else {
         return Ok(false);
     };
@@ -202,7 +207,9 @@ pub fn remove(containers: &Containers, id: &str, force: bool) -> Result<(), Cont
         return containers.remove(l);
     }
     drop(l);
-    if let Some(Stopping { pid, procs, .. }) = request_stop(containers, id)? {
+    if let Some(Stopping { pid, procs, .. }) =
+        request_stop(containers, id, Some(crate::sys::SIGKILL))?
+    {
         // Killed with the lock held: no monitor or supervisor is killed half-way through
         // writing the record and its events (they wait for the lock, and die waiting).
         let mut l = match containers.lock(id) {

@@ -150,6 +150,10 @@ pub fn supervise(
             end(code, message)
         }
         Kind::Native => {
+            if let Err(e) = join_namespaces(containers, &record, &mut prepared) {
+                drop(net);
+                return end(EXIT_WHARF_FAILED, Some(e));
+            }
             // `exec` reads the runtime spec of a running native container.
             if let Err(e) = std::fs::write(
                 dir.join("config.json"),
@@ -174,6 +178,50 @@ pub fn supervise(
             end(code, message)
         }
     }
+}
+
+/// `--ipc container:NAME`, `--pid container:NAME`: the spec joins that container's
+/// namespace, which must be a running native container's (looked up at each start, as
+/// Docker's, so a restarted owner is followed).
+fn join_namespaces(
+    containers: &Containers,
+    record: &Record,
+    prepared: &mut Prepared,
+) -> Result<(), String> {
+    use oci_spec::runtime::LinuxNamespaceType;
+    let n = &record.options.native;
+    for (owner, typ, which) in [
+        (&n.ipc_container, LinuxNamespaceType::Ipc, "ipc"),
+        (&n.pid_container, LinuxNamespaceType::Pid, "pid"),
+    ] {
+        let Some(owner) = owner else { continue };
+        let flag = || format!("--{which} container:{owner}");
+        let id = containers
+            .find(owner)
+            .map_err(|e| format!("{}: {e}", flag()))?;
+        if id == record.id {
+            return Err(format!("{}: a container cannot join itself", flag()));
+        }
+        let l = containers
+            .lock(&id)
+            .map_err(|e| format!("{}: {e}", flag()))?;
+        if l.record.kind != Kind::Native {
+            return Err(format!(
+                "{}: {} is a wasm container: it has no namespaces to join",
+                flag(),
+                l.record.shown_name()
+            ));
+        }
+        let pid = l
+            .record
+            .state
+            .workload()
+            .filter(|_| l.record.state.is_active())
+            .ok_or_else(|| format!("{}: {} is not running", flag(), l.record.shown_name()))?;
+        let path = std::path::PathBuf::from(format!("/proc/{pid}/ns/{which}"));
+        crate::bundle::set_namespace_path(&mut prepared.spec, typ, &path);
+    }
+    Ok(())
 }
 
 /// Before a native container is cloned from this process: go on from a sealed wharf (see

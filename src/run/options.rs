@@ -33,6 +33,33 @@ pub enum OptionError {
     Ulimit(String),
     #[error("invalid device {0:?}: {1}")]
     Device(String, &'static str),
+    #[error("invalid --{0} {1:?}: expected private, host or container:NAME")]
+    NamespaceMode(&'static str, String),
+}
+
+/// How a container gets one of its namespaces (`--ipc`, `--pid`), as Docker's modes say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceMode {
+    /// Its own (Docker's `private`, and `shareable` for IPC).
+    Private,
+    /// The host's.
+    Host,
+    /// Another container's (by name or id): joined when this one starts.
+    Container(String),
+}
+
+/// `--ipc`/`--pid MODE` (`which` names the flag): private, shareable (IPC), host, or
+/// container:NAME.
+pub fn parse_namespace_mode(which: &'static str, s: &str) -> Result<NamespaceMode, OptionError> {
+    match s {
+        "" | "private" => Ok(NamespaceMode::Private),
+        "shareable" if which == "ipc" => Ok(NamespaceMode::Private),
+        "host" => Ok(NamespaceMode::Host),
+        _ => match s.strip_prefix("container:") {
+            Some(name) if !name.is_empty() => Ok(NamespaceMode::Container(name.to_string())),
+            _ => Err(OptionError::NamespaceMode(which, s.to_string())),
+        },
+    }
 }
 
 /// A byte count as Docker's flags spell it (`64m`, `1g`, `512k`, `1024`).
@@ -508,6 +535,42 @@ pub struct NativeOptions {
     /// `--pid host`: the host's PID namespace (else a private one).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pid_host: bool,
+    /// `--ipc container:NAME`: that container's IPC namespace, joined at each start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc_container: Option<String>,
+    /// `--pid container:NAME`: that container's PID namespace, joined at each start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_container: Option<String>,
+}
+
+impl NativeOptions {
+    /// Set `--ipc` (`which` = "ipc") or `--pid` from its mode.
+    pub fn set_namespace_mode(&mut self, which: &'static str, mode: NamespaceMode) {
+        let (host, container) = if which == "ipc" {
+            (&mut self.ipc_host, &mut self.ipc_container)
+        } else {
+            (&mut self.pid_host, &mut self.pid_container)
+        };
+        *host = mode == NamespaceMode::Host;
+        *container = match mode {
+            NamespaceMode::Container(c) => Some(c),
+            _ => None,
+        };
+    }
+
+    /// The `--ipc`/`--pid` mode as Docker's inspect spells it (`""` for private).
+    pub fn namespace_mode(&self, which: &str) -> String {
+        let (host, container) = if which == "ipc" {
+            (self.ipc_host, &self.ipc_container)
+        } else {
+            (self.pid_host, &self.pid_container)
+        };
+        match (host, container) {
+            (true, _) => "host".into(),
+            (false, Some(c)) => format!("container:{c}"),
+            (false, None) => String::new(),
+        }
+    }
 }
 
 /// `--device HOST[:CONTAINER[:PERMISSIONS]]`: the host's device node at `host` made at

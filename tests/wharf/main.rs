@@ -21,6 +21,8 @@ mod network;
 mod operate;
 mod operate_guests;
 mod package;
+#[cfg(target_os = "linux")]
+mod parity;
 mod plugin;
 mod portable;
 mod registry;

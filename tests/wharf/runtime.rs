@@ -680,13 +680,13 @@ fn podman_runs_native_images_through_wharf_runtime_as_through_runc() {
 
 /// A private dockerd (its own data root, exec root, socket; no iptables, no bridge), with
 /// wharf-runtime added as the runtime `wharf`; stopped when dropped.
-struct Dockerd {
+pub(crate) struct Dockerd {
     child: std::process::Child,
     sock: PathBuf,
 }
 
 impl Dockerd {
-    fn start(w: &Wharf) -> Dockerd {
+    pub(crate) fn start(w: &Wharf) -> Dockerd {
         let sock = w.path("docker.sock");
         let child = Command::new("dockerd")
             .arg("--data-root")
@@ -713,7 +713,7 @@ impl Dockerd {
         d
     }
 
-    fn docker(&self, args: &[&str]) -> (Option<i32>, String, String) {
+    pub(crate) fn docker(&self, args: &[&str]) -> (Option<i32>, String, String) {
         // Debian's client, of the daemon's version.
         let out = Command::new("/usr/bin/docker")
             .arg("-H")
