@@ -9,6 +9,7 @@
 //! library's own process protocol ([`monitor::Protocol`]): a wharf binary reads it before
 //! any user's command line and hands it to [`monitor::serve`]; it is no command of the CLI.
 
+pub mod attach;
 pub mod connect;
 pub mod copy;
 pub mod create;

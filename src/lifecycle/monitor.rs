@@ -344,8 +344,11 @@ pub fn run(
             }
         };
         drop(ready_w);
-        // -i: stdin stays open (nothing attaches to it yet) until the run ends.
-        let stdin = child.stdin.take();
+        // -i: stdin stays open until the run ends, served to `wharf attach`.
+        let stdin = child
+            .stdin
+            .take()
+            .map(|s| super::attach::StdinRelay::serve(&containers.dir_of(id), s));
         let copiers: Vec<_> = [
             child
                 .stdout

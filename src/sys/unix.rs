@@ -481,3 +481,62 @@ pub fn container_nofile() -> u64 {
         .unwrap_or(DEFAULT);
     DEFAULT.max(hard).min(nr_open)
 }
+
+/// The path of `name` in `dir` through a descriptor of `dir` (`/proc/self/fd/N/name`): a
+/// Unix socket's address holds 108 bytes, and a wharf root's container directory may be
+/// longer. The descriptor is returned with it and must outlive the path's use.
+fn socket_path(dir: &Path, name: &str) -> io::Result<(std::fs::File, PathBuf)> {
+    use std::os::fd::AsRawFd;
+    let d = std::fs::File::open(dir)?;
+    let at = PathBuf::from(format!("/proc/self/fd/{}/{name}", d.as_raw_fd()));
+    Ok((d, at))
+}
+
+/// A Unix socket `name` in `dir` (one left by an earlier, killed listener is replaced),
+/// usable by its owner alone (mode 0600).
+pub fn bind_socket(dir: &Path, name: &str) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let (_d, at) = socket_path(dir, name)?;
+    match std::fs::remove_file(&at) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = std::os::unix::net::UnixListener::bind(&at)?;
+    std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// A connection to the Unix socket `name` in `dir`.
+pub fn connect_socket(dir: &Path, name: &str) -> io::Result<std::os::unix::net::UnixStream> {
+    let (_d, at) = socket_path(dir, name)?;
+    std::os::unix::net::UnixStream::connect(at)
+}
+
+/// This process's terminal (its stdin) in raw mode, restored when dropped.
+pub struct RawTerminal(libc::termios);
+
+/// Put stdin's terminal in raw mode (keys reach us one by one, unechoed, Ctrl-C a byte);
+/// `None` if stdin is no terminal.
+pub fn raw_terminal() -> Option<RawTerminal> {
+    // SAFETY: tcgetattr fills the zeroed termios this function owns; cfmakeraw and tcsetattr
+    // only read and write it, on descriptor 0.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(0, &mut t) != 0 {
+            return None;
+        }
+        let saved = t;
+        libc::cfmakeraw(&mut t);
+        if libc::tcsetattr(0, libc::TCSANOW, &t) != 0 {
+            return None;
+        }
+        Some(RawTerminal(saved))
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        // SAFETY: restores the settings read from descriptor 0 by raw_terminal.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &self.0) };
+    }
+}

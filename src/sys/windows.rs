@@ -461,3 +461,11 @@ pub fn file_identity(_: &std::fs::Metadata) -> Vec<i64> {
 pub fn container_nofile() -> u64 {
     1 << 20
 }
+
+/// A terminal in raw mode (not on Windows: see [`raw_terminal`]).
+pub struct RawTerminal;
+
+/// Raw terminal input is not set up on Windows (nothing attaches a terminal there).
+pub fn raw_terminal() -> Option<RawTerminal> {
+    None
+}

@@ -1447,6 +1447,132 @@ fn attach_follows_output_passes_signals_and_exits_with_the_code() {
     assert_clean(&w);
 }
 
+/// `wharf attach` with its stdin piped and its stdout read line by line as it comes.
+struct Attached {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Attached {
+    fn start(w: &Wharf, args: &[&str]) -> Attached {
+        let mut child = w
+            .cmd(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l.trim_end_matches('\r').to_string());
+            }
+        });
+        let stdin = child.stdin.take();
+        Attached {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let i = self.stdin.as_mut().unwrap();
+        i.write_all(bytes).unwrap();
+        i.flush().unwrap();
+    }
+
+    /// Wait (10 s at most) for a line of output that contains `text`.
+    fn expect(&self, text: &str) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut seen = Vec::new();
+        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(text) => return,
+                Ok(l) => seen.push(l),
+                Err(_) => break,
+            }
+        }
+        panic!("no {text:?} from attach; saw {seen:?}");
+    }
+
+    /// Its exit code, within 10 s.
+    fn code(mut self) -> Option<i32> {
+        drop(self.stdin.take());
+        for _ in 0..100 {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("attach did not end");
+    }
+}
+
+#[test]
+fn attach_feeds_stdin_and_detaches_with_the_keys() {
+    let _serial = serial();
+    let w = busybox();
+    // -i: what attach reads reaches the container; its own end of input ends nothing.
+    w.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "echoer",
+        "busybox",
+        "sh",
+        "-c",
+        "while read l; do echo \"got $l\"; [ \"$l\" = end ] && exit 3; done",
+    ]);
+    let mut a = Attached::start(&w, &["attach", "echoer"]);
+    a.send(b"one\n");
+    a.expect("got one");
+    drop(a.stdin.take()); // our stdin ends; the container's stays open
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        w.ok(&["inspect", "-f", "{{.State.Running}}", "echoer"]),
+        "true\n"
+    );
+    a.child.kill().unwrap();
+    let _ = a.child.wait();
+    // A second client, later: the same stdin.
+    let mut b = Attached::start(&w, &["attach", "echoer"]);
+    b.send(b"two\nend\n");
+    b.expect("got two");
+    b.expect("got end");
+    assert_eq!(b.code(), Some(3), "attach exits with the container's code");
+    assert_eq!(w.ok(&["logs", "echoer"]), "got one\ngot two\ngot end\n");
+
+    // -t: Docker's detach keys (Ctrl-P Ctrl-Q) leave it running; others can be named.
+    w.ok(&["run", "-d", "-i", "-t", "--name", "term", "busybox", "sh"]);
+    let mut a = Attached::start(&w, &["attach", "term"]);
+    a.send(b"echo first-$((40+2))\n");
+    a.expect("first-42");
+    a.send(b"\x10\x11");
+    assert_eq!(a.code(), Some(0), "detached");
+    assert_eq!(
+        w.ok(&["inspect", "-f", "{{.State.Running}}", "term"]),
+        "true\n"
+    );
+    let mut a = Attached::start(&w, &["attach", "--detach-keys", "ctrl-x,d", "term"]);
+    a.send(b"echo second-$((40+3))\n");
+    a.expect("second-43");
+    a.send(b"\x18d");
+    assert_eq!(a.code(), Some(0), "detached with ctrl-x,d");
+    let mut a = Attached::start(&w, &["attach", "term"]);
+    a.send(b"exit 5\n");
+    assert_eq!(a.code(), Some(5));
+    let e = w.fails(&["attach", "--detach-keys", "ctrl-1", "term"], 125);
+    assert!(e.contains("detach key"), "{e}");
+    w.ok(&["rm", "echoer", "term"]);
+    assert_clean(&w);
+}
+
 #[test]
 fn import_makes_an_image_of_a_tarball_and_refuses_what_is_not_one() {
     let _serial = serial();
