@@ -6,7 +6,8 @@
 # command with the log on and off (WHARF_EVENTS_LOGGER=none), native and wasm, each pair
 # measured twice in both orders. Inside a fake host (network and mount namespace of its own).
 # As root. Not a test.
-#   bench/operate.sh        (N=containers, default 100; RUNS=N hyperfine runs, default 40)
+#   bench/operate.sh        (N=containers, default 100; RUNS=N hyperfine runs, default 40;
+#                            ONLY=stats or ONLY=events for one half)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 if [ -z "${WHARF_BENCH_FAKE_HOST:-}" ]; then
@@ -34,6 +35,8 @@ trap cleanup EXIT
 n=${N:-100}
 runs=${RUNS:-40}
 
+only=${ONLY:-}
+if [ "$only" != events ]; then
 for i in $(seq "$n"); do
     "$wharf" run -d --name "s$i" busybox sleep 3600 >/dev/null
     podman $pm run -d --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \
@@ -52,9 +55,10 @@ hyperfine --style basic -N --warmup 3 --runs "$runs" --export-json "$work/mixed.
     -n "wharf stats --no-stream ($((n / 2)) native + $((n - n / 2)) wasm)" "$wharf stats --no-stream" >/dev/null
 "$wharf" rm -f $("$wharf" ps -aq) >/dev/null
 podman $pm rm -f -a -t 0 >/dev/null 2>&1
+fi
 
 # The event log on run --rm: on (the default) and off, both orders, twice.
-for kind in "busybox true" "hello"; do
+[ "$only" = stats ] || for kind in "busybox true" "hello"; do
     for order in 1 2; do
         on=(-n "log on: run --rm $kind" "env WHARF_EVENTS_LOGGER=file $wharf run --rm $kind")
         off=(-n "log off: run --rm $kind" "env WHARF_EVENTS_LOGGER=none $wharf run --rm $kind")
@@ -68,16 +72,20 @@ import json, sys, glob
 work = sys.argv[1]
 def res(f):
     return {x["command"]: x for x in json.load(open(f))["results"]}
-s = res(f"{work}/stats.json")
-for c, x in s.items():
-    print(f"{c:<48} median {x['median']*1000:8.1f} ms")
-w, p = [x["median"] for x in s.values()]
-print(f"{'wharf / podman':<48} {w / p:5.2f}x")
-for c, x in res(f"{work}/mixed.json").items():
-    print(f"{c:<48} median {x['median']*1000:8.1f} ms")
+if glob.glob(f"{work}/stats.json"):
+    s = res(f"{work}/stats.json")
+    for c, x in s.items():
+        print(f"{c:<48} median {x['median']*1000:8.1f} ms")
+    w, p = [x["median"] for x in s.values()]
+    print(f"{'wharf / podman':<48} {w / p:5.2f}x")
+    for c, x in res(f"{work}/mixed.json").items():
+        print(f"{c:<48} median {x['median']*1000:8.1f} ms")
 for kind in ("busybox", "hello"):
     on, off = [], []
-    for f in sorted(glob.glob(f"{work}/events-{kind}-*.json")):
+    files = sorted(glob.glob(f"{work}/events-{kind}-*.json"))
+    if not files:
+        continue
+    for f in files:
         for c, x in res(f).items():
             (on if "log on" in c else off).append(x["median"])
     a, b = sum(on) / len(on), sum(off) / len(off)

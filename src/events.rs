@@ -111,21 +111,37 @@ pub fn append(log: &Path, event: &Event) {
 fn try_append(log: &Path, event: &Event) -> io::Result<()> {
     let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
     line.push(b'\n');
-    let mut f = open_locked(log)?;
+    // One descriptor per process and log, kept between events (a verb such as `run --rm`
+    // writes four): each append only takes the lock, checks the file is still the log and
+    // writes.
+    static OPEN: std::sync::Mutex<Option<(PathBuf, File)>> = std::sync::Mutex::new(None);
+    let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    let cached = match open.take() {
+        Some((path, f)) if path == log => Some(f),
+        _ => None,
+    };
+    let mut f = locked(log, cached)?;
     if f.metadata()?.len() + line.len() as u64 > MAX_BYTES {
         // Under the lock: every other writer waits, and finds the new file after.
         fs::rename(log, rotated(log))?;
-        drop(f);
-        f = open_locked(log)?;
+        f.unlock()?;
+        f = locked(log, None)?;
     }
-    f.write_all(&line)
+    let written = f.write_all(&line);
+    f.unlock()?;
+    *open = Some((log.to_path_buf(), f));
+    written
 }
 
-/// The log opened for appending with its lock held, made if missing. A writer that got the
-/// lock of a file rotated away meanwhile tries again on the new one.
-fn open_locked(log: &Path) -> io::Result<File> {
+/// `file` (else the log opened for appending, made if missing) with its lock held; a
+/// file rotated away meanwhile is left for the new log.
+fn locked(log: &Path, file: Option<File>) -> io::Result<File> {
+    let mut file = file;
     loop {
-        let f = OpenOptions::new().create(true).append(true).open(log)?;
+        let f = match file.take() {
+            Some(f) => f,
+            None => OpenOptions::new().create(true).append(true).open(log)?,
+        };
         f.lock()?;
         if same_file(&f, log) {
             return Ok(f);

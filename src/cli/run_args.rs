@@ -165,6 +165,9 @@ pub struct Args {
     /// PID namespace: private (default), host, or container:NAME (native).
     #[arg(long, value_parser = |s: &str| parse_namespace_mode("pid", s), value_name = "MODE")]
     pub(crate) pid: Option<NamespaceMode>,
+    /// User namespace: host (the default, as Docker without userns-remap).
+    #[arg(long, value_name = "MODE")]
+    pub(crate) userns: Option<String>,
     /// Run a small init as pid 1 that reaps zombies and forwards signals (native).
     #[arg(long)]
     pub(crate) init: bool,
@@ -288,6 +291,12 @@ impl Args {
             }
             (None, None) => None,
         };
+        match self.userns.as_deref() {
+            None | Some("" | "host") => {}
+            Some(other) => anyhow::bail!(
+                "--userns {other}: wharf runs containers as root in the host's user namespace (Docker's `host`; it offers no other mode without a daemon-wide userns-remap): remapped users need image layers owned by the mapped ids, which wharf does not make (wharf-runtime runs bundles with linux.uidMappings)"
+            ),
+        }
         let mut mount_volumes = Vec::new();
         let mut tmpfs = self.tmpfs.clone();
         for m in &self.mount {

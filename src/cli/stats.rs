@@ -46,6 +46,7 @@ const STATS_HEADERS: &[(&str, &str)] = &[
     ("BlockIO", "BLOCK I/O"),
     ("PIDs", "PIDS"),
     ("Requests", "REQUESTS"),
+    ("FuelUsed", "FUEL USED"),
 ];
 
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -240,6 +241,7 @@ impl Row {
             "MemoryBytes": self.usage.as_ref().map(|u| u.memory),
             "MemoryLimitBytes": self.limit,
             "Requests": self.usage.as_ref().and_then(|u| u.requests),
+            "FuelUsed": self.usage.as_ref().and_then(|u| u.fuel),
         })
     }
 }

@@ -1,7 +1,9 @@
 //! `wharf top CONTAINER [ps OPTIONS]`: a container's processes, as Docker shows them: the
 //! host's `ps` (default `-ef`) limited to the container's processes (native: its cgroup's;
-//! wasm: the process running the guest).
+//! wasm: the process running the guest). On Windows, where there is no `ps`: each process's
+//! name, PID, CPU time and private bytes, as Docker's `top` of a Windows container.
 
+#[cfg(not(windows))]
 use std::process::Command;
 
 use super::Session;
@@ -21,10 +23,16 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
     let id = containers.find(&args.container)?;
     let record = containers.lock(&id)?.record;
     let pids = wharf::lifecycle::stats::processes(&record)?;
-    let ps_args = if args.ps_args.is_empty() {
+    list(&pids, args.ps_args)
+}
+
+/// The host's `ps` output (default `-ef`) for `pids` only.
+#[cfg(not(windows))]
+fn list(pids: &[i32], ps_args: Vec<String>) -> anyhow::Result<()> {
+    let ps_args = if ps_args.is_empty() {
         vec!["-ef".to_string()]
     } else {
-        args.ps_args
+        ps_args
     };
     let out = Command::new("ps")
         .args(&ps_args)
@@ -38,14 +46,49 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
         );
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    for line in filter(&text, &pids)? {
+    for line in filter(&text, pids)? {
         outln!("{line}");
     }
     Ok(())
 }
 
+/// No `ps` on Windows: the columns Docker's `top` shows for a Windows container (private
+/// bytes, the commit charge, where Docker reads the private working set).
+#[cfg(windows)]
+fn list(pids: &[i32], ps_args: Vec<String>) -> anyhow::Result<()> {
+    if !ps_args.is_empty() {
+        anyhow::bail!("ps options are for Linux hosts: top on Windows has fixed columns");
+    }
+    let rows: Vec<Vec<String>> = pids
+        .iter()
+        .filter_map(|&pid| {
+            let (name, cpu_ns, private) = wharf::sys::process_summary(pid)?;
+            let ms = cpu_ns / 1_000_000;
+            Some(vec![
+                name,
+                pid.to_string(),
+                format!(
+                    "{:02}:{:02}:{:02}.{:03}",
+                    ms / 3_600_000,
+                    ms / 60_000 % 60,
+                    ms / 1000 % 60,
+                    ms % 1000
+                ),
+                super::format::human_size(private),
+            ])
+        })
+        .collect();
+    super::format::table(
+        &mut std::io::stdout().lock(),
+        &["Name", "PID", "CPU", "Private Bytes"],
+        &rows,
+    )?;
+    Ok(())
+}
+
 /// The header and the lines of `ps` output whose PID column is one of `pids` (as Docker
 /// does: the last column, the command, may hold spaces).
+#[cfg_attr(windows, allow(dead_code))]
 fn filter<'a>(text: &'a str, pids: &[i32]) -> anyhow::Result<Vec<&'a str>> {
     let mut lines = text.lines();
     let header = lines.next().unwrap_or_default();

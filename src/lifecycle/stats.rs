@@ -28,6 +28,8 @@ pub struct Usage {
     pub block_write: u64,
     /// wasi:http requests a wasm server answered (none for other containers).
     pub requests: Option<u64>,
+    /// Fuel a metered (`--fuel`) wasm command has burnt so far.
+    pub fuel: Option<u64>,
 }
 
 /// Why a container's usage cannot be read.
@@ -99,10 +101,11 @@ fn read_usage(roots: &crate::paths::Roots, r: &Record, pid: i32) -> Result<Usage
     };
     Ok(Usage {
         cpu_ns,
-        memory: published.map_or(rss, |(m, _)| m),
+        memory: published.map_or(rss, |p| p.memory),
         requests: published
-            .map(|(_, n)| n)
+            .map(|p| p.requests)
             .filter(|_| !r.options.ports.is_empty()),
+        fuel: published.and_then(|p| p.fuel),
         memory_limit: r.options.limits.memory,
         pids: 1,
         net_rx: 0,
@@ -141,6 +144,7 @@ fn native_usage(r: &Record, pid: i32) -> Usage {
         block_read,
         block_write,
         requests: None,
+        fuel: None,
     }
 }
 

@@ -172,6 +172,51 @@ pub fn process_cpu_ns(pid: i32) -> Option<u64> {
     (ok != 0).then(|| (ticks(kernel) + ticks(user)) * 100)
 }
 
+/// What `wharf top` shows of process `pid` on Windows (there is no `ps`): its executable's
+/// name, its CPU time (ns) and its private bytes (commit charge).
+pub fn process_summary(pid: i32) -> Option<(String, u64, u64)> {
+    use windows_sys::Win32::System::ProcessStatus::{
+        K32GetProcessMemoryInfo, PROCESS_MEMORY_COUNTERS, PROCESS_MEMORY_COUNTERS_EX,
+    };
+    use windows_sys::Win32::System::Threading::{PROCESS_NAME_WIN32, QueryFullProcessImageNameW};
+    let p = Process::open(pid, PROCESS_QUERY_LIMITED_INFORMATION).ok()?;
+    let mut buf = [0u16; 1024];
+    let mut len = buf.len() as u32;
+    // SAFETY: the handle is open; `buf` holds `len` u16s, which the call updates.
+    let named =
+        unsafe { QueryFullProcessImageNameW(p.0, PROCESS_NAME_WIN32, buf.as_mut_ptr(), &mut len) };
+    let path = if named != 0 {
+        String::from_utf16_lossy(&buf[..len as usize])
+    } else {
+        String::new()
+    };
+    let name = path
+        .rsplit(['\\', '/'])
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut counters = PROCESS_MEMORY_COUNTERS_EX {
+        cb: std::mem::size_of::<PROCESS_MEMORY_COUNTERS_EX>() as u32,
+        ..Default::default()
+    };
+    // SAFETY: the handle is open; `counters` is ours, its size given in `cb` (the EX form is
+    // accepted through the base type's pointer, as documented).
+    let ok = unsafe {
+        K32GetProcessMemoryInfo(
+            p.0,
+            (&raw mut counters).cast::<PROCESS_MEMORY_COUNTERS>(),
+            counters.cb,
+        )
+    };
+    let private = if ok != 0 {
+        counters.PrivateUsage as u64
+    } else {
+        0
+    };
+    drop(p);
+    Some((name, process_cpu_ns(pid).unwrap_or(0), private))
+}
+
 fn wide(s: &str) -> Vec<u16> {
     s.encode_utf16().chain(std::iter::once(0)).collect()
 }

@@ -79,6 +79,28 @@ fn stats_show_what_native_and_wasm_containers_use() {
     assert!(cpu(&r) < 10.0, "a sleeping guest: {r}");
     let missed = burns_one_core(&w, "spin");
     assert!(missed.is_empty(), "CPU % of a spinning guest: {missed:?}");
+    assert_eq!(
+        stats(&w, "spin")["FuelUsed"],
+        serde_json::Value::Null,
+        "not metered"
+    );
+    // A metered guest: the fuel it burnt, growing as it runs.
+    let clock = w.path("clock.wat");
+    std::fs::write(&clock, crate::operate_guests::CLOCK_LOOP).unwrap();
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "metered",
+        "--fuel",
+        "1000000000000",
+        &s(&clock),
+    ]);
+    let fuel = || stats(&w, "metered")["FuelUsed"].as_u64().unwrap_or(0);
+    eventually(10, "fuel burnt", || fuel() > 0);
+    let first = fuel();
+    eventually(10, "more fuel burnt", || fuel() > first);
+    w.ok(&["rm", "-f", "metered"]);
     // The table: Docker's columns, every running container, in one reading.
     let table = w.ok(&["stats", "--no-stream"]);
     let header = table.lines().next().unwrap();
@@ -1239,6 +1261,10 @@ fn run_flags_docker_users_reach_for() {
     );
     assert!(e.contains("container:NAME"), "{e}");
     w.ok(&["rm", "owner"]);
+    // --userns: Docker's host; another mode is refused, saying why.
+    assert_eq!(run(&["--userns", "host", "busybox", "id", "-u"]), "0\n");
+    let e = w.fails(&["run", "--rm", "--userns", "auto", "busybox", "true"], 125);
+    assert!(e.contains("--userns auto"), "{e}");
     // /etc/hosts and resolv.conf: extra entries, and name servers replaced.
     let files = run(&[
         "--add-host",

@@ -16,3 +16,15 @@ pub const GROW_40_MIB: &str = r#"(module
       (br_if $touch (i32.lt_u (local.get $p) (i32.const 41943040))))
     (drop (call $poll_oneoff (i32.const 0) (i32.const 48) (i32.const 1) (i32.const 124)))))
 "#;
+
+/// A guest that asks the clock again and again, forever: it burns fuel, and its host
+/// calls let the engine's fuel counter be read (a loop without calls keeps it in a
+/// register until it calls out).
+pub const CLOCK_LOOP: &str = r#"(module
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $now (param i32 i64 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (loop $spin
+      (drop (call $now (i32.const 1) (i64.const 0) (i32.const 0)))
+      (br $spin))))
+"#;

@@ -435,6 +435,26 @@ fn a_wasm_guests_stats_events_info_and_version_on_every_host() {
     assert_eq!(r["MemUsage"], "40MiB / 100MiB", "{r}");
     assert_eq!(r["PIDs"], "1");
     assert!(r["CPUTimeNs"].as_u64().is_some(), "{r}");
+    // top: the guest's process (ps on Linux; on Windows Docker's columns for one).
+    let pid = w.ok(&["inspect", "-f", "{{.State.Pid}}", "g40"]);
+    let top = w.ok(&["top", "g40"]);
+    let mut lines = top.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let pid_col = header
+        .iter()
+        .position(|c| *c == "PID")
+        .expect("a PID column");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 1, "{top}");
+    assert_eq!(rows[0][pid_col], pid.trim(), "{top}");
+    if windows() {
+        assert_eq!(header, ["Name", "PID", "CPU", "Private", "Bytes"], "{top}");
+        assert!(rows[0][0].starts_with("wharf"), "{top}");
+    }
     let info: serde_json::Value = serde_json::from_str(&w.ok(&["info", "-f", "json"])).unwrap();
     assert_eq!(info["ContainersRunning"], 1, "{info}");
     assert_eq!(info["Native"]["Available"], !windows());

@@ -81,10 +81,13 @@ impl Drop for Limiter {
 /// rewritten in place whenever it changes (a store grows or goes): no thread, no timer.
 pub mod gauge {
     use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
     static IN_USE: AtomicUsize = AtomicUsize::new(0);
     static REQUESTS: AtomicUsize = AtomicUsize::new(0);
+    /// Fuel a metered command has burnt (`NO_FUEL`: not metered).
+    static FUEL: AtomicU64 = AtomicU64::new(NO_FUEL);
+    const NO_FUEL: u64 = u64::MAX;
     static PUBLISHED: OnceLock<std::fs::File> = OnceLock::new();
     static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -92,6 +95,14 @@ pub mod gauge {
     pub fn served() {
         REQUESTS.fetch_add(1, Ordering::Relaxed);
         publish();
+    }
+
+    /// A metered (`--fuel`) guest has burnt `used` fuel so far: published when it changed
+    /// (read at its epoch checks, every 10 ms of its run).
+    pub(super) fn fuel_used(used: u64) {
+        if FUEL.swap(used, Ordering::Relaxed) != used {
+            publish();
+        }
     }
 
     /// Bytes of guest memory (linear memories and tables) live in this process.
@@ -123,7 +134,11 @@ pub mod gauge {
             // written after a newer one.
             let _order = WRITING.lock().unwrap_or_else(|p| p.into_inner());
             let (value, requests) = (in_use(), REQUESTS.load(Ordering::Relaxed));
-            let line = format!("{value:>20} {requests:>20}\n");
+            let fuel = match FUEL.load(Ordering::Relaxed) {
+                NO_FUEL => "-".to_string(),
+                f => f.to_string(),
+            };
+            let line = format!("{value:>20} {requests:>20} {fuel:>20}\n");
             #[cfg(unix)]
             let _ = std::os::unix::fs::FileExt::write_at(f, line.as_bytes(), 0);
             #[cfg(windows)]
@@ -131,12 +146,26 @@ pub mod gauge {
         }
     }
 
-    /// What a guest's process published in `path`, if anything: its memory in bytes and
-    /// the wasi:http requests it answered.
-    pub fn read(path: &std::path::Path) -> Option<(u64, u64)> {
+    /// What a guest's process published.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Published {
+        /// Bytes of linear memory and tables.
+        pub memory: u64,
+        /// wasi:http requests answered.
+        pub requests: u64,
+        /// Fuel burnt, for a metered guest.
+        pub fuel: Option<u64>,
+    }
+
+    /// What a guest's process published in `path`, if anything.
+    pub fn read(path: &std::path::Path) -> Option<Published> {
         let text = std::fs::read_to_string(path).ok()?;
         let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
-        Some((fields.next()??, fields.next().flatten().unwrap_or(0)))
+        Some(Published {
+            memory: fields.next()??,
+            requests: fields.next().flatten().unwrap_or(0),
+            fuel: fields.next().flatten(),
+        })
     }
 }
 
@@ -223,8 +252,14 @@ impl RunLimits {
         store: &mut wasmtime::Store<T>,
     ) -> wasmtime::Result<()> {
         let deadline = self.timeout.map(|t| Instant::now() + t);
+        let fuel = self.fuel;
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
+        store.epoch_deadline_callback(move |ctx| {
+            if let Some(given) = fuel
+                && let Ok(left) = ctx.get_fuel()
+            {
+                gauge::fuel_used(given.saturating_sub(left));
+            }
             if crate::sys::termination_requested().is_some()
                 || deadline.is_some_and(|d| Instant::now() >= d)
             {
