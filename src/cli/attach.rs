@@ -35,7 +35,7 @@ pub struct Args {
 pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
     let containers = wharf::lifecycle::containers(&ctx.roots);
     let id = containers.find(&args.container)?;
-    let (dir, detached, active, interactive, tty) = {
+    let (dir, detached, active, interactive, tty, run) = {
         let l = containers.lock(&id)?;
         (
             l.dir().to_path_buf(),
@@ -43,6 +43,7 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
             l.record.state.is_active(),
             l.record.options.interactive,
             l.record.options.tty,
+            l.record.state.started_at,
         )
     };
     let keys = parse_detach_keys(args.detach_keys.as_deref().unwrap_or(DEFAULT_DETACH_KEYS))
@@ -112,9 +113,13 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
                 let _ = wharf::lifecycle::stop::kill(&containers, &id, sig);
             }
         }
-        containers
-            .lock(&id)
-            .is_ok_and(|l| l.record.state.is_active())
+        // Attached to this run: it ends when the run does, a restart included (as Docker's
+        // attach ends when the container stops).
+        containers.lock(&id).is_ok_and(|l| {
+            let st = &l.record.state;
+            st.status == wharf::container::Status::Running && st.started_at == run
+                || st.status == wharf::container::Status::Paused
+        })
     };
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
@@ -133,6 +138,16 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
         // Left alone: it goes on running.
         return Ok(ExitCode::SUCCESS);
     }
-    let code = wharf::lifecycle::stop::wait(&containers, &id)?;
+    // The run's exit code: at once if it is restarting (its next run is another attach's).
+    let restarting = containers.lock(&id).map(|l| {
+        l.record
+            .state
+            .is_active()
+            .then_some(l.record.state.exit_code)
+    })?;
+    let code = match restarting {
+        Some(code) => code.unwrap_or(0),
+        None => wharf::lifecycle::stop::wait(&containers, &id)?,
+    };
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }

@@ -330,6 +330,10 @@ const PS_HEADERS: &[(&str, &str)] = &[
     ("Ports", "PORTS"),
     ("Names", "NAMES"),
     ("Labels", "LABELS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+    ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+    ("Platform", "PLATFORM"),
 ];
 
 /// `compose ps`: the project's containers (of `services`, all when empty), with their

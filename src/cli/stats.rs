@@ -47,6 +47,10 @@ const STATS_HEADERS: &[(&str, &str)] = &[
     ("PIDs", "PIDS"),
     ("Requests", "REQUESTS"),
     ("FuelUsed", "FUEL USED"),
+    ("Kind", "KIND"),
+    ("CPUTimeNs", "CPU TIME (NS)"),
+    ("MemoryBytes", "MEMORY (BYTES)"),
+    ("MemoryLimitBytes", "MEMORY LIMIT (BYTES)"),
 ];
 
 const INTERVAL: Duration = Duration::from_secs(1);

@@ -10,8 +10,8 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 /// The socket's name in the container's directory.
 pub const SOCKET: &str = "attach.sock";
@@ -19,74 +19,109 @@ pub const SOCKET: &str = "attach.sock";
 /// Docker's default detach keys.
 pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
 
-type SharedStdin = Arc<Mutex<Option<std::process::ChildStdin>>>;
-
 /// A run's standard input, served to attaching clients; closed (and the socket removed)
-/// when dropped.
+/// when dropped. One thread owns the stdin pipe and writes what the connections hand it
+/// (no lock is held across a write that may block on a container not reading).
 pub struct StdinRelay {
-    stdin: SharedStdin,
     #[cfg_attr(not(unix), allow(dead_code))]
     dir: PathBuf,
     stop: Arc<AtomicBool>,
+    /// Unix: the socket is being served.
     #[cfg_attr(not(unix), allow(dead_code))]
-    accept: Option<std::thread::JoinHandle<()>>,
+    serving: bool,
 }
+
+/// How long the writer waits for input before it looks whether the run ended.
+const POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl StdinRelay {
     /// Serve `stdin` at [`SOCKET`] in `dir`. If the socket cannot be made, stdin is still
     /// held open (the container runs as before; `attach` then says it cannot reach it).
     pub fn serve(dir: &Path, stdin: std::process::ChildStdin) -> StdinRelay {
-        let stdin: SharedStdin = Arc::new(Mutex::new(Some(stdin)));
         let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+        {
+            let stop = stop.clone();
+            let mut stdin = stdin;
+            let _ = std::thread::Builder::new()
+                .name("attach-write".into())
+                .stack_size(64 << 10)
+                .spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        match rx.recv_timeout(POLL) {
+                            Ok(chunk) => {
+                                if stdin
+                                    .write_all(&chunk)
+                                    .and_then(|()| stdin.flush())
+                                    .is_err()
+                                {
+                                    return;
+                                }
+                            }
+                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                        }
+                    }
+                });
+        }
         #[cfg(unix)]
-        let accept = match crate::sys::bind_socket(dir, SOCKET) {
+        let serving = match crate::sys::bind_socket(dir, SOCKET) {
             Ok(listener) => {
-                let (stdin, stop) = (stdin.clone(), stop.clone());
+                let stop = stop.clone();
                 std::thread::Builder::new()
                     .name("attach".into())
                     .stack_size(64 << 10)
-                    .spawn(move || accept(listener, stdin, stop))
-                    .ok()
+                    .spawn(move || accept(listener, tx, stop))
+                    .is_ok()
             }
             Err(e) => {
                 tracing::warn!(error = %e, "serving the container's stdin to attach");
-                None
+                false
             }
         };
         #[cfg(not(unix))]
-        let accept = None;
+        let serving = {
+            drop(tx);
+            false
+        };
         StdinRelay {
-            stdin,
             dir: dir.to_path_buf(),
             stop,
-            accept,
+            serving,
         }
     }
 }
 
 #[cfg(unix)]
-fn accept(listener: std::os::unix::net::UnixListener, stdin: SharedStdin, stop: Arc<AtomicBool>) {
+fn accept(
+    listener: std::os::unix::net::UnixListener,
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    stop: Arc<AtomicBool>,
+) {
     use std::io::Read;
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let Ok(mut conn) = conn else { continue };
-        let stdin = stdin.clone();
+        let Ok(mut conn) = conn else {
+            // Out of descriptors, say: not a reason to spin.
+            std::thread::sleep(POLL);
+            continue;
+        };
+        let (tx, stop) = (tx.clone(), stop.clone());
         let _ = std::thread::Builder::new()
             .name("attach-in".into())
             .stack_size(64 << 10)
             .spawn(move || {
                 let mut buf = [0u8; 8192];
-                loop {
-                    let n = match conn.read(&mut buf) {
+                while !stop.load(Ordering::SeqCst) {
+                    match conn.read(&mut buf) {
                         Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    let mut held = stdin.lock().unwrap_or_else(|p| p.into_inner());
-                    let Some(to) = held.as_mut() else { return };
-                    if to.write_all(&buf[..n]).and_then(|()| to.flush()).is_err() {
-                        return;
+                        Ok(n) => {
+                            if tx.send(buf[..n].to_vec()).is_err() {
+                                return;
+                            }
+                        }
                     }
                 }
             });
@@ -95,14 +130,14 @@ fn accept(listener: std::os::unix::net::UnixListener, stdin: SharedStdin, stop: 
 
 impl Drop for StdinRelay {
     fn drop(&mut self) {
+        // The writer ends (closing the container's stdin) at its next look; nothing here
+        // waits for a thread that could be stuck.
         self.stop.store(true, Ordering::SeqCst);
-        // The container's stdin closes with the run.
-        self.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
         #[cfg(unix)]
-        if let Some(t) = self.accept.take() {
-            // Wake the accepting thread, which then sees `stop`.
+        if self.serving {
+            // Wake the accepting thread, which then sees `stop` (if this fails, it stays
+            // blocked on a socket no one can reach any more, and ends with the monitor).
             let _ = crate::sys::connect_socket(&self.dir, SOCKET);
-            let _ = t.join();
             let _ = std::fs::remove_file(self.dir.join(SOCKET));
         }
     }

@@ -135,11 +135,11 @@ pub fn copy_from_tar(
 ) -> Result<Copied, LifecycleError> {
     let containers = session.containers();
     let id = containers.find(container)?;
-    let locked = containers.lock(&id)?;
-    let fs = ContainerFs::open(session, &locked.record, locked.dir(), path, true)?;
+    let mut locked = Some(containers.lock(&id)?);
+    let fs = open_for_stream(session, &mut locked, path, true)?;
     let dir = match find(&fs.root, &fs.rel, true)? {
         Ok(f) if f.meta.is_dir() => match &f.name {
-            Some(n) => f.parent.open_dir(n).map_err(io_at(&fs.shown))?,
+            Some(n) => crate::sys::open_dir_nofollow(&f.parent, n).map_err(io_at(&fs.shown))?,
             None => f.parent,
         },
         Ok(_) => {
@@ -159,7 +159,9 @@ pub fn copy_from_tar(
         limits: crate::image::unpack::Limits::from_env().map_err(invalid)?,
         // The stream's own files: `.wh.` names are files here, not deletions.
         whiteouts: crate::image::unpack::WhiteoutFormat::Files,
+        // Owners kept with -a; device nodes never made (a container could open them).
         privileged: opts.archive && crate::sys::is_root(),
+        copy: true,
     };
     let report = crate::image::unpack::apply_layer(input, &dir, &unpack)
         .map_err(|e| invalid(format!("unpacking into {}: {e}", fs.shown)))?;
@@ -181,17 +183,17 @@ pub fn copy_to_tar(
 ) -> Result<Copied, LifecycleError> {
     let containers = session.containers();
     let id = containers.find(container)?;
-    let locked = containers.lock(&id)?;
-    let fs = ContainerFs::open(session, &locked.record, locked.dir(), path, false)?;
+    let mut locked = Some(containers.lock(&id)?);
+    let fs = open_for_stream(session, &mut locked, path, false)?;
     let found = find(&fs.root, &fs.rel, opts.follow_link)?
         .map_err(|_| invalid(format!("{}: no such file or directory", fs.shown)))?;
     let err = io_at(&fs.shown);
     let mut tar = tar::Builder::new(out);
     let mut files = 0;
-    let name = copied_name(&fs.rel, &found);
+    let name = copied_name(&fs.asked, &found);
     let dir = if found.meta.is_dir() && contents_only(path) {
         Some(match &found.name {
-            Some(n) => found.parent.open_dir(n).map_err(io_at(&fs.shown))?,
+            Some(n) => crate::sys::open_dir_nofollow(&found.parent, n).map_err(io_at(&fs.shown))?,
             None => found.parent.try_clone().map_err(io_at(&fs.shown))?,
         })
     } else {
@@ -232,10 +234,30 @@ pub fn copy_to_tar(
     })
 }
 
+/// [`ContainerFs::open`] for a tar stream, which lasts as long as the other end wants (a
+/// terminal, a slow reader): a running container's files are reached through the handles
+/// opened here, so its lock is let go at once (stop, kill and rm need it); a stopped one's
+/// mount needs the lock kept (no start meanwhile).
+fn open_for_stream(
+    session: &Session,
+    locked: &mut Option<crate::container::Locked>,
+    path: &str,
+    write: bool,
+) -> Result<ContainerFs, LifecycleError> {
+    let l = locked.as_ref().expect("locked by the caller");
+    let fs = ContainerFs::open(session, &l.record, l.dir(), path, write)?;
+    if fs.mounted.is_none() {
+        *locked = None;
+    }
+    Ok(fs)
+}
+
 /// The directory a container path lives in, and the path's components below it.
 struct ContainerFs {
     root: Dir,
     rel: Vec<OsString>,
+    /// The whole path asked for, in the container (its last name names a copy).
+    asked: Vec<OsString>,
     /// How messages name where it is.
     shown: String,
     /// A stopped container's root mounted for the copy: unmounted when this goes (before
@@ -294,6 +316,7 @@ impl ContainerFs {
             return Ok(ContainerFs {
                 root,
                 rel: comps[at.len()..].to_vec(),
+                asked: comps.clone(),
                 shown: format!("{name}:{path}"),
                 mounted: None,
             });
@@ -311,6 +334,7 @@ impl ContainerFs {
         let (root, mounted) = native_root(session, r, dir, running)?;
         Ok(ContainerFs {
             root,
+            asked: comps.clone(),
             rel: comps,
             shown: format!("{name}:{path}"),
             mounted,
@@ -467,7 +491,7 @@ fn copy_out(
 ) -> Result<Copied, LifecycleError> {
     let found = find(&fs.root, &fs.rel, opts.follow_link)?
         .map_err(|_| invalid(format!("{}: no such file or directory", fs.shown)))?;
-    let src_name = copied_name(&fs.rel, &found);
+    let src_name = copied_name(&fs.asked, &found);
     let dest_meta = std::fs::metadata(dest).ok();
     let target = match &dest_meta {
         Some(m) if m.is_dir() && found.meta.is_dir() && contents_only(src_path) => {
@@ -510,7 +534,9 @@ fn copy_out(
         let ft = meta.file_type();
         if ft.is_dir() {
             let dir = match &name {
-                Some(n) => Arc::new(parent.open_dir(n).map_err(io_at(&fs.shown))?),
+                Some(n) => {
+                    Arc::new(crate::sys::open_dir_nofollow(&parent, n).map_err(io_at(&fs.shown))?)
+                }
                 None => parent,
             };
             // Never through what is there already unless it is a real directory: a link
@@ -645,7 +671,7 @@ fn copy_in(
     let (parent, name) = match existing {
         Ok(f) if f.meta.is_dir() => {
             let dir = match &f.name {
-                Some(n) => f.parent.open_dir(n).map_err(io_at(&fs.shown))?,
+                Some(n) => crate::sys::open_dir_nofollow(&f.parent, n).map_err(io_at(&fs.shown))?,
                 None => f.parent,
             };
             if src_meta.is_dir() && contents_only(&src.to_string_lossy()) {
@@ -712,7 +738,7 @@ fn copy_tree_in(
                         Err(_) => parent.create_dir(n).map_err(err)?,
                     }
                     set_container_mode(&parent, n, &meta, opts)?;
-                    Arc::new(parent.open_dir(n).map_err(err)?)
+                    Arc::new(crate::sys::open_dir_nofollow(&parent, n).map_err(err)?)
                 }
             };
             for entry in std::fs::read_dir(&host).map_err(io_at(host.display()))? {

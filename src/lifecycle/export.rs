@@ -89,7 +89,7 @@ pub(super) fn append_entry<W: Write>(
     if ft.is_dir() {
         h.set_entry_type(tar::EntryType::Directory);
         tar.append_data(&mut h, path, std::io::empty())?;
-        return Ok(dir.open_dir(name).ok());
+        return Ok(crate::sys::open_dir_nofollow(dir, name).ok());
     }
     if ft.is_symlink() {
         let target = crate::sys::read_link(dir, name)?;
@@ -195,7 +195,7 @@ pub fn diff(session: &Session, id: &str) -> Result<Vec<Change>, LifecycleError> 
             }
             out.push((if in_image { 'C' } else { 'A' }, path.clone()));
             if meta.is_dir()
-                && let Ok(child) = dir.open_dir(e.file_name())
+                && let Ok(child) = crate::sys::open_dir_nofollow(&dir, &e.file_name())
             {
                 dirs.push(path.clone());
                 todo.push((child, path));

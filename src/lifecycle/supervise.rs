@@ -150,10 +150,14 @@ pub fn supervise(
             end(code, message)
         }
         Kind::Native => {
-            if let Err(e) = join_namespaces(containers, &record, &mut prepared) {
-                drop(net);
-                return end(EXIT_WHARF_FAILED, Some(e));
-            }
+            // (The joined namespaces' descriptors stay open until the run ends.)
+            let _joined = match join_namespaces(containers, &record, &mut prepared) {
+                Ok(held) => held,
+                Err(e) => {
+                    drop(net);
+                    return end(EXIT_WHARF_FAILED, Some(e));
+                }
+            };
             // `exec` reads the runtime spec of a running native container.
             if let Err(e) = std::fs::write(
                 dir.join("config.json"),
@@ -182,12 +186,17 @@ pub fn supervise(
 
 /// `--ipc container:NAME`, `--pid container:NAME`: the spec joins that container's
 /// namespace, which must be a running native container's (looked up at each start, as
-/// Docker's, so a restarted owner is followed).
+/// Docker's, so a restarted owner is followed). The namespace is opened here, under the
+/// owner's lock and checked to still be its process's after the open (a pid reused
+/// meanwhile is not joined), and named to the runtime as `/proc/self/fd/N`: the returned
+/// descriptors must stay open until it has started.
+#[cfg(target_os = "linux")]
 fn join_namespaces(
     containers: &Containers,
     record: &Record,
     prepared: &mut Prepared,
-) -> Result<(), String> {
+) -> Result<Vec<std::fs::File>, String> {
+    let mut held = Vec::new();
     use oci_spec::runtime::LinuxNamespaceType;
     let n = &record.options.native;
     for (owner, typ, which) in [
@@ -218,10 +227,29 @@ fn join_namespaces(
             .workload()
             .filter(|_| l.record.state.is_active())
             .ok_or_else(|| format!("{}: {} is not running", flag(), l.record.shown_name()))?;
-        let path = std::path::PathBuf::from(format!("/proc/{pid}/ns/{which}"));
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/{which}"))
+            .map_err(|e| format!("{}: {e}", flag()))?;
+        if l.record.state.workload() != Some(pid) {
+            return Err(format!(
+                "{}: {} ended meanwhile",
+                flag(),
+                l.record.shown_name()
+            ));
+        }
+        let path = std::path::PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&ns)
+        ));
         crate::bundle::set_namespace_path(&mut prepared.spec, typ, &path);
+        held.push(ns);
     }
-    Ok(())
+    Ok(held)
+}
+
+/// Native containers run on Linux only (refused before this).
+#[cfg(not(target_os = "linux"))]
+fn join_namespaces(_: &Containers, _: &Record, _: &mut Prepared) -> Result<Vec<()>, String> {
+    Ok(Vec::new())
 }
 
 /// Before a native container is cloned from this process: go on from a sealed wharf (see

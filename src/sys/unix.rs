@@ -19,6 +19,14 @@ pub fn open_dir_for_metadata(parent: &Dir, name: &OsStr) -> io::Result<cap_std::
     parent.open_with(name, &opts)
 }
 
+/// Open the directory `name` in `parent` as a directory handle, failing if `name` is a
+/// symlink now (a walk of a running container's files never re-enters a directory swapped
+/// for `d -> .`, nor goes where a link points).
+pub fn open_dir_nofollow(parent: &Dir, name: &OsStr) -> io::Result<Dir> {
+    let f = open_dir_for_metadata(parent, name)?;
+    Ok(Dir::from_std_file(f.into_std()))
+}
+
 /// Whether this process runs as root (effective uid 0).
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()

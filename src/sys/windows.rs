@@ -18,6 +18,11 @@ pub fn open_dir_for_metadata(parent: &Dir, name: &OsStr) -> io::Result<Dir> {
     parent.open_dir(Path::new(name))
 }
 
+/// Open the directory `name` in `parent` (Windows: as cap-std opens it).
+pub fn open_dir_nofollow(parent: &Dir, name: &OsStr) -> io::Result<Dir> {
+    parent.open_dir(Path::new(name))
+}
+
 /// Windows has no uid 0; wharf never needs elevation there.
 pub fn is_root() -> bool {
     false

@@ -890,6 +890,74 @@ fn cp_streams_tars_and_keeps_hostile_entries_inside() {
     assert!(back.status.success());
     assert_eq!(w.ok(&["exec", "box", "cat", "/copy/src/l"]), "one\n");
     w.ok(&["rm", "-f", "box"]);
+
+    // Docker's rules, not a layer's: an entry never replaces a directory (here a volume's
+    // mount point, whose host files stay) nor a directory a non-directory; device nodes
+    // are not made, even with -a.
+    let vol = w.path("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::write(vol.join("keep"), "host data\n").unwrap();
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "volbox",
+        "-v",
+        &format!("{}:/mnt/vol", s(&vol)),
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let o = cp_stream(
+        &w,
+        &["cp", "-", "volbox:/mnt"],
+        &layout::tar(&[("vol", Regular, "", b"over")]),
+    );
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cannot overwrite a directory"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(vol.join("keep")).unwrap(),
+        "host data\n"
+    );
+    let o = cp_stream(
+        &w,
+        &["cp", "-", "volbox:/etc"],
+        &layout::tar(&[("passwd", tar::EntryType::Directory, "", b"")]),
+    );
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("non-directory with a directory"));
+    let mut dev = tar::Header::new_gnu();
+    dev.set_entry_type(tar::EntryType::Block);
+    dev.set_path("disk").unwrap();
+    dev.set_device_major(8).unwrap();
+    dev.set_device_minor(0).unwrap();
+    dev.set_mode(0o666);
+    dev.set_size(0);
+    dev.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&dev, std::io::empty()).unwrap();
+    let o = cp_stream(
+        &w,
+        &["cp", "-a", "-", "volbox:/tmp"],
+        &b.into_inner().unwrap(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !w.run(&["exec", "volbox", "test", "-e", "/tmp/disk"])
+            .status
+            .success()
+    );
+    // Out of a stopped container's volume: named as asked.
+    w.ok(&["stop", "-t", "0", "volbox"]);
+    assert_eq!(
+        list(&["cp", "volbox:/mnt/vol", "-"]),
+        pairs(&[("vol", "Directory"), ("vol/keep", "host data\n")])
+    );
+    w.ok(&["rm", "-f", "volbox"]);
     assert_clean(&w);
 }
 
@@ -1230,7 +1298,11 @@ fn run_flags_docker_users_reach_for() {
         "-c",
         "readlink /proc/self/ns/ipc; ps -o args | grep -c '^sleep 1000'",
     ]);
-    assert_eq!(out, format!("{}1\n", owner_ipc));
+    assert_eq!(
+        out,
+        format!("{}1\n", owner_ipc),
+        "its IPC namespace and processes"
+    );
     let joined = w.ok(&[
         "create",
         "--ipc",
@@ -1595,7 +1667,38 @@ fn attach_feeds_stdin_and_detaches_with_the_keys() {
     assert_eq!(a.code(), Some(5));
     let e = w.fails(&["attach", "--detach-keys", "ctrl-1", "term"], 125);
     assert!(e.contains("detach key"), "{e}");
-    w.ok(&["rm", "echoer", "term"]);
+    // Attached to a run: it ends with the run's code when the container restarts, and
+    // the next run's stdin is served to the next attach.
+    w.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--restart",
+        "on-failure:1",
+        "--name",
+        "again",
+        "busybox",
+        "sh",
+        "-c",
+        "read l; echo \"got $l\"; exit 4",
+    ]);
+    let mut a = Attached::start(&w, &["attach", "again"]);
+    a.send(b"x\n");
+    a.expect("got x");
+    assert_eq!(a.code(), Some(4));
+    eventually(10, "the restart", || {
+        w.ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Running}}",
+            "again",
+        ]) == "1 true\n"
+    });
+    let mut b = Attached::start(&w, &["attach", "again"]);
+    b.send(b"y\n");
+    b.expect("got y");
+    assert_eq!(b.code(), Some(4));
+    w.ok(&["rm", "echoer", "term", "again"]);
     assert_clean(&w);
 }
 

@@ -185,6 +185,10 @@ pub struct UnpackOptions {
     pub whiteouts: WhiteoutFormat,
     /// chown entries and create device nodes (root only).
     pub privileged: bool,
+    /// `cp`'s rules rather than a layer's: a directory and a non-directory never replace
+    /// each other (Docker's NoOverwriteDirNonDir: an entry over a volume's mount point or
+    /// a `/lib -> usr/lib` link is refused, not removed), and no device node is made.
+    pub copy: bool,
 }
 
 impl UnpackOptions {
@@ -203,6 +207,7 @@ impl Default for UnpackOptions {
             limits: Limits::default(),
             whiteouts: WhiteoutFormat::for_host(),
             privileged: sys::is_root(),
+            copy: false,
         }
     }
 }
@@ -470,6 +475,24 @@ impl Unpacker<'_> {
         let parent = self.parent(parent_comps)?;
         let existing = parent.symlink_metadata(base).ok();
         use tar::EntryType as T;
+        if self.opts.copy
+            && let Some(m) = &existing
+            && m.is_dir() != (kind == T::Directory)
+        {
+            return Err(UnpackError::BadName {
+                name,
+                reason: if m.is_dir() {
+                    "cannot overwrite a directory with a non-directory".into()
+                } else {
+                    "cannot overwrite a non-directory with a directory".into()
+                },
+            });
+        }
+        if self.opts.copy && matches!(kind, T::Char | T::Block) {
+            tracing::debug!(entry = %name, "not copying a device node");
+            self.skipped_devices += 1;
+            return Ok(());
+        }
         match kind {
             T::Directory => {
                 if let Some(m) = existing {

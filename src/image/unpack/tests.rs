@@ -122,6 +122,7 @@ fn files_opts() -> UnpackOptions {
         limits: Limits::default(),
         whiteouts: WhiteoutFormat::Files,
         privileged: false,
+        copy: false,
     }
 }
 
