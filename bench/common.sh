@@ -3,6 +3,7 @@
 #   bench_setup TOOL...   bench_tools, then builds wharf in
 #                         release mode, sets $repo, $wharf and $work (removed on exit unless
 #                         the caller replaces the EXIT trap).
+#   bench_images          busybox, hello and http loaded into $work/root (WHARF_ROOT).
 #   bench_big_image LAYOUT DIR...   adds one layer per host directory to LAYOUT:busybox.
 bench_setup() {
     repo=$(cd "$(dirname "${BASH_SOURCE[1]}")/.." && pwd)
@@ -20,6 +21,19 @@ bench_tools() {
     for t in hyperfine "$@"; do
         command -v "$t" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$t" >/dev/null
     done
+}
+
+# bench_images: busybox (umoci-made, $work/img) and the wasm examples ($work/wasm) built,
+# loaded into a wharf root of the benchmark's own (WHARF_ROOT=$work/root) as busybox,
+# hello and http, with hello's compiled code cached.
+bench_images() {
+    bash "$repo/tests/fixtures/make-busybox-image.sh" "$work/img" >/dev/null
+    bash "$repo/wasm-examples/build.sh" "$work/wasm" >/dev/null
+    export WHARF_ROOT="$work/root"
+    "$wharf" load -q -i "$work/img/busybox-oci.tar" >/dev/null
+    "$wharf" package "$work/wasm/hello.wasm" -t hello >/dev/null
+    "$wharf" package "$work/wasm/http-hello.wasm" -t http >/dev/null
+    "$wharf" run --rm hello >/dev/null # fills the compile cache
 }
 
 # The peer wasmtime CLI of wharf's wasmtime line (scripts/peer-wasmtime.sh: the official

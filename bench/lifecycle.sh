@@ -8,13 +8,7 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 bench_setup
-bash "$repo/tests/fixtures/make-busybox-image.sh" "$work/img" >/dev/null
-bash "$repo/wasm-examples/build.sh" "$work/wasm" >/dev/null
-export WHARF_ROOT="$work/root"
-"$wharf" load -q -i "$work/img/busybox-oci.tar" >/dev/null
-"$wharf" package "$work/wasm/hello.wasm" -t hello >/dev/null
-"$wharf" package "$work/wasm/http-hello.wasm" -t http >/dev/null
-"$wharf" run --rm hello >/dev/null # fills the compile cache
+bench_images
 trap '"$wharf" rm -f $("$wharf" ps -aq) >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
 runs=${RUNS:-30}

@@ -17,13 +17,7 @@ fi
 mount -t tmpfs run /run
 ip link set lo up
 bench_setup podman catatonit
-bash "$repo/tests/fixtures/make-busybox-image.sh" "$work/img" >/dev/null
-bash "$repo/wasm-examples/build.sh" "$work/wasm" >/dev/null
-export WHARF_ROOT="$work/root"
-"$wharf" load -q -i "$work/img/busybox-oci.tar" >/dev/null
-"$wharf" package "$work/wasm/hello.wasm" -t hello >/dev/null
-"$wharf" package "$work/wasm/http-hello.wasm" -t http >/dev/null
-"$wharf" run --rm hello >/dev/null # fills the compile cache
+bench_images
 pm="--root $work/podman-root --runroot $work/podman-run --storage-driver vfs --cgroup-manager cgroupfs --events-backend none --runtime runc"
 podman $pm load -q -i "$work/img/busybox-docker.tar" >/dev/null
 cleanup() {
