@@ -305,3 +305,51 @@ fn mounts_steered_into_proc_or_sys_by_an_image_symlink_are_refused() {
     let vol = format!("{}:/data2", s(&host_dir));
     w.ok(&["run", "--rm", "-v", &vol, "links", "true"]);
 }
+
+/// A device node on a container's root filesystem (an image layer's, or one the container
+/// makes with its CAP_MKNOD) cannot be opened: the root is `nodev`, so a node for the host's
+/// disk in a hostile image is inert even where no device cgroup holds (cgroup v2 without
+/// an eBPF program). Its /dev, a tmpfs wharf fills, works as before; so does a `--device`.
+#[test]
+fn device_nodes_on_the_root_filesystem_cannot_be_opened() {
+    let _serial = serial();
+    let w = busybox();
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "mknod /tmp/n c 1 3; (echo x > /tmp/n) 2>/dev/null && echo opened || echo refused; \
+         mknod /dev/n c 1 3 && echo x > /dev/n && echo in-dev-ok",
+    ]);
+    assert_eq!(out, "refused\nin-dev-ok\n");
+    // A read-only root keeps it (a remount sets every flag anew).
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' / ' /proc/mounts",
+    ]);
+    let opts = out.split_whitespace().nth(3).unwrap_or_default();
+    assert!(
+        opts.split(',').any(|o| o == "ro") && opts.split(',').any(|o| o == "nodev"),
+        "{out}"
+    );
+    // A host device asked for outside /dev still works (the root is then left as it was).
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/null:/mnt/mynull",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /mnt/mynull && echo device-ok",
+    ]);
+    assert_eq!(out, "device-ok\n");
+    crate::native::assert_clean(&w);
+}

@@ -383,11 +383,17 @@ pub fn setup(plan: &RootfsPlan<'_>) -> Result<(), ChildError> {
         .and_then(|r| r.readonly())
         .unwrap_or(false)
     {
+        // (A remount sets every flag anew: the overlay root's nodev is kept.)
+        let keep = if plan.bundle_rootfs.is_none() && !plan.copy_root {
+            root_flags(plan.spec)
+        } else {
+            MsFlags::empty()
+        };
         mount(
             None::<&str>,
             "/",
             None::<&str>,
-            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | keep,
             None::<&str>,
         )
         .map_err(sys("making the root read-only"))?;
@@ -443,11 +449,35 @@ fn mount_overlay(plan: &RootfsPlan<'_>, rootfs: &Path) -> Result<(), ChildError>
         Some("overlay"),
         rootfs,
         Some("overlay"),
-        MsFlags::empty(),
+        root_flags(plan.spec),
         Some(data.as_str()),
     )
     .map_err(sys("mounting the overlay root filesystem"))?;
     Ok(())
+}
+
+/// The overlay root's flags: `nodev` when the container's devices all live on a `/dev` of
+/// its own (a tmpfs wharf fills), so a device node an image layer carries, or one made on
+/// the root filesystem, cannot be opened, whether or not a device cgroup holds (cgroup v2
+/// has none without an eBPF program, which wharf does not load).
+fn root_flags(spec: &Spec) -> MsFlags {
+    let own_dev = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .any(|m| m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("tmpfs"));
+    let devices_in_dev = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+        .all(|d| d.path().starts_with("/dev/"));
+    if own_dev && devices_in_dev {
+        MsFlags::MS_NODEV
+    } else {
+        MsFlags::empty()
+    }
 }
 
 fn mount_one(root: &Dir, m: &Mount, plan: &RootfsPlan<'_>) -> Result<(), ChildError> {
