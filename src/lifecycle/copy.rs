@@ -124,8 +124,8 @@ pub fn copy(
 /// Unpack the tar stream `input` (plain, gzip or zstd) into the directory `path` of
 /// `container`, as `docker cp - CONTAINER:DIR`. Entries are contained in that directory
 /// whatever they name (`../`, absolute paths, links planted by earlier entries: the layer
-/// unpacker's rules); owners are the container's root unless `-a` keeps the tar's, and
-/// device nodes are made only then.
+/// unpacker's rules, with `cp`'s: nothing replaces a directory or is replaced by one);
+/// owners are the container's root unless `-a` keeps the tar's; device nodes are not made.
 pub fn copy_from_tar(
     session: &Session,
     container: &str,
@@ -133,15 +133,9 @@ pub fn copy_from_tar(
     opts: CopyOptions,
     input: &mut dyn io::Read,
 ) -> Result<Copied, LifecycleError> {
-    let containers = session.containers();
-    let id = containers.find(container)?;
-    let mut locked = Some(containers.lock(&id)?);
-    let fs = open_for_stream(session, &mut locked, path, true)?;
+    let (_held, fs) = open_for_stream(session, container, path, true)?;
     let dir = match find(&fs.root, &fs.rel, true)? {
-        Ok(f) if f.meta.is_dir() => match &f.name {
-            Some(n) => crate::sys::open_dir_nofollow(&f.parent, n).map_err(io_at(&fs.shown))?,
-            None => f.parent,
-        },
+        Ok(f) if f.meta.is_dir() => f.open_dir().map_err(io_at(&fs.shown))?,
         Ok(_) => {
             return Err(invalid(format!(
                 "{}: a tar stream is unpacked into a directory, and this is not one",
@@ -181,10 +175,7 @@ pub fn copy_to_tar(
     opts: CopyOptions,
     out: &mut dyn io::Write,
 ) -> Result<Copied, LifecycleError> {
-    let containers = session.containers();
-    let id = containers.find(container)?;
-    let mut locked = Some(containers.lock(&id)?);
-    let fs = open_for_stream(session, &mut locked, path, false)?;
+    let (_held, fs) = open_for_stream(session, container, path, false)?;
     let found = find(&fs.root, &fs.rel, opts.follow_link)?
         .map_err(|_| invalid(format!("{}: no such file or directory", fs.shown)))?;
     let err = io_at(&fs.shown);
@@ -192,10 +183,7 @@ pub fn copy_to_tar(
     let mut files = 0;
     let name = copied_name(&fs.asked, &found);
     let dir = if found.meta.is_dir() && contents_only(path) {
-        Some(match &found.name {
-            Some(n) => crate::sys::open_dir_nofollow(&found.parent, n).map_err(io_at(&fs.shown))?,
-            None => found.parent.try_clone().map_err(io_at(&fs.shown))?,
-        })
+        Some(found.open_dir().map_err(io_at(&fs.shown))?)
     } else {
         files += 1;
         match &found.name {
@@ -234,22 +222,22 @@ pub fn copy_to_tar(
     })
 }
 
-/// [`ContainerFs::open`] for a tar stream, which lasts as long as the other end wants (a
-/// terminal, a slow reader): a running container's files are reached through the handles
-/// opened here, so its lock is let go at once (stop, kill and rm need it); a stopped one's
-/// mount needs the lock kept (no start meanwhile).
+/// [`ContainerFs::open`] of `container`'s `path` for a tar stream, which lasts as long as
+/// the other end wants (a terminal, a slow reader): a running container's files are
+/// reached through the handles opened here, so its lock is let go at once (stop, kill and
+/// rm need it); a stopped one's mount needs the lock kept (no start meanwhile), and is
+/// returned first so that it outlives the mount.
 fn open_for_stream(
     session: &Session,
-    locked: &mut Option<crate::container::Locked>,
+    container: &str,
     path: &str,
     write: bool,
-) -> Result<ContainerFs, LifecycleError> {
-    let l = locked.as_ref().expect("locked by the caller");
+) -> Result<(Option<crate::container::Locked>, ContainerFs), LifecycleError> {
+    let containers = session.containers();
+    let l = containers.lock(&containers.find(container)?)?;
     let fs = ContainerFs::open(session, &l.record, l.dir(), path, write)?;
-    if fs.mounted.is_none() {
-        *locked = None;
-    }
-    Ok(fs)
+    let held = fs.mounted.is_some().then_some(l);
+    Ok((held, fs))
 }
 
 /// The directory a container path lives in, and the path's components below it.
@@ -470,6 +458,16 @@ fn copied_name(asked: &[OsString], found: &Found) -> OsString {
         .unwrap_or_else(|| OsString::from("rootfs"))
 }
 
+impl Found {
+    /// The directory found (which it is), opened without following a link swapped in.
+    fn open_dir(&self) -> io::Result<Dir> {
+        match &self.name {
+            Some(n) => crate::sys::open_dir_nofollow(&self.parent, n),
+            None => self.parent.try_clone(),
+        }
+    }
+}
+
 fn display(comps: &[OsString]) -> String {
     comps
         .iter()
@@ -670,10 +668,7 @@ fn copy_in(
     let existing = find(&fs.root, &fs.rel, true)?;
     let (parent, name) = match existing {
         Ok(f) if f.meta.is_dir() => {
-            let dir = match &f.name {
-                Some(n) => crate::sys::open_dir_nofollow(&f.parent, n).map_err(io_at(&fs.shown))?,
-                None => f.parent,
-            };
+            let dir = f.open_dir().map_err(io_at(&fs.shown))?;
             if src_meta.is_dir() && contents_only(&src.to_string_lossy()) {
                 // DIR/. into an existing directory: the contents, merged.
                 return copy_tree_in(src, &src_meta, dir, None, fs, opts);

@@ -75,8 +75,7 @@ fn request_stop(
     let procs: Vec<Proc> = [st.supervisor, st.monitor].into_iter().flatten().collect();
     // A wasm guest's process turns SIGTERM into an interrupt; another signal would end it
     // without a record of how.
-    let signal = match l.record.kind {
-        _ if forced.is_some() => forced.unwrap_or_default(),
+    let signal = forced.unwrap_or_else(|| match l.record.kind {
         crate::dispatch::Kind::Wasm => crate::sys::SIGTERM,
         crate::dispatch::Kind::Native => l
             .record
@@ -84,7 +83,7 @@ fn request_stop(
             .as_deref()
             .and_then(crate::sys::parse_signal)
             .unwrap_or(crate::sys::SIGTERM),
-    };
+    });
     let timeout = l.record.stop_timeout.map(Duration::from_secs);
     l.save()?;
     l.event("kill", &[("signal", signal.to_string())]);
