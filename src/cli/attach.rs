@@ -58,6 +58,13 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     wharf::sys::catch_termination();
+    // Output from now on: taken before our stdin can reach the container, so that what it
+    // answers to our first line is never older than the point we read from.
+    let opts = logs::ReadOptions {
+        tail: None,
+        since: Some(chrono::Utc::now()),
+        follow: true,
+    };
     let detach = Arc::new(AtomicBool::new(false));
     // Raw for as long as we are attached to a terminal container's stdin.
     let mut _raw = None;
@@ -94,11 +101,6 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
             })?;
     }
     let path = logs::path(&dir, &id);
-    let opts = logs::ReadOptions {
-        tail: None,
-        since: Some(chrono::Utc::now()),
-        follow: true,
-    };
     let mut passed = false;
     let mut running = || {
         if detach.load(Ordering::SeqCst) {
