@@ -57,6 +57,7 @@ fn main() {
         HostOptions {
             pooling: true,
             fuel: false,
+            ..Default::default()
         },
     )
     .expect("host");
@@ -68,6 +69,7 @@ fn main() {
         HostOptions {
             pooling: true,
             fuel: false,
+            ..Default::default()
         },
     )
     .expect("host");

@@ -37,9 +37,9 @@ pub struct HostInfo {
     pub wasmtime: String,
     pub wasi: &'static str,
     pub wasm_features: Vec<&'static str>,
-    /// Image signatures: wharf verifies none yet, so every image is run as pulled (digests
-    /// are verified, authorship is not).
-    pub signature_policy: &'static str,
+    /// The signature policy pulls and loads obey: its file and what it asks, or that there
+    /// is none (every image accepted; digests are verified, authorship is not).
+    pub signature_policy: String,
 }
 
 /// Whether a feature is there, and what was found (a path, a reason).
@@ -121,7 +121,25 @@ pub fn probe(roots: &Roots) -> HostInfo {
             "fuel (--fuel)",
             "compiled-code cache",
         ],
-        signature_policy: "none: image digests are verified, signatures are not",
+        signature_policy: signature_policy(roots),
+    }
+}
+
+fn signature_policy(roots: &Roots) -> String {
+    use crate::trust::{Trust, TrustOptions, policy_path};
+    let opts = TrustOptions::default();
+    match policy_path(&opts, Some(roots.data())) {
+        None => {
+            "none: every image is accepted (image digests are verified, signatures are not)".into()
+        }
+        Some(path) => match Trust::load(&opts, Some(roots.data())) {
+            Err(e) => format!("{e}"),
+            Ok(t) if t.policy.accepts_anything() => format!(
+                "{}: accepts every image (insecureAcceptAnything)",
+                path.display()
+            ),
+            Ok(_) => format!("{}: signatures are checked where it asks", path.display()),
+        },
     }
 }
 

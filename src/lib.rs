@@ -19,7 +19,7 @@
 //! container runtime plugin            records and names · runc's verbs · the embedding API
 //! backend                             native (namespaces, cgroups, seccomp) · wasm (wasmtime)
 //! run bundle dispatch network volume  preparing a run: its bundle, the decision, networks, volumes
-//! image                               the store, its formats, registries, layer unpacking
+//! image trust                         the store, its formats, registries, layer unpacking · which images may come in
 //! paths events                        where state lives · the event log
 //! sys id status run::options          OS seams · ids · the status machine · the vocabulary of a run
 //! ```
@@ -49,4 +49,5 @@ pub mod run;
 pub mod runtime;
 pub mod status;
 pub mod sys;
+pub mod trust;
 pub mod volume;

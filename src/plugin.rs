@@ -98,12 +98,16 @@ pub enum PluginError {
 }
 
 /// How the host runs its plugins.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HostOptions {
     /// The pooling allocator: an instance per call is cheap (the default).
     pub pooling: bool,
     /// Count fuel (needed for [`Grants::fuel`]; it costs some speed).
     pub fuel: bool,
+    /// The signature policy a plugin pulled from a registry (at `load`, and at `reload()`
+    /// of a tag) must satisfy, and where signatures are kept (default: as `wharf pull`
+    /// finds them, `ROOT/policy.json` first).
+    pub trust: crate::trust::TrustOptions,
 }
 
 impl Default for HostOptions {
@@ -111,6 +115,7 @@ impl Default for HostOptions {
         HostOptions {
             pooling: true,
             fuel: true,
+            trust: Default::default(),
         }
     }
 }
@@ -200,6 +205,7 @@ struct Shared {
     fuel: bool,
     cache_dir: PathBuf,
     stop_ticker: Arc<AtomicBool>,
+    trust: crate::trust::TrustOptions,
 }
 
 impl Drop for Shared {
@@ -247,6 +253,7 @@ impl Host {
                 fuel: opts.fuel,
                 cache_dir: roots.wasm_cache(),
                 stop_ticker: stop,
+                trust: opts.trust.clone(),
             }),
         })
     }
@@ -321,6 +328,7 @@ impl Host {
                         false,
                         &crate::image::registry::RegistryOptions {
                             quiet: true,
+                            trust: self.shared.trust.clone(),
                             ..Default::default()
                         },
                     )

@@ -32,6 +32,10 @@ pub struct Args {
     /// keys in `<root>/trusted-keys/*.pem` are trusted too.
     #[arg(long, value_name = "PEM", requires = "precompiled")]
     trust_key: Vec<PathBuf>,
+    /// The signature policy to obey instead of ROOT/policy.json,
+    /// ~/.config/containers/policy.json or /etc/containers/policy.json.
+    #[arg(long, value_name = "FILE")]
+    signature_policy: Option<PathBuf>,
 }
 
 pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
@@ -44,7 +48,11 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
         files: signed::candidates(&args.precompiled)?,
         trusted: trusted_keys(ctx, &args.trust_key)?,
     };
-    let loaded = archive::load(&store, &args.input)
+    let trust = wharf::trust::TrustOptions {
+        policy: args.signature_policy.clone(),
+        registries_d: None,
+    };
+    let loaded = archive::load(&store, &args.input, &trust)
         .with_context(|| format!("loading {}", args.input.display()))?;
     for l in &loaded {
         match (&l.name, args.quiet) {

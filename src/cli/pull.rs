@@ -30,7 +30,30 @@ impl TlsArgs {
             cert_dir: self.cert_dir.clone(),
             credentials: credentials::lookup(registry)?,
             quiet: self.quiet,
+            trust: Default::default(),
         })
+    }
+}
+
+/// Which images are let in (containers-policy.json(5), as skopeo and Podman read it).
+#[derive(Debug, clap::Args)]
+pub struct TrustArgs {
+    /// The signature policy to obey instead of ROOT/policy.json,
+    /// ~/.config/containers/policy.json or /etc/containers/policy.json.
+    #[arg(long, value_name = "FILE")]
+    signature_policy: Option<std::path::PathBuf>,
+    /// The registries.d directory saying where signatures are kept, instead of
+    /// ~/.config/containers/registries.d or /etc/containers/registries.d.
+    #[arg(long = "registries.d", value_name = "DIR")]
+    registries_d: Option<std::path::PathBuf>,
+}
+
+impl TrustArgs {
+    pub fn options(&self) -> wharf::trust::TrustOptions {
+        wharf::trust::TrustOptions {
+            policy: self.signature_policy.clone(),
+            registries_d: self.registries_d.clone(),
+        }
     }
 }
 
@@ -46,12 +69,15 @@ pub struct PullArgs {
     all_platforms: bool,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 pub fn pull(ctx: &Session, args: PullArgs) -> anyhow::Result<()> {
     let reference = Reference::parse(&args.image)?;
     let store = ctx.store()?;
-    let opts = args.tls.options(reference.registry())?;
+    let mut opts = args.tls.options(reference.registry())?;
+    opts.trust = args.trust.options();
     let desc = registry::pull(
         &store,
         &reference,
@@ -75,6 +101,14 @@ pub struct PushArgs {
     destination: Option<String>,
     #[command(flatten)]
     tls: TlsArgs,
+    /// Sign what is pushed with this GPG key (its fingerprint, from your GnuPG keyring),
+    /// as `skopeo copy --sign-by` signs: into the lookaside storage registries.d names.
+    #[arg(long, value_name = "FINGERPRINT")]
+    sign_by: Option<String>,
+    /// The registries.d directory saying where signatures are written, instead of
+    /// ~/.config/containers/registries.d or /etc/containers/registries.d.
+    #[arg(long = "registries.d", value_name = "DIR")]
+    registries_d: Option<std::path::PathBuf>,
 }
 
 pub fn push(ctx: &Session, args: PushArgs) -> anyhow::Result<()> {
@@ -88,8 +122,39 @@ pub fn push(ctx: &Session, args: PushArgs) -> anyhow::Result<()> {
             .with_context(|| format!("{} has no name: give a destination", args.image))?,
     };
     let opts = args.tls.options(target.registry())?;
+    // Where the signature goes is read before anything is pushed.
+    let lookaside = match &args.sign_by {
+        Some(_) => Some(
+            wharf::trust::lookaside::Config::load(args.registries_d.as_deref())
+                .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
+    };
     let digest = registry::push(&store, &record, &target, &opts)
         .with_context(|| format!("pushing to {target}"))?;
+    if let (Some(fpr), Some(config)) = (&args.sign_by, &lookaside) {
+        // An index's platforms are signed too: a pull of one platform checks its manifest.
+        let mut signed = vec![digest.clone()];
+        if let Ok(wharf::image::Manifest::Index(index)) =
+            wharf::image::read_manifest(&store, &record.descriptor)
+        {
+            signed.extend(
+                index
+                    .manifests()
+                    .iter()
+                    .filter(|c| store.has_blob(c))
+                    .map(|c| c.digest().to_string()),
+            );
+        }
+        for d in &signed {
+            let at = wharf::trust::sign::sign_gpg(config, &target, d, fpr)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("signing {target}@{d} (it is pushed, unsigned)"))?;
+            if !args.tls.quiet {
+                eprintln!("Signature stored at {}", at.display());
+            }
+        }
+    }
     outln!("{target}@{digest}");
     Ok(())
 }

@@ -58,6 +58,8 @@ pub enum ArchiveError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Unpack(#[from] unpack::UnpackError),
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
 }
 
 impl From<blob::BlobError> for ArchiveError {
@@ -73,8 +75,27 @@ pub struct Loaded {
     pub digest: String,
 }
 
-/// Load every image in `path` (detected from content) into the store.
-pub fn load(store: &Store, path: &Path) -> Result<Vec<Loaded>, ArchiveError> {
+/// Load every image in `path` (detected from content) into the store, if the signature
+/// policy lets it in: a layout directory by the `oci` transport's scopes, an archive by
+/// `oci-archive`'s or `docker-archive`'s, whichever it turns out to hold (refused at once
+/// when both refuse; else once read, before any image is named, its blobs then collected).
+/// Archives carry no signatures, so a scope that asks for one refuses them.
+pub fn load(
+    store: &Store,
+    path: &Path,
+    trust: &crate::trust::TrustOptions,
+) -> Result<Vec<Loaded>, ArchiveError> {
+    use crate::trust::policy;
+    let trust = crate::trust::Trust::load(trust, Some(store.data_root()))?;
+    if path.is_dir() {
+        trust.check_archive(policy::OCI, Some(path))?;
+    } else if let Err(e) = trust.check_archive(policy::OCI_ARCHIVE, Some(path))
+        && trust
+            .check_archive(policy::DOCKER_ARCHIVE, Some(path))
+            .is_err()
+    {
+        return Err(e.into());
+    }
     let guard = store.lock_shared()?;
     let result = if path.is_dir() {
         if path.join("oci-layout").exists() || path.join("index.json").exists() {
@@ -85,7 +106,7 @@ pub fn load(store: &Store, path: &Path) -> Result<Vec<Loaded>, ArchiveError> {
         }
     } else {
         let file = File::open(path).map_err(ArchiveError::Read)?;
-        load_stream(store, file, path)
+        load_stream(store, file, path, &trust)
     };
     drop(guard);
     match result {
@@ -147,7 +168,9 @@ fn load_stream(
     store: &Store,
     file: File,
     path: &Path,
+    trust: &crate::trust::Trust,
 ) -> Result<(Vec<Loaded>, bool), ArchiveError> {
+    use crate::trust::policy;
     let mut reader = unpack::decompress(file).map_err(ArchiveError::Read)?;
     // Look at the first header before the tar parser does: its errors quote the bytes it
     // could not parse, and a file that is not an archive (a password file, a key) must not
@@ -212,11 +235,13 @@ fn load_stream(
         }
     }
     if let Some(index) = index_json {
+        trust.check_archive(policy::OCI_ARCHIVE, Some(path))?;
         let entries = layout::parse_index_json(&index)?;
         let (loaded, _) = import_entries(store, &entries, &mut InStore)?;
         return Ok((loaded, !others.is_empty()));
     }
     if let Some(manifest) = manifest_json {
+        trust.check_archive(policy::DOCKER_ARCHIVE, Some(path))?;
         return load_docker(store, &manifest, &others);
     }
     if !saw_entry {

@@ -19,6 +19,7 @@ use super::platform::{self, PlatformSpec};
 use super::reference::Reference;
 use super::store::{ImageRecord, Store, StoreError};
 use super::{blob, media};
+use crate::trust::{self, Requirement, Trust, TrustError, TrustOptions, lookaside, policy};
 
 /// What can go wrong talking to a registry.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,8 @@ pub enum RegistryError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
 }
 
 /// How to reach a registry.
@@ -67,6 +70,8 @@ pub struct RegistryOptions {
     pub credentials: Option<(String, String)>,
     /// Print nothing but errors.
     pub quiet: bool,
+    /// Where the signature policy and signature storage configuration are.
+    pub trust: TrustOptions,
 }
 
 const ATTEMPTS: u32 = 4;
@@ -253,13 +258,20 @@ fn with_store<T>(
     runtime.block_on(work)
 }
 
-async fn pull_manifest(
+/// A manifest as the registry served it, checked (its size, its media type, its digest if
+/// asked for by one) but not stored yet.
+struct Fetched {
+    bytes: bytes::Bytes,
+    digest: String,
+    media_type: String,
+}
+
+async fn fetch_manifest(
     client: &Client,
-    store: &Store,
     image: &OciRef,
     auth: &RegistryAuth,
     registry: &str,
-) -> Result<(Descriptor, Manifest), RegistryError> {
+) -> Result<Fetched, RegistryError> {
     let (bytes, digest) = retry("manifest", || async {
         client
             .pull_manifest_raw(image, auth, ACCEPTED)
@@ -298,19 +310,199 @@ async fn pull_manifest(
     }
     // The content must hash to what was asked for (when asked by digest) and is stored by
     // its own digest either way.
-    let actual = blob::digest_of(&bytes);
+    let actual = blob::digest_of(&bytes).to_string();
     if let Some(asked) = image.digest()
-        && asked != actual.to_string()
+        && asked != actual
     {
         return Err(StoreError::from(blob::BlobError::DigestMismatch {
             expected: asked.to_string(),
-            actual: actual.to_string(),
+            actual,
         })
         .into());
     }
-    let desc = store.put_blob(&media_type, &bytes)?;
+    Ok(Fetched {
+        bytes,
+        digest: actual,
+        media_type,
+    })
+}
+
+fn store_manifest(store: &Store, m: &Fetched) -> Result<(Descriptor, Manifest), RegistryError> {
+    let desc = store.put_blob(&m.media_type, &m.bytes)?;
     let manifest = content::read_manifest(store, &desc)?;
     Ok((desc, manifest))
+}
+
+/// The signature policy's verdict on `reference`, whose top-level manifest has `digest`:
+/// the signatures its requirements ask for are fetched (lookaside storage for signedBy,
+/// the registry's attachments for sigstoreSigned) and checked before anything is stored.
+async fn check_trust(
+    trust: &Trust,
+    client: &Client,
+    image: &OciRef,
+    auth: &RegistryAuth,
+    reference: &Reference,
+    digest: &str,
+) -> Result<(), RegistryError> {
+    let (reqs, scope) = trust
+        .policy
+        .requirements_for(policy::DOCKER, &policy::docker_scopes(reference));
+    let gpg = reqs
+        .iter()
+        .any(|r| matches!(r, Requirement::SignedBy { .. }));
+    let sigstore = reqs
+        .iter()
+        .any(|r| matches!(r, Requirement::SigstoreSigned { .. }));
+    let mut sigs = trust::Signatures::default();
+    if gpg || sigstore {
+        let unreadable = |message: String| TrustError::Signatures {
+            image: reference.to_string(),
+            message,
+        };
+        let config = trust.registries()?;
+        if gpg {
+            let base = config.lookaside(reference, false);
+            // Never from https down to plain http, as for the registry itself.
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                    let down = attempt.url().scheme() == "http"
+                        && attempt.previous().iter().any(|u| u.scheme() == "https");
+                    if down || attempt.previous().len() > 5 {
+                        attempt.stop()
+                    } else {
+                        attempt.follow()
+                    }
+                }))
+                .build()
+                .map_err(|e| unreadable(e.to_string()))?;
+            sigs.gpg = lookaside::read(&http, &base, reference, digest)
+                .await
+                .map_err(unreadable)?;
+            sigs.lookaside = base;
+        }
+        if sigstore && config.use_sigstore_attachments(reference) {
+            sigs.sigstore =
+                Some(attached_signatures(client, image, auth, reference.registry(), digest).await?);
+        }
+    }
+    trust::evaluate(trust, reference, digest, reqs, &scope, &sigs)?;
+    Ok(())
+}
+
+/// The most bytes of one attached signature's payload.
+const MAX_SIGSTORE_PAYLOAD: u64 = 1 << 20;
+
+/// The sigstore signatures attached to `digest` in `image`'s repository (none when the
+/// signature tag does not exist).
+async fn attached_signatures(
+    client: &Client,
+    image: &OciRef,
+    auth: &RegistryAuth,
+    registry: &str,
+    digest: &str,
+) -> Result<Vec<trust::sigstore::Attached>, RegistryError> {
+    use oci_client::errors::{OciDistributionError as E, OciErrorCode};
+    let tag = trust::sigstore::signature_tag(digest).map_err(|e| request_err(registry, e))?;
+    let sig_ref = OciRef::with_tag(
+        image.registry().to_string(),
+        image.repository().to_string(),
+        tag,
+    );
+    let raw = retry("signature manifest", || async {
+        match client
+            .pull_manifest_raw(
+                &sig_ref,
+                auth,
+                &[media::OCI_MANIFEST, media::DOCKER_MANIFEST],
+            )
+            .await
+        {
+            Ok((bytes, _)) => Ok(Some(bytes)),
+            Err(E::ImageManifestNotFoundError(_)) => Ok(None),
+            Err(E::ServerError { code: 404, .. }) => Ok(None),
+            Err(E::RegistryError { envelope, .. })
+                if envelope.errors.iter().any(|e| {
+                    matches!(
+                        e.code,
+                        OciErrorCode::ManifestUnknown
+                            | OciErrorCode::NameUnknown
+                            | OciErrorCode::NotFound
+                    )
+                }) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(client_err(registry, e)),
+        }
+    })
+    .await?;
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    if raw.len() as u64 > media::MAX_MANIFEST_BYTES {
+        return Err(request_err(
+            registry,
+            "a signature manifest over its size cap",
+        ));
+    }
+    let manifest: oci_spec::image::ImageManifest = serde_json::from_slice(&raw)
+        .map_err(|e| request_err(registry, format!("the signature manifest: {e}")))?;
+    let mut found = Vec::new();
+    for layer in manifest.layers() {
+        if layer.media_type().to_string() != trust::sigstore::PAYLOAD_MEDIA_TYPE {
+            continue;
+        }
+        let Some(signature) = layer
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(trust::sigstore::SIGNATURE_ANNOTATION))
+        else {
+            continue;
+        };
+        if layer.size() > MAX_SIGSTORE_PAYLOAD {
+            return Err(request_err(
+                registry,
+                format!("a signature payload of {} bytes", layer.size()),
+            ));
+        }
+        let wanted = layer.digest().to_string();
+        let payload = retry("signature payload", || async {
+            let mut stream = client
+                .pull_blob_stream(image, wanted.as_str())
+                .await
+                .map_err(|e| client_err(registry, e))?;
+            let mut buf = Vec::new();
+            while let Some(chunk) = stream.stream.next().await {
+                let chunk = chunk.map_err(|e| RegistryError::Request {
+                    registry: registry.to_string(),
+                    message: e.to_string(),
+                    transient: true,
+                })?;
+                buf.extend_from_slice(&chunk);
+                if buf.len() as u64 > layer.size() {
+                    return Err(request_err(
+                        registry,
+                        "a signature payload longer than its descriptor",
+                    ));
+                }
+            }
+            Ok(buf)
+        })
+        .await?;
+        if blob::digest_of(&payload).to_string() != wanted {
+            return Err(StoreError::from(blob::BlobError::DigestMismatch {
+                expected: wanted,
+                actual: blob::digest_of(&payload).to_string(),
+            })
+            .into());
+        }
+        found.push(trust::sigstore::Attached {
+            payload,
+            signature: signature.clone(),
+        });
+    }
+    Ok(found)
 }
 
 async fn pull_async(
@@ -320,11 +512,35 @@ async fn pull_async(
     all_platforms: bool,
     opts: &RegistryOptions,
 ) -> Result<Descriptor, RegistryError> {
+    // A policy that does not parse refuses before the registry is asked anything.
+    let trust = Trust::load(&opts.trust, Some(store.data_root()))?;
+    // A scope that rejects every image refuses before the registry is asked anything.
+    let (reqs, scope) = trust
+        .policy
+        .requirements_for(policy::DOCKER, &policy::docker_scopes(reference));
+    if let Some(r) = reqs.iter().find(|r| matches!(r, Requirement::Reject)) {
+        let none = trust::Signatures::default();
+        trust::evaluate(
+            &trust,
+            reference,
+            "",
+            std::slice::from_ref(r),
+            &scope,
+            &none,
+        )?;
+    }
     let registry = reference.registry().to_string();
     let client = client(&registry, opts)?;
     let auth = auth(opts);
     let image = oci_ref(reference);
-    let (top, manifest) = pull_manifest(&client, store, &image, &auth, &registry).await?;
+    let fetched = fetch_manifest(&client, &image, &auth, &registry).await?;
+    // What is checked is what is pulled, as containers/image checks it: an image's manifest;
+    // for an index, each platform's manifest taken from it (below), and the index itself
+    // too when every platform is pulled.
+    if all_platforms || !media::is_index(&fetched.media_type) {
+        check_trust(&trust, &client, &image, &auth, reference, &fetched.digest).await?;
+    }
+    let (top, manifest) = store_manifest(store, &fetched)?;
     let mut images = Vec::new();
     let mut top_desc = top.clone();
     match manifest {
@@ -348,7 +564,9 @@ async fn pull_async(
             };
             for child in chosen {
                 let child_ref = image.clone_with_digest(child.digest().to_string());
-                let (_, m) = pull_manifest(&client, store, &child_ref, &auth, &registry).await?;
+                let fetched = fetch_manifest(&client, &child_ref, &auth, &registry).await?;
+                check_trust(&trust, &client, &image, &auth, reference, &fetched.digest).await?;
+                let (_, m) = store_manifest(store, &fetched)?;
                 match m {
                     Manifest::Image(m) => images.push(*m),
                     Manifest::Index(_) => {

@@ -102,6 +102,7 @@ pub struct Store {
     layout: PathBuf,
     blobs: PathBuf,
     tmp: PathBuf,
+    data: PathBuf,
     layers: PathBuf,
     store_lock: PathBuf,
     index_lock: PathBuf,
@@ -127,6 +128,7 @@ impl Store {
             containers: roots.containers(),
             blobs: layout.join("blobs").join("sha256"),
             tmp: data.join("tmp"),
+            data: data.to_path_buf(),
             layers: roots.layers(),
             store_lock: data.join("locks").join("store.lock"),
             index_lock: data.join("locks").join("index.lock"),
@@ -153,6 +155,12 @@ impl Store {
             }
         }
         Ok(store)
+    }
+
+    /// The root of the wharf installation this store belongs to (`--root`), where its own
+    /// signature policy may live.
+    pub fn data_root(&self) -> &Path {
+        &self.data
     }
 
     /// Where the identities of wasm files run by path (or found in images' files) are

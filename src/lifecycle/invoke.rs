@@ -63,6 +63,7 @@ pub fn invoke(
         HostOptions {
             pooling: false,
             fuel: opts.limits.fuel.is_some(),
+            ..Default::default()
         },
     )
     .map_err(|e| failed(EXIT_WHARF_FAILED, &e))?;

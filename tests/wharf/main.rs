@@ -31,6 +31,8 @@ mod runtime;
 #[cfg(target_os = "linux")]
 mod shim;
 mod store;
+#[cfg(target_os = "linux")]
+mod trust;
 mod wasm;
 #[cfg(target_os = "linux")]
 mod workloads;

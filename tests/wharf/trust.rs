@@ -1,0 +1,756 @@
+//! Trust before pull: containers-policy.json(5) with GPG simple signing made by skopeo
+//! (Debian's, through gpgme and gpg) in lookaside storage, and sigstore signatures made by
+//! an independent implementation (Python's `cryptography`, P-256) attached in the registry
+//! as cosign attaches them; images on Debian's docker-registry on 127.0.0.1. What is
+//! refused is not stored.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::*;
+use crate::registry::Registry;
+
+/// A throwaway GnuPG home with one key; its fingerprint and exported public key.
+struct GpgKey {
+    home: PathBuf,
+    fingerprint: String,
+    public: PathBuf,
+}
+
+fn gpg_key(dir: &Path, name: &str, algo: &str) -> GpgKey {
+    let home = dir.join(format!("gnupg-{name}"));
+    std::fs::create_dir_all(&home).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let gpg = |args: &[&str]| {
+        sh(Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args(args))
+    };
+    gpg(&[
+        "--quick-gen-key",
+        &format!("{name} <{name}@wharf.test>"),
+        algo,
+        "sign",
+        "never",
+    ]);
+    let listing = gpg(&["--with-colons", "--list-keys"]);
+    let fingerprint = listing
+        .lines()
+        .find_map(|l| l.strip_prefix("fpr:"))
+        .and_then(|l| l.split(':').find(|f| f.len() == 40))
+        .expect("a fingerprint")
+        .to_string();
+    let public = dir.join(format!("{name}.gpg"));
+    let out = Command::new("gpg")
+        .env("GNUPGHOME", &home)
+        .args(["--batch", "--export", &fingerprint])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && !out.stdout.is_empty());
+    std::fs::write(&public, out.stdout).unwrap();
+    GpgKey {
+        home,
+        fingerprint,
+        public,
+    }
+}
+
+fn skopeo(dir: &Path, gpg_home: Option<&Path>, args: &[&str]) -> String {
+    let policy = dir.join("skopeo-policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    sh(&mut skopeo_under(dir, &policy, gpg_home, args))
+}
+
+/// skopeo obeying `policy`, with the test's registries.d.
+fn skopeo_under(dir: &Path, policy: &Path, gpg_home: Option<&Path>, args: &[&str]) -> Command {
+    let mut c = Command::new("skopeo");
+    if let Some(h) = gpg_home {
+        c.env("GNUPGHOME", h);
+    }
+    c.arg("--policy")
+        .arg(policy)
+        .arg("--registries.d")
+        .arg(dir.join("registries.d"));
+    c.args(args);
+    c
+}
+
+/// The digest of `image`'s manifest as the registry serves it (`inspect --raw`: skopeo
+/// reads no config of a wasm artifact).
+fn digest_of(dir: &Path, image: &str) -> String {
+    use sha2::Digest;
+    let policy = dir.join("skopeo-policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let out = skopeo_under(
+        dir,
+        &policy,
+        None,
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{image}"),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(&out.stdout)))
+}
+
+/// Files under `dir`, recursively.
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| {
+                if e.file_type().unwrap().is_dir() {
+                    count_files(&e.path())
+                } else {
+                    1
+                }
+            })
+            .sum()
+    })
+}
+
+/// `w` refuses to pull `image` under `policy`, saying `says`, and stores nothing.
+fn refused(w: &Wharf, dir: &Path, policy: &Path, image: &str, says: &str) {
+    let before = count_files(&w.root().join("store/blobs"));
+    let err = w.fails(
+        &[
+            "pull",
+            "-q",
+            "--signature-policy",
+            &s(policy),
+            "--registries.d",
+            &s(&dir.join("registries.d")),
+            image,
+        ],
+        125,
+    );
+    assert!(err.contains(says), "pulling {image}: {err}");
+    assert_eq!(
+        count_files(&w.root().join("store/blobs")),
+        before,
+        "{image}: a refused pull stored blobs"
+    );
+}
+
+fn accepted(w: &Wharf, dir: &Path, policy: &Path, image: &str) {
+    w.ok(&[
+        "pull",
+        "-q",
+        "--signature-policy",
+        &s(policy),
+        "--registries.d",
+        &s(&dir.join("registries.d")),
+        image,
+    ]);
+}
+
+/// `wharf push --sign-by` of `image` to `target` with `key`, from its GnuPG home.
+fn push_signed(w: &Wharf, key: &GpgKey, dir: &Path, image: &str, target: &str) {
+    let out = w
+        .cmd(&[
+            "push",
+            "--sign-by",
+            &key.fingerprint,
+            "--registries.d",
+            &s(&dir.join("registries.d")),
+            image,
+            target,
+        ])
+        .env("GNUPGHOME", &key.home)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn write_policy(dir: &Path, name: &str, scopes: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(
+        &p,
+        format!(r#"{{"default":[{{"type":"reject"}}],"transports":{{"docker":{{{scopes}}}}}}}"#),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn gpg_signatures_made_by_skopeo_are_required_and_checked() {
+    let reg = Registry::start();
+    let host = reg.host();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let sigs = dir.join("sigs");
+    std::fs::create_dir_all(dir.join("registries.d")).unwrap();
+    std::fs::write(
+        dir.join("registries.d/test.yaml"),
+        format!("docker:\n  {host}:\n    lookaside: file://{}\n", s(&sigs)),
+    )
+    .unwrap();
+    let builder = gpg_key(dir, "builder", "rsa2048");
+    let other = gpg_key(dir, "other", "ed25519");
+    let layout = format!("oci:{}:busybox", s(&busybox_images().join("layout")));
+    let signed = format!("{host}/tools/busybox:signed");
+    skopeo(
+        dir,
+        Some(&builder.home),
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            "--sign-by",
+            &builder.fingerprint,
+            &layout,
+            &format!("docker://{signed}"),
+        ],
+    );
+    let digest = digest_of(dir, &signed);
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    let sig1 = sigs.join(format!("tools/busybox@sha256={hex}/signature-1"));
+    assert!(sig1.is_file(), "skopeo wrote no signature at {}", s(&sig1));
+    // The same manifest under another tag, in another repository (skopeo copies the
+    // signature along), and unsigned.
+    let unsigned = format!("{host}/tools/unsigned:1");
+    for (to, keep) in [
+        ("tools/busybox:retag", true),
+        ("mirror/busybox:signed", true),
+        ("tools/unsigned:1", false),
+    ] {
+        skopeo(
+            dir,
+            None,
+            &[
+                "copy",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                if keep {
+                    "--quiet"
+                } else {
+                    "--remove-signatures"
+                },
+                &format!("docker://{signed}"),
+                &format!("docker://{host}/{to}"),
+            ],
+        );
+    }
+    let hello = format!("{host}/tools/hello:1");
+    let w = Wharf::new();
+    w.ok(&["package", &wasm("hello.wasm"), "-t", "hello"]);
+    w.ok(&["push", "hello", &hello]);
+    let hello_digest = digest_of(dir, &hello);
+
+    let builder_key = s(&builder.public);
+    let trusts = |identity: &str| {
+        format!(
+            r#""{host}/tools":[{{"type":"signedBy","keyType":"GPGKeys","keyPath":"{builder_key}"{identity}}}],
+               "{host}/mirror":[{{"type":"signedBy","keyType":"GPGKeys","keyPath":"{builder_key}"{identity}}}]"#
+        )
+    };
+    let policy = write_policy(dir, "policy.json", &trusts(""));
+    // Made by skopeo, signed by the trusted key: pulled, and it runs.
+    let fresh = Wharf::new();
+    accepted(&fresh, dir, &policy, &signed);
+    assert_eq!(fresh.images().len(), 1);
+    // The same lookaside storage served over HTTP (a missing signature-2 is a 404: the end).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new("/usr/bin/python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .arg("--directory")
+        .arg(&sigs)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "http.server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let http_d = dir.join("registries-http.d");
+    std::fs::create_dir_all(&http_d).unwrap();
+    std::fs::write(
+        http_d.join("http.yaml"),
+        format!("default-docker:\n  lookaside: http://127.0.0.1:{port}\n"),
+    )
+    .unwrap();
+    let over_http = Wharf::new();
+    over_http.ok(&[
+        "pull",
+        "-q",
+        "--signature-policy",
+        &s(&policy),
+        "--registries.d",
+        &s(&http_d),
+        &signed,
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    // Refusals, each naming why, none storing anything.
+    let w = Wharf::new();
+    refused(&w, dir, &policy, &hello, "no signature");
+    refused(
+        &w,
+        dir,
+        &policy,
+        &format!("{host}/elsewhere/busybox:1"),
+        "requirement reject",
+    );
+    // By digest, the repository is what must agree (matchRepoDigestOrExact).
+    accepted(
+        &fresh,
+        dir,
+        &policy,
+        &format!("{host}/tools/busybox@{digest}"),
+    );
+    // Another tag of the same manifest: its signature names :signed.
+    refused(
+        &w,
+        dir,
+        &policy,
+        &format!("{host}/tools/busybox:retag"),
+        "signedIdentity matchRepoDigestOrExact does not accept",
+    );
+    // The signature copied beside another image: for another manifest.
+    let copied = sigs.join(format!(
+        "tools/hello@sha256={}/signature-1",
+        hello_digest.strip_prefix("sha256:").unwrap()
+    ));
+    std::fs::create_dir_all(copied.parent().unwrap()).unwrap();
+    std::fs::copy(&sig1, &copied).unwrap();
+    refused(&w, dir, &policy, &hello, "a signature for another manifest");
+    // The mirror has no signature of its own; copied there, the identity is the original's.
+    let mirrored = sigs.join(format!("mirror/busybox@sha256={hex}/signature-1"));
+    std::fs::create_dir_all(mirrored.parent().unwrap()).unwrap();
+    std::fs::copy(&sig1, &mirrored).unwrap();
+    let mirror = format!("{host}/mirror/busybox:signed");
+    refused(&w, dir, &policy, &mirror, "does not accept");
+    // Each signedIdentity form, accepting what it should.
+    for (identity, image, ok) in [
+        (
+            r#","signedIdentity":{"type":"matchRepository"}"#.to_string(),
+            format!("{host}/tools/busybox:retag"),
+            true,
+        ),
+        (
+            r#","signedIdentity":{"type":"matchExact"}"#.to_string(),
+            format!("{host}/tools/busybox:retag"),
+            false,
+        ),
+        (
+            format!(
+                r#","signedIdentity":{{"type":"exactReference","dockerReference":"{signed}"}}"#
+            ),
+            mirror.clone(),
+            true,
+        ),
+        (
+            format!(
+                r#","signedIdentity":{{"type":"exactRepository","dockerRepository":"{host}/other/busybox"}}"#
+            ),
+            signed.clone(),
+            false,
+        ),
+        (
+            format!(
+                r#","signedIdentity":{{"type":"remapIdentity","prefix":"{host}/mirror","signedPrefix":"{host}/tools"}}"#
+            ),
+            mirror.clone(),
+            true,
+        ),
+    ] {
+        let p = write_policy(dir, "identity.json", &trusts(&identity));
+        if ok {
+            accepted(&Wharf::new(), dir, &p, &image);
+        } else {
+            refused(&w, dir, &p, &image, "does not accept");
+        }
+    }
+    // Another key than the one that signed.
+    let other_key = s(&other.public);
+    let p = write_policy(
+        dir,
+        "other.json",
+        &format!(
+            r#""{host}/tools":[{{"type":"signedBy","keyType":"GPGKeys","keyPath":"{other_key}"}}]"#
+        ),
+    );
+    refused(&w, dir, &p, &signed, "not one the policy trusts");
+    // A tampered signature: one byte of its payload changed.
+    let original = std::fs::read(&sig1).unwrap();
+    let mut tampered = original.clone();
+    let at = tampered.len() / 2;
+    tampered[at] ^= 0x20;
+    std::fs::write(&sig1, &tampered).unwrap();
+    refused(&w, dir, &policy, &signed, "signature-1");
+    std::fs::write(&sig1, &original).unwrap();
+    // reject for one scope, however signed.
+    let p = write_policy(
+        dir,
+        "reject.json",
+        &format!(r#""{signed}":[{{"type":"reject"}}],{}"#, trusts("")),
+    );
+    refused(&w, dir, &p, &signed, "rejects every image");
+    // A broken policy refuses everything.
+    let broken = dir.join("broken.json");
+    std::fs::write(
+        &broken,
+        r#"{"default":[{"type":"insecureAcceptAnything"}],"#,
+    )
+    .unwrap();
+    refused(
+        &w,
+        dir,
+        &broken,
+        &signed,
+        "every image is refused until it is mended",
+    );
+    std::fs::write(
+        &broken,
+        r#"{"default":[{"type":"signedBy","keyType":"GPGKeys"}]}"#,
+    )
+    .unwrap();
+    refused(&w, dir, &broken, &signed, "exactly one of keyPath");
+    assert!(w.images().is_empty());
+    // wharf signs as skopeo does; skopeo and Podman accept it under the same policy file
+    // (and refuse the unsigned image under it, so the check is real).
+    let signer = Wharf::new();
+    signer.ok(&["load", "-i", &s(&busybox_images().join("busybox-oci.tar"))]);
+    let by_wharf = format!("{host}/tools/by-wharf:1");
+    push_signed(&signer, &builder, dir, "busybox", &by_wharf);
+    accepted(&Wharf::new(), dir, &policy, &by_wharf);
+    // A multi-platform index: what is checked is the platform's manifest that is pulled.
+    // wharf signs the index and each platform; skopeo (`copy --all --sign-by`) signs the
+    // index alone, which Podman refuses for one platform, and so does wharf.
+    let layout = mixed_index_layout(&signer, "mixed");
+    signer.ok(&["load", "-i", &s(&layout)]);
+    let mixed = format!("{host}/tools/mixed:1");
+    push_signed(&signer, &builder, dir, "mixed", &mixed);
+    let one = Wharf::new();
+    accepted(&one, dir, &policy, &mixed);
+    assert_eq!(one.images()[0]["Kind"], "native");
+    let listed_only = format!("{host}/tools/mixed-index-signed:1");
+    skopeo(
+        dir,
+        Some(&builder.home),
+        &[
+            "copy",
+            "--all",
+            "--dest-tls-verify=false",
+            "--sign-by",
+            &builder.fingerprint,
+            &format!("oci:{}:mixed", s(&layout)),
+            &format!("docker://{listed_only}"),
+        ],
+    );
+    // skopeo signs each platform too; with the platforms' signatures gone, the index's
+    // alone does not let a platform in.
+    let list_digest = digest_of(dir, &listed_only);
+    let list_hex = list_digest.strip_prefix("sha256:").unwrap();
+    let mut removed = 0;
+    for e in std::fs::read_dir(sigs.join("tools")).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("mixed-index-signed@") && !name.ends_with(list_hex) {
+            std::fs::remove_dir_all(e.path()).unwrap();
+            removed += 1;
+        }
+    }
+    assert!(removed >= 1, "skopeo signed no platform");
+    assert!(
+        sigs.join(format!("tools/mixed-index-signed@sha256={list_hex}"))
+            .is_dir()
+    );
+    refused(&w, dir, &policy, &listed_only, "no signature");
+    let copy_out = |image: &str, to: &str| {
+        skopeo_under(
+            dir,
+            &policy,
+            None,
+            &[
+                "copy",
+                "--src-tls-verify=false",
+                &format!("docker://{image}"),
+                &format!("dir:{}", s(&dir.join(to))),
+            ],
+        )
+        .output()
+        .unwrap()
+    };
+    let ok = copy_out(&by_wharf, "skopeo-copy");
+    assert!(
+        ok.status.success(),
+        "skopeo refused wharf's signature: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let no = copy_out(&unsigned, "skopeo-unsigned");
+    assert!(
+        !no.status.success() && String::from_utf8_lossy(&no.stderr).contains("signature"),
+        "skopeo took an unsigned image under the policy: {}",
+        String::from_utf8_lossy(&no.stderr)
+    );
+    let podman_home = dir.join("podman-home");
+    std::fs::create_dir_all(podman_home.join(".config/containers")).unwrap();
+    sh(Command::new("cp")
+        .arg("-r")
+        .arg(dir.join("registries.d"))
+        .arg(podman_home.join(".config/containers/registries.d")));
+    let podman_pull = |image: &str| {
+        Command::new("podman")
+            .env("HOME", &podman_home)
+            .arg("--root")
+            .arg(dir.join("podman-root"))
+            .arg("--runroot")
+            .arg(dir.join("podman-run"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+            .args([
+                "--events-backend",
+                "none",
+                "pull",
+                "-q",
+                "--tls-verify=false",
+            ])
+            .arg("--signature-policy")
+            .arg(&policy)
+            .arg(image)
+            .output()
+            .unwrap()
+    };
+    let ok = podman_pull(&by_wharf);
+    assert!(
+        ok.status.success(),
+        "podman refused wharf's signature: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let no = podman_pull(&unsigned);
+    assert!(
+        !no.status.success() && String::from_utf8_lossy(&no.stderr).contains("signature"),
+        "podman took an unsigned image: {}",
+        String::from_utf8_lossy(&no.stderr)
+    );
+    // The policy under wharf's root is obeyed without a flag, by `run`'s pull too.
+    let rooted = Wharf::new();
+    std::fs::create_dir_all(rooted.root()).unwrap();
+    std::fs::copy(&policy, rooted.root().join("policy.json")).unwrap();
+    let err = rooted.fails(&["run", "--rm", &hello], 125);
+    assert!(err.contains("no signature"), "{err}");
+    assert!(rooted.images().is_empty());
+    let info = rooted.ok(&["info"]);
+    assert!(
+        info.contains("policy.json: signatures are checked where it asks"),
+        "{info}"
+    );
+    // `load` of an archive obeys it too: refused by the default here, refused where a scope
+    // for the archives' directory asks a signature, let in where it accepts anything.
+    let archive = s(&busybox_images().join("busybox-oci.tar"));
+    let err = rooted.fails(&["load", "-i", &archive], 125);
+    assert!(err.contains("rejects every image"), "{err}");
+    assert!(rooted.images().is_empty());
+    let images_dir = s(&std::fs::canonicalize(busybox_images()).unwrap());
+    let archives = |req: &str| {
+        std::fs::write(
+            rooted.root().join("policy.json"),
+            format!(
+                r#"{{"default":[{{"type":"reject"}}],"transports":{{"oci-archive":{{"{images_dir}":[{req}]}}}}}}"#
+            ),
+        )
+        .unwrap();
+    };
+    archives(&format!(
+        r#"{{"type":"signedBy","keyType":"GPGKeys","keyPath":"{builder_key}"}}"#
+    ));
+    let err = rooted.fails(&["load", "-i", &archive], 125);
+    assert!(err.contains("an archive carries no signatures"), "{err}");
+    assert!(rooted.images().is_empty());
+    archives(r#"{"type":"insecureAcceptAnything"}"#);
+    rooted.ok(&["load", "-i", &archive]);
+    assert_eq!(rooted.images().len(), 1);
+}
+
+/// Sign `digest` of `image` (`host/repo:tag`) as cosign does, with Python's `cryptography`
+/// (P-256, SHA-256, DER), and attach it in the registry under `sha256-HEX.sig` through
+/// the distribution API (tests/fixtures/cosign-sign.py, which bench/pull.sh uses too);
+/// returns the public key's PEM file.
+fn cosign_sign(
+    dir: &Path,
+    key: &str,
+    host: &str,
+    repo: &str,
+    identity: &str,
+    digest: &str,
+) -> PathBuf {
+    cosign_py(dir, key, host, repo, identity, digest, digest)
+}
+
+/// As [`cosign_sign`] with the "cosign" key, the payload naming `claimed` but attached
+/// under `attached_to`'s signature tag.
+fn cosign_sign_at(
+    dir: &Path,
+    host: &str,
+    repo: &str,
+    identity: &str,
+    claimed: &str,
+    attached_to: &str,
+) -> PathBuf {
+    cosign_py(dir, "cosign", host, repo, identity, claimed, attached_to)
+}
+
+fn cosign_py(
+    dir: &Path,
+    key: &str,
+    host: &str,
+    repo: &str,
+    identity: &str,
+    claimed: &str,
+    attached_to: &str,
+) -> PathBuf {
+    let script = repo_dir().join("tests/fixtures/cosign-sign.py");
+    let out = sh(Command::new("/usr/bin/python3").arg(&script).args([
+        &s(&dir.join(format!("{key}.key"))),
+        host,
+        repo,
+        identity,
+        claimed,
+        attached_to,
+    ]));
+    assert!(out.contains("attached"), "{out}");
+    dir.join(format!("{key}.key.pub"))
+}
+
+#[test]
+fn sigstore_signatures_attached_in_the_registry_are_required_and_checked() {
+    let reg = Registry::start();
+    let host = reg.host();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("registries.d")).unwrap();
+    std::fs::write(
+        dir.join("registries.d/sigstore.yaml"),
+        format!("docker:\n  {host}/signed:\n    use-sigstore-attachments: true\n"),
+    )
+    .unwrap();
+    let pusher = Wharf::new();
+    pusher.ok(&["package", &wasm("hello.wasm"), "-t", "hello"]);
+    let app = format!("{host}/signed/hello:1");
+    let unsigned = format!("{host}/signed/unsigned:1");
+    let unattached = format!("{host}/plain/hello:1");
+    for to in [&app, &unsigned, &unattached] {
+        pusher.ok(&["push", "hello", to]);
+    }
+    let digest = digest_of(dir, &app);
+    let key = cosign_sign(dir, "cosign", &host, "signed/hello", &app, &digest);
+    let other = cosign_sign(dir, "other", &host, "signed/other", &app, &digest);
+    let policy = |key: &Path, identity: &str| {
+        let p = dir.join(format!(
+            "sigstore-{}{}.json",
+            key.file_name().unwrap().to_string_lossy(),
+            identity.len()
+        ));
+        std::fs::write(
+            &p,
+            format!(
+                r#"{{"default":[{{"type":"reject"}}],"transports":{{"docker":{{"{host}":[{{"type":"sigstoreSigned","keyPath":"{}"{identity}}}]}}}}}}"#,
+                s(key)
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let p = policy(&key, "");
+    let fresh = Wharf::new();
+    accepted(&fresh, dir, &p, &app);
+    let out = fresh.ok(&["run", "--rm", &app, "checked"]);
+    assert!(out.contains("arg[1]=checked"), "{out}");
+    let w = Wharf::new();
+    refused(&w, dir, &p, &unsigned, "nothing attached as sha256-");
+    refused(&w, dir, &p, &unattached, "use-sigstore-attachments");
+    refused(
+        &w,
+        dir,
+        &policy(&other, ""),
+        &app,
+        "none of the keys the policy trusts",
+    );
+    // Attached beside another repository's image: app's signature names app; one that
+    // names it is for another manifest.
+    let _ = cosign_sign(dir, "cosign", &host, "signed/unsigned", &app, &digest);
+    refused(&w, dir, &p, &unsigned, "does not accept");
+    let elsewhere = format!("sha256:{}", "0".repeat(64));
+    let _ = cosign_sign_at(
+        dir,
+        &host,
+        "signed/unsigned",
+        &unsigned,
+        &elsewhere,
+        &digest,
+    );
+    refused(&w, dir, &p, &unsigned, "another manifest");
+    // matchRepository accepts a signature naming another tag of the repository.
+    let p_repo = policy(&key, r#","signedIdentity":{"type":"matchRepository"}"#);
+    let retag = format!("{host}/signed/hello:2");
+    pusher.ok(&["push", "hello", &retag]);
+    refused(&w, dir, &p, &retag, "does not accept");
+    accepted(&Wharf::new(), dir, &p_repo, &retag);
+    assert!(w.images().is_empty(), "the refusals stored nothing");
+    // The plugin host obeys the policy it is given: it loads the signed plugin, refuses an
+    // unsigned one, and a reload to a tag that moved to an unsigned image keeps its code.
+    let plugins = Wharf::new();
+    let host = wharf::plugin::Host::open(
+        &wharf::paths::Roots::new(plugins.root()),
+        wharf::plugin::HostOptions {
+            trust: wharf::trust::TrustOptions {
+                policy: Some(p.clone()),
+                registries_d: Some(dir.join("registries.d")),
+            },
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let plugin = host.load(&app, Default::default()).unwrap();
+    let before = plugin.digest();
+    let e = host
+        .load(&unsigned, Default::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("requirement sigstoreSigned"), "{e}");
+    pusher.ok(&["package", &wasm("plugin-upper.wasm"), "-t", "upper"]);
+    pusher.ok(&["push", "upper", &app]);
+    let e = plugin.reload().unwrap_err().to_string();
+    assert!(e.contains("nothing attached as sha256-"), "{e}");
+    assert_eq!(plugin.digest(), before, "the refused reload kept the code");
+}
