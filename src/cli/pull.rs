@@ -105,6 +105,16 @@ pub struct PushArgs {
     /// as `skopeo copy --sign-by` signs: into the lookaside storage registries.d names.
     #[arg(long, value_name = "FINGERPRINT")]
     sign_by: Option<String>,
+    /// Sign what is pushed with this cosign private key (PEM, encrypted as `cosign
+    /// generate-key-pair` writes it), as `skopeo copy --sign-by-sigstore-private-key`
+    /// signs: the signature is attached in the registry beside the image (registries.d must
+    /// say `use-sigstore-attachments: true` for the destination).
+    #[arg(long, value_name = "KEY")]
+    sign_by_sigstore_private_key: Option<std::path::PathBuf>,
+    /// The signing key's passphrase: the first line of FILE (else $COSIGN_PASSWORD for a
+    /// sigstore key, else it is asked for on the terminal).
+    #[arg(long, value_name = "FILE")]
+    sign_passphrase_file: Option<std::path::PathBuf>,
     /// The registries.d directory saying where signatures are written, instead of
     /// ~/.config/containers/registries.d or /etc/containers/registries.d.
     #[arg(long = "registries.d", value_name = "DIR")]
@@ -122,17 +132,40 @@ pub fn push(ctx: &Session, args: PushArgs) -> anyhow::Result<()> {
             .with_context(|| format!("{} has no name: give a destination", args.image))?,
     };
     let opts = args.tls.options(target.registry())?;
-    // Where the signature goes is read before anything is pushed.
-    let lookaside = match &args.sign_by {
-        Some(_) => Some(
+    // Where the signature goes, and the key that makes it, are read before anything is
+    // pushed: a wrong passphrase or a registries.d that says no leaves the registry as it was.
+    let signing = args.sign_by.is_some() || args.sign_by_sigstore_private_key.is_some();
+    let lookaside = match signing {
+        true => Some(
             wharf::trust::lookaside::Config::load(args.registries_d.as_deref())
                 .map_err(anyhow::Error::msg)?,
         ),
+        false => None,
+    };
+    let sigstore_key = match &args.sign_by_sigstore_private_key {
+        Some(path) => {
+            if !lookaside
+                .as_ref()
+                .is_some_and(|c| c.use_sigstore_attachments(&target))
+            {
+                anyhow::bail!(
+                    "--sign-by-sigstore-private-key: writing sigstore attachments for {target} is turned off in registries.d (set use-sigstore-attachments: true for it, as skopeo requires)"
+                );
+            }
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading the signing key {}", path.display()))?;
+            let passphrase = sigstore_passphrase(args.sign_passphrase_file.as_deref(), path)?;
+            Some(
+                wharf::trust::sigstore::private_key(&pem, passphrase.as_bytes())
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("the signing key {}", path.display()))?,
+            )
+        }
         None => None,
     };
     let digest = registry::push(&store, &record, &target, &opts)
         .with_context(|| format!("pushing to {target}"))?;
-    if let (Some(fpr), Some(config)) = (&args.sign_by, &lookaside) {
+    if signing {
         // An index's platforms are signed too: a pull of one platform checks its manifest.
         let mut signed = vec![digest.clone()];
         if let Ok(wharf::image::Manifest::Index(index)) =
@@ -146,17 +179,57 @@ pub fn push(ctx: &Session, args: PushArgs) -> anyhow::Result<()> {
                     .map(|c| c.digest().to_string()),
             );
         }
+        let unsigned = |d: &str| format!("signing {target}@{d} (it is pushed, unsigned)");
         for d in &signed {
-            let at = wharf::trust::sign::sign_gpg(config, &target, d, fpr)
+            if let (Some(fpr), Some(config)) = (&args.sign_by, &lookaside) {
+                let at = wharf::trust::sign::sign_gpg(
+                    config,
+                    &target,
+                    d,
+                    fpr,
+                    args.sign_passphrase_file.as_deref(),
+                )
                 .map_err(anyhow::Error::msg)
-                .with_context(|| format!("signing {target}@{d} (it is pushed, unsigned)"))?;
-            if !args.tls.quiet {
-                eprintln!("Signature stored at {}", at.display());
+                .with_context(|| unsigned(d))?;
+                if !args.tls.quiet {
+                    eprintln!("Signature stored at {}", at.display());
+                }
+            }
+            if let Some(key) = &sigstore_key {
+                let signature = wharf::trust::sign::sign_sigstore(key, &target, d);
+                registry::attach_signature(&target, d, &signature, &opts)
+                    .with_context(|| unsigned(d))?;
+                if !args.tls.quiet {
+                    let tag = wharf::trust::sigstore::signature_tag(d).unwrap_or_default();
+                    eprintln!("Signature attached as {}:{tag}", target.repository());
+                }
             }
         }
     }
     outln!("{target}@{digest}");
     Ok(())
+}
+
+/// A sigstore key's passphrase: `--sign-passphrase-file`'s first line, else
+/// `$COSIGN_PASSWORD` (as cosign reads it), else asked on the terminal (as skopeo asks).
+fn sigstore_passphrase(
+    file: Option<&std::path::Path>,
+    key: &std::path::Path,
+) -> anyhow::Result<String> {
+    if let Some(file) = file {
+        return wharf::trust::sign::read_passphrase_file(file).map_err(anyhow::Error::msg);
+    }
+    if let Ok(p) = std::env::var("COSIGN_PASSWORD") {
+        return Ok(p);
+    }
+    rpassword::prompt_password(format!("Passphrase for key {}: ", key.display())).with_context(
+        || {
+            format!(
+                "asking for the passphrase of {} on the terminal (give --sign-passphrase-file FILE, or set COSIGN_PASSWORD)",
+                key.display()
+            )
+        },
+    )
 }
 
 #[derive(Debug, clap::Args)]

@@ -245,18 +245,10 @@ fn signed_by(
             sigs.lookaside
         ));
     }
-    let mut why = Vec::new();
-    for (i, sig) in sigs.gpg.iter().enumerate() {
-        let checked = gpg::verify(sig, &keyring).and_then(|v| {
-            let claim = payload::parse(&v.payload, payload::SIMPLE_SIGNING)?;
-            claim_fits(&claim, identity, image, digest)
-        });
-        match checked {
-            Ok(()) => return Ok(()),
-            Err(e) => why.push(format!("signature-{}: {e}", i + 1)),
-        }
-    }
-    Err(why.join("; "))
+    one_fits(&sigs.gpg, "signature-", identity, image, digest, |sig| {
+        let verified = gpg::verify(sig, &keyring)?;
+        payload::parse(&verified.payload, payload::SIMPLE_SIGNING)
+    })
 }
 
 fn sigstore_signed(
@@ -282,15 +274,27 @@ fn sigstore_signed(
             sigstore::signature_tag(digest).unwrap_or_default()
         ));
     }
+    one_fits(attached, "signature ", identity, image, digest, |sig| {
+        sigstore::verify(sig, &verifying)?;
+        payload::parse(&sig.payload, payload::COSIGN)
+    })
+}
+
+/// Met when one of `sigs` verifies (`verify` checks it and reads its claim) and its claim
+/// fits; else why each did not (`label` and its number name it).
+fn one_fits<S>(
+    sigs: &[S],
+    label: &str,
+    identity: &SignedIdentity,
+    image: &Reference,
+    digest: &str,
+    verify: impl Fn(&S) -> Result<payload::Claim, String>,
+) -> Result<(), String> {
     let mut why = Vec::new();
-    for (i, sig) in attached.iter().enumerate() {
-        let checked = sigstore::verify(sig, &verifying).and_then(|()| {
-            let claim = payload::parse(&sig.payload, payload::COSIGN)?;
-            claim_fits(&claim, identity, image, digest)
-        });
-        match checked {
+    for (i, sig) in sigs.iter().enumerate() {
+        match verify(sig).and_then(|claim| claim_fits(&claim, identity, image, digest)) {
             Ok(()) => return Ok(()),
-            Err(e) => why.push(format!("signature {}: {e}", i + 1)),
+            Err(e) => why.push(format!("{label}{}: {e}", i + 1)),
         }
     }
     Err(why.join("; "))

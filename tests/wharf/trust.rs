@@ -18,6 +18,13 @@ struct GpgKey {
 }
 
 fn gpg_key(dir: &Path, name: &str, algo: &str) -> GpgKey {
+    gpg_key_with(dir, name, algo, "", "never")
+}
+
+/// As [`gpg_key`], the secret key protected by `passphrase` (which gpg-agent does not keep:
+/// every signing must be given it), expiring as `expire` says (gpg's `--quick-gen-key`
+/// argument), and gpg in that home living at the time a `gpg.conf` already there may fake.
+fn gpg_key_with(dir: &Path, name: &str, algo: &str, passphrase: &str, expire: &str) -> GpgKey {
     let home = dir.join(format!("gnupg-{name}"));
     std::fs::create_dir_all(&home).unwrap();
     #[cfg(unix)]
@@ -25,10 +32,21 @@ fn gpg_key(dir: &Path, name: &str, algo: &str) -> GpgKey {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
     }
+    std::fs::write(
+        home.join("gpg-agent.conf"),
+        "default-cache-ttl 0\nmax-cache-ttl 0\n",
+    )
+    .unwrap();
     let gpg = |args: &[&str]| {
         sh(Command::new("gpg")
             .env("GNUPGHOME", &home)
-            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args([
+                "--batch",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                passphrase,
+            ])
             .args(args))
     };
     gpg(&[
@@ -36,7 +54,7 @@ fn gpg_key(dir: &Path, name: &str, algo: &str) -> GpgKey {
         &format!("{name} <{name}@wharf.test>"),
         algo,
         "sign",
-        "never",
+        expire,
     ]);
     let listing = gpg(&["--with-colons", "--list-keys"]);
     let fingerprint = listing
@@ -82,6 +100,23 @@ fn skopeo_under(dir: &Path, policy: &Path, gpg_home: Option<&Path>, args: &[&str
         .arg(dir.join("registries.d"));
     c.args(args);
     c
+}
+
+/// `skopeo copy` of `image` under `policy` into `dir/to` (a `dir:` copy): what skopeo said.
+fn skopeo_copy_out(dir: &Path, policy: &Path, image: &str, to: &str) -> std::process::Output {
+    skopeo_under(
+        dir,
+        policy,
+        None,
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{image}"),
+            &format!("dir:{}", s(&dir.join(to))),
+        ],
+    )
+    .output()
+    .unwrap()
 }
 
 /// The digest of `image`'s manifest as the registry serves it (`inspect --raw`: skopeo
@@ -131,21 +166,37 @@ fn count_files(dir: &Path) -> usize {
     })
 }
 
+/// `dir/registries.d` keeping the signatures of every image on `host` in lookaside storage
+/// `dir/sigs` (returned).
+fn lookaside_in(dir: &Path, host: &str) -> PathBuf {
+    let sigs = dir.join("sigs");
+    std::fs::create_dir_all(dir.join("registries.d")).unwrap();
+    std::fs::write(
+        dir.join("registries.d/test.yaml"),
+        format!("docker:\n  {host}:\n    lookaside: file://{}\n", s(&sigs)),
+    )
+    .unwrap();
+    sigs
+}
+
+/// `wharf pull` of `image` under `policy`, with `dir`'s registries.d.
+fn pull_args(dir: &Path, policy: &Path, image: &str) -> Vec<String> {
+    vec![
+        "pull".into(),
+        "-q".into(),
+        "--signature-policy".into(),
+        s(policy),
+        "--registries.d".into(),
+        s(&dir.join("registries.d")),
+        image.into(),
+    ]
+}
+
 /// `w` refuses to pull `image` under `policy`, saying `says`, and stores nothing.
 fn refused(w: &Wharf, dir: &Path, policy: &Path, image: &str, says: &str) {
     let before = count_files(&w.root().join("store/blobs"));
-    let err = w.fails(
-        &[
-            "pull",
-            "-q",
-            "--signature-policy",
-            &s(policy),
-            "--registries.d",
-            &s(&dir.join("registries.d")),
-            image,
-        ],
-        125,
-    );
+    let args = pull_args(dir, policy, image);
+    let err = w.fails(&args.iter().map(String::as_str).collect::<Vec<_>>(), 125);
     assert!(err.contains(says), "pulling {image}: {err}");
     assert_eq!(
         count_files(&w.root().join("store/blobs")),
@@ -155,15 +206,8 @@ fn refused(w: &Wharf, dir: &Path, policy: &Path, image: &str, says: &str) {
 }
 
 fn accepted(w: &Wharf, dir: &Path, policy: &Path, image: &str) {
-    w.ok(&[
-        "pull",
-        "-q",
-        "--signature-policy",
-        &s(policy),
-        "--registries.d",
-        &s(&dir.join("registries.d")),
-        image,
-    ]);
+    let args = pull_args(dir, policy, image);
+    w.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
 /// `wharf push --sign-by` of `image` to `target` with `key`, from its GnuPG home.
@@ -204,13 +248,7 @@ fn gpg_signatures_made_by_skopeo_are_required_and_checked() {
     let host = reg.host();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let sigs = dir.join("sigs");
-    std::fs::create_dir_all(dir.join("registries.d")).unwrap();
-    std::fs::write(
-        dir.join("registries.d/test.yaml"),
-        format!("docker:\n  {host}:\n    lookaside: file://{}\n", s(&sigs)),
-    )
-    .unwrap();
+    let sigs = lookaside_in(dir, &host);
     let builder = gpg_key(dir, "builder", "rsa2048");
     let other = gpg_key(dir, "other", "ed25519");
     let layout = format!("oci:{}:busybox", s(&busybox_images().join("layout")));
@@ -496,28 +534,13 @@ fn gpg_signatures_made_by_skopeo_are_required_and_checked() {
             .is_dir()
     );
     refused(&w, dir, &policy, &listed_only, "no signature");
-    let copy_out = |image: &str, to: &str| {
-        skopeo_under(
-            dir,
-            &policy,
-            None,
-            &[
-                "copy",
-                "--src-tls-verify=false",
-                &format!("docker://{image}"),
-                &format!("dir:{}", s(&dir.join(to))),
-            ],
-        )
-        .output()
-        .unwrap()
-    };
-    let ok = copy_out(&by_wharf, "skopeo-copy");
+    let ok = skopeo_copy_out(dir, &policy, &by_wharf, "skopeo-copy");
     assert!(
         ok.status.success(),
         "skopeo refused wharf's signature: {}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let no = copy_out(&unsigned, "skopeo-unsigned");
+    let no = skopeo_copy_out(dir, &policy, &unsigned, "skopeo-unsigned");
     assert!(
         !no.status.success() && String::from_utf8_lossy(&no.stderr).contains("signature"),
         "skopeo took an unsigned image under the policy: {}",
@@ -753,4 +776,312 @@ fn sigstore_signatures_attached_in_the_registry_are_required_and_checked() {
     let e = plugin.reload().unwrap_err().to_string();
     assert!(e.contains("nothing attached as sha256-"), "{e}");
     assert_eq!(plugin.digest(), before, "the refused reload kept the code");
+}
+
+/// A cosign key pair made by an independent implementation (tests/fixtures/cosign-keygen.py:
+/// Python's hashlib scrypt and PyNaCl's secretbox, as cosign seals cosign.key); returns the
+/// private key's path (its public key beside it, `.pub`).
+fn cosign_keygen(dir: &Path, name: &str, passphrase: &str) -> PathBuf {
+    let key = dir.join(format!("{name}.key"));
+    sh(Command::new("/usr/bin/python3")
+        .arg(repo_dir().join("tests/fixtures/cosign-keygen.py"))
+        .arg(&key)
+        .arg(passphrase));
+    key
+}
+
+/// The signatures attached to `digest` in `repo`, checked by an independent verifier
+/// (tests/fixtures/cosign-verify.py, Python's `cryptography`) with `public`.
+fn cosign_verify(host: &str, repo: &str, digest: &str, public: &Path) -> (bool, String) {
+    let out = Command::new("/usr/bin/python3")
+        .arg(repo_dir().join("tests/fixtures/cosign-verify.py"))
+        .args([host, repo, digest, &s(public)])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn push_signs_with_cosign_keys_and_passphrase_protected_gpg_keys() {
+    let reg = Registry::start();
+    let host = reg.host();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let sigs = dir.join("sigs");
+    let regd = dir.join("registries.d");
+    std::fs::create_dir_all(&regd).unwrap();
+    std::fs::write(
+        regd.join("sigstore.yaml"),
+        format!(
+            "docker:\n  {host}/signed:\n    use-sigstore-attachments: true\n  {host}/gpg:\n    lookaside: file://{}\n",
+            s(&sigs)
+        ),
+    )
+    .unwrap();
+    let builder = cosign_keygen(dir, "builder", "correct horse");
+    let second = cosign_keygen(dir, "second", "");
+    let stranger = cosign_keygen(dir, "stranger", "x");
+    let pass = dir.join("pass");
+    std::fs::write(&pass, "correct horse\nsecond line is not read\n").unwrap();
+    let wrong = dir.join("wrong");
+    std::fs::write(&wrong, "correct hors\n").unwrap();
+    let w = Wharf::new();
+    w.ok(&["package", &wasm("hello.wasm"), "-t", "hello"]);
+    let app = format!("{host}/signed/hello:1");
+    let push = |key: &Path, target: &str, pass: Option<&Path>| {
+        let mut args = vec![
+            "push".to_string(),
+            "--sign-by-sigstore-private-key".into(),
+            s(key),
+            "--registries.d".into(),
+            s(&regd),
+        ];
+        if let Some(p) = pass {
+            args.extend(["--sign-passphrase-file".into(), s(p)]);
+        }
+        args.extend(["hello".into(), target.into()]);
+        let mut c = w.cmd(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        c.env_remove("COSIGN_PASSWORD");
+        // In a session of its own, without a terminal to ask a passphrase on even when the
+        // tests run on one.
+        // SAFETY: setsid is async-signal-safe; the closure touches nothing else.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+                rustix::process::setsid()
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        c.output().unwrap()
+    };
+    let not_pushed = |target: &str| {
+        let probe = Wharf::new();
+        probe.fails(&["pull", "-q", target], 125);
+    };
+    // A wrong passphrase, no passphrase at all (no terminal to ask on), attachments turned
+    // off for the destination: refused before anything is pushed.
+    for (key, target, pass, says) in [
+        (
+            &builder,
+            &app,
+            Some(&wrong),
+            "does not open with this passphrase",
+        ),
+        (&builder, &app, None, "COSIGN_PASSWORD"),
+        (
+            &builder,
+            &format!("{host}/plain/hello:1"),
+            Some(&pass),
+            "use-sigstore-attachments: true",
+        ),
+        (&pass, &app, Some(&pass), "not a PEM private key"),
+    ] {
+        let out = push(key, target, pass.map(PathBuf::as_path));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{err}");
+        assert!(err.contains(says), "{err}");
+        not_pushed(target);
+    }
+    // Signed with the passphrase file, then again with a second key (its passphrase from
+    // $COSIGN_PASSWORD, as cosign reads it): both signatures attached, the first kept.
+    let out = push(&builder, &app, Some(&pass));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("Signature attached as signed/hello:sha256-"),
+        "{err}"
+    );
+    let out = w
+        .cmd(&[
+            "push",
+            "-q",
+            "--sign-by-sigstore-private-key",
+            &s(&second),
+            "--registries.d",
+            &s(&regd),
+            "hello",
+            &app,
+        ])
+        .env("COSIGN_PASSWORD", "")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = digest_of(dir, &app);
+    for key in [&builder, &second] {
+        let (ok, said) = cosign_verify(
+            &host,
+            "signed/hello",
+            &digest,
+            &key.with_extension("key.pub"),
+        );
+        assert!(ok, "{said}");
+        assert!(said.contains(&format!("verified {app} {digest}")), "{said}");
+        assert!(said.contains("2 layers"), "{said}");
+    }
+    let (ok, said) = cosign_verify(
+        &host,
+        "signed/hello",
+        &digest,
+        &stranger.with_extension("key.pub"),
+    );
+    assert!(
+        !ok && said.contains("bad 1") && said.contains("bad 2"),
+        "{said}"
+    );
+    // wharf's own pull accepts each key's signature, and refuses a key that signed nothing.
+    let policy = |key: &Path| {
+        let p = dir.join(format!(
+            "{}.json",
+            key.file_name().unwrap().to_string_lossy()
+        ));
+        std::fs::write(
+            &p,
+            format!(
+                r#"{{"default":[{{"type":"reject"}}],"transports":{{"docker":{{"{host}/signed":[{{"type":"sigstoreSigned","keyPath":"{}.pub"}}]}}}}}}"#,
+                s(key)
+            ),
+        )
+        .unwrap();
+        p
+    };
+    for key in [&builder, &second] {
+        accepted(&Wharf::new(), dir, &policy(key), &app);
+    }
+    refused(
+        &Wharf::new(),
+        dir,
+        &policy(&stranger),
+        &app,
+        "none of the keys the policy trusts",
+    );
+
+    // A GPG key with a passphrase: gpg is given the file (loopback pinentry), a wrong one
+    // signs nothing, and skopeo accepts what the right one signed.
+    let key = gpg_key_with(dir, "locked", "ed25519", "open sesame", "never");
+    std::fs::write(&pass, "open sesame\n").unwrap();
+    let gpg_target = format!("{host}/gpg/hello:1");
+    for (file, ok) in [(&wrong, false), (&pass, true)] {
+        let out = w
+            .cmd(&[
+                "push",
+                "--sign-by",
+                &key.fingerprint,
+                "--sign-passphrase-file",
+                &s(file),
+                "--registries.d",
+                &s(&regd),
+                "hello",
+                &gpg_target,
+            ])
+            .env("GNUPGHOME", &key.home)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), ok, "{err}");
+        if !ok {
+            assert!(err.contains("gpg could not sign"), "{err}");
+            assert_eq!(count_files(&sigs), 0, "a failed signing wrote a signature");
+        }
+    }
+    let gpg_policy = write_policy(
+        dir,
+        "gpg.json",
+        &format!(
+            r#""{host}/gpg":[{{"type":"signedBy","keyType":"GPGKeys","keyPath":"{}"}}]"#,
+            s(&key.public)
+        ),
+    );
+    let out = skopeo_copy_out(dir, &gpg_policy, &gpg_target, "copied");
+    assert!(
+        out.status.success(),
+        "skopeo refused what wharf signed with a passphrase-protected key: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn gpg_keys_that_expired_or_were_revoked_sign_nothing_for_wharf_or_skopeo() {
+    let reg = Registry::start();
+    let host = reg.host();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    lookaside_in(dir, &host);
+    // Made in 2020 to expire after a year, and signing in 2020 (gpg's own clock is faked
+    // in that home): a signature made while the key was good, checked after it expired.
+    let home = dir.join("gnupg-expired");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("gpg.conf"), "faked-system-time 20200601T000000\n").unwrap();
+    let expired = gpg_key_with(dir, "expired", "ed25519", "", "1y");
+    let revoked = gpg_key(dir, "revoked", "ed25519");
+    let w = Wharf::new();
+    w.ok(&["package", &wasm("hello.wasm"), "-t", "hello"]);
+    let by_expired = format!("{host}/apps/expired:1");
+    let by_revoked = format!("{host}/apps/revoked:1");
+    push_signed(&w, &expired, dir, "hello", &by_expired);
+    push_signed(&w, &revoked, dir, "hello", &by_revoked);
+    let policy = |key: &GpgKey| {
+        write_policy(
+            dir,
+            &format!("{}.json", key.home.file_name().unwrap().to_string_lossy()),
+            &format!(
+                r#""{host}/apps":[{{"type":"signedBy","keyType":"GPGKeys","keyPath":"{}"}}]"#,
+                s(&key.public)
+            ),
+        )
+    };
+    let p_revoked = policy(&revoked);
+    // Before its revocation the key is good, for both.
+    accepted(&Wharf::new(), dir, &p_revoked, &by_revoked);
+    // gpg wrote a revocation certificate when it made the key: imported, and the key
+    // exported again with it, as its owner would publish it.
+    let rev = std::fs::read_to_string(
+        revoked
+            .home
+            .join(format!("openpgp-revocs.d/{}.rev", revoked.fingerprint)),
+    )
+    .unwrap()
+    .replace(":-----BEGIN", "-----BEGIN");
+    let rev_file = dir.join("revocation.asc");
+    std::fs::write(&rev_file, rev).unwrap();
+    sh(Command::new("gpg")
+        .env("GNUPGHOME", &revoked.home)
+        .args(["--batch", "--import"])
+        .arg(&rev_file));
+    let out = Command::new("gpg")
+        .env("GNUPGHOME", &revoked.home)
+        .args(["--batch", "--export", &revoked.fingerprint])
+        .output()
+        .unwrap();
+    std::fs::write(&revoked.public, out.stdout).unwrap();
+    let w = Wharf::new();
+    for (key, image, says) in [
+        (&expired, &by_expired, "it expired on 2021-"),
+        (&revoked, &by_revoked, "it is revoked"),
+    ] {
+        let p = policy(key);
+        refused(&w, dir, &p, image, says);
+        refused(
+            &w,
+            dir,
+            &p,
+            image,
+            "which the policy names but which may not sign",
+        );
+        // skopeo (gpgme) refuses the same signature under the same policy file.
+        let out = skopeo_copy_out(dir, &p, image, "skopeo-copy");
+        assert!(
+            !out.status.success(),
+            "skopeo accepted {image}, signed by a key that {says}"
+        );
+    }
+    assert!(w.images().is_empty());
 }

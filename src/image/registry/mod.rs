@@ -19,7 +19,11 @@ use super::platform::{self, PlatformSpec};
 use super::reference::Reference;
 use super::store::{ImageRecord, Store, StoreError};
 use super::{blob, media};
-use crate::trust::{self, Requirement, Trust, TrustError, TrustOptions, lookaside, policy};
+use crate::trust::{Trust, TrustError, TrustOptions};
+
+mod signatures;
+
+pub use signatures::attach_signature;
 
 /// What can go wrong talking to a registry.
 #[derive(Debug, thiserror::Error)]
@@ -247,15 +251,31 @@ fn with_store<T>(
     store: &Store,
     work: impl std::future::Future<Output = Result<T, RegistryError>>,
 ) -> Result<T, RegistryError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let _guard = store.lock_shared()?;
+    block_on(work)
+}
+
+/// Run `work` on a single-threaded runtime.
+fn block_on<T>(
+    work: impl std::future::Future<Output = Result<T, RegistryError>>,
+) -> Result<T, RegistryError> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|source| RegistryError::Io {
             path: PathBuf::from("tokio runtime"),
             source,
-        })?;
-    let _guard = store.lock_shared()?;
-    runtime.block_on(work)
+        })?
+        .block_on(work)
+}
+
+/// A body stream that broke off: worth asking again.
+fn stream_err(registry: &str, e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Request {
+        registry: registry.to_string(),
+        message: e.to_string(),
+        transient: true,
+    }
 }
 
 /// A manifest as the registry served it, checked (its size, its media type, its digest if
@@ -333,178 +353,6 @@ fn store_manifest(store: &Store, m: &Fetched) -> Result<(Descriptor, Manifest), 
     Ok((desc, manifest))
 }
 
-/// The signature policy's verdict on `reference`, whose top-level manifest has `digest`:
-/// the signatures its requirements ask for are fetched (lookaside storage for signedBy,
-/// the registry's attachments for sigstoreSigned) and checked before anything is stored.
-async fn check_trust(
-    trust: &Trust,
-    client: &Client,
-    image: &OciRef,
-    auth: &RegistryAuth,
-    reference: &Reference,
-    digest: &str,
-) -> Result<(), RegistryError> {
-    let (reqs, scope) = trust
-        .policy
-        .requirements_for(policy::DOCKER, &policy::docker_scopes(reference));
-    let gpg = reqs
-        .iter()
-        .any(|r| matches!(r, Requirement::SignedBy { .. }));
-    let sigstore = reqs
-        .iter()
-        .any(|r| matches!(r, Requirement::SigstoreSigned { .. }));
-    let mut sigs = trust::Signatures::default();
-    if gpg || sigstore {
-        let unreadable = |message: String| TrustError::Signatures {
-            image: reference.to_string(),
-            message,
-        };
-        let config = trust.registries()?;
-        if gpg {
-            let base = config.lookaside(reference, false);
-            // Never from https down to plain http, as for the registry itself.
-            let http = reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .redirect(reqwest::redirect::Policy::custom(|attempt| {
-                    let down = attempt.url().scheme() == "http"
-                        && attempt.previous().iter().any(|u| u.scheme() == "https");
-                    if down || attempt.previous().len() > 5 {
-                        attempt.stop()
-                    } else {
-                        attempt.follow()
-                    }
-                }))
-                .build()
-                .map_err(|e| unreadable(e.to_string()))?;
-            sigs.gpg = lookaside::read(&http, &base, reference, digest)
-                .await
-                .map_err(unreadable)?;
-            sigs.lookaside = base;
-        }
-        if sigstore && config.use_sigstore_attachments(reference) {
-            sigs.sigstore =
-                Some(attached_signatures(client, image, auth, reference.registry(), digest).await?);
-        }
-    }
-    trust::evaluate(trust, reference, digest, reqs, &scope, &sigs)?;
-    Ok(())
-}
-
-/// The most bytes of one attached signature's payload.
-const MAX_SIGSTORE_PAYLOAD: u64 = 1 << 20;
-
-/// The sigstore signatures attached to `digest` in `image`'s repository (none when the
-/// signature tag does not exist).
-async fn attached_signatures(
-    client: &Client,
-    image: &OciRef,
-    auth: &RegistryAuth,
-    registry: &str,
-    digest: &str,
-) -> Result<Vec<trust::sigstore::Attached>, RegistryError> {
-    use oci_client::errors::{OciDistributionError as E, OciErrorCode};
-    let tag = trust::sigstore::signature_tag(digest).map_err(|e| request_err(registry, e))?;
-    let sig_ref = OciRef::with_tag(
-        image.registry().to_string(),
-        image.repository().to_string(),
-        tag,
-    );
-    let raw = retry("signature manifest", || async {
-        match client
-            .pull_manifest_raw(
-                &sig_ref,
-                auth,
-                &[media::OCI_MANIFEST, media::DOCKER_MANIFEST],
-            )
-            .await
-        {
-            Ok((bytes, _)) => Ok(Some(bytes)),
-            Err(E::ImageManifestNotFoundError(_)) => Ok(None),
-            Err(E::ServerError { code: 404, .. }) => Ok(None),
-            Err(E::RegistryError { envelope, .. })
-                if envelope.errors.iter().any(|e| {
-                    matches!(
-                        e.code,
-                        OciErrorCode::ManifestUnknown
-                            | OciErrorCode::NameUnknown
-                            | OciErrorCode::NotFound
-                    )
-                }) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(client_err(registry, e)),
-        }
-    })
-    .await?;
-    let Some(raw) = raw else {
-        return Ok(Vec::new());
-    };
-    if raw.len() as u64 > media::MAX_MANIFEST_BYTES {
-        return Err(request_err(
-            registry,
-            "a signature manifest over its size cap",
-        ));
-    }
-    let manifest: oci_spec::image::ImageManifest = serde_json::from_slice(&raw)
-        .map_err(|e| request_err(registry, format!("the signature manifest: {e}")))?;
-    let mut found = Vec::new();
-    for layer in manifest.layers() {
-        if layer.media_type().to_string() != trust::sigstore::PAYLOAD_MEDIA_TYPE {
-            continue;
-        }
-        let Some(signature) = layer
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(trust::sigstore::SIGNATURE_ANNOTATION))
-        else {
-            continue;
-        };
-        if layer.size() > MAX_SIGSTORE_PAYLOAD {
-            return Err(request_err(
-                registry,
-                format!("a signature payload of {} bytes", layer.size()),
-            ));
-        }
-        let wanted = layer.digest().to_string();
-        let payload = retry("signature payload", || async {
-            let mut stream = client
-                .pull_blob_stream(image, wanted.as_str())
-                .await
-                .map_err(|e| client_err(registry, e))?;
-            let mut buf = Vec::new();
-            while let Some(chunk) = stream.stream.next().await {
-                let chunk = chunk.map_err(|e| RegistryError::Request {
-                    registry: registry.to_string(),
-                    message: e.to_string(),
-                    transient: true,
-                })?;
-                buf.extend_from_slice(&chunk);
-                if buf.len() as u64 > layer.size() {
-                    return Err(request_err(
-                        registry,
-                        "a signature payload longer than its descriptor",
-                    ));
-                }
-            }
-            Ok(buf)
-        })
-        .await?;
-        if blob::digest_of(&payload).to_string() != wanted {
-            return Err(StoreError::from(blob::BlobError::DigestMismatch {
-                expected: wanted,
-                actual: blob::digest_of(&payload).to_string(),
-            })
-            .into());
-        }
-        found.push(trust::sigstore::Attached {
-            payload,
-            signature: signature.clone(),
-        });
-    }
-    Ok(found)
-}
-
 async fn pull_async(
     store: &Store,
     reference: &Reference,
@@ -515,20 +363,7 @@ async fn pull_async(
     // A policy that does not parse refuses before the registry is asked anything.
     let trust = Trust::load(&opts.trust, Some(store.data_root()))?;
     // A scope that rejects every image refuses before the registry is asked anything.
-    let (reqs, scope) = trust
-        .policy
-        .requirements_for(policy::DOCKER, &policy::docker_scopes(reference));
-    if let Some(r) = reqs.iter().find(|r| matches!(r, Requirement::Reject)) {
-        let none = trust::Signatures::default();
-        trust::evaluate(
-            &trust,
-            reference,
-            "",
-            std::slice::from_ref(r),
-            &scope,
-            &none,
-        )?;
-    }
+    let trust_check = signatures::TrustCheck::new(&trust, reference)?;
     let registry = reference.registry().to_string();
     let client = client(&registry, opts)?;
     let auth = auth(opts);
@@ -538,7 +373,9 @@ async fn pull_async(
     // for an index, each platform's manifest taken from it (below), and the index itself
     // too when every platform is pulled.
     if all_platforms || !media::is_index(&fetched.media_type) {
-        check_trust(&trust, &client, &image, &auth, reference, &fetched.digest).await?;
+        trust_check
+            .check(&client, &image, &auth, reference, &fetched.digest)
+            .await?;
     }
     let (top, manifest) = store_manifest(store, &fetched)?;
     let mut images = Vec::new();
@@ -565,7 +402,9 @@ async fn pull_async(
             for child in chosen {
                 let child_ref = image.clone_with_digest(child.digest().to_string());
                 let fetched = fetch_manifest(&client, &child_ref, &auth, &registry).await?;
-                check_trust(&trust, &client, &image, &auth, reference, &fetched.digest).await?;
+                trust_check
+                    .check(&client, &image, &auth, reference, &fetched.digest)
+                    .await?;
                 let (_, m) = store_manifest(store, &fetched)?;
                 match m {
                     Manifest::Image(m) => images.push(*m),
@@ -660,11 +499,7 @@ async fn fetch_blob(
             .map_err(|e| client_err(registry, e))?;
         let mut writer = store.blob_writer(Some((desc.digest().clone(), desc.size())))?;
         while let Some(chunk) = stream.stream.next().await {
-            let chunk = chunk.map_err(|e| RegistryError::Request {
-                registry: registry.to_string(),
-                message: e.to_string(),
-                transient: true,
-            })?;
+            let chunk = chunk.map_err(|e| stream_err(registry, e))?;
             writer.write_chunk(&chunk).map_err(StoreError::from)?;
             if let Some(bar) = &bar {
                 bar.inc(chunk.len() as u64);
