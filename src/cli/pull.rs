@@ -6,6 +6,7 @@ use anyhow::Context;
 use wharf::image::platform::PlatformSpec;
 use wharf::image::registry::{self, RegistryOptions};
 use wharf::image::{Reference, credentials};
+use wharf::trust::sign::{self, Made, Signer};
 
 use super::Session;
 
@@ -132,8 +133,14 @@ pub fn push(ctx: &Session, args: PushArgs) -> anyhow::Result<()> {
             .with_context(|| format!("{} has no name: give a destination", args.image))?,
     };
     let opts = args.tls.options(target.registry())?;
-    // Where the signature goes, and the key that makes it, are read before anything is
-    // pushed: a wrong passphrase or a registries.d that says no leaves the registry as it was.
+    if args.sign_passphrase_file.is_some()
+        && args.sign_by.is_none()
+        && args.sign_by_sigstore_private_key.is_none()
+    {
+        anyhow::bail!(
+            "--sign-passphrase-file: give --sign-by or --sign-by-sigstore-private-key, whose key it unlocks"
+        );
+    }
     let signing = args.sign_by.is_some() || args.sign_by_sigstore_private_key.is_some();
     let lookaside = match signing {
         true => Some(
@@ -142,36 +149,41 @@ pub fn push(ctx: &Session, args: PushArgs) -> anyhow::Result<()> {
         ),
         false => None,
     };
-    let sigstore_key = match &args.sign_by_sigstore_private_key {
-        Some(path) => {
-            if !lookaside
-                .as_ref()
-                .is_some_and(|c| c.use_sigstore_attachments(&target))
-            {
-                anyhow::bail!(
-                    "--sign-by-sigstore-private-key: writing sigstore attachments for {target} is turned off in registries.d (set use-sigstore-attachments: true for it, as skopeo requires)"
-                );
-            }
-            let pem = std::fs::read(path)
-                .with_context(|| format!("reading the signing key {}", path.display()))?;
-            let passphrase = sigstore_passphrase(args.sign_passphrase_file.as_deref(), path)?;
-            Some(
-                wharf::trust::sigstore::private_key(&pem, passphrase.as_bytes())
-                    .map_err(anyhow::Error::msg)
-                    .with_context(|| format!("the signing key {}", path.display()))?,
-            )
+    let mut signers = Vec::new();
+    if let Some(fingerprint) = &args.sign_by {
+        signers.push(Signer::Gpg {
+            fingerprint: fingerprint.clone(),
+            passphrase_file: args.sign_passphrase_file.clone(),
+        });
+    }
+    if let Some(path) = &args.sign_by_sigstore_private_key {
+        if !lookaside
+            .as_ref()
+            .is_some_and(|c| c.use_sigstore_attachments(&target))
+        {
+            anyhow::bail!(
+                "--sign-by-sigstore-private-key: writing sigstore attachments for {target} is turned off in registries.d (set use-sigstore-attachments: true for it, as skopeo requires)"
+            );
         }
-        None => None,
-    };
-    let digest = registry::push(&store, &record, &target, &opts)
-        .with_context(|| format!("pushing to {target}"))?;
+        let pem = std::fs::read(path)
+            .with_context(|| format!("reading the signing key {}", path.display()))?;
+        let passphrase = sigstore_passphrase(args.sign_passphrase_file.as_deref(), path)?;
+        signers.push(Signer::Sigstore(
+            wharf::trust::sigstore::private_key(&pem, &passphrase)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("the signing key {}", path.display()))?,
+        ));
+    }
+    // Every signature is made before anything is pushed: a key that will not sign (a
+    // wrong passphrase, a registries.d that says no) leaves the registry as it was. An
+    // index's platforms are signed too: a pull of one platform checks its manifest.
+    let mut made = Vec::new();
     if signing {
-        // An index's platforms are signed too: a pull of one platform checks its manifest.
-        let mut signed = vec![digest.clone()];
+        let mut digests = vec![record.descriptor.digest().to_string()];
         if let Ok(wharf::image::Manifest::Index(index)) =
             wharf::image::read_manifest(&store, &record.descriptor)
         {
-            signed.extend(
+            digests.extend(
                 index
                     .manifests()
                     .iter()
@@ -179,30 +191,56 @@ pub fn push(ctx: &Session, args: PushArgs) -> anyhow::Result<()> {
                     .map(|c| c.digest().to_string()),
             );
         }
-        let unsigned = |d: &str| format!("signing {target}@{d} (it is pushed, unsigned)");
-        for d in &signed {
-            if let (Some(fpr), Some(config)) = (&args.sign_by, &lookaside) {
-                let at = wharf::trust::sign::sign_gpg(
-                    config,
+        for d in &digests {
+            for signer in &signers {
+                made.push(
+                    sign::sign(signer, &target, d)
+                        .map_err(anyhow::Error::msg)
+                        .with_context(|| format!("signing {target}@{d} (nothing is pushed)"))?,
+                );
+            }
+        }
+    }
+    let digest = registry::push(&store, &record, &target, &opts)
+        .with_context(|| format!("pushing to {target}"))?;
+    let mut attach = Vec::new();
+    let mut stored: Vec<String> = Vec::new();
+    let partly = |stored: &[String]| match stored {
+        [] => format!("{target} is pushed, with no signature stored"),
+        s => format!(
+            "{target} is pushed; signatures stored for {} only",
+            s.join(", ")
+        ),
+    };
+    for m in made {
+        match m {
+            Made::Gpg { digest, signature } => {
+                let config = lookaside.as_ref().expect("read when signing");
+                let at = sign::write(
+                    &config.lookaside(&target, true),
                     &target,
-                    d,
-                    fpr,
-                    args.sign_passphrase_file.as_deref(),
+                    &digest,
+                    &signature,
                 )
                 .map_err(anyhow::Error::msg)
-                .with_context(|| unsigned(d))?;
+                .with_context(|| {
+                    format!("storing the signature of {digest} ({})", partly(&stored))
+                })?;
                 if !args.tls.quiet {
                     eprintln!("Signature stored at {}", at.display());
                 }
+                stored.push(digest);
             }
-            if let Some(key) = &sigstore_key {
-                let signature = wharf::trust::sign::sign_sigstore(key, &target, d);
-                registry::attach_signature(&target, d, &signature, &opts)
-                    .with_context(|| unsigned(d))?;
-                if !args.tls.quiet {
-                    let tag = wharf::trust::sigstore::signature_tag(d).unwrap_or_default();
-                    eprintln!("Signature attached as {}:{tag}", target.repository());
-                }
+            Made::Sigstore { digest, attached } => attach.push((digest, attached)),
+        }
+    }
+    if !attach.is_empty() {
+        registry::attach_signatures(&target, &attach, &opts)
+            .with_context(|| format!("attaching signatures ({})", partly(&stored)))?;
+        if !args.tls.quiet {
+            for (d, _) in &attach {
+                let tag = wharf::trust::sigstore::signature_tag(d).unwrap_or_default();
+                eprintln!("Signature attached as {}:{tag}", target.repository());
             }
         }
     }
@@ -215,14 +253,16 @@ pub fn push(ctx: &Session, args: PushArgs) -> anyhow::Result<()> {
 fn sigstore_passphrase(
     file: Option<&std::path::Path>,
     key: &std::path::Path,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Vec<u8>> {
     if let Some(file) = file {
-        return wharf::trust::sign::read_passphrase_file(file).map_err(anyhow::Error::msg);
+        return sign::read_passphrase_file(file).map_err(anyhow::Error::msg);
     }
-    if let Ok(p) = std::env::var("COSIGN_PASSWORD") {
-        return Ok(p);
+    if let Some(p) = std::env::var_os("COSIGN_PASSWORD") {
+        return Ok(p.into_encoded_bytes());
     }
-    rpassword::prompt_password(format!("Passphrase for key {}: ", key.display())).with_context(
+    rpassword::prompt_password(format!("Passphrase for key {}: ", key.display()))
+        .map(String::into_bytes)
+        .with_context(
         || {
             format!(
                 "asking for the passphrase of {} on the terminal (give --sign-passphrase-file FILE, or set COSIGN_PASSWORD)",

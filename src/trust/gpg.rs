@@ -36,30 +36,26 @@ pub fn keys(data: &[u8]) -> Result<Vec<SignedPublicKey>, String> {
     Ok(keys)
 }
 
-/// The parts of `key` that may sign at `now` (the primary key first, then its signing
-/// subkeys), or why none may.
-fn signers(key: &SignedPublicKey, now: Timestamp) -> Result<Vec<&dyn VerifyingKey>, String> {
+/// What of a key may sign now: its signing parts, and the parts that may not (their
+/// fingerprint and key id, and why not).
+struct Parts<'a> {
+    signers: Vec<&'a dyn VerifyingKey>,
+    refused: Vec<(String, String, String)>,
+}
+
+/// The parts of `key` that may sign at `now` (the primary key, then its signing subkeys),
+/// or why the whole key may not.
+fn parts(key: &SignedPublicKey, now: Timestamp) -> Result<Parts<'_>, String> {
     let primary = &key.primary_key;
     if key
         .details
         .revocation_signatures
         .iter()
-        .any(|r| r.verify_key(primary).is_ok())
+        .any(|r| r.typ() == Some(SignatureType::KeyRevocation) && r.verify_key(primary).is_ok())
     {
         return Err("it is revoked".into());
     }
-    // The newest self-signature says what the key is now: its flags and its expiry.
-    let certified = key.details.users.iter().flat_map(|u| {
-        u.signatures
-            .iter()
-            .filter(|s| s.verify_certification(primary, Tag::UserId, &u.id).is_ok())
-    });
-    let direct = key
-        .details
-        .direct_signatures
-        .iter()
-        .filter(|s| s.verify_key(primary).is_ok());
-    let Some(newest) = certified.chain(direct).max_by_key(|s| created(s)) else {
+    let Some(newest) = newest_self_signature(key) else {
         return Err("it has no self-signature that verifies".into());
     };
     if let Some(when) = expiry(primary.created_at(), newest)
@@ -67,48 +63,123 @@ fn signers(key: &SignedPublicKey, now: Timestamp) -> Result<Vec<&dyn VerifyingKe
     {
         return Err(format!("it expired {}", date(when)));
     }
-    let mut signers: Vec<&dyn VerifyingKey> = Vec::new();
+    let mut parts = Parts {
+        signers: Vec::new(),
+        refused: Vec::new(),
+    };
     let flags = newest.key_flags();
     // No key flags at all: an old key, whose primary signs (as gpg lets it).
     if flags.sign() || (!flags.certify() && !flags.encrypt_comms() && !flags.authentication()) {
-        signers.push(primary);
+        parts.signers.push(primary);
+    } else {
+        parts.refused.push((
+            format!("{:X}", primary.fingerprint()),
+            key_id(primary),
+            "its primary key is not flagged for signing".into(),
+        ));
     }
-    signers.extend(
-        key.public_subkeys
-            .iter()
-            .filter(|sub| subkey_signs(key, sub, now))
-            .map(|sub| sub as &dyn VerifyingKey),
-    );
-    if signers.is_empty() {
-        return Err("no part of it may sign (its key flags)".into());
+    for sub in &key.public_subkeys {
+        match subkey_may_sign(key, sub, now) {
+            Ok(()) => parts.signers.push(sub),
+            Err(why) => parts.refused.push((
+                format!("{:X}", sub.key.fingerprint()),
+                key_id(&sub.key),
+                format!("its subkey {:X}: {why}", sub.key.fingerprint()),
+            )),
+        }
     }
-    Ok(signers)
+    Ok(parts)
 }
 
-/// May subkey `sub` sign at `now`: bound to `key` (every binding verifies, backward
-/// signatures included), not revoked, not expired, flagged for signing?
-fn subkey_signs(key: &SignedPublicKey, sub: &SignedPublicSubKey, now: Timestamp) -> bool {
+/// The newest self-signature that says what `key` is now (its flags, its expiry): a user
+/// id's certification (types 0x10-0x13) that verifies, of a user id not revoked since, or
+/// a direct-key signature (0x1F). A user id's revocation is not one: it would otherwise
+/// stand, with no expiry and no flags, for a key that expired.
+fn newest_self_signature(key: &SignedPublicKey) -> Option<&Signature> {
+    use SignatureType::{CertCasual, CertGeneric, CertPersona, CertPositive, CertRevocation};
     let primary = &key.primary_key;
-    if sub.verify_bindings(primary).is_err() {
-        return false;
+    let mut best = None;
+    for user in &key.details.users {
+        let (mut cert, mut revoked) = (None, None);
+        for sig in user.signatures.iter().filter(|s| {
+            s.verify_certification(primary, Tag::UserId, &user.id)
+                .is_ok()
+        }) {
+            match sig.typ() {
+                Some(CertGeneric | CertPersona | CertCasual | CertPositive) => {
+                    newer(&mut cert, sig)
+                }
+                Some(CertRevocation) => newer(&mut revoked, sig),
+                _ => {}
+            }
+        }
+        if let Some(c) = cert
+            && revoked.is_none_or(|r| created(r) < created(c))
+        {
+            newer(&mut best, c);
+        }
     }
-    if sub
-        .signatures
+    for sig in key
+        .details
+        .direct_signatures
         .iter()
-        .any(|s| s.typ() == Some(SignatureType::SubkeyRevocation))
+        .filter(|s| s.typ() == Some(SignatureType::Key) && s.verify_key(primary).is_ok())
     {
-        return false;
+        newer(&mut best, sig);
     }
-    let Some(binding) = sub
+    best
+}
+
+/// Keep in `slot` the newer of it and `sig` (by creation time).
+fn newer<'a>(slot: &mut Option<&'a Signature>, sig: &'a Signature) {
+    if slot.is_none_or(|s| created(s) <= created(sig)) {
+        *slot = Some(sig);
+    }
+}
+
+/// May subkey `sub` sign at `now`? Its newest binding to `key` that verifies says so
+/// (flagged for signing, its backward signature verifying, not expired), and no
+/// revocation of it that verifies.
+fn subkey_may_sign(
+    key: &SignedPublicKey,
+    sub: &SignedPublicSubKey,
+    now: Timestamp,
+) -> Result<(), String> {
+    let primary = &key.primary_key;
+    let (mut binding, mut revoked) = (None, None);
+    for sig in sub
         .signatures
         .iter()
-        .filter(|s| s.typ() == Some(SignatureType::SubkeyBinding))
-        .max_by_key(|s| created(s))
-    else {
-        return false;
-    };
-    binding.key_flags().sign()
-        && expiry(sub.key.created_at(), binding).is_none_or(|when| when > now.as_secs())
+        .filter(|s| s.verify_subkey_binding(primary, &sub.key).is_ok())
+    {
+        match sig.typ() {
+            Some(SignatureType::SubkeyBinding) => newer(&mut binding, sig),
+            Some(SignatureType::SubkeyRevocation) => newer(&mut revoked, sig),
+            _ => {}
+        }
+    }
+    if revoked.is_some() {
+        return Err("it is revoked".into());
+    }
+    let binding = binding.ok_or("it has no binding signature that verifies")?;
+    if !binding.key_flags().sign() {
+        return Err("it is not flagged for signing".into());
+    }
+    binding
+        .embedded_signature()
+        .ok_or("its binding has no backward signature (a signing subkey must certify its primary)")?
+        .verify_primary_key_binding(&sub.key, primary)
+        .map_err(|e| format!("its backward signature does not verify: {e}"))?;
+    if let Some(when) = expiry(sub.key.created_at(), binding)
+        && when <= now.as_secs()
+    {
+        return Err(format!("it expired {}", date(when)));
+    }
+    Ok(())
+}
+
+fn key_id(k: &impl KeyDetails) -> String {
+    k.legacy_key_id().to_string().to_uppercase()
 }
 
 fn created(s: &Signature) -> u32 {
@@ -160,42 +231,70 @@ pub fn verify(signature: &[u8], keys: &[SignedPublicKey]) -> Result<Verified, St
             reader.num_signatures()
         ));
     }
+    let Message::Signed { reader, .. } = &msg else {
+        return Err("an OpenPGP message that is not signed".into());
+    };
+    let signature = reader
+        .signature(0)
+        .ok_or("an OpenPGP message with no signature")?
+        .clone();
+    let issuer = signature
+        .issuer_fingerprint()
+        .first()
+        .map(|f| format!("{f:X}"))
+        .or_else(|| {
+            signature
+                .issuer_key_id()
+                .first()
+                .map(|k| k.to_string().to_uppercase())
+        });
     let now = Timestamp::now();
     let mut unusable = Vec::new();
+    let mut refused = Vec::new();
     for key in keys {
-        match signers(key, now) {
-            Ok(candidates) => {
-                if candidates.iter().any(|c| msg.verify(*c).is_ok()) {
+        match parts(key, now) {
+            Ok(parts) => {
+                if parts.signers.iter().any(|c| msg.verify(*c).is_ok()) {
+                    // gpg reports a signature past its own expiry (EXPSIG), which
+                    // containers/image refuses.
+                    if let (Some(made), Some(when)) =
+                        (signature.created(), signature.signature_expiration_time())
+                        && when.as_secs() != 0
+                        && made.as_secs().saturating_add(when.as_secs()) <= now.as_secs()
+                    {
+                        return Err(format!(
+                            "the signature expired {}",
+                            date(made.as_secs().saturating_add(when.as_secs()))
+                        ));
+                    }
                     return Ok(Verified {
                         payload,
                         fingerprint: format!("{:X}", key.fingerprint()),
                     });
                 }
+                refused.extend(parts.refused.into_iter().map(|r| (key, r)));
             }
             Err(why) => unusable.push((key, why)),
         }
     }
-    let issuer = match &msg {
-        Message::Signed { reader, .. } => reader.signature(0).and_then(|s| {
-            s.issuer_fingerprint()
-                .first()
-                .map(|f| format!("{f:X}"))
-                .or_else(|| {
-                    s.issuer_key_id()
-                        .first()
-                        .map(|k| k.to_string().to_uppercase())
-                })
-        }),
-        _ => None,
-    };
-    // Signed by a key the policy names that may not sign now: say why.
-    if let Some(who) = &issuer
-        && let Some((key, why)) = unusable.iter().find(|(k, _)| names(k, who))
-    {
-        return Err(format!(
-            "signed by key {:X}, which the policy names but which may not sign: {why}",
-            key.fingerprint()
-        ));
+    // Signed by a key the policy names, or a part of one, that may not sign now: say why.
+    if let Some(who) = &issuer {
+        let why = unusable
+            .iter()
+            .find(|(k, _)| names(k, who))
+            .map(|(k, why)| (k, why.as_str()))
+            .or_else(|| {
+                refused
+                    .iter()
+                    .find(|(_, (fpr, id, _))| fpr == who || id == who)
+                    .map(|(k, (_, _, why))| (k, why.as_str()))
+            });
+        if let Some((key, why)) = why {
+            return Err(format!(
+                "signed by key {:X}, which the policy names but which may not sign: {why}",
+                key.fingerprint()
+            ));
+        }
     }
     Err(match issuer {
         Some(who) => format!("signed by key {who}, which is not one the policy trusts"),
@@ -205,14 +304,12 @@ pub fn verify(signature: &[u8], keys: &[SignedPublicKey]) -> Result<Verified, St
 
 /// Is `who` (an issuer fingerprint or key id, uppercase hex) `key` or one of its subkeys?
 fn names(key: &SignedPublicKey, who: &str) -> bool {
-    let fpr = format!("{:X}", key.fingerprint());
-    let id = key.legacy_key_id().to_string().to_uppercase();
-    fpr == who
-        || id == who
-        || key.public_subkeys.iter().any(|s| {
-            format!("{:X}", s.key.fingerprint()) == who
-                || s.key.legacy_key_id().to_string().to_uppercase() == who
-        })
+    format!("{:X}", key.fingerprint()) == who
+        || key_id(&key.primary_key) == who
+        || key
+            .public_subkeys
+            .iter()
+            .any(|s| format!("{:X}", s.key.fingerprint()) == who || key_id(&s.key) == who)
 }
 
 /// The most a signed payload may hold (containers/image's simple signing payloads are a

@@ -6,7 +6,10 @@
 //!   (`lookaside-staging`, else `lookaside`; `file://` only, as containers/image writes).
 //! - `--sign-by-sigstore-private-key KEY`: a cosign payload signed with a cosign private
 //!   key ([`super::sigstore::private_key`]), attached in the registry beside the image
-//!   (`registry::attach_signature`) as cosign and containers/image attach it.
+//!   (`registry::attach_signatures`) as cosign and containers/image attach it.
+//!
+//! Signatures are made ([`sign`]) before anything is pushed, so a key that will not sign
+//! leaves the registry as it was, and stored after.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,31 +18,54 @@ use std::process::{Command, Stdio};
 use super::{lookaside, payload};
 use crate::image::Reference;
 
-/// Sign `digest` as pushed to `target` with GPG key `fingerprint`, and store the signature
-/// in the lookaside storage `config` names; returns where it was written.
-pub fn sign_gpg(
-    config: &lookaside::Config,
-    target: &Reference,
-    digest: &str,
-    fingerprint: &str,
-    passphrase_file: Option<&Path>,
-) -> Result<PathBuf, String> {
-    let body = payload::make(payload::SIMPLE_SIGNING, &target.to_string(), digest, now());
-    let signature = gpg_sign(fingerprint, passphrase_file, &body)?;
-    let base = config.lookaside(target, true);
-    write(&base, target, digest, &signature)
+/// A key that signs on push.
+pub enum Signer {
+    /// `--sign-by FPR`: a GPG key in the user's keyring (its passphrase, if asked, from a
+    /// file).
+    Gpg {
+        fingerprint: String,
+        passphrase_file: Option<PathBuf>,
+    },
+    /// `--sign-by-sigstore-private-key`: an opened cosign key.
+    Sigstore(p256::ecdsa::SigningKey),
 }
 
-/// A sigstore signature of `digest` as pushed to `target`, made with `key`: the cosign
-/// payload and its signature, ready to attach.
-pub fn sign_sigstore(
-    key: &p256::ecdsa::SigningKey,
-    target: &Reference,
-    digest: &str,
-) -> super::sigstore::Attached {
-    let payload = payload::make(payload::COSIGN, &target.to_string(), digest, now());
-    let signature = super::sigstore::sign(key, &payload);
-    super::sigstore::Attached { payload, signature }
+/// A signature made before the push, to store once the push is done.
+pub enum Made {
+    /// For lookaside storage.
+    Gpg { digest: String, signature: Vec<u8> },
+    /// To attach in the registry.
+    Sigstore {
+        digest: String,
+        attached: super::sigstore::Attached,
+    },
+}
+
+/// Sign manifest `digest` as it will be pushed to `target`: a simple-signing payload signed
+/// by gpg, or a cosign payload signed with the sigstore key.
+pub fn sign(signer: &Signer, target: &Reference, digest: &str) -> Result<Made, String> {
+    let kind = match signer {
+        Signer::Gpg { .. } => payload::SIMPLE_SIGNING,
+        Signer::Sigstore(_) => payload::COSIGN,
+    };
+    let body = payload::make(kind, &target.to_string(), digest, now());
+    let digest = digest.to_string();
+    Ok(match signer {
+        Signer::Gpg {
+            fingerprint,
+            passphrase_file,
+        } => Made::Gpg {
+            signature: gpg_sign(fingerprint, passphrase_file.as_deref(), &body)?,
+            digest,
+        },
+        Signer::Sigstore(key) => Made::Sigstore {
+            attached: super::sigstore::Attached {
+                signature: super::sigstore::sign(key, &body),
+                payload: body,
+            },
+            digest,
+        },
+    })
 }
 
 fn now() -> i64 {
@@ -48,13 +74,15 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// A passphrase kept in a file (`--sign-passphrase-file`): its first line, as skopeo
-/// reads it.
-pub fn read_passphrase_file(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
+/// A passphrase kept in a file (`--sign-passphrase-file`): its first line, without the
+/// newline, as skopeo reads it.
+pub fn read_passphrase_file(path: &Path) -> Result<Vec<u8>, String> {
+    let mut bytes = std::fs::read(path)
         .map_err(|e| format!("reading the passphrase file {}: {e}", path.display()))?;
-    let line = text.split('\n').next().unwrap_or_default();
-    Ok(line.strip_suffix('\r').unwrap_or(line).to_string())
+    if let Some(end) = bytes.iter().position(|&b| b == b'\n') {
+        bytes.truncate(end);
+    }
+    Ok(bytes)
 }
 
 /// `gpg --sign` of `data` by `fingerprint`: an OpenPGP signed message. With a passphrase

@@ -32,9 +32,16 @@ pub struct Attached {
 
 /// The tag under which `digest`'s signatures are attached.
 pub fn signature_tag(digest: &str) -> Result<String, String> {
-    let (algo, hex) = digest
-        .split_once(':')
-        .ok_or(format!("{digest:?} is not a digest"))?;
+    let not = || format!("{digest:?} is not a sha256 or sha512 digest");
+    let (algo, hex) = digest.split_once(':').ok_or_else(not)?;
+    let len = match algo {
+        "sha256" => 64,
+        "sha512" => 128,
+        _ => return Err(not()),
+    };
+    if hex.len() != len || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(not());
+    }
     Ok(format!("{algo}-{hex}.sig"))
 }
 
@@ -76,13 +83,13 @@ const PRIVATE_KEY_LABELS: [&str; 2] = [
     "ENCRYPTED COSIGN PRIVATE KEY",
 ];
 
-/// The most memory a key's scrypt parameters may ask for (cosign's N=32768, r=8 take 32 MiB):
-/// a key file is not trusted to make wharf allocate gigabytes.
-const MAX_SCRYPT_MEMORY: u64 = 256 << 20;
+/// The scrypt parameters (N, r, p) a key may use: go-securesystemslib's (legacy,
+/// standard, OWASP), the only ones cosign and skopeo open; a key file is not trusted to
+/// make wharf spend gigabytes or hours.
+const SCRYPT_PARAMS: [(u64, u32, u32); 3] = [(32768, 8, 1), (65536, 8, 1), (131072, 8, 1)];
 
 /// The encrypted body of a cosign private key.
 #[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Sealed {
     kdf: Kdf,
     cipher: Cipher,
@@ -90,7 +97,6 @@ struct Sealed {
 }
 
 #[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Kdf {
     name: String,
     params: ScryptParams,
@@ -98,7 +104,6 @@ struct Kdf {
 }
 
 #[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ScryptParams {
     #[serde(rename = "N")]
     n: u64,
@@ -107,7 +112,6 @@ struct ScryptParams {
 }
 
 #[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Cipher {
     name: String,
     nonce: String,
@@ -146,14 +150,9 @@ pub fn private_key(pem: &[u8], passphrase: &[u8]) -> Result<SigningKey, String> 
         ));
     }
     let ScryptParams { n, r, p } = sealed.kdf.params;
-    if !n.is_power_of_two()
-        || n < 2
-        || r == 0
-        || p == 0
-        || 128 * n * u64::from(r) > MAX_SCRYPT_MEMORY
-    {
+    if !SCRYPT_PARAMS.contains(&(n, r, p)) {
         return Err(format!(
-            "scrypt parameters N={n} r={r} p={p}: N a power of two, and 128*N*r at most {MAX_SCRYPT_MEMORY} bytes"
+            "scrypt parameters N={n} r={r} p={p}: not ones cosign uses (N=32768, 65536 or 131072, r=8, p=1)"
         ));
     }
     let params = scrypt::Params::new(n.trailing_zeros() as u8, r, p, 32)
@@ -256,7 +255,7 @@ mod tests {
     #[test]
     fn a_cosign_key_opens_with_its_passphrase_and_signs_what_verifies() {
         for label in PRIVATE_KEY_LABELS {
-            let (pem, public) = sealed(label, 10, b"pw");
+            let (pem, public) = sealed(label, 15, b"pw");
             let key = private_key(&pem, b"pw").unwrap();
             let sig = Attached {
                 payload: b"{}".to_vec(),
@@ -273,29 +272,50 @@ mod tests {
 
     #[test]
     fn a_wrong_passphrase_another_kind_of_pem_or_costly_parameters_are_refused() {
-        let (pem, _) = sealed(PRIVATE_KEY_LABELS[0], 10, b"pw");
+        let (pem, _) = sealed(PRIVATE_KEY_LABELS[0], 15, b"pw");
         let e = private_key(&pem, b"pw ").unwrap_err();
         assert!(e.contains("does not open with this passphrase"), "{e}");
-        let (other, _) = sealed("EC PRIVATE KEY", 10, b"pw");
+        let (other, _) = sealed("EC PRIVATE KEY", 15, b"pw");
         let e = private_key(&other, b"pw").unwrap_err();
         assert!(e.contains("not a cosign private key"), "{e}");
-        // 128 * 2^20 * 8 bytes = 1 GiB of memory, asked by a key file: refused unread.
-        let (costly, _) = sealed(PRIVATE_KEY_LABELS[0], 1, b"pw");
-        let text = String::from_utf8(costly).unwrap();
+        // 128 * 2^20 * 8 bytes = 1 GiB of memory, or p = 2^29 rounds, asked by a key file:
+        // refused unread.
+        let text = String::from_utf8(pem).unwrap();
         let body = text
             .lines()
             .filter(|l| !l.starts_with("-----"))
             .collect::<String>();
-        let json = String::from_utf8(B64.decode(body).unwrap())
-            .unwrap()
-            .replace("\"N\":2", &format!("\"N\":{}", 1u64 << 20));
-        let costly = p256::pkcs8::der::pem::encode_string(
-            PRIVATE_KEY_LABELS[0],
-            p256::pkcs8::der::pem::LineEnding::LF,
-            json.as_bytes(),
-        )
-        .unwrap();
-        let e = private_key(costly.as_bytes(), b"pw").unwrap_err();
-        assert!(e.contains("scrypt parameters N=1048576"), "{e}");
+        let json = String::from_utf8(B64.decode(body).unwrap()).unwrap();
+        for (from, to, says) in [
+            ("\"N\":32768", format!("\"N\":{}", 1u64 << 20), "N=1048576"),
+            ("\"p\":1", format!("\"p\":{}", 1u32 << 29), "p=536870912"),
+        ] {
+            assert!(json.contains(from), "{json}");
+            let costly = p256::pkcs8::der::pem::encode_string(
+                PRIVATE_KEY_LABELS[0],
+                p256::pkcs8::der::pem::LineEnding::LF,
+                json.replace(from, &to).as_bytes(),
+            )
+            .unwrap();
+            let e = private_key(costly.as_bytes(), b"pw").unwrap_err();
+            assert!(e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_signature_tag_is_made_only_of_a_real_digest() {
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            signature_tag(&format!("sha256:{hex}")).unwrap(),
+            format!("sha256-{hex}.sig")
+        );
+        for bad in [
+            "sha256:../../x".to_string(),
+            format!("sha256:{}", "AB".repeat(32)),
+            format!("md5:{hex}"),
+            hex,
+        ] {
+            assert!(signature_tag(&bad).is_err(), "{bad}");
+        }
     }
 }

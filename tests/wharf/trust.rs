@@ -990,6 +990,7 @@ fn push_signs_with_cosign_keys_and_passphrase_protected_gpg_keys() {
         if !ok {
             assert!(err.contains("gpg could not sign"), "{err}");
             assert_eq!(count_files(&sigs), 0, "a failed signing wrote a signature");
+            not_pushed(&gpg_target);
         }
     }
     let gpg_policy = write_policy(
@@ -1008,6 +1009,25 @@ fn push_signs_with_cosign_keys_and_passphrase_protected_gpg_keys() {
     );
 }
 
+/// gpg `args` in `key`'s home (no passphrase, no questions).
+fn gpg_in(key: &GpgKey, args: &[&str]) -> String {
+    sh(Command::new("gpg")
+        .env("GNUPGHOME", &key.home)
+        .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+        .args(args))
+}
+
+/// Export `key`'s public key again (after a change to it), as its owner would publish it.
+fn republish(key: &GpgKey) {
+    let out = Command::new("gpg")
+        .env("GNUPGHOME", &key.home)
+        .args(["--batch", "--export", &key.fingerprint])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && !out.stdout.is_empty());
+    std::fs::write(&key.public, out.stdout).unwrap();
+}
+
 #[test]
 fn gpg_keys_that_expired_or_were_revoked_sign_nothing_for_wharf_or_skopeo() {
     let reg = Registry::start();
@@ -1017,17 +1037,50 @@ fn gpg_keys_that_expired_or_were_revoked_sign_nothing_for_wharf_or_skopeo() {
     lookaside_in(dir, &host);
     // Made in 2020 to expire after a year, and signing in 2020 (gpg's own clock is faked
     // in that home): a signature made while the key was good, checked after it expired.
-    let home = dir.join("gnupg-expired");
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::write(home.join("gpg.conf"), "faked-system-time 20200601T000000\n").unwrap();
+    // And a key that never expires making signatures that expire after a day.
+    let fake_2020 = |name: &str, extra: &str| {
+        let home = dir.join(format!("gnupg-{name}"));
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(
+            home.join("gpg.conf"),
+            format!("faked-system-time 20200601T000000\n{extra}"),
+        )
+        .unwrap();
+        home.join("gpg.conf")
+    };
+    let expired_conf = fake_2020("expired", "");
     let expired = gpg_key_with(dir, "expired", "ed25519", "", "1y");
+    fake_2020("sig-expires", "default-sig-expire 1d\n");
+    let sig_expires = gpg_key(dir, "sig-expires", "ed25519");
     let revoked = gpg_key(dir, "revoked", "ed25519");
     let w = Wharf::new();
     w.ok(&["package", &wasm("hello.wasm"), "-t", "hello"]);
     let by_expired = format!("{host}/apps/expired:1");
+    let by_sig_expires = format!("{host}/apps/sig-expires:1");
     let by_revoked = format!("{host}/apps/revoked:1");
     push_signed(&w, &expired, dir, "hello", &by_expired);
+    push_signed(&w, &sig_expires, dir, "hello", &by_sig_expires);
     push_signed(&w, &revoked, dir, "hello", &by_revoked);
+    // The expired key gets a second user id in 2020, revoked now: a user id's revocation
+    // is a newer self-signature, with no expiry, which must not make the key good again.
+    gpg_in(
+        &expired,
+        &[
+            "--quick-add-uid",
+            &expired.fingerprint,
+            "second <second@wharf.test>",
+        ],
+    );
+    std::fs::remove_file(&expired_conf).unwrap();
+    gpg_in(
+        &expired,
+        &[
+            "--quick-revoke-uid",
+            &expired.fingerprint,
+            "second <second@wharf.test>",
+        ],
+    );
+    republish(&expired);
     let policy = |key: &GpgKey| {
         write_policy(
             dir,
@@ -1042,7 +1095,7 @@ fn gpg_keys_that_expired_or_were_revoked_sign_nothing_for_wharf_or_skopeo() {
     // Before its revocation the key is good, for both.
     accepted(&Wharf::new(), dir, &p_revoked, &by_revoked);
     // gpg wrote a revocation certificate when it made the key: imported, and the key
-    // exported again with it, as its owner would publish it.
+    // exported again with it.
     let rev = std::fs::read_to_string(
         revoked
             .home
@@ -1052,36 +1105,38 @@ fn gpg_keys_that_expired_or_were_revoked_sign_nothing_for_wharf_or_skopeo() {
     .replace(":-----BEGIN", "-----BEGIN");
     let rev_file = dir.join("revocation.asc");
     std::fs::write(&rev_file, rev).unwrap();
-    sh(Command::new("gpg")
-        .env("GNUPGHOME", &revoked.home)
-        .args(["--batch", "--import"])
-        .arg(&rev_file));
-    let out = Command::new("gpg")
-        .env("GNUPGHOME", &revoked.home)
-        .args(["--batch", "--export", &revoked.fingerprint])
-        .output()
-        .unwrap();
-    std::fs::write(&revoked.public, out.stdout).unwrap();
+    gpg_in(&revoked, &["--import", &s(&rev_file)]);
+    republish(&revoked);
     let w = Wharf::new();
     for (key, image, says) in [
-        (&expired, &by_expired, "it expired on 2021-"),
-        (&revoked, &by_revoked, "it is revoked"),
+        (&expired, &by_expired, "may not sign: it expired on 2021-"),
+        (&revoked, &by_revoked, "may not sign: it is revoked"),
+        (
+            &sig_expires,
+            &by_sig_expires,
+            "the signature expired on 2020-06-02",
+        ),
     ] {
         let p = policy(key);
         refused(&w, dir, &p, image, says);
-        refused(
-            &w,
-            dir,
-            &p,
-            image,
-            "which the policy names but which may not sign",
-        );
         // skopeo (gpgme) refuses the same signature under the same policy file.
         let out = skopeo_copy_out(dir, &p, image, "skopeo-copy");
         assert!(
             !out.status.success(),
-            "skopeo accepted {image}, signed by a key that {says}"
+            "skopeo accepted {image}, whose signature wharf refuses: {says}"
         );
     }
     assert!(w.images().is_empty());
+    // Its owner extends the expired key (a newer self-signature, no expiry): what it
+    // signed counts again, for both.
+    gpg_in(&expired, &["--quick-set-expire", &expired.fingerprint, "0"]);
+    republish(&expired);
+    let p = policy(&expired);
+    accepted(&Wharf::new(), dir, &p, &by_expired);
+    let out = skopeo_copy_out(dir, &p, &by_expired, "skopeo-extended");
+    assert!(
+        out.status.success(),
+        "skopeo refused a signature by an extended key: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

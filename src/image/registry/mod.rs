@@ -23,7 +23,7 @@ use crate::trust::{Trust, TrustError, TrustOptions};
 
 mod signatures;
 
-pub use signatures::attach_signature;
+pub use signatures::attach_signatures;
 
 /// What can go wrong talking to a registry.
 #[derive(Debug, thiserror::Error)]
@@ -539,14 +539,7 @@ async fn push_async(
     target: &Reference,
     opts: &RegistryOptions,
 ) -> Result<String, RegistryError> {
-    let registry = target.registry().to_string();
-    let client = client(&registry, opts)?;
-    let auth = auth(opts);
-    let image = oci_ref(target);
-    client
-        .auth(&image, &auth, oci_client::RegistryOperation::Push)
-        .await
-        .map_err(|e| client_err(&registry, e))?;
+    let pusher = Pusher::new(target, opts).await?;
     let top = &record.descriptor;
     let mut manifests: Vec<(Descriptor, Manifest)> = Vec::new();
     match content::read_manifest(store, top)? {
@@ -561,45 +554,113 @@ async fn push_async(
     for (desc, m) in &manifests {
         if let Manifest::Image(m) = m {
             for d in std::iter::once(m.config()).chain(m.layers().iter()) {
-                upload_blob(&client, store, &image, d, &registry, opts.quiet).await?;
+                upload_blob(&pusher, store, d, opts.quiet).await?;
             }
         }
         let bytes = store.read_blob_capped(desc, "manifest", media::MAX_MANIFEST_BYTES)?;
-        let is_top = desc.digest() == top.digest();
-        let target_ref = if is_top {
-            image.clone()
+        let at = if desc.digest() == top.digest() {
+            pusher.image.clone()
         } else {
-            image.clone_with_digest(desc.digest().to_string())
+            pusher.image.clone_with_digest(desc.digest().to_string())
         };
-        let content_type = http::HeaderValue::from_str(desc.media_type().as_ref())
-            .map_err(|e| request_err(&registry, e))?;
-        retry("manifest", || {
-            let (bytes, target_ref, content_type) =
-                (bytes.clone(), target_ref.clone(), content_type.clone());
-            let (client, registry) = (&client, &registry);
-            async move {
-                client
-                    .push_manifest_raw(&target_ref, bytes, content_type)
-                    .await
-                    .map_err(|e| client_err(registry, e))
-            }
-        })
-        .await?;
+        pusher
+            .manifest(&at, bytes, desc.media_type().as_ref())
+            .await?;
     }
     Ok(top.digest().to_string())
 }
 
+/// A client that may push to one repository.
+struct Pusher {
+    client: Client,
+    auth: RegistryAuth,
+    /// The reference pushed to.
+    image: OciRef,
+    registry: String,
+}
+
+impl Pusher {
+    async fn new(target: &Reference, opts: &RegistryOptions) -> Result<Pusher, RegistryError> {
+        let registry = target.registry().to_string();
+        let client = client(&registry, opts)?;
+        let auth = auth(opts);
+        let image = oci_ref(target);
+        client
+            .auth(&image, &auth, oci_client::RegistryOperation::Push)
+            .await
+            .map_err(|e| client_err(&registry, e))?;
+        Ok(Pusher {
+            client,
+            auth,
+            image,
+            registry,
+        })
+    }
+
+    /// Does the repository hold blob `digest` already?
+    async fn has_blob(&self, digest: &str) -> bool {
+        self.client
+            .blob_exists(&self.image, digest)
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Upload `data`, whose digest is `digest`.
+    async fn blob(&self, data: bytes::Bytes, digest: &str) -> Result<(), RegistryError> {
+        retry("blob upload", || {
+            let data = data.clone();
+            async move {
+                self.client
+                    .push_blob(&self.image, data, digest)
+                    .await
+                    .map(drop)
+                    .map_err(|e| client_err(&self.registry, e))
+            }
+        })
+        .await
+    }
+
+    /// Upload `data` (held in memory) unless the repository has it; its digest.
+    async fn small_blob(&self, data: &[u8]) -> Result<oci_spec::image::Digest, RegistryError> {
+        let digest = blob::digest_of(data);
+        if !self.has_blob(digest.as_ref()).await {
+            self.blob(bytes::Bytes::copy_from_slice(data), digest.as_ref())
+                .await?;
+        }
+        Ok(digest)
+    }
+
+    /// Put manifest `bytes` of `media_type` at `at` (a tag or a digest).
+    async fn manifest(
+        &self,
+        at: &OciRef,
+        bytes: Vec<u8>,
+        media_type: &str,
+    ) -> Result<(), RegistryError> {
+        let content_type =
+            http::HeaderValue::from_str(media_type).map_err(|e| request_err(&self.registry, e))?;
+        retry("manifest", || {
+            let (bytes, content_type) = (bytes.clone(), content_type.clone());
+            async move {
+                self.client
+                    .push_manifest_raw(at, bytes, content_type)
+                    .await
+                    .map(drop)
+                    .map_err(|e| client_err(&self.registry, e))
+            }
+        })
+        .await
+    }
+}
+
 async fn upload_blob(
-    client: &Client,
+    pusher: &Pusher,
     store: &Store,
-    image: &OciRef,
     desc: &Descriptor,
-    registry: &str,
     quiet: bool,
 ) -> Result<(), RegistryError> {
     let digest = desc.digest().to_string();
-    let exists = client.blob_exists(image, &digest).await.unwrap_or(false);
-    if exists {
+    if pusher.has_blob(&digest).await {
         if !quiet {
             eprintln!("{}: already in the registry", short(desc));
         }
@@ -612,18 +673,7 @@ async fn upload_blob(
             path: path.clone(),
             source,
         })?;
-    let data = bytes::Bytes::from(data);
-    retry("blob upload", || {
-        let data = data.clone();
-        let digest = digest.clone();
-        async move {
-            client
-                .push_blob(image, data, &digest)
-                .await
-                .map_err(|e| client_err(registry, e))
-        }
-    })
-    .await?;
+    pusher.blob(bytes::Bytes::from(data), &digest).await?;
     if !quiet {
         eprintln!("{}: uploaded {} bytes", short(desc), desc.size());
     }

@@ -8,9 +8,11 @@ use futures_util::StreamExt;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference as OciRef};
 
-use super::{
-    RegistryError, RegistryOptions, auth, block_on, client, client_err, request_err, retry,
+use oci_spec::image::{
+    Descriptor, DescriptorBuilder, ImageManifest, ImageManifestBuilder, MediaType,
 };
+
+use super::{Pusher, RegistryError, RegistryOptions, block_on, client_err, request_err, retry};
 use crate::image::reference::Reference;
 use crate::image::store::StoreError;
 use crate::image::{blob, media};
@@ -57,7 +59,11 @@ impl<'a> TrustCheck<'a> {
         if gpg || sigstore {
             let config = trust.registries()?;
             if gpg {
-                check.lookaside = Some((config.lookaside(reference, false), lookaside_client()?));
+                let http = lookaside_client().map_err(|message| TrustError::Signatures {
+                    image: reference.to_string(),
+                    message,
+                })?;
+                check.lookaside = Some((config.lookaside(reference, false), http));
             }
             check.attachments = sigstore && config.use_sigstore_attachments(reference);
         }
@@ -94,7 +100,7 @@ impl<'a> TrustCheck<'a> {
 
 /// The client for lookaside storage over http(s): never from https down to plain http, as
 /// for the registry itself.
-fn lookaside_client() -> Result<reqwest::Client, TrustError> {
+fn lookaside_client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
@@ -107,11 +113,25 @@ fn lookaside_client() -> Result<reqwest::Client, TrustError> {
             }
         }))
         .build()
-        .map_err(|e| TrustError::Registries(format!("the lookaside storage client: {e}")))
+        .map_err(|e| format!("the lookaside storage client: {e}"))
 }
 
 /// The most bytes of one attached signature's payload.
 const MAX_SIGSTORE_PAYLOAD: u64 = 1 << 20;
+/// The most signatures attached to one manifest that are read (each up to
+/// [`MAX_SIGSTORE_PAYLOAD`]): a registry cannot make a pull hold gigabytes.
+const MAX_ATTACHED: usize = 64;
+
+/// The signature a sigstore layer carries, if it is one.
+fn signature_of(layer: &Descriptor) -> Option<&String> {
+    if layer.media_type().to_string() != trust::sigstore::PAYLOAD_MEDIA_TYPE {
+        return None;
+    }
+    layer
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(trust::sigstore::SIGNATURE_ANNOTATION))
+}
 
 /// The manifest tagged `sha256-HEX.sig` beside `digest` in `image`'s repository, if there
 /// is one: the reference it is at, and the manifest.
@@ -121,7 +141,7 @@ async fn signature_manifest(
     auth: &RegistryAuth,
     registry: &str,
     digest: &str,
-) -> Result<(OciRef, Option<oci_spec::image::ImageManifest>), RegistryError> {
+) -> Result<(OciRef, Option<ImageManifest>), RegistryError> {
     use oci_client::errors::{OciDistributionError as E, OciErrorCode};
     let tag = trust::sigstore::signature_tag(digest).map_err(|e| request_err(registry, e))?;
     let sig_ref = OciRef::with_tag(
@@ -131,11 +151,7 @@ async fn signature_manifest(
     );
     let raw = retry("signature manifest", || async {
         match client
-            .pull_manifest_raw(
-                &sig_ref,
-                auth,
-                &[media::OCI_MANIFEST, media::DOCKER_MANIFEST],
-            )
+            .pull_manifest_raw(&sig_ref, auth, &[media::OCI_MANIFEST])
             .await
         {
             Ok((bytes, _)) => Ok(Some(bytes)),
@@ -166,8 +182,34 @@ async fn signature_manifest(
             "a signature manifest over its size cap",
         ));
     }
-    let manifest = serde_json::from_slice(&raw)
+    let manifest: ImageManifest = serde_json::from_slice(&raw)
         .map_err(|e| request_err(registry, format!("the signature manifest: {e}")))?;
+    // As containers/image: sigstore attachments are an OCI image manifest, nothing else.
+    if manifest
+        .media_type()
+        .as_ref()
+        .map(ToString::to_string)
+        .as_deref()
+        != Some(media::OCI_MANIFEST)
+    {
+        return Err(request_err(
+            registry,
+            format!(
+                "{}: the signature manifest is not an OCI image manifest",
+                sig_ref.whole()
+            ),
+        ));
+    }
+    if manifest.layers().len() > MAX_ATTACHED {
+        return Err(request_err(
+            registry,
+            format!(
+                "{}: {} signatures attached, more than the {MAX_ATTACHED} wharf reads",
+                sig_ref.whole(),
+                manifest.layers().len()
+            ),
+        ));
+    }
     Ok((sig_ref, Some(manifest)))
 }
 
@@ -186,14 +228,7 @@ async fn attached(
     };
     let mut found = Vec::new();
     for layer in manifest.layers() {
-        if layer.media_type().to_string() != trust::sigstore::PAYLOAD_MEDIA_TYPE {
-            continue;
-        }
-        let Some(signature) = layer
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(trust::sigstore::SIGNATURE_ANNOTATION))
-        else {
+        let Some(signature) = signature_of(layer) else {
             continue;
         };
         if layer.size() > MAX_SIGSTORE_PAYLOAD {
@@ -202,32 +237,7 @@ async fn attached(
                 format!("a signature payload of {} bytes", layer.size()),
             ));
         }
-        let wanted = layer.digest().to_string();
-        let payload = retry("signature payload", || async {
-            let mut stream = client
-                .pull_blob_stream(image, wanted.as_str())
-                .await
-                .map_err(|e| client_err(registry, e))?;
-            let mut buf = Vec::new();
-            while let Some(chunk) = stream.stream.next().await {
-                buf.extend_from_slice(&chunk.map_err(|e| super::stream_err(registry, e))?);
-                if buf.len() as u64 > layer.size() {
-                    return Err(request_err(
-                        registry,
-                        "a signature payload longer than its descriptor",
-                    ));
-                }
-            }
-            Ok(buf)
-        })
-        .await?;
-        if blob::digest_of(&payload).to_string() != wanted {
-            return Err(StoreError::from(blob::BlobError::DigestMismatch {
-                expected: wanted,
-                actual: blob::digest_of(&payload).to_string(),
-            })
-            .into());
-        }
+        let payload = read_small_blob(client, image, registry, layer).await?;
         found.push(trust::sigstore::Attached {
             payload,
             signature: signature.clone(),
@@ -236,127 +246,141 @@ async fn attached(
     Ok(found)
 }
 
-/// Attach `signature` (of the manifest `digest`, pushed to `target`) in the registry, as
+/// Attach `signatures` (each of a manifest digest pushed to `target`) in the registry, as
 /// cosign and containers/image attach sigstore signatures: a layer of the OCI manifest
-/// tagged `sha256-HEX.sig`, after the signatures already there (kept), with a config whose
-/// `rootfs.diff_ids` lists the layers. A signature already attached is not added twice.
-pub fn attach_signature(
+/// tagged `sha256-HEX.sig`, after the signatures already there (kept, with the manifest's
+/// annotations and the config's other fields), the config's `rootfs.diff_ids` listing the
+/// layers. A signature already attached (the same layer) is not added twice.
+pub fn attach_signatures(
     target: &Reference,
-    digest: &str,
-    signature: &trust::sigstore::Attached,
+    signatures: &[(String, trust::sigstore::Attached)],
     opts: &RegistryOptions,
 ) -> Result<(), RegistryError> {
-    block_on(attach_async(target, digest, signature, opts))
+    block_on(async {
+        let pusher = Pusher::new(target, opts).await?;
+        for (digest, signature) in signatures {
+            attach(&pusher, digest, signature).await?;
+        }
+        Ok(())
+    })
 }
 
-async fn attach_async(
-    target: &Reference,
+async fn attach(
+    pusher: &Pusher,
     digest: &str,
     signature: &trust::sigstore::Attached,
-    opts: &RegistryOptions,
 ) -> Result<(), RegistryError> {
-    use oci_spec::image::{
-        Descriptor, DescriptorBuilder, ImageManifest, ImageManifestBuilder, MediaType,
-    };
-    let registry = target.registry().to_string();
-    let client = client(&registry, opts)?;
-    let auth = auth(opts);
-    let image = super::oci_ref(target);
-    client
-        .auth(&image, &auth, oci_client::RegistryOperation::Push)
-        .await
-        .map_err(|e| client_err(&registry, e))?;
-    let (sig_ref, existing) = signature_manifest(&client, &image, &auth, &registry, digest).await?;
-    let payload_digest = blob::digest_of(&signature.payload).to_string();
-    let mut layers: Vec<Descriptor> = existing
-        .as_ref()
-        .map(|m: &ImageManifest| m.layers().clone())
-        .unwrap_or_default();
-    if layers.iter().any(|l| {
-        l.digest().to_string() == payload_digest
-            && l.annotations()
-                .as_ref()
-                .and_then(|a| a.get(trust::sigstore::SIGNATURE_ANNOTATION))
-                == Some(&signature.signature)
-    }) {
-        return Ok(());
-    }
-    let bad = |e: oci_spec::OciSpecError| request_err(&registry, e);
-    push_bytes(&client, &image, &registry, signature.payload.clone()).await?;
-    layers.push(
-        DescriptorBuilder::default()
-            .media_type(MediaType::Other(trust::sigstore::PAYLOAD_MEDIA_TYPE.into()))
-            .digest(blob::digest_of(&signature.payload))
-            .size(signature.payload.len() as u64)
-            .annotations([(
-                trust::sigstore::SIGNATURE_ANNOTATION.to_string(),
-                signature.signature.clone(),
-            )])
-            .build()
-            .map_err(bad)?,
-    );
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "",
-        "os": "",
-        "config": {},
-        "rootfs": {
-            "type": "layers",
-            "diff_ids": layers.iter().map(|l| l.digest().to_string()).collect::<Vec<_>>(),
-        },
-    }))
-    .expect("a JSON value serialises");
-    push_bytes(&client, &image, &registry, config.clone()).await?;
-    let manifest = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .config(
-            DescriptorBuilder::default()
-                .media_type(MediaType::ImageConfig)
-                .digest(blob::digest_of(&config))
-                .size(config.len() as u64)
-                .build()
-                .map_err(bad)?,
-        )
-        .layers(layers)
+    let registry = pusher.registry.as_str();
+    let bad = |e: oci_spec::OciSpecError| request_err(registry, e);
+    let payload_digest = blob::digest_of(&signature.payload);
+    let layer = DescriptorBuilder::default()
+        .media_type(MediaType::Other(trust::sigstore::PAYLOAD_MEDIA_TYPE.into()))
+        .digest(payload_digest.clone())
+        .size(signature.payload.len() as u64)
+        .annotations([(
+            trust::sigstore::SIGNATURE_ANNOTATION.to_string(),
+            signature.signature.clone(),
+        )])
         .build()
         .map_err(bad)?;
-    let bytes = serde_json::to_vec(&manifest).map_err(|e| request_err(&registry, e))?;
-    let content_type = http::HeaderValue::from_static(media::OCI_MANIFEST);
-    retry("signature manifest", || {
-        let (bytes, content_type) = (bytes.clone(), content_type.clone());
-        let (client, registry, sig_ref) = (&client, &registry, &sig_ref);
-        async move {
-            client
-                .push_manifest_raw(sig_ref, bytes, content_type)
-                .await
-                .map_err(|e| client_err(registry, e))
-        }
-    })
+    let (sig_ref, existing) = signature_manifest(
+        &pusher.client,
+        &pusher.image,
+        &pusher.auth,
+        registry,
+        digest,
+    )
     .await?;
-    Ok(())
+    // The config kept (cosign's `created`, `history`...), only its diff_ids grown.
+    let mut config = serde_json::json!({"architecture": "", "os": "", "config": {}});
+    if let Some(m) = &existing {
+        if m.layers().contains(&layer) {
+            return Ok(());
+        }
+        if m.config().size() > MAX_SIGSTORE_PAYLOAD {
+            return Err(request_err(
+                registry,
+                format!(
+                    "{}: a config of {} bytes",
+                    sig_ref.whole(),
+                    m.config().size()
+                ),
+            ));
+        }
+        let raw = read_small_blob(&pusher.client, &pusher.image, registry, m.config()).await?;
+        config = serde_json::from_slice(&raw)
+            .ok()
+            .filter(serde_json::Value::is_object)
+            .ok_or_else(|| {
+                request_err(
+                    registry,
+                    format!("{}: its config is not a JSON object", sig_ref.whole()),
+                )
+            })?;
+    }
+    let mut manifest = match existing {
+        Some(m) => m,
+        None => ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(Descriptor::new(
+                MediaType::ImageConfig,
+                0,
+                blob::digest_of(b""),
+            ))
+            .layers(Vec::new())
+            .build()
+            .map_err(bad)?,
+    };
+    pusher.small_blob(&signature.payload).await?;
+    let mut layers = manifest.layers().clone();
+    layers.push(layer);
+    config["rootfs"] = serde_json::json!({
+        "type": "layers",
+        "diff_ids": layers.iter().map(|l| l.digest().to_string()).collect::<Vec<_>>(),
+    });
+    let config = serde_json::to_vec(&config).expect("a JSON value serialises");
+    let config_digest = pusher.small_blob(&config).await?;
+    manifest.set_layers(layers);
+    manifest.set_config(Descriptor::new(
+        MediaType::ImageConfig,
+        config.len() as u64,
+        config_digest,
+    ));
+    let bytes = serde_json::to_vec(&manifest).map_err(|e| request_err(registry, e))?;
+    pusher.manifest(&sig_ref, bytes, media::OCI_MANIFEST).await
 }
 
-/// Upload a small blob held in memory (unless the registry has it).
-async fn push_bytes(
+/// A small blob (a signature's payload, a signature manifest's config; its size capped by
+/// the caller) read whole, its digest checked.
+async fn read_small_blob(
     client: &Client,
     image: &OciRef,
     registry: &str,
-    data: Vec<u8>,
-) -> Result<(), RegistryError> {
-    let digest = blob::digest_of(&data).to_string();
-    if client.blob_exists(image, &digest).await.unwrap_or(false) {
-        return Ok(());
-    }
-    let data = bytes::Bytes::from(data);
-    retry("blob upload", || {
-        let (data, digest) = (data.clone(), digest.clone());
-        async move {
-            client
-                .push_blob(image, data, &digest)
-                .await
-                .map(|_| ())
-                .map_err(|e| client_err(registry, e))
+    desc: &Descriptor,
+) -> Result<Vec<u8>, RegistryError> {
+    let wanted = desc.digest().to_string();
+    let data = retry("blob", || async {
+        let mut stream = client
+            .pull_blob_stream(image, wanted.as_str())
+            .await
+            .map_err(|e| client_err(registry, e))?;
+        let mut buf = Vec::new();
+        while let Some(chunk) = stream.stream.next().await {
+            buf.extend_from_slice(&chunk.map_err(|e| super::stream_err(registry, e))?);
+            if buf.len() as u64 > desc.size() {
+                return Err(request_err(registry, "a blob longer than its descriptor"));
+            }
         }
+        Ok(buf)
     })
-    .await
+    .await?;
+    if blob::digest_of(&data).to_string() != wanted {
+        return Err(StoreError::from(blob::BlobError::DigestMismatch {
+            expected: wanted,
+            actual: blob::digest_of(&data).to_string(),
+        })
+        .into());
+    }
+    Ok(data)
 }
