@@ -8,6 +8,8 @@ use oci_spec::image::{Digest, DigestAlgorithm};
 
 /// The registry a bare name refers to.
 pub const DEFAULT_REGISTRY: &str = "docker.io";
+/// Docker Hub's old name, read as [`DEFAULT_REGISTRY`].
+const LEGACY_DEFAULT_REGISTRY: &str = "index.docker.io";
 /// The tag a reference without tag or digest refers to.
 pub const DEFAULT_TAG: &str = "latest";
 const MAX_NAME_LEN: usize = 255;
@@ -103,6 +105,12 @@ impl Reference {
                 (first.to_string(), rest.to_string())
             }
             _ => (DEFAULT_REGISTRY.to_string(), name.to_string()),
+        };
+        // Docker Hub's old name is its name (docker/distribution's reference does the same).
+        let registry = if registry == LEGACY_DEFAULT_REGISTRY {
+            DEFAULT_REGISTRY.to_string()
+        } else {
+            registry
         };
         if !is_valid_registry(&registry) {
             return Err(ReferenceError::Registry {
@@ -306,6 +314,10 @@ mod tests {
     #[test]
     fn normalises_like_docker() {
         assert_eq!(full("busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            full("index.docker.io/busybox"),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(full("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(full("user/app"), "docker.io/user/app:latest");
         assert_eq!(full("localhost/app"), "localhost/app:latest");

@@ -546,11 +546,13 @@ impl SignedIdentity {
                 if !under {
                     return repo_digest_or_exact(image);
                 }
-                // Only the remapped name is compared; one that is not a reference matches
-                // nothing.
+                // Only the remapped name is compared; one that is not a reference in its
+                // full form (as containers/image's ParseNamed insists: `busybox` is not
+                // `docker.io/library/busybox`) matches nothing.
                 let whole = image.to_string();
-                Reference::parse_bare(&format!("{signed_prefix}{}", &whole[prefix.len()..]))
-                    .is_ok_and(|r| repo_digest_or_exact(&r))
+                let remapped = format!("{signed_prefix}{}", &whole[prefix.len()..]);
+                Reference::parse_bare(&remapped)
+                    .is_ok_and(|r| r.to_string() == remapped && repo_digest_or_exact(&r))
             }
         }
     }
@@ -839,6 +841,32 @@ mod tests {
                 MatchExact,
                 &r("busybox"),
                 "docker.io/library/busybox:latest",
+                true,
+            ),
+            // A remapped name must be whole: `busybox` is not a full name.
+            (
+                RemapIdentity {
+                    prefix: "reg.io/ns/app".into(),
+                    signed_prefix: "busybox".into(),
+                },
+                &tagged,
+                "docker.io/library/busybox:v1",
+                false,
+            ),
+            (
+                RemapIdentity {
+                    prefix: "reg.io/ns/app".into(),
+                    signed_prefix: "docker.io/library/busybox".into(),
+                },
+                &tagged,
+                "docker.io/library/busybox:v1",
+                true,
+            ),
+            // index.docker.io is docker.io, as in docker/distribution's reference.
+            (
+                MatchExact,
+                &r("index.docker.io/library/busybox:1"),
+                "docker.io/library/busybox:1",
                 true,
             ),
         ] {

@@ -20,7 +20,7 @@ impl Registry {
 
     /// With TLS from a test CA (`certs/ca.crt` in its directory) and htpasswd auth for
     /// alice:s3cret.
-    fn start_secure() -> Registry {
+    pub(crate) fn start_secure() -> Registry {
         Self::start_with(
             |dir| {
                 let d = s(dir);
@@ -69,6 +69,11 @@ impl Registry {
             port,
             _dir: dir,
         }
+    }
+
+    /// The `--cert-dir` that trusts a secure registry's CA.
+    pub(crate) fn cert_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("certs")
     }
 
     pub(crate) fn host(&self) -> String {
@@ -272,7 +277,7 @@ fn tls_with_a_test_ca_and_htpasswd_auth() {
 /// A test CA and a server certificate it signed for 127.0.0.1 and localhost, made by
 /// openssl in `dir`: `ca.crt`, `server.crt`, `server.key`, and `certs/ca.crt` (what
 /// `--cert-dir` takes).
-fn test_ca(dir: &std::path::Path) {
+pub(crate) fn test_ca(dir: &std::path::Path) {
     let openssl = |args: &[&str]| sh(Command::new("openssl").args(args).current_dir(dir));
     openssl(&[
         "req",

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::*;
-use crate::registry::Registry;
+use crate::registry::{Registry, test_ca};
 
 /// A throwaway GnuPG home with one key; its fingerprint and exported public key.
 struct GpgKey {
@@ -1139,4 +1139,140 @@ fn gpg_keys_that_expired_or_were_revoked_sign_nothing_for_wharf_or_skopeo() {
         "skopeo refused a signature by an extended key: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn lookaside_storage_over_https_trusts_what_the_registry_trusts() {
+    // A registry with TLS and a login, and its signatures served over https by a server
+    // whose certificate another CA signed: `--cert-dir` must trust both, as containers/image
+    // reads lookaside storage with the registry's TLS settings.
+    let reg = Registry::start_secure();
+    let host = reg.host();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let sigs = dir.join("sigs");
+    let ca = dir.join("lookaside-ca");
+    std::fs::create_dir_all(&ca).unwrap();
+    test_ca(&ca);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::create_dir_all(&sigs).unwrap();
+    let mut server = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import functools, http.server, ssl, sys\n\
+             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+             ctx.load_cert_chain(sys.argv[1], sys.argv[2])\n\
+             h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[3])\n\
+             s = http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[4])), h)\n\
+             s.socket = ctx.wrap_socket(s.socket, server_side=True)\n\
+             s.serve_forever()",
+        ])
+        .arg(ca.join("server.crt"))
+        .arg(ca.join("server.key"))
+        .arg(&sigs)
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the https server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::fs::create_dir_all(dir.join("registries.d")).unwrap();
+    std::fs::write(
+        dir.join("registries.d/https.yaml"),
+        format!(
+            "docker:\n  {host}:\n    lookaside: https://127.0.0.1:{port}\n    lookaside-staging: file://{}\n",
+            s(&sigs)
+        ),
+    )
+    .unwrap();
+    let key = gpg_key(dir, "builder", "ed25519");
+    let policy = write_policy(
+        dir,
+        "policy.json",
+        &format!(
+            r#""{host}":[{{"type":"signedBy","keyType":"GPGKeys","keyPath":"{}"}}]"#,
+            s(&key.public)
+        ),
+    );
+    let w = Wharf::new();
+    let docker = w.path("docker-config");
+    let run = |args: &[&str]| {
+        w.cmd(args)
+            .env("DOCKER_CONFIG", &docker)
+            .env("GNUPGHOME", &key.home)
+            .output()
+            .unwrap()
+    };
+    w.ok(&["package", &wasm("hello.wasm"), "-t", "hello"]);
+    let image = format!("{host}/signed/hello:1");
+    let registry_only = s(&reg.cert_dir());
+    assert!(
+        run(&["login", &host, "-u", "alice", "-p", "s3cret"])
+            .status
+            .success()
+    );
+    let out = run(&[
+        "push",
+        "--cert-dir",
+        &registry_only,
+        "--sign-by",
+        &key.fingerprint,
+        "--registries.d",
+        &s(&dir.join("registries.d")),
+        "hello",
+        &image,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let both = dir.join("both-cas");
+    std::fs::create_dir_all(&both).unwrap();
+    std::fs::copy(reg.cert_dir().join("ca.crt"), both.join("registry.crt")).unwrap();
+    std::fs::copy(ca.join("ca.crt"), both.join("lookaside.crt")).unwrap();
+    let puller = Wharf::new();
+    let pull = |cert_dir: &str| {
+        puller
+            .cmd(&[
+                "pull",
+                "-q",
+                "--cert-dir",
+                cert_dir,
+                "--signature-policy",
+                &s(&policy),
+                "--registries.d",
+                &s(&dir.join("registries.d")),
+                &image,
+            ])
+            .env("DOCKER_CONFIG", &docker)
+            .output()
+            .unwrap()
+    };
+    // The lookaside server's CA not trusted: its signatures cannot be read.
+    let out = pull(&registry_only);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("reading its signatures"), "{err}");
+    assert!(puller.images().is_empty());
+    let out = pull(&s(&both));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(puller.images().len(), 1);
+    let _ = server.kill();
+    let _ = server.wait();
 }

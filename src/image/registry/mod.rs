@@ -98,30 +98,39 @@ fn client(registry: &str, opts: &RegistryOptions) -> Result<Client, RegistryErro
     if opts.insecure || (is_local(registry) && opts.cert_dir.is_none()) {
         config.protocol = ClientProtocol::HttpsExcept(vec![registry.to_string()]);
     }
-    if let Some(dir) = &opts.cert_dir {
-        let entries = std::fs::read_dir(dir).map_err(|source| RegistryError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        for e in entries.flatten() {
-            let path = e.path();
-            if path.extension().is_some_and(|x| x == "crt" || x == "pem") {
-                let data = std::fs::read(&path).map_err(|source| RegistryError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                config
-                    .extra_root_certificates
-                    .push(oci_client::client::Certificate {
-                        encoding: oci_client::client::CertificateEncoding::Pem,
-                        data,
-                    });
-            }
-        }
+    for data in extra_certificates(opts)? {
+        config
+            .extra_root_certificates
+            .push(oci_client::client::Certificate {
+                encoding: oci_client::client::CertificateEncoding::Pem,
+                data,
+            });
     }
     config.read_timeout = Some(Duration::from_secs(60));
     config.connect_timeout = Some(Duration::from_secs(20));
     Ok(Client::new(config))
+}
+
+/// The CA certificates `--cert-dir` adds (its `*.crt` and `*.pem` files, PEM).
+fn extra_certificates(opts: &RegistryOptions) -> Result<Vec<Vec<u8>>, RegistryError> {
+    let Some(dir) = &opts.cert_dir else {
+        return Ok(Vec::new());
+    };
+    let entries = std::fs::read_dir(dir).map_err(|source| RegistryError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut found = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().is_some_and(|x| x == "crt" || x == "pem") {
+            found.push(std::fs::read(&path).map_err(|source| RegistryError::Io {
+                path: path.clone(),
+                source,
+            })?);
+        }
+    }
+    Ok(found)
 }
 
 fn oci_ref(r: &Reference) -> OciRef {
@@ -363,7 +372,7 @@ async fn pull_async(
     // A policy that does not parse refuses before the registry is asked anything.
     let trust = Trust::load(&opts.trust, Some(store.data_root()))?;
     // A scope that rejects every image refuses before the registry is asked anything.
-    let trust_check = signatures::TrustCheck::new(&trust, reference)?;
+    let trust_check = signatures::TrustCheck::new(&trust, reference, opts)?;
     let registry = reference.registry().to_string();
     let client = client(&registry, opts)?;
     let auth = auth(opts);

@@ -35,7 +35,11 @@ pub(super) struct TrustCheck<'a> {
 impl<'a> TrustCheck<'a> {
     /// The policy's requirements for `reference`. A scope that rejects every image refuses
     /// here, before the registry is asked anything.
-    pub(super) fn new(trust: &'a Trust, reference: &Reference) -> Result<Self, RegistryError> {
+    pub(super) fn new(
+        trust: &'a Trust,
+        reference: &Reference,
+        opts: &RegistryOptions,
+    ) -> Result<Self, RegistryError> {
         let (reqs, scope) = trust
             .policy
             .requirements_for(policy::DOCKER, &policy::docker_scopes(reference));
@@ -59,7 +63,7 @@ impl<'a> TrustCheck<'a> {
         if gpg || sigstore {
             let config = trust.registries()?;
             if gpg {
-                let http = lookaside_client().map_err(|message| TrustError::Signatures {
+                let http = lookaside_client(opts).map_err(|message| TrustError::Signatures {
                     image: reference.to_string(),
                     message,
                 })?;
@@ -98,10 +102,21 @@ impl<'a> TrustCheck<'a> {
     }
 }
 
-/// The client for lookaside storage over http(s): never from https down to plain http, as
-/// for the registry itself.
-fn lookaside_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+/// The client for lookaside storage over http(s), with the registry's TLS settings (as
+/// containers/image reads lookaside storage with the registry's client): `--cert-dir`'s
+/// CAs trusted too, nothing verified under `--tls-verify=false`. Never from https down to
+/// plain http, as for the registry itself.
+fn lookaside_client(opts: &RegistryOptions) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder();
+    for pem in super::extra_certificates(opts).map_err(|e| e.to_string())? {
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| format!("a --cert-dir certificate: {e}"))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    if opts.insecure {
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    builder
         .timeout(Duration::from_secs(60))
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
             let down = attempt.url().scheme() == "http"
