@@ -35,9 +35,10 @@ pub fn lifecycle_failure(e: LifecycleError) -> ExitCode {
 fn pull_if_needed(
     ctx: &Session,
     req: &CreateRequest,
-    pull: &str,
+    args: &Args,
     store: &wharf::image::Store,
 ) -> anyhow::Result<bool> {
+    let pull = args.pull.as_str();
     let image = req.image.as_str();
     let is_file = std::path::Path::new(image).is_file() || wharf::run::names_a_file(image);
     let missing = !is_file
@@ -52,6 +53,7 @@ fn pull_if_needed(
         ctx,
         image,
         req.platform.as_ref(),
+        &args.trust.options(),
     )?)
 }
 
@@ -67,7 +69,7 @@ pub fn create(
         return Ok(Err(lifecycle_failure(e)));
     }
     let store = ctx.store()?;
-    if !pull_if_needed(ctx, &req, &args.pull, &store)? {
+    if !pull_if_needed(ctx, &req, args, &store)? {
         return Ok(Err(ExitCode::from(EXIT_WHARF_FAILED)));
     }
     let events = super::Printer {
@@ -139,7 +141,7 @@ fn run_unrecorded(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
         return Ok(lifecycle_failure(e));
     }
     let store = ctx.store()?;
-    if !pull_if_needed(ctx, &req, &args.pull, &store)? {
+    if !pull_if_needed(ctx, &req, &args, &store)? {
         return Ok(ExitCode::from(EXIT_WHARF_FAILED));
     }
     let prepared = match run::prepare(&store, args.image(), &req.options, args.platform.as_ref()) {

@@ -218,6 +218,9 @@ pub struct Args {
     /// Pull the image first: missing (default), always, never.
     #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
     pub(crate) pull: String,
+    /// Which images the pull lets in (containers-policy.json), as Podman's `run` takes it.
+    #[command(flatten)]
+    pub(crate) trust: super::pull::TrustArgs,
     /// The image (or a .wasm/.wat file), then the command and its arguments (they replace
     /// the image's cmd). wharf's options end at IMAGE: what follows goes to the program, as
     /// Docker's do.

@@ -159,7 +159,7 @@ pub fn pull_missing(
             Err(crate::image::StoreError::NotFound(_))
         ) {
             events.progress(&format!("pulling {} for {}", p.image, p.name));
-            if !lifecycle::pull::pull_in_child(session, &p.image, None)? {
+            if !lifecycle::pull::pull_in_child(session, &p.image, None, &Default::default())? {
                 return Err(ComposeError::Converge(format!(
                     "service {}: image {} could not be pulled",
                     p.name, p.image
@@ -796,7 +796,7 @@ pub fn pull(
     for s in wanted {
         let plan = project.service(&s)?;
         events.progress(&format!("pulling {s} ({})", plan.image));
-        all &= lifecycle::pull::pull_in_child(session, &plan.image, None)?;
+        all &= lifecycle::pull::pull_in_child(session, &plan.image, None, &Default::default())?;
     }
     Ok(all)
 }

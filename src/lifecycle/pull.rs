@@ -4,12 +4,15 @@
 
 use super::{LifecycleError, Session};
 use crate::image::platform::PlatformSpec;
+use crate::trust::TrustOptions;
 
-/// Pull `image` in a child wharf: whether it succeeded (the child says why not on stderr).
+/// Pull `image` in a child wharf under the signature policy `trust` names: whether it
+/// succeeded (the child says why not on stderr).
 pub fn pull_in_child(
     session: &Session,
     image: &str,
     platform: Option<&PlatformSpec>,
+    trust: &TrustOptions,
 ) -> Result<bool, LifecycleError> {
     let io = |cause| LifecycleError::Io {
         what: format!("pulling {image}"),
@@ -23,6 +26,12 @@ pub fn pull_in_child(
         .args(["pull", "-q"]);
     if let Some(p) = platform {
         pull.arg("--platform").arg(p.to_string());
+    }
+    if let Some(p) = &trust.policy {
+        pull.arg("--signature-policy").arg(p);
+    }
+    if let Some(d) = &trust.registries_d {
+        pull.arg("--registries.d").arg(d);
     }
     let status = pull
         .arg(image)

@@ -749,6 +749,37 @@ fn sigstore_signatures_attached_in_the_registry_are_required_and_checked() {
     refused(&w, dir, &p, &retag, "does not accept");
     accepted(&Wharf::new(), dir, &p_repo, &retag);
     assert!(w.images().is_empty(), "the refusals stored nothing");
+    // run pulls under the policy it is given, as Podman's run does; compose up under
+    // wharf's own ROOT/policy.json.
+    let regd = s(&dir.join("registries.d"));
+    let trusted = ["--signature-policy", &s(&p), "--registries.d", &regd];
+    let runner = Wharf::new();
+    let mut args = vec!["run", "--rm"];
+    args.extend(trusted);
+    let out = runner.ok(&[args.as_slice(), &[app.as_str(), "from-run"]].concat());
+    assert!(out.contains("arg[1]=from-run"), "{out}");
+    let err = runner.fails(&[args.as_slice(), &[unsigned.as_str()]].concat(), 125);
+    assert!(err.contains("requirement sigstoreSigned"), "{err}");
+    assert_eq!(runner.images().len(), 1, "run stored only the signed image");
+    let composer = Wharf::new();
+    std::fs::create_dir_all(composer.root()).unwrap();
+    std::fs::copy(&p, composer.root().join("policy.json")).unwrap();
+    let file = dir.join("compose.yaml");
+    std::fs::write(&file, format!("services:\n  app:\n    image: {unsigned}\n")).unwrap();
+    let out = composer
+        .cmd(&["compose", "-f", &s(&file), "up"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "refused by the signature policy {}",
+            s(&composer.root().join("policy.json"))
+        )),
+        "{err}"
+    );
+    assert!(composer.images().is_empty());
     // The plugin host obeys the policy it is given: it loads the signed plugin, refuses an
     // unsigned one, and a reload to a tag that moved to an unsigned image keeps its code.
     let plugins = Wharf::new();
