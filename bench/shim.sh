@@ -7,9 +7,12 @@
 #   3. memory of the shim per running container (RSS and PSS), N detached `sleep` containers
 #      with each shim;
 #   4. pods through CRI, the kubelet's calls (tests/fixtures/cri.py): RunPodSandbox, create,
-#      start, wait for exit, remove, stop and remove the pod, in a row: time per pod.
+#      start, wait for exit, remove, stop and remove the pod, in a row: time per pod;
+#   5. throughput, runwasi's stress-test shape: TASKS tasks (create, start, wait, delete:
+#      `ctr run --rm`), CONCURRENCY at a time, for busybox `true` (wharf shim, runc shim) and
+#      the wasm hello (wharf shim; the wasmtime CLI in runc's container): tasks per second.
 # As root. Not a test.   bench/shim.sh   (RUNS=N for hyperfine, default 20; PODS=N, default 50;
-# IDLE=N containers for memory, default 10)
+# IDLE=N containers for memory, default 10; TASKS=N, default 200; CONCURRENCY=N, default 4)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 bench_setup
@@ -19,6 +22,7 @@ wasmtime=$(bench_wasmtime)
 bash "$repo/scripts/setup.sh" >/dev/null   # the CRI client from PyPI
 pythonpath="$HOME/.cache/wharf/python"
 runs=${RUNS:-30} pods=${PODS:-50} idle=${IDLE:-10}
+tasks=${TASKS:-200} concurrency=${CONCURRENCY:-4}
 
 bash "$repo/tests/fixtures/make-busybox-image.sh" "$work/img" >/dev/null
 sed "s|@DIR@|$work|g" "$repo/tests/fixtures/containerd-cri.toml" > "$work/containerd.toml"
@@ -70,6 +74,24 @@ hyperfine --style basic -N --warmup 3 --runs "$runs" --export-json "$work/ctr.js
     -n "ctr run --rm wasmtime run hello.wasm (runc shim)" "$B --runtime io.containerd.runc.v2 --rootfs $rootfs w2 /wasmtime run /hello.wasm" \
     >/dev/null
 
+# Throughput: TASKS tasks, CONCURRENCY at a time, each its own `ctr run --rm` (the ctr
+# process costs the same for every shim); tasks per second of wall time.
+throughput() {
+    local name=$1; shift
+    local start end
+    start=$(date +%s.%N)
+    seq "$tasks" | xargs -P "$concurrency" -I{} sh -c "$* >/dev/null" _ "t-$name-{}"
+    end=$(date +%s.%N)
+    python3 -c "import sys; t=float(sys.argv[2])-float(sys.argv[1]); print(f'{sys.argv[3]} {int(sys.argv[4])/t:.1f}')" \
+        "$start" "$end" "$name" "$tasks"
+}
+tp=$(
+    throughput native-wharf "$B --runtime io.containerd.wharf.v1 docker.io/library/busybox:latest \$1 true"
+    throughput native-runc "$B --runtime io.containerd.runc.v2 docker.io/library/busybox:latest \$1 true"
+    throughput wasm-wharf "$B --runtime io.containerd.wharf.v1 docker.io/library/wharf-hello:latest \$1"
+    throughput wasm-wasmtime-in-runc "$B --runtime io.containerd.runc.v2 --rootfs $rootfs \$1 /wasmtime run /hello.wasm"
+)
+
 # Memory: N sleeping containers per shim type; each ctr container gets its own shim.
 shim_memory() {
     local runtime=$1 prefix=$2 program=$3
@@ -114,7 +136,7 @@ mkdir -p "$work/pod-logs"
 cri_wharf=$(cri wharf)
 cri_runc=$(cri runc)
 
-python3 - "$work/ctr.json" "$cri_wharf" "$cri_runc" <<'PY'
+python3 - "$work/ctr.json" "$cri_wharf" "$cri_runc" "$tp" "$tasks" "$concurrency" <<'PY'
 import json, sys
 r = {x["command"]: x["median"] * 1000 for x in json.load(open(sys.argv[1]))["results"]}
 for c, ms in r.items():
@@ -127,6 +149,13 @@ cw, cr = json.loads(sys.argv[2]), json.loads(sys.argv[3])
 print(f"{'CRI pod (sandbox + 1 container), wharf':<52} mean {cw['mean'] * 1000:7.1f} ms over {cw['count']} pods")
 print(f"{'CRI pod (sandbox + 1 container), runc':<52} mean {cr['mean'] * 1000:7.1f} ms over {cr['count']} pods")
 print(f"{'CRI pod: wharf / runc':<52} {cw['mean'] / cr['mean']:5.2f}")
+tp = dict(line.split() for line in sys.argv[4].splitlines())
+tp = {k: float(v) for k, v in tp.items()}
+print(f"throughput, {sys.argv[5]} tasks {sys.argv[6]} at a time (create, start, wait, delete):")
+for k, v in tp.items():
+    print(f"  {k:<50} {v:7.1f} tasks/s")
+print(f"{'  native: wharf shim / runc shim':<52} {tp['native-wharf'] / tp['native-runc']:5.2f}x")
+print(f"{'  wasm: wharf shim / wasmtime in runc':<52} {tp['wasm-wharf'] / tp['wasm-wasmtime-in-runc']:5.2f}x")
 PY
 echo "$mem_wharf"
 echo "$mem_runc"
