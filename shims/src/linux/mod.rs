@@ -152,6 +152,9 @@ struct Shim {
     namespace: String,
     id: String,
     bundle: PathBuf,
+    /// The socket this process serves (its `-socket`; empty in the `start`/`delete`
+    /// actions).
+    socket: String,
     exit: Arc<ExitSignal>,
 }
 
@@ -178,6 +181,7 @@ impl containerd_shim::Shim for Shim {
             namespace: args.namespace.clone(),
             id: args.id.clone(),
             bundle,
+            socket: args.socket.clone(),
             exit: Arc::default(),
         }
     }
@@ -229,10 +233,10 @@ impl containerd_shim::Shim for Shim {
     }
 
     fn wait(&mut self) {
-        // The socket this shim serves (read now: containerd removes the bundle on delete).
-        let socket = std::fs::read_to_string(self.bundle.join("address"))
-            .ok()
-            .map(|a| PathBuf::from(a.trim().trim_start_matches("unix://")))
+        // The socket this shim serves: its own `-socket`. Not the bundle's `address` file:
+        // the `start` process writes that only after this server signalled it started, so
+        // it may not be there yet (seen: a socket left in /run/containerd/s now and then).
+        let socket = Some(PathBuf::from(self.socket.trim_start_matches("unix://")))
             .filter(|p| p.starts_with(containerd_shim::SOCKET_ROOT));
         self.exit.wait();
         // Shut down. The socket goes first, as runc's shim removes it on Shutdown: the
