@@ -71,13 +71,16 @@ fn stats_show_what_native_and_wasm_containers_use() {
     eventually(10, "the wasm guest to reach 40 MiB", || {
         stats(&w, "g40")["MemoryBytes"] == 40 << 20
     });
-    // (Since its start: a second in, its start-up's CPU no longer weighs.)
-    std::thread::sleep(std::time::Duration::from_secs(1));
     let r = stats(&w, "g40");
     assert_eq!(r["MemUsage"], "40MiB / 100MiB", "{r}");
     assert_eq!(r["MemPerc"], "40.00%", "{r}");
     assert_eq!(r["Kind"], "wasm");
-    assert!(cpu(&r) < 10.0, "a sleeping guest: {r}");
+    // Its CPU % counts from its start, so its start-up (compiling the module: 120 ms once
+    // CI's static phase ran beside other work, 10.9% a second in) weighs less as it sleeps
+    // on; a spinning guest's never falls (below).
+    eventually(10, "a sleeping guest's CPU below 10%", || {
+        cpu(&stats(&w, "g40")) < 10.0
+    });
     let missed = burns_one_core(&w, "spin");
     assert!(missed.is_empty(), "CPU % of a spinning guest: {missed:?}");
     assert_eq!(
