@@ -102,6 +102,35 @@ fn skopeo_under(dir: &Path, policy: &Path, gpg_home: Option<&Path>, args: &[&str
     c
 }
 
+/// A test server process, stopped when dropped: a failing test leaves none running.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `cmd` (its output dropped) and wait until it listens on 127.0.0.1:`port`.
+fn serve(cmd: &mut Command, port: u16) -> Server {
+    let server = Server(
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the test server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server
+}
+
 /// `skopeo copy` of `image` under `policy` into `dir/to` (a `dir:` copy): what skopeo said.
 fn skopeo_copy_out(dir: &Path, policy: &Path, image: &str, to: &str) -> std::process::Output {
     skopeo_under(
@@ -318,28 +347,19 @@ fn gpg_signatures_made_by_skopeo_are_required_and_checked() {
         .local_addr()
         .unwrap()
         .port();
-    let mut server = Command::new("/usr/bin/python3")
-        .args([
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            &port.to_string(),
-        ])
-        .arg("--directory")
-        .arg(&sigs)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "http.server did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let server = serve(
+        Command::new("/usr/bin/python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .arg("--directory")
+            .arg(&sigs),
+        port,
+    );
     let http_d = dir.join("registries-http.d");
     std::fs::create_dir_all(&http_d).unwrap();
     std::fs::write(
@@ -357,8 +377,7 @@ fn gpg_signatures_made_by_skopeo_are_required_and_checked() {
         &s(&http_d),
         &signed,
     ]);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     // Refusals, each naming why, none storing anything.
     let w = Wharf::new();
     refused(&w, dir, &policy, &hello, "no signature");
@@ -1191,33 +1210,24 @@ fn lookaside_storage_over_https_trusts_what_the_registry_trusts() {
         .unwrap()
         .port();
     std::fs::create_dir_all(&sigs).unwrap();
-    let mut server = Command::new("/usr/bin/python3")
-        .args([
-            "-c",
-            "import functools, http.server, ssl, sys\n\
-             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
-             ctx.load_cert_chain(sys.argv[1], sys.argv[2])\n\
-             h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[3])\n\
-             s = http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[4])), h)\n\
-             s.socket = ctx.wrap_socket(s.socket, server_side=True)\n\
-             s.serve_forever()",
-        ])
-        .arg(ca.join("server.crt"))
-        .arg(ca.join("server.key"))
-        .arg(&sigs)
-        .arg(port.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the https server did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let _server = serve(
+        Command::new("/usr/bin/python3")
+            .args([
+                "-c",
+                "import functools, http.server, ssl, sys\n\
+                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+                 ctx.load_cert_chain(sys.argv[1], sys.argv[2])\n\
+                 h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[3])\n\
+                 s = http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[4])), h)\n\
+                 s.socket = ctx.wrap_socket(s.socket, server_side=True)\n\
+                 s.serve_forever()",
+            ])
+            .arg(ca.join("server.crt"))
+            .arg(ca.join("server.key"))
+            .arg(&sigs)
+            .arg(port.to_string()),
+        port,
+    );
     std::fs::create_dir_all(dir.join("registries.d")).unwrap();
     std::fs::write(
         dir.join("registries.d/https.yaml"),
@@ -1304,6 +1314,4 @@ fn lookaside_storage_over_https_trusts_what_the_registry_trusts() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(puller.images().len(), 1);
-    let _ = server.kill();
-    let _ = server.wait();
 }
