@@ -221,19 +221,17 @@ pub fn verify(signature: &[u8], keys: &[SignedPublicKey]) -> Result<Verified, St
     if payload.len() as u64 > MAX_PAYLOAD {
         return Err(format!("a signed payload over {MAX_PAYLOAD} bytes"));
     }
+    let Message::Signed { reader, .. } = &msg else {
+        return Err("an OpenPGP message that is not signed".into());
+    };
     // Exactly one signature, as containers/image requires: a second one (checked by no
     // one) must not ride along.
-    if let Message::Signed { reader, .. } = &msg
-        && reader.num_signatures() != 1
-    {
+    if reader.num_signatures() != 1 {
         return Err(format!(
             "an OpenPGP message with {} signatures (a simple signature has one)",
             reader.num_signatures()
         ));
     }
-    let Message::Signed { reader, .. } = &msg else {
-        return Err("an OpenPGP message that is not signed".into());
-    };
     let signature = reader
         .signature(0)
         .ok_or("an OpenPGP message with no signature")?

@@ -614,14 +614,6 @@ impl Drop for PodsCleanup<'_> {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// containerd with its CRI plugin (tests/fixtures/containerd-cri.toml: the `runc` and
 /// `wharf` handlers) and the busybox and pause images in `k8s.io`.
 fn cri_containerd(w: &Wharf) -> Containerd {
@@ -667,7 +659,10 @@ fn cri_runs_a_pod_mixing_native_and_wasm_containers() {
         cd: &cd,
         pythonpath: pythonpath.clone(),
     };
-    let (port, port3) = (free_port().to_string(), free_port().to_string());
+    let (port, port3) = (
+        crate::wasm::free_port().to_string(),
+        crate::wasm::free_port().to_string(),
+    );
     let seen = cri(
         &cd,
         &pythonpath,

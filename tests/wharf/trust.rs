@@ -9,6 +9,7 @@ use std::process::Command;
 
 use crate::common::*;
 use crate::registry::{Registry, test_ca};
+use crate::wasm::free_port;
 
 /// A throwaway GnuPG home with one key; its fingerprint and exported public key.
 struct GpgKey {
@@ -342,11 +343,7 @@ fn gpg_signatures_made_by_skopeo_are_required_and_checked() {
     accepted(&fresh, dir, &policy, &signed);
     assert_eq!(fresh.images().len(), 1);
     // The same lookaside storage served over HTTP (a missing signature-2 is a 404: the end).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let server = serve(
         Command::new("/usr/bin/python3")
             .args([
@@ -1204,11 +1201,7 @@ fn lookaside_storage_over_https_trusts_what_the_registry_trusts() {
     let ca = dir.join("lookaside-ca");
     std::fs::create_dir_all(&ca).unwrap();
     test_ca(&ca);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     std::fs::create_dir_all(&sigs).unwrap();
     let _server = serve(
         Command::new("/usr/bin/python3")
