@@ -209,6 +209,19 @@ pub fn spec(
         }
     }
     apply_native(&mut spec, opts)?;
+    // No `-u`: the image's USER (Docker's rule; an empty one is root).
+    let image_user = config
+        .config
+        .as_ref()
+        .and_then(|c| c.user.as_deref())
+        .filter(|u| !u.is_empty());
+    if opts.native.user.is_none()
+        && let Some(user) = image_user
+    {
+        let mut annotations = spec.annotations().clone().unwrap_or_default();
+        annotations.insert(ANNOTATION_USER.into(), user.to_string());
+        spec.set_annotations(Some(annotations));
+    }
     Ok(spec)
 }
 
@@ -710,6 +723,35 @@ mod tests {
                 .clone()
                 .unwrap()
                 .contains_key(ANNOTATION_STOP_SIGNAL)
+        );
+    }
+
+    #[test]
+    fn the_user_comes_from_the_image_unless_overridden() {
+        let mut c = config();
+        c.config.as_mut().unwrap().user = Some("1000:1000".into());
+        let argv = vec!["x".to_string()];
+        let user = |c: &ImageConfig, opts: &RunOptions| {
+            spec(c, opts, argv.clone(), HashMap::new())
+                .unwrap()
+                .annotations()
+                .clone()
+                .unwrap()
+                .get(ANNOTATION_USER)
+                .cloned()
+        };
+        assert_eq!(
+            user(&c, &RunOptions::default()).as_deref(),
+            Some("1000:1000")
+        );
+        let mut opts = RunOptions::default();
+        opts.native.user = Some("0".into());
+        assert_eq!(user(&c, &opts).as_deref(), Some("0"));
+        c.config.as_mut().unwrap().user = Some(String::new());
+        assert_eq!(
+            user(&c, &RunOptions::default()),
+            None,
+            "an empty USER is root"
         );
     }
 }
