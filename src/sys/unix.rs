@@ -77,13 +77,28 @@ pub fn whiteout(parent: &Dir, name: &OsStr) -> io::Result<()> {
 
 /// Mark `dir` opaque for overlayfs: lower layers' content of this directory is hidden.
 pub fn set_opaque(dir: &Dir) -> io::Result<()> {
-    set_xattr(dir, "trusted.overlay.opaque", b"y")
+    set_xattr(readable(dir)?, "trusted.overlay.opaque", b"y")
 }
 
 /// Whether `dir` carries the overlayfs opaque mark.
 pub fn is_opaque(dir: &Dir) -> bool {
     let mut buf = [0u8; 4];
-    matches!(rustix::fs::fgetxattr(dir.as_fd(), "trusted.overlay.opaque", &mut buf), Ok(1) if buf[0] == b'y')
+    let Ok(fd) = readable(dir) else {
+        return false;
+    };
+    matches!(rustix::fs::fgetxattr(&fd, "trusted.overlay.opaque", &mut buf), Ok(1) if buf[0] == b'y')
+}
+
+/// `dir` opened again for reading: cap-std opens directories `O_PATH`, on which the
+/// extended-attribute calls fail (EBADF).
+fn readable(dir: &Dir) -> io::Result<rustix::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    Ok(rustix::fs::openat(
+        dir.as_fd(),
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )?)
 }
 
 /// The host's device node at `path` (a symlink followed, as Docker's `--device` does); an
