@@ -15,7 +15,7 @@ packages=(skopeo umoci busybox-static containerd runc crun docker-registry file 
           musl-tools gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross
           qemu-user strace debootstrap debian-archive-keyring
           golang-go golang-github-google-uuid-dev golang-github-opencontainers-runtime-tools-dev
-          xz-utils procps gnupg python3-cryptography python3-nacl)
+          xz-utils procps gnupg python3-cryptography python3-nacl buildah)
 if [ "${1:-}" = --list ]; then
     printf '%s\n' "${packages[@]}"
     exit 0

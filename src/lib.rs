@@ -14,7 +14,7 @@
 //! and every `crate::` path in `src/`). From the top:
 //!
 //! ```text
-//! compose host                        a project's plan and its convergence · what the host offers
+//! compose build host                  a project's plan and its convergence · images from Dockerfiles · what the host offers
 //! lifecycle                           create / start / supervise / stop / remove / connect, the monitor
 //! container runtime plugin            records and names · runc's verbs · the embedding API
 //! backend                             native (namespaces, cgroups, seccomp) · wasm (wasmtime)
@@ -29,6 +29,7 @@
 //! backends' clean-up by the lifecycle ([`lifecycle::containers`]).
 
 pub mod backend;
+pub mod build;
 pub mod bundle;
 pub mod compose;
 pub mod container;

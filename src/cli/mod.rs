@@ -11,6 +11,7 @@ macro_rules! outln {
 }
 
 mod attach;
+mod build;
 mod completion;
 mod compose;
 mod cp;
@@ -144,6 +145,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Make a one-layer image from a root filesystem tarball.
     Import(import::Args),
+    /// Build an image from a Dockerfile or Containerfile.
+    Build(build::Args),
     /// Give a container another name.
     Rename(rename::Args),
     /// Change containers' limits and restart policy (a running native one's at once).
@@ -232,6 +235,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Diff(a) => export::diff(&ctx, a),
         Command::Export(a) => export::export(&ctx, a),
         Command::Import(a) => import::run(&ctx, a),
+        Command::Build(a) => return build::run(&ctx, a),
         Command::Rename(a) => rename::run(&ctx, a),
         Command::Update(a) => update::run(&ctx, a),
         Command::Version(a) => version::run(a),

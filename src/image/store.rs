@@ -368,6 +368,15 @@ impl Store {
         })
     }
 
+    /// Drop the untagged entry of `digest` from the index (its blobs stay until a gc):
+    /// what a build recorded only to run a step on it.
+    pub fn forget_untagged(&self, digest: &Digest) -> Result<(), StoreError> {
+        self.update_index(|entries| {
+            entries.retain(|e| entry_name(e).is_some() || e.digest() != digest);
+            Ok(())
+        })
+    }
+
     /// Find an image by name, `name@digest`, full digest or id prefix, as Docker does: a
     /// `sha256:<hex>` query is an id; otherwise a name comes first and then an id prefix (so
     /// an image may be called `cafe`; a whole 64-digit id can never be a name).

@@ -598,7 +598,7 @@ fn clear_host_entry(host: &Path) -> Result<(), LifecycleError> {
 /// Open `name` in `parent` for reading only if it is a regular file now: a FIFO or device
 /// swapped in after the listing is neither waited on nor read (opened without blocking,
 /// then checked on the open handle).
-pub(super) fn open_regular(parent: &Dir, name: &OsStr) -> io::Result<cap_std::fs::File> {
+pub fn open_regular(parent: &Dir, name: &OsStr) -> io::Result<cap_std::fs::File> {
     let mut o = cap_std::fs::OpenOptions::new();
     o.read(true);
     #[cfg(unix)]

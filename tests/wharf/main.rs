@@ -2,6 +2,8 @@
 //! `WHARF_BIN`, e.g. `wharf.exe` under wine) against real tools: skopeo, umoci, containerd (and
 //! `containerd-shim-wharf-v1`, built beside it).
 
+#[cfg(target_os = "linux")]
+mod build;
 mod common;
 #[cfg(target_os = "linux")]
 mod compose;

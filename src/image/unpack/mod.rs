@@ -25,7 +25,7 @@ use oci_spec::image::Digest;
 
 pub use flatten::flatten;
 pub use layers::{LayerDir, SIZES, ensure_layers, image_rootfs, uncompressed_size};
-pub use resolve::{normalize, open_file_in_root, remove_entry, resolve_dir};
+pub use resolve::{MAX_DEPTH, normalize, open_file_in_root, remove_entry, resolve_dir};
 
 use super::blob::HashingReader;
 use crate::sys;
