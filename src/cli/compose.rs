@@ -43,7 +43,7 @@ enum Verb {
         /// In the background (else follow their output; Ctrl-C stops them).
         #[arg(short, long)]
         detach: bool,
-        /// Building images is out of scope: refused.
+        /// Build the images of services with `build:` first, even if they exist.
         #[arg(long)]
         build: bool,
         /// Do not start the services' dependencies.
@@ -161,6 +161,8 @@ enum Verb {
     },
     /// Pull the services' images.
     Pull { services: Vec<String> },
+    /// Build the images of the services that have `build:` (all, or those named).
+    Build { services: Vec<String> },
     /// Print the resolved model (interpolated, merged) as YAML.
     Config {
         /// Service names only.
@@ -215,6 +217,20 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
         return ls(ctx, *all, format);
     }
     let project = load(&args)?;
+    // Building runs RUN steps as native containers cloned from this process: it goes on
+    // from a sealed copy of wharf first (as `wharf build` does), when anything may be built.
+    #[cfg(target_os = "linux")]
+    if matches!(
+        args.verb,
+        Verb::Up { .. } | Verb::Build { .. } | Verb::Run { .. }
+    ) && project
+        .all_services()
+        .iter()
+        .any(|s| project.service(s).is_ok_and(|p| p.build.is_some()))
+    {
+        wharf::backend::native::seal::ensure_sealed()
+            .map_err(|e| anyhow::anyhow!("cannot run from a sealed copy of wharf: {e}"))?;
+    }
     let containers = wharf::lifecycle::containers(&ctx.roots);
     match &args.verb {
         Verb::Up {
@@ -225,16 +241,12 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
             wait_timeout,
             services,
         } => {
-            if *build {
-                anyhow::bail!(
-                    "--build: building images is out of scope for wharf: give each service an image (wharf package, load or pull)"
-                );
-            }
             let opts = converge::UpOptions {
                 services: services.clone(),
                 no_deps: *no_deps,
                 remove_orphans: *remove_orphans,
                 wait: Duration::from_secs(*wait_timeout),
+                build: *build,
             };
             converge::up(ctx, &project, &containers, &opts, &PRINTER)?;
             if *detach {
@@ -375,6 +387,25 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
                 &PRINTER,
             );
             Ok(super::run::report(&exit))
+        }
+        Verb::Build { services } => {
+            let names = if services.is_empty() {
+                project.active_services()
+            } else {
+                services.clone()
+            };
+            let plans = names
+                .iter()
+                .map(|s| project.service(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(p) = plans
+                .iter()
+                .find(|p| p.build.is_none() && services.contains(&p.name))
+            {
+                anyhow::bail!("service {:?} has no build:", p.name);
+            }
+            converge::build(ctx, &plans, true, &PRINTER)?;
+            Ok(ExitCode::SUCCESS)
         }
         Verb::Pull { services } => Ok(match converge::pull(ctx, &project, services, &PRINTER)? {
             true => ExitCode::SUCCESS,

@@ -153,7 +153,7 @@ pub fn pull_missing(
     events: &dyn Events,
 ) -> Result<(), ComposeError> {
     let store = session.store()?;
-    for p in plans {
+    for p in plans.iter().filter(|p| p.build.is_none()) {
         if matches!(
             store.resolve(&p.image),
             Err(crate::image::StoreError::NotFound(_))
@@ -166,6 +166,44 @@ pub fn pull_missing(
                 )));
             }
         }
+    }
+    Ok(())
+}
+
+/// Build the images of the services in `plans` that have `build:` (`always`: even those
+/// whose image exists), tagged with the service's image name. The caller runs sealed
+/// (`wharf build`'s rule: RUN steps are native containers).
+pub fn build(
+    session: &Session,
+    plans: &[ServicePlan],
+    always: bool,
+    events: &dyn Events,
+) -> Result<(), ComposeError> {
+    let store = session.store()?;
+    for p in plans {
+        let Some(b) = &p.build else {
+            continue;
+        };
+        if !always && store.resolve(&p.image).is_ok() {
+            continue;
+        }
+        let fail = |message: String| ComposeError::Service {
+            service: p.name.clone(),
+            message,
+        };
+        let tag = crate::image::reference::Reference::parse(&p.image)
+            .map_err(|e| fail(format!("image {:?}: {e}", p.image)))?;
+        events.progress(&format!("building {} for {}", p.image, p.name));
+        let opts = crate::build::BuildOptions {
+            context: b.context.clone(),
+            file: b.dockerfile.as_ref().map(|f| b.context.join(f)),
+            tags: vec![tag],
+            build_args: b.args.clone(),
+            target: b.target.clone(),
+            labels: b.labels.clone(),
+            ..Default::default()
+        };
+        crate::build::build(session, &opts, events).map_err(|e| fail(format!("build: {e}")))?;
     }
     Ok(())
 }
@@ -266,6 +304,8 @@ pub struct UpOptions {
     pub remove_orphans: bool,
     /// Longest wait for a dependency's condition.
     pub wait: Duration,
+    /// `--build`: build the services that have `build:` even if their image exists.
+    pub build: bool,
 }
 
 /// Bring the project's services up (see the module's documentation).
@@ -285,6 +325,7 @@ pub fn up(
         .iter()
         .map(|s| project.service(s))
         .collect::<Result<_, _>>()?;
+    build(session, &plans, opts.build, events)?;
     pull_missing(session, &plans, events)?;
     // A new image under the same name (pulled, loaded) changes the service too.
     let store = session.store()?;
@@ -795,6 +836,11 @@ pub fn pull(
     let mut all = true;
     for s in wanted {
         let plan = project.service(&s)?;
+        if plan.build.is_some() {
+            // Its image is made by `build:` (Docker Compose's `--ignore-buildable`).
+            events.progress(&format!("skipping {s}: its image is built (compose build)"));
+            continue;
+        }
         events.progress(&format!("pulling {s} ({})", plan.image));
         all &= lifecycle::pull::pull_in_child(session, &plan.image, None, &Default::default())?;
     }

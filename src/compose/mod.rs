@@ -117,6 +117,20 @@ pub struct ServicePlan {
     pub depends_on: Vec<(String, Condition, bool)>,
     /// Fingerprint of the configuration: a changed service is recreated.
     pub hash: String,
+    /// `build:`: how its image is made (tagged `image`).
+    pub build: Option<BuildPlan>,
+}
+
+/// A service's `build:` (a context path, or context, dockerfile, args, target, labels).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildPlan {
+    /// The context, absolute (relative ones are the project directory's).
+    pub context: PathBuf,
+    /// The Dockerfile, relative to the context (default: the builder's).
+    pub dockerfile: Option<PathBuf>,
+    pub args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A network the project uses.
@@ -242,12 +256,7 @@ impl Project {
             for key in UNSUPPORTED {
                 if def.get(*key).is_some_and(|v| !v.is_null()) {
                     warnings.push(format!(
-                        "service {svc:?}: {key:?} is not supported by wharf and is ignored{}",
-                        if *key == "build" {
-                            " (building images is out of scope: give an image)"
-                        } else {
-                            ""
-                        }
+                        "service {svc:?}: {key:?} is not supported by wharf and is ignored"
                     ));
                 }
             }
@@ -505,10 +514,14 @@ impl Project {
         {
             v.parse().map_err(|e| format!("{key}: {e}"))
         }
-        let image = svc["image"]
-            .as_str()
-            .ok_or_else(|| err("no image (building images is out of scope: give an image)".into()))?
-            .to_string();
+        let build = build_plan(&self.dir, &svc["build"]).map_err(err)?;
+        // A service that is built without an image name gets `<project>-<service>`, as
+        // Docker Compose names it.
+        let image = match (svc["image"].as_str(), &build) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(_)) => format!("{}-{s}", self.name),
+            (None, None) => return Err(err("no image and no build: give one".into())),
+        };
         let mut req = CreateRequest {
             image: image.clone(),
             detached: true,
@@ -727,6 +740,7 @@ impl Project {
             more_networks,
             depends_on: self.depends_on(s)?,
             hash: hex::encode(sha2::Sha256::digest(&fingerprint)),
+            build,
         })
     }
 
@@ -763,7 +777,6 @@ impl Project {
 
 /// Keys of the specification wharf does not apply (said when a file uses them).
 const UNSUPPORTED: &[&str] = &[
-    "build",
     "configs",
     "secrets",
     "links",
@@ -799,6 +812,45 @@ fn strings(v: &Json) -> Vec<String> {
         Json::Array(list) => list.iter().filter_map(scalar).collect(),
         other => scalar(other).into_iter().collect(),
     }
+}
+
+/// `build:`: a context path, or a mapping with context, dockerfile, args, target and labels.
+fn build_plan(dir: &Path, v: &Json) -> Result<Option<BuildPlan>, String> {
+    let (context, m) = match v {
+        Json::Null => return Ok(None),
+        Json::String(c) => (c.clone(), None),
+        Json::Object(m) => (
+            m.get("context")
+                .and_then(Json::as_str)
+                .unwrap_or(".")
+                .to_string(),
+            Some(m),
+        ),
+        _ => return Err("build: a context path or a mapping".into()),
+    };
+    if context.contains("://") || context.starts_with("git@") {
+        return Err(format!(
+            "build: context {context:?}: remote contexts are not supported (a directory only)"
+        ));
+    }
+    for key in m.into_iter().flat_map(|m| m.keys()) {
+        if !matches!(
+            key.as_str(),
+            "context" | "dockerfile" | "args" | "target" | "labels"
+        ) {
+            return Err(format!(
+                "build: {key:?} is not supported (context, dockerfile, args, target, labels)"
+            ));
+        }
+    }
+    let get = |k: &str| m.and_then(|m| m.get(k)).cloned().unwrap_or(Json::Null);
+    Ok(Some(BuildPlan {
+        context: dir.join(&context),
+        dockerfile: get("dockerfile").as_str().map(PathBuf::from),
+        args: labels_of(&get("args")),
+        target: get("target").as_str().map(String::from),
+        labels: labels_of(&get("labels")),
+    }))
 }
 
 fn labels_of(v: &Json) -> BTreeMap<String, String> {

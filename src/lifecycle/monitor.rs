@@ -139,7 +139,7 @@ pub fn serve(p: Protocol, events: &dyn super::Events) -> crate::backend::Exit {
                 code: super::EXIT_WHARF_FAILED,
                 message: Some(message),
             };
-            let exe = match std::env::current_exe() {
+            let exe = match crate::sys::own_exe() {
                 Ok(e) => e,
                 Err(e) => return failed(format!("finding wharf's own executable: {e}")),
             };

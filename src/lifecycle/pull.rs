@@ -18,13 +18,7 @@ pub fn pull_in_child(
         what: format!("pulling {image}"),
         cause,
     };
-    // A sealed wharf (a build) runs from a memfd: its own file is reached through /proc.
-    let exe = match std::env::current_exe() {
-        Ok(p) if p.exists() => p,
-        _ if cfg!(target_os = "linux") => std::path::PathBuf::from("/proc/self/exe"),
-        other => other.map_err(io)?,
-    };
-    let mut pull = std::process::Command::new(exe);
+    let mut pull = std::process::Command::new(crate::sys::own_exe().map_err(io)?);
     pull.arg("--root")
         .arg(session.roots.data())
         .arg("--log-level")

@@ -38,7 +38,7 @@ pub fn start(session: &Session, containers: &Containers, id: &str) -> Result<(),
             l.save()?;
         }
     }
-    let exe = std::env::current_exe().map_err(|cause| LifecycleError::Io {
+    let exe = crate::sys::own_exe().map_err(|cause| LifecycleError::Io {
         what: "finding wharf's own executable".into(),
         cause,
     })?;

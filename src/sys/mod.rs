@@ -71,6 +71,17 @@ pub enum Durability {
     Unsynced,
 }
 
+/// This program's executable, to start another wharf from: `std::env::current_exe`, or,
+/// for a wharf running from a sealed memfd copy (a build), `/proc/self/exe`, which still
+/// reaches it when the path it names does not exist.
+pub fn own_exe() -> std::io::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    if cfg!(target_os = "linux") && !exe.exists() {
+        return Ok(std::path::PathBuf::from("/proc/self/exe"));
+    }
+    Ok(exe)
+}
+
 /// Write `bytes` to `dest` whole or not at all: a temporary file in `tmp_dir` (on the same
 /// file system; `dest`'s own directory when `None`), synced if asked, renamed over `dest`
 /// (retrying the moment Windows refuses to replace a file being read). The temporary file

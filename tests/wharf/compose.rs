@@ -357,7 +357,7 @@ fn bad_compose_files_are_refused_with_where_and_why() {
     assert!(err.contains("cycle"), "{err}");
     let build = write(&dir, "build.yaml", "services:\n  a: {build: .}\n");
     let err = String::from_utf8_lossy(&compose(host, &build, &["up", "-d"]).stderr).into_owned();
-    assert!(err.contains("building images is out of scope"), "{err}");
+    assert!(err.contains("no Dockerfile or Containerfile"), "{err}");
     let wasm_health = write(
         &dir,
         "wasmhealth.yaml",
@@ -371,4 +371,71 @@ fn bad_compose_files_are_refused_with_where_and_why() {
         "{err}"
     );
     assert_eq!(host.ok(&["ps", "-a", "-q"]), "", "nothing half-made");
+}
+
+#[test]
+fn a_built_service_comes_up_beside_a_wasm_one_and_rebuilds_on_up_build() {
+    let t = setup();
+    let (w, host) = (&t.w, &t.host);
+    host.ok(&["package", &wasm("hello.wasm"), "-t", "hello:1"]);
+    let dir = w.path("built");
+    write(
+        &dir.join("web"),
+        "Dockerfile",
+        "FROM busybox\nARG MSG=default\nRUN echo \"$MSG\" > /msg\nCMD [\"sh\", \"-c\", \"cat /msg; sleep 60\"]\n",
+    );
+    let file = write(
+        &dir,
+        "compose.yaml",
+        "name: built
+services:
+  web:
+    build:
+      context: ./web
+      args: {MSG: first}
+    init: true
+  greeter:
+    image: hello:1
+",
+    );
+    compose_ok(host, &file, &["up", "-d"]);
+    // Built and named as Docker Compose names it, then run.
+    assert!(
+        host.ok(&["images"]).contains("built-web"),
+        "{}",
+        host.ok(&["images"])
+    );
+    crate::common::eventually(10, "web's output", || {
+        host.ok(&["logs", "built-web-1"]).contains("first")
+    });
+    assert!(
+        host.ok(&["logs", "built-greeter-1"])
+            .contains("hello from wasm")
+    );
+    // A changed build: `up` alone keeps the image it has; `up --build` builds and
+    // recreates the service.
+    let id = inspect(host, "built-web-1")["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &file,
+        "name: built\nservices:\n  web:\n    build:\n      context: ./web\n      args: {MSG: second}\n    init: true\n  greeter:\n    image: hello:1\n",
+    )
+    .unwrap();
+    compose_ok(host, &file, &["up", "-d"]);
+    assert_eq!(inspect(host, "built-web-1")["Id"].as_str().unwrap(), id);
+    compose_ok(host, &file, &["up", "-d", "--build"]);
+    assert_ne!(inspect(host, "built-web-1")["Id"].as_str().unwrap(), id);
+    crate::common::eventually(10, "the rebuilt web's output", || {
+        host.ok(&["logs", "built-web-1"]).contains("second")
+    });
+    // `compose build` alone, from the cache now.
+    let (_, err) = compose_ok(host, &file, &["build", "web"]);
+    assert!(
+        err.contains("from the cache") || err.contains("Using cache"),
+        "{err}"
+    );
+    compose_ok(host, &file, &["down"]);
+    assert_eq!(host.ok(&["ps", "-a", "-q"]), "");
 }
