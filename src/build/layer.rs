@@ -27,7 +27,16 @@ struct Sink(BlobWriter);
 
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write_chunk(buf).map_err(io::Error::other)?;
+        self.0.write_chunk(buf).map_err(|e| {
+            // The cause (no space left, ...) is in the chain: said in one message.
+            let mut message = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                message.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            io::Error::other(message)
+        })?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -349,4 +358,77 @@ fn sorted(dir: &Dir) -> io::Result<Vec<std::ffi::OsString>> {
     }
     names.sort();
     Ok(names)
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// A RUN step's upper directory as overlayfs leaves it: a file deleted (a 0/0 character
+    /// device), a directory replaced (opaque), a hard link, a symlink, and the /etc files
+    /// wharf binds in.
+    #[test]
+    fn an_upper_directory_becomes_an_oci_layer() {
+        if !crate::sys::can_mknod() {
+            eprintln!("skipped: whiteouts need root");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&crate::paths::Roots::new(tmp.path().join("root"))).unwrap();
+        let upper = tmp.path().join("upper");
+        std::fs::create_dir_all(upper.join("data")).unwrap();
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        std::fs::write(upper.join("data/file"), "new\n").unwrap();
+        std::fs::hard_link(upper.join("data/file"), upper.join("data/hard")).unwrap();
+        std::os::unix::fs::symlink("file", upper.join("data/link")).unwrap();
+        std::fs::write(upper.join("etc/hosts"), "").unwrap();
+        std::fs::write(upper.join("etc/motd"), "hi\n").unwrap();
+        let top = Dir::open_ambient_dir(&upper, cap_std::ambient_authority()).unwrap();
+        crate::sys::whiteout(&top, OsStr::new("gone")).unwrap();
+        crate::sys::set_opaque(&top.open_dir("data").unwrap()).unwrap();
+        let mut w = LayerWriter::new(&store, Some(1_700_000_000)).unwrap();
+        write_upper(&mut w, &upper).unwrap();
+        let layer = w.finish(&store).unwrap();
+        let blob = store.open_blob(layer.descriptor.digest()).unwrap();
+        let mut tar_bytes = Vec::new();
+        flate2::read::GzDecoder::new(blob)
+            .read_to_end(&mut tar_bytes)
+            .unwrap();
+        use sha2::Digest as _;
+        assert_eq!(
+            layer.diff_id,
+            format!("sha256:{}", hex::encode(Sha256::digest(&tar_bytes)))
+        );
+        let mut seen = Vec::new();
+        for e in tar::Archive::new(&tar_bytes[..]).entries().unwrap() {
+            let e = e.unwrap();
+            let h = e.header();
+            assert_eq!(
+                h.mtime().unwrap(),
+                1_700_000_000,
+                "the timestamp fixes every time"
+            );
+            let kind = match h.entry_type() {
+                tar::EntryType::Link => "hardlink",
+                tar::EntryType::Symlink => "symlink",
+                tar::EntryType::Directory => "dir",
+                _ => "file",
+            };
+            seen.push(format!("{} {kind}", e.path().unwrap().display()));
+        }
+        assert_eq!(
+            seen,
+            [
+                "data dir",
+                "data/.wh..wh..opq file",
+                "data/file file",
+                "data/hard hardlink",
+                "data/link symlink",
+                "etc dir",
+                "etc/motd file",
+                ".wh.gone file",
+            ]
+        );
+    }
 }

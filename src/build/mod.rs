@@ -221,6 +221,9 @@ pub fn build(
         labels.extend(opts.labels.clone());
     }
     b.wasm_shape(&mut state)?;
+    if state.wasm && opts.platform.as_ref().is_some_and(PlatformSpec::is_wasm) {
+        return b.wasm_artifact(&state);
+    }
     let desc = b.materialize(&state)?;
     if opts.tags.is_empty() {
         b.store.add_image(None, &desc)?;
@@ -292,6 +295,22 @@ struct Builder<'a> {
 impl Builder<'_> {
     fn global_args(&self, df: &Dockerfile) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
+        // Docker's automatic platform args, for `FROM --platform=$BUILDPLATFORM` and the like.
+        let build = PlatformSpec::host();
+        let target = self
+            .opts
+            .platform
+            .clone()
+            .unwrap_or_else(PlatformSpec::host);
+        for (prefix, p) in [("BUILD", &build), ("TARGET", &target)] {
+            out.insert(format!("{prefix}PLATFORM"), p.to_string());
+            out.insert(format!("{prefix}OS"), p.os.clone());
+            out.insert(format!("{prefix}ARCH"), p.architecture.clone());
+            out.insert(
+                format!("{prefix}VARIANT"),
+                p.variant.clone().unwrap_or_default(),
+            );
+        }
         for (name, default) in &df.global_args {
             let value = self.opts.build_args.get(name).cloned().or_else(|| {
                 default
@@ -326,7 +345,17 @@ impl Builder<'_> {
         };
         let base =
             dockerfile::expand(&stage.base, &|v| global.get(v).cloned()).map_err(step_err)?;
-        let mut state = self.base(&base).map_err(|e| match e {
+        let platform = match &stage.platform {
+            Some(p) => {
+                let p = dockerfile::expand(p, &|v| global.get(v).cloned()).map_err(step_err)?;
+                Some(
+                    p.parse::<PlatformSpec>()
+                        .map_err(|e| step_err(format!("--platform: {e}")))?,
+                )
+            }
+            None => self.opts.platform.clone(),
+        };
+        let mut state = self.base(&base, platform.as_ref()).map_err(|e| match e {
             BuildError::Invalid(why) => step_err(why),
             other => other,
         })?;
@@ -428,12 +457,8 @@ impl Builder<'_> {
     }
 
     /// The state a stage starts from.
-    fn base(&mut self, base: &str) -> Result<State, BuildError> {
-        let os_arch = self
-            .opts
-            .platform
-            .clone()
-            .unwrap_or_else(PlatformSpec::host);
+    fn base(&mut self, base: &str, platform: Option<&PlatformSpec>) -> Result<State, BuildError> {
+        let os_arch = platform.cloned().unwrap_or_else(PlatformSpec::host);
         if base == "scratch" {
             return Ok(State {
                 layers: Vec::new(),
@@ -462,7 +487,7 @@ impl Builder<'_> {
         {
             return Ok(s.clone());
         }
-        let resolved = self.image(base)?;
+        let resolved = self.image(base, platform)?;
         let mut config = resolved.config.clone();
         let history = self.history_of(&resolved);
         let diff_ids = config.diff_ids().to_vec();
@@ -513,8 +538,11 @@ impl Builder<'_> {
     }
 
     /// An image from the store, pulled as `--pull` says.
-    fn image(&mut self, name: &str) -> Result<crate::image::resolved::ResolvedImage, BuildError> {
-        let platform = self.opts.platform.as_ref();
+    fn image(
+        &mut self,
+        name: &str,
+        platform: Option<&PlatformSpec>,
+    ) -> Result<crate::image::resolved::ResolvedImage, BuildError> {
         let found = self.store.resolve(name);
         let pull = match self.opts.pull {
             PullPolicy::Always => true,
@@ -653,6 +681,52 @@ impl Builder<'_> {
         state.config.variant = None;
         state.wasm = true;
         Ok(())
+    }
+
+    /// `--platform wasip1|wasip2` and a wasm final stage: the module packaged as the CNCF
+    /// Wasm OCI artifact `wharf package` makes (its entrypoint's file, its cmd and env),
+    /// tagged with every `-t`.
+    fn wasm_artifact(&self, state: &State) -> Result<Built, BuildError> {
+        let Some(first) = self.opts.tags.first() else {
+            return Err(BuildError::Invalid(
+                "--platform of a wasm artifact: name it with -t".into(),
+            ));
+        };
+        let rc = state.config.config.clone().unwrap_or_default();
+        let mut argv: Vec<String> = rc
+            .entrypoint
+            .clone()
+            .filter(|e| !e.is_empty())
+            .unwrap_or_default();
+        argv.extend(rc.cmd.clone().unwrap_or_default());
+        let entry = argv.first().cloned().unwrap_or_default();
+        let (_, dirs) = self.layer_dirs(state)?;
+        let mut bytes = Vec::new();
+        for l in dirs.iter().rev() {
+            if let Ok(d) = Dir::open_ambient_dir(&l.root, cap_std::ambient_authority())
+                && let Ok(f) = unpack::open_file_in_root(&d, &entry)
+            {
+                std::io::Read::read_to_end(&mut std::io::Read::take(f, 1 << 30), &mut bytes)
+                    .map_err(|e| BuildError::Invalid(format!("reading {entry}: {e}")))?;
+                break;
+            }
+        }
+        let opts = crate::image::package::PackageOptions {
+            compat: false,
+            cmd: (argv.len() > 1).then(|| argv[1..].to_vec()),
+            env: rc.env.clone().unwrap_or_default(),
+            created: self.opts.timestamp.map(|_| self.now()),
+        };
+        let made = crate::image::package::package(&self.store, &bytes, first, &opts)
+            .map_err(|e| BuildError::Invalid(format!("packaging {entry}: {e}")))?;
+        for tag in &self.opts.tags[1..] {
+            self.store.tag(&made.digest, tag)?;
+        }
+        Ok(Built {
+            digest: made.digest,
+            steps: self.total,
+            cached: self.cached,
+        })
     }
 
     /// `state` as an image in the store (config and manifest blobs; not in the index).
@@ -850,7 +924,7 @@ impl Builder<'_> {
             Some((_, s)) => s.clone(),
             None => match from.parse::<usize>() {
                 Ok(i) if i < self.stages.len() => self.stages[i].1.clone(),
-                _ => self.base(from)?,
+                _ => self.base(from, self.opts.platform.clone().as_ref())?,
             },
         };
         let (desc, dirs) = self.layer_dirs(&state)?;

@@ -342,7 +342,27 @@ fn a_wasm_final_stage_runs() {
         "{out}"
     );
     let inspect = crate::common::inspect(&w, "hello-built");
-    assert!(inspect.to_string().contains("wasm"), "{inspect}");
+    assert!(inspect.to_string().contains("wasip1"), "{inspect}");
+    // With --platform, the Wasm OCI artifact `wharf package` makes.
+    w.ok(&[
+        "build",
+        "-q",
+        "--platform",
+        "wasip1/wasm",
+        "-t",
+        "hello-artifact",
+        &s(&ctx),
+    ]);
+    let out = w.ok(&["run", "--rm", "hello-artifact", "y"]);
+    assert!(
+        out.contains("hello from wasm") && out.contains("arg[1]=y"),
+        "{out}"
+    );
+    let inspect = crate::common::inspect(&w, "hello-artifact");
+    assert!(
+        inspect.to_string().contains("application/vnd.wasm.config"),
+        "{inspect}"
+    );
 }
 
 #[test]
@@ -426,4 +446,72 @@ fn failures_are_named_and_leave_nothing() {
     assert_eq!(w.ok(&["images", "-q"]), images_before);
     assert!(w.ok(&["ps", "-aq"]).trim().is_empty());
     assert!(w.blob_count() >= blobs_before);
+}
+
+/// Unmounts a test's tmpfs when dropped, whatever happened.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_step_that_fills_the_disk_fails_and_leaves_nothing() {
+    let w = Wharf::new();
+    // wharf's whole root on a 40 MiB tmpfs: the step's writes and the layer made of them
+    // run out of room there.
+    std::fs::create_dir_all(w.root()).unwrap();
+    sh(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=40m", "tmpfs"])
+        .arg(w.root()));
+    let _mounted = Mounted(w.root());
+    w.ok(&["load", "-i", &s(&busybox_images().join("busybox-oci.tar"))]);
+    let ctx = w.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let used = || {
+        let out = sh(Command::new("df")
+            .arg("--output=used")
+            .arg("-k")
+            .arg(w.root()));
+        out.lines().nth(1).unwrap().trim().parse::<u64>().unwrap()
+    };
+    let before = used();
+    let tmp_files = || {
+        std::fs::read_dir(w.root().join("tmp"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    // The step itself fills the disk: it fails, as dd does.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN dd if=/dev/zero of=/big bs=1M count=64\n",
+    )
+    .unwrap();
+    let err = w.fails(&["build", "-t", "full", &s(&ctx)], 1);
+    assert!(
+        err.contains("line 2") && err.contains("non-zero code"),
+        "{err}"
+    );
+    // The step fits, its layer does not.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN head -c 22000000 /dev/urandom > /big\n",
+    )
+    .unwrap();
+    let err = w.fails(&["build", "-t", "full", &s(&ctx)], 1);
+    assert!(
+        err.contains("line 2") && err.contains("No space left"),
+        "{err}"
+    );
+    // Nothing tagged, no container, no half-written blob; the space is back.
+    assert!(!w.ok(&["images"]).contains("full"));
+    assert!(w.ok(&["ps", "-aq"]).trim().is_empty());
+    assert_eq!(tmp_files(), 0, "a temp file was left in the store");
+    assert!(
+        used() < before + 2048,
+        "{} KiB used after, {before} before",
+        used()
+    );
 }
