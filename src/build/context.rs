@@ -166,59 +166,73 @@ pub fn find(root: &Dir, source: &str, ignore: Option<&Ignore>) -> Result<Vec<Fou
         return Ok(out);
     }
     let not_found = || SourceError::NotFound(source.to_string());
-    let mut comps = normalize(source.as_bytes()).map_err(|e| bad(e.to_string()))?;
-    for _ in 0..40 {
-        let rel = comps
+    let wanted = normalize(source.as_bytes()).map_err(|e| bad(e.to_string()))?;
+    // Resolved one name at a time, symlinks (among the parents too) replaced by their
+    // targets inside the root, so what `.dockerignore` is asked about is the path that is
+    // read: an unignored link to an ignored directory reaches nothing in it.
+    let mut done: Vec<OsString> = Vec::new();
+    let mut pending: std::collections::VecDeque<OsString> = wanted.into_iter().collect();
+    let mut links = 0;
+    while let Some(c) = pending.pop_front() {
+        if c == ".." {
+            done.pop();
+            continue;
+        }
+        let parent = resolve_dir(root, &done, false).map_err(|_| not_found())?;
+        let meta = parent.symlink_metadata(&c).map_err(|_| not_found())?;
+        done.push(c.clone());
+        let rel = done
             .iter()
             .map(|c| c.to_string_lossy())
             .collect::<Vec<_>>()
             .join("/");
-        if ignore.is_some_and(|i| !rel.is_empty() && i.excluded(&rel)) {
+        if ignore.is_some_and(|i| i.excluded(&rel)) {
             return Err(not_found());
         }
-        let Some((name, parents)) = comps.split_last() else {
-            // The root itself.
-            let meta = root.dir_metadata().map_err(|e| bad(e.to_string()))?;
+        if meta.file_type().is_symlink() {
+            links += 1;
+            if links > 40 {
+                return Err(bad("too many levels of symbolic links".into()));
+            }
+            let target = crate::sys::read_link(&parent, &c).map_err(|e| bad(e.to_string()))?;
+            done.pop();
+            let t = target.to_string_lossy().into_owned();
+            if t.starts_with('/') {
+                done.clear();
+            }
+            for part in t.split('/').rev() {
+                match part {
+                    "" | "." => {}
+                    p => pending.push_front(OsString::from(p)),
+                }
+            }
+            continue;
+        }
+        if pending.is_empty() {
             return Ok(vec![Found {
-                parent: root.try_clone().map_err(|e| bad(e.to_string()))?,
-                name: OsString::from("."),
+                parent,
+                name: c,
                 rel,
                 meta,
             }]);
-        };
-        let parent = resolve_dir(root, parents, false).map_err(|_| not_found())?;
-        let meta = parent.symlink_metadata(name).map_err(|_| not_found())?;
-        if meta.file_type().is_symlink() {
-            let target = crate::sys::read_link(&parent, name).map_err(|e| bad(e.to_string()))?;
-            let t = target.to_string_lossy();
-            let next = if t.starts_with('/') {
-                normalize(t.as_bytes()).map_err(|e| bad(e.to_string()))?
-            } else {
-                // A relative target's `..` climbs from the link's directory, never past
-                // the root.
-                let mut next = parents.to_vec();
-                for part in t.split('/') {
-                    match part {
-                        "" | "." => {}
-                        ".." => {
-                            next.pop();
-                        }
-                        p => next.push(OsString::from(p)),
-                    }
-                }
-                next
-            };
-            comps = next;
-            continue;
         }
-        return Ok(vec![Found {
-            parent,
-            name: name.clone(),
-            rel,
-            meta,
-        }]);
+        if !meta.is_dir() {
+            return Err(not_found());
+        }
     }
-    Err(bad("too many levels of symbolic links".into()))
+    // The root itself (`.`, `/`).
+    let parent = resolve_dir(root, &done, false).map_err(|_| not_found())?;
+    let meta = parent.dir_metadata().map_err(|e| bad(e.to_string()))?;
+    Ok(vec![Found {
+        parent,
+        name: OsString::from("."),
+        rel: done
+            .iter()
+            .map(|c| c.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
+        meta,
+    }])
 }
 
 /// Who a copied entry belongs to and its mode, as `--chown` and `--chmod` say.
@@ -229,7 +243,7 @@ pub struct Overrides {
 }
 
 /// Copy `found` to `dest` (a path in the image, no leading `/`): a directory's contents
-/// into `dest`, anything else as `dest` itself. Returns how many entries were written.
+/// into `dest`, anything else as `dest` itself.
 pub fn copy_into(
     w: &mut LayerWriter,
     found: &Found,
@@ -276,24 +290,18 @@ pub fn copy_into(
 
 /// Directory entries for `dest`'s parents that the image does not have yet (root-owned,
 /// 0755, as Docker makes them).
-pub fn parents(
-    w: &mut LayerWriter,
-    dest: &Path,
-    exists: &dyn Fn(&Path) -> bool,
-    owner: Option<(u64, u64)>,
-) -> io::Result<()> {
+pub fn parents(w: &mut LayerWriter, dest: &Path, exists: &dyn Fn(&Path) -> bool) -> io::Result<()> {
     let mut at = PathBuf::new();
     let comps: Vec<_> = dest.components().collect();
     for c in &comps[..comps.len().saturating_sub(1)] {
         at.push(c);
         if !exists(&at) {
-            let (uid, gid) = owner.unwrap_or((0, 0));
             w.dir(
                 &at,
                 Meta {
                     mode: 0o755,
-                    uid,
-                    gid,
+                    uid: 0,
+                    gid: 0,
                     mtime: 0,
                 },
             )?;
@@ -365,5 +373,15 @@ mod tests {
             find(&root, "d/f", Some(&ignore)),
             Err(SourceError::NotFound(_))
         ));
+        #[cfg(unix)]
+        {
+            // An unignored link to an ignored directory reaches nothing in it.
+            std::os::unix::fs::symlink("d", ctx.join("alias")).unwrap();
+            assert!(matches!(
+                find(&root, "alias/f", Some(&ignore)),
+                Err(SourceError::NotFound(_))
+            ));
+            assert!(find(&root, "alias/f", Some(&Ignore::default())).is_ok());
+        }
     }
 }

@@ -121,7 +121,12 @@ pub fn parse(text: &str) -> Result<Dockerfile, DockerfileError> {
         .escape
         .as_ref()
         .map_or('\\', |d| d.value.value);
-    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    // Where each line starts: an offset's line by binary search (a rescan per instruction
+    // would be quadratic in a long file).
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let line_of = |offset: usize| line_starts.partition_point(|&s| s <= offset);
     let mut out = Dockerfile {
         global_args: Vec::new(),
         stages: Vec::new(),

@@ -77,7 +77,6 @@ pub struct LayerWriter {
     /// Files seen (device, inode) → the name first written, for hard links.
     #[cfg_attr(not(unix), allow(dead_code))]
     links: HashMap<(u64, u64), PathBuf>,
-    entries: usize,
 }
 
 impl LayerWriter {
@@ -93,13 +92,7 @@ impl LayerWriter {
             tar,
             timestamp,
             links: HashMap::new(),
-            entries: 0,
         })
-    }
-
-    /// How many entries are written.
-    pub fn entries(&self) -> usize {
-        self.entries
     }
 
     fn header(&self, kind: tar::EntryType, m: Meta) -> tar::Header {
@@ -116,7 +109,6 @@ impl LayerWriter {
     /// A directory entry (`path` relative to the root, no leading `/`).
     pub fn dir(&mut self, path: &Path, m: Meta) -> io::Result<()> {
         let mut h = self.header(tar::EntryType::Directory, m);
-        self.entries += 1;
         self.tar.append_data(&mut h, path, io::empty())
     }
 
@@ -129,21 +121,17 @@ impl LayerWriter {
             io::Read::chain(io::Read::take(body, size), io::repeat(0)),
             size,
         );
-        self.entries += 1;
         self.tar.append_data(&mut h, path, body)
     }
 
     pub fn symlink(&mut self, path: &Path, m: Meta, target: &Path) -> io::Result<()> {
         let mut h = self.header(tar::EntryType::Symlink, m);
-        self.entries += 1;
         self.tar.append_link(&mut h, path, target)
     }
 
     /// A file already written under another name (`first`): a hard link to it.
-    #[cfg_attr(not(unix), allow(dead_code))]
-    fn hard_link(&mut self, path: &Path, m: Meta, first: &Path) -> io::Result<()> {
+    pub fn hard_link(&mut self, path: &Path, m: Meta, first: &Path) -> io::Result<()> {
         let mut h = self.header(tar::EntryType::Link, m);
-        self.entries += 1;
         self.tar.append_link(&mut h, path, first)
     }
 
@@ -152,7 +140,6 @@ impl LayerWriter {
         let mut h = self.header(kind, m);
         let _ = h.set_device_major(((rdev >> 8) & 0xfff) as u32 | ((rdev >> 32) & !0xfff) as u32);
         let _ = h.set_device_minor((rdev & 0xff) as u32 | ((rdev >> 12) & !0xff) as u32);
-        self.entries += 1;
         self.tar.append_data(&mut h, path, io::empty())
     }
 

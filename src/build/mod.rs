@@ -47,12 +47,16 @@ pub enum BuildError {
         text: String,
         why: String,
     },
-    #[error("step {step} (line {line}: {text}): the command returned a non-zero code: {code}")]
+    #[error(
+        "step {step} (line {line}: {text}): the command returned a non-zero code: {code}{detail}"
+    )]
     Failed {
         step: usize,
         line: usize,
         text: String,
         code: u8,
+        /// What wharf said of the end, if anything (an entrypoint not found, a limit).
+        detail: String,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -182,9 +186,10 @@ pub fn build(
         })?;
     let text = read_dockerfile(&opts.context, &context_dir, opts.file.as_deref())?;
     let df = dockerfile::parse(&text)?;
-    let ignore = match context_dir.read_to_string(".dockerignore") {
-        Ok(t) => Ignore::parse(&t).map_err(BuildError::Invalid)?,
-        Err(_) => Ignore::default(),
+    let ignore = match read_in(&context_dir, ".dockerignore", 1 << 20) {
+        Ok(Some(t)) => Ignore::parse(&t).map_err(BuildError::Invalid)?,
+        Ok(None) => Ignore::default(),
+        Err(e) => return Err(BuildError::Invalid(format!(".dockerignore: {e}"))),
     };
     let target = match &opts.target {
         Some(t) => df
@@ -210,6 +215,8 @@ pub fn build(
         total: df.stages[..=target].iter().map(|s| s.steps.len() + 1).sum(),
         cached: 0,
     };
+    #[cfg(target_os = "linux")]
+    remove_stale_steps(session, events);
     let global = b.global_args(&df);
     for stage in &df.stages[..=target] {
         let state = b.stage(stage, &global)?;
@@ -265,9 +272,10 @@ fn read_dockerfile(context: &Path, dir: &Dir, file: Option<&Path>) -> Result<Str
         Some(p) => read(p).map_err(|e| BuildError::Invalid(format!("{}: {e}", p.display()))),
         None => {
             for name in ["Dockerfile", "Containerfile"] {
-                if dir.is_file(name) {
-                    return read(&context.join(name))
-                        .map_err(|e| BuildError::Invalid(format!("{name}: {e}")));
+                match read_in(dir, name, dockerfile::MAX_BYTES as u64 + 1) {
+                    Ok(Some(text)) => return Ok(text),
+                    Ok(None) => {}
+                    Err(e) => return Err(BuildError::Invalid(format!("{name}: {e}"))),
                 }
             }
             Err(BuildError::Invalid(format!(
@@ -276,6 +284,19 @@ fn read_dockerfile(context: &Path, dir: &Dir, file: Option<&Path>) -> Result<Str
             )))
         }
     }
+}
+
+/// `name` in the context, if it is there: read through the context's handle (no path
+/// joined by hand), a regular file only (a FIFO is never waited on), at most `cap` bytes.
+fn read_in(dir: &Dir, name: &str, cap: u64) -> std::io::Result<Option<String>> {
+    let f = match crate::lifecycle::copy::open_regular(dir, std::ffi::OsStr::new(name)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(f, cap), &mut s)?;
+    Ok(Some(s))
 }
 
 struct Builder<'a> {
@@ -361,6 +382,9 @@ impl Builder<'_> {
         })?;
         // ARGs declared in this stage, with their values.
         let mut args: BTreeMap<String, String> = BTreeMap::new();
+        // Whether this stage set CMD (an ENTRYPOINT after it keeps it; one after a CMD
+        // only inherited from the base clears it, as BuildKit does).
+        let mut cmd_set = false;
         for step in &stage.steps {
             self.progress(&step.text);
             let n = self.step_no;
@@ -381,18 +405,28 @@ impl Builder<'_> {
             match &step.kind {
                 StepKind::Arg(decls) => {
                     for (name, default) in decls {
+                        // A build arg, else the stage's own default, else the global one
+                        // (BuildKit's order); a default sees the stage's variables.
                         let value = self
                             .opts
                             .build_args
                             .get(name)
                             .cloned()
-                            .or_else(|| global.get(name).cloned())
                             .or_else(|| {
-                                default.as_ref().map(|d| {
-                                    dockerfile::expand(d, &|v| args.get(v).cloned())
-                                        .unwrap_or_default()
-                                })
-                            });
+                                // The stage's variables as they are now (ENV first).
+                                let known = args.clone();
+                                let seen = |v: &str| {
+                                    env.iter()
+                                        .rev()
+                                        .find(|(k, _)| k == v)
+                                        .map(|(_, x)| x.clone())
+                                        .or_else(|| known.get(v).cloned())
+                                };
+                                default
+                                    .as_ref()
+                                    .map(|d| dockerfile::expand(d, &seen).unwrap_or_default())
+                            })
+                            .or_else(|| global.get(name).cloned());
                         if let Some(v) = value {
                             args.insert(name.clone(), v);
                         }
@@ -425,7 +459,7 @@ impl Builder<'_> {
                     ]);
                     if !self.cached_step(&mut state, &key) {
                         let layer = self.run(&state, &argv, &run_env, step, n)?;
-                        self.add_layer(&mut state, layer, &step.text, false);
+                        self.add_layer(&mut state, layer, &step.text);
                         state.key = key;
                         self.save_cache(&state);
                     }
@@ -435,7 +469,7 @@ impl Builder<'_> {
                     let key = hash(&[&state.key, &step.text, &plan.digest]);
                     if !self.cached_step(&mut state, &key) {
                         let layer = self.write_copy(&plan).map_err(err)?;
-                        self.add_layer(&mut state, layer, &step.text, false);
+                        self.add_layer(&mut state, layer, &step.text);
                         state.key = key;
                         self.save_cache(&state);
                     }
@@ -445,10 +479,21 @@ impl Builder<'_> {
                     // history's time (and the image its digest).
                     let key = hash(&[&state.key, &format!("{other:?}"), &format!("{args:?}")]);
                     if !self.cached_step(&mut state, &key) {
-                        config_step(&mut state, other, &vars).map_err(err)?;
-                        self.add_history(&mut state, &step.text, true);
+                        config_step(&mut state, other, &vars, cmd_set).map_err(err)?;
+                        // WORKDIR makes its directory when the image lacks it.
+                        let made = match other {
+                            StepKind::Workdir(_) => self.workdir_layer(&state).map_err(err)?,
+                            _ => None,
+                        };
+                        match made {
+                            Some(layer) => self.add_layer(&mut state, layer, &step.text),
+                            None => self.add_history(&mut state, &step.text, true),
+                        }
                         state.key = key;
                         self.save_cache(&state);
+                    }
+                    if matches!(other, StepKind::Cmd(_)) {
+                        cmd_set = true;
                     }
                 }
             }
@@ -474,7 +519,7 @@ impl Builder<'_> {
                 },
                 history: Vec::new(),
                 shell: default_shell(),
-                key: hash(&["scratch", &os_arch.to_string()]),
+                key: hash(&["scratch", &os_arch.to_string(), &self.time_key()]),
                 wasm: false,
             });
         }
@@ -516,7 +561,7 @@ impl Builder<'_> {
             config,
             history,
             shell: default_shell(),
-            key: resolved.manifest_desc.digest().to_string(),
+            key: hash(&[resolved.manifest_desc.digest().as_ref(), &self.time_key()]),
             wasm: false,
         })
     }
@@ -611,6 +656,12 @@ impl Builder<'_> {
         self.store.data_root().join("build-cache")
     }
 
+    /// What of the build's time is in every key: the fixed timestamp, if any (a build
+    /// without one must not lend its layers, which hold real times, to one with).
+    fn time_key(&self) -> String {
+        format!("timestamp {:?}", self.opts.timestamp)
+    }
+
     fn now(&self) -> String {
         let t = match self.opts.timestamp {
             Some(s) => chrono::DateTime::from_timestamp(s as i64, 0).unwrap_or_default(),
@@ -631,7 +682,7 @@ impl Builder<'_> {
         state.history.push(h);
     }
 
-    fn add_layer(&self, state: &mut State, layer: Layer, text: &str, empty: bool) {
+    fn add_layer(&self, state: &mut State, layer: Layer, text: &str) {
         state
             .config
             .rootfs
@@ -642,7 +693,7 @@ impl Builder<'_> {
             .diff_ids
             .push(layer.diff_id.clone());
         state.layers.push(layer);
-        self.add_history(state, text, empty);
+        self.add_history(state, text, false);
     }
 
     /// A final image whose entrypoint is a wasm module (`FROM scratch`, `COPY app.wasm`,
@@ -796,13 +847,32 @@ impl Builder<'_> {
             format!("{}/{dest_raw}", workdir.trim_end_matches('/'))
         };
         let dir_syntax = dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.");
-        let dest: PathBuf = dest_abs
+        let dest_comps: Vec<std::ffi::OsString> = dest_abs
             .split('/')
             .filter(|p| !p.is_empty() && *p != ".")
+            .map(std::ffi::OsString::from)
             .collect();
         let lower = self.layer_dirs(state).map_err(|e| e.to_string())?.1;
+        // The destination as the image resolves it: its parents' symlinks followed inside
+        // the image (`/bin -> usr/bin`), so a copy lands in the directory the link names
+        // rather than shadowing the link; the last name too when it links to a directory.
+        let mut dest: PathBuf = resolve_in_layers(&lower, &dest_comps, false)
+            .into_iter()
+            .collect();
+        if let Some(Lower::Link(_)) = lower_entry(&lower, &dest) {
+            let followed: PathBuf = resolve_in_layers(&lower, &dest_comps, true)
+                .into_iter()
+                .collect();
+            if matches!(lower_entry(&lower, &followed), Some(Lower::Dir)) {
+                dest = followed;
+            }
+        }
+        let from_context = c.from.is_none();
+        // Files from the context are root's unless --chown says otherwise (Docker's rule);
+        // another stage's keep their owners.
         let owner = match &c.chown {
             Some(spec) => Some(chown(&dockerfile::expand(spec, vars)?, &lower)?),
+            None if from_context => Some((0, 0)),
             None => None,
         };
         let mode = match &c.chmod {
@@ -814,7 +884,6 @@ impl Builder<'_> {
             ),
             None => None,
         };
-        let from_context = c.from.is_none();
         let root = match &c.from {
             None => self.context.try_clone().map_err(|e| e.to_string())?,
             Some(from) => {
@@ -835,11 +904,7 @@ impl Builder<'_> {
                 ));
             }
             let mut f = context::find(&root, &s, ignore).map_err(|e| format!("{what} {e}"))?;
-            sources += if context::is_glob(&s) {
-                f.len().max(2)
-            } else {
-                1
-            };
+            sources += f.len();
             found.append(&mut f);
         }
         if sources > 1 && !dir_syntax {
@@ -847,8 +912,8 @@ impl Builder<'_> {
                 "{what} with more than one source needs a destination ending in /"
             ));
         }
-        let dest_kind = lower_kind(&lower, &dest);
-        let into_dir = dir_syntax || sources > 1 || dest_kind == Some(true);
+        let dest_is_dir = matches!(lower_entry(&lower, &dest), Some(Lower::Dir));
+        let into_dir = dir_syntax || sources > 1 || dest_is_dir;
         let mut plan = CopyPlan {
             add: c.add,
             found,
@@ -863,11 +928,11 @@ impl Builder<'_> {
         let mut at = PathBuf::new();
         for comp in plan.dest.components() {
             at.push(comp);
-            if lower_kind(&lower, &at).is_some() {
+            if lower_entry(&lower, &at).is_some() {
                 plan.exists.push(at.clone());
             }
         }
-        plan.digest = content_digest(&plan);
+        plan.digest = content_digest(&plan, ignore);
         Ok(plan)
     }
 
@@ -881,7 +946,7 @@ impl Builder<'_> {
         let dest = &plan.dest;
         let ignore = plan.from_context.then_some(&self.ignore);
         if plan.into_dir || plan.found.iter().any(|f| f.meta.is_dir()) {
-            context::parents(&mut w, &dest.join("x"), &exists, None).map_err(io)?;
+            context::parents(&mut w, &dest.join("x"), &exists).map_err(io)?;
             if !exists(dest) && !dest.as_os_str().is_empty() {
                 let (uid, gid) = plan.overrides.owner.unwrap_or((0, 0));
                 w.dir(
@@ -896,7 +961,7 @@ impl Builder<'_> {
                 .map_err(io)?;
             }
         } else {
-            context::parents(&mut w, dest, &exists, None).map_err(io)?;
+            context::parents(&mut w, dest, &exists).map_err(io)?;
         }
         for f in &plan.found {
             let target = if !f.meta.is_dir() && plan.into_dir {
@@ -910,6 +975,45 @@ impl Builder<'_> {
             context::copy_into(&mut w, f, &target, plan.overrides, ignore).map_err(io)?;
         }
         w.finish(&self.store).map_err(|e| e.to_string())
+    }
+
+    /// WORKDIR's directory as a layer, when the image does not have it (root's, 0755, and
+    /// its missing parents); `None` when it is there.
+    fn workdir_layer(&self, state: &State) -> Result<Option<Layer>, String> {
+        let wd = state
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.clone())
+            .unwrap_or_default();
+        let comps: Vec<std::ffi::OsString> = wd
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .map(std::ffi::OsString::from)
+            .collect();
+        if comps.is_empty() {
+            return Ok(None);
+        }
+        let lower = self.layer_dirs(state).map_err(|e| e.to_string())?.1;
+        let dest: PathBuf = resolve_in_layers(&lower, &comps, true)
+            .into_iter()
+            .collect();
+        if lower_entry(&lower, &dest).is_some() {
+            return Ok(None);
+        }
+        let mut w =
+            LayerWriter::new(&self.store, self.opts.timestamp).map_err(|e| e.to_string())?;
+        let exists = |p: &Path| lower_entry(&lower, p).is_some();
+        let io = |e: std::io::Error| format!("WORKDIR: {e}");
+        context::parents(&mut w, &dest, &exists).map_err(io)?;
+        let m = layer::Meta {
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+        };
+        w.dir(&dest, m).map_err(io)?;
+        w.finish(&self.store).map(Some).map_err(|e| e.to_string())
     }
 
     /// The merged files of stage or image `from`, read-only.
@@ -955,9 +1059,29 @@ impl Builder<'_> {
             text: step.text.clone(),
             why,
         };
-        let _guard = self.store.lock_shared()?;
+        // The step's changes are its container's upper directory only when the image's
+        // layers are stacked by overlayfs (as root); copied layers leave it empty.
+        let (_, dirs) = self.layer_dirs(state)?;
+        if dirs
+            .iter()
+            .any(|l| l.whiteouts != unpack::WhiteoutFormat::Overlay)
+        {
+            return Err(fail(
+                "RUN needs the image's layers stacked by overlayfs (wharf as root): these were unpacked as copies, and the step's changes could not be told apart"
+                    .into(),
+            ));
+        }
         let desc = self.materialize(state)?;
-        self.store.add_image(None, &desc)?;
+        // Recorded (untagged) for the step's container, and forgotten after, unless the
+        // store had it already (an earlier build's untagged image is not ours to drop).
+        let had = self
+            .store
+            .images()?
+            .iter()
+            .any(|i| i.name.is_none() && i.digest() == desc.digest());
+        if !had {
+            self.store.add_image(None, &desc)?;
+        }
         let result = run_step(
             self.session,
             &self.store,
@@ -967,17 +1091,18 @@ impl Builder<'_> {
             (&self.opts.network, self.opts.timestamp),
             self.events,
         );
-        if let Err(e) = self.store.forget_untagged(desc.digest()) {
+        if !had && let Err(e) = self.store.forget_untagged(desc.digest()) {
             self.events
                 .warning(&format!("forgetting the step's image: {e}"));
         }
         match result {
-            Ok((0, layer)) => Ok(layer),
-            Ok((code, _)) => Err(BuildError::Failed {
+            Ok(Ran::Layer(layer)) => Ok(*layer),
+            Ok(Ran::Exited(code, message)) => Err(BuildError::Failed {
                 step: n,
                 line: step.line,
                 text: step.text.clone(),
                 code,
+                detail: message.map(|m| format!(" ({m})")).unwrap_or_default(),
             }),
             Err(RunStepError::Lifecycle(e)) => Err(fail(e.to_string())),
             Err(RunStepError::Layer(e)) => Err(fail(e)),
@@ -999,11 +1124,40 @@ struct CopyPlan {
     digest: String,
 }
 
+/// How a RUN step ended: its layer, or its exit code and what wharf said of it.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+enum Ran {
+    Layer(Box<Layer>),
+    Exited(u8, Option<String>),
+}
+
 // (Off Linux RUN is refused before any lifecycle call.)
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 enum RunStepError {
     Lifecycle(LifecycleError),
     Layer(String),
+}
+
+/// The label on a RUN step's container.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+const STEP_LABEL: &str = "io.wharf.build";
+
+/// Step containers a killed build left behind (labelled, ended): removed. A running build's
+/// step container is running, and left alone.
+#[cfg(target_os = "linux")]
+fn remove_stale_steps(session: &Session, events: &dyn Events) {
+    let containers = session.containers();
+    for r in containers.list() {
+        if r.options.labels.get(STEP_LABEL).map(String::as_str) == Some("step")
+            && !r.state.is_active()
+            && let Err(e) = crate::lifecycle::stop::remove(&containers, &r.id, true)
+        {
+            events.warning(&format!(
+                "removing an earlier build's step container {}: {e}",
+                r.id
+            ));
+        }
+    }
 }
 
 /// Run one RUN step in a container of image `desc`; its exit code and, when it succeeded,
@@ -1017,7 +1171,7 @@ fn run_step(
     env: &[(String, String)],
     (network, timestamp): (&Network, Option<u64>),
     events: &dyn Events,
-) -> Result<(u8, Layer), RunStepError> {
+) -> Result<Ran, RunStepError> {
     use crate::lifecycle::CreateRequest;
     if !crate::backend::native::seal::is_protected() {
         // A foreground run would re-execute this process sealed, ending the build.
@@ -1032,9 +1186,7 @@ fn run_step(
         network: network.clone(),
         ..Default::default()
     };
-    options
-        .labels
-        .insert("io.wharf.build".into(), "step".into());
+    options.labels.insert(STEP_LABEL.into(), "step".into());
     let req = CreateRequest {
         image: desc.digest().to_string(),
         options,
@@ -1068,14 +1220,8 @@ fn run_step(
         events.warning(&format!("removing the step's container {id}: {e}"));
     }
     match layer {
-        Ok(l) => Ok((0, l)),
-        Err(_) if exit.code != 0 => Ok((
-            exit.code,
-            Layer {
-                descriptor: desc.clone(),
-                diff_id: String::new(),
-            },
-        )),
+        Ok(l) => Ok(Ran::Layer(Box::new(l))),
+        Err(_) if exit.code != 0 => Ok(Ran::Exited(exit.code, exit.message)),
         Err(e) => Err(RunStepError::Layer(e)),
     }
 }
@@ -1089,49 +1235,102 @@ fn run_step(
     _: &[(String, String)],
     _: (&Network, Option<u64>),
     _: &dyn Events,
-) -> Result<(u8, Layer), RunStepError> {
+) -> Result<Ran, RunStepError> {
     Err(RunStepError::Layer(
         "RUN needs wharf's native backend, which runs on Linux only; a Dockerfile without RUN builds here".into(),
     ))
 }
 
-/// Whether `path` is in the layers (top first) and a directory: the first layer that has
-/// an entry for it decides; a whiteout there means it is gone. Looked up on directory
-/// handles, following nothing.
-fn lower_kind(layers: &[unpack::LayerDir], path: &Path) -> Option<bool> {
+/// What the image has at a path.
+enum Lower {
+    Dir,
+    Link(PathBuf),
+    Other,
+}
+
+/// What the layers (lowest first) hold at `path` (its parents resolved already): the
+/// topmost layer with an entry for it decides; a whiteout there means nothing is. Looked
+/// up on directory handles, following nothing.
+fn lower_entry(layers: &[unpack::LayerDir], path: &Path) -> Option<Lower> {
     if path.as_os_str().is_empty() {
-        return Some(true);
+        return Some(Lower::Dir);
     }
-    for l in layers.iter().rev() {
+    let comps: Vec<_> = path
+        .components()
+        .map(|c| c.as_os_str().to_owned())
+        .collect();
+    let (last, parents) = comps.split_last()?;
+    'layers: for l in layers.iter().rev() {
         let Ok(mut dir) = Dir::open_ambient_dir(&l.root, cap_std::ambient_authority()) else {
             continue;
         };
-        let comps: Vec<_> = path
-            .components()
-            .map(|c| c.as_os_str().to_owned())
-            .collect();
-        let (last, parents) = comps.split_last()?;
-        let mut ok = true;
         for c in parents {
             match crate::sys::open_dir_nofollow(&dir, c) {
                 Ok(d) => dir = d,
-                Err(_) => {
-                    ok = false;
-                    break;
-                }
+                Err(_) => continue 'layers,
             }
-        }
-        if !ok {
-            continue;
         }
         if let Ok(m) = dir.symlink_metadata(last) {
             if crate::sys::is_whiteout(&m) {
                 return None;
             }
-            return Some(m.is_dir());
+            if m.file_type().is_symlink() {
+                return crate::sys::read_link(&dir, last).ok().map(Lower::Link);
+            }
+            return Some(if m.is_dir() { Lower::Dir } else { Lower::Other });
         }
     }
     None
+}
+
+/// `comps` resolved in the image as a container would: symlinks among the parents (and
+/// the last name with `follow_last`) followed, absolute ones from the image's root, `..`
+/// never above it. At most 40 links.
+fn resolve_in_layers(
+    layers: &[unpack::LayerDir],
+    comps: &[std::ffi::OsString],
+    follow_last: bool,
+) -> Vec<std::ffi::OsString> {
+    use std::collections::VecDeque;
+    let mut out: Vec<std::ffi::OsString> = Vec::new();
+    let mut pending: VecDeque<std::ffi::OsString> = comps.iter().cloned().collect();
+    let mut links = 0;
+    while let Some(c) = pending.pop_front() {
+        if c == ".." {
+            out.pop();
+            continue;
+        }
+        if c == "." || c.is_empty() {
+            continue;
+        }
+        out.push(c);
+        if pending.is_empty() && !follow_last {
+            break;
+        }
+        let here: PathBuf = out.iter().collect();
+        if let Some(Lower::Link(target)) = lower_entry(layers, &here) {
+            links += 1;
+            if links > 40 {
+                break;
+            }
+            out.pop();
+            if target.has_root() {
+                out.clear();
+            }
+            let parts: Vec<std::ffi::OsString> = target
+                .components()
+                .filter_map(|p| match p {
+                    std::path::Component::Normal(n) => Some(n.to_os_string()),
+                    std::path::Component::ParentDir => Some("..".into()),
+                    _ => None,
+                })
+                .collect();
+            for p in parts.into_iter().rev() {
+                pending.push_front(p);
+            }
+        }
+    }
+    out
 }
 
 /// `--chown=USER[:GROUP]`: numbers, or names in the image's /etc/passwd and /etc/group.
@@ -1179,27 +1378,30 @@ fn chown(spec: &str, layers: &[unpack::LayerDir]) -> Result<(u64, u64), String> 
 /// False when the file is not an archive (it is copied as it is).
 fn add_archive(w: &mut LayerWriter, f: &Found, dest: &Path) -> std::io::Result<bool> {
     let mut file = crate::lifecycle::copy::open_regular(&f.parent, &f.name)?;
-    let mut head = [0u8; 512];
-    let n = read_full(&mut file, &mut head)?;
-    let head = &head[..n];
-    let reader: Box<dyn std::io::Read> = {
-        let file = crate::lifecycle::copy::open_regular(&f.parent, &f.name)?.into_std();
-        if head.starts_with(&[0x1f, 0x8b]) {
-            Box::new(flate2::read::GzDecoder::new(file))
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Box::new(zstd::stream::read::Decoder::new(file)?)
-        } else if head.len() >= 262 && &head[257..262] == b"ustar" {
-            Box::new(file)
-        } else {
-            return Ok(false);
-        }
+    let mut magic = [0u8; 4];
+    let n = read_full(&mut file, &mut magic)?;
+    let file = crate::lifecycle::copy::open_regular(&f.parent, &f.name)?.into_std();
+    let mut reader: Box<dyn std::io::Read> = if magic[..n].starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else if magic[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::new(file)?)
+    } else {
+        Box::new(file)
     };
-    let mut archive = tar::Archive::new(reader);
-    let entries = match archive.entries() {
-        Ok(e) => e,
+    // A tar archive once decompressed (its first header says `ustar`); anything else, a
+    // gzip file of something else too, is copied as it is. (xz and bzip2 archives are
+    // copied as they are.)
+    let mut head = [0u8; 512];
+    let n = match read_full(&mut reader, &mut head) {
+        Ok(n) => n,
         Err(_) => return Ok(false),
     };
-    for e in entries {
+    if n < 262 || &head[257..262] != b"ustar" {
+        return Ok(false);
+    }
+    let reader = std::io::Read::chain(std::io::Cursor::new(head[..n].to_vec()), reader);
+    let mut archive = tar::Archive::new(reader);
+    for e in archive.entries()? {
         let mut e = e?;
         let name = e.path_bytes().into_owned();
         let comps = unpack::normalize(&name).map_err(std::io::Error::other)?;
@@ -1220,11 +1422,19 @@ fn add_archive(w: &mut LayerWriter, f: &Found, dest: &Path) -> std::io::Result<b
                 let target = e.link_name()?.unwrap_or_default().into_owned();
                 w.symlink(&path, m, &target)?
             }
+            tar::EntryType::Link => {
+                // A hard link to an earlier entry of the archive, under `dest` too.
+                let target = e.link_name_bytes().unwrap_or_default().into_owned();
+                let to = unpack::normalize(&target).map_err(std::io::Error::other)?;
+                let to: PathBuf = dest.join(to.iter().collect::<PathBuf>());
+                w.hard_link(&path, m, &to)?
+            }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = h.size().unwrap_or(0);
                 w.file(&path, m, size, &mut e)?
             }
-            _ => continue, // links and devices of an archive are not unpacked by ADD here
+            // Devices and FIFOs of an archive are not made by ADD (no build needs them).
+            _ => continue,
         }
     }
     Ok(true)
@@ -1243,7 +1453,7 @@ fn read_full(f: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usiz
 
 /// A digest of what a COPY reads: every entry's name, type, mode, owner, link target and
 /// bytes, in walk order.
-fn content_digest(plan: &CopyPlan) -> String {
+fn content_digest(plan: &CopyPlan, ignore: Option<&Ignore>) -> String {
     let mut h = Sha256::new();
     h.update(plan.dest.to_string_lossy().as_bytes());
     h.update(
@@ -1254,38 +1464,52 @@ fn content_digest(plan: &CopyPlan) -> String {
         .as_bytes(),
     );
     for f in &plan.found {
-        h.update(f.rel.as_bytes());
-        hash_entry(&mut h, &f.parent, &f.name, &f.meta, 0);
+        hash_entry(&mut h, &f.parent, &f.name, &f.meta, &f.rel, ignore, 0);
     }
     hex::encode(h.finalize())
 }
 
+/// One entry into `h`: its path relative to its root (`rel`), type, mode, owner, size,
+/// link target or bytes, then a directory's entries (what `.dockerignore` leaves out is
+/// skipped, as the copy skips it) and its end, so a file moved between directories
+/// changes the digest.
 fn hash_entry(
     h: &mut Sha256,
     dir: &Dir,
     name: &std::ffi::OsStr,
     m: &cap_std::fs::Metadata,
+    rel: &str,
+    ignore: Option<&Ignore>,
     depth: usize,
 ) {
     let meta = layer::meta_of(m);
+    let ft = m.file_type();
+    let kind = if ft.is_symlink() {
+        'l'
+    } else if ft.is_dir() {
+        'd'
+    } else if ft.is_file() {
+        'f'
+    } else {
+        's'
+    };
     h.update(
         format!(
-            "\0{}\0{:o}\0{}\0{}\0",
-            name.to_string_lossy(),
+            "\0{rel}\0{kind}\0{:o}\0{}\0{}\0{}\0",
             meta.mode,
             meta.uid,
-            meta.gid
+            meta.gid,
+            if ft.is_file() { m.len() } else { 0 }
         )
         .as_bytes(),
     );
-    let ft = m.file_type();
     if ft.is_symlink() {
         if let Ok(t) = crate::sys::read_link(dir, name) {
             h.update(t.to_string_lossy().as_bytes());
         }
     } else if ft.is_file() {
-        if let Ok(mut f) = crate::lifecycle::copy::open_regular(dir, name) {
-            let _ = std::io::copy(&mut f, h);
+        if let Ok(f) = crate::lifecycle::copy::open_regular(dir, name) {
+            let _ = std::io::copy(&mut std::io::Read::take(f, m.len()), h);
         }
     } else if ft.is_dir() && depth < unpack::MAX_DEPTH {
         let sub = if name == "." {
@@ -1303,11 +1527,20 @@ fn hash_entry(
                 .collect();
             names.sort();
             for n in names {
+                let child = if rel.is_empty() {
+                    n.to_string_lossy().into_owned()
+                } else {
+                    format!("{rel}/{}", n.to_string_lossy())
+                };
+                if ignore.is_some_and(|i| i.excluded(&child)) {
+                    continue;
+                }
                 if let Ok(cm) = sub.symlink_metadata(&n) {
-                    hash_entry(h, &sub, &n, &cm, depth + 1);
+                    hash_entry(h, &sub, &n, &cm, &child, ignore, depth + 1);
                 }
             }
         }
+        h.update(b"\0end\0");
     }
 }
 
@@ -1316,6 +1549,7 @@ fn config_step(
     state: &mut State,
     kind: &StepKind,
     vars: &dyn Fn(&str) -> Option<String>,
+    cmd_set: bool,
 ) -> Result<(), String> {
     let e = |s: &str| dockerfile::expand(s, vars);
     match kind {
@@ -1350,8 +1584,11 @@ fn config_step(
             let shell = state.shell.clone();
             let rc = state.run_config();
             rc.entrypoint = Some(c.argv(&shell));
-            // ENTRYPOINT resets a CMD set by the base image (Docker's rule).
-            rc.cmd = None;
+            // ENTRYPOINT resets a CMD inherited from the base image, not one this stage
+            // set (BuildKit's rule).
+            if !cmd_set {
+                rc.cmd = None;
+            }
         }
         StepKind::Expose(ports) => {
             let set = state

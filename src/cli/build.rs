@@ -32,8 +32,15 @@ pub struct Args {
     /// Run every step, using no cached result.
     #[arg(long)]
     no_cache: bool,
-    /// When to pull FROM images: missing (default), always, never.
-    #[arg(long, value_name = "POLICY", default_value = "missing", num_args = 0..=1, default_missing_value = "always")]
+    /// When to pull FROM images: missing (default), always, never (`--pull` alone: always).
+    #[arg(
+        long,
+        value_name = "POLICY",
+        default_value = "missing",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "always"
+    )]
     pull: String,
     /// The network RUN steps get: none (default), host, pasta or a network's name.
     #[arg(long, value_name = "NETWORK", default_value = "none")]

@@ -360,6 +360,10 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<ExitCode> {
         } => {
             let (service, command) = argv.split_first().expect("clap requires SERVICE");
             let plan = project.service(service)?;
+            // Its image, if it is built and missing (as `up` builds it).
+            if let Err(e) = converge::build(ctx, std::slice::from_ref(&plan), false, &PRINTER) {
+                return done(Err(e));
+            }
             let mut one = converge::OneOff {
                 rm: *rm,
                 entrypoint: entrypoint.clone(),

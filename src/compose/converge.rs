@@ -194,7 +194,14 @@ pub fn build(
         let tag = crate::image::reference::Reference::parse(&p.image)
             .map_err(|e| fail(format!("image {:?}: {e}", p.image)))?;
         events.progress(&format!("building {} for {}", p.image, p.name));
+        let network = match &b.network {
+            Some(n) => n
+                .parse()
+                .map_err(|e| fail(format!("build: network {n:?}: {e}")))?,
+            None => crate::run::options::Network::None,
+        };
         let opts = crate::build::BuildOptions {
+            network,
             context: b.context.clone(),
             file: b.dockerfile.as_ref().map(|f| b.context.join(f)),
             tags: vec![tag],

@@ -131,6 +131,8 @@ pub struct BuildPlan {
     pub args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub labels: BTreeMap<String, String>,
+    /// The network RUN steps get (`network:`; default none).
+    pub network: Option<String>,
 }
 
 /// A network the project uses.
@@ -836,10 +838,10 @@ fn build_plan(dir: &Path, v: &Json) -> Result<Option<BuildPlan>, String> {
     for key in m.into_iter().flat_map(|m| m.keys()) {
         if !matches!(
             key.as_str(),
-            "context" | "dockerfile" | "args" | "target" | "labels"
+            "context" | "dockerfile" | "args" | "target" | "labels" | "network"
         ) {
             return Err(format!(
-                "build: {key:?} is not supported (context, dockerfile, args, target, labels)"
+                "build: {key:?} is not supported (context, dockerfile, args, target, labels, network)"
             ));
         }
     }
@@ -847,10 +849,35 @@ fn build_plan(dir: &Path, v: &Json) -> Result<Option<BuildPlan>, String> {
     Ok(Some(BuildPlan {
         context: dir.join(&context),
         dockerfile: get("dockerfile").as_str().map(PathBuf::from),
-        args: labels_of(&get("args")),
+        args: build_args(&get("args")),
         target: get("target").as_str().map(String::from),
         labels: labels_of(&get("labels")),
+        network: get("network").as_str().map(String::from),
     }))
+}
+
+/// `build.args`: a mapping or a `KEY=VALUE` list; a key without a value (`KEY`, or `KEY:`
+/// with nothing) takes it from the environment, and is left out if it is not set there.
+fn build_args(v: &Json) -> BTreeMap<String, String> {
+    let from_env = |k: &str| std::env::var(k).ok().map(|v| (k.to_string(), v));
+    match v {
+        Json::Object(m) => m
+            .iter()
+            .filter_map(|(k, v)| match v {
+                Json::Null => from_env(k),
+                v => Some((k.clone(), scalar(v).unwrap_or_default())),
+            })
+            .collect(),
+        Json::Array(list) => list
+            .iter()
+            .filter_map(Json::as_str)
+            .filter_map(|s| match s.split_once('=') {
+                Some((k, v)) => Some((k.to_string(), v.to_string())),
+                None => from_env(s),
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    }
 }
 
 fn labels_of(v: &Json) -> BTreeMap<String, String> {

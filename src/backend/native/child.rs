@@ -402,13 +402,13 @@ pub fn become_process(
         Gid::from_raw(user.gid),
         Gid::from_raw(user.gid),
     )
-    .map_err(|e| ChildError::Setup(format!("setgid {}: {e}", user.gid)))?;
+    .map_err(|e| ChildError::Setup(unmapped("setgid", user.gid, rootless, e)))?;
     setresuid(
         Uid::from_raw(user.uid),
         Uid::from_raw(user.uid),
         Uid::from_raw(user.uid),
     )
-    .map_err(|e| ChildError::Setup(format!("setuid {}: {e}", user.uid)))?;
+    .map_err(|e| ChildError::Setup(unmapped("setuid", user.uid, rootless, e)))?;
     // The spec's sets, exactly (a non-root user's spec from `wharf run` has no inheritable
     // or ambient capabilities, so, as under Docker, its exec leaves it none).
     let set_of = |set: &Option<oci_spec::runtime::Capabilities>| -> std::collections::HashSet<Cap> {
@@ -702,4 +702,16 @@ fn loopback_up() -> Result<(), ChildError> {
         return Err(err("SIOCSIFFLAGS"));
     }
     Ok(())
+}
+
+/// Why switching to id `id` failed; rootless, an id the user namespace does not map (only
+/// the caller's own without /etc/subuid and /etc/subgid ranges) is said as such.
+fn unmapped(call: &str, id: u32, rootless: bool, e: nix::Error) -> String {
+    if rootless && e == nix::Error::EINVAL {
+        format!(
+            "{call} {id}: the id is not mapped in this rootless container's user namespace (give your user ranges in /etc/subuid and /etc/subgid, or run it with -u 0)"
+        )
+    } else {
+        format!("{call} {id}: {e}")
+    }
 }
