@@ -118,6 +118,15 @@ struct State {
 }
 
 impl State {
+    /// WORKDIR so far (`/` when none).
+    fn workdir(&self) -> String {
+        self.config
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.clone())
+            .unwrap_or_else(|| "/".into())
+    }
+
     fn run_config(&mut self) -> &mut RunConfig {
         self.config.config.get_or_insert_with(RunConfig::default)
     }
@@ -835,12 +844,7 @@ impl Builder<'_> {
     ) -> Result<CopyPlan, String> {
         let what = if c.add { "ADD" } else { "COPY" };
         let dest_raw = dockerfile::expand(&c.dest, vars)?;
-        let workdir = state
-            .config
-            .config
-            .as_ref()
-            .and_then(|c| c.working_dir.clone())
-            .unwrap_or_else(|| "/".into());
+        let workdir = state.workdir();
         let dest_abs = if dest_raw.starts_with('/') {
             dest_raw.clone()
         } else {
@@ -980,12 +984,7 @@ impl Builder<'_> {
     /// WORKDIR's directory as a layer, when the image does not have it (root's, 0755, and
     /// its missing parents); `None` when it is there.
     fn workdir_layer(&self, state: &State) -> Result<Option<Layer>, String> {
-        let wd = state
-            .config
-            .config
-            .as_ref()
-            .and_then(|c| c.working_dir.clone())
-            .unwrap_or_default();
+        let wd = state.workdir();
         let comps: Vec<std::ffi::OsString> = wd
             .split('/')
             .filter(|p| !p.is_empty() && *p != ".")
@@ -1565,12 +1564,7 @@ fn config_step(
         }
         StepKind::Workdir(w) => {
             let w = e(w)?;
-            let base = state
-                .config
-                .config
-                .as_ref()
-                .and_then(|c| c.working_dir.clone())
-                .unwrap_or_else(|| "/".into());
+            let base = state.workdir();
             let abs = if w.starts_with('/') {
                 w
             } else {
