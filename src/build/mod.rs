@@ -725,13 +725,8 @@ impl Builder<'_> {
         }
         let (_, dirs) = self.layer_dirs(state)?;
         let mut head = Vec::new();
-        for l in dirs.iter().rev() {
-            if let Ok(d) = Dir::open_ambient_dir(&l.root, cap_std::ambient_authority())
-                && let Ok(f) = unpack::open_file_in_root(&d, &entry)
-            {
-                let _ = std::io::Read::read_to_end(&mut std::io::Read::take(f, 8), &mut head);
-                break;
-            }
+        if let Some(f) = open_in_layers(&dirs, &entry) {
+            let _ = std::io::Read::read_to_end(&mut std::io::Read::take(f, 8), &mut head);
         }
         let Some(kind) = crate::image::package::WasmKind::detect(&head) else {
             return Ok(());
@@ -762,14 +757,9 @@ impl Builder<'_> {
         let entry = argv.first().cloned().unwrap_or_default();
         let (_, dirs) = self.layer_dirs(state)?;
         let mut bytes = Vec::new();
-        for l in dirs.iter().rev() {
-            if let Ok(d) = Dir::open_ambient_dir(&l.root, cap_std::ambient_authority())
-                && let Ok(f) = unpack::open_file_in_root(&d, &entry)
-            {
-                std::io::Read::read_to_end(&mut std::io::Read::take(f, 1 << 30), &mut bytes)
-                    .map_err(|e| BuildError::Invalid(format!("reading {entry}: {e}")))?;
-                break;
-            }
+        if let Some(f) = open_in_layers(&dirs, &entry) {
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, 1 << 30), &mut bytes)
+                .map_err(|e| BuildError::Invalid(format!("reading {entry}: {e}")))?;
         }
         let opts = crate::image::package::PackageOptions {
             compat: false,
@@ -1060,7 +1050,7 @@ impl Builder<'_> {
         };
         // The step's changes are its container's upper directory only when the image's
         // layers are stacked by overlayfs (as root); copied layers leave it empty.
-        let (_, dirs) = self.layer_dirs(state)?;
+        let (desc, dirs) = self.layer_dirs(state)?;
         if dirs
             .iter()
             .any(|l| l.whiteouts != unpack::WhiteoutFormat::Overlay)
@@ -1070,7 +1060,6 @@ impl Builder<'_> {
                     .into(),
             ));
         }
-        let desc = self.materialize(state)?;
         // Recorded (untagged) for the step's container, and forgotten after, unless the
         // store had it already (an earlier build's untagged image is not ours to drop).
         let had = self
@@ -1332,23 +1321,24 @@ fn resolve_in_layers(
     out
 }
 
+/// The regular file `path` in the topmost layer (of `layers`, lowest first) that has it,
+/// resolved inside that layer's root.
+fn open_in_layers(layers: &[unpack::LayerDir], path: &str) -> Option<cap_std::fs::File> {
+    layers.iter().rev().find_map(|l| {
+        let d = Dir::open_ambient_dir(&l.root, cap_std::ambient_authority()).ok()?;
+        unpack::open_file_in_root(&d, path).ok()
+    })
+}
+
 /// `--chown=USER[:GROUP]`: numbers, or names in the image's /etc/passwd and /etc/group.
 /// A user without a group gets the same number as its group (as Docker gives it).
 fn chown(spec: &str, layers: &[unpack::LayerDir]) -> Result<(u64, u64), String> {
     let read = |file: &str| -> String {
-        for l in layers.iter().rev() {
-            if let Ok(d) = Dir::open_ambient_dir(&l.root, cap_std::ambient_authority())
-                && let Ok(mut f) = unpack::open_file_in_root(&d, file)
-            {
-                let mut s = String::new();
-                let _ = std::io::Read::read_to_string(
-                    &mut std::io::Read::take(&mut f, 4 << 20),
-                    &mut s,
-                );
-                return s;
-            }
+        let mut s = String::new();
+        if let Some(f) = open_in_layers(layers, file) {
+            let _ = std::io::Read::read_to_string(&mut std::io::Read::take(f, 4 << 20), &mut s);
         }
-        String::new()
+        s
     };
     let lookup = |file: &str, name: &str| -> Result<u64, String> {
         if let Ok(n) = name.parse::<u64>() {
