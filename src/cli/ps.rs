@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use wharf::compose::Project;
 use wharf::compose::converge::{of_services, service_of};
-use wharf::container::{Containers, Record, Status};
+use wharf::container::{Containers, Record, Status, Summary};
 
 use super::Session;
 use super::format::table;
@@ -61,10 +61,10 @@ impl Filters {
         self.0.contains_key("status") || self.0.contains_key("exited")
     }
 
-    fn matches(&self, r: &Record) -> bool {
+    fn matches(&self, r: &Summary) -> bool {
         self.0.iter().all(|(k, values)| {
             values.iter().any(|v| match k.as_str() {
-                "status" => r.state.status.to_string() == *v,
+                "status" => r.status.to_string() == *v,
                 // Docker matches names as a pattern; a substring covers the common use.
                 "name" => r.name.contains(v.as_str()),
                 "id" => r.id.starts_with(v.as_str()),
@@ -76,12 +76,12 @@ impl Filters {
                 "kind" => r.kind.to_string() == *v,
                 // label=KEY or label=KEY=VALUE.
                 "label" => match v.split_once('=') {
-                    Some((k, want)) => r.options.labels.get(k).is_some_and(|have| have == want),
-                    None => r.options.labels.contains_key(v.as_str()),
+                    Some((k, want)) => r.labels.get(k).is_some_and(|have| have == want),
+                    None => r.labels.contains_key(v.as_str()),
                 },
                 "exited" => {
-                    r.state.status == Status::Exited
-                        && r.state.exit_code.map(|c| c.to_string()).as_deref() == Some(v.as_str())
+                    r.status == Status::Exited
+                        && r.exit_code.map(|c| c.to_string()).as_deref() == Some(v.as_str())
                 }
                 _ => false,
             })
@@ -122,15 +122,14 @@ fn ago(t: Option<DateTime<Utc>>) -> String {
 }
 
 /// The STATUS column.
-pub fn status(r: &Record) -> String {
-    let st = &r.state;
+pub fn status(st: &Summary) -> String {
     match st.status {
         Status::Creating => "Creating".into(),
         Status::Created => "Created".into(),
         Status::Running => format!(
             "Up {}{}",
-            human_duration(Utc::now() - st.started_at.unwrap_or(r.created)),
-            match st.health.as_ref().map(|h| h.status) {
+            human_duration(Utc::now() - st.started_at.unwrap_or(st.created)),
+            match st.health {
                 Some(wharf::container::health::HealthStatus::Starting) => " (health: starting)",
                 Some(wharf::container::health::HealthStatus::Healthy) => " (healthy)",
                 Some(wharf::container::health::HealthStatus::Unhealthy) => " (unhealthy)",
@@ -139,7 +138,7 @@ pub fn status(r: &Record) -> String {
         ),
         Status::Paused => format!(
             "Up {} (Paused)",
-            human_duration(Utc::now() - st.started_at.unwrap_or(r.created))
+            human_duration(Utc::now() - st.started_at.unwrap_or(st.created))
         ),
         Status::Restarting => format!(
             "Restarting ({}) {}",
@@ -158,34 +157,33 @@ pub fn status(r: &Record) -> String {
 /// The ports a container publishes: as published (host ports chosen) while it runs on a
 /// network, else as asked.
 pub fn published(containers: &Containers, r: &Record) -> Vec<wharf::run::options::PortMapping> {
-    #[cfg(target_os = "linux")]
-    if r.state.is_active()
-        && let Some(a) = wharf::network::Attachment::read(&containers.dir_of(&r.id))
-    {
-        return a.ports;
-    }
-    let _ = containers;
-    r.options.ports.clone()
+    published_ports(containers, &r.id, r.state.is_active(), &r.options.ports)
 }
 
-/// The networks a container is on, as Docker's `ps` names them (`none`, `host` too).
-fn networks(r: &Record) -> String {
-    std::iter::once(r.options.network.to_string())
-        .chain(r.options.connected.iter().map(|c| c.network.clone()))
-        .collect::<Vec<_>>()
-        .join(",")
+fn published_ports(
+    containers: &Containers,
+    id: &str,
+    active: bool,
+    asked: &[wharf::run::options::PortMapping],
+) -> Vec<wharf::run::options::PortMapping> {
+    #[cfg(target_os = "linux")]
+    if active && let Some(a) = wharf::network::Attachment::read(&containers.dir_of(id)) {
+        return a.ports;
+    }
+    let _ = (containers, id, active);
+    asked.to_vec()
 }
 
 /// The PORTS column.
-pub fn ports(containers: &Containers, r: &Record) -> String {
-    published(containers, r)
+pub fn ports(containers: &Containers, r: &Summary) -> String {
+    published_ports(containers, &r.id, r.status.is_active(), &r.ports)
         .iter()
         .map(|p| p.to_string())
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-fn command(r: &Record, no_trunc: bool) -> String {
+fn command(r: &Summary, no_trunc: bool) -> String {
     // As Docker's: an argument with a space in single quotes.
     let c = r
         .command
@@ -211,29 +209,32 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
     let filters = Filters::parse(&args.filter)?;
     let all = args.all || filters.has_status();
     let containers = wharf::lifecycle::containers(&ctx.roots);
-    // Without -a only the active index is read: stopped containers kept cost nothing.
-    let list: Vec<Record> = if all {
-        containers.list()
+    // Without -a only the active index is read: stopped containers kept cost nothing; with
+    // it, the summary journal (one file).
+    let list: Vec<Summary> = if all {
+        containers.summaries()
     } else {
-        containers.list_active()
+        containers.list_active().iter().map(Summary::of).collect()
     }
     .into_iter()
-    .filter(|r| all || r.state.is_active())
+    .filter(|r| all || r.status.is_active())
     .filter(|r| filters.matches(r))
     .collect();
-    let id = |r: &Record| {
+    let id = |r: &Summary| {
         if args.no_trunc {
             r.id.clone()
         } else {
             r.short_id().to_string()
         }
     };
-    let mut out = std::io::stdout().lock();
+    // One write for the whole list, not one a line.
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     use std::io::Write;
     if args.quiet {
         for r in &list {
             writeln!(out, "{}", id(r))?;
         }
+        out.flush()?;
         return Ok(());
     }
     if args.format != "table" {
@@ -251,27 +252,20 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
                 // Docker's fields, as its `ps --format '{{json .}}'` spells them.
                 "CreatedAt": r.created.format("%Y-%m-%d %H:%M:%S %z UTC").to_string(),
                 "RunningFor": ago(Some(r.created)),
-                "State": r.state.status,
+                "State": r.status,
                 "Status": status(r),
-                "ExitCode": r.state.exit_code,
+                "ExitCode": r.exit_code,
                 "Ports": ports(&containers, r),
                 "Names": r.name,
                 "Labels": r
-                    .options
                     .labels
                     .iter()
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
                     .join(","),
-                "LocalVolumes": r.options.volumes.iter().filter(|v| v.named.is_some()).count().to_string(),
-                "Mounts": r
-                    .options
-                    .volumes
-                    .iter()
-                    .map(|v| v.named.clone().unwrap_or_else(|| v.host.display().to_string()))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                "Networks": networks(r),
+                "LocalVolumes": r.local_volumes.to_string(),
+                "Mounts": r.mounts.join(","),
+                "Networks": r.networks.join(","),
                 "Platform": r.platform,
             });
             match &template {
@@ -282,6 +276,7 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
         if let Some(t) = template {
             t.write_rows(&mut out, PS_HEADERS, &rows)?;
         }
+        out.flush()?;
         return Ok(());
     }
     let rows: Vec<Vec<String>> = list
@@ -313,6 +308,7 @@ pub fn run(ctx: &Session, args: Args) -> anyhow::Result<()> {
         ],
         &rows,
     )?;
+    out.flush()?;
     Ok(())
 }
 
@@ -346,18 +342,22 @@ pub fn compose(
     format: &str,
     services: &[String],
 ) -> anyhow::Result<ExitCode> {
-    let list: Vec<Record> = of_services(project, containers, services, true)
+    let list: Vec<(Record, Summary)> = of_services(project, containers, services, true)
         .into_iter()
         .filter(|r| all || r.state.is_active())
+        .map(|r| {
+            let s = Summary::of(&r);
+            (r, s)
+        })
         .collect();
     if quiet {
-        for r in &list {
+        for (r, _) in &list {
             outln!("{}", r.id);
         }
     } else if format == "json" {
         let v: Vec<_> = list
             .iter()
-            .map(|r| {
+            .map(|(r, s)| {
                 serde_json::json!({
                     "ID": r.id,
                     "Name": r.name,
@@ -367,9 +367,9 @@ pub fn compose(
                     "Kind": r.kind.to_string(),
                     "State": r.state.status.to_string(),
                     "Health": r.state.health.as_ref().map(|h| h.status.to_string()).unwrap_or_default(),
-                    "Status": status(r),
+                    "Status": status(s),
                     "ExitCode": r.state.exit_code.unwrap_or(0),
-                    "Publishers": ports(containers, r),
+                    "Publishers": ports(containers, s),
                 })
             })
             .collect();
@@ -377,14 +377,14 @@ pub fn compose(
     } else {
         let rows: Vec<Vec<String>> = list
             .iter()
-            .map(|r| {
+            .map(|(r, s)| {
                 vec![
                     r.name.clone(),
                     r.image.clone(),
                     r.kind.to_string(),
                     service_of(r).to_string(),
-                    status(r),
-                    ports(containers, r),
+                    status(s),
+                    ports(containers, s),
                 ]
             })
             .collect();
@@ -426,8 +426,8 @@ mod tests {
             }))
             .unwrap()
         };
-        let web = record("web1", Status::Running, None);
-        let job = record("job1", Status::Exited, Some(3));
+        let web = Summary::of(&record("web1", Status::Running, None));
+        let job = Summary::of(&record("job1", Status::Exited, Some(3)));
         let f = |specs: &[&str]| {
             Filters::parse(&specs.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
         };

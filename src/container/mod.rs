@@ -6,12 +6,15 @@
 //! lock per container), `image.json` (what it pins in the image store), `config.json` (the
 //! runtime spec of the current run), the log (`<id>-json.log` and its rotations), and for a
 //! native container its upper directory and runtime files. `ROOT/containers/.lock` guards
-//! names while a container is created or removed.
+//! names while a container is created or removed. Three indexes are derived from the
+//! records and rebuilt from them: `.names/<name>` (the id), `.active/<id>` (the active
+//! ones) and `.summary` (what `ps -a` shows of each, [`summary`]).
 
 pub mod health;
 pub mod logs;
 pub mod names;
 pub mod record;
+pub mod summary;
 
 use std::fs::{self, File};
 use std::io;
@@ -21,6 +24,7 @@ use chrono::Utc;
 
 pub use crate::id::new_id;
 pub use record::{LogConfig, Proc, Record, RestartPolicy, State, Status};
+pub use summary::Summary;
 
 use crate::image::store::InUse;
 use crate::paths::Roots;
@@ -166,6 +170,7 @@ impl Locked {
         if !active {
             let _ = fs::remove_file(&marker);
         }
+        summary::Journal::new(self.path.parent().unwrap_or(&self.path)).put(&self.record);
         let before = self.seen.replace(Seen::of(&self.record));
         for (action, extra) in transitions(&before, &self.record) {
             self.event(action, &extra);
@@ -361,6 +366,30 @@ impl Containers {
                 problems.push(format!("names index: {name} names no container"));
             }
         }
+        // The summary: none is fine (its first reader builds it), a wrong one is not.
+        if let Some(rows) = summary::Journal::new(&self.dir).read() {
+            let mut rows: std::collections::HashMap<String, Summary> =
+                rows.into_iter().map(|s| (s.id.clone(), s)).collect();
+            for r in records.iter().filter(|r| is_id(&r.id)) {
+                match rows.remove(&r.id) {
+                    None => {
+                        problems.push(format!("summary: container {} is missing", r.short_id()))
+                    }
+                    Some(s) if s != Summary::of(r) => problems.push(format!(
+                        "summary: container {} is out of date",
+                        r.short_id()
+                    )),
+                    Some(_) => {}
+                }
+            }
+            for s in rows.values() {
+                problems.push(format!(
+                    "summary: {} ({}) is no container",
+                    s.short_id(),
+                    s.name
+                ));
+            }
+        }
         problems
     }
 
@@ -388,7 +417,21 @@ impl Containers {
                 mark_active(&active.join(&r.id))?;
             }
         }
+        self.rebuild_summary()
+            .map_err(io_err(&self.dir.join(".summary")))?;
         Ok(n)
+    }
+
+    /// Write the summary journal afresh from the records (read unlocked: a record is
+    /// replaced whole, and a change being made now is appended after this).
+    fn rebuild_summary(&self) -> io::Result<Vec<Summary>> {
+        summary::Journal::new(&self.dir).rebuild(|| {
+            self.records()
+                .iter()
+                .filter(|r| is_id(&r.id))
+                .map(Summary::of)
+                .collect()
+        })
     }
 
     /// Record a new container (its name must be free), pinning what it uses in the store.
@@ -430,6 +473,7 @@ impl Containers {
             let _ = fs::remove_dir_all(&dir);
             return Err(e);
         }
+        summary::Journal::new(&self.dir).put(&record);
         event(&dir, &record, "create", &[]);
         if runs(record.state.status) {
             // Made running (a `run`): it starts as it is made.
@@ -501,6 +545,39 @@ impl Containers {
             .collect();
         out.sort_by_key(|r| std::cmp::Reverse(r.created));
         out
+    }
+
+    /// What `ps -a` shows of every container, newest first: stopped ones from the summary
+    /// journal (one file, however many containers are kept), active ones from their records,
+    /// refreshed from their processes.
+    pub fn summaries(&self) -> Vec<Summary> {
+        if !self.dir.is_dir() {
+            return Vec::new();
+        }
+        let journal = summary::Journal::new(&self.dir);
+        let rows = match journal.read() {
+            Some(rows) => rows,
+            None => match self.rebuild_summary() {
+                Ok(rows) => rows,
+                // A root this process cannot write: read the records.
+                Err(_) => return self.list().iter().map(Summary::of).collect(),
+            },
+        };
+        // Newest first, sorted by index: a summary is moved once, not at every swap.
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_unstable_by_key(|&i| std::cmp::Reverse(rows[i].created));
+        let mut rows: Vec<Option<Summary>> = rows.into_iter().map(Some).collect();
+        order
+            .into_iter()
+            .filter_map(|i| {
+                let s = rows[i].take()?;
+                if s.status.is_active() {
+                    self.lock(&s.id).ok().map(|l| Summary::of(&l.record))
+                } else {
+                    Some(s)
+                }
+            })
+            .collect()
     }
 
     /// The active containers (running, paused, restarting), refreshed, newest first. Reads
@@ -657,6 +734,7 @@ impl Containers {
         locked.event("destroy", &[]);
         let _ = fs::remove_file(dir.join(RECORD));
         let _ = fs::remove_file(active_marker(&dir));
+        summary::Journal::new(&self.dir).forget(&locked.record.id);
         // Everything but the lock, which we hold open (Windows removes an open file only
         // once it is closed, and its directory not before); a verb that opened the lock
         // before it goes finds no record once it has it.
@@ -876,6 +954,66 @@ mod tests {
             c.create(record(&"d".repeat(64), "web"), &InUse::default()),
             Err(ContainerError::NameInUse(_))
         ));
+    }
+
+    #[test]
+    fn the_summary_follows_every_change_and_is_rebuilt_when_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Containers::new(&Roots::new(dir.path()), |_, _| {});
+        let (a, b, d) = ("a".repeat(64), "b".repeat(64), "d".repeat(64));
+        // A root whose containers predate the journal: its first reader builds it.
+        c.create(record(&a, "one"), &InUse::default()).unwrap();
+        std::fs::remove_file(dir.path().join("containers/.summary")).ok();
+        assert_eq!(c.summaries().len(), 1);
+        assert!(dir.path().join("containers/.summary").exists());
+        c.create(record(&b, "two"), &InUse::default()).unwrap();
+        c.create(record(&d, "three"), &InUse::default()).unwrap();
+        let mut l = c.lock(&a).unwrap();
+        l.record.state.status = Status::Exited;
+        l.record.state.exit_code = Some(3);
+        l.save().unwrap();
+        drop(l);
+        let mut l = c.lock(&b).unwrap();
+        c.rename(&mut l, "renamed").unwrap();
+        drop(l);
+        c.remove(c.lock(&d).unwrap()).unwrap();
+        // A running record whose processes are gone is shown refreshed, as `ps` did.
+        let mut l = c.lock(&b).unwrap();
+        l.record.state.status = Status::Running;
+        l.record.state.supervisor = Some(Proc {
+            pid: std::process::id() as i32,
+            start_time: 1,
+        });
+        l.save().unwrap();
+        drop(l);
+        let rows = c.summaries();
+        let listed: Vec<Summary> = c.list().iter().map(Summary::of).collect();
+        assert_eq!(rows, listed, "the journal shows what the records say");
+        assert_eq!(rows.len(), 2);
+        let one = rows.iter().find(|s| s.id == a).unwrap();
+        assert_eq!((one.status, one.exit_code), (Status::Exited, Some(3)));
+        let two = rows.iter().find(|s| s.id == b).unwrap();
+        assert_eq!((two.name.as_str(), two.status), ("renamed", Status::Exited));
+        assert!(c.check_names().is_empty(), "{:?}", c.check_names());
+        // Damage (a line lost, a ghost added) is found by the check and undone by a rebuild.
+        let journal = dir.path().join("containers/.summary");
+        let text = std::fs::read_to_string(&journal).unwrap();
+        let kept: Vec<&str> = text.lines().filter(|l| !l.contains(&a)).collect();
+        let mut ghost = Summary::of(&record(&d, "ghost"));
+        ghost.status = Status::Exited;
+        let damaged = format!(
+            "{}\n{}\n",
+            kept.join("\n"),
+            serde_json::to_string(&ghost).unwrap()
+        );
+        std::fs::write(&journal, damaged).unwrap();
+        assert_eq!(c.check_names().len(), 2, "{:?}", c.check_names());
+        c.rebuild_names().unwrap();
+        assert!(c.check_names().is_empty(), "{:?}", c.check_names());
+        assert_eq!(c.summaries(), listed);
+        // A journal that is no journal is rebuilt by its next reader.
+        std::fs::write(&journal, b"garbage").unwrap();
+        assert_eq!(c.summaries(), listed);
     }
 
     #[test]

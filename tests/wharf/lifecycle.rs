@@ -804,3 +804,72 @@ fn pause_freezes_a_container_and_unpause_resumes_it() {
     w.ok(&["rm", "-f", "spin", "counter"]);
     assert_clean(&w);
 }
+
+/// `ps -a` reads one summary of every container: it follows create, start, exit, rename
+/// and rm; a root without it (made by an older wharf) or with a damaged one is listed all
+/// the same, `system check` names the damage and `--repair` rebuilds it.
+#[test]
+fn ps_a_reads_a_summary_that_follows_every_change_and_is_repaired() {
+    let w = Wharf::new();
+    w.ok(&["package", &wasm("exit42.wat"), "-t", "exit42"]);
+    for name in ["one", "two", "three"] {
+        w.ok(&["create", "--name", name, "exit42"]);
+    }
+    w.fails(&["start", "-a", "two"], 42);
+    w.ok(&["rename", "three", "drei"]);
+    w.ok(&["rm", "one"]);
+    let listed = |w: &Wharf| {
+        let mut rows: Vec<String> = w
+            .ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"])
+            .lines()
+            .map(|l| l.split(" ago").next().unwrap().to_string())
+            .collect();
+        rows.sort();
+        rows
+    };
+    let want = listed(&w);
+    assert_eq!(want.len(), 2, "{want:?}");
+    assert!(want[0] == "drei Created", "{want:?}");
+    assert!(want[1].starts_with("two Exited (42)"), "{want:?}");
+    assert!(w.ok(&["system", "check"]).contains("0 problems"));
+    let journal = w.root().join("containers/.summary");
+    // Gone (a root made before the summary): rebuilt by the next listing.
+    std::fs::remove_file(&journal).unwrap();
+    assert_eq!(listed(&w), want);
+    assert!(journal.exists());
+    // Damaged: a container's lines lost, one that does not exist added.
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let two = inspect(&w, "two")["Id"].as_str().unwrap().to_string();
+    let mut kept: Vec<String> = text
+        .lines()
+        .filter(|l| !l.contains(&two))
+        .map(str::to_string)
+        .collect();
+    kept.push(format!(
+        "{{\"id\":\"{}\",\"name\":\"ghost\",\"created\":\"2026-01-01T00:00:00Z\",\"image\":\"x\",\"kind\":\"wasm\",\"command\":[],\"networks\":[\"none\"],\"status\":\"exited\"}}",
+        "f".repeat(64)
+    ));
+    std::fs::write(&journal, kept.join("\n") + "\n").unwrap();
+    let out = w.run(&["system", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("summary: container") && text.contains("ghost"),
+        "{text}"
+    );
+    w.ok(&["system", "check", "--repair"]);
+    assert!(w.ok(&["system", "check"]).contains("0 problems"));
+    assert_eq!(listed(&w), want);
+    // A line cut short (a writer killed mid-write): the listing rebuilds rather than
+    // show a wrong row.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"id\":\"").unwrap();
+    drop(f);
+    assert_eq!(listed(&w), want);
+    w.ok(&["rm", "two", "drei"]);
+    assert!(w.ok(&["ps", "-aq"]).trim().is_empty());
+    assert!(w.ok(&["system", "check"]).contains("0 problems"));
+}

@@ -50,10 +50,23 @@ fn spawn_ready(w: &Wharf, args: &[&str]) -> std::process::Child {
 }
 
 /// The names and active indexes of a root (`containers/.names`, `.active`), once empty,
-/// belong to no container.
+/// belong to no container; nor does the summary journal once every container it names is
+/// removed in it, nor its lock.
 fn is_empty_index(e: &std::fs::DirEntry) -> bool {
-    (e.file_name() == ".names" || e.file_name() == ".active")
-        && std::fs::read_dir(e.path()).unwrap().next().is_none()
+    let name = e.file_name();
+    if name == ".summary.lock" {
+        return true;
+    }
+    if name == ".summary" {
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        let removed: std::collections::HashSet<&str> =
+            text.lines().filter_map(|l| l.strip_prefix('-')).collect();
+        return text
+            .lines()
+            .filter_map(|l| l.strip_prefix("{\"id\":\"")?.get(..64))
+            .all(|id| removed.contains(id));
+    }
+    (name == ".names" || name == ".active") && std::fs::read_dir(e.path()).unwrap().next().is_none()
 }
 
 /// Nothing of any container is left on the host: mounts, cgroups, processes; none runs,
