@@ -10,23 +10,21 @@ pub fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
-        let last = cells.len() - 1;
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i == last {
-                    c.to_string()
-                } else {
-                    format!("{c:<w$}", w = widths[i] + 3)
-                }
-            })
-            .collect::<String>()
+    // Written cell by cell into `out` (a buffer): no string is made per cell or row.
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| -> std::io::Result<()> {
+        let mut cells = cells.enumerate().peekable();
+        while let Some((i, c)) = cells.next() {
+            if cells.peek().is_some() {
+                write!(out, "{c:<w$}", w = widths[i] + 3)?;
+            } else {
+                out.write_all(c.as_bytes())?;
+            }
+        }
+        out.write_all(b"\n")
     };
-    writeln!(out, "{}", line(header.to_vec()))?;
+    line(&mut header.iter().copied())?;
     for row in rows {
-        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+        line(&mut row.iter().map(String::as_str))?;
     }
     Ok(())
 }
@@ -87,5 +85,19 @@ mod tests {
         assert_eq!(human_size(512), "512B");
         assert_eq!(human_size(1_234_000), "1.234MB");
         assert_eq!(human_size(2_000_000_000), "2GB");
+    }
+
+    #[test]
+    fn tables_pad_every_column_but_the_last_to_its_widest_cell() {
+        let mut out = Vec::new();
+        let rows = vec![
+            vec!["a1".to_string(), "dé".to_string(), "x".to_string()],
+            vec!["b".to_string(), "longer".to_string(), "yy".to_string()],
+        ];
+        table(&mut out, &["ID", "NAME", "LAST"], &rows).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ID   NAME     LAST\na1   dé       x\nb    longer   yy\n"
+        );
     }
 }
