@@ -101,6 +101,9 @@ pub struct Locked {
     pub record: Record,
     /// The state last read or saved: `save` records the events between it and the new one.
     seen: std::cell::RefCell<Seen>,
+    /// What `ps` showed of it when last read or saved: `save` appends to the summary only
+    /// when that changes (a health probe's save usually does not).
+    shown: std::cell::RefCell<Summary>,
 }
 
 /// What a state change is told from.
@@ -170,7 +173,11 @@ impl Locked {
         if !active {
             let _ = fs::remove_file(&marker);
         }
-        summary::Journal::new(self.path.parent().unwrap_or(&self.path)).put(&self.record);
+        let shown = Summary::of(&self.record);
+        if *self.shown.borrow() != shown {
+            summary::Journal::new(self.path.parent().unwrap_or(&self.path)).put(&shown);
+            self.shown.replace(shown);
+        }
         let before = self.seen.replace(Seen::of(&self.record));
         for (action, extra) in transitions(&before, &self.record) {
             self.event(action, &extra);
@@ -417,8 +424,12 @@ impl Containers {
                 mark_active(&active.join(&r.id))?;
             }
         }
-        self.rebuild_summary()
-            .map_err(io_err(&self.dir.join(".summary")))?;
+        // Best effort: a summary that cannot be written must not stop names from working;
+        // without one, `ps -a` reads the records.
+        if let Err(e) = self.rebuild_summary() {
+            tracing::warn!(error = %e, "rebuilding the container summary");
+            summary::Journal::new(&self.dir).discard();
+        }
         Ok(n)
     }
 
@@ -456,10 +467,16 @@ impl Containers {
         if record.state.is_active() {
             mark_active(&active_marker(&dir))?;
         }
+        // Its lock, held until the summary has its line: a verb that finds the new record
+        // (by name or id) waits, so its own line follows this one.
+        let mut lock = None;
         let written = fs::write(dir.join("image.json"), pin)
-            .and_then(|()| fs::write(dir.join(LOCK), b""))
             .map_err(io_err(&dir))
-            .and_then(|()| write_atomic(&dir.join(RECORD), &record));
+            .and_then(|()| lock_file(&dir.join(LOCK), true))
+            .and_then(|l| {
+                lock = Some(l);
+                write_atomic(&dir.join(RECORD), &record)
+            });
         // The name's entry, written whole then renamed (no fsync: the index is rebuilt
         // from the records whenever it is in doubt).
         let name_entry = self.names_dir().join(&record.name);
@@ -470,10 +487,14 @@ impl Containers {
                 .map_err(io_err(&name_entry))
         });
         if let Err(e) = written {
+            drop(lock);
             let _ = fs::remove_dir_all(&dir);
+            // A rebuild may have read the record in between.
+            summary::Journal::new(&self.dir).forget(&record.id);
             return Err(e);
         }
-        summary::Journal::new(&self.dir).put(&record);
+        summary::Journal::new(&self.dir).put(&Summary::of(&record));
+        drop(lock);
         event(&dir, &record, "create", &[]);
         if runs(record.state.status) {
             // Made running (a `run`): it starts as it is made.
@@ -555,7 +576,13 @@ impl Containers {
             return Vec::new();
         }
         let journal = summary::Journal::new(&self.dir);
-        let rows = match journal.read() {
+        // A journal that does not hold as many containers as there are directories missed a
+        // create or a removal (a process killed between the record and its line): rebuilt.
+        // (A create in progress, or a directory a killed create left, costs a rebuild too.)
+        let rows = journal
+            .read()
+            .filter(|rows| rows.len() == self.directories());
+        let rows = match rows {
             Some(rows) => rows,
             None => match self.rebuild_summary() {
                 Ok(rows) => rows,
@@ -578,6 +605,17 @@ impl Containers {
                 }
             })
             .collect()
+    }
+
+    /// How many container directories there are (names only: no record is read).
+    fn directories(&self) -> usize {
+        fs::read_dir(&self.dir)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| is_id_bytes(e.file_name().as_encoded_bytes()))
+                    .count()
+            })
+            .unwrap_or(0)
     }
 
     /// The active containers (running, paused, restarting), refreshed, newest first. Reads
@@ -667,6 +705,7 @@ impl Containers {
             _lock: lock,
             path: dir,
             seen: std::cell::RefCell::new(Seen::of(&record)),
+            shown: std::cell::RefCell::new(Summary::of(&record)),
             record,
         };
         if refresh(&mut locked.record.state) {
@@ -762,7 +801,12 @@ impl Containers {
             return Ok(0);
         };
         let mut n = 0;
-        for dir in entries.flatten().map(|e| e.path()) {
+        // Container directories only: the indexes (`.names`, `.active`) have no record either.
+        for dir in entries
+            .flatten()
+            .filter(|e| is_id_bytes(e.file_name().as_encoded_bytes()))
+            .map(|e| e.path())
+        {
             if dir.is_dir() && !dir.join(RECORD).exists() {
                 if let Some(id) = dir.file_name().and_then(|n| n.to_str()) {
                     (self.clean_up)(id, &dir);
@@ -860,7 +904,11 @@ fn mark_active(marker: &Path) -> Result<(), ContainerError> {
 
 /// Whether `s` is a container id: 64 lowercase hex digits.
 fn is_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    is_id_bytes(s.as_bytes())
+}
+
+fn is_id_bytes(s: &[u8]) -> bool {
+    s.len() == 64 && s.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]
@@ -1014,6 +1062,26 @@ mod tests {
         // A journal that is no journal is rebuilt by its next reader.
         std::fs::write(&journal, b"garbage").unwrap();
         assert_eq!(c.summaries(), listed);
+        // A save that changes nothing `ps` shows (a health probe's) appends nothing.
+        let before = std::fs::metadata(&journal).unwrap().len();
+        let l = c.lock(&a).unwrap();
+        l.save().unwrap();
+        drop(l);
+        assert_eq!(std::fs::metadata(&journal).unwrap().len(), before);
+        // A process killed between a record and its line (here: a removal whose `-ID`
+        // never came): the count of directories tells, and the journal is rebuilt.
+        std::fs::remove_dir_all(dir.path().join("containers").join(&a)).unwrap();
+        let left: Vec<String> = c.summaries().into_iter().map(|s| s.id).collect();
+        assert_eq!(left, std::slice::from_ref(&b));
+        // Leftover directories are containers' only: the indexes stay.
+        std::fs::create_dir(dir.path().join("containers").join(&d)).unwrap();
+        assert_eq!(c.remove_leftovers().unwrap(), 1);
+        assert!(dir.path().join("containers/.names").is_dir());
+        assert!(dir.path().join("containers/.active").is_dir());
+        // The removal by hand left `one`'s name: found, and repaired.
+        assert_eq!(c.check_names().len(), 1, "{:?}", c.check_names());
+        c.rebuild_names().unwrap();
+        assert!(c.check_names().is_empty(), "{:?}", c.check_names());
     }
 
     #[test]

@@ -141,12 +141,19 @@ impl Journal {
         Ok(f)
     }
 
-    /// Record `r` as it now is. Best effort: a journal that cannot be appended to is
-    /// deleted, to be rebuilt from the records by its next reader.
-    pub(super) fn put(&self, r: &Record) {
-        let mut line = serde_json::to_vec(&Summary::of(r)).expect("a summary serialises");
+    /// Record what `ps` shows of a container now. Best effort: a journal that cannot be
+    /// appended to is deleted, to be rebuilt from the records by its next reader.
+    pub(super) fn put(&self, s: &Summary) {
+        let mut line = serde_json::to_vec(s).expect("a summary serialises");
         line.push(b'\n');
         self.append(&line);
+    }
+
+    /// Delete the journal (under its lock when it can be had), to be rebuilt by its next
+    /// reader.
+    pub(super) fn discard(&self) {
+        let _lock = self.locked(true);
+        let _ = fs::remove_file(&self.path);
     }
 
     /// Record that container `id` is gone.
@@ -185,7 +192,7 @@ impl Journal {
                 return Err(io::Error::other("a line was cut short"));
             }
             f.write_all(line)?;
-            Ok(len + line.len() as u64 > COMPACT_MIN.max(3 * base))
+            Ok(len + line.len() as u64 > COMPACT_MIN.max(base.saturating_mul(3)))
         })();
         match appended {
             Ok(true) => {
@@ -274,6 +281,10 @@ fn fold(bytes: &[u8]) -> Option<Vec<Summary>> {
                 None => continue,
             },
         };
+        // Only containers' ids: a damaged line names none.
+        if !super::is_id_bytes(id) {
+            continue;
+        }
         if last.insert(id, row).is_none() && row.is_some() {
             order.push(id);
         }
@@ -298,10 +309,12 @@ fn id_of(line: &[u8]) -> Option<&[u8]> {
 mod tests {
     use super::*;
 
-    fn summary(id: &str, status: Status) -> Summary {
+    /// A summary of container `c` (its id: 64 times `c`).
+    fn summary(c: &str, status: Status) -> Summary {
+        let id = c.repeat(64);
         Summary {
-            id: id.to_string(),
-            name: format!("n{id}"),
+            id: id.clone(),
+            name: format!("n{c}"),
             created: Utc::now(),
             image: "busybox".into(),
             image_digest: None,
@@ -341,7 +354,8 @@ mod tests {
         let mut line = serde_json::to_vec(&summary("a", Status::Exited)).unwrap();
         line.push(b'\n');
         f.write_all(&line).unwrap();
-        f.write_all(b"-b\n").unwrap();
+        f.write_all(format!("-{}\n", "b".repeat(64)).as_bytes())
+            .unwrap();
         let rows = j.read().unwrap();
         assert_eq!(rows.len(), 1, "{rows:?}");
         assert_eq!(rows[0].status, Status::Exited);
@@ -349,7 +363,7 @@ mod tests {
         f.write_all(b"{\"id\":\"c\",\"na").unwrap();
         drop(f);
         assert!(j.read().is_none());
-        j.forget("a");
+        j.forget(&"a".repeat(64));
         assert!(!dir.path().join(JOURNAL).exists());
     }
 
@@ -358,7 +372,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::new(dir.path());
         j.rebuild(Vec::new).unwrap();
-        let mut line = serde_json::to_vec(&summary("x", Status::Running)).unwrap();
+        let mut line = serde_json::to_vec(&summary("e", Status::Running)).unwrap();
         line.push(b'\n');
         for _ in 0..2 * COMPACT_MIN as usize / line.len() {
             j.append(&line);
@@ -373,8 +387,26 @@ mod tests {
     }
 
     #[test]
-    fn no_header_is_no_journal() {
+    fn no_header_is_no_journal_and_no_id_is_no_line() {
         assert!(fold(b"{\"id\":\"a\"}\n").is_none());
         assert_eq!(fold(b"#wharf-summary 1 20\n").unwrap(), Vec::new());
+        // Lines naming no container (damage) are skipped, removals included.
+        let mut bad = summary("a", Status::Exited);
+        bad.id = "../x".into();
+        let text = format!(
+            "#wharf-summary 1 20\n{}\n-../y\n",
+            serde_json::to_string(&bad).unwrap()
+        );
+        assert_eq!(fold(text.as_bytes()).unwrap(), Vec::new());
+        // A header whose size overflows when tripled is no panic.
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(JOURNAL),
+            b"#wharf-summary 1 18446744073709551615\n",
+        )
+        .unwrap();
+        let j = Journal::new(dir.path());
+        j.forget(&"a".repeat(64));
+        assert_eq!(j.read().unwrap(), Vec::new());
     }
 }
