@@ -17,6 +17,11 @@ pub fn random_u64(salt: u32) -> u64 {
     h.finish()
 }
 
+/// The first 12 digits of an id, as `ps` and Docker show it (all of it when shorter).
+pub fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
 /// A new 64-hex-digit id (a container's, a network's).
 pub fn new_id() -> String {
     let mut bytes = Vec::with_capacity(32);
@@ -34,5 +39,7 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+        assert_eq!(super::short(&a), &a[..12]);
+        assert_eq!(super::short("abc"), "abc");
     }
 }

@@ -493,7 +493,7 @@ fn container(
         h.extend(f);
     }
     let config = json!({
-        "Hostname": native.hostname.clone().unwrap_or_else(|| r.id[..12.min(r.id.len())].to_string()),
+        "Hostname": native.hostname.clone().unwrap_or_else(|| r.short_id().to_string()),
         "User": native.user.clone().unwrap_or_default(),
         "Image": r.image,
         "Cmd": r.command,

@@ -225,7 +225,7 @@ pub struct Record {
 impl Record {
     /// The first 12 digits, as `ps` shows them.
     pub fn short_id(&self) -> &str {
-        &self.id[..12.min(self.id.len())]
+        crate::id::short(&self.id)
     }
 
     /// How messages name the container: its name, else its short id.

@@ -108,7 +108,7 @@ impl Summary {
 
     /// The first 12 digits, as `ps` shows them.
     pub fn short_id(&self) -> &str {
-        &self.id[..12.min(self.id.len())]
+        crate::id::short(&self.id)
     }
 }
 
